@@ -1,0 +1,17 @@
+# The two set-up commands of the README. Both install libtorch (torch==2.11.0 from PyPI) into a
+# cached venv on first use; see scripts/setup-libtorch.sh.
+SHELL := /bin/bash
+TORCH_ENV = VENV="$$(bash scripts/setup-libtorch.sh | tail -n 1)" && export PATH="$$VENV/bin:$$PATH" LIBTORCH_USE_PYTORCH=1
+
+.PHONY: demo test lint bench
+
+## Train Wide + TabMlp on Adult, evaluate on a held-out 20%, explain.
+demo:
+	@$(TORCH_ENV) && cargo run --release --example adult
+
+## The whole test suite (unit, integration, doc tests) of the workspace.
+test:
+	@$(TORCH_ENV) && cargo test --workspace
+
+lint:
+	@$(TORCH_ENV) && cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,62 @@
+//! Makes every binary, test, example and bench of this crate start without `LD_LIBRARY_PATH`:
+//! adds an rpath to the libtorch `lib/` directory and links `libtorch` with `--no-as-needed`,
+//! so that `libtorch_cuda` is loaded (otherwise the GPU is silently never seen).
+//!
+//! The libtorch directory is found like torch-sys finds it: `LIBTORCH_LIB`, else `LIBTORCH/lib`,
+//! else the `torch` package of the Python named by `LIBTORCH_PYTHON`/`PYTHON`, else `python3`
+//! on PATH (the Makefile puts the cached venv from `scripts/setup-libtorch.sh` first on PATH).
+use std::path::PathBuf;
+use std::process::Command;
+
+fn torch_lib_dir() -> Option<PathBuf> {
+    if let Ok(lib) = std::env::var("LIBTORCH_LIB") {
+        return Some(PathBuf::from(lib));
+    }
+    if let Ok(root) = std::env::var("LIBTORCH") {
+        return Some(PathBuf::from(root).join("lib"));
+    }
+    let python = std::env::var("LIBTORCH_PYTHON")
+        .or_else(|_| std::env::var("PYTHON"))
+        .unwrap_or_else(|_| "python3".to_string());
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import os, torch; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))",
+        ])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    dir.is_dir().then_some(dir)
+}
+
+fn main() {
+    for var in [
+        "LIBTORCH",
+        "LIBTORCH_LIB",
+        "LIBTORCH_PYTHON",
+        "PYTHON",
+        "PATH",
+    ] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    println!("cargo:rerun-if-changed=build.rs");
+    match torch_lib_dir() {
+        Some(dir) => {
+            let dir = dir.display();
+            println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
+            println!("cargo:rustc-link-arg=-L{dir}");
+            println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+            println!("cargo:rustc-link-arg=-ltorch");
+            if std::path::Path::new(&format!("{dir}/libtorch_cuda.so")).exists() {
+                println!("cargo:rustc-link-arg=-ltorch_cuda");
+            }
+            println!("cargo:rustc-link-arg=-Wl,--as-needed");
+        }
+        None => println!(
+            "cargo:warning=libtorch not found: run scripts/setup-libtorch.sh and put its venv's bin/ on PATH (the Makefile does this)"
+        ),
+    }
+}

@@ -1,0 +1,32 @@
+//! Preprocessors for `widedeep`: Polars [`DataFrame`](polars::prelude::DataFrame)s in, plain
+//! [`ndarray`] arrays out. No libtorch.
+//!
+//! * [`WidePreprocessor`] turns categorical (and crossed) columns into one `i64` matrix of
+//!   global indices for the wide (linear) component, shape `[n_rows, n_wide_cols + n_crossed]`.
+//! * [`TabPreprocessor`] label-encodes categorical columns into an `i64` matrix
+//!   `[n_rows, n_cat_cols]` and imputes/scales continuous columns into an `f32` matrix
+//!   `[n_rows, n_cont_out]`, and reports the column metadata ([`TabMeta`]) the deep tabular
+//!   models need (cardinalities, embedding dimensions).
+//! * [`TargetEncoder`] turns the target column into `f32` (binary, regression) or `i64`
+//!   (multiclass) labels.
+//!
+//! Index `0` is reserved everywhere for null and unseen values, so transforming new data never
+//! fails because of a category that was not present at fit time. Every bad input gives a typed
+//! [`PreprocessingError`] naming the offending column; nothing here panics on user data.
+//!
+//! All fitted preprocessors are `serde` types and save to / load from JSON.
+
+pub mod embed;
+pub mod error;
+pub mod tab;
+pub mod target;
+pub mod wide;
+
+mod column;
+mod persist;
+
+pub use embed::{embed_dim, EmbeddingRule};
+pub use error::{PreprocessingError, Result};
+pub use tab::{CatColumnMeta, Scaling, TabData, TabMeta, TabPreprocessor};
+pub use target::{TargetData, TargetEncoder, TargetKind};
+pub use wide::{WideData, WidePreprocessor};

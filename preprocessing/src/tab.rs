@@ -1,0 +1,982 @@
+//! Label encoding, imputation and scaling for the deep tabular component.
+
+use std::path::Path;
+
+use ndarray::Array2;
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::column::{self, KeyDtypes};
+use crate::embed::{embed_dim, EmbeddingRule};
+use crate::error::{PreprocessingError, Result};
+use crate::persist;
+use crate::wide::check_unique;
+
+/// Suffix of the name of a continuous column's missing-value indicator.
+const MISSING_SUFFIX: &str = "_missing";
+
+/// Which continuous columns are standardized (`(x - mean) / std`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Scaling {
+    /// No column is scaled.
+    None,
+    /// Every continuous column is scaled (the default).
+    #[default]
+    All,
+    /// Only the named continuous columns are scaled.
+    Columns(Vec<String>),
+}
+
+impl Scaling {
+    fn applies_to(&self, column: &str) -> bool {
+        match self {
+            Self::None => false,
+            Self::All => true,
+            Self::Columns(cols) => cols.iter().any(|c| c == column),
+        }
+    }
+}
+
+/// Prepares the input of the deep tabular component: categorical columns become an `i64`
+/// matrix of label codes, continuous columns an `f32` matrix of imputed, standardized values.
+///
+/// * **Categorical** columns (string, categorical, boolean or integer dtype) are label encoded
+///   `1..=n` in sorted order of the distinct values' string forms; null and values unseen at
+///   fit time map to `0`. Each column's cardinality is `n + 1` and its embedding dimension
+///   comes from [`embed_dim_for`](Self::embed_dim_for) or else the [`EmbeddingRule`].
+/// * **Continuous** columns (integer or float dtype): null and NaN are imputed with the median
+///   of the column's non-null values seen at fit time; then, per [`Scaling`], standardized
+///   with the mean and population standard deviation of the imputed fit column (a standard
+///   deviation of 0 is replaced by 1). Infinite values are an error. With
+///   [`missing_indicator(true)`](Self::missing_indicator), each continuous column that had a
+///   null or NaN at fit time gets a `0/1` column `"<col>_missing"`, placed after all
+///   continuous columns.
+///
+/// ```
+/// use polars::prelude::*;
+/// use widedeep_preprocessing::TabPreprocessor;
+///
+/// let df = df!(
+///     "city" => ["Oslo", "Lima", "Oslo"],
+///     "temp" => [Some(1.0f64), None, Some(3.0)],
+/// )
+/// .unwrap();
+/// let mut tab = TabPreprocessor::new(&["city"], &["temp"]).missing_indicator(true);
+/// let data = tab.fit_transform(&df).unwrap();
+/// assert_eq!(data.cat.column(0).to_vec(), vec![2, 1, 2]); // Lima = 1, Oslo = 2
+/// assert_eq!(data.cont.shape(), &[3, 2]); // temp, temp_missing
+/// assert_eq!(tab.meta().unwrap().cont, vec!["temp", "temp_missing"]);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TabPreprocessor {
+    cat_cols: Vec<String>,
+    continuous_cols: Vec<String>,
+    embedding_rule: EmbeddingRule,
+    /// Explicit embedding dimensions, in the order they were set.
+    embed_dims: Vec<(String, usize)>,
+    scaling: Scaling,
+    missing_indicator: bool,
+    fitted: Option<TabFitted>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct TabFitted {
+    /// One entry per categorical column, in `cat_cols` order.
+    cat: Vec<FittedCat>,
+    /// One entry per continuous column, in `continuous_cols` order.
+    cont: Vec<FittedCont>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct FittedCat {
+    /// Distinct values in sorted order; value `categories[i]` has code `i + 1`.
+    categories: Vec<String>,
+    embed_dim: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct FittedCont {
+    /// Imputation value for null and NaN.
+    median: f64,
+    /// Shift applied before dividing by `std` (0 when not scaled).
+    mean: f64,
+    /// Divisor (1 when not scaled).
+    std: f64,
+    /// Whether this column gets a missing-value indicator column.
+    indicator: bool,
+}
+
+impl FittedCont {
+    /// The output value for one input value, or the offending value if it is infinite.
+    #[inline]
+    fn apply(&self, value: Option<f64>) -> std::result::Result<f64, f64> {
+        let v = match value {
+            Some(v) if v.is_nan() => self.median,
+            Some(v) if v.is_infinite() => return Err(v),
+            Some(v) => v,
+            None => self.median,
+        };
+        Ok((v - self.mean) / self.std)
+    }
+}
+
+/// Output of [`TabPreprocessor::transform`]. Both arrays have standard (row-major) layout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TabData {
+    /// Categorical codes, shape `[n_rows, n_cat_cols]` (`[n_rows, 0]` without categorical
+    /// columns). Column `j` takes values in `0..cardinality_j`; 0 means null or unseen.
+    pub cat: Array2<i64>,
+    /// Continuous values, shape `[n_rows, n_cont_out]` where `n_cont_out` is the number of
+    /// continuous columns plus the number of missing-indicator columns (listed in
+    /// [`TabMeta::cont`]).
+    pub cont: Array2<f32>,
+}
+
+impl TabData {
+    /// Number of rows.
+    pub fn n_rows(&self) -> usize {
+        self.cat.nrows()
+    }
+}
+
+/// Column metadata of a fitted [`TabPreprocessor`], what the deep tabular models need to
+/// size their embeddings and input layers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TabMeta {
+    /// One entry per column of [`TabData::cat`], in order.
+    pub cat: Vec<CatColumnMeta>,
+    /// Names of the columns of [`TabData::cont`], in order: the continuous columns, then the
+    /// missing-indicator columns (`"<col>_missing"`).
+    pub cont: Vec<String>,
+}
+
+/// Metadata of one categorical column.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatColumnMeta {
+    /// Column name.
+    pub name: String,
+    /// Number of distinct fitted values + 1 (the reserved index 0): the embedding table needs
+    /// this many rows.
+    pub cardinality: usize,
+    /// Embedding dimension.
+    pub embed_dim: usize,
+}
+
+impl TabPreprocessor {
+    /// A preprocessor with the given categorical and continuous columns, the
+    /// [`FastaiNew`](EmbeddingRule::FastaiNew) embedding rule, [`Scaling::All`] and no
+    /// missing indicators. The configuration is validated by [`fit`](Self::fit).
+    pub fn new(cat_cols: &[&str], continuous_cols: &[&str]) -> Self {
+        Self {
+            cat_cols: cat_cols.iter().map(|c| (*c).to_owned()).collect(),
+            continuous_cols: continuous_cols.iter().map(|c| (*c).to_owned()).collect(),
+            embedding_rule: EmbeddingRule::default(),
+            embed_dims: Vec::new(),
+            scaling: Scaling::default(),
+            missing_indicator: false,
+            fitted: None,
+        }
+    }
+
+    /// Sets the rule giving embedding dimensions of categorical columns without an explicit
+    /// one.
+    pub fn embedding_rule(mut self, rule: EmbeddingRule) -> Self {
+        self.embedding_rule = rule;
+        self.fitted = None;
+        self
+    }
+
+    /// Sets an explicit embedding dimension for the categorical column `col` (replacing an
+    /// earlier one for the same column). `col` must be a categorical column and `dim > 0`.
+    pub fn embed_dim_for(mut self, col: &str, dim: usize) -> Self {
+        self.embed_dims.retain(|(c, _)| c != col);
+        self.embed_dims.push((col.to_owned(), dim));
+        self.fitted = None;
+        self
+    }
+
+    /// Sets which continuous columns are standardized.
+    pub fn scaling(mut self, scaling: Scaling) -> Self {
+        self.scaling = scaling;
+        self.fitted = None;
+        self
+    }
+
+    /// Whether to add a `0/1` missing-value indicator column for each continuous column that
+    /// has a null or NaN at fit time.
+    pub fn missing_indicator(mut self, on: bool) -> Self {
+        self.missing_indicator = on;
+        self.fitted = None;
+        self
+    }
+
+    /// The configured categorical columns.
+    pub fn cat_cols(&self) -> &[String] {
+        &self.cat_cols
+    }
+
+    /// The configured continuous columns.
+    pub fn continuous_cols(&self) -> &[String] {
+        &self.continuous_cols
+    }
+
+    /// Whether [`fit`](Self::fit) has been called successfully.
+    pub fn is_fitted(&self) -> bool {
+        self.fitted.is_some()
+    }
+
+    /// Learns categories, medians and scaling statistics from `df`.
+    ///
+    /// Errors: [`InvalidConfig`](PreprocessingError::InvalidConfig) (no column, embedding
+    /// dimension 0, `embed_dim_for`/`Scaling::Columns` naming an unlisted column),
+    /// [`DuplicateColumn`](PreprocessingError::DuplicateColumn),
+    /// [`ConflictingRole`](PreprocessingError::ConflictingRole),
+    /// [`EmptyFrame`](PreprocessingError::EmptyFrame),
+    /// [`MissingColumn`](PreprocessingError::MissingColumn),
+    /// [`WrongType`](PreprocessingError::WrongType),
+    /// [`AllNull`](PreprocessingError::AllNull) (no non-null, non-NaN value) and
+    /// [`NonFinite`](PreprocessingError::NonFinite) (an infinite continuous value).
+    pub fn fit(&mut self, df: &DataFrame) -> Result<()> {
+        self.validate_config()?;
+        if df.height() == 0 {
+            return Err(PreprocessingError::EmptyFrame);
+        }
+        self.check_columns(df)?;
+        let cat = column::par_map(df.height(), self.cat_cols.len(), |j| {
+            let name = &self.cat_cols[j];
+            let categories = column::distinct_keys(column::get(df, name)?)?;
+            if categories.is_empty() {
+                return Err(PreprocessingError::all_null(name));
+            }
+            let embed_dim = self.embed_dims.iter().find(|(c, _)| c == name).map_or_else(
+                || embed_dim(categories.len() + 1, self.embedding_rule),
+                |(_, d)| *d,
+            );
+            Ok(FittedCat {
+                categories,
+                embed_dim,
+            })
+        })?;
+        let cont = column::par_map(df.height(), self.continuous_cols.len(), |j| {
+            let name = &self.continuous_cols[j];
+            self.fit_continuous(column::get(df, name)?, name)
+        })?;
+        self.fitted = Some(TabFitted { cat, cont });
+        Ok(())
+    }
+
+    /// Encodes `df` with the fitted state.
+    ///
+    /// Returns `cat` of shape `[df.height(), n_cat_cols]` and `cont` of shape
+    /// `[df.height(), n_cont_out]`. Errors: [`NotFitted`](PreprocessingError::NotFitted),
+    /// [`MissingColumn`](PreprocessingError::MissingColumn),
+    /// [`WrongType`](PreprocessingError::WrongType) and
+    /// [`NonFinite`](PreprocessingError::NonFinite) (an infinite continuous value).
+    pub fn transform(&self, df: &DataFrame) -> Result<TabData> {
+        let fitted = self.fitted()?;
+        self.check_columns(df)?;
+        let n_rows = df.height();
+
+        let cat_columns = column::par_map(n_rows, self.cat_cols.len(), |j| {
+            let col = column::get(df, &self.cat_cols[j])?;
+            let mut out = vec![0i64; n_rows];
+            column::encode_into(col, &fitted.cat[j].categories, 0, &mut out)?;
+            Ok(out)
+        })?;
+        let cat = column::assemble(n_rows, &cat_columns);
+        drop(cat_columns);
+
+        // Output column j < n_cont is continuous column j; the rest are indicators.
+        let n_cont = self.continuous_cols.len();
+        let sources: Vec<usize> = (0..n_cont)
+            .chain((0..n_cont).filter(|&j| fitted.cont[j].indicator))
+            .collect();
+        let cont_columns = column::par_map(n_rows, sources.len(), |j| {
+            let src = sources[j];
+            let name = &self.continuous_cols[src];
+            let values = column::as_f64(column::get(df, name)?)?;
+            let mut out = vec![0f32; n_rows];
+            if j < n_cont {
+                fill_continuous(&values, &fitted.cont[src], name, &mut out)?;
+            } else {
+                fill_indicator(&values, &mut out);
+            }
+            Ok(out)
+        })?;
+        let cont = column::assemble(n_rows, &cont_columns);
+        Ok(TabData { cat, cont })
+    }
+
+    /// [`fit`](Self::fit) then [`transform`](Self::transform) on the same frame.
+    pub fn fit_transform(&mut self, df: &DataFrame) -> Result<TabData> {
+        self.fit(df)?;
+        self.transform(df)
+    }
+
+    /// Column metadata: names, cardinalities and embedding dimensions of the categorical
+    /// columns, names of the continuous output columns.
+    pub fn meta(&self) -> Result<TabMeta> {
+        let fitted = self.fitted()?;
+        let cat = self
+            .cat_cols
+            .iter()
+            .zip(&fitted.cat)
+            .map(|(name, f)| CatColumnMeta {
+                name: name.clone(),
+                cardinality: f.categories.len() + 1,
+                embed_dim: f.embed_dim,
+            })
+            .collect();
+        let indicators = self
+            .continuous_cols
+            .iter()
+            .zip(&fitted.cont)
+            .filter(|(_, f)| f.indicator)
+            .map(|(name, _)| format!("{name}{MISSING_SUFFIX}"));
+        let cont = self
+            .continuous_cols
+            .iter()
+            .cloned()
+            .chain(indicators)
+            .collect();
+        Ok(TabMeta { cat, cont })
+    }
+
+    /// Maps transformed data back to a DataFrame with the categorical columns (as strings)
+    /// followed by the continuous columns (as `f64`, unscaled), in configuration order.
+    ///
+    /// Code 0 (and any code outside `1..cardinality`) becomes null; imputed values stay at
+    /// the fitted median; indicator columns are dropped. Values pass through `f32`, so
+    /// continuous values come back to within `f32` precision.
+    ///
+    /// Errors: [`NotFitted`](PreprocessingError::NotFitted), and
+    /// [`InvalidConfig`](PreprocessingError::InvalidConfig) (field `"data"`) if the arrays'
+    /// shapes do not match this preprocessor.
+    pub fn inverse_transform(&self, data: &TabData) -> Result<DataFrame> {
+        let fitted = self.fitted()?;
+        let n_rows = data.cat.nrows();
+        let n_cont_out =
+            self.continuous_cols.len() + fitted.cont.iter().filter(|f| f.indicator).count();
+        if data.cat.ncols() != self.cat_cols.len()
+            || data.cont.ncols() != n_cont_out
+            || data.cont.nrows() != n_rows
+        {
+            return Err(PreprocessingError::config(
+                "data",
+                format!(
+                    "expected cat [n, {}] and cont [n, {}], got cat {:?} and cont {:?}",
+                    self.cat_cols.len(),
+                    n_cont_out,
+                    data.cat.shape(),
+                    data.cont.shape()
+                ),
+            ));
+        }
+        let mut columns = Vec::with_capacity(self.cat_cols.len() + self.continuous_cols.len());
+        for (j, (name, f)) in self.cat_cols.iter().zip(&fitted.cat).enumerate() {
+            let values: StringChunked = data
+                .cat
+                .column(j)
+                .iter()
+                .map(|&code| category(&f.categories, code))
+                .collect();
+            columns.push(values.with_name(name.as_str().into()).into_column());
+        }
+        for (j, (name, f)) in self.continuous_cols.iter().zip(&fitted.cont).enumerate() {
+            let values: Vec<f64> = data
+                .cont
+                .column(j)
+                .iter()
+                .map(|&x| f64::from(x) * f.std + f.mean)
+                .collect();
+            columns.push(Column::new(name.as_str().into(), values));
+        }
+        column::frame(n_rows, columns)
+    }
+
+    /// The category string behind code `index` of categorical column `col`; `None` for code 0,
+    /// an out-of-range code, an unknown column or an unfitted preprocessor.
+    pub fn category_of(&self, col: &str, index: i64) -> Option<&str> {
+        let fitted = self.fitted.as_ref()?;
+        let j = self.cat_cols.iter().position(|c| c == col)?;
+        category(&fitted.cat.get(j)?.categories, index)
+    }
+
+    /// Saves the preprocessor (configuration and fitted state) as JSON, atomically: a failed
+    /// save leaves no partial file.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        persist::save_json(self, path.as_ref())
+    }
+
+    /// Loads a preprocessor saved by [`save`](Self::save).
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        persist::load_json(path.as_ref())
+    }
+
+    /// The fitted state, checked against the configuration (it may come from a hand-edited
+    /// JSON file).
+    fn fitted(&self) -> Result<&TabFitted> {
+        let fitted = self
+            .fitted
+            .as_ref()
+            .ok_or_else(|| PreprocessingError::not_fitted("TabPreprocessor"))?;
+        if fitted.cat.len() != self.cat_cols.len()
+            || fitted.cont.len() != self.continuous_cols.len()
+        {
+            return Err(PreprocessingError::config(
+                "fitted",
+                "the fitted state does not match the configured columns",
+            ));
+        }
+        Ok(fitted)
+    }
+
+    fn validate_config(&self) -> Result<()> {
+        if self.cat_cols.is_empty() && self.continuous_cols.is_empty() {
+            return Err(PreprocessingError::config(
+                "columns",
+                "no categorical or continuous column given",
+            ));
+        }
+        check_unique(self.cat_cols.iter().map(String::as_str), "cat_cols")?;
+        check_unique(
+            self.continuous_cols.iter().map(String::as_str),
+            "continuous_cols",
+        )?;
+        if let Some(c) = self
+            .cat_cols
+            .iter()
+            .find(|c| self.continuous_cols.contains(c))
+        {
+            return Err(PreprocessingError::ConflictingRole { column: c.clone() });
+        }
+        for (col, dim) in &self.embed_dims {
+            if !self.cat_cols.contains(col) {
+                return Err(PreprocessingError::config(
+                    "embed_dim_for",
+                    format!("`{col}` is not a categorical column"),
+                ));
+            }
+            if *dim == 0 {
+                return Err(PreprocessingError::config(
+                    "embed_dim_for",
+                    format!("embedding dimension of `{col}` must be at least 1"),
+                ));
+            }
+        }
+        if let Scaling::Columns(cols) = &self.scaling {
+            check_unique(cols.iter().map(String::as_str), "scaling")?;
+            if let Some(col) = cols.iter().find(|c| !self.continuous_cols.contains(c)) {
+                return Err(PreprocessingError::config(
+                    "scaling",
+                    format!("`{col}` is not a continuous column"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that every configured column exists with a usable dtype.
+    fn check_columns(&self, df: &DataFrame) -> Result<()> {
+        for name in &self.cat_cols {
+            column::check_key_dtype(column::get(df, name)?, name, KeyDtypes::Discrete)?;
+        }
+        for name in &self.continuous_cols {
+            column::check_numeric(column::get(df, name)?, name)?;
+        }
+        Ok(())
+    }
+
+    fn fit_continuous(&self, col: &Column, name: &str) -> Result<FittedCont> {
+        let values = column::as_f64(col)?;
+        let mut observed = Vec::with_capacity(values.len() - values.null_count());
+        for (row, value) in values.iter().enumerate() {
+            match value {
+                Some(v) if v.is_infinite() => return Err(non_finite(name, row, v)),
+                Some(v) if !v.is_nan() => observed.push(v),
+                _ => {}
+            }
+        }
+        if observed.is_empty() {
+            return Err(PreprocessingError::all_null(name));
+        }
+        let n_missing = values.len() - observed.len();
+        let median = median(&mut observed);
+        let (mut mean, mut std) = (0.0, 1.0);
+        if self.scaling.applies_to(name) {
+            // Statistics of the imputed column: observed values plus `n_missing` medians.
+            let n = values.len() as f64;
+            let missing = n_missing as f64;
+            mean = (observed.iter().sum::<f64>() + missing * median) / n;
+            let ss: f64 = observed
+                .iter()
+                .map(|v| (v - mean) * (v - mean))
+                .sum::<f64>()
+                + missing * (median - mean) * (median - mean);
+            std = (ss / n).sqrt();
+            // A constant column (up to rounding) is only centred.
+            if !std.is_finite() || std <= 10.0 * f64::EPSILON * mean.abs() {
+                std = 1.0;
+            }
+        }
+        Ok(FittedCont {
+            median,
+            mean,
+            std,
+            indicator: self.missing_indicator && n_missing > 0,
+        })
+    }
+}
+
+/// Median of `values` (non-empty, no NaN); the mean of the two middle values for an even
+/// count. Reorders `values`.
+fn median(values: &mut [f64]) -> f64 {
+    let n = values.len();
+    let mid = n / 2;
+    let (below, upper, _) = values.select_nth_unstable_by(mid, f64::total_cmp);
+    let upper = *upper;
+    if n % 2 == 1 {
+        upper
+    } else {
+        let lower = below.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mid_value = (lower + upper) / 2.0;
+        if mid_value.is_finite() {
+            mid_value
+        } else {
+            lower / 2.0 + upper / 2.0
+        }
+    }
+}
+
+fn category(categories: &[String], code: i64) -> Option<&str> {
+    let i = usize::try_from(code).ok()?.checked_sub(1)?;
+    categories.get(i).map(String::as_str)
+}
+
+fn non_finite(name: &str, row: usize, value: f64) -> PreprocessingError {
+    PreprocessingError::NonFinite {
+        column: name.to_owned(),
+        row,
+        value,
+    }
+}
+
+/// Imputes and scales one continuous column into `out` (shape `[n_rows]`).
+fn fill_continuous(
+    values: &Float64Chunked,
+    fitted: &FittedCont,
+    name: &str,
+    out: &mut [f32],
+) -> Result<()> {
+    for (row, (slot, value)) in out.iter_mut().zip(values.iter()).enumerate() {
+        *slot = fitted.apply(value).map_err(|v| non_finite(name, row, v))? as f32;
+    }
+    Ok(())
+}
+
+/// Writes 1 where `values` is null or NaN, else 0, into `out` (shape `[n_rows]`).
+fn fill_indicator(values: &Float64Chunked, out: &mut [f32]) {
+    for (slot, value) in out.iter_mut().zip(values.iter()) {
+        *slot = match value {
+            Some(v) if !v.is_nan() => 0.0,
+            _ => 1.0,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::File;
+
+    use ndarray::array;
+
+    use super::*;
+
+    fn approx(a: f32, b: f64) -> bool {
+        (f64::from(a) - b).abs() < 1e-5
+    }
+
+    /// Checks the first `expected.len()` values of column `j`.
+    fn assert_column(data: &Array2<f32>, j: usize, expected: &[f64]) {
+        let got = data.column(j).to_vec();
+        assert!(got.len() >= expected.len());
+        for (row, (g, e)) in got.iter().zip(expected).enumerate() {
+            assert!(
+                approx(*g, *e),
+                "column {j} row {row}: got {g}, expected {e}"
+            );
+        }
+    }
+
+    /// color: blue=1, green=2, red=3. x: observed [1, 3, 10] -> median 3; imputed
+    /// [1, 3, 3, 3, 10] has mean 4 and population std sqrt(48 / 5). n: [2, 4, 4, 4, 6] has
+    /// mean 4 and std sqrt(8 / 5).
+    fn small() -> DataFrame {
+        df!(
+            "color" => [Some("red"), Some("blue"), None, Some("red"), Some("green")],
+            "x" => [Some(1.0f64), None, Some(3.0), Some(f64::NAN), Some(10.0)],
+            "n" => [2i64, 4, 4, 4, 6],
+        )
+        .unwrap()
+    }
+
+    fn adult() -> DataFrame {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/adult.parquet");
+        ParquetReader::new(File::open(path).unwrap())
+            .finish()
+            .unwrap()
+    }
+
+    #[test]
+    fn label_encoding_scaling_and_imputation() {
+        let mut tab = TabPreprocessor::new(&["color"], &["x", "n"]);
+        let data = tab.fit_transform(&small()).unwrap();
+        assert_eq!(data.cat, array![[3], [1], [0], [3], [2]]);
+        let sx = (48.0f64 / 5.0).sqrt();
+        let sn = (8.0f64 / 5.0).sqrt();
+        assert_column(
+            &data.cont,
+            0,
+            &[-3.0 / sx, -1.0 / sx, -1.0 / sx, -1.0 / sx, 6.0 / sx],
+        );
+        assert_column(&data.cont, 1, &[-2.0 / sn, 0.0, 0.0, 0.0, 2.0 / sn]);
+        let meta = tab.meta().unwrap();
+        assert_eq!(
+            meta.cat,
+            vec![CatColumnMeta {
+                name: "color".into(),
+                cardinality: 4,
+                embed_dim: 3, // round(1.6 * 4^0.56) = round(3.48)
+            }]
+        );
+        assert_eq!(meta.cont, vec!["x", "n"]);
+        assert_eq!(tab.category_of("color", 2), Some("green"));
+        assert_eq!(tab.category_of("color", 0), None);
+        assert_eq!(tab.category_of("color", 4), None);
+        assert_eq!(tab.category_of("x", 1), None);
+    }
+
+    #[test]
+    fn unscaled_median_imputation() {
+        let mut tab = TabPreprocessor::new(&[], &["x", "n"]).scaling(Scaling::None);
+        let data = tab.fit_transform(&small()).unwrap();
+        assert_eq!(data.cat.shape(), &[5, 0]);
+        assert_column(&data.cont, 0, &[1.0, 3.0, 3.0, 3.0, 10.0]);
+        assert_column(&data.cont, 1, &[2.0, 4.0, 4.0, 4.0, 6.0]);
+        // Even count: mean of the two middle values.
+        let df = df!("x" => [Some(4.0f64), None, Some(1.0), Some(2.0), Some(9.0)]).unwrap();
+        let mut tab = TabPreprocessor::new(&[], &["x"]).scaling(Scaling::None);
+        let data = tab.fit_transform(&df).unwrap();
+        assert_column(&data.cont, 0, &[4.0, 3.0, 1.0, 2.0, 9.0]);
+    }
+
+    #[test]
+    fn scaling_selected_columns_and_constant_column() {
+        let df = df!("a" => [1.0f64, 3.0], "b" => [1.0f64, 3.0], "c" => [0.1f64, 0.1]).unwrap();
+        let mut tab = TabPreprocessor::new(&[], &["a", "b", "c"])
+            .scaling(Scaling::Columns(vec!["b".into(), "c".into()]));
+        let data = tab.fit_transform(&df).unwrap();
+        assert_column(&data.cont, 0, &[1.0, 3.0]);
+        assert_column(&data.cont, 1, &[-1.0, 1.0]);
+        // std 0 -> 1: only centred.
+        assert_column(&data.cont, 2, &[0.0, 0.0]);
+    }
+
+    #[test]
+    fn unseen_and_null_categories_are_zero() {
+        let mut tab = TabPreprocessor::new(&["color"], &[]);
+        tab.fit(&small()).unwrap();
+        let new = df!("color" => [Some("purple"), None, Some("blue")]).unwrap();
+        assert_eq!(tab.transform(&new).unwrap().cat, array![[0], [0], [1]]);
+        // Integer and boolean categories are keyed by their string form.
+        let df = df!("k" => [10i32, 2, 10], "b" => [true, false, true]).unwrap();
+        let mut tab = TabPreprocessor::new(&["k", "b"], &[]);
+        let data = tab.fit_transform(&df).unwrap();
+        assert_eq!(data.cat, array![[1, 2], [2, 1], [1, 2]]);
+        assert_eq!(data.cont.shape(), &[3, 0]);
+    }
+
+    #[test]
+    fn missing_indicator_columns() {
+        let mut tab = TabPreprocessor::new(&["color"], &["x", "n"])
+            .missing_indicator(true)
+            .scaling(Scaling::None);
+        let data = tab.fit_transform(&small()).unwrap();
+        assert_eq!(data.cont.shape(), &[5, 3]);
+        assert_column(&data.cont, 2, &[0.0, 1.0, 0.0, 1.0, 0.0]);
+        assert_eq!(tab.meta().unwrap().cont, vec!["x", "n", "x_missing"]);
+        // At transform time the indicator follows the new data; `n` gets none.
+        let new = df!(
+            "color" => ["red"],
+            "x" => [None::<f64>],
+            "n" => [Some(1i64)],
+        )
+        .unwrap();
+        let data = tab.transform(&new).unwrap();
+        assert_eq!(data.cont, array![[3.0f32, 1.0, 1.0]]);
+    }
+
+    #[test]
+    fn inverse_transform_round_trip() {
+        let mut tab = TabPreprocessor::new(&["color"], &["x", "n"]).missing_indicator(true);
+        let data = tab.fit_transform(&small()).unwrap();
+        let back = tab.inverse_transform(&data).unwrap();
+        let names: Vec<&str> = back.get_column_names().iter().map(|n| n.as_str()).collect();
+        assert_eq!(names, vec!["color", "x", "n"]);
+        let color: Vec<Option<&str>> = back
+            .column("color")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(
+            color,
+            vec![Some("red"), Some("blue"), None, Some("red"), Some("green")]
+        );
+        let x: Vec<f64> = back
+            .column("x")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
+        let expected = [1.0, 3.0, 3.0, 3.0, 10.0];
+        for (g, e) in x.iter().zip(expected) {
+            assert!((g - e).abs() < 1e-5, "{g} vs {e}");
+        }
+        let n: Vec<f64> = back
+            .column("n")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
+        for (g, e) in n.iter().zip([2.0, 4.0, 4.0, 4.0, 6.0]) {
+            assert!((g - e).abs() < 1e-5, "{g} vs {e}");
+        }
+        let bad = TabData {
+            cat: Array2::zeros((2, 2)),
+            cont: Array2::zeros((2, 3)),
+        };
+        let err = tab.inverse_transform(&bad).unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::InvalidConfig { ref field, .. } if field == "data")
+        );
+    }
+
+    #[test]
+    fn save_load_gives_identical_output() {
+        let mut tab = TabPreprocessor::new(&["color"], &["x", "n"])
+            .missing_indicator(true)
+            .embedding_rule(EmbeddingRule::Google)
+            .embed_dim_for("color", 7);
+        let before = tab.fit_transform(&small()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tab.json");
+        tab.save(&path).unwrap();
+        let loaded = TabPreprocessor::load(&path).unwrap();
+        assert_eq!(loaded, tab);
+        assert_eq!(loaded.transform(&small()).unwrap(), before);
+        assert_eq!(loaded.meta().unwrap().cat[0].embed_dim, 7);
+    }
+
+    #[test]
+    fn config_errors() {
+        let df = small();
+        let err = TabPreprocessor::new(&[], &[]).fit(&df).unwrap_err();
+        assert!(matches!(err, PreprocessingError::InvalidConfig { .. }));
+        let err = TabPreprocessor::new(&["color"], &["color"])
+            .fit(&df)
+            .unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::ConflictingRole { ref column } if column == "color")
+        );
+        let err = TabPreprocessor::new(&[], &["x", "x"]).fit(&df).unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::DuplicateColumn { ref column, ref field }
+            if column == "x" && field == "continuous_cols")
+        );
+        let err = TabPreprocessor::new(&["color"], &[])
+            .embed_dim_for("color", 0)
+            .fit(&df)
+            .unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::InvalidConfig { ref field, .. } if field == "embed_dim_for")
+        );
+        let err = TabPreprocessor::new(&["color"], &[])
+            .embed_dim_for("x", 3)
+            .fit(&df)
+            .unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::InvalidConfig { ref field, .. } if field == "embed_dim_for")
+        );
+        let err = TabPreprocessor::new(&[], &["x"])
+            .scaling(Scaling::Columns(vec!["color".into()]))
+            .fit(&df)
+            .unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::InvalidConfig { ref field, .. } if field == "scaling")
+        );
+    }
+
+    #[test]
+    fn data_errors() {
+        let df = small();
+        let err = TabPreprocessor::new(&["nope"], &[]).fit(&df).unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::MissingColumn { ref column } if column == "nope")
+        );
+        let err = TabPreprocessor::new(&[], &["color"]).fit(&df).unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::WrongType { ref column, ref expected, .. }
+            if column == "color" && expected == "numeric")
+        );
+        let err = TabPreprocessor::new(&["x"], &[]).fit(&df).unwrap_err();
+        assert!(matches!(err, PreprocessingError::WrongType { ref column, .. } if column == "x"));
+        let err = TabPreprocessor::new(&["color"], &[])
+            .fit(&df.head(Some(0)))
+            .unwrap_err();
+        assert!(matches!(err, PreprocessingError::EmptyFrame));
+        let nulls = df!(
+            "s" => [None::<&str>, None],
+            "f" => [Some(f64::NAN), None],
+        )
+        .unwrap();
+        let err = TabPreprocessor::new(&["s"], &[]).fit(&nulls).unwrap_err();
+        assert!(matches!(err, PreprocessingError::AllNull { ref column } if column == "s"));
+        let err = TabPreprocessor::new(&[], &["f"]).fit(&nulls).unwrap_err();
+        assert!(matches!(err, PreprocessingError::AllNull { ref column } if column == "f"));
+        let inf = df!("f" => [1.0f64, f64::NEG_INFINITY]).unwrap();
+        let err = TabPreprocessor::new(&[], &["f"]).fit(&inf).unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::NonFinite { ref column, row: 1, value }
+            if column == "f" && value == f64::NEG_INFINITY)
+        );
+        let mut tab = TabPreprocessor::new(&[], &["x"]);
+        let err = tab.transform(&df).unwrap_err();
+        assert!(matches!(err, PreprocessingError::NotFitted { .. }));
+        assert!(matches!(
+            tab.meta().unwrap_err(),
+            PreprocessingError::NotFitted { .. }
+        ));
+        tab.fit(&df).unwrap();
+        let inf = df!("x" => [1.0f64, 2.0, f64::INFINITY]).unwrap();
+        let err = tab.transform(&inf).unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::NonFinite { ref column, row: 2, .. } if column == "x")
+        );
+        let err = tab.transform(&df!("y" => [1.0f64]).unwrap()).unwrap_err();
+        assert!(matches!(err, PreprocessingError::MissingColumn { ref column } if column == "x"));
+    }
+
+    #[test]
+    fn errors_are_deterministic_on_large_frames() {
+        // Large enough for the multi-threaded path: the first bad column in configuration
+        // order is reported, at its first bad row.
+        let n = 50_000;
+        let mut a = vec![1.0f64; n];
+        let mut b = vec![1.0f64; n];
+        a[40_000] = f64::INFINITY;
+        b[10] = f64::INFINITY;
+        let df = df!("ok" => vec![0.5f64; n], "a" => a, "b" => b).unwrap();
+        for _ in 0..5 {
+            let err = TabPreprocessor::new(&[], &["ok", "a", "b"])
+                .fit(&df)
+                .unwrap_err();
+            assert!(
+                matches!(err, PreprocessingError::NonFinite { ref column, row: 40_000, .. }
+                if column == "a")
+            );
+        }
+        let mut tab = TabPreprocessor::new(&[], &["ok", "a", "b"]);
+        tab.fit(&df.slice(20, 100)).unwrap();
+        let err = tab.transform(&df).unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::NonFinite { ref column, row: 40_000, .. }
+            if column == "a")
+        );
+    }
+
+    #[test]
+    fn load_errors_are_typed() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = TabPreprocessor::load(dir.path().join("nope.json")).unwrap_err();
+        assert!(matches!(missing, PreprocessingError::Io(_)));
+        let garbage = dir.path().join("garbage.json");
+        std::fs::write(&garbage, b"{ not json").unwrap();
+        let err = TabPreprocessor::load(&garbage).unwrap_err();
+        assert!(matches!(err, PreprocessingError::Json(_)));
+        // A hand-edited file whose fitted state does not match its columns.
+        let mut tab = TabPreprocessor::new(&["color"], &["x"]);
+        tab.fit(&small()).unwrap();
+        let mut json: serde_json::Value = serde_json::to_value(&tab).unwrap();
+        json["cat_cols"] = serde_json::json!(["color", "n"]);
+        let edited = dir.path().join("edited.json");
+        std::fs::write(&edited, json.to_string()).unwrap();
+        let tab = TabPreprocessor::load(&edited).unwrap();
+        let err = tab.transform(&small()).unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::InvalidConfig { ref field, .. } if field == "fitted")
+        );
+    }
+
+    #[test]
+    fn adult_shapes_and_cardinalities() {
+        let df = adult();
+        let cats = [
+            "workclass",
+            "education",
+            "marital-status",
+            "occupation",
+            "relationship",
+            "race",
+            "gender",
+            "native-country",
+        ];
+        let mut tab = TabPreprocessor::new(&cats, &["age", "hours-per-week"]);
+        let data = tab.fit_transform(&df).unwrap();
+        assert_eq!(data.cat.shape(), &[48_842, 8]);
+        assert_eq!(data.cont.shape(), &[48_842, 2]);
+        assert!(data.cat.is_standard_layout() && data.cont.is_standard_layout());
+        let meta = tab.meta().unwrap();
+        // Distinct values + 1 (checked with Python Polars); fastai_new embedding dims.
+        let expected = [
+            ("workclass", 10, 6),
+            ("education", 17, 8),
+            ("marital-status", 8, 5),
+            ("occupation", 16, 8),
+            ("relationship", 7, 5),
+            ("race", 6, 4),
+            ("gender", 3, 3),
+            ("native-country", 43, 13),
+        ];
+        for (m, (name, card, dim)) in meta.cat.iter().zip(expected) {
+            assert_eq!(
+                (m.name.as_str(), m.cardinality, m.embed_dim),
+                (name, card, dim)
+            );
+        }
+        // workclass sorted: "?"=1, "Federal-gov"=2, "Local-gov"=3, ..., "Private"=5.
+        assert_eq!(
+            data.cat.column(0).slice(ndarray::s![..3]).to_vec(),
+            vec![5, 5, 3]
+        );
+        assert_eq!(tab.category_of("workclass", 1), Some("?"));
+        assert!(data.cat.iter().all(|&c| c > 0));
+        // age: first rows 25, 38, 28; mean 38.64358543876172, std 13.71036957798688.
+        assert_column(
+            &data.cont,
+            0,
+            &[
+                -0.9951289322402811,
+                -0.04694150913298847,
+                -0.776316449984752,
+            ],
+        );
+        let back = tab.inverse_transform(&data).unwrap();
+        assert_eq!(back.shape(), (48_842, 10));
+    }
+}

@@ -1,0 +1,646 @@
+//! Encoding of the target column.
+
+use std::path::Path;
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::column;
+use crate::error::{PreprocessingError, Result};
+use crate::persist;
+
+/// The learning task, which decides how the target is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TargetKind {
+    /// Two classes, encoded `0.0` / `1.0` (`f32`).
+    Binary,
+    /// `k` classes, encoded `0..k` (`i64`).
+    Multiclass,
+    /// A real number, passed through as `f32`.
+    Regression,
+}
+
+/// Encoded target values, one per row: shape `[n_rows]`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TargetData {
+    /// Binary labels (`0.0`/`1.0`) or regression values.
+    F32(Vec<f32>),
+    /// Multiclass labels in `0..n_classes`.
+    I64(Vec<i64>),
+}
+
+impl TargetData {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::F32(v) => v.len(),
+            Self::I64(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The values if they are `f32` (binary, regression).
+    pub fn as_f32(&self) -> Option<&[f32]> {
+        match self {
+            Self::F32(v) => Some(v),
+            Self::I64(_) => None,
+        }
+    }
+
+    /// The values if they are `i64` (multiclass).
+    pub fn as_i64(&self) -> Option<&[i64]> {
+        match self {
+            Self::I64(v) => Some(v),
+            Self::F32(_) => None,
+        }
+    }
+}
+
+/// Encodes a target column for a [`TargetKind`].
+///
+/// * **Regression**: an integer or float column, passed through as `f32`.
+/// * **Binary**: a string, categorical, boolean, integer or float column with exactly two
+///   distinct values. Classes are sorted (numbers numerically, everything else by string
+///   form) and the second one is the positive class (`1.0`) unless
+///   [`positive_class`](Self::positive_class) says otherwise; so integer `0`/`1` stay `0`/`1`
+///   and `false`/`true` become `0`/`1`.
+/// * **Multiclass**: same dtypes, at least two classes, sorted the same way and numbered
+///   `0..k`.
+///
+/// A null is an error ([`NullValue`](PreprocessingError::NullValue)), as is NaN or an
+/// infinite value ([`NonFinite`](PreprocessingError::NonFinite)) and, for classification, a
+/// class not seen at fit time ([`UnknownClass`](PreprocessingError::UnknownClass)).
+///
+/// ```
+/// use polars::prelude::*;
+/// use widedeep_preprocessing::{TargetData, TargetEncoder, TargetKind};
+///
+/// let df = df!("income" => ["<=50K", ">50K", "<=50K"]).unwrap();
+/// let mut enc = TargetEncoder::new("income", TargetKind::Binary);
+/// assert_eq!(enc.fit_transform(&df).unwrap(), TargetData::F32(vec![0.0, 1.0, 0.0]));
+/// assert_eq!(enc.classes(), ["<=50K", ">50K"]);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TargetEncoder {
+    column: String,
+    kind: TargetKind,
+    positive_class: Option<String>,
+    /// Class labels in index order (empty for regression).
+    classes: Vec<String>,
+    fitted: bool,
+}
+
+impl TargetEncoder {
+    /// An encoder for the target `column`.
+    pub fn new(column: &str, kind: TargetKind) -> Self {
+        Self {
+            column: column.to_owned(),
+            kind,
+            positive_class: None,
+            classes: Vec::new(),
+            fitted: false,
+        }
+    }
+
+    /// For a binary target, the class (in string form) to encode as `1.0`. It must be one of
+    /// the two classes found at fit time.
+    pub fn positive_class(mut self, class: &str) -> Self {
+        self.positive_class = Some(class.to_owned());
+        self.fitted = false;
+        self
+    }
+
+    /// The target column's name.
+    pub fn column(&self) -> &str {
+        &self.column
+    }
+
+    /// The task.
+    pub fn kind(&self) -> TargetKind {
+        self.kind
+    }
+
+    /// Class labels (string form) in index order; empty for regression or before fitting.
+    pub fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    /// Number of classes: 2 for binary, `k` for multiclass, 0 for regression or before
+    /// fitting.
+    pub fn n_classes(&self) -> usize {
+        self.classes.len()
+    }
+
+    /// The label of class `index`, `None` when out of range.
+    pub fn label_of(&self, index: usize) -> Option<&str> {
+        self.classes.get(index).map(String::as_str)
+    }
+
+    /// Whether [`fit`](Self::fit) has been called successfully.
+    pub fn is_fitted(&self) -> bool {
+        self.fitted
+    }
+
+    /// Learns the classes (classification) and checks the values.
+    ///
+    /// Errors: [`EmptyFrame`](PreprocessingError::EmptyFrame),
+    /// [`MissingColumn`](PreprocessingError::MissingColumn),
+    /// [`WrongType`](PreprocessingError::WrongType),
+    /// [`NullValue`](PreprocessingError::NullValue),
+    /// [`NonFinite`](PreprocessingError::NonFinite), and
+    /// [`InvalidConfig`](PreprocessingError::InvalidConfig) with field `"target"` (wrong
+    /// number of classes) or `"positive_class"` (not one of the classes).
+    pub fn fit(&mut self, df: &DataFrame) -> Result<()> {
+        if df.height() == 0 {
+            return Err(PreprocessingError::EmptyFrame);
+        }
+        let col = self.checked_column(df)?;
+        self.fitted = false;
+        self.classes = match self.kind {
+            TargetKind::Regression => {
+                regression_values(col, &self.column)?;
+                Vec::new()
+            }
+            TargetKind::Binary | TargetKind::Multiclass => self.fit_classes(col)?,
+        };
+        self.fitted = true;
+        Ok(())
+    }
+
+    /// Encodes the target column of `df`: `F32` of length `df.height()` for binary and
+    /// regression, `I64` for multiclass.
+    ///
+    /// Errors: [`NotFitted`](PreprocessingError::NotFitted) and those of
+    /// [`fit`](Self::fit), plus [`UnknownClass`](PreprocessingError::UnknownClass).
+    pub fn transform(&self, df: &DataFrame) -> Result<TargetData> {
+        if !self.fitted {
+            return Err(PreprocessingError::not_fitted("TargetEncoder"));
+        }
+        let col = self.checked_column(df)?;
+        match self.kind {
+            TargetKind::Regression => Ok(TargetData::F32(regression_values(col, &self.column)?)),
+            TargetKind::Binary => {
+                let codes = self.class_codes(col)?;
+                Ok(TargetData::F32(
+                    codes.into_iter().map(|c| c as f32).collect(),
+                ))
+            }
+            TargetKind::Multiclass => Ok(TargetData::I64(self.class_codes(col)?)),
+        }
+    }
+
+    /// [`fit`](Self::fit) then [`transform`](Self::transform) on the same frame.
+    pub fn fit_transform(&mut self, df: &DataFrame) -> Result<TargetData> {
+        self.fit(df)?;
+        self.transform(df)
+    }
+
+    /// Saves the encoder as JSON, atomically.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        persist::save_json(self, path.as_ref())
+    }
+
+    /// Loads an encoder saved by [`save`](Self::save).
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        persist::load_json(path.as_ref())
+    }
+
+    fn checked_column<'a>(&self, df: &'a DataFrame) -> Result<&'a Column> {
+        let col = column::get(df, &self.column)?;
+        match self.kind {
+            TargetKind::Regression => column::check_numeric(col, &self.column)?,
+            TargetKind::Binary | TargetKind::Multiclass => {
+                column::check_key_dtype(col, &self.column, column::KeyDtypes::DiscreteOrFloat)?
+            }
+        }
+        Ok(col)
+    }
+
+    /// Sorted class labels, positive class last for a binary target.
+    fn fit_classes(&self, col: &Column) -> Result<Vec<String>> {
+        let name = &self.column;
+        let mut classes = match Values::of(col)? {
+            Values::Int(ca) => {
+                no_nulls(&ca, name)?;
+                let set: PlHashSet<i64> = ca.iter().flatten().collect();
+                let mut v: Vec<i64> = set.into_iter().collect();
+                v.sort_unstable();
+                v.iter().map(i64::to_string).collect()
+            }
+            Values::Float(ca) => {
+                no_nulls(&ca, name)?;
+                let mut set = PlHashSet::new();
+                for (row, v) in ca.iter().flatten().enumerate() {
+                    if !v.is_finite() {
+                        return Err(non_finite(name, row, v));
+                    }
+                    set.insert(float_key(v));
+                }
+                let mut v: Vec<f64> = set.into_iter().map(f64::from_bits).collect();
+                v.sort_unstable_by(f64::total_cmp);
+                v.iter().map(f64::to_string).collect()
+            }
+            Values::Str(col) => {
+                let ca = col.str()?;
+                no_nulls(ca, name)?;
+                let set: PlHashSet<&str> = ca.iter().flatten().collect();
+                let mut v: Vec<String> = set.into_iter().map(str::to_owned).collect();
+                v.sort_unstable();
+                v
+            }
+        };
+        let n = classes.len();
+        match self.kind {
+            TargetKind::Binary if n != 2 => Err(PreprocessingError::config(
+                "target",
+                format!("binary target `{name}` has {n} distinct value(s), expected exactly 2"),
+            )),
+            TargetKind::Multiclass if n < 2 => Err(PreprocessingError::config(
+                "target",
+                format!(
+                    "multiclass target `{name}` has {n} distinct value(s), expected at least 2"
+                ),
+            )),
+            TargetKind::Binary => {
+                if let Some(positive) = &self.positive_class {
+                    let pos = classes
+                        .iter()
+                        .position(|c| same_label(c, positive))
+                        .ok_or_else(|| {
+                            PreprocessingError::config(
+                                "positive_class",
+                                format!(
+                                    "`{positive}` is not a class of `{name}` (classes: {classes:?})"
+                                ),
+                            )
+                        })?;
+                    if pos == 0 {
+                        classes.swap(0, 1);
+                    }
+                }
+                Ok(classes)
+            }
+            _ => Ok(classes),
+        }
+    }
+
+    /// Class index of every row.
+    fn class_codes(&self, col: &Column) -> Result<Vec<i64>> {
+        let name = &self.column;
+        let unknown = |value: String| PreprocessingError::UnknownClass {
+            column: name.clone(),
+            value,
+        };
+        let indexed = || self.classes.iter().enumerate().map(|(i, c)| (c, i as i64));
+        match Values::of(col)? {
+            Values::Int(ca) => {
+                let lookup: PlHashMap<i64, i64> = indexed()
+                    .filter_map(|(c, i)| Some((column::canonical_int(c)?, i)))
+                    .collect();
+                no_nulls(&ca, name)?;
+                ca.iter()
+                    .flatten()
+                    .map(|v| {
+                        lookup
+                            .get(&v)
+                            .copied()
+                            .ok_or_else(|| unknown(v.to_string()))
+                    })
+                    .collect()
+            }
+            Values::Float(ca) => {
+                let lookup: PlHashMap<u64, i64> = indexed()
+                    .filter_map(|(c, i)| Some((float_key(c.parse::<f64>().ok()?), i)))
+                    .collect();
+                no_nulls(&ca, name)?;
+                ca.iter()
+                    .flatten()
+                    .enumerate()
+                    .map(|(row, v)| {
+                        if !v.is_finite() {
+                            return Err(non_finite(name, row, v));
+                        }
+                        lookup
+                            .get(&float_key(v))
+                            .copied()
+                            .ok_or_else(|| unknown(v.to_string()))
+                    })
+                    .collect()
+            }
+            Values::Str(col) => {
+                let lookup: PlHashMap<&str, i64> =
+                    indexed().map(|(c, i)| (c.as_str(), i)).collect();
+                let ca = col.str()?;
+                no_nulls(ca, name)?;
+                ca.iter()
+                    .flatten()
+                    .map(|v| lookup.get(v).copied().ok_or_else(|| unknown(v.to_owned())))
+                    .collect()
+            }
+        }
+    }
+}
+
+/// A classification target column, viewed in the form its values are keyed by.
+enum Values {
+    /// Integer dtypes, as `Int64`.
+    Int(Int64Chunked),
+    /// Float dtypes, as `Float64`.
+    Float(Float64Chunked),
+    /// Everything else (string, categorical, boolean, null), as `String`.
+    Str(Column),
+}
+
+impl Values {
+    fn of(col: &Column) -> Result<Self> {
+        let dtype = col.dtype();
+        Ok(if dtype.is_integer() {
+            Self::Int(col.strict_cast(&DataType::Int64)?.i64()?.clone())
+        } else if dtype.is_float() {
+            Self::Float(column::as_f64(col)?)
+        } else {
+            Self::Str(col.cast(&DataType::String)?)
+        })
+    }
+}
+
+/// Errors with [`PreprocessingError::NullValue`] at the first null of `ca`.
+fn no_nulls<T: PolarsDataType>(ca: &ChunkedArray<T>, name: &str) -> Result<()> {
+    match ca.first_null() {
+        Some(row) => Err(PreprocessingError::NullValue {
+            column: name.to_owned(),
+            row,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Hash key of a finite float; `-0.0` and `0.0` share one.
+fn float_key(v: f64) -> u64 {
+    if v == 0.0 {
+        0.0f64.to_bits()
+    } else {
+        v.to_bits()
+    }
+}
+
+/// Whether two class labels name the same class: equal strings, or equal numbers
+/// (so `"1"` and `"1.0"` agree).
+fn same_label(a: &str, b: &str) -> bool {
+    a == b || matches!((a.parse::<f64>(), b.parse::<f64>()), (Ok(x), Ok(y)) if x == y)
+}
+
+fn non_finite(name: &str, row: usize, value: f64) -> PreprocessingError {
+    PreprocessingError::NonFinite {
+        column: name.to_owned(),
+        row,
+        value,
+    }
+}
+
+/// The values of a numeric regression target as `f32`, rejecting null, NaN and infinity.
+fn regression_values(col: &Column, name: &str) -> Result<Vec<f32>> {
+    let values = column::as_f64(col)?;
+    let mut out = Vec::with_capacity(values.len());
+    for (row, value) in values.iter().enumerate() {
+        match value {
+            None => {
+                return Err(PreprocessingError::NullValue {
+                    column: name.to_owned(),
+                    row,
+                })
+            }
+            Some(v) if !v.is_finite() => return Err(non_finite(name, row, v)),
+            Some(v) => out.push(v as f32),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::File;
+
+    use super::*;
+
+    fn read(name: &str) -> DataFrame {
+        let path = format!("{}/../datasets/{name}", env!("CARGO_MANIFEST_DIR"));
+        ParquetReader::new(File::open(path).unwrap())
+            .finish()
+            .unwrap()
+    }
+
+    #[test]
+    fn binary_strings_sorted_and_positive_class() {
+        let df = df!("y" => ["yes", "no", "yes"]).unwrap();
+        let mut enc = TargetEncoder::new("y", TargetKind::Binary);
+        assert_eq!(
+            enc.fit_transform(&df).unwrap(),
+            TargetData::F32(vec![1.0, 0.0, 1.0])
+        );
+        assert_eq!(enc.classes(), ["no", "yes"]);
+        assert_eq!(enc.n_classes(), 2);
+        assert_eq!(enc.label_of(1), Some("yes"));
+        assert_eq!(enc.label_of(2), None);
+        let mut enc = TargetEncoder::new("y", TargetKind::Binary).positive_class("no");
+        assert_eq!(
+            enc.fit_transform(&df).unwrap(),
+            TargetData::F32(vec![0.0, 1.0, 0.0])
+        );
+        assert_eq!(enc.classes(), ["yes", "no"]);
+        let err = TargetEncoder::new("y", TargetKind::Binary)
+            .positive_class("maybe")
+            .fit(&df)
+            .unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::InvalidConfig { ref field, .. } if field == "positive_class")
+        );
+    }
+
+    #[test]
+    fn binary_ints_bools_and_floats() {
+        let df = df!(
+            "i" => [1i32, 0, 0, 1],
+            "b" => [true, false, false, true],
+            "f" => [1.0f64, 0.0, 0.0, 1.0],
+            "big" => [10i64, 2, 2, 10],
+        )
+        .unwrap();
+        let expected = TargetData::F32(vec![1.0, 0.0, 0.0, 1.0]);
+        for col in ["i", "b", "f", "big"] {
+            let mut enc = TargetEncoder::new(col, TargetKind::Binary);
+            assert_eq!(enc.fit_transform(&df).unwrap(), expected, "column {col}");
+        }
+        // Integers sort numerically: 2 < 10.
+        let mut enc = TargetEncoder::new("big", TargetKind::Binary);
+        enc.fit(&df).unwrap();
+        assert_eq!(enc.classes(), ["2", "10"]);
+        // A float positive class matches its numeric value.
+        let mut enc = TargetEncoder::new("f", TargetKind::Binary).positive_class("0.0");
+        assert_eq!(
+            enc.fit_transform(&df).unwrap(),
+            TargetData::F32(vec![0.0, 1.0, 1.0, 0.0])
+        );
+    }
+
+    #[test]
+    fn binary_needs_two_classes() {
+        let df = df!("y" => ["a", "b", "c"]).unwrap();
+        let err = TargetEncoder::new("y", TargetKind::Binary)
+            .fit(&df)
+            .unwrap_err();
+        match err {
+            PreprocessingError::InvalidConfig { field, reason } => {
+                assert_eq!(field, "target");
+                assert!(reason.contains('3'), "{reason}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn multiclass_sorted_and_unknown_class() {
+        let df = df!("k" => [3i64, 10, 2, 3]).unwrap();
+        let mut enc = TargetEncoder::new("k", TargetKind::Multiclass);
+        assert_eq!(
+            enc.fit_transform(&df).unwrap(),
+            TargetData::I64(vec![1, 2, 0, 1])
+        );
+        assert_eq!(enc.classes(), ["2", "3", "10"]);
+        let new = df!("k" => [2i64, 7]).unwrap();
+        let err = enc.transform(&new).unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::UnknownClass { ref column, ref value }
+            if column == "k" && value == "7")
+        );
+        let df = df!("s" => ["b", "a", "c"]).unwrap();
+        let mut enc = TargetEncoder::new("s", TargetKind::Multiclass);
+        assert_eq!(
+            enc.fit_transform(&df).unwrap(),
+            TargetData::I64(vec![1, 0, 2])
+        );
+        let err = enc.transform(&df!("s" => ["d"]).unwrap()).unwrap_err();
+        assert!(matches!(err, PreprocessingError::UnknownClass { ref value, .. } if value == "d"));
+    }
+
+    #[test]
+    fn regression_values_and_errors() {
+        let df = df!("y" => [1.5f64, -2.0], "i" => [3i64, 4]).unwrap();
+        let mut enc = TargetEncoder::new("y", TargetKind::Regression);
+        assert_eq!(
+            enc.fit_transform(&df).unwrap(),
+            TargetData::F32(vec![1.5, -2.0])
+        );
+        assert_eq!(enc.n_classes(), 0);
+        let mut enc = TargetEncoder::new("i", TargetKind::Regression);
+        assert_eq!(
+            enc.fit_transform(&df).unwrap().as_f32(),
+            Some(&[3.0f32, 4.0][..])
+        );
+        let nan = df!("y" => [1.0f64, f64::NAN]).unwrap();
+        let err = TargetEncoder::new("y", TargetKind::Regression)
+            .fit(&nan)
+            .unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::NonFinite { ref column, row: 1, value }
+            if column == "y" && value.is_nan())
+        );
+        let inf = df!("y" => [f64::INFINITY]).unwrap();
+        let err = TargetEncoder::new("y", TargetKind::Regression)
+            .fit(&inf)
+            .unwrap_err();
+        assert!(matches!(err, PreprocessingError::NonFinite { row: 0, .. }));
+        let null = df!("y" => [Some(1.0f64), None]).unwrap();
+        let err = TargetEncoder::new("y", TargetKind::Regression)
+            .fit(&null)
+            .unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::NullValue { ref column, row: 1 } if column == "y")
+        );
+        let s = df!("y" => ["a"]).unwrap();
+        let err = TargetEncoder::new("y", TargetKind::Regression)
+            .fit(&s)
+            .unwrap_err();
+        assert!(matches!(err, PreprocessingError::WrongType { ref column, .. } if column == "y"));
+    }
+
+    #[test]
+    fn classification_errors() {
+        let null = df!("y" => [Some("a"), Some("b"), None]).unwrap();
+        let err = TargetEncoder::new("y", TargetKind::Binary)
+            .fit(&null)
+            .unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::NullValue { ref column, row: 2 } if column == "y")
+        );
+        let nan = df!("y" => [0.0f64, 1.0, f64::NAN]).unwrap();
+        let err = TargetEncoder::new("y", TargetKind::Binary)
+            .fit(&nan)
+            .unwrap_err();
+        assert!(matches!(err, PreprocessingError::NonFinite { row: 2, .. }));
+        let df = df!("y" => ["a", "b"]).unwrap();
+        let err = TargetEncoder::new("nope", TargetKind::Binary)
+            .fit(&df)
+            .unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::MissingColumn { ref column } if column == "nope")
+        );
+        let err = TargetEncoder::new("y", TargetKind::Binary)
+            .fit(&df.head(Some(0)))
+            .unwrap_err();
+        assert!(matches!(err, PreprocessingError::EmptyFrame));
+        let err = TargetEncoder::new("y", TargetKind::Binary)
+            .transform(&df)
+            .unwrap_err();
+        assert!(matches!(err, PreprocessingError::NotFitted { .. }));
+        let mut enc = TargetEncoder::new("y", TargetKind::Binary);
+        enc.fit(&df).unwrap();
+        let err = enc
+            .transform(&df!("y" => [Some("a"), None]).unwrap())
+            .unwrap_err();
+        assert!(matches!(err, PreprocessingError::NullValue { row: 1, .. }));
+    }
+
+    #[test]
+    fn bundled_datasets() {
+        let adult = read("adult.parquet");
+        let mut enc = TargetEncoder::new("income", TargetKind::Binary);
+        let y = enc.fit_transform(&adult).unwrap();
+        assert_eq!(enc.classes(), ["<=50K", ">50K"]);
+        let y = y.as_f32().unwrap();
+        assert_eq!(y.len(), 48_842);
+        assert_eq!(y.iter().filter(|&&v| v == 1.0).count(), 11_687);
+
+        let ecoli = read("ecoli.parquet");
+        let mut enc = TargetEncoder::new("class", TargetKind::Multiclass);
+        let y = enc.fit_transform(&ecoli).unwrap();
+        assert_eq!(
+            enc.classes(),
+            ["cp", "im", "imL", "imS", "imU", "om", "omL", "pp"]
+        );
+        let y = y.as_i64().unwrap();
+        assert_eq!(y.iter().filter(|&&v| v == 0).count(), 143);
+        assert_eq!(y.iter().filter(|&&v| v == 7).count(), 52);
+
+        let housing = read("california_housing.parquet");
+        let mut enc = TargetEncoder::new("MedHouseVal", TargetKind::Regression);
+        assert_eq!(enc.fit_transform(&housing).unwrap().len(), 20_640);
+    }
+
+    #[test]
+    fn save_load_round_trip() {
+        let df = df!("y" => ["yes", "no", "yes"]).unwrap();
+        let mut enc = TargetEncoder::new("y", TargetKind::Binary).positive_class("no");
+        let before = enc.fit_transform(&df).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("target.json");
+        enc.save(&path).unwrap();
+        let loaded = TargetEncoder::load(&path).unwrap();
+        assert_eq!(loaded, enc);
+        assert_eq!(loaded.transform(&df).unwrap(), before);
+    }
+}

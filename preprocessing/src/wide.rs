@@ -1,0 +1,573 @@
+//! Global index encoding for the wide (linear) component.
+
+use std::path::Path;
+
+use ndarray::Array2;
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::column::{self, KeyDtypes};
+use crate::error::{PreprocessingError, Result};
+use crate::persist;
+
+/// Separator between the parts of a crossed column's name and of its values.
+const CROSS_SEP: &str = "-";
+
+/// Encodes categorical columns, and crosses of them, into one matrix of *global* indices for
+/// the wide component (an embedding bag used as a linear model).
+///
+/// At fit time every distinct `(column, value)` pair gets its own index in `1..=wide_dim()`:
+/// the wide columns first, in the order given, then the crossed columns; within a column the
+/// values are numbered in sorted order of their string form. Index `0` stands for a null or a
+/// value not seen at fit time, so transforming new data never fails on a new category.
+///
+/// A crossed column combines two or more columns; its value is the parts' values joined
+/// with `-` (e.g. `"Bachelors-Adm-clerical"`) and its name is the column names joined the same
+/// way (e.g. `"education-occupation"`). A row with a null in any part gets index 0.
+///
+/// Wide columns may have a string, categorical, boolean, integer or float dtype; values are
+/// keyed by their string form.
+///
+/// ```
+/// use polars::prelude::*;
+/// use widedeep_preprocessing::WidePreprocessor;
+///
+/// let df = df!("color" => ["red", "blue", "red"], "size" => ["S", "M", "S"]).unwrap();
+/// let mut wide = WidePreprocessor::new(&["color", "size"])
+///     .crossed_cols(vec![vec!["color".into(), "size".into()]]);
+/// let data = wide.fit_transform(&df).unwrap();
+/// // color: blue=1, red=2; size: M=3, S=4; color-size: blue-M=5, red-S=6.
+/// assert_eq!(data.indices.row(0).to_vec(), vec![2, 4, 6]);
+/// assert_eq!(wide.wide_dim(), 6);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WidePreprocessor {
+    wide_cols: Vec<String>,
+    crossed_cols: Vec<Vec<String>>,
+    fitted: Option<WideFitted>,
+}
+
+/// What `fit` learned.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct WideFitted {
+    /// Sorted distinct values of each wide column, in `wide_cols` order.
+    vocabs: Vec<Vec<String>>,
+    /// Sorted distinct value tuples of each crossed column, in `crossed_cols` order.
+    crossed: Vec<Vec<Vec<String>>>,
+}
+
+impl WideFitted {
+    /// Number of indices used by each output column, in output order.
+    fn sizes(&self) -> impl Iterator<Item = usize> + '_ {
+        self.vocabs
+            .iter()
+            .map(Vec::len)
+            .chain(self.crossed.iter().map(Vec::len))
+    }
+}
+
+/// Output of [`WidePreprocessor::transform`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct WideData {
+    /// Global indices, shape `[n_rows, n_wide_cols + n_crossed]`, standard (row-major) layout.
+    /// Values lie in `0..=wide_dim`; 0 means null or unseen.
+    pub indices: Array2<i64>,
+}
+
+impl WidePreprocessor {
+    /// A preprocessor for the given wide columns (no crossed columns).
+    pub fn new(wide_cols: &[&str]) -> Self {
+        Self {
+            wide_cols: wide_cols.iter().map(|c| (*c).to_owned()).collect(),
+            crossed_cols: Vec::new(),
+            fitted: None,
+        }
+    }
+
+    /// Adds crossed columns: each inner list names two or more columns to combine (they need
+    /// not be among the wide columns). Replaces any previously set crossed columns.
+    pub fn crossed_cols(mut self, crossed: Vec<Vec<String>>) -> Self {
+        self.crossed_cols = crossed;
+        self.fitted = None;
+        self
+    }
+
+    /// The configured wide columns.
+    pub fn wide_cols(&self) -> &[String] {
+        &self.wide_cols
+    }
+
+    /// The configured crossed columns.
+    pub fn crossed(&self) -> &[Vec<String>] {
+        &self.crossed_cols
+    }
+
+    /// Whether [`fit`](Self::fit) has been called successfully.
+    pub fn is_fitted(&self) -> bool {
+        self.fitted.is_some()
+    }
+
+    /// Learns the vocabulary of every wide and crossed column from `df`.
+    ///
+    /// Errors: [`InvalidConfig`](PreprocessingError::InvalidConfig) when no column is
+    /// configured or a crossed column has fewer than two parts,
+    /// [`DuplicateColumn`](PreprocessingError::DuplicateColumn),
+    /// [`EmptyFrame`](PreprocessingError::EmptyFrame),
+    /// [`MissingColumn`](PreprocessingError::MissingColumn),
+    /// [`WrongType`](PreprocessingError::WrongType) and
+    /// [`AllNull`](PreprocessingError::AllNull) (for a crossed column: no row with all parts
+    /// non-null).
+    pub fn fit(&mut self, df: &DataFrame) -> Result<()> {
+        self.validate_config()?;
+        if df.height() == 0 {
+            return Err(PreprocessingError::EmptyFrame);
+        }
+        for name in self
+            .wide_cols
+            .iter()
+            .chain(self.crossed_cols.iter().flatten())
+        {
+            checked_column(df, name)?;
+        }
+        let vocabs = column::par_map(df.height(), self.wide_cols.len(), |j| {
+            let name = &self.wide_cols[j];
+            let vocab = column::distinct_keys(checked_column(df, name)?)?;
+            if vocab.is_empty() {
+                return Err(PreprocessingError::all_null(name));
+            }
+            Ok(vocab)
+        })?;
+        let crossed = column::par_map(df.height(), self.crossed_cols.len(), |k| {
+            fit_crossed(df, &self.crossed_cols[k])
+        })?;
+        self.fitted = Some(WideFitted { vocabs, crossed });
+        Ok(())
+    }
+
+    /// Encodes `df` with the fitted vocabularies.
+    ///
+    /// Returns indices of shape `[df.height(), n_wide_cols + n_crossed]`. Errors:
+    /// [`NotFitted`](PreprocessingError::NotFitted), [`MissingColumn`](PreprocessingError::MissingColumn),
+    /// [`WrongType`](PreprocessingError::WrongType).
+    pub fn transform(&self, df: &DataFrame) -> Result<WideData> {
+        let fitted = self.fitted()?;
+        // Check all columns up front so the first error is the first bad column.
+        for name in self
+            .wide_cols
+            .iter()
+            .chain(self.crossed_cols.iter().flatten())
+        {
+            checked_column(df, name)?;
+        }
+        let n_wide = self.wide_cols.len();
+        let n_out = n_wide + self.crossed_cols.len();
+        let offsets: Vec<i64> = fitted
+            .sizes()
+            .scan(0i64, |acc, size| {
+                let start = *acc;
+                *acc += size as i64;
+                Some(start)
+            })
+            .collect();
+        let n_rows = df.height();
+        let columns = column::par_map(n_rows, n_out, |j| {
+            let mut out = vec![0i64; n_rows];
+            if j < n_wide {
+                let col = checked_column(df, &self.wide_cols[j])?;
+                column::encode_into(col, &fitted.vocabs[j], offsets[j], &mut out)?;
+            } else {
+                let k = j - n_wide;
+                let (parts, combos) = (&self.crossed_cols[k], &fitted.crossed[k]);
+                transform_crossed(df, parts, combos, offsets[j], &mut out)?;
+            }
+            Ok(out)
+        })?;
+        let indices = column::assemble(n_rows, &columns);
+        Ok(WideData { indices })
+    }
+
+    /// [`fit`](Self::fit) then [`transform`](Self::transform) on the same frame.
+    pub fn fit_transform(&mut self, df: &DataFrame) -> Result<WideData> {
+        self.fit(df)?;
+        self.transform(df)
+    }
+
+    /// Number of distinct fitted `(column, value)` pairs over all wide and crossed columns;
+    /// indices run `1..=wide_dim()`, so an embedding table needs `wide_dim() + 1` rows.
+    /// 0 before fitting.
+    pub fn wide_dim(&self) -> usize {
+        self.fitted.as_ref().map_or(0, |f| f.sizes().sum())
+    }
+
+    /// One name per output column: the wide column names, then the crossed column names
+    /// (parts joined with `-`, e.g. `"education-occupation"`).
+    pub fn feature_names(&self) -> Vec<String> {
+        self.wide_cols
+            .iter()
+            .cloned()
+            .chain(self.crossed_cols.iter().map(|parts| parts.join(CROSS_SEP)))
+            .collect()
+    }
+
+    /// The `(feature name, value)` behind a global index in `1..=wide_dim()`, e.g.
+    /// `("education", "Bachelors")` or `("education-occupation", "Bachelors-Adm-clerical")`.
+    /// `None` for 0, an out-of-range index or an unfitted preprocessor.
+    pub fn feature_of(&self, index: i64) -> Option<(String, String)> {
+        let fitted = self.fitted().ok()?;
+        let mut rest = usize::try_from(index).ok()?.checked_sub(1)?;
+        for (j, vocab) in fitted.vocabs.iter().enumerate() {
+            if rest < vocab.len() {
+                return Some((self.wide_cols[j].clone(), vocab[rest].clone()));
+            }
+            rest -= vocab.len();
+        }
+        for (k, combos) in fitted.crossed.iter().enumerate() {
+            if rest < combos.len() {
+                let name = self.crossed_cols[k].join(CROSS_SEP);
+                return Some((name, combos[rest].join(CROSS_SEP)));
+            }
+            rest -= combos.len();
+        }
+        None
+    }
+
+    /// Saves the preprocessor (configuration and fitted state) as JSON, atomically.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        persist::save_json(self, path.as_ref())
+    }
+
+    /// Loads a preprocessor saved by [`save`](Self::save).
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        persist::load_json(path.as_ref())
+    }
+
+    /// The fitted state, checked against the configuration (it may come from a hand-edited
+    /// JSON file).
+    fn fitted(&self) -> Result<&WideFitted> {
+        let fitted = self
+            .fitted
+            .as_ref()
+            .ok_or_else(|| PreprocessingError::not_fitted("WidePreprocessor"))?;
+        let consistent = fitted.vocabs.len() == self.wide_cols.len()
+            && fitted.crossed.len() == self.crossed_cols.len()
+            && fitted
+                .crossed
+                .iter()
+                .zip(&self.crossed_cols)
+                .all(|(combos, parts)| combos.iter().all(|c| c.len() == parts.len()));
+        if !consistent {
+            return Err(PreprocessingError::config(
+                "fitted",
+                "the fitted state does not match the configured columns",
+            ));
+        }
+        Ok(fitted)
+    }
+
+    fn validate_config(&self) -> Result<()> {
+        if self.wide_cols.is_empty() && self.crossed_cols.is_empty() {
+            return Err(PreprocessingError::config(
+                "wide_cols",
+                "no wide or crossed column given",
+            ));
+        }
+        check_unique(self.wide_cols.iter().map(String::as_str), "wide_cols")?;
+        for parts in &self.crossed_cols {
+            if parts.len() < 2 {
+                return Err(PreprocessingError::config(
+                    "crossed_cols",
+                    format!(
+                        "a crossed column needs at least two columns, got {:?}",
+                        parts
+                    ),
+                ));
+            }
+            check_unique(parts.iter().map(String::as_str), "crossed_cols")?;
+        }
+        let names: Vec<String> = self
+            .crossed_cols
+            .iter()
+            .map(|p| p.join(CROSS_SEP))
+            .collect();
+        check_unique(names.iter().map(String::as_str), "crossed_cols")
+    }
+}
+
+/// Errors with [`PreprocessingError::DuplicateColumn`] on the first repeated name.
+pub(crate) fn check_unique<'a>(names: impl Iterator<Item = &'a str>, field: &str) -> Result<()> {
+    let mut seen = PlHashSet::new();
+    for name in names {
+        if !seen.insert(name) {
+            return Err(PreprocessingError::DuplicateColumn {
+                column: name.to_owned(),
+                field: field.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn checked_column<'a>(df: &'a DataFrame, name: &str) -> Result<&'a Column> {
+    let col = column::get(df, name)?;
+    column::check_key_dtype(col, name, KeyDtypes::DiscreteOrFloat)?;
+    Ok(col)
+}
+
+/// Per-part codes of a crossed column: for each part, the code (1-based position in
+/// `vocab`, 0 = null/unseen) of every row.
+fn part_codes(df: &DataFrame, parts: &[String], vocabs: &[Vec<String>]) -> Result<Vec<Vec<i64>>> {
+    parts
+        .iter()
+        .zip(vocabs)
+        .map(|(name, vocab)| {
+            let col = checked_column(df, name)?;
+            let mut codes = vec![0i64; df.height()];
+            column::encode_into(col, vocab, 0, &mut codes)?;
+            Ok(codes)
+        })
+        .collect()
+}
+
+/// Learns the sorted distinct value tuples of a crossed column.
+fn fit_crossed(df: &DataFrame, parts: &[String]) -> Result<Vec<Vec<String>>> {
+    let vocabs = parts
+        .iter()
+        .map(|name| column::distinct_keys(checked_column(df, name)?))
+        .collect::<Result<Vec<_>>>()?;
+    let codes = part_codes(df, parts, &vocabs)?;
+    let mut seen: PlHashSet<Box<[i64]>> = PlHashSet::new();
+    let mut key = vec![0i64; parts.len()];
+    for row in 0..df.height() {
+        for (slot, part) in key.iter_mut().zip(&codes) {
+            *slot = part[row];
+        }
+        if key.iter().all(|&c| c > 0) && !seen.contains(key.as_slice()) {
+            seen.insert(key.clone().into_boxed_slice());
+        }
+    }
+    if seen.is_empty() {
+        return Err(PreprocessingError::all_null(&parts.join(CROSS_SEP)));
+    }
+    let mut combos: Vec<Vec<String>> = seen
+        .into_iter()
+        .map(|key| {
+            key.iter()
+                .zip(&vocabs)
+                .map(|(&c, vocab)| vocab[(c - 1) as usize].clone())
+                .collect()
+        })
+        .collect();
+    combos.sort_unstable();
+    Ok(combos)
+}
+
+/// Writes into `out` (shape `[n_rows]`) the global indices of a crossed column:
+/// `offset + 1 ..= offset + combos.len()`, 0 for null/unseen.
+fn transform_crossed(
+    df: &DataFrame,
+    parts: &[String],
+    combos: &[Vec<String>],
+    offset: i64,
+    out: &mut [i64],
+) -> Result<()> {
+    // Per-part vocabularies restricted to the values that occur in a fitted combination.
+    let vocabs: Vec<Vec<String>> = (0..parts.len())
+        .map(|p| {
+            let mut values: Vec<String> = combos.iter().map(|c| c[p].clone()).collect();
+            values.sort_unstable();
+            values.dedup();
+            values
+        })
+        .collect();
+    let lookup: PlHashMap<Box<[i64]>, i64> = combos
+        .iter()
+        .enumerate()
+        .map(|(i, combo)| {
+            let key: Box<[i64]> = combo
+                .iter()
+                .zip(&vocabs)
+                .map(|(value, vocab)| {
+                    // Every combination value is in its part's vocabulary by construction.
+                    vocab.binary_search(value).map_or(0, |pos| pos as i64 + 1)
+                })
+                .collect();
+            (key, offset + i as i64 + 1)
+        })
+        .collect();
+    let codes = part_codes(df, parts, &vocabs)?;
+    let mut key = vec![0i64; parts.len()];
+    for (row, slot) in out.iter_mut().enumerate() {
+        for (k, part) in key.iter_mut().zip(&codes) {
+            *k = part[row];
+        }
+        if key.iter().all(|&c| c > 0) {
+            *slot = lookup.get(key.as_slice()).copied().unwrap_or(0);
+        } else {
+            *slot = 0;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::array;
+
+    use super::*;
+
+    fn tiny() -> DataFrame {
+        df!(
+            "edu" => [Some("Bachelors"), Some("HS"), Some("Bachelors"), None],
+            "occ" => [Some("Adm-clerical"), Some("Sales"), Some("Sales"), Some("Sales")],
+            "age" => [30i64, 40, 30, 50],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn indices_on_tiny_frame() {
+        let mut wide = WidePreprocessor::new(&["edu", "occ", "age"]);
+        let data = wide.fit_transform(&tiny()).unwrap();
+        // edu: Bachelors=1, HS=2; occ: Adm-clerical=3, Sales=4; age: "30"=5, "40"=6, "50"=7.
+        let expected = array![[1, 3, 5], [2, 4, 6], [1, 4, 5], [0, 4, 7]];
+        assert_eq!(data.indices, expected);
+        assert_eq!(wide.wide_dim(), 7);
+        assert_eq!(wide.feature_names(), vec!["edu", "occ", "age"]);
+        assert_eq!(
+            wide.feature_of(6),
+            Some(("age".to_string(), "40".to_string()))
+        );
+        assert_eq!(wide.feature_of(0), None);
+        assert_eq!(wide.feature_of(8), None);
+    }
+
+    #[test]
+    fn unseen_and_null_are_zero() {
+        let mut wide = WidePreprocessor::new(&["edu", "age"]);
+        wide.fit(&tiny()).unwrap();
+        let new = df!(
+            "edu" => [Some("PhD"), None, Some("HS")],
+            "age" => [Some(30i64), Some(99), None],
+        )
+        .unwrap();
+        let data = wide.transform(&new).unwrap();
+        // edu: Bachelors=1, HS=2; age: 30=3, 40=4, 50=5.
+        assert_eq!(data.indices, array![[0, 3], [0, 0], [2, 0]]);
+    }
+
+    #[test]
+    fn crossed_columns() {
+        let mut wide =
+            WidePreprocessor::new(&["edu"]).crossed_cols(vec![vec!["edu".into(), "occ".into()]]);
+        let data = wide.fit_transform(&tiny()).unwrap();
+        // edu: Bachelors=1, HS=2; edu-occ (sorted tuples): Bachelors-Adm-clerical=3,
+        // Bachelors-Sales=4, HS-Sales=5; row 3 has a null edu -> 0.
+        assert_eq!(data.indices, array![[1, 3], [2, 5], [1, 4], [0, 0]]);
+        assert_eq!(wide.wide_dim(), 5);
+        assert_eq!(wide.feature_names(), vec!["edu", "edu-occ"]);
+        assert_eq!(
+            wide.feature_of(3),
+            Some(("edu-occ".to_string(), "Bachelors-Adm-clerical".to_string()))
+        );
+        // An unseen combination of seen values is 0 as well.
+        let new = df!("edu" => ["HS"], "occ" => ["Adm-clerical"]).unwrap();
+        assert_eq!(wide.transform(&new).unwrap().indices, array![[2, 0]]);
+    }
+
+    #[test]
+    fn bool_and_float_columns() {
+        let df = df!("b" => [true, false, true], "f" => [0.5f64, 1.0, 0.5]).unwrap();
+        let mut wide = WidePreprocessor::new(&["b", "f"]);
+        let data = wide.fit_transform(&df).unwrap();
+        // b: false=1, true=2; f: "0.5"=3, "1.0"=4.
+        assert_eq!(data.indices, array![[2, 3], [1, 4], [2, 3]]);
+    }
+
+    #[test]
+    fn categorical_dtype_matches_strings() {
+        let strings = tiny();
+        let cat_dtype = DataType::from_categories(Categories::global());
+        let edu = strings.column("edu").unwrap().cast(&cat_dtype).unwrap();
+        let cats = DataFrame::new(4, vec![edu]).unwrap();
+        let mut wide = WidePreprocessor::new(&["edu"]);
+        wide.fit(&strings).unwrap();
+        assert_eq!(
+            wide.transform(&cats).unwrap().indices,
+            wide.transform(&strings).unwrap().indices
+        );
+    }
+
+    #[test]
+    fn validation_errors() {
+        let df = tiny();
+        let err = WidePreprocessor::new(&[]).fit(&df).unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::InvalidConfig { ref field, .. } if field == "wide_cols")
+        );
+        let err = WidePreprocessor::new(&["nope"]).fit(&df).unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::MissingColumn { ref column } if column == "nope")
+        );
+        let err = WidePreprocessor::new(&["edu", "edu"]).fit(&df).unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::DuplicateColumn { ref column, .. } if column == "edu")
+        );
+        let err = WidePreprocessor::new(&["edu"])
+            .crossed_cols(vec![vec!["edu".into()]])
+            .fit(&df)
+            .unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::InvalidConfig { ref field, .. } if field == "crossed_cols")
+        );
+        let empty = df.head(Some(0));
+        let err = WidePreprocessor::new(&["edu"]).fit(&empty).unwrap_err();
+        assert!(matches!(err, PreprocessingError::EmptyFrame));
+        let nulls = df!("x" => [None::<&str>, None]).unwrap();
+        let err = WidePreprocessor::new(&["x"]).fit(&nulls).unwrap_err();
+        assert!(matches!(err, PreprocessingError::AllNull { ref column } if column == "x"));
+        let err = WidePreprocessor::new(&["edu"]).transform(&df).unwrap_err();
+        assert!(matches!(err, PreprocessingError::NotFitted { .. }));
+    }
+
+    #[test]
+    fn adult_wide_dim_and_names() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/adult.parquet");
+        let df = ParquetReader::new(std::fs::File::open(path).unwrap())
+            .finish()
+            .unwrap();
+        let mut wide = WidePreprocessor::new(&["education", "relationship", "workclass"])
+            .crossed_cols(vec![vec!["education".into(), "occupation".into()]]);
+        let data = wide.fit_transform(&df).unwrap();
+        assert_eq!(data.indices.shape(), &[48_842, 4]);
+        // 16 + 6 + 9 single values; 225 education-occupation pairs (Python Polars:
+        // df.select("education", "occupation").unique().height).
+        assert_eq!(wide.wide_dim(), 16 + 6 + 9 + 225);
+        assert_eq!(
+            wide.feature_names(),
+            vec![
+                "education",
+                "relationship",
+                "workclass",
+                "education-occupation"
+            ]
+        );
+        assert!(data.indices.iter().all(|&i| i > 0 && i <= 256));
+        // Row 0: education "11th", occupation "Machine-op-inspct".
+        let (name, value) = wide.feature_of(data.indices[[0, 3]]).unwrap();
+        assert_eq!(name, "education-occupation");
+        assert_eq!(value, "11th-Machine-op-inspct");
+    }
+
+    #[test]
+    fn save_load_round_trip() {
+        let mut wide = WidePreprocessor::new(&["edu", "age"])
+            .crossed_cols(vec![vec!["edu".into(), "occ".into()]]);
+        let before = wide.fit_transform(&tiny()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wide.json");
+        wide.save(&path).unwrap();
+        let loaded = WidePreprocessor::load(&path).unwrap();
+        assert_eq!(loaded, wide);
+        assert_eq!(loaded.transform(&tiny()).unwrap(), before);
+    }
+}

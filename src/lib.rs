@@ -1,0 +1,73 @@
+//! # widedeep
+//!
+//! Wide-and-deep models over tabular data (text and image components plug into the same
+//! [`models::Component`] trait) on libtorch through `tch`, with Polars DataFrames as input.
+//!
+//! The data path: a DataFrame goes through the preprocessors of
+//! [`widedeep_preprocessing`] (re-exported as [`preprocessing`]) into a
+//! [`training::Dataset`] of tensors; a [`models::WideDeep`] model is trained by a
+//! [`training::Trainer`]; a [`pipeline::Pipeline`] bundles both, predicts from DataFrames and
+//! saves to one directory.
+//!
+//! ```no_run
+//! use widedeep::prelude::*;
+//!
+//! # fn main() -> widedeep::Result<()> {
+//! let df = widedeep::datasets::adult()?;
+//! let mut prep = Preprocessors::new()
+//!     .wide(WidePreprocessor::new(&["education", "occupation"]))
+//!     .tab(TabPreprocessor::new(&["workclass", "relationship"], &["age", "hours-per-week"]))
+//!     .target(TargetEncoder::new("income", TargetKind::Binary));
+//! let train = prep.fit_transform(&df)?;
+//! let model = WideDeepConfig::new()
+//!     .wide(WideConfig::new(prep.wide_dim()?))
+//!     .deeptabular(TabMlpConfig::from_meta(&prep.tab_meta()?));
+//! let model = WideDeep::new(&model, default_device()?)?;
+//! let config = TrainerConfig::new(prep.objective()?).epochs(2).batch_size(256);
+//! let mut trainer = Trainer::new(model, config)?;
+//! trainer.fit(&train, None)?;
+//! Pipeline::new(prep, trainer).save("adult-model")?;
+//! # Ok(())
+//! # }
+//! ```
+pub mod datasets;
+pub mod device;
+pub mod error;
+pub mod models;
+pub mod pipeline;
+pub mod training;
+
+pub use error::{Result, WideDeepError};
+/// The polars version widedeep is built against, for building DataFrames without a version clash.
+pub use polars;
+pub use tch;
+pub use widedeep_preprocessing as preprocessing;
+
+/// The types most programs need.
+pub mod prelude {
+    pub use crate::device::{default_device, parse_device};
+    pub use crate::models::{
+        Activation, Component, ContNorm, HeadConfig, MlpConfig, ModelInput, TabMlpConfig,
+        WideConfig, WideDeep, WideDeepConfig,
+    };
+    pub use crate::pipeline::{Pipeline, Preprocessors};
+    pub use crate::training::{
+        Dataset, EarlyStopping, History, Metric, Objective, Optimizer, Trainer, TrainerConfig,
+    };
+    pub use crate::{Result, WideDeepError};
+    pub use tch::Device;
+    pub use widedeep_preprocessing::{
+        EmbeddingRule, Scaling, TabPreprocessor, TargetEncoder, TargetKind, WidePreprocessor,
+    };
+}
+
+use std::sync::{Mutex, MutexGuard};
+
+/// libtorch's default random generator is process-wide. Seeded work (model initialisation, a
+/// whole `fit`) holds this lock so that concurrent fits in one process cannot interleave their
+/// draws and break reproducibility.
+static TORCH_RNG: Mutex<()> = Mutex::new(());
+
+pub(crate) fn torch_rng_lock() -> MutexGuard<'static, ()> {
+    TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,234 @@
+//! The multi-layer perceptron shared by TabMlp, the WideDeep head and later components.
+use crate::error::{Result, WideDeepError};
+use serde::{Deserialize, Serialize};
+use tch::{nn, nn::ModuleT, Tensor};
+
+/// Activation functions accepted by the MLPs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    #[default]
+    Relu,
+    LeakyRelu,
+    Tanh,
+    Gelu,
+}
+
+impl Activation {
+    /// Applies the activation element-wise.
+    pub fn apply(self, x: &Tensor) -> Tensor {
+        match self {
+            Activation::Relu => x.relu(),
+            Activation::LeakyRelu => x.leaky_relu(),
+            Activation::Tanh => x.tanh(),
+            Activation::Gelu => x.gelu("none"),
+        }
+    }
+}
+
+/// Configuration of an [`Mlp`]: `Linear → activation → [BatchNorm] → Dropout` per hidden layer
+/// when `linear_first` (the default), else `[BatchNorm] → Dropout → Linear → activation`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MlpConfig {
+    /// Widths of the hidden layers; the last one is the output width.
+    pub hidden_dims: Vec<i64>,
+    pub activation: Activation,
+    /// Dropout probability after each layer, in `[0, 1)`.
+    pub dropout: f64,
+    /// Batch normalisation in every layer but the last.
+    pub batchnorm: bool,
+    /// Batch normalisation in the last layer too.
+    pub batchnorm_last: bool,
+    pub linear_first: bool,
+}
+
+impl Default for MlpConfig {
+    fn default() -> Self {
+        Self {
+            hidden_dims: vec![200, 100],
+            activation: Activation::Relu,
+            dropout: 0.1,
+            batchnorm: false,
+            batchnorm_last: false,
+            linear_first: true,
+        }
+    }
+}
+
+impl MlpConfig {
+    pub fn hidden_dims(mut self, dims: impl Into<Vec<i64>>) -> Self {
+        self.hidden_dims = dims.into();
+        self
+    }
+    pub fn activation(mut self, a: Activation) -> Self {
+        self.activation = a;
+        self
+    }
+    pub fn dropout(mut self, p: f64) -> Self {
+        self.dropout = p;
+        self
+    }
+    pub fn batchnorm(mut self, on: bool) -> Self {
+        self.batchnorm = on;
+        self
+    }
+    pub fn batchnorm_last(mut self, on: bool) -> Self {
+        self.batchnorm_last = on;
+        self
+    }
+    pub fn linear_first(mut self, on: bool) -> Self {
+        self.linear_first = on;
+        self
+    }
+
+    /// Checks the values; `prefix` names the owner in errors (e.g. `tab_mlp.mlp`).
+    pub fn validate(&self, prefix: &str) -> Result<()> {
+        if self.hidden_dims.is_empty() {
+            return Err(WideDeepError::config(
+                format!("{prefix}.hidden_dims"),
+                "needs at least one layer",
+            ));
+        }
+        if let Some(d) = self.hidden_dims.iter().find(|&&d| d <= 0) {
+            return Err(WideDeepError::config(
+                format!("{prefix}.hidden_dims"),
+                format!("layer widths must be positive, got {d}"),
+            ));
+        }
+        check_dropout(self.dropout, &format!("{prefix}.dropout"))
+    }
+
+    /// Builds the MLP for inputs of width `input_dim` under `path`.
+    pub fn build(&self, path: &nn::Path, input_dim: i64, prefix: &str) -> Result<Mlp> {
+        self.validate(prefix)?;
+        if input_dim <= 0 {
+            return Err(WideDeepError::config(
+                prefix.to_string(),
+                format!("input width must be positive, got {input_dim}"),
+            ));
+        }
+        let mut layers = Vec::with_capacity(self.hidden_dims.len());
+        let mut inp = input_dim;
+        let n = self.hidden_dims.len();
+        for (i, &out) in self.hidden_dims.iter().enumerate() {
+            let p = path / format!("dense_{i}");
+            let bn = self.batchnorm && (i + 1 < n || self.batchnorm_last);
+            let lin_cfg = nn::LinearConfig {
+                bias: !bn,
+                ..Default::default()
+            };
+            let linear = nn::linear(&p / "linear", inp, out, lin_cfg);
+            let norm_dim = if self.linear_first { out } else { inp };
+            let norm = bn.then(|| nn::batch_norm1d(&p / "bn", norm_dim, Default::default()));
+            layers.push(Dense { linear, norm });
+            inp = out;
+        }
+        Ok(Mlp {
+            layers,
+            cfg: self.clone(),
+        })
+    }
+}
+
+pub(crate) fn check_dropout(p: f64, field: &str) -> Result<()> {
+    if !(0.0..1.0).contains(&p) {
+        return Err(WideDeepError::config(
+            field,
+            format!("must be in [0, 1), got {p}"),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+struct Dense {
+    linear: nn::Linear,
+    norm: Option<nn::BatchNorm>,
+}
+
+/// A built MLP: `[batch, input_dim]` → `[batch, hidden_dims.last()]`.
+#[derive(Debug)]
+pub struct Mlp {
+    layers: Vec<Dense>,
+    cfg: MlpConfig,
+}
+
+impl Mlp {
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let act = self.cfg.activation;
+        let p = self.cfg.dropout;
+        let mut h = x.shallow_clone();
+        for layer in &self.layers {
+            h = if self.cfg.linear_first {
+                let mut y = act.apply(&h.apply(&layer.linear));
+                if let Some(bn) = &layer.norm {
+                    y = bn.forward_t(&y, train);
+                }
+                y.dropout(p, train)
+            } else {
+                let mut y = h;
+                if let Some(bn) = &layer.norm {
+                    y = bn.forward_t(&y, train);
+                }
+                act.apply(&y.dropout(p, train).apply(&layer.linear))
+            };
+        }
+        h
+    }
+
+    /// Width of the output.
+    pub fn output_dim(&self) -> i64 {
+        *self.cfg.hidden_dims.last().expect("validated non-empty")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn shapes_and_validation() {
+        let _rng = crate::torch_rng_lock(); // keeps seeded tests in other threads reproducible
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = MlpConfig::default().hidden_dims([8, 4]).batchnorm(true);
+        let mlp = cfg.build(&vs.root(), 5, "mlp").unwrap();
+        let y = mlp.forward_t(&Tensor::randn([3, 5], (Kind::Float, Device::Cpu)), true);
+        assert_eq!(y.size(), [3, 4]);
+        assert_eq!(mlp.output_dim(), 4);
+        let err = MlpConfig::default()
+            .dropout(1.5)
+            .validate("head")
+            .unwrap_err();
+        assert!(err.to_string().contains("head.dropout"), "{err}");
+        let err = MlpConfig::default()
+            .hidden_dims([4, 0])
+            .validate("x")
+            .unwrap_err();
+        assert!(err.to_string().contains("x.hidden_dims"), "{err}");
+    }
+
+    #[test]
+    fn linear_first_false_normalises_the_layer_input() {
+        let _rng = crate::torch_rng_lock(); // keeps seeded tests in other threads reproducible
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = MlpConfig::default()
+            .hidden_dims([3, 1])
+            .batchnorm(true)
+            .linear_first(false);
+        let mlp = cfg.build(&vs.root(), 2, "mlp").unwrap();
+        let vars = vs.variables();
+        assert_eq!(vars["dense_0.bn.running_mean"].size(), [2]);
+        assert!(
+            !vars.contains_key("dense_1.bn.running_mean"),
+            "no BN in the last layer"
+        );
+        assert!(
+            !vars.contains_key("dense_0.linear.bias"),
+            "BN replaces the bias"
+        );
+        let y = mlp.forward_t(&Tensor::randn([4, 2], (Kind::Float, Device::Cpu)), true);
+        assert_eq!(y.size(), [4, 1]);
+    }
+}

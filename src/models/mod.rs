@@ -1,0 +1,79 @@
+//! Models: the wide (linear) part, deep components and the [`WideDeep`] model that joins them.
+//!
+//! Every deep component implements [`Component`], so users can plug in their own next to the
+//! built-in ones; the trainer only ever sees a [`WideDeep`].
+pub mod mlp;
+pub mod tabular;
+pub mod wide;
+pub mod wide_deep;
+
+pub use mlp::{Activation, Mlp, MlpConfig};
+pub use tabular::{ContNorm, TabMlp, TabMlpConfig, TabModelConfig};
+pub use wide::{Wide, WideConfig};
+pub use wide_deep::{HeadConfig, WideDeep, WideDeepConfig};
+
+use tch::{Device, Tensor};
+
+/// One mini-batch (or a whole data set) of model inputs, already on the model's device.
+///
+/// Each field follows the data contract: `wide` `[batch, n_wide]` i64 global indices (0 =
+/// unseen); `cat` `[batch, n_cat]` i64 per-column indices (0 = unseen/null); `cont`
+/// `[batch, n_cont]` f32; `text` one `[batch, seq_len]` i64 tensor per text column; `image` one
+/// `[batch, 3, H, W]` f32 tensor per image column.
+#[derive(Debug, Default)]
+pub struct ModelInput {
+    pub wide: Option<Tensor>,
+    pub cat: Option<Tensor>,
+    pub cont: Option<Tensor>,
+    pub text: Vec<Tensor>,
+    pub image: Vec<Tensor>,
+}
+
+impl ModelInput {
+    /// Number of rows, taken from the first input present.
+    pub fn batch_size(&self) -> i64 {
+        self.tensors().next().map(|t| t.size()[0]).unwrap_or(0)
+    }
+
+    /// All tensors present, in a fixed order (wide, cat, cont, texts, images).
+    pub fn tensors(&self) -> impl Iterator<Item = &Tensor> {
+        self.wide
+            .iter()
+            .chain(self.cat.iter())
+            .chain(self.cont.iter())
+            .chain(self.text.iter())
+            .chain(self.image.iter())
+    }
+
+    /// Applies `f` to every tensor present, keeping the structure.
+    pub fn map(&self, f: impl Fn(&Tensor) -> Tensor) -> ModelInput {
+        ModelInput {
+            wide: self.wide.as_ref().map(&f),
+            cat: self.cat.as_ref().map(&f),
+            cont: self.cont.as_ref().map(&f),
+            text: self.text.iter().map(&f).collect(),
+            image: self.image.iter().map(&f).collect(),
+        }
+    }
+
+    /// Moves every tensor to `device`.
+    pub fn to_device(&self, device: Device) -> ModelInput {
+        self.map(|t| t.to_device(device))
+    }
+}
+
+/// A deep component of a [`WideDeep`] model (TabMlp, a text or an image model, or your own).
+///
+/// A component reads the part of [`ModelInput`] it was built for and returns
+/// `[batch, output_dim()]` features; [`WideDeep`] projects them to the prediction or feeds them
+/// to its head.
+pub trait Component: std::fmt::Debug + Send {
+    /// Forward pass; `train` switches dropout and batch-norm to training behaviour.
+    fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor;
+    /// Width of the output features.
+    fn output_dim(&self) -> i64;
+    /// Checks that `input` carries what this component reads, with the right widths.
+    fn check_input(&self, _input: &ModelInput) -> crate::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,175 @@
+//! Column embeddings shared by the tabular models: one embedding table per categorical column
+//! (row 0 = unseen/null) and an optional normalisation of the continuous block.
+use crate::error::{Result, WideDeepError};
+use crate::models::mlp::check_dropout;
+use crate::models::wide::check_index_range;
+use crate::models::ModelInput;
+use serde::{Deserialize, Serialize};
+use tch::{nn, nn::ModuleT, Tensor};
+use widedeep_preprocessing::CatColumnMeta;
+
+/// Normalisation applied to the continuous columns before they join the embeddings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContNorm {
+    #[default]
+    None,
+    BatchNorm,
+    LayerNorm,
+}
+
+#[derive(Debug)]
+enum NormLayer {
+    Batch(nn::BatchNorm),
+    Layer(nn::LayerNorm),
+}
+
+/// Categorical embeddings (with dropout) concatenated with the (normalised) continuous columns:
+/// `cat [batch, n_cat]`, `cont [batch, n_cont]` → `[batch, Σ embed_dim + n_cont]`.
+#[derive(Debug)]
+pub struct TabEmbeddings {
+    tables: Vec<nn::Embedding>,
+    cat: Vec<CatColumnMeta>,
+    n_cont: i64,
+    norm: Option<NormLayer>,
+    dropout: f64,
+}
+
+impl TabEmbeddings {
+    /// Builds the tables; `prefix` names the owner in errors.
+    pub fn new(
+        path: &nn::Path,
+        cat: &[CatColumnMeta],
+        n_cont: usize,
+        cont_norm: ContNorm,
+        dropout: f64,
+        prefix: &str,
+    ) -> Result<Self> {
+        check_dropout(dropout, &format!("{prefix}.embed_dropout"))?;
+        if cat.is_empty() && n_cont == 0 {
+            return Err(WideDeepError::config(
+                prefix.to_string(),
+                "needs at least one categorical or continuous column",
+            ));
+        }
+        let mut tables = Vec::with_capacity(cat.len());
+        for (i, c) in cat.iter().enumerate() {
+            if c.cardinality < 2 || c.embed_dim == 0 {
+                return Err(WideDeepError::config(
+                    format!("{prefix}.cat_embed[{}]", c.name),
+                    format!(
+                        "cardinality must be ≥ 2 and embed_dim ≥ 1, got {} and {}",
+                        c.cardinality, c.embed_dim
+                    ),
+                ));
+            }
+            let cfg = nn::EmbeddingConfig {
+                padding_idx: 0,
+                ..Default::default()
+            };
+            let emb = nn::embedding(
+                path / format!("emb_{i}"),
+                c.cardinality as i64,
+                c.embed_dim as i64,
+                cfg,
+            );
+            tch::no_grad(|| {
+                let _ = emb.ws.get(0).zero_();
+            });
+            tables.push(emb);
+        }
+        let n_cont = n_cont as i64;
+        let norm = match (cont_norm, n_cont) {
+            (_, 0) | (ContNorm::None, _) => None,
+            (ContNorm::BatchNorm, n) => Some(NormLayer::Batch(nn::batch_norm1d(
+                path / "cont_norm",
+                n,
+                Default::default(),
+            ))),
+            (ContNorm::LayerNorm, n) => Some(NormLayer::Layer(nn::layer_norm(
+                path / "cont_norm",
+                vec![n],
+                Default::default(),
+            ))),
+        };
+        Ok(Self {
+            tables,
+            cat: cat.to_vec(),
+            n_cont,
+            norm,
+            dropout,
+        })
+    }
+
+    /// Width of the output: the sum of the embedding dims plus the continuous columns.
+    pub fn output_dim(&self) -> i64 {
+        self.cat.iter().map(|c| c.embed_dim as i64).sum::<i64>() + self.n_cont
+    }
+
+    /// `[batch, output_dim()]`.
+    pub fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
+        let mut parts = Vec::with_capacity(2);
+        if let Some(cat) = input.cat.as_ref().filter(|_| !self.tables.is_empty()) {
+            let embs: Vec<Tensor> = self
+                .tables
+                .iter()
+                .enumerate()
+                .map(|(i, t)| cat.select(1, i as i64).apply(t))
+                .collect();
+            parts.push(Tensor::cat(&embs, 1).dropout(self.dropout, train));
+        }
+        if let Some(cont) = input.cont.as_ref().filter(|_| self.n_cont > 0) {
+            parts.push(match &self.norm {
+                None => cont.shallow_clone(),
+                Some(NormLayer::Batch(bn)) => bn.forward_t(cont, train),
+                Some(NormLayer::Layer(ln)) => cont.apply_t(ln, train),
+            });
+        }
+        if parts.len() == 1 {
+            parts.pop().expect("one part")
+        } else {
+            Tensor::cat(&parts, 1)
+        }
+    }
+
+    /// Checks presence, widths and index ranges of `cat` and `cont`.
+    pub fn check_input(&self, input: &ModelInput) -> Result<()> {
+        if !self.cat.is_empty() {
+            let cat = input
+                .cat
+                .as_ref()
+                .ok_or_else(|| mismatch("cat", "no categorical input"))?;
+            let size = cat.size();
+            if size.len() != 2 || size[1] != self.cat.len() as i64 {
+                return Err(mismatch(
+                    "cat",
+                    &format!("expected [batch, {}], got {size:?}", self.cat.len()),
+                ));
+            }
+            for (i, c) in self.cat.iter().enumerate() {
+                check_index_range(&cat.select(1, i as i64), &c.name, c.cardinality as i64 - 1)?;
+            }
+        }
+        if self.n_cont > 0 {
+            let cont = input
+                .cont
+                .as_ref()
+                .ok_or_else(|| mismatch("cont", "no continuous input"))?;
+            let size = cont.size();
+            if size.len() != 2 || size[1] != self.n_cont {
+                return Err(mismatch(
+                    "cont",
+                    &format!("expected [batch, {}], got {size:?}", self.n_cont),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn mismatch(input: &str, reason: &str) -> WideDeepError {
+    WideDeepError::InputMismatch {
+        input: input.into(),
+        reason: reason.into(),
+    }
+}

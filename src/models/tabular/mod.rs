@@ -1,0 +1,33 @@
+//! Deep models over the tabular input (categorical indices + continuous values).
+pub mod embeddings;
+pub mod tab_mlp;
+
+pub use embeddings::{ContNorm, TabEmbeddings};
+pub use tab_mlp::{TabMlp, TabMlpConfig};
+
+use crate::error::Result;
+use crate::models::Component;
+use serde::{Deserialize, Serialize};
+use tch::nn;
+
+/// The serializable choice of deep tabular model inside a [`crate::models::WideDeepConfig`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "model", rename_all = "snake_case")]
+pub enum TabModelConfig {
+    TabMlp(TabMlpConfig),
+}
+
+impl TabModelConfig {
+    /// Builds the component under `path`.
+    pub fn build(&self, path: &nn::Path) -> Result<Box<dyn Component>> {
+        Ok(match self {
+            TabModelConfig::TabMlp(c) => Box::new(c.build(path)?),
+        })
+    }
+}
+
+impl From<TabMlpConfig> for TabModelConfig {
+    fn from(c: TabMlpConfig) -> Self {
+        TabModelConfig::TabMlp(c)
+    }
+}

@@ -1,0 +1,184 @@
+//! TabMlp: column embeddings followed by an MLP.
+use crate::error::Result;
+use crate::models::tabular::embeddings::{ContNorm, TabEmbeddings};
+use crate::models::{Component, Mlp, MlpConfig, ModelInput};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Tensor};
+use widedeep_preprocessing::{CatColumnMeta, TabMeta};
+
+/// Configuration of [`TabMlp`]. Start from [`TabMlpConfig::from_meta`] with the fitted
+/// `TabPreprocessor`'s metadata, then adjust with the setters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TabMlpConfig {
+    /// One entry per categorical column: name, cardinality (incl. the 0 slot), embedding width.
+    pub cat_embed: Vec<CatColumnMeta>,
+    /// Names of the continuous input columns (missing-indicator columns included).
+    pub cont_cols: Vec<String>,
+    /// Dropout on the concatenated categorical embeddings.
+    #[serde(default)]
+    pub embed_dropout: f64,
+    #[serde(default)]
+    pub cont_norm: ContNorm,
+    #[serde(default)]
+    pub mlp: MlpConfig,
+}
+
+impl TabMlpConfig {
+    /// Columns, cardinalities and embedding widths from a fitted `TabPreprocessor`.
+    pub fn from_meta(meta: &TabMeta) -> Self {
+        Self {
+            cat_embed: meta.cat.clone(),
+            cont_cols: meta.cont.clone(),
+            embed_dropout: 0.0,
+            cont_norm: ContNorm::None,
+            mlp: MlpConfig::default(),
+        }
+    }
+    pub fn embed_dropout(mut self, p: f64) -> Self {
+        self.embed_dropout = p;
+        self
+    }
+    pub fn cont_norm(mut self, n: ContNorm) -> Self {
+        self.cont_norm = n;
+        self
+    }
+    pub fn mlp(mut self, mlp: MlpConfig) -> Self {
+        self.mlp = mlp;
+        self
+    }
+
+    /// Validates and builds the model under `path`.
+    pub fn build(&self, path: &nn::Path) -> Result<TabMlp> {
+        self.mlp.validate("tab_mlp.mlp")?;
+        let embed = TabEmbeddings::new(
+            &(path / "embed"),
+            &self.cat_embed,
+            self.cont_cols.len(),
+            self.cont_norm,
+            self.embed_dropout,
+            "tab_mlp",
+        )?;
+        let mlp = self
+            .mlp
+            .build(&(path / "mlp"), embed.output_dim(), "tab_mlp.mlp")?;
+        Ok(TabMlp { embed, mlp })
+    }
+}
+
+/// TabMlp: `cat [batch, n_cat]` + `cont [batch, n_cont]` → `[batch, mlp.hidden_dims.last()]`.
+#[derive(Debug)]
+pub struct TabMlp {
+    embed: TabEmbeddings,
+    mlp: Mlp,
+}
+
+impl Component for TabMlp {
+    fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
+        self.mlp
+            .forward_t(&self.embed.forward_t(input, train), train)
+    }
+
+    fn output_dim(&self) -> i64 {
+        self.mlp.output_dim()
+    }
+
+    fn check_input(&self, input: &ModelInput) -> Result<()> {
+        self.embed.check_input(input)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{Activation, ContNorm};
+    use tch::{Device, Kind};
+
+    fn meta() -> TabMeta {
+        TabMeta {
+            cat: vec![
+                CatColumnMeta {
+                    name: "a".into(),
+                    cardinality: 4,
+                    embed_dim: 3,
+                },
+                CatColumnMeta {
+                    name: "b".into(),
+                    cardinality: 3,
+                    embed_dim: 2,
+                },
+            ],
+            cont: vec!["x".into(), "y".into()],
+        }
+    }
+
+    fn input(n: i64) -> ModelInput {
+        let cat = Tensor::from_slice(&[1i64, 2, 3, 0, 0, 1])
+            .view([3, 2])
+            .narrow(0, 0, n);
+        ModelInput {
+            cat: Some(cat),
+            cont: Some(Tensor::randn([n, 2], (Kind::Float, Device::Cpu))),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn forward_shapes_for_several_configs() {
+        let _rng = crate::torch_rng_lock(); // keeps seeded tests in other threads reproducible
+        for (norm, act, bn, dims) in [
+            (ContNorm::None, Activation::Relu, false, vec![16, 8]),
+            (ContNorm::BatchNorm, Activation::Gelu, true, vec![5]),
+            (ContNorm::LayerNorm, Activation::Tanh, false, vec![7, 7, 3]),
+            (ContNorm::None, Activation::LeakyRelu, true, vec![4, 2]),
+        ] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let cfg = TabMlpConfig::from_meta(&meta())
+                .cont_norm(norm)
+                .embed_dropout(0.1)
+                .mlp(
+                    MlpConfig::default()
+                        .hidden_dims(dims.clone())
+                        .activation(act)
+                        .batchnorm(bn),
+                );
+            let m = cfg.build(&vs.root()).unwrap();
+            let x = input(3);
+            m.check_input(&x).unwrap();
+            let y = m.forward_t(&x, true);
+            assert_eq!(y.size(), [3, *dims.last().unwrap()]);
+            assert_eq!(m.output_dim(), *dims.last().unwrap());
+        }
+    }
+
+    #[test]
+    fn input_checks_name_the_column() {
+        let _rng = crate::torch_rng_lock(); // keeps seeded tests in other threads reproducible
+        let vs = nn::VarStore::new(Device::Cpu);
+        let m = TabMlpConfig::from_meta(&meta()).build(&vs.root()).unwrap();
+        let mut x = input(3);
+        x.cat = Some(Tensor::from_slice(&[1i64, 5]).view([1, 2]));
+        x.cont = Some(Tensor::zeros([1, 2], (Kind::Float, Device::Cpu)));
+        let err = m.check_input(&x).unwrap_err().to_string();
+        assert!(err.contains('b') && err.contains("0..=2"), "{err}");
+        x.cont = Some(Tensor::zeros([1, 3], (Kind::Float, Device::Cpu)));
+        x.cat = Some(Tensor::from_slice(&[1i64, 1]).view([1, 2]));
+        assert!(m.check_input(&x).unwrap_err().to_string().contains("cont"));
+    }
+
+    #[test]
+    fn invalid_configs_are_typed_errors() {
+        let _rng = crate::torch_rng_lock(); // keeps seeded tests in other threads reproducible
+        let vs = nn::VarStore::new(Device::Cpu);
+        let bad = TabMlpConfig::from_meta(&meta()).embed_dropout(-0.1);
+        assert!(bad
+            .build(&vs.root())
+            .unwrap_err()
+            .to_string()
+            .contains("tab_mlp.embed_dropout"));
+        let empty = TabMlpConfig::from_meta(&TabMeta {
+            cat: vec![],
+            cont: vec![],
+        });
+        assert!(empty.build(&vs.root()).is_err());
+    }
+}

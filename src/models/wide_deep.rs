@@ -1,0 +1,362 @@
+//! [`WideDeep`]: the wide part plus any deep components, joined additively or through a head.
+use crate::error::{Result, WideDeepError};
+use crate::models::{Component, Mlp, MlpConfig, ModelInput, TabModelConfig, Wide, WideConfig};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device, Tensor};
+
+/// The MLP head over the concatenated deep outputs (`WideDeep(..., head=...)`). A final linear
+/// layer to `pred_dim` is always added after it.
+pub type HeadConfig = MlpConfig;
+
+/// Serializable description of a [`WideDeep`] model: enough to rebuild it from a saved pipeline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WideDeepConfig {
+    pub wide: Option<WideConfig>,
+    pub deeptabular: Option<TabModelConfig>,
+    /// `None`: each deep output is projected linearly to `pred_dim` and added to the wide output
+    /// (the reference's default). `Some`: an MLP over the concatenated deep outputs.
+    pub head: Option<HeadConfig>,
+    /// Width of the output: 1 for binary and regression, the class count for multiclass.
+    pub pred_dim: i64,
+    /// Seed of the weight initialisation.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+impl Default for WideDeepConfig {
+    fn default() -> Self {
+        Self {
+            wide: None,
+            deeptabular: None,
+            head: None,
+            pred_dim: 1,
+            seed: default_seed(),
+        }
+    }
+}
+
+impl WideDeepConfig {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn wide(mut self, wide: WideConfig) -> Self {
+        self.wide = Some(wide);
+        self
+    }
+    pub fn deeptabular(mut self, tab: impl Into<TabModelConfig>) -> Self {
+        self.deeptabular = Some(tab.into());
+        self
+    }
+    pub fn head(mut self, head: HeadConfig) -> Self {
+        self.head = Some(head);
+        self
+    }
+    pub fn pred_dim(mut self, pred_dim: i64) -> Self {
+        self.pred_dim = pred_dim;
+        self
+    }
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+}
+
+/// A wide-and-deep model: `ModelInput` → `[batch, pred_dim]` logits (or values for regression).
+///
+/// Owns its [`nn::VarStore`]; the weights save to and load from `.safetensors`.
+pub struct WideDeep {
+    vs: nn::VarStore,
+    wide: Option<Wide>,
+    deep: Vec<Box<dyn Component>>,
+    /// Without head: one projection per deep component. With head: the head's output layer only.
+    proj: Vec<nn::Linear>,
+    head: Option<Mlp>,
+    pred_dim: i64,
+    config: Option<WideDeepConfig>,
+}
+
+impl std::fmt::Debug for WideDeep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WideDeep")
+            .field("wide", &self.wide)
+            .field("deep", &self.deep)
+            .field("head", &self.head)
+            .field("pred_dim", &self.pred_dim)
+            .finish()
+    }
+}
+
+impl WideDeep {
+    /// Builds the model described by `config` on `device`, with weights drawn from `config.seed`.
+    pub fn new(config: &WideDeepConfig, device: Device) -> Result<Self> {
+        let _rng_guard = crate::torch_rng_lock();
+        tch::manual_seed(config.seed as i64);
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let wide = config
+            .wide
+            .as_ref()
+            .map(|w| w.build(&(&root / "wide"), config.pred_dim))
+            .transpose()?;
+        let mut deep = Vec::new();
+        if let Some(tab) = &config.deeptabular {
+            deep.push(tab.build(&(&root / "deeptabular"))?);
+        }
+        let mut model = Self::assemble(vs, wide, deep, config.head.as_ref(), config.pred_dim)?;
+        model.config = Some(config.clone());
+        Ok(model)
+    }
+
+    /// Builds a model from your own components. Build them on paths of `vs` (e.g.
+    /// `vs.root() / "custom"`) so their weights train and save with the rest. Such a model trains
+    /// and predicts like any other, but a pipeline holding it cannot be saved (there is no config
+    /// to rebuild it from).
+    pub fn from_components(
+        vs: nn::VarStore,
+        wide: Option<&WideConfig>,
+        deep: Vec<Box<dyn Component>>,
+        head: Option<&HeadConfig>,
+        pred_dim: i64,
+    ) -> Result<Self> {
+        let wide = wide
+            .map(|w| w.build(&(vs.root() / "wide"), pred_dim))
+            .transpose()?;
+        Self::assemble(vs, wide, deep, head, pred_dim)
+    }
+
+    fn assemble(
+        vs: nn::VarStore,
+        wide: Option<Wide>,
+        deep: Vec<Box<dyn Component>>,
+        head: Option<&HeadConfig>,
+        pred_dim: i64,
+    ) -> Result<Self> {
+        if pred_dim <= 0 {
+            return Err(WideDeepError::config(
+                "pred_dim",
+                format!("must be positive, got {pred_dim}"),
+            ));
+        }
+        if wide.is_none() && deep.is_empty() {
+            return Err(WideDeepError::config(
+                "WideDeepConfig",
+                "needs a wide part or at least one deep component",
+            ));
+        }
+        if head.is_some() && deep.is_empty() {
+            return Err(WideDeepError::config(
+                "head",
+                "a head needs at least one deep component",
+            ));
+        }
+        let root = vs.root();
+        let (head, proj) = match head {
+            Some(h) => {
+                let width: i64 = deep.iter().map(|c| c.output_dim()).sum();
+                let mlp = h.build(&(&root / "head"), width, "head")?;
+                let out = nn::linear(
+                    &root / "head_out",
+                    mlp.output_dim(),
+                    pred_dim,
+                    Default::default(),
+                );
+                (Some(mlp), vec![out])
+            }
+            None => {
+                let proj = deep
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        nn::linear(
+                            &root / format!("proj_{i}"),
+                            c.output_dim(),
+                            pred_dim,
+                            Default::default(),
+                        )
+                    })
+                    .collect();
+                (None, proj)
+            }
+        };
+        Ok(Self {
+            vs,
+            wide,
+            deep,
+            proj,
+            head,
+            pred_dim,
+            config: None,
+        })
+    }
+
+    /// Forward pass: `[batch, pred_dim]`. Call [`WideDeep::check_input`] first on user data.
+    pub fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
+        let mut out: Option<Tensor> = self.wide.as_ref().map(|w| {
+            w.forward(
+                input
+                    .wide
+                    .as_ref()
+                    .expect("wide input checked by check_input"),
+            )
+        });
+        let mut add = |t: Tensor| {
+            out = Some(match out.take() {
+                Some(o) => o + t,
+                None => t,
+            })
+        };
+        match &self.head {
+            Some(head) => {
+                let feats: Vec<Tensor> = self
+                    .deep
+                    .iter()
+                    .map(|c| c.forward_t(input, train))
+                    .collect();
+                let h = head.forward_t(&Tensor::cat(&feats, 1), train);
+                add(h.apply(&self.proj[0]));
+            }
+            None => {
+                for (c, p) in self.deep.iter().zip(&self.proj) {
+                    add(c.forward_t(input, train).apply(p));
+                }
+            }
+        }
+        out.expect("a wide part or a deep component is present")
+    }
+
+    /// Validates that `input` matches the model: present inputs, widths, index ranges.
+    pub fn check_input(&self, input: &ModelInput) -> Result<()> {
+        if let Some(w) = &self.wide {
+            w.check_input(input)?;
+        }
+        for c in &self.deep {
+            c.check_input(input)?;
+        }
+        Ok(())
+    }
+
+    pub fn pred_dim(&self) -> i64 {
+        self.pred_dim
+    }
+
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// The config it was built from; `None` for models made with [`WideDeep::from_components`].
+    pub fn config(&self) -> Option<&WideDeepConfig> {
+        self.config.as_ref()
+    }
+
+    pub fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    pub fn var_store_mut(&mut self) -> &mut nn::VarStore {
+        &mut self.vs
+    }
+
+    /// The wide part, if any.
+    pub fn wide(&self) -> Option<&Wide> {
+        self.wide.as_ref()
+    }
+
+    /// The deep components, in build order (the tabular model first).
+    pub fn components(&self) -> &[Box<dyn Component>] {
+        &self.deep
+    }
+
+    /// Number of trainable scalars.
+    pub fn n_parameters(&self) -> i64 {
+        self.vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::TabMlpConfig;
+    use widedeep_preprocessing::{CatColumnMeta, TabMeta};
+
+    fn tab() -> TabMlpConfig {
+        TabMlpConfig::from_meta(&TabMeta {
+            cat: vec![CatColumnMeta {
+                name: "a".into(),
+                cardinality: 5,
+                embed_dim: 4,
+            }],
+            cont: vec!["x".into()],
+        })
+        .mlp(MlpConfig::default().hidden_dims([8, 6]))
+    }
+
+    fn input() -> ModelInput {
+        ModelInput {
+            wide: Some(Tensor::from_slice(&[1i64, 2, 3, 0, 4, 5]).view([3, 2])),
+            cat: Some(Tensor::from_slice(&[1i64, 4, 0]).view([3, 1])),
+            cont: Some(Tensor::from_slice(&[0.5f32, -1.0, 2.0]).view([3, 1])),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn additive_and_head_modes_have_pred_dim_outputs() {
+        for head in [None, Some(MlpConfig::default().hidden_dims([5]))] {
+            for pred_dim in [1, 3] {
+                let mut cfg = WideDeepConfig::new()
+                    .wide(WideConfig::new(5))
+                    .deeptabular(tab())
+                    .pred_dim(pred_dim);
+                cfg.head = head.clone();
+                let m = WideDeep::new(&cfg, Device::Cpu).unwrap();
+                m.check_input(&input()).unwrap();
+                assert_eq!(m.forward_t(&input(), false).size(), [3, pred_dim]);
+            }
+        }
+    }
+
+    #[test]
+    fn without_head_the_output_is_wide_plus_projected_deep() {
+        let cfg = WideDeepConfig::new()
+            .wide(WideConfig::new(5))
+            .deeptabular(tab());
+        let m = WideDeep::new(&cfg, Device::Cpu).unwrap();
+        let x = input();
+        let wide = m.wide().unwrap().forward(x.wide.as_ref().unwrap());
+        let deep = m.components()[0].forward_t(&x, false).apply(&m.proj[0]);
+        let diff = (m.forward_t(&x, false) - wide - deep)
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(diff < 1e-6, "{diff}");
+    }
+
+    #[test]
+    fn same_seed_same_weights() {
+        let cfg = WideDeepConfig::new().deeptabular(tab()).seed(7);
+        let a = WideDeep::new(&cfg, Device::Cpu).unwrap();
+        let b = WideDeep::new(&cfg, Device::Cpu).unwrap();
+        let x = input();
+        assert!(a.forward_t(&x, false).equal(&b.forward_t(&x, false)));
+    }
+
+    #[test]
+    fn empty_model_and_bad_pred_dim_are_errors() {
+        assert!(WideDeep::new(&WideDeepConfig::new(), Device::Cpu).is_err());
+        let cfg = WideDeepConfig::new().wide(WideConfig::new(3)).pred_dim(0);
+        let err = WideDeep::new(&cfg, Device::Cpu).unwrap_err().to_string();
+        assert!(err.contains("pred_dim"), "{err}");
+        let head_only = WideDeepConfig::new()
+            .wide(WideConfig::new(3))
+            .head(MlpConfig::default());
+        assert!(WideDeep::new(&head_only, Device::Cpu).is_err());
+    }
+}

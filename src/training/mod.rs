@@ -1,0 +1,12 @@
+//! Training: objectives, metrics, data batching, early stopping and the [`Trainer`].
+pub mod callbacks;
+pub mod data;
+pub mod metrics;
+pub mod objectives;
+pub mod trainer;
+
+pub use callbacks::{EarlyStopping, History, Mode};
+pub use data::Dataset;
+pub use metrics::Metric;
+pub use objectives::Objective;
+pub use trainer::{Optimizer, Trainer, TrainerConfig};

@@ -1,0 +1,62 @@
+//! Shared set-up: an Adult subsample and a small Wide + TabMlp pipeline on it.
+use polars::prelude::DataFrame;
+use widedeep::datasets;
+use widedeep::prelude::*;
+
+pub const WIDE: [&str; 4] = ["education", "relationship", "occupation", "gender"];
+pub const CAT: [&str; 8] = [
+    "workclass",
+    "education",
+    "marital-status",
+    "occupation",
+    "relationship",
+    "gender",
+    "capital-gain",
+    "capital-loss",
+];
+pub const CONT: [&str; 3] = ["age", "educational-num", "hours-per-week"];
+
+/// `n_train` training and `n_test` test rows of Adult, drawn with a fixed seed.
+pub fn adult_split(n_train: usize, n_test: usize) -> (DataFrame, DataFrame) {
+    let df = datasets::adult().unwrap();
+    let (a, b) = datasets::train_test_split(&df, 0.2, 11).unwrap();
+    (a.head(Some(n_train)), b.head(Some(n_test)))
+}
+
+pub fn adult_preprocessors() -> Preprocessors {
+    Preprocessors::new()
+        .wide(
+            WidePreprocessor::new(&WIDE)
+                .crossed_cols(vec![vec!["education".into(), "occupation".into()]]),
+        )
+        .tab(TabPreprocessor::new(&CAT, &CONT))
+        .target(TargetEncoder::new("income", TargetKind::Binary).positive_class(">50K"))
+}
+
+/// A small Wide + TabMlp model for the fitted `prep`.
+pub fn wide_tabmlp_config(prep: &Preprocessors, seed: u64) -> WideDeepConfig {
+    WideDeepConfig::new()
+        .wide(WideConfig::new(prep.wide_dim().unwrap()))
+        .deeptabular(
+            TabMlpConfig::from_meta(&prep.tab_meta().unwrap())
+                .cont_norm(ContNorm::BatchNorm)
+                .mlp(MlpConfig::default().hidden_dims([32, 16])),
+        )
+        .seed(seed)
+}
+
+/// Silent training settings with accuracy and AUC.
+pub fn trainer_config(prep: &Preprocessors, seed: u64, epochs: usize) -> TrainerConfig {
+    TrainerConfig::new(prep.objective().unwrap())
+        .epochs(epochs)
+        .batch_size(128)
+        .metrics([Metric::Accuracy, Metric::Auc])
+        .seed(seed)
+        .verbose(0)
+}
+
+/// [`wide_tabmlp_config`] with [`trainer_config`], on the CPU.
+pub fn wide_tabmlp_trainer(prep: &Preprocessors, seed: u64, epochs: usize) -> Trainer {
+    let model = WideDeep::new(&wide_tabmlp_config(prep, seed), Device::Cpu).unwrap();
+    Trainer::new(model, trainer_config(prep, seed, epochs)).unwrap()
+}

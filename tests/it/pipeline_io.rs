@@ -1,0 +1,70 @@
+//! Saving and loading whole pipelines.
+use crate::common::*;
+use widedeep::prelude::*;
+
+#[test]
+fn save_load_round_trip_predicts_identically() {
+    let (train_df, test_df) = adult_split(2_000, 500);
+    let mut prep = adult_preprocessors();
+    let train = prep.fit_transform(&train_df).unwrap();
+    let mut trainer = wide_tabmlp_trainer(&prep, 5, 1);
+    trainer.fit(&train, None).unwrap();
+    let pipeline = Pipeline::new(prep, trainer);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("adult");
+    pipeline.save(&dir).unwrap();
+    for f in ["pipeline.json", "model.safetensors", "history.json"] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    // saving again replaces the directory and leaves no temporary folders
+    pipeline.save(&dir).unwrap();
+    let names: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into())
+        .collect();
+    assert_eq!(names, vec!["adult".to_string()]);
+
+    let loaded = Pipeline::load(&dir, Device::Cpu).unwrap();
+    let a = pipeline.predict_proba(&test_df).unwrap();
+    let b = loaded.predict_proba(&test_df).unwrap();
+    assert_eq!(a.size(), [500, 2]);
+    assert!(a.equal(&b), "reloaded predictions differ");
+    assert_eq!(loaded.history(), pipeline.history());
+    // prediction data need not carry the target column
+    let no_target = test_df.drop("income").unwrap();
+    assert!(pipeline
+        .predict(&no_target)
+        .unwrap()
+        .equal(&loaded.predict(&test_df).unwrap()));
+}
+
+#[test]
+fn damaged_pipeline_is_a_typed_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = Pipeline::load(tmp.path(), Device::Cpu).unwrap_err();
+    assert!(matches!(err, WideDeepError::BadPipeline { .. }), "{err}");
+    assert!(err.to_string().contains("pipeline.json"), "{err}");
+    std::fs::write(tmp.path().join("pipeline.json"), "{ not json").unwrap();
+    assert!(matches!(
+        Pipeline::load(tmp.path(), Device::Cpu),
+        Err(WideDeepError::BadPipeline { .. })
+    ));
+}
+
+#[test]
+fn a_custom_component_model_refuses_to_save_and_leaves_nothing() {
+    let (train_df, _) = adult_split(200, 10);
+    let mut prep = adult_preprocessors();
+    prep.fit(&train_df).unwrap();
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let tab = TabMlpConfig::from_meta(&prep.tab_meta().unwrap())
+        .build(&(vs.root() / "mine"))
+        .unwrap();
+    let model = WideDeep::from_components(vs, None, vec![Box::new(tab)], None, 1).unwrap();
+    let trainer = Trainer::new(model, TrainerConfig::new(Objective::Binary).verbose(0)).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("custom");
+    assert!(Pipeline::new(prep, trainer).save(&dir).is_err());
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}

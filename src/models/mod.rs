@@ -76,4 +76,25 @@ pub trait Component: std::fmt::Debug + Send {
     fn check_input(&self, _input: &ModelInput) -> crate::Result<()> {
         Ok(())
     }
+    /// Forward pass plus an auxiliary loss to add to the objective during training (TabNet's
+    /// sparsity regularisation, already weighted). Most components have none.
+    fn forward_aux(&self, input: &ModelInput, train: bool) -> (Tensor, Option<Tensor>) {
+        (self.forward_t(input, train), None)
+    }
+    /// Attention weights of the most recent forward pass, one tensor per block, for components
+    /// that have attention (shapes are documented by each model).
+    fn attention_weights(&self) -> Option<Vec<Tensor>> {
+        None
+    }
+    /// Global importance of each input column over the rows of `input` (non-negative, summing
+    /// to 1), from attention or feature masks, for components that have them; in the order of
+    /// [`Component::feature_names`].
+    fn feature_importance(&self, _input: &ModelInput) -> Option<crate::Result<Vec<f64>>> {
+        None
+    }
+    /// Names of the input columns the component reads, in the order of
+    /// [`Component::feature_importance`].
+    fn feature_names(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

@@ -195,6 +195,23 @@ impl WideDeep {
 
     /// Forward pass: `[batch, pred_dim]`. Call [`WideDeep::check_input`] first on user data.
     pub fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
+        self.forward_aux(input, train).0
+    }
+
+    /// Forward pass plus the sum of the components' auxiliary losses (see
+    /// [`Component::forward_aux`]), which the trainer adds to the objective.
+    pub fn forward_aux(&self, input: &ModelInput, train: bool) -> (Tensor, Option<Tensor>) {
+        let mut aux: Option<Tensor> = None;
+        let mut run = |c: &dyn Component| {
+            let (y, a) = c.forward_aux(input, train);
+            if let Some(a) = a {
+                aux = Some(match aux.take() {
+                    Some(s) => s + a,
+                    None => a,
+                });
+            }
+            y
+        };
         let mut out: Option<Tensor> = self.wide.as_ref().map(|w| {
             w.forward(
                 input
@@ -209,23 +226,20 @@ impl WideDeep {
                 None => t,
             })
         };
+        let feats: Vec<Tensor> = self.deep.iter().map(|c| run(c.as_ref())).collect();
         match &self.head {
             Some(head) => {
-                let feats: Vec<Tensor> = self
-                    .deep
-                    .iter()
-                    .map(|c| c.forward_t(input, train))
-                    .collect();
                 let h = head.forward_t(&Tensor::cat(&feats, 1), train);
                 add(h.apply(&self.proj[0]));
             }
             None => {
-                for (c, p) in self.deep.iter().zip(&self.proj) {
-                    add(c.forward_t(input, train).apply(p));
+                for (f, p) in feats.iter().zip(&self.proj) {
+                    add(f.apply(p));
                 }
             }
         }
-        out.expect("a wide part or a deep component is present")
+        let out = out.expect("a wide part or a deep component is present");
+        (out, aux)
     }
 
     /// Validates that `input` matches the model: present inputs, widths, index ranges.

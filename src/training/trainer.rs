@@ -240,8 +240,11 @@ impl Trainer {
                     batch.to_device(device)
                 };
                 let target = batch.target.as_ref().expect("checked");
-                let out = self.model.forward_t(&batch.input, true);
-                let loss = cfg.objective.loss(&out, target);
+                let (out, aux) = self.model.forward_aux(&batch.input, true);
+                let loss = match aux {
+                    Some(aux) => cfg.objective.loss(&out, target) + aux,
+                    None => cfg.objective.loss(&out, target),
+                };
                 let lv = loss.double_value(&[]);
                 if !lv.is_finite() {
                     bar.abandon();

@@ -93,8 +93,23 @@ pub trait Component: std::fmt::Debug + Send {
         None
     }
     /// Names of the input columns the component reads, in the order of
-    /// [`Component::feature_importance`].
+    /// [`Component::feature_importance`] and [`Component::embed`].
     fn feature_names(&self) -> Vec<String> {
         Vec::new()
+    }
+    /// Runs only the embedding layer(s): one float tensor per input column, in the order of
+    /// [`Component::feature_names`]. Tabular models: each categorical column's embedding
+    /// `[batch, d]` and each continuous column's value `[batch, 1]` (or its embedding); text: the
+    /// token embeddings `[batch, seq_len, d]` of each text column; images: the normalised pixels
+    /// `[batch, 3, H, W]` of each image column. Gradient attributions (integrated gradients,
+    /// GradientSHAP) and Tab2Vec are taken here. Implement it together with
+    /// [`Component::forward_embedded`]; components without it get model-agnostic attributions.
+    fn embed(&self, _input: &ModelInput) -> Option<Vec<Tensor>> {
+        None
+    }
+    /// The rest of the forward pass from (possibly perturbed) [`Component::embed`] output:
+    /// `[batch, output_dim()]`. `forward_embedded(embed(x))` equals `forward_t(x)`.
+    fn forward_embedded(&self, _parts: &[Tensor], _train: bool) -> Option<Tensor> {
+        None
     }
 }

@@ -30,7 +30,7 @@ enum NormLayer {
 pub struct TabEmbeddings {
     tables: Vec<nn::Embedding>,
     cat: Vec<CatColumnMeta>,
-    n_cont: i64,
+    cont: Vec<String>,
     norm: Option<NormLayer>,
     dropout: f64,
 }
@@ -40,13 +40,13 @@ impl TabEmbeddings {
     pub fn new(
         path: &nn::Path,
         cat: &[CatColumnMeta],
-        n_cont: usize,
+        cont: &[String],
         cont_norm: ContNorm,
         dropout: f64,
         prefix: &str,
     ) -> Result<Self> {
         check_dropout(dropout, &format!("{prefix}.embed_dropout"))?;
-        if cat.is_empty() && n_cont == 0 {
+        if cat.is_empty() && cont.is_empty() {
             return Err(WideDeepError::config(
                 prefix.to_string(),
                 "needs at least one categorical or continuous column",
@@ -78,7 +78,7 @@ impl TabEmbeddings {
             });
             tables.push(emb);
         }
-        let n_cont = n_cont as i64;
+        let n_cont = cont.len() as i64;
         let norm = match (cont_norm, n_cont) {
             (_, 0) | (ContNorm::None, _) => None,
             (ContNorm::BatchNorm, n) => Some(NormLayer::Batch(nn::batch_norm1d(
@@ -95,7 +95,7 @@ impl TabEmbeddings {
         Ok(Self {
             tables,
             cat: cat.to_vec(),
-            n_cont,
+            cont: cont.to_vec(),
             norm,
             dropout,
         })
@@ -103,33 +103,61 @@ impl TabEmbeddings {
 
     /// Width of the output: the sum of the embedding dims plus the continuous columns.
     pub fn output_dim(&self) -> i64 {
-        self.cat.iter().map(|c| c.embed_dim as i64).sum::<i64>() + self.n_cont
+        self.cat.iter().map(|c| c.embed_dim as i64).sum::<i64>() + self.cont.len() as i64
     }
 
-    /// `[batch, output_dim()]`.
+    /// `[batch, output_dim()]`: [`TabEmbeddings::embed`] then [`TabEmbeddings::combine`].
     pub fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
-        let mut parts = Vec::with_capacity(2);
+        self.combine(&self.embed(input), train)
+    }
+
+    /// One tensor per input column, in the order of [`TabEmbeddings::names`]: each categorical
+    /// column's embedding `[batch, embed_dim]`, then each continuous column's raw value
+    /// `[batch, 1]`. This is where gradient attributions are taken.
+    pub fn embed(&self, input: &ModelInput) -> Vec<Tensor> {
+        let mut parts = Vec::with_capacity(self.cat.len() + self.cont.len());
         if let Some(cat) = input.cat.as_ref().filter(|_| !self.tables.is_empty()) {
-            let embs: Vec<Tensor> = self
-                .tables
-                .iter()
-                .enumerate()
-                .map(|(i, t)| cat.select(1, i as i64).apply(t))
-                .collect();
-            parts.push(Tensor::cat(&embs, 1).dropout(self.dropout, train));
+            parts.extend(
+                self.tables
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| cat.select(1, i as i64).apply(t)),
+            );
         }
-        if let Some(cont) = input.cont.as_ref().filter(|_| self.n_cont > 0) {
-            parts.push(match &self.norm {
-                None => cont.shallow_clone(),
-                Some(NormLayer::Batch(bn)) => bn.forward_t(cont, train),
+        if let Some(cont) = input.cont.as_ref().filter(|_| !self.cont.is_empty()) {
+            parts.extend((0..self.cont.len() as i64).map(|j| cont.narrow(1, j, 1)));
+        }
+        parts
+    }
+
+    /// The rest of the embedding layer from (possibly perturbed) [`TabEmbeddings::embed`]
+    /// output: dropout on the categorical embeddings, normalisation of the continuous block,
+    /// concatenation → `[batch, output_dim()]`.
+    pub fn combine(&self, parts: &[Tensor], train: bool) -> Tensor {
+        let n_cat = self.cat.len();
+        let mut out = Vec::with_capacity(2);
+        if n_cat > 0 {
+            out.push(Tensor::cat(&parts[..n_cat], 1).dropout(self.dropout, train));
+        }
+        if !self.cont.is_empty() {
+            let cont = Tensor::cat(&parts[n_cat..], 1);
+            out.push(match &self.norm {
+                None => cont,
+                Some(NormLayer::Batch(bn)) => bn.forward_t(&cont, train),
                 Some(NormLayer::Layer(ln)) => cont.apply_t(ln, train),
             });
         }
-        if parts.len() == 1 {
-            parts.pop().expect("one part")
+        if out.len() == 1 {
+            out.pop().expect("one part")
         } else {
-            Tensor::cat(&parts, 1)
+            Tensor::cat(&out, 1)
         }
+    }
+
+    /// The input column names: categorical then continuous.
+    pub fn names(&self) -> Vec<String> {
+        let cat = self.cat.iter().map(|c| c.name.clone());
+        cat.chain(self.cont.iter().cloned()).collect()
     }
 
     /// Checks presence, widths and index ranges of `cat` and `cont`.
@@ -150,16 +178,17 @@ impl TabEmbeddings {
                 check_index_range(&cat.select(1, i as i64), &c.name, c.cardinality as i64 - 1)?;
             }
         }
-        if self.n_cont > 0 {
+        let n_cont = self.cont.len() as i64;
+        if n_cont > 0 {
             let cont = input
                 .cont
                 .as_ref()
                 .ok_or_else(|| mismatch("cont", "no continuous input"))?;
             let size = cont.size();
-            if size.len() != 2 || size[1] != self.n_cont {
+            if size.len() != 2 || size[1] != n_cont {
                 return Err(mismatch(
                     "cont",
-                    &format!("expected [batch, {}], got {size:?}", self.n_cont),
+                    &format!("expected [batch, {n_cont}], got {size:?}"),
                 ));
             }
         }

@@ -53,7 +53,7 @@ impl TabMlpConfig {
         let embed = TabEmbeddings::new(
             &(path / "embed"),
             &self.cat_embed,
-            self.cont_cols.len(),
+            &self.cont_cols,
             self.cont_norm,
             self.embed_dropout,
             "tab_mlp",
@@ -84,6 +84,18 @@ impl Component for TabMlp {
 
     fn check_input(&self, input: &ModelInput) -> Result<()> {
         self.embed.check_input(input)
+    }
+
+    fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
+        Some(self.embed.embed(input))
+    }
+
+    fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
+        Some(self.mlp.forward_t(&self.embed.combine(parts, train), train))
+    }
+
+    fn feature_names(&self) -> Vec<String> {
+        self.embed.names()
     }
 }
 
@@ -148,6 +160,22 @@ mod tests {
             assert_eq!(y.size(), [3, *dims.last().unwrap()]);
             assert_eq!(m.output_dim(), *dims.last().unwrap());
         }
+    }
+
+    #[test]
+    fn embed_then_forward_embedded_equals_forward() {
+        let _rng = crate::torch_rng_lock(); // keeps seeded tests in other threads reproducible
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = TabMlpConfig::from_meta(&meta()).cont_norm(ContNorm::BatchNorm);
+        let m = cfg.build(&vs.root()).unwrap();
+        let x = input(3);
+        let parts = m.embed(&x).unwrap();
+        let shapes: Vec<Vec<i64>> = parts.iter().map(|p| p.size()).collect();
+        assert_eq!(shapes, vec![vec![3, 3], vec![3, 2], vec![3, 1], vec![3, 1]]);
+        assert_eq!(m.feature_names(), vec!["a", "b", "x", "y"]);
+        let direct = m.forward_t(&x, false);
+        let split = m.forward_embedded(&parts, false).unwrap();
+        assert!(direct.allclose(&split, 1e-6, 1e-6, false));
     }
 
     #[test]

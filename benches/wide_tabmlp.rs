@@ -44,6 +44,8 @@ struct Figures {
     name: String,
     prep_s: f64,
     epoch_s: f64,
+    #[serde(default)]
+    epoch_macs: f64,
     infer_rows_s: f64,
     peak_mb: f64,
     accuracy: f64,
@@ -98,6 +100,17 @@ fn ours(epochs: usize, batch: usize, replicate: usize) -> Result<Figures> {
         .batch_size(batch)
         .verbose(0);
     let mut trainer = Trainer::new(model, config)?;
+    // multiply-adds of one epoch: the MLP's dense layers and the projection, forward plus a
+    // backward of about twice the forward (the embedding and wide lookups are gathers, no MACs)
+    let width: i64 = prep
+        .tab_meta()?
+        .cat
+        .iter()
+        .map(|c| c.embed_dim as i64)
+        .sum::<i64>()
+        + CONT.len() as i64;
+    let forward_macs = (width * 64 + 64 * 32 + 32) as f64;
+    let epoch_macs = 3.0 * forward_macs * train.len() as f64;
     let t = Instant::now();
     trainer.fit(&train, None)?;
     let epoch_s = t.elapsed().as_secs_f64() / epochs as f64;
@@ -114,11 +127,24 @@ fn ours(epochs: usize, batch: usize, replicate: usize) -> Result<Figures> {
         name: format!("widedeep {}", env!("CARGO_PKG_VERSION")),
         prep_s,
         epoch_s,
+        epoch_macs,
         infer_rows_s,
         peak_mb: peak_rss_mb(),
         accuracy: Metric::Accuracy.compute(&objective, &p, y)?,
         auc: Metric::Auc.compute(&objective, &p, y)?,
     })
+}
+
+/// Measured f32 matmul throughput of this machine (FLOP/s) on 1024×1024 products.
+fn matmul_flops() -> f64 {
+    let a = tch::Tensor::randn([1024, 1024], (tch::Kind::Float, Device::Cpu));
+    let _ = a.matmul(&a); // warm-up
+    let reps = 20;
+    let t = Instant::now();
+    for _ in 0..reps {
+        let _ = a.matmul(&a);
+    }
+    2.0 * 1024f64.powi(3) * reps as f64 / t.elapsed().as_secs_f64()
 }
 
 fn reference(
@@ -201,6 +227,16 @@ fn main() -> Result<()> {
     for (w, r) in &refs {
         row(&format!("{} (num_workers={w})", r.name), r);
     }
+    let flops = matmul_flops();
+    let bound = 2.0 * ours.epoch_macs / flops;
+    println!(
+        "\nFLOP lower bound of a TabMlp epoch: {:.2e} multiply-adds at {:.1} GFLOP/s (1024² matmul) = {:.4} s; measured {:.3} s ({:.0}× the bound: the batches are small, so per-op overhead, not arithmetic, dominates)",
+        ours.epoch_macs,
+        flops / 1e9,
+        bound,
+        ours.epoch_s,
+        ours.epoch_s / bound
+    );
     let (_, fastest) = &refs[0];
     println!(
         "\nratios vs the reference at num_workers=0: preprocessing {:.1}×, epoch {:.1}×, inference {:.1}×, peak memory {:.2}×, accuracy {:+.4}",

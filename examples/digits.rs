@@ -66,8 +66,7 @@ fn run(which: Use, train: &DataFrame, test: &DataFrame) -> widedeep::Result<f64>
     let image = matches!(which, Use::Image | Use::All);
     let text = matches!(which, Use::Text | Use::All);
     let tab = matches!(which, Use::Tab | Use::All);
-    let mut prep =
-        Preprocessors::new().target(TargetEncoder::new("parity", TargetKind::Binary));
+    let mut prep = Preprocessors::new().target(TargetEncoder::new("parity", TargetKind::Binary));
     if tab {
         prep = prep.tab(TabPreprocessor::new(&["shift"], &["noise"]));
     }
@@ -123,11 +122,7 @@ fn run(which: Use, train: &DataFrame, test: &DataFrame) -> widedeep::Result<f64>
         .seed(11)
         .val_split(0.1)
         .metrics([Metric::Accuracy])
-        .early_stopping(
-            EarlyStopping::default()
-                .monitor("val_accuracy")
-                .patience(4),
-        )
+        .early_stopping(EarlyStopping::default().monitor("val_accuracy").patience(4))
         .verbose(0);
     let mut trainer = Trainer::new(model, config)?;
     trainer.fit(&data, None)?;

@@ -11,7 +11,12 @@
 use widedeep::datasets;
 use widedeep::prelude::*;
 
-const CAT: [&str; 4] = ["Division Name", "Department Name", "Class Name", "Clothing ID"];
+const CAT: [&str; 4] = [
+    "Division Name",
+    "Department Name",
+    "Class Name",
+    "Clothing ID",
+];
 const CONT: [&str; 2] = ["Age", "Positive Feedback Count"];
 const TARGET: &str = "Recommended IND";
 

@@ -108,13 +108,7 @@ impl Preprocessors {
             .iter()
             .map(|p| p.transform(df))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        Dataset::from_parts(
-            wide.as_ref(),
-            tab.as_ref(),
-            &texts,
-            images,
-            target.as_ref(),
-        )
+        Dataset::from_parts(wide.as_ref(), tab.as_ref(), &texts, images, target.as_ref())
     }
 
     /// Fits every preprocessor on `df` and transforms it (images are decoded once).

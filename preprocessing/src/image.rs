@@ -495,7 +495,12 @@ impl ImagePreprocessor {
             }
         };
         let img = img.to_rgb8();
-        Ok(resize_crop(&img, self.width, self.height, self.filter.to_image()))
+        Ok(resize_crop(
+            &img,
+            self.width,
+            self.height,
+            self.filter.to_image(),
+        ))
     }
 }
 
@@ -558,17 +563,20 @@ fn write_normalized(img: &RgbImage, out: &mut [f32], plane: usize, stats: &Image
 /// Normalises `[0, 1]` pixels in place; rows that failed stay zero.
 fn normalize_in_place(data: &mut ImageData, failed: &[bool], stats: &ImageFitted, plane: usize) {
     let slice = data.pixels.as_slice_mut().expect("standard layout");
-    slice.par_chunks_mut(3 * plane).zip(failed).for_each(|(img, &failed)| {
-        if failed {
-            return;
-        }
-        for c in 0..3 {
-            let (m, s) = (stats.mean[c], stats.std[c]);
-            img[c * plane..(c + 1) * plane]
-                .iter_mut()
-                .for_each(|v| *v = (*v - m) / s);
-        }
-    });
+    slice
+        .par_chunks_mut(3 * plane)
+        .zip(failed)
+        .for_each(|(img, &failed)| {
+            if failed {
+                return;
+            }
+            for c in 0..3 {
+                let (m, s) = (stats.mean[c], stats.std[c]);
+                img[c * plane..(c + 1) * plane]
+                    .iter_mut()
+                    .for_each(|v| *v = (*v - m) / s);
+            }
+        });
 }
 
 /// Batches of decoded images from [`ImagePreprocessor::batches`], in row order.
@@ -646,7 +654,10 @@ mod tests {
         // columns 1..5 of the 6-wide image
         let red: Vec<f32> = (0..4).map(|x| d.pixels[[0, 0, 0, x]]).collect();
         let want: Vec<f32> = (1..5).map(|x| (x * 40) as f32 / 255.0).collect();
-        assert!(red.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6), "{red:?}");
+        assert!(
+            red.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6),
+            "{red:?}"
+        );
         assert!((d.pixels[[0, 1, 3, 0]] - 180.0 / 255.0).abs() < 1e-6);
         assert!((d.pixels[[0, 2, 0, 0]] - 100.0 / 255.0).abs() < 1e-6);
     }
@@ -701,14 +712,27 @@ mod tests {
         assert!(err.contains("bad.png"), "{err}");
         let z = p.clone().on_error(OnError::Zero).transform(&df).unwrap();
         assert_eq!(z.n_failed, 2);
-        assert!(z.pixels.slice(ndarray::s![1..3, .., .., ..]).iter().all(|&v| v == 0.0));
-        assert!(z.pixels.slice(ndarray::s![0, .., .., ..]).iter().any(|&v| v != 0.0));
+        assert!(z
+            .pixels
+            .slice(ndarray::s![1..3, .., .., ..])
+            .iter()
+            .all(|&v| v == 0.0));
+        assert!(z
+            .pixels
+            .slice(ndarray::s![0, .., .., ..])
+            .iter()
+            .any(|&v| v != 0.0));
         let corrupt = bytes_frame(vec![Some(b"\x89PNG garbage".to_vec())]);
         let mut b = ImagePreprocessor::from_bytes("img");
         let err = b.fit_transform(&corrupt).unwrap_err();
-        assert!(matches!(err, PreprocessingError::BadImage { row: 0, .. }), "{err}");
+        assert!(
+            matches!(err, PreprocessingError::BadImage { row: 0, .. }),
+            "{err}"
+        );
         // wrong dtypes name the column
-        let err = ImagePreprocessor::from_bytes("p").fit_transform(&df).unwrap_err();
+        let err = ImagePreprocessor::from_bytes("p")
+            .fit_transform(&df)
+            .unwrap_err();
         assert!(err.to_string().contains("`p`"), "{err}");
     }
 
@@ -716,11 +740,9 @@ mod tests {
     fn batches_equal_the_full_transform() {
         let imgs: Vec<Option<Vec<u8>>> = (0..7)
             .map(|i| {
-                Some(png(&image::DynamicImage::ImageLuma8(GrayImage::from_pixel(
-                    5,
-                    5,
-                    Luma([i * 30]),
-                ))))
+                Some(png(&image::DynamicImage::ImageLuma8(
+                    GrayImage::from_pixel(5, 5, Luma([i * 30])),
+                )))
             })
             .collect();
         let df = bytes_frame(imgs);

@@ -599,11 +599,17 @@ mod tests {
         assert_eq!(d.ids.row(0).to_vec(), vec![1, the, 1, is, 1]);
         assert!(p.token_to_id("great").is_none());
         // right side
-        let mut r = word(1).maxlen(3).padding_side(Side::Right).truncation_side(Side::Right);
+        let mut r = word(1)
+            .maxlen(3)
+            .padding_side(Side::Right)
+            .truncation_side(Side::Right);
         let d = r.fit_transform(&frame()).unwrap();
         let the = r.token_to_id("the").unwrap();
         let dress = r.token_to_id("dress").unwrap();
-        assert_eq!(d.ids.row(0).to_vec(), vec![the, dress, r.token_to_id("is").unwrap()]);
+        assert_eq!(
+            d.ids.row(0).to_vec(),
+            vec![the, dress, r.token_to_id("is").unwrap()]
+        );
         assert_eq!(d.ids.row(1)[0], the);
         let lovely = r.token_to_id("lovely").unwrap();
         assert_eq!(d.ids.row(4).to_vec(), vec![lovely, lovely, dress]);
@@ -626,7 +632,10 @@ mod tests {
             let d = p.fit_transform(&frame()).unwrap();
             let meta = p.meta().unwrap();
             assert!(meta.vocab_size > 10 && meta.vocab_size <= 60, "{meta:?}");
-            assert!(d.ids.iter().all(|&x| x >= 0 && (x as usize) < meta.vocab_size));
+            assert!(d
+                .ids
+                .iter()
+                .all(|&x| x >= 0 && (x as usize) < meta.vocab_size));
             assert!(d.lengths[0] > 0);
         }
     }
@@ -695,6 +704,9 @@ mod tests {
         let err = TextPreprocessor::from_tokenizer_file("t", "/nonexistent/tokenizer.json")
             .fit(&frame())
             .unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/tokenizer.json"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent/tokenizer.json"),
+            "{err}"
+        );
     }
 }

@@ -12,15 +12,14 @@ pub mod wide_deep;
 
 pub use fusion::AttentionFusionConfig;
 pub use image::{
-    Backbone, BackboneConfig, ImageBackbone, ImageInput, ImageModelConfig, SmallCnn,
-    SmallCnnConfig,
+    Backbone, BackboneConfig, ImageBackbone, ImageInput, ImageModelConfig, SmallCnn, SmallCnnConfig,
 };
 pub use mlp::{Activation, Mlp, MlpConfig};
 pub use tabular::{ContNorm, TabMlp, TabMlpConfig, TabModelConfig};
 pub use text::{
     AttentiveRnn, AttentiveRnnConfig, BasicRnn, BasicRnnConfig, Bert, BertConfig, BertParams,
-    BertPooling, RnnPooling, RnnType, StackedAttentiveRnn, StackedAttentiveRnnConfig,
-    TextInput, TextModelConfig, TextPooling, TextTransformer, TextTransformerConfig,
+    BertPooling, RnnPooling, RnnType, StackedAttentiveRnn, StackedAttentiveRnnConfig, TextInput,
+    TextModelConfig, TextPooling, TextTransformer, TextTransformerConfig,
 };
 pub use wide::{Wide, WideConfig};
 pub use wide_deep::{HeadConfig, WideDeep, WideDeepConfig};

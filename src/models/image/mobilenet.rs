@@ -4,7 +4,14 @@
 use tch::nn::{self, ModuleT};
 
 /// Conv2d + BatchNorm + ReLU6 (`features.N.0`, `features.N.1`).
-fn conv_bn_relu6(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, groups: i64) -> nn::SequentialT {
+fn conv_bn_relu6(
+    p: nn::Path,
+    c_in: i64,
+    c_out: i64,
+    k: i64,
+    stride: i64,
+    groups: i64,
+) -> nn::SequentialT {
     let cfg = nn::ConvConfig {
         stride,
         padding: (k - 1) / 2,

@@ -196,8 +196,7 @@ impl BackboneConfig {
                 load_torchvision(w, &names, &var)?;
             }
             if let Some(n) = self.n_trainable {
-                let frozen: Vec<&String> =
-                    blocks[..blocks.len() - n].iter().flatten().collect();
+                let frozen: Vec<&String> = blocks[..blocks.len() - n].iter().flatten().collect();
                 for (name, _) in &names {
                     if frozen.iter().any(|f| name.starts_with(f.as_str())) {
                         let _ = var(name).set_requires_grad(false);
@@ -281,13 +280,7 @@ impl ImageBackbone {
     }
 }
 
-fn image_component_common(
-    input: &ImageInput,
-    head: &Option<Mlp>,
-    f: Tensor,
-    train: bool,
-) -> Tensor {
-    let _ = input;
+fn apply_head(head: &Option<Mlp>, f: Tensor, train: bool) -> Tensor {
     match head {
         Some(h) => h.forward_t(&f, train),
         None => f,
@@ -297,7 +290,7 @@ fn image_component_common(
 impl Component for ImageBackbone {
     fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
         let f = self.features(&input.image[self.input.image_index], train);
-        image_component_common(&self.input, &self.head, f, train)
+        apply_head(&self.head, f, train)
     }
     fn output_dim(&self) -> i64 {
         self.head.as_ref().map_or(self.dim, |h| h.output_dim())
@@ -314,7 +307,7 @@ impl Component for ImageBackbone {
     fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
         let [x] = parts else { return None };
         let f = self.features(x, train);
-        Some(image_component_common(&self.input, &self.head, f, train))
+        Some(apply_head(&self.head, f, train))
     }
 }
 
@@ -447,7 +440,7 @@ impl SmallCnn {
 impl Component for SmallCnn {
     fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
         let f = self.features(&input.image[self.input.image_index], train);
-        image_component_common(&self.input, &self.head, f, train)
+        apply_head(&self.head, f, train)
     }
     fn output_dim(&self) -> i64 {
         self.head.as_ref().map_or(self.dim, |h| h.output_dim())
@@ -464,7 +457,7 @@ impl Component for SmallCnn {
     fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
         let [x] = parts else { return None };
         let f = self.features(x, train);
-        Some(image_component_common(&self.input, &self.head, f, train))
+        Some(apply_head(&self.head, f, train))
     }
 }
 
@@ -543,7 +536,10 @@ mod tests {
         };
         let err = m.check_input(&bad).unwrap_err().to_string();
         assert!(err.contains("digit"), "{err}");
-        assert!(SmallCnnConfig::default().channels([0]).build(&vs.root()).is_err());
+        assert!(SmallCnnConfig::default()
+            .channels([0])
+            .build(&vs.root())
+            .is_err());
     }
 
     #[test]
@@ -556,11 +552,20 @@ mod tests {
                 .n_trainable(1)
                 .build(&vs.root())
                 .unwrap();
-            assert_eq!(m.forward_t(&img(2, 32), false).size(), [2, backbone.output_dim()]);
+            assert_eq!(
+                m.forward_t(&img(2, 32), false).size(),
+                [2, backbone.output_dim()]
+            );
             let vars = vs.variables();
             let (frozen, last) = match backbone {
-                Backbone::MobilenetV2 => ("backbone.features.0.0.weight", "backbone.features.18.0.weight"),
-                _ => ("backbone.layer3.0.conv1.weight", "backbone.layer4.0.conv1.weight"),
+                Backbone::MobilenetV2 => (
+                    "backbone.features.0.0.weight",
+                    "backbone.features.18.0.weight",
+                ),
+                _ => (
+                    "backbone.layer3.0.conv1.weight",
+                    "backbone.layer4.0.conv1.weight",
+                ),
             };
             assert!(!vars[frozen].requires_grad());
             assert!(vars[last].requires_grad());

@@ -55,9 +55,8 @@ impl BertParams {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| WideDeepError::io(path, e))?;
-        serde_json::from_str(&text).map_err(|e| {
-            WideDeepError::config("bert.params", format!("{}: {e}", path.display()))
-        })
+        serde_json::from_str(&text)
+            .map_err(|e| WideDeepError::config("bert.params", format!("{}: {e}", path.display())))
     }
 }
 
@@ -105,7 +104,11 @@ impl Default for BertConfig {
 impl BertConfig {
     /// A model from the Hugging Face directory `dir` (`config.json`, `model.safetensors`) for
     /// the text input `text_index` tokenized with that directory's `tokenizer.json`.
-    pub fn from_pretrained_dir(dir: impl AsRef<Path>, meta: &TextMeta, text_index: usize) -> Result<Self> {
+    pub fn from_pretrained_dir(
+        dir: impl AsRef<Path>,
+        meta: &TextMeta,
+        text_index: usize,
+    ) -> Result<Self> {
         let dir = dir.as_ref();
         let params = BertParams::from_file(dir.join("config.json"))?;
         Ok(Self {
@@ -201,10 +204,17 @@ impl BertConfig {
         let word = (&e / "word_embeddings").var("weight", &[p.vocab_size, d], init);
         let position =
             (&e / "position_embeddings").var("weight", &[p.max_position_embeddings, d], init);
-        let token_type = (&e / "token_type_embeddings").var("weight", &[p.type_vocab_size, d], init);
+        let token_type =
+            (&e / "token_type_embeddings").var("weight", &[p.type_vocab_size, d], init);
         let emb_ln = nn::layer_norm(&e / "LayerNorm", vec![d], ln);
-        named.push(("embeddings.word_embeddings.weight".into(), word.shallow_clone()));
-        named.push(("embeddings.position_embeddings.weight".into(), position.shallow_clone()));
+        named.push((
+            "embeddings.word_embeddings.weight".into(),
+            word.shallow_clone(),
+        ));
+        named.push((
+            "embeddings.position_embeddings.weight".into(),
+            position.shallow_clone(),
+        ));
         named.push((
             "embeddings.token_type_embeddings.weight".into(),
             token_type.shallow_clone(),
@@ -235,11 +245,27 @@ impl BertConfig {
             );
             let out_ln = nn::layer_norm(&lp / "output" / "LayerNorm", vec![d], ln);
             let pre = format!("encoder.layer.{i}");
-            push_lin(&mut named, &format!("{pre}.attention.self.query"), &attn.query);
+            push_lin(
+                &mut named,
+                &format!("{pre}.attention.self.query"),
+                &attn.query,
+            );
             push_lin(&mut named, &format!("{pre}.attention.self.key"), &attn.key);
-            push_lin(&mut named, &format!("{pre}.attention.self.value"), &attn.value);
-            push_lin(&mut named, &format!("{pre}.attention.output.dense"), &attn.out);
-            push_ln(&mut named, &format!("{pre}.attention.output.LayerNorm"), &attn_ln);
+            push_lin(
+                &mut named,
+                &format!("{pre}.attention.self.value"),
+                &attn.value,
+            );
+            push_lin(
+                &mut named,
+                &format!("{pre}.attention.output.dense"),
+                &attn.out,
+            );
+            push_ln(
+                &mut named,
+                &format!("{pre}.attention.output.LayerNorm"),
+                &attn_ln,
+            );
             push_lin(&mut named, &format!("{pre}.intermediate.dense"), &inter);
             push_lin(&mut named, &format!("{pre}.output.dense"), &out);
             push_ln(&mut named, &format!("{pre}.output.LayerNorm"), &out_ln);
@@ -513,6 +539,9 @@ mod tests {
             .build(&vs3.root())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("bert.weights") && err.contains("nope"), "{err}");
+        assert!(
+            err.contains("bert.weights") && err.contains("nope"),
+            "{err}"
+        );
     }
 }

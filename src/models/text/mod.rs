@@ -266,8 +266,7 @@ pub(crate) fn mask_from_ids(ids: &Tensor, pad_id: i64) -> Tensor {
 
 /// Real-token mask of embedded input: a position is padding when its vector equals `pad_vec`.
 pub(crate) fn padding_mask_from_embedded(emb: &Tensor, pad_vec: &Tensor) -> Tensor {
-    emb.ne_tensor(&pad_vec.view([1, 1, -1]))
-        .any_dim(-1, false)
+    emb.ne_tensor(&pad_vec.view([1, 1, -1])).any_dim(-1, false)
 }
 
 /// Mean over the real positions: `[batch, seq, d]`, mask `[batch, seq]` → `[batch, d]`

@@ -378,7 +378,14 @@ struct ContextAttention {
 impl ContextAttention {
     fn new(path: &nn::Path, dim: i64, dropout: f64) -> Self {
         let proj = nn::linear(path / "proj", dim, dim, Default::default());
-        let context = path.var("context", &[dim], nn::Init::Randn { mean: 0.0, stdev: 0.1 });
+        let context = path.var(
+            "context",
+            &[dim],
+            nn::Init::Randn {
+                mean: 0.0,
+                stdev: 0.1,
+            },
+        );
         Self {
             proj,
             context,
@@ -786,7 +793,10 @@ mod tests {
         let parts = c.embed(x).unwrap();
         assert_eq!(parts[0].size()[..2], [3, 5]);
         let split = c.forward_embedded(&parts, false).unwrap();
-        assert!(direct.allclose(&split, 1e-5, 1e-6, false), "{direct} {split}");
+        assert!(
+            direct.allclose(&split, 1e-5, 1e-6, false),
+            "{direct} {split}"
+        );
         assert!(bool::try_from(direct.isfinite().all()).unwrap());
     }
 
@@ -864,8 +874,16 @@ mod tests {
         let w = &m.attention_weights().unwrap()[0];
         assert_eq!(w.size(), [3, 5]);
         let sums = w.sum_dim_intlist(1, false, Kind::Float);
-        assert!(sums.allclose(&Tensor::ones([3], (Kind::Float, Device::Cpu)), 1e-5, 1e-5, false));
-        assert!(w.get(0).get(0).double_value(&[]) < 1e-6, "padding gets no weight");
+        assert!(sums.allclose(
+            &Tensor::ones([3], (Kind::Float, Device::Cpu)),
+            1e-5,
+            1e-5,
+            false
+        ));
+        assert!(
+            w.get(0).get(0).double_value(&[]) < 1e-6,
+            "padding gets no weight"
+        );
         check_embed_split(&m, &x);
 
         let vs = nn::VarStore::new(Device::Cpu);
@@ -904,7 +922,11 @@ mod tests {
             pad_id: 30,
             ..input()
         });
-        assert!(bad.build(&vs.root()).unwrap_err().to_string().contains("pad_id"));
+        assert!(bad
+            .build(&vs.root())
+            .unwrap_err()
+            .to_string()
+            .contains("pad_id"));
         let err = m
             .check_input(&ModelInput {
                 text: vec![Tensor::from_slice(&[25i64]).view([1, 1])],

@@ -297,7 +297,10 @@ impl TextTransformer {
             Some(cls) => {
                 let c = cls.view([1, 1, d]).expand([b, 1, d], false);
                 let m = Tensor::ones([b, 1], (Kind::Bool, mask.device()));
-                (Tensor::cat(&[c, emb.shallow_clone()], 1), Tensor::cat(&[&m, mask], 1))
+                (
+                    Tensor::cat(&[c, emb.shallow_clone()], 1),
+                    Tensor::cat(&[&m, mask], 1),
+                )
             }
             None => (emb.shallow_clone(), mask.shallow_clone()),
         };
@@ -439,6 +442,10 @@ mod tests {
         let err = cfg().n_heads(3).build(&vs.root()).unwrap_err().to_string();
         assert!(err.contains("text_transformer.n_heads"), "{err}");
         let m = cfg().max_len(4).build(&vs.root()).unwrap();
-        assert!(m.check_input(&x()).unwrap_err().to_string().contains("maximum 4"));
+        assert!(m
+            .check_input(&x())
+            .unwrap_err()
+            .to_string()
+            .contains("maximum 4"));
     }
 }

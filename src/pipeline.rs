@@ -1,8 +1,11 @@
 //! A fitted pipeline — preprocessors + model + trainer settings + history — that predicts from
 //! DataFrames and saves to (and loads from) one directory.
 //!
-//! Directory layout: `pipeline.json` (preprocessors, model config, trainer config),
-//! `model.safetensors` (weights, batch-norm statistics included) and `history.json`.
+//! Directory layout: `pipeline.json` (preprocessors — fitted tokenizers included —, model
+//! config, trainer config), `model.safetensors` (weights, batch-norm statistics and pretrained
+//! BERT / ResNet weights included), `history.json`, and for each text column a copy of its
+//! tokenizer as a Hugging Face `text_{i}_tokenizer.json` (for other tools; loading reads
+//! `pipeline.json`).
 use crate::error::{Result, WideDeepError};
 use crate::models::{WideDeep, WideDeepConfig};
 use crate::training::{Dataset, History, Metric, Objective, Trainer, TrainerConfig};
@@ -258,6 +261,11 @@ impl Pipeline {
             write_json(&tmp.join(MANIFEST), &manifest)?;
             write_json(&tmp.join(HISTORY), self.trainer.history())?;
             self.trainer.model().var_store().save(tmp.join(WEIGHTS))?;
+            for (i, p) in self.preprocessors.text.iter().enumerate() {
+                if p.is_fitted() {
+                    p.save_tokenizer(tmp.join(format!("text_{i}_tokenizer.json")))?;
+                }
+            }
             if dir.exists() {
                 let old = parent.join(format!(".{name}.old-{}", std::process::id()));
                 std::fs::rename(dir, &old).map_err(|e| WideDeepError::io(dir, e))?;

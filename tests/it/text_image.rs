@@ -183,6 +183,7 @@ fn tab_text_image_pipeline_trains_saves_and_reloads() {
         let before = pipeline.predict_proba(&df).unwrap();
         let dir = tempfile::tempdir().unwrap();
         pipeline.save(dir.path().join("p")).unwrap();
+        assert!(dir.path().join("p/text_0_tokenizer.json").is_file());
         let loaded = Pipeline::load(dir.path().join("p"), Device::Cpu).unwrap();
         let after = loaded.predict_proba(&df).unwrap();
         assert!(before.allclose(&after, 1e-6, 1e-6, false));

@@ -7,7 +7,6 @@
 //! Run: `cargo bench --bench text_image` (libtorch set up as in the README). The reference side
 //! runs `benches/text_image_reference.py` in the venv of `scripts/setup-bench-env.sh` (set
 //! `WIDEDEEP_BENCH_PYTHON` to another interpreter; the column stays empty if it cannot run).
-use polars::prelude::*;
 use std::time::{Duration, Instant};
 use widedeep::datasets;
 use widedeep::prelude::*;

@@ -307,7 +307,7 @@ impl TextTransformer {
         if let Some(pos) = &self.pos {
             // positions count real tokens only, so left and right padding agree
             let ids = (mask.to_kind(Kind::Int64).cumsum(1, Kind::Int64) - 1).clamp_min(0);
-            x = x + Tensor::embedding(pos, &ids, -1, false, false);
+            x = Tensor::embedding(pos, &ids, -1, false, false) + &x;
         }
         let mut x = x.dropout(self.dropout, train);
         let mut all = Vec::with_capacity(self.blocks.len());

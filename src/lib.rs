@@ -50,6 +50,11 @@ pub mod prelude {
         Activation, Component, ContNorm, HeadConfig, MlpConfig, ModelInput, TabMlpConfig,
         WideConfig, WideDeep, WideDeepConfig,
     };
+    pub use crate::models::{
+        AttentionFusionConfig, AttentiveRnnConfig, Backbone, BackboneConfig, BasicRnnConfig,
+        BertConfig, ImageInput, RnnPooling, RnnType, SmallCnnConfig, StackedAttentiveRnnConfig,
+        TextInput, TextPooling, TextTransformerConfig,
+    };
     pub use crate::pipeline::{Pipeline, Preprocessors};
     pub use crate::training::{
         Dataset, EarlyStopping, History, Metric, Objective, Optimizer, Trainer, TrainerConfig,
@@ -58,6 +63,9 @@ pub mod prelude {
     pub use tch::Device;
     pub use widedeep_preprocessing::{
         EmbeddingRule, Scaling, TabPreprocessor, TargetEncoder, TargetKind, WidePreprocessor,
+    };
+    pub use widedeep_preprocessing::{
+        ImagePreprocessor, Normalization, OnError, Side, TextPreprocessor, Vocab,
     };
 }
 

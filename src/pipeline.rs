@@ -1,8 +1,11 @@
 //! A fitted pipeline — preprocessors + model + trainer settings + history — that predicts from
 //! DataFrames and saves to (and loads from) one directory.
 //!
-//! Directory layout: `pipeline.json` (preprocessors, model config, trainer config),
-//! `model.safetensors` (weights, batch-norm statistics included) and `history.json`.
+//! Directory layout: `pipeline.json` (preprocessors — fitted tokenizers included —, model
+//! config, trainer config), `model.safetensors` (weights, batch-norm statistics and pretrained
+//! BERT / ResNet weights included), `history.json`, and for each text column a copy of its
+//! tokenizer as a Hugging Face `text_{i}_tokenizer.json` (for other tools; loading reads
+//! `pipeline.json`).
 use crate::error::{Result, WideDeepError};
 use crate::models::{WideDeep, WideDeepConfig};
 use crate::training::{Dataset, History, Metric, Objective, Trainer, TrainerConfig};
@@ -12,7 +15,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::{Device, Tensor};
 use widedeep_preprocessing::{
-    TabMeta, TabPreprocessor, TargetEncoder, TargetKind, WidePreprocessor,
+    ImageData, ImagePreprocessor, TabMeta, TabPreprocessor, TargetEncoder, TargetKind, TextMeta,
+    TextPreprocessor, WidePreprocessor,
 };
 
 /// The preprocessors of each input, fitted together on one DataFrame.
@@ -21,6 +25,13 @@ pub struct Preprocessors {
     pub wide: Option<WidePreprocessor>,
     pub tab: Option<TabPreprocessor>,
     pub target: Option<TargetEncoder>,
+    /// One per text column, in the order of `ModelInput::text` (the fitted tokenizers are
+    /// saved inside `pipeline.json`).
+    #[serde(default)]
+    pub text: Vec<TextPreprocessor>,
+    /// One per image column, in the order of `ModelInput::image`.
+    #[serde(default)]
+    pub image: Vec<ImagePreprocessor>,
 }
 
 impl Preprocessors {
@@ -39,6 +50,16 @@ impl Preprocessors {
         self.target = Some(p);
         self
     }
+    /// Adds a text column (its output is `input.text[i]`, `i` = the number added before).
+    pub fn text(mut self, p: TextPreprocessor) -> Self {
+        self.text.push(p);
+        self
+    }
+    /// Adds an image column (its output is `input.image[i]`).
+    pub fn image(mut self, p: ImagePreprocessor) -> Self {
+        self.image.push(p);
+        self
+    }
 
     /// Fits every preprocessor on `df`.
     pub fn fit(&mut self, df: &DataFrame) -> Result<()> {
@@ -51,12 +72,27 @@ impl Preprocessors {
         if let Some(p) = &mut self.target {
             p.fit(df)?;
         }
+        for p in &mut self.text {
+            p.fit(df)?;
+        }
+        for p in &mut self.image {
+            p.fit(df)?;
+        }
         Ok(())
     }
 
     /// Transforms `df` into tensors. The target is included when a target encoder is set and
     /// `df` has its column (so prediction data may lack it).
     pub fn transform(&self, df: &DataFrame) -> Result<Dataset> {
+        let images = self
+            .image
+            .iter()
+            .map(|p| p.transform(df))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        self.transform_with_images(df, &images)
+    }
+
+    fn transform_with_images(&self, df: &DataFrame, images: &[ImageData]) -> Result<Dataset> {
         let wide = self.wide.as_ref().map(|p| p.transform(df)).transpose()?;
         let tab = self.tab.as_ref().map(|p| p.transform(df)).transpose()?;
         let target = match &self.target {
@@ -70,12 +106,35 @@ impl Preprocessors {
             }
             _ => None,
         };
-        Dataset::from_arrays(wide.as_ref(), tab.as_ref(), target.as_ref())
+        let texts = self
+            .text
+            .iter()
+            .map(|p| p.transform(df))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Dataset::from_parts(wide.as_ref(), tab.as_ref(), &texts, images, target.as_ref())
     }
 
+    /// Fits every preprocessor on `df` and transforms it (images are decoded once).
     pub fn fit_transform(&mut self, df: &DataFrame) -> Result<Dataset> {
-        self.fit(df)?;
-        self.transform(df)
+        let mut images = std::mem::take(&mut self.image);
+        let fitted = self.fit(df);
+        let decoded = fitted.and_then(|_| {
+            images
+                .iter_mut()
+                .map(|p| p.fit_transform(df).map_err(Into::into))
+                .collect::<Result<Vec<_>>>()
+        });
+        self.image = images;
+        self.transform_with_images(df, &decoded?)
+    }
+
+    /// Metadata of the fitted text preprocessor `i` (vocabulary size, pad id, length).
+    pub fn text_meta(&self, i: usize) -> Result<TextMeta> {
+        let p = self
+            .text
+            .get(i)
+            .ok_or_else(|| WideDeepError::Missing(format!("no text preprocessor {i}")))?;
+        Ok(p.meta()?)
     }
 
     /// `wide_dim` of the fitted wide preprocessor.
@@ -202,6 +261,11 @@ impl Pipeline {
             write_json(&tmp.join(MANIFEST), &manifest)?;
             write_json(&tmp.join(HISTORY), self.trainer.history())?;
             self.trainer.model().var_store().save(tmp.join(WEIGHTS))?;
+            for (i, p) in self.preprocessors.text.iter().enumerate() {
+                if p.is_fitted() {
+                    p.save_tokenizer(tmp.join(format!("text_{i}_tokenizer.json")))?;
+                }
+            }
             if dir.exists() {
                 let old = parent.join(format!(".{name}.old-{}", std::process::id()));
                 std::fs::rename(dir, &old).map_err(|e| WideDeepError::io(dir, e))?;

@@ -86,6 +86,31 @@ pub enum PreprocessingError {
         /// The unseen value, in string form.
         value: String,
     },
+    /// A file named in the configuration or the data (a tokenizer, word vectors, an image) is
+    /// missing, unreadable or malformed.
+    #[error("{path}: {reason}")]
+    BadFile {
+        /// The file at fault.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An image held in a bytes column cannot be decoded.
+    #[error("column `{column}` row {row}: cannot decode the image: {reason}")]
+    BadImage {
+        /// The image column.
+        column: String,
+        /// Zero-based row.
+        row: usize,
+        /// The decoder's message.
+        reason: String,
+    },
+    /// The tokenizer failed (training, encoding or (de)serialization).
+    #[error("tokenizer: {reason}")]
+    Tokenizer {
+        /// The tokenizer's message.
+        reason: String,
+    },
     /// An error raised by Polars.
     #[error(transparent)]
     Polars(#[from] polars::prelude::PolarsError),

@@ -7,6 +7,11 @@
 //!   `[n_rows, n_cat_cols]` and imputes/scales continuous columns into an `f32` matrix
 //!   `[n_rows, n_cont_out]`, and reports the column metadata ([`TabMeta`]) the deep tabular
 //!   models need (cardinalities, embedding dimensions).
+//! * [`TextPreprocessor`] tokenizes a text column into an `i64` matrix of token ids
+//!   `[n_rows, maxlen]` (trained word-level / WordPiece / BPE vocabulary or a Hugging Face
+//!   `tokenizer.json`), optionally with an embedding matrix from GloVe-format word vectors.
+//! * [`ImagePreprocessor`] decodes an image column (paths or bytes) in parallel into a
+//!   normalised `f32` array `[n_rows, 3, height, width]`, or batch by batch with prefetch.
 //! * [`TargetEncoder`] turns the target column into `f32` (binary, regression) or `i64`
 //!   (multiclass) labels.
 //!
@@ -18,8 +23,10 @@
 
 pub mod embed;
 pub mod error;
+pub mod image;
 pub mod tab;
 pub mod target;
+pub mod text;
 pub mod wide;
 
 mod column;
@@ -27,6 +34,8 @@ mod persist;
 
 pub use embed::{embed_dim, EmbeddingRule};
 pub use error::{PreprocessingError, Result};
+pub use image::{ImageBatches, ImageData, ImagePreprocessor, ImageSource, Normalization, OnError};
 pub use tab::{CatColumnMeta, Scaling, TabData, TabMeta, TabPreprocessor};
 pub use target::{TargetData, TargetEncoder, TargetKind};
+pub use text::{Side, TextData, TextMeta, TextPreprocessor, Vocab};
 pub use wide::{WideData, WidePreprocessor};

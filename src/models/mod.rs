@@ -2,13 +2,25 @@
 //!
 //! Every deep component implements [`Component`], so users can plug in their own next to the
 //! built-in ones; the trainer only ever sees a [`WideDeep`].
+pub mod fusion;
+pub mod image;
 pub mod mlp;
 pub mod tabular;
+pub mod text;
 pub mod wide;
 pub mod wide_deep;
 
+pub use fusion::AttentionFusionConfig;
+pub use image::{
+    Backbone, BackboneConfig, ImageBackbone, ImageInput, ImageModelConfig, SmallCnn, SmallCnnConfig,
+};
 pub use mlp::{Activation, Mlp, MlpConfig};
 pub use tabular::{ContNorm, TabMlp, TabMlpConfig, TabModelConfig};
+pub use text::{
+    AttentiveRnn, AttentiveRnnConfig, BasicRnn, BasicRnnConfig, Bert, BertConfig, BertParams,
+    BertPooling, RnnPooling, RnnType, StackedAttentiveRnn, StackedAttentiveRnnConfig, TextInput,
+    TextModelConfig, TextPooling, TextTransformer, TextTransformerConfig,
+};
 pub use wide::{Wide, WideConfig};
 pub use wide_deep::{HeadConfig, WideDeep, WideDeepConfig};
 

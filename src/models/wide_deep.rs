@@ -1,6 +1,10 @@
 //! [`WideDeep`]: the wide part plus any deep components, joined additively or through a head.
 use crate::error::{Result, WideDeepError};
-use crate::models::{Component, Mlp, MlpConfig, ModelInput, TabModelConfig, Wide, WideConfig};
+use crate::models::fusion::AttentionFusion;
+use crate::models::{
+    AttentionFusionConfig, Component, ImageModelConfig, Mlp, MlpConfig, ModelInput, TabModelConfig,
+    TextModelConfig, Wide, WideConfig,
+};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Tensor};
 
@@ -21,6 +25,16 @@ pub struct WideDeepConfig {
     /// Seed of the weight initialisation.
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// One model per text column (reading `input.text[i]`), after the tabular model.
+    #[serde(default)]
+    pub deeptext: Vec<TextModelConfig>,
+    /// One model per image column (reading `input.image[i]`), after the text models.
+    #[serde(default)]
+    pub deepimage: Vec<ImageModelConfig>,
+    /// Fuse the deep outputs with learned attention weights instead of adding their
+    /// projections (or concatenating them into the head).
+    #[serde(default)]
+    pub attention_fusion: Option<AttentionFusionConfig>,
 }
 
 fn default_seed() -> u64 {
@@ -35,6 +49,9 @@ impl Default for WideDeepConfig {
             head: None,
             pred_dim: 1,
             seed: default_seed(),
+            deeptext: Vec::new(),
+            deepimage: Vec::new(),
+            attention_fusion: None,
         }
     }
 }
@@ -63,7 +80,35 @@ impl WideDeepConfig {
         self.seed = seed;
         self
     }
+    /// Adds a text model (call once per text column).
+    pub fn deeptext(mut self, text: impl Into<TextModelConfig>) -> Self {
+        self.deeptext.push(text.into());
+        self
+    }
+    /// Adds an image model (call once per image column).
+    pub fn deepimage(mut self, image: impl Into<ImageModelConfig>) -> Self {
+        self.deepimage.push(image.into());
+        self
+    }
+    pub fn attention_fusion(mut self, fusion: AttentionFusionConfig) -> Self {
+        self.attention_fusion = Some(fusion);
+        self
+    }
+
+    /// Names of the parameter groups, indexed by group id (see [`WideDeep::param_groups`]).
+    fn group_names(&self) -> Vec<String> {
+        let mut g: Vec<String> = ["other", "wide", "deeptabular", "head"]
+            .map(String::from)
+            .to_vec();
+        g.extend((0..self.deeptext.len()).map(|i| format!("deeptext_{i}")));
+        g.extend((0..self.deepimage.len()).map(|i| format!("deepimage_{i}")));
+        g
+    }
 }
+
+const GROUP_WIDE: usize = 1;
+const GROUP_TAB: usize = 2;
+const GROUP_HEAD: usize = 3;
 
 /// A wide-and-deep model: `ModelInput` → `[batch, pred_dim]` logits (or values for regression).
 ///
@@ -75,6 +120,9 @@ pub struct WideDeep {
     /// Without head: one projection per deep component. With head: the head's output layer only.
     proj: Vec<nn::Linear>,
     head: Option<Mlp>,
+    fusion: Option<AttentionFusion>,
+    fusion_weights: std::sync::Mutex<Option<Tensor>>,
+    groups: Vec<String>,
     pred_dim: i64,
     config: Option<WideDeepConfig>,
 }
@@ -100,13 +148,30 @@ impl WideDeep {
         let wide = config
             .wide
             .as_ref()
-            .map(|w| w.build(&(&root / "wide"), config.pred_dim))
+            .map(|w| w.build(&(root.set_group(GROUP_WIDE) / "wide"), config.pred_dim))
             .transpose()?;
         let mut deep = Vec::new();
         if let Some(tab) = &config.deeptabular {
-            deep.push(tab.build(&(&root / "deeptabular"))?);
+            deep.push(tab.build(&(root.set_group(GROUP_TAB) / "deeptabular"))?);
         }
-        let mut model = Self::assemble(vs, wide, deep, config.head.as_ref(), config.pred_dim)?;
+        let groups = config.group_names();
+        for (i, t) in config.deeptext.iter().enumerate() {
+            let g = GROUP_HEAD + 1 + i;
+            deep.push(t.build(&(root.set_group(g) / groups[g].as_str()))?);
+        }
+        for (i, m) in config.deepimage.iter().enumerate() {
+            let g = GROUP_HEAD + 1 + config.deeptext.len() + i;
+            deep.push(m.build(&(root.set_group(g) / groups[g].as_str()))?);
+        }
+        let mut model = Self::assemble_with(
+            vs,
+            wide,
+            deep,
+            config.head.as_ref(),
+            config.attention_fusion.as_ref(),
+            config.pred_dim,
+        )?;
+        model.groups = groups;
         model.config = Some(config.clone());
         Ok(model)
     }
@@ -125,14 +190,15 @@ impl WideDeep {
         let wide = wide
             .map(|w| w.build(&(vs.root() / "wide"), pred_dim))
             .transpose()?;
-        Self::assemble(vs, wide, deep, head, pred_dim)
+        Self::assemble_with(vs, wide, deep, head, None, pred_dim)
     }
 
-    fn assemble(
+    fn assemble_with(
         vs: nn::VarStore,
         wide: Option<Wide>,
         deep: Vec<Box<dyn Component>>,
         head: Option<&HeadConfig>,
+        attention_fusion: Option<&AttentionFusionConfig>,
         pred_dim: i64,
     ) -> Result<Self> {
         if pred_dim <= 0 {
@@ -153,10 +219,17 @@ impl WideDeep {
                 "a head needs at least one deep component",
             ));
         }
-        let root = vs.root();
-        let (head, proj) = match head {
-            Some(h) => {
-                let width: i64 = deep.iter().map(|c| c.output_dim()).sum();
+        let root = vs.root().set_group(GROUP_HEAD);
+        let widths: Vec<i64> = deep.iter().map(|c| c.output_dim()).collect();
+        let fusion = attention_fusion
+            .map(|f| f.build(&(&root / "fusion"), &widths))
+            .transpose()?;
+        let (head, proj) = match (head, attention_fusion) {
+            (Some(h), _) => {
+                let width: i64 = match attention_fusion {
+                    Some(f) => f.dim,
+                    None => widths.iter().sum(),
+                };
                 let mlp = h.build(&(&root / "head"), width, "head")?;
                 let out = nn::linear(
                     &root / "head_out",
@@ -166,7 +239,11 @@ impl WideDeep {
                 );
                 (Some(mlp), vec![out])
             }
-            None => {
+            (None, Some(f)) => {
+                let out = nn::linear(&root / "head_out", f.dim, pred_dim, Default::default());
+                (None, vec![out])
+            }
+            (None, None) => {
                 let proj = deep
                     .iter()
                     .enumerate()
@@ -188,6 +265,11 @@ impl WideDeep {
             deep,
             proj,
             head,
+            fusion,
+            fusion_weights: std::sync::Mutex::new(None),
+            groups: ["other", "wide", "deeptabular", "head"]
+                .map(String::from)
+                .to_vec(),
             pred_dim,
             config: None,
         })
@@ -227,12 +309,22 @@ impl WideDeep {
             })
         };
         let feats: Vec<Tensor> = self.deep.iter().map(|c| run(c.as_ref())).collect();
-        match &self.head {
-            Some(head) => {
-                let h = head.forward_t(&Tensor::cat(&feats, 1), train);
+        let fused = self.fusion.as_ref().map(|f| {
+            let (fused, w) = f.forward(&feats, train);
+            *self
+                .fusion_weights
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(w.detach());
+            fused
+        });
+        match (&self.head, fused) {
+            (Some(head), fused) => {
+                let x = fused.unwrap_or_else(|| Tensor::cat(&feats, 1));
+                let h = head.forward_t(&x, train);
                 add(h.apply(&self.proj[0]));
             }
-            None => {
+            (None, Some(fused)) => add(fused.apply(&self.proj[0])),
+            (None, None) => {
                 for (f, p) in feats.iter().zip(&self.proj) {
                     add(f.apply(p));
                 }
@@ -279,9 +371,31 @@ impl WideDeep {
         self.wide.as_ref()
     }
 
-    /// The deep components, in build order (the tabular model first).
+    /// The deep components, in build order (the tabular model, the text models, the image
+    /// models).
     pub fn components(&self) -> &[Box<dyn Component>] {
         &self.deep
+    }
+
+    /// The attention-fusion weights of the last forward pass, `[batch, n_components]` (with
+    /// [`WideDeepConfig::attention_fusion`] only).
+    pub fn fusion_weights(&self) -> Option<Tensor> {
+        self.fusion_weights
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|t| t.shallow_clone())
+    }
+
+    /// Parameter groups: `(name, group id)` for `other` (custom components), `wide`,
+    /// `deeptabular`, `head` (projections, head and fusion), `deeptext_i`, `deepimage_i`. The
+    /// trainer sets a learning rate per group from `TrainerConfig::component_lr`.
+    pub fn param_groups(&self) -> Vec<(String, usize)> {
+        self.groups
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect()
     }
 
     /// Number of trainable scalars.

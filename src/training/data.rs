@@ -4,7 +4,7 @@ use crate::models::ModelInput;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use tch::{Device, Kind, Tensor};
-use widedeep_preprocessing::{TabData, TargetData, WideData};
+use widedeep_preprocessing::{ImageData, TabData, TargetData, TextData, WideData};
 
 /// Model inputs for `len()` rows plus an optional target (`[N]` f32 or i64).
 #[derive(Debug)]
@@ -43,7 +43,36 @@ impl Dataset {
         tab: Option<&TabData>,
         target: Option<&TargetData>,
     ) -> Result<Self> {
-        let mut input = ModelInput::default();
+        Self::from_parts(wide, tab, &[], &[], target)
+    }
+
+    /// Builds tensors from preprocessor outputs, text and image columns included (on the
+    /// CPU): `texts[i]` becomes `input.text[i]` `[N, maxlen]` i64, `images[i]` becomes
+    /// `input.image[i]` `[N, 3, H, W]` f32.
+    pub fn from_parts(
+        wide: Option<&WideData>,
+        tab: Option<&TabData>,
+        texts: &[TextData],
+        images: &[ImageData],
+        target: Option<&TargetData>,
+    ) -> Result<Self> {
+        let mut input = ModelInput {
+            text: texts.iter().map(|t| array_i64(&t.ids)).collect(),
+            image: images
+                .iter()
+                .map(|im| {
+                    let shape: Vec<i64> = im.pixels.shape().iter().map(|&d| d as i64).collect();
+                    let t = match im.pixels.as_slice() {
+                        Some(s) => Tensor::from_slice(s),
+                        None => {
+                            Tensor::from_slice(&im.pixels.iter().copied().collect::<Vec<f32>>())
+                        }
+                    };
+                    t.view(shape.as_slice())
+                })
+                .collect(),
+            ..Default::default()
+        };
         if let Some(w) = wide {
             input.wide = Some(array_i64(&w.indices));
         }

@@ -45,6 +45,10 @@ pub struct TrainerConfig {
     pub early_stopping: Option<EarlyStopping>,
     /// 0: silent; 1: a progress bar per epoch (a summary line when stderr is not a terminal).
     pub verbose: u8,
+    /// Learning rates per component, keyed by parameter group (`wide`, `deeptabular`,
+    /// `deeptext_0`, `deepimage_0`, `head`, …; see `WideDeep::param_groups`); the others use
+    /// `lr`.
+    pub component_lr: BTreeMap<String, f64>,
 }
 
 impl Default for TrainerConfig {
@@ -63,6 +67,7 @@ impl Default for TrainerConfig {
             metrics: Vec::new(),
             early_stopping: None,
             verbose: 1,
+            component_lr: BTreeMap::new(),
         }
     }
 }
@@ -104,6 +109,11 @@ impl TrainerConfig {
         self.early_stopping = Some(es);
         self
     }
+    /// Sets the learning rate of one parameter group (`deeptext_0`, `head`, …).
+    pub fn component_lr(mut self, group: &str, lr: f64) -> Self {
+        self.component_lr.insert(group.to_string(), lr);
+        self
+    }
 
     /// Checks every field; errors name the field.
     pub fn validate(&self) -> Result<()> {
@@ -127,6 +137,14 @@ impl TrainerConfig {
                 return Err(WideDeepError::config(
                     "val_split",
                     format!("must be in (0, 1), got {f}"),
+                ));
+            }
+        }
+        for (k, v) in &self.component_lr {
+            if !(*v > 0.0 && v.is_finite()) {
+                return Err(WideDeepError::config(
+                    format!("component_lr.{k}"),
+                    format!("must be positive, got {v}"),
                 ));
             }
         }
@@ -163,6 +181,22 @@ impl Trainer {
     pub fn new(model: WideDeep, config: TrainerConfig) -> Result<Self> {
         config.validate()?;
         config.objective.check_pred_dim(model.pred_dim())?;
+        let groups = model.param_groups();
+        for k in config.component_lr.keys() {
+            if !groups.iter().any(|(n, _)| n == k) {
+                return Err(WideDeepError::config(
+                    format!("component_lr.{k}"),
+                    format!(
+                        "no such parameter group; the model has: {}",
+                        groups
+                            .iter()
+                            .map(|(n, _)| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
         Ok(Self {
             model,
             config,
@@ -427,6 +461,30 @@ impl Trainer {
     }
 
     fn optimizer(&self) -> Result<nn::Optimizer> {
+        let mut opt = self.base_optimizer()?;
+        if !self.config.component_lr.is_empty() {
+            // libtorch creates param groups up to the highest group id holding a variable
+            let max_group = {
+                let vars = self
+                    .model
+                    .var_store()
+                    .variables_
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                vars.trainable_variables.iter().map(|v| v.group).max()
+            };
+            for (name, group) in self.model.param_groups() {
+                if let (Some(lr), Some(max)) = (self.config.component_lr.get(&name), max_group) {
+                    if group <= max {
+                        opt.set_lr_group(group, *lr);
+                    }
+                }
+            }
+        }
+        Ok(opt)
+    }
+
+    fn base_optimizer(&self) -> Result<nn::Optimizer> {
         let vs = self.model.var_store();
         let (lr, wd) = (self.config.lr, self.config.weight_decay);
         Ok(match self.config.optimizer {

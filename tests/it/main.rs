@@ -1,7 +1,9 @@
 //! The one integration-test binary (each extra binary would re-link libtorch).
 mod bad_input;
 mod common;
+mod crosscheck;
 mod learning;
 mod pipeline_io;
 mod readme;
 mod reproducibility;
+mod text_image;

@@ -1,0 +1,587 @@
+//! Deep models over image columns: ResNet-18/34/50 (tch's vision models) and MobileNetV2
+//! backbones that load torchvision `state_dict` weights from `.safetensors`, and a small CNN for
+//! small images such as 28 × 28 digits.
+//!
+//! Every image model reads one `[batch, 3, H, W]` f32 tensor, `input.image[i]` (`i` = the
+//! config's `image_index`), and returns `[batch, output_dim()]` features (global average
+//! pooled backbone features, or the optional MLP head's last width).
+mod mobilenet;
+
+use crate::error::{Result, WideDeepError};
+use crate::models::mlp::check_dropout;
+use crate::models::{Component, Mlp, MlpConfig, ModelInput};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use tch::nn::ModuleT;
+use tch::{nn, Device, Kind, Tensor};
+
+/// Which image input a model reads.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImageInput {
+    /// Index into `ModelInput::image`.
+    pub image_index: usize,
+    /// Column name (for attributions).
+    pub name: String,
+}
+
+impl Default for ImageInput {
+    fn default() -> Self {
+        Self {
+            image_index: 0,
+            name: "image".into(),
+        }
+    }
+}
+
+impl ImageInput {
+    pub fn new(image_index: usize, name: &str) -> Self {
+        Self {
+            image_index,
+            name: name.to_owned(),
+        }
+    }
+
+    fn check(&self, input: &ModelInput) -> Result<()> {
+        let bad = |reason: String| WideDeepError::InputMismatch {
+            input: format!("image[{}] ({})", self.image_index, self.name),
+            reason,
+        };
+        let t = input.image.get(self.image_index).ok_or_else(|| {
+            bad(format!(
+                "missing: the input has {} image tensor(s)",
+                input.image.len()
+            ))
+        })?;
+        if t.kind() != Kind::Float || t.dim() != 4 || t.size()[1] != 3 {
+            return Err(bad(format!(
+                "expected f32 [batch, 3, H, W], got {:?} {:?}",
+                t.kind(),
+                t.size()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A pretrained backbone architecture.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backbone {
+    #[default]
+    Resnet18,
+    Resnet34,
+    Resnet50,
+    MobilenetV2,
+}
+
+impl Backbone {
+    /// Width of the pooled features.
+    pub fn output_dim(self) -> i64 {
+        match self {
+            Backbone::Resnet18 | Backbone::Resnet34 => 512,
+            Backbone::Resnet50 => 2048,
+            Backbone::MobilenetV2 => 1280,
+        }
+    }
+
+    /// The blocks that `n_trainable` counts from the end, as variable-name prefixes.
+    fn blocks(self) -> Vec<Vec<String>> {
+        match self {
+            Backbone::MobilenetV2 => (0..19).map(|i| vec![format!("features.{i}.")]).collect(),
+            _ => {
+                let mut b = vec![vec!["conv1.".to_string(), "bn1.".to_string()]];
+                b.extend((1..=4).map(|i| vec![format!("layer{i}.")]));
+                b
+            }
+        }
+    }
+
+    /// Builds the feature extractor `[batch, 3, H, W]` → `[batch, output_dim]` under `path`.
+    fn build(self, path: &nn::Path) -> Box<dyn ModuleT + Send> {
+        use tch::vision::resnet;
+        match self {
+            Backbone::Resnet18 => Box::new(resnet::resnet18_no_final_layer(path)),
+            Backbone::Resnet34 => Box::new(resnet::resnet34_no_final_layer(path)),
+            Backbone::Resnet50 => Box::new(resnet::resnet50_no_final_layer(path)),
+            Backbone::MobilenetV2 => Box::new(mobilenet::features(path)),
+        }
+    }
+
+    /// Names and shapes of the backbone's variables (torchvision names).
+    fn variable_shapes(self) -> Vec<(String, Vec<i64>)> {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _ = tch::no_grad(|| self.build(&vs.root()));
+        let mut v: Vec<(String, Vec<i64>)> = vs
+            .variables()
+            .into_iter()
+            .map(|(k, t)| (k, t.size()))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Configuration of [`ImageBackbone`]: a ResNet or MobileNetV2 feature extractor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BackboneConfig {
+    pub input: ImageInput,
+    pub backbone: Backbone,
+    /// torchvision `state_dict` weights (`.safetensors`; `fc.*` / `classifier.*` and
+    /// `num_batches_tracked` are ignored). Not serialized: a saved pipeline holds the weights.
+    #[serde(skip)]
+    pub weights: Option<PathBuf>,
+    /// `Some(n)`: only the last `n` blocks train (ResNet: stem, layer1–4; MobileNetV2: the 19
+    /// feature blocks); `None`: all train.
+    pub n_trainable: Option<usize>,
+    pub head: Option<MlpConfig>,
+}
+
+impl Default for BackboneConfig {
+    fn default() -> Self {
+        Self {
+            input: ImageInput::default(),
+            backbone: Backbone::Resnet18,
+            weights: None,
+            n_trainable: None,
+            head: None,
+        }
+    }
+}
+
+impl BackboneConfig {
+    pub fn new(input: ImageInput, backbone: Backbone) -> Self {
+        Self {
+            input,
+            backbone,
+            ..Default::default()
+        }
+    }
+    pub fn weights(mut self, path: impl Into<PathBuf>) -> Self {
+        self.weights = Some(path.into());
+        self
+    }
+    pub fn n_trainable(mut self, n: usize) -> Self {
+        self.n_trainable = Some(n);
+        self
+    }
+    pub fn head(mut self, head: MlpConfig) -> Self {
+        self.head = Some(head);
+        self
+    }
+
+    /// Validates, builds under `path`, loads the weights and freezes the early blocks.
+    pub fn build(&self, path: &nn::Path) -> Result<ImageBackbone> {
+        let blocks = self.backbone.blocks();
+        if let Some(n) = self.n_trainable {
+            if n > blocks.len() {
+                return Err(WideDeepError::config(
+                    "backbone.n_trainable",
+                    format!("{:?} has {} blocks, got {n}", self.backbone, blocks.len()),
+                ));
+            }
+        }
+        let bp = path / "backbone";
+        let net = self.backbone.build(&bp);
+        if self.weights.is_some() || self.n_trainable.is_some() {
+            let names = self.backbone.variable_shapes();
+            let var = |name: &str| -> Tensor {
+                let mut parts: Vec<&str> = name.split('.').collect();
+                let leaf = parts.pop().expect("non-empty name");
+                let p = parts.iter().fold(bp.clone(), |p, s| p / *s);
+                p.get(leaf).expect("variable built above")
+            };
+            if let Some(w) = &self.weights {
+                load_torchvision(w, &names, &var)?;
+            }
+            if let Some(n) = self.n_trainable {
+                let frozen: Vec<&String> = blocks[..blocks.len() - n].iter().flatten().collect();
+                for (name, _) in &names {
+                    if frozen.iter().any(|f| name.starts_with(f.as_str())) {
+                        let _ = var(name).set_requires_grad(false);
+                    }
+                }
+            }
+        }
+        let dim = self.backbone.output_dim();
+        let head = self
+            .head
+            .as_ref()
+            .map(|h| h.build(&(path / "head"), dim, "backbone.head"))
+            .transpose()?;
+        Ok(ImageBackbone {
+            input: self.input.clone(),
+            net,
+            dim,
+            head,
+        })
+    }
+}
+
+/// Copies torchvision tensors from `path` into the backbone variables `names`.
+fn load_torchvision(
+    path: &Path,
+    names: &[(String, Vec<i64>)],
+    var: &dyn Fn(&str) -> Tensor,
+) -> Result<()> {
+    let bad = |reason: String| {
+        WideDeepError::config("backbone.weights", format!("{}: {reason}", path.display()))
+    };
+    if !path.is_file() {
+        return Err(bad("file not found".into()));
+    }
+    let file: HashMap<String, Tensor> = Tensor::read_safetensors(path)
+        .map_err(|e| bad(e.to_string()))?
+        .into_iter()
+        .collect();
+    tch::no_grad(|| {
+        for (name, shape) in names {
+            let src = file
+                .get(name)
+                .ok_or_else(|| bad(format!("no tensor `{name}`")))?;
+            if &src.size() != shape {
+                return Err(bad(format!(
+                    "`{name}` has shape {:?}, the model {shape:?}",
+                    src.size()
+                )));
+            }
+            let v = var(name);
+            v.shallow_clone()
+                .copy_(&src.to_kind(v.kind()).to_device(v.device()));
+        }
+        Ok(())
+    })
+}
+
+/// A pretrained-architecture image model: `image[i]` `[batch, 3, H, W]` →
+/// `[batch, output_dim]`.
+pub struct ImageBackbone {
+    input: ImageInput,
+    net: Box<dyn ModuleT + Send>,
+    dim: i64,
+    head: Option<Mlp>,
+}
+
+impl std::fmt::Debug for ImageBackbone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageBackbone")
+            .field("input", &self.input)
+            .field("dim", &self.dim)
+            .field("head", &self.head)
+            .finish()
+    }
+}
+
+impl ImageBackbone {
+    /// Backbone features `[batch, backbone output_dim]`, before the head.
+    pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
+        self.net.forward_t(x, train)
+    }
+}
+
+fn apply_head(head: &Option<Mlp>, f: Tensor, train: bool) -> Tensor {
+    match head {
+        Some(h) => h.forward_t(&f, train),
+        None => f,
+    }
+}
+
+impl Component for ImageBackbone {
+    fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
+        let f = self.features(&input.image[self.input.image_index], train);
+        apply_head(&self.head, f, train)
+    }
+    fn output_dim(&self) -> i64 {
+        self.head.as_ref().map_or(self.dim, |h| h.output_dim())
+    }
+    fn check_input(&self, input: &ModelInput) -> Result<()> {
+        self.input.check(input)
+    }
+    fn feature_names(&self) -> Vec<String> {
+        vec![self.input.name.clone()]
+    }
+    fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
+        Some(vec![input.image[self.input.image_index].shallow_clone()])
+    }
+    fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
+        let [x] = parts else { return None };
+        let f = self.features(x, train);
+        Some(apply_head(&self.head, f, train))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Configuration of [`SmallCnn`]: per stage a 3 × 3 convolution, batch norm, ReLU and 2 × 2
+/// max pooling; then global average pooling. For small images (e.g. 28 × 28 digits).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SmallCnnConfig {
+    pub input: ImageInput,
+    /// Output channels of each stage.
+    pub channels: Vec<i64>,
+    pub batchnorm: bool,
+    /// Dropout on the pooled features.
+    pub dropout: f64,
+    pub head: Option<MlpConfig>,
+}
+
+impl Default for SmallCnnConfig {
+    fn default() -> Self {
+        Self {
+            input: ImageInput::default(),
+            channels: vec![16, 32, 64],
+            batchnorm: true,
+            dropout: 0.0,
+            head: None,
+        }
+    }
+}
+
+impl SmallCnnConfig {
+    pub fn new(input: ImageInput) -> Self {
+        Self {
+            input,
+            ..Default::default()
+        }
+    }
+    pub fn channels(mut self, c: impl Into<Vec<i64>>) -> Self {
+        self.channels = c.into();
+        self
+    }
+    pub fn batchnorm(mut self, on: bool) -> Self {
+        self.batchnorm = on;
+        self
+    }
+    pub fn dropout(mut self, p: f64) -> Self {
+        self.dropout = p;
+        self
+    }
+    pub fn head(mut self, head: MlpConfig) -> Self {
+        self.head = Some(head);
+        self
+    }
+
+    pub fn build(&self, path: &nn::Path) -> Result<SmallCnn> {
+        if self.channels.is_empty() || self.channels.iter().any(|&c| c <= 0) {
+            return Err(WideDeepError::config(
+                "small_cnn.channels",
+                format!("needs positive widths, got {:?}", self.channels),
+            ));
+        }
+        check_dropout(self.dropout, "small_cnn.dropout")?;
+        let mut stages = Vec::new();
+        let mut c_in = 3;
+        for (i, &c) in self.channels.iter().enumerate() {
+            let p = path / format!("stage_{i}");
+            let conv = nn::conv2d(
+                &p / "conv",
+                c_in,
+                c,
+                3,
+                nn::ConvConfig {
+                    padding: 1,
+                    bias: !self.batchnorm,
+                    ..Default::default()
+                },
+            );
+            let bn = self
+                .batchnorm
+                .then(|| nn::batch_norm2d(&p / "bn", c, Default::default()));
+            stages.push((conv, bn));
+            c_in = c;
+        }
+        let head = self
+            .head
+            .as_ref()
+            .map(|h| h.build(&(path / "head"), c_in, "small_cnn.head"))
+            .transpose()?;
+        Ok(SmallCnn {
+            input: self.input.clone(),
+            stages,
+            dropout: self.dropout,
+            dim: c_in,
+            head,
+        })
+    }
+}
+
+/// A small CNN: `image[i]` `[batch, 3, H, W]` → `[batch, channels.last()]` (or the head's
+/// last width). Images smaller than `2^stages` pixels are not pooled below 1 × 1.
+#[derive(Debug)]
+pub struct SmallCnn {
+    input: ImageInput,
+    stages: Vec<(nn::Conv2D, Option<nn::BatchNorm>)>,
+    dropout: f64,
+    dim: i64,
+    head: Option<Mlp>,
+}
+
+impl SmallCnn {
+    fn features(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut h = x.shallow_clone();
+        for (conv, bn) in &self.stages {
+            h = h.apply(conv);
+            if let Some(bn) = bn {
+                h = h.apply_t(bn, train);
+            }
+            h = h.relu();
+            if h.size()[2] >= 2 && h.size()[3] >= 2 {
+                h = h.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
+            }
+        }
+        h.adaptive_avg_pool2d([1, 1])
+            .flatten(1, -1)
+            .dropout(self.dropout, train)
+    }
+}
+
+impl Component for SmallCnn {
+    fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
+        let f = self.features(&input.image[self.input.image_index], train);
+        apply_head(&self.head, f, train)
+    }
+    fn output_dim(&self) -> i64 {
+        self.head.as_ref().map_or(self.dim, |h| h.output_dim())
+    }
+    fn check_input(&self, input: &ModelInput) -> Result<()> {
+        self.input.check(input)
+    }
+    fn feature_names(&self) -> Vec<String> {
+        vec![self.input.name.clone()]
+    }
+    fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
+        Some(vec![input.image[self.input.image_index].shallow_clone()])
+    }
+    fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
+        let [x] = parts else { return None };
+        let f = self.features(x, train);
+        Some(apply_head(&self.head, f, train))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// The serializable choice of image model inside a [`crate::models::WideDeepConfig`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "model", rename_all = "snake_case")]
+pub enum ImageModelConfig {
+    Backbone(BackboneConfig),
+    SmallCnn(SmallCnnConfig),
+}
+
+impl ImageModelConfig {
+    /// Builds the component under `path`.
+    pub fn build(&self, path: &nn::Path) -> Result<Box<dyn Component>> {
+        Ok(match self {
+            ImageModelConfig::Backbone(c) => Box::new(c.build(path)?),
+            ImageModelConfig::SmallCnn(c) => Box::new(c.build(path)?),
+        })
+    }
+
+    /// Which `input.image[i]` the model reads.
+    pub fn image_index(&self) -> usize {
+        match self {
+            ImageModelConfig::Backbone(c) => c.input.image_index,
+            ImageModelConfig::SmallCnn(c) => c.input.image_index,
+        }
+    }
+}
+
+impl From<BackboneConfig> for ImageModelConfig {
+    fn from(c: BackboneConfig) -> Self {
+        ImageModelConfig::Backbone(c)
+    }
+}
+
+impl From<SmallCnnConfig> for ImageModelConfig {
+    fn from(c: SmallCnnConfig) -> Self {
+        ImageModelConfig::SmallCnn(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn img(n: i64, s: i64) -> ModelInput {
+        ModelInput {
+            image: vec![Tensor::randn([n, 3, s, s], (Kind::Float, Device::Cpu))],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn small_cnn_shapes_and_embed_split() {
+        let _rng = crate::torch_rng_lock();
+        tch::manual_seed(6);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let m = SmallCnnConfig::new(ImageInput::new(0, "digit"))
+            .channels([4, 8])
+            .head(MlpConfig::default().hidden_dims([5]))
+            .build(&vs.root())
+            .unwrap();
+        let x = img(2, 28);
+        m.check_input(&x).unwrap();
+        assert_eq!(m.forward_t(&x, true).size(), [2, 5]);
+        let direct = m.forward_t(&x, false);
+        let split = m.forward_embedded(&m.embed(&x).unwrap(), false).unwrap();
+        assert!(direct.allclose(&split, 1e-6, 1e-6, false));
+        // tiny images are not pooled below 1×1
+        assert_eq!(m.forward_t(&img(1, 3), false).size(), [1, 5]);
+        let bad = ModelInput {
+            image: vec![Tensor::zeros([1, 1, 28, 28], (Kind::Float, Device::Cpu))],
+            ..Default::default()
+        };
+        let err = m.check_input(&bad).unwrap_err().to_string();
+        assert!(err.contains("digit"), "{err}");
+        assert!(SmallCnnConfig::default()
+            .channels([0])
+            .build(&vs.root())
+            .is_err());
+    }
+
+    #[test]
+    fn backbones_build_freeze_and_reject_bad_weights() {
+        let _rng = crate::torch_rng_lock();
+        tch::manual_seed(7);
+        for backbone in [Backbone::Resnet18, Backbone::MobilenetV2] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let m = BackboneConfig::new(ImageInput::default(), backbone)
+                .n_trainable(1)
+                .build(&vs.root())
+                .unwrap();
+            assert_eq!(
+                m.forward_t(&img(2, 32), false).size(),
+                [2, backbone.output_dim()]
+            );
+            let vars = vs.variables();
+            let (frozen, last) = match backbone {
+                Backbone::MobilenetV2 => (
+                    "backbone.features.0.0.weight",
+                    "backbone.features.18.0.weight",
+                ),
+                _ => (
+                    "backbone.layer3.0.conv1.weight",
+                    "backbone.layer4.0.conv1.weight",
+                ),
+            };
+            assert!(!vars[frozen].requires_grad());
+            assert!(vars[last].requires_grad());
+        }
+        let vs = nn::VarStore::new(Device::Cpu);
+        let err = BackboneConfig::new(ImageInput::default(), Backbone::Resnet18)
+            .n_trainable(9)
+            .build(&vs.root())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("n_trainable"), "{err}");
+        let err = BackboneConfig::new(ImageInput::default(), Backbone::Resnet18)
+            .weights("/nonexistent/resnet.safetensors")
+            .build(&vs.root())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("backbone.weights"), "{err}");
+    }
+}

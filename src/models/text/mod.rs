@@ -1,0 +1,308 @@
+//! Deep models over text columns: recurrent ([`BasicRnn`], [`AttentiveRnn`],
+//! [`StackedAttentiveRnn`]), a Transformer encoder ([`TextTransformer`]) and pretrained
+//! BERT-family encoders ([`Bert`]).
+//!
+//! Every text model reads one `[batch, seq_len]` i64 tensor of token ids, `input.text[i]`
+//! (`i` = the config's `text_index`), where `pad_id` marks padding, and returns
+//! `[batch, output_dim()]` features. Padding positions are masked (attention, mean pooling),
+//! so either padding side works.
+pub mod bert;
+pub mod rnn;
+pub mod transformer;
+
+pub use bert::{Bert, BertConfig, BertParams, BertPooling};
+pub use rnn::{
+    AttentiveRnn, AttentiveRnnConfig, BasicRnn, BasicRnnConfig, RnnPooling, RnnType,
+    StackedAttentiveRnn, StackedAttentiveRnnConfig,
+};
+pub use transformer::{TextPooling, TextTransformer, TextTransformerConfig};
+
+use crate::error::{Result, WideDeepError};
+use crate::models::{Component, ModelInput};
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tch::{nn, Kind, Tensor};
+use widedeep_preprocessing::TextMeta;
+
+/// The serializable choice of text model inside a [`crate::models::WideDeepConfig`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "model", rename_all = "snake_case")]
+pub enum TextModelConfig {
+    BasicRnn(BasicRnnConfig),
+    AttentiveRnn(AttentiveRnnConfig),
+    StackedAttentiveRnn(StackedAttentiveRnnConfig),
+    Transformer(TextTransformerConfig),
+    Bert(BertConfig),
+}
+
+impl TextModelConfig {
+    /// Builds the component under `path`.
+    pub fn build(&self, path: &nn::Path) -> Result<Box<dyn Component>> {
+        Ok(match self {
+            TextModelConfig::BasicRnn(c) => Box::new(c.build(path)?),
+            TextModelConfig::AttentiveRnn(c) => Box::new(c.build(path)?),
+            TextModelConfig::StackedAttentiveRnn(c) => Box::new(c.build(path)?),
+            TextModelConfig::Transformer(c) => Box::new(c.build(path)?),
+            TextModelConfig::Bert(c) => Box::new(c.build(path)?),
+        })
+    }
+
+    /// Which `input.text[i]` the model reads.
+    pub fn text_index(&self) -> usize {
+        match self {
+            TextModelConfig::BasicRnn(c) => c.input.text_index,
+            TextModelConfig::AttentiveRnn(c) => c.input.text_index,
+            TextModelConfig::StackedAttentiveRnn(c) => c.input.text_index,
+            TextModelConfig::Transformer(c) => c.input.text_index,
+            TextModelConfig::Bert(c) => c.input.text_index,
+        }
+    }
+}
+
+macro_rules! text_from {
+    ($($t:ident => $v:ident),*) => {$(
+        impl From<$t> for TextModelConfig {
+            fn from(c: $t) -> Self {
+                TextModelConfig::$v(c)
+            }
+        }
+    )*};
+}
+text_from!(
+    BasicRnnConfig => BasicRnn,
+    AttentiveRnnConfig => AttentiveRnn,
+    StackedAttentiveRnnConfig => StackedAttentiveRnn,
+    TextTransformerConfig => Transformer,
+    BertConfig => Bert
+);
+
+/// Which text input a model reads and its vocabulary (from [`TextMeta`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TextInput {
+    /// Index into `ModelInput::text`.
+    pub text_index: usize,
+    /// Column name (for attributions).
+    pub name: String,
+    /// Number of token ids.
+    pub vocab_size: i64,
+    /// Id of the padding token.
+    pub pad_id: i64,
+}
+
+impl Default for TextInput {
+    fn default() -> Self {
+        Self {
+            text_index: 0,
+            name: "text".into(),
+            vocab_size: 1,
+            pad_id: 0,
+        }
+    }
+}
+
+impl TextInput {
+    /// From a fitted `TextPreprocessor`'s metadata; `text_index` is its position among the
+    /// text preprocessors.
+    pub fn from_meta(meta: &TextMeta, text_index: usize) -> Self {
+        Self {
+            text_index,
+            name: meta.name.clone(),
+            vocab_size: meta.vocab_size as i64,
+            pad_id: meta.pad_id,
+        }
+    }
+
+    fn validate(&self, prefix: &str) -> Result<()> {
+        if self.vocab_size <= 0 {
+            return Err(WideDeepError::config(
+                format!("{prefix}.vocab_size"),
+                format!("must be positive, got {}", self.vocab_size),
+            ));
+        }
+        if !(0..self.vocab_size).contains(&self.pad_id) {
+            return Err(WideDeepError::config(
+                format!("{prefix}.pad_id"),
+                format!("must be in 0..{}, got {}", self.vocab_size, self.pad_id),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks that `input.text[text_index]` exists, is i64 `[batch, seq_len]` and holds ids in
+    /// range.
+    pub(crate) fn check(&self, input: &ModelInput, max_len: Option<i64>) -> Result<()> {
+        let name = format!("text[{}] ({})", self.text_index, self.name);
+        let bad = |reason: String| WideDeepError::InputMismatch {
+            input: name.clone(),
+            reason,
+        };
+        let t = input.text.get(self.text_index).ok_or_else(|| {
+            bad(format!(
+                "missing: the input has {} text tensor(s)",
+                input.text.len()
+            ))
+        })?;
+        if t.kind() != Kind::Int64 || t.dim() != 2 {
+            return Err(bad(format!(
+                "expected i64 [batch, seq_len], got {:?} {:?}",
+                t.kind(),
+                t.size()
+            )));
+        }
+        if let Some(m) = max_len {
+            if t.size()[1] > m {
+                return Err(bad(format!(
+                    "sequence length {} exceeds the model's maximum {m}",
+                    t.size()[1]
+                )));
+            }
+        }
+        if t.numel() > 0 {
+            let (lo, hi) = (t.min().int64_value(&[]), t.max().int64_value(&[]));
+            if lo < 0 || hi >= self.vocab_size {
+                return Err(bad(format!(
+                    "token ids must be in 0..{}, found {lo}..={hi}",
+                    self.vocab_size
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn ids<'a>(&self, input: &'a ModelInput) -> &'a Tensor {
+        &input.text[self.text_index]
+    }
+}
+
+/// A pretrained embedding matrix `[vocab_size, embed_dim]` (e.g. from
+/// `TextPreprocessor::embedding_matrix`). Held in memory only: configs do not serialize it,
+/// since after building the values live in the model's weights.
+pub type EmbeddingMatrix = Arc<Array2<f32>>;
+
+/// Token embeddings with a zero padding row, optionally initialised from a pretrained matrix
+/// and frozen.
+#[derive(Debug)]
+pub(crate) struct TokenEmbedding {
+    pub weight: Tensor,
+    pub pad_id: i64,
+}
+
+impl TokenEmbedding {
+    pub fn new(
+        path: &nn::Path,
+        input: &TextInput,
+        embed_dim: i64,
+        pretrained: Option<&EmbeddingMatrix>,
+        freeze: bool,
+        prefix: &str,
+    ) -> Result<Self> {
+        let embed_dim = match pretrained {
+            Some(m) => {
+                let (rows, cols) = m.dim();
+                if rows as i64 != input.vocab_size {
+                    return Err(WideDeepError::config(
+                        format!("{prefix}.pretrained_embeddings"),
+                        format!("has {rows} rows, the vocabulary {}", input.vocab_size),
+                    ));
+                }
+                cols as i64
+            }
+            None => embed_dim,
+        };
+        if embed_dim <= 0 {
+            return Err(WideDeepError::config(
+                format!("{prefix}.embed_dim"),
+                format!("must be positive, got {embed_dim}"),
+            ));
+        }
+        let weight = path.var(
+            "weight",
+            &[input.vocab_size, embed_dim],
+            nn::Init::Randn {
+                mean: 0.0,
+                stdev: 1.0,
+            },
+        );
+        tch::no_grad(|| {
+            if let Some(m) = pretrained {
+                let flat: Vec<f32> = m.iter().copied().collect();
+                let t = Tensor::from_slice(&flat)
+                    .view([input.vocab_size, embed_dim])
+                    .to_device(weight.device());
+                weight.shallow_clone().copy_(&t);
+            }
+            let _ = weight.get(input.pad_id).zero_();
+        });
+        if freeze {
+            let _ = weight.set_requires_grad(false);
+        }
+        Ok(Self {
+            weight,
+            pad_id: input.pad_id,
+        })
+    }
+
+    pub fn dim(&self) -> i64 {
+        self.weight.size()[1]
+    }
+
+    /// `[batch, seq]` ids → `[batch, seq, dim]`.
+    pub fn forward(&self, ids: &Tensor) -> Tensor {
+        Tensor::embedding(&self.weight, ids, self.pad_id, false, false)
+    }
+
+    /// The mask of real tokens `[batch, seq]` (bool) of embedded input: positions whose vector
+    /// equals the padding vector are padding.
+    pub fn mask_from_embedded(&self, emb: &Tensor) -> Tensor {
+        padding_mask_from_embedded(emb, &self.weight.get(self.pad_id))
+    }
+}
+
+/// Real-token mask `[batch, seq]` of ids.
+pub(crate) fn mask_from_ids(ids: &Tensor, pad_id: i64) -> Tensor {
+    ids.ne(pad_id)
+}
+
+/// Real-token mask of embedded input: a position is padding when its vector equals `pad_vec`.
+pub(crate) fn padding_mask_from_embedded(emb: &Tensor, pad_vec: &Tensor) -> Tensor {
+    emb.ne_tensor(&pad_vec.view([1, 1, -1])).any_dim(-1, false)
+}
+
+/// Mean over the real positions: `[batch, seq, d]`, mask `[batch, seq]` → `[batch, d]`
+/// (zero for rows without real tokens).
+pub(crate) fn masked_mean(x: &Tensor, mask: &Tensor) -> Tensor {
+    let m = mask.to_kind(x.kind()).unsqueeze(-1);
+    let n = m.sum_dim_intlist(1, false, x.kind()).clamp_min(1.0);
+    (x * &m).sum_dim_intlist(1, false, x.kind()) / n
+}
+
+/// Large negative score for masked positions (finite, so that a row with no real token
+/// gets uniform weights instead of NaN).
+pub(crate) const MASK_FILL: f64 = -1e9;
+
+/// Checks `x` is a float `[batch, seq, d]` part, as `embed` returns.
+pub(crate) fn check_part(parts: &[Tensor]) -> Option<&Tensor> {
+    match parts {
+        [x] if x.dim() == 3 => Some(x),
+        _ => None,
+    }
+}
+
+/// Stores the most recent attention weights of a component (detached).
+#[derive(Debug, Default)]
+pub(crate) struct AttentionStore(std::sync::Mutex<Option<Vec<Tensor>>>);
+
+impl AttentionStore {
+    pub fn set(&self, w: Vec<Tensor>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(w.iter().map(|t| t.detach()).collect());
+    }
+    pub fn get(&self) -> Option<Vec<Tensor>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|v| v.iter().map(|t| t.shallow_clone()).collect())
+    }
+}

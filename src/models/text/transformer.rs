@@ -1,0 +1,451 @@
+//! [`TextTransformer`]: a Transformer encoder over token embeddings, and the multi-head
+//! self-attention shared with [`super::Bert`].
+use super::{
+    check_part, mask_from_ids, masked_mean, AttentionStore, EmbeddingMatrix, TextInput,
+    TokenEmbedding, MASK_FILL,
+};
+use crate::error::{Result, WideDeepError};
+use crate::models::mlp::check_dropout;
+use crate::models::{Component, Mlp, MlpConfig, ModelInput};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Kind, Tensor};
+
+/// Multi-head self-attention with separate query/key/value projections (BERT's layout):
+/// `[batch, seq, d]` → `[batch, seq, d]`, padding keys masked.
+#[derive(Debug)]
+pub(crate) struct SelfAttention {
+    pub query: nn::Linear,
+    pub key: nn::Linear,
+    pub value: nn::Linear,
+    pub out: nn::Linear,
+    n_heads: i64,
+    dropout: f64,
+}
+
+impl SelfAttention {
+    pub fn new(qkv: &nn::Path, out: &nn::Path, d: i64, n_heads: i64, dropout: f64) -> Self {
+        let lin = |p: nn::Path| nn::linear(p, d, d, Default::default());
+        Self {
+            query: lin(qkv / "query"),
+            key: lin(qkv / "key"),
+            value: lin(qkv / "value"),
+            out: lin(out.clone()),
+            n_heads,
+            dropout,
+        }
+    }
+
+    /// Returns the output `[batch, seq, d]` and the weights `[batch, heads, seq, seq]`.
+    pub fn forward(&self, x: &Tensor, mask: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let (b, s, d) = x.size3().expect("[batch, seq, d]");
+        let h = self.n_heads;
+        let dh = d / h;
+        let split = |t: Tensor| t.view([b, s, h, dh]).transpose(1, 2);
+        let q = split(x.apply(&self.query));
+        let k = split(x.apply(&self.key));
+        let v = split(x.apply(&self.value));
+        let scores = q.matmul(&k.transpose(-2, -1)) / (dh as f64).sqrt();
+        let key_pad = mask.logical_not().view([b, 1, 1, s]);
+        let scores = scores.masked_fill(&key_pad, MASK_FILL);
+        let w = scores.softmax(-1, scores.kind());
+        let ctx = w.dropout(self.dropout, train).matmul(&v);
+        let ctx = ctx.transpose(1, 2).contiguous().view([b, s, d]);
+        (ctx.apply(&self.out), w)
+    }
+}
+
+/// Position encoding of [`TextTransformer`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Positional {
+    /// Fixed sine/cosine encoding (the default).
+    #[default]
+    Sinusoidal,
+    /// A learned embedding per position (up to `max_len`).
+    Learned,
+    /// No position information.
+    None,
+}
+
+/// How [`TextTransformer`] pools the sequence.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextPooling {
+    /// A learned `[CLS]` vector is prepended and its output is used.
+    Cls,
+    /// Mean of the outputs over the real tokens (the default).
+    #[default]
+    Mean,
+}
+
+/// Configuration of [`TextTransformer`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TextTransformerConfig {
+    pub input: TextInput,
+    /// Model width (the token embedding width).
+    pub embed_dim: i64,
+    #[serde(skip)]
+    pub pretrained_embeddings: Option<EmbeddingMatrix>,
+    pub freeze_embeddings: bool,
+    pub n_heads: i64,
+    pub n_blocks: i64,
+    /// Width of the feed-forward layer as a multiple of `embed_dim`.
+    pub ff_factor: i64,
+    pub attn_dropout: f64,
+    pub ff_dropout: f64,
+    pub positional: Positional,
+    /// Longest sequence accepted (positions of the learned encoding).
+    pub max_len: i64,
+    pub pooling: TextPooling,
+    pub head: Option<MlpConfig>,
+}
+
+impl Default for TextTransformerConfig {
+    fn default() -> Self {
+        Self {
+            input: TextInput::default(),
+            embed_dim: 32,
+            pretrained_embeddings: None,
+            freeze_embeddings: false,
+            n_heads: 4,
+            n_blocks: 2,
+            ff_factor: 4,
+            attn_dropout: 0.1,
+            ff_dropout: 0.1,
+            positional: Positional::Sinusoidal,
+            max_len: 512,
+            pooling: TextPooling::Mean,
+            head: None,
+        }
+    }
+}
+
+macro_rules! setters {
+    ($($name:ident: $ty:ty),* $(,)?) => {
+        $(pub fn $name(mut self, v: $ty) -> Self { self.$name = v; self })*
+    };
+}
+
+impl TextTransformerConfig {
+    pub fn new(input: TextInput) -> Self {
+        Self {
+            input,
+            ..Default::default()
+        }
+    }
+    setters!(
+        embed_dim: i64,
+        freeze_embeddings: bool,
+        n_heads: i64,
+        n_blocks: i64,
+        ff_factor: i64,
+        attn_dropout: f64,
+        ff_dropout: f64,
+        positional: Positional,
+        max_len: i64,
+        pooling: TextPooling,
+    );
+    pub fn pretrained_embeddings(mut self, m: EmbeddingMatrix) -> Self {
+        self.embed_dim = m.ncols() as i64;
+        self.pretrained_embeddings = Some(m);
+        self
+    }
+    pub fn head(mut self, head: MlpConfig) -> Self {
+        self.head = Some(head);
+        self
+    }
+
+    /// Validates and builds the model under `path`.
+    pub fn build(&self, path: &nn::Path) -> Result<TextTransformer> {
+        let p = "text_transformer";
+        self.input.validate(p)?;
+        let positive = |v: i64, f: &str| {
+            if v <= 0 {
+                Err(WideDeepError::config(
+                    format!("{p}.{f}"),
+                    format!("must be positive, got {v}"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        positive(self.n_heads, "n_heads")?;
+        positive(self.n_blocks, "n_blocks")?;
+        positive(self.ff_factor, "ff_factor")?;
+        positive(self.max_len, "max_len")?;
+        check_dropout(self.attn_dropout, &format!("{p}.attn_dropout"))?;
+        check_dropout(self.ff_dropout, &format!("{p}.ff_dropout"))?;
+        let embed = TokenEmbedding::new(
+            &(path / "embed"),
+            &self.input,
+            self.embed_dim,
+            self.pretrained_embeddings.as_ref(),
+            self.freeze_embeddings,
+            p,
+        )?;
+        let d = embed.dim();
+        if d % self.n_heads != 0 {
+            return Err(WideDeepError::config(
+                format!("{p}.n_heads"),
+                format!("must divide embed_dim {d}, got {}", self.n_heads),
+            ));
+        }
+        let n_pos = self.max_len + 1; // room for [CLS]
+        let pos = match self.positional {
+            Positional::Sinusoidal => Some(sinusoidal(n_pos, d).to_device(path.device())),
+            Positional::Learned => Some(path.var(
+                "pos_embed",
+                &[n_pos, d],
+                nn::Init::Randn {
+                    mean: 0.0,
+                    stdev: 0.02,
+                },
+            )),
+            Positional::None => None,
+        };
+        let cls = (self.pooling == TextPooling::Cls).then(|| {
+            path.var(
+                "cls",
+                &[d],
+                nn::Init::Randn {
+                    mean: 0.0,
+                    stdev: 0.02,
+                },
+            )
+        });
+        let blocks = (0..self.n_blocks)
+            .map(|i| {
+                let bp = path / format!("block_{i}");
+                Block {
+                    attn: SelfAttention::new(
+                        &(&bp / "attn"),
+                        &(&bp / "attn_out"),
+                        d,
+                        self.n_heads,
+                        self.attn_dropout,
+                    ),
+                    norm1: nn::layer_norm(&bp / "norm1", vec![d], Default::default()),
+                    ff1: nn::linear(&bp / "ff1", d, d * self.ff_factor, Default::default()),
+                    ff2: nn::linear(&bp / "ff2", d * self.ff_factor, d, Default::default()),
+                    norm2: nn::layer_norm(&bp / "norm2", vec![d], Default::default()),
+                }
+            })
+            .collect();
+        let head = self
+            .head
+            .as_ref()
+            .map(|h| h.build(&(path / "head"), d, &format!("{p}.head")))
+            .transpose()?;
+        Ok(TextTransformer {
+            input: self.input.clone(),
+            embed,
+            pos,
+            cls,
+            blocks,
+            dropout: self.ff_dropout,
+            max_len: self.max_len,
+            head,
+            weights: AttentionStore::default(),
+        })
+    }
+}
+
+/// The fixed sine/cosine table `[n, d]`.
+fn sinusoidal(n: i64, d: i64) -> Tensor {
+    let pos = Tensor::arange(n, (Kind::Float, tch::Device::Cpu)).unsqueeze(1);
+    let i = Tensor::arange(d, (Kind::Float, tch::Device::Cpu));
+    let pair = (&i / 2.0).floor() * 2.0;
+    let freq = (pair * (-(10_000f64.ln()) / d as f64)).exp();
+    let angle = pos * freq.unsqueeze(0);
+    let even = i.remainder(2.0).eq(0.0).unsqueeze(0);
+    angle.sin().where_self(&even, &angle.cos())
+}
+
+#[derive(Debug)]
+struct Block {
+    attn: SelfAttention,
+    norm1: nn::LayerNorm,
+    ff1: nn::Linear,
+    ff2: nn::Linear,
+    norm2: nn::LayerNorm,
+}
+
+/// A Transformer encoder: token embeddings + positions → `n_blocks` post-norm blocks
+/// (self-attention, feed-forward with GELU) → `[CLS]` or mean pooling:
+/// `text[i]` `[batch, seq]` → `[batch, embed_dim]` (or the head's last width).
+/// [`Component::attention_weights`]: one `[batch, heads, seq', seq']` tensor per block
+/// (`seq' = seq + 1` with `[CLS]`).
+#[derive(Debug)]
+pub struct TextTransformer {
+    input: TextInput,
+    embed: TokenEmbedding,
+    pos: Option<Tensor>,
+    cls: Option<Tensor>,
+    blocks: Vec<Block>,
+    dropout: f64,
+    max_len: i64,
+    head: Option<Mlp>,
+    weights: AttentionStore,
+}
+
+impl TextTransformer {
+    fn run(&self, emb: &Tensor, mask: &Tensor, train: bool) -> Tensor {
+        let b = emb.size()[0];
+        let d = self.embed.dim();
+        let (mut x, mask) = match &self.cls {
+            Some(cls) => {
+                let c = cls.view([1, 1, d]).expand([b, 1, d], false);
+                let m = Tensor::ones([b, 1], (Kind::Bool, mask.device()));
+                (
+                    Tensor::cat(&[c, emb.shallow_clone()], 1),
+                    Tensor::cat(&[&m, mask], 1),
+                )
+            }
+            None => (emb.shallow_clone(), mask.shallow_clone()),
+        };
+        if let Some(pos) = &self.pos {
+            // positions count real tokens only, so left and right padding agree
+            let ids = (mask.to_kind(Kind::Int64).cumsum(1, Kind::Int64) - 1).clamp_min(0);
+            x = Tensor::embedding(pos, &ids, -1, false, false) + &x;
+        }
+        let mut x = x.dropout(self.dropout, train);
+        let mut all = Vec::with_capacity(self.blocks.len());
+        for blk in &self.blocks {
+            let (a, w) = blk.attn.forward(&x, &mask, train);
+            x = (&x + a.dropout(self.dropout, train)).apply(&blk.norm1);
+            let f = x
+                .apply(&blk.ff1)
+                .gelu("none")
+                .dropout(self.dropout, train)
+                .apply(&blk.ff2);
+            x = (&x + f.dropout(self.dropout, train)).apply(&blk.norm2);
+            all.push(w);
+        }
+        self.weights.set(all);
+        let pooled = match self.cls {
+            Some(_) => x.select(1, 0),
+            None => masked_mean(&x, &mask),
+        };
+        match &self.head {
+            Some(h) => h.forward_t(&pooled, train),
+            None => pooled,
+        }
+    }
+}
+
+impl Component for TextTransformer {
+    fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
+        let ids = self.input.ids(input);
+        self.run(
+            &self.embed.forward(ids),
+            &mask_from_ids(ids, self.input.pad_id),
+            train,
+        )
+    }
+    fn output_dim(&self) -> i64 {
+        self.head
+            .as_ref()
+            .map_or(self.embed.dim(), |h| h.output_dim())
+    }
+    fn check_input(&self, input: &ModelInput) -> Result<()> {
+        self.input.check(input, Some(self.max_len))
+    }
+    fn attention_weights(&self) -> Option<Vec<Tensor>> {
+        self.weights.get()
+    }
+    fn feature_names(&self) -> Vec<String> {
+        vec![self.input.name.clone()]
+    }
+    fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
+        Some(vec![self.embed.forward(self.input.ids(input))])
+    }
+    fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
+        let emb = check_part(parts)?;
+        Some(self.run(emb, &self.embed.mask_from_embedded(emb), train))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    fn x() -> ModelInput {
+        ModelInput {
+            text: vec![Tensor::from_slice(&[0i64, 0, 3, 4, 5, 7, 1, 2, 3, 4]).view([2, 5])],
+            ..Default::default()
+        }
+    }
+
+    fn cfg() -> TextTransformerConfig {
+        TextTransformerConfig::new(TextInput {
+            text_index: 0,
+            name: "t".into(),
+            vocab_size: 10,
+            pad_id: 0,
+        })
+        .embed_dim(8)
+        .n_heads(2)
+        .max_len(16)
+    }
+
+    #[test]
+    fn shapes_weights_and_embed_split() {
+        let _rng = crate::torch_rng_lock();
+        tch::manual_seed(3);
+        for (pooling, positional) in [
+            (TextPooling::Mean, Positional::Sinusoidal),
+            (TextPooling::Cls, Positional::Learned),
+            (TextPooling::Mean, Positional::None),
+        ] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let m = cfg()
+                .pooling(pooling)
+                .positional(positional)
+                .build(&vs.root())
+                .unwrap();
+            m.check_input(&x()).unwrap();
+            assert_eq!(m.forward_t(&x(), true).size(), [2, 8]);
+            let direct = m.forward_t(&x(), false);
+            let w = m.attention_weights().unwrap();
+            let s = if pooling == TextPooling::Cls { 6 } else { 5 };
+            assert_eq!(w.len(), 2);
+            assert_eq!(w[0].size(), [2, 2, s, s]);
+            let split = m.forward_embedded(&m.embed(&x()).unwrap(), false).unwrap();
+            assert!(direct.allclose(&split, 1e-5, 1e-6, false));
+        }
+    }
+
+    #[test]
+    fn padding_side_does_not_change_the_output() {
+        let _rng = crate::torch_rng_lock();
+        tch::manual_seed(4);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let m = cfg().build(&vs.root()).unwrap();
+        let left = ModelInput {
+            text: vec![Tensor::from_slice(&[0i64, 0, 3, 4, 5]).view([1, 5])],
+            ..Default::default()
+        };
+        let right = ModelInput {
+            text: vec![Tensor::from_slice(&[3i64, 4, 5, 0, 0]).view([1, 5])],
+            ..Default::default()
+        };
+        let (a, b) = (m.forward_t(&left, false), m.forward_t(&right, false));
+        assert!(a.allclose(&b, 1e-5, 1e-6, false), "{a} {b}");
+    }
+
+    #[test]
+    fn bad_configs_and_inputs() {
+        let _rng = crate::torch_rng_lock();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let err = cfg().n_heads(3).build(&vs.root()).unwrap_err().to_string();
+        assert!(err.contains("text_transformer.n_heads"), "{err}");
+        let m = cfg().max_len(4).build(&vs.root()).unwrap();
+        assert!(m
+            .check_input(&x())
+            .unwrap_err()
+            .to_string()
+            .contains("maximum 4"));
+    }
+}

@@ -169,7 +169,7 @@ impl Explanation {
         }
         let denom = (self.n_rows * k).max(1) as f64;
         GlobalImportance {
-            source: format!("mean |{}| ({})", self.method, self.output),
+            source: format!("mean |{} value| on {}", self.method, self.output_names.join(", ")),
             feature_names: self.feature_names.clone(),
             importance: imp.into_iter().map(|v| v / denom).collect(),
         }
@@ -186,8 +186,8 @@ impl Explanation {
         }
         GlobalImportance {
             source: format!(
-                "mean |{}| ({}, {})",
-                self.method, self.output, self.output_names[output]
+                "mean |{} value| on {}",
+                self.method, self.output_names[output]
             ),
             feature_names: self.feature_names.clone(),
             importance: imp

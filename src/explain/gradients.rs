@@ -10,6 +10,7 @@ use super::{Attribution, Detail, DetailKind, Explainer, IgBaseline, Method};
 use crate::error::{Result, WideDeepError};
 use crate::models::{Component, ModelInput};
 use indicatif::ProgressBar;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::ops::Range;
@@ -354,12 +355,18 @@ pub(super) fn attribute(ex: &Explainer, x: &ModelInput, bar: &ProgressBar) -> Re
                         })
                         .collect()
                 };
+                // α stratified over [0, 1]: the t-th of T draws falls in a random one of the T
+                // equal slices, each slice used once
+                let t = picks.len();
+                let mut slices: Vec<usize> = (0..t).collect();
+                slices.shuffle(&mut rng);
                 picks
                     .into_iter()
-                    .map(|(r, w)| Job {
+                    .zip(slices)
+                    .map(|((r, w), slice)| Job {
                         row: local,
                         reference: r as i64,
-                        alpha: rng.random::<f32>(),
+                        alpha: ((slice as f64 + rng.random::<f64>()) / t as f64) as f32,
                         weight: w,
                     })
                     .collect()

@@ -89,7 +89,8 @@ pub enum Method {
     /// `samples` draws (default 200) of a background row `b` and α ~ U(0, 1). With at least as
     /// many samples as background rows the draws are stratified: each row `b` gets
     /// `max(1, round(samples · weight))` of them, so the estimate is exact for a model linear
-    /// in its parts (e.g. the wide part); with fewer, rows are drawn by weight.
+    /// in its parts (e.g. the wide part); with fewer, rows are drawn by weight. The α of a
+    /// row's draws are stratified too (one in each of `samples` equal slices of [0, 1]).
     GradientShap { samples: usize },
     /// KernelSHAP with `samples` coalitions per row (0: `2·players + 2048`); sizes whose
     /// coalitions all fit in the budget are enumerated, the rest sampled in complementary

@@ -10,6 +10,8 @@ use super::{fmt_num, Explanation, GlobalImportance};
 use crate::error::{Result, WideDeepError};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::FontTransform;
+use plotters_backend::{BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingErrorKind};
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -130,7 +132,10 @@ fn render<F: Figure>(fig: &F, path: &Path) -> Result<()> {
         Some("png") => {
             let mut buf = vec![255u8; (w * h * 3) as usize];
             {
-                let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+                let font = ab_glyph::FontRef::try_from_slice(FONT)
+                    .map_err(|e| fail(format!("bundled font: {e}")))?;
+                let inner = BitMapBackend::with_buffer(&mut buf, (w, h));
+                let root = PngBackend { inner, font }.into_drawing_area();
                 fig.draw(&root).map_err(fail)?;
                 root.present().map_err(|e| fail(err(e)))?;
             }
@@ -156,6 +161,162 @@ fn render<F: Figure>(fig: &F, path: &Path) -> Result<()> {
             "path",
             format!("{}: plots are written as .png or .svg", path.display()),
         )),
+    }
+}
+
+/// The bitmap backend with text drawn by ab_glyph directly: plotters 0.3.7 places each glyph
+/// at a truncated pen position and drops its side bearing, which spaces PNG labels unevenly.
+struct PngBackend<'a> {
+    inner: BitMapBackend<'a>,
+    font: ab_glyph::FontRef<'static>,
+}
+
+impl PngBackend<'_> {
+    /// Glyphs with their pen positions, the advance width, the ascent and the descent.
+    #[allow(clippy::type_complexity)]
+    fn layout(&self, text: &str, size: f32) -> (Vec<(ab_glyph::GlyphId, f32)>, f32, f32, f32) {
+        use ab_glyph::{Font, ScaleFont};
+        let scaled = self.font.as_scaled(ab_glyph::PxScale::from(size));
+        let mut pen = 0.0f32;
+        let mut prev = None;
+        let mut glyphs = Vec::with_capacity(text.len());
+        for c in text.chars() {
+            let id = scaled.glyph_id(c);
+            if let Some(p) = prev {
+                pen += scaled.kern(p, id);
+            }
+            glyphs.push((id, pen));
+            pen += scaled.h_advance(id);
+            prev = Some(id);
+        }
+        (glyphs, pen, scaled.ascent(), scaled.descent())
+    }
+}
+
+impl DrawingBackend for PngBackend<'_> {
+    type ErrorType = <BitMapBackend<'static> as DrawingBackend>::ErrorType;
+
+    fn get_size(&self) -> (u32, u32) {
+        self.inner.get_size()
+    }
+    fn ensure_prepared(
+        &mut self,
+    ) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.inner.ensure_prepared()
+    }
+    fn present(&mut self) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.inner.present()
+    }
+    fn draw_pixel(
+        &mut self,
+        point: BackendCoord,
+        color: BackendColor,
+    ) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.inner.draw_pixel(point, color)
+    }
+    fn draw_line<S: BackendStyle>(
+        &mut self,
+        from: BackendCoord,
+        to: BackendCoord,
+        style: &S,
+    ) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.inner.draw_line(from, to, style)
+    }
+    fn draw_rect<S: BackendStyle>(
+        &mut self,
+        upper_left: BackendCoord,
+        bottom_right: BackendCoord,
+        style: &S,
+        fill: bool,
+    ) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.inner.draw_rect(upper_left, bottom_right, style, fill)
+    }
+    fn draw_path<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
+        &mut self,
+        path: I,
+        style: &S,
+    ) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.inner.draw_path(path, style)
+    }
+    fn draw_circle<S: BackendStyle>(
+        &mut self,
+        center: BackendCoord,
+        radius: u32,
+        style: &S,
+        fill: bool,
+    ) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.inner.draw_circle(center, radius, style, fill)
+    }
+    fn fill_polygon<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
+        &mut self,
+        vert: I,
+        style: &S,
+    ) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.inner.fill_polygon(vert, style)
+    }
+    fn blit_bitmap(
+        &mut self,
+        pos: BackendCoord,
+        size: (u32, u32),
+        src: &[u8],
+    ) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.inner.blit_bitmap(pos, size, src)
+    }
+    fn estimate_text_size<TStyle: BackendTextStyle>(
+        &self,
+        text: &str,
+        style: &TStyle,
+    ) -> std::result::Result<(u32, u32), DrawingErrorKind<Self::ErrorType>> {
+        let (_, width, ascent, descent) = self.layout(text, style.size() as f32);
+        Ok((width.ceil() as u32, (ascent - descent).ceil() as u32))
+    }
+    fn draw_text<TStyle: BackendTextStyle>(
+        &mut self,
+        text: &str,
+        style: &TStyle,
+        pos: BackendCoord,
+    ) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        use ab_glyph::Font;
+        if !matches!(style.transform(), FontTransform::None) {
+            return self.inner.draw_text(text, style, pos);
+        }
+        let size = style.size() as f32;
+        let (glyphs, width, ascent, descent) = self.layout(text, size);
+        let anchor = style.anchor();
+        let x0 = pos.0 as f32
+            - match anchor.h_pos {
+                HPos::Left => 0.0,
+                HPos::Center => width / 2.0,
+                HPos::Right => width,
+            };
+        let baseline = pos.1 as f32
+            + match anchor.v_pos {
+                VPos::Top => ascent,
+                VPos::Center => (ascent + descent) / 2.0,
+                VPos::Bottom => descent,
+            };
+        let color = style.color();
+        let scale = ab_glyph::PxScale::from(size);
+        for (id, x) in glyphs {
+            let glyph = id.with_scale_and_position(scale, ab_glyph::point(x0 + x, baseline));
+            if let Some(outline) = self.font.outline_glyph(glyph) {
+                let b = outline.px_bounds();
+                let mut pixels = Vec::new();
+                outline.draw(|gx, gy, c| pixels.push((gx, gy, c)));
+                for (gx, gy, c) in pixels {
+                    if c <= 0.0 {
+                        continue;
+                    }
+                    let at = (b.min.x as i32 + gx as i32, b.min.y as i32 + gy as i32);
+                    let tint = BackendColor {
+                        alpha: color.alpha * c.min(1.0) as f64,
+                        rgb: color.rgb,
+                    };
+                    self.inner.draw_pixel(at, tint)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -514,7 +675,7 @@ pub fn beeswarm(
         title: opts
             .title
             .clone()
-            .unwrap_or_else(|| format!("{} values, {} rows", e.method, e.n_rows)),
+            .unwrap_or_else(|| format!("{} values of {} rows", method_title(&e.method), e.n_rows)),
         x_desc: format!("value (impact on {})", e.output_names[output]),
     };
     render(&fig, path.as_ref())
@@ -552,8 +713,8 @@ fn check_output(e: &Explanation, output: usize) -> Result<()> {
 // ---------------------------------------------------------------- waterfall
 
 struct Waterfall {
-    /// bottom row first: (label, start, end)
-    steps: Vec<(String, f64, f64)>,
+    /// bottom row first: (label, start, end, is the additivity gap)
+    steps: Vec<(String, f64, f64, bool)>,
     base: f64,
     fx: f64,
     title: String,
@@ -573,7 +734,7 @@ impl Figure for Waterfall {
         let labels: Vec<String> = self.steps.iter().map(|s| clip(&s.0)).collect();
         let left = label_width(root, &labels, &label_style) + 24;
         let (mut lo, mut hi) = (self.base.min(self.fx), self.base.max(self.fx));
-        for (_, a, b) in &self.steps {
+        for (_, a, b, _) in &self.steps {
             lo = lo.min(a.min(*b));
             hi = hi.max(a.max(*b));
         }
@@ -612,25 +773,36 @@ impl Figure for Waterfall {
             }
             segs
         };
-        for seg in dashed(self.base, -0.7, n as f64 - 0.5) {
+        for seg in dashed(self.base, -0.75, n as f64 - 0.5) {
             root.draw(&seg).map_err(err)?;
         }
-        for seg in dashed(self.fx, -0.5, n as f64 - 0.3 + 0.3) {
+        for seg in dashed(self.fx, -0.5, n as f64 - 0.25) {
             root.draw(&seg).map_err(err)?;
         }
+        // a mark's text starts at its line, towards the middle of the plot
+        let mid = (lo + hi) / 2.0;
         let mark = |x: f64, y: f64, text: String| {
             let (px, py) = chart.backend_coord(&(x, y));
-            Text::new(text, (px, py), font(14).pos(Pos::new(HPos::Center, VPos::Center)))
+            let (px, h) = if x <= mid {
+                (px - 2, HPos::Left)
+            } else {
+                (px + 2, HPos::Right)
+            };
+            Text::new(text, (px, py), font(14).pos(Pos::new(h, VPos::Center)))
         };
         root.draw(&mark(self.base, -1.0, format!("E[f(X)] = {}", fmt3(self.base))))
             .map_err(err)?;
         root.draw(&mark(self.fx, n as f64, format!("f(x) = {}", fmt3(self.fx))))
             .map_err(err)?;
         let span = hi - lo;
-        for (i, (label, a, b)) in self.steps.iter().enumerate() {
+        for (i, (label, a, b, is_gap)) in self.steps.iter().enumerate() {
             let y = i as f64;
             let up = b >= a;
-            let colour = if up { RED } else { BLUE };
+            let colour = match (is_gap, up) {
+                (true, _) => GREY,
+                (false, true) => RED,
+                (false, false) => BLUE,
+            };
             chart
                 .draw_series(std::iter::once(Rectangle::new(
                     [(*a, y - 0.34), (*b, y + 0.34)],
@@ -661,18 +833,30 @@ impl Figure for Waterfall {
             } else if up {
                 (
                     (ax.max(bx) + 6, py),
-                    font(13).color(&RED).pos(Pos::new(HPos::Left, VPos::Center)),
+                    font(13).color(&colour).pos(Pos::new(HPos::Left, VPos::Center)),
                 )
             } else {
                 (
                     (ax.min(bx) - 6, py),
-                    font(13).color(&BLUE).pos(Pos::new(HPos::Right, VPos::Center)),
+                    font(13).color(&colour).pos(Pos::new(HPos::Right, VPos::Center)),
                 )
             };
             let _ = span;
             root.draw(&Text::new(text, pos, style)).map_err(err)?;
         }
         Ok(())
+    }
+}
+
+/// A method's display name.
+fn method_title(name: &str) -> &str {
+    match name {
+        "integrated_gradients" => "Integrated gradients",
+        "gradient_shap" => "GradientSHAP",
+        "kernel_shap" => "KernelSHAP",
+        "permutation_shap" => "Permutation SHAP",
+        "exact_shapley" => "Exact Shapley",
+        other => other,
     }
 }
 
@@ -728,23 +912,31 @@ pub fn waterfall(
         items.push((label, e.value(row, j, output)));
     }
     let base = e.base_value(row, output);
+    let fx = e.prediction(row, output);
     let mut at = base;
-    let steps = items
+    let mut steps = items
         .into_iter()
         .map(|(label, v)| {
-            let s = (label, at, at + v);
+            let s = (label, at, at + v, false);
             at += v;
             s
         })
         .collect::<Vec<_>>();
+    // a visible additivity gap (gradient methods) gets its own grey step, so the bars reach f(x)
+    if (fx - at).abs() > 1e-3 * (fx - base).abs().max(1e-9) {
+        steps.push(("additivity gap".into(), at, fx, true));
+    }
     let fig = Waterfall {
         size: (opts.width, opts.height_for(steps.len() + 2)),
         base,
-        fx: e.prediction(row, output),
-        title: opts
-            .title
-            .clone()
-            .unwrap_or_else(|| format!("Row {row}: {} ({})", e.output_names[output], e.method)),
+        fx,
+        title: opts.title.clone().unwrap_or_else(|| {
+            format!(
+                "Row {row}: {} ({})",
+                e.output_names[output],
+                method_title(&e.method)
+            )
+        }),
         x_desc: e.output_names[output].clone(),
         steps,
     };

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::models::ModelInput;
 use indicatif::ProgressBar;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 

@@ -1,6 +1,7 @@
 //! The one integration-test binary (each extra binary would re-link libtorch).
 mod bad_input;
 mod common;
+mod explain;
 mod learning;
 mod pipeline_io;
 mod readme;

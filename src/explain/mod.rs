@@ -189,6 +189,12 @@ pub struct ExplainerConfig {
     /// Features to report together under one name.
     #[serde(default)]
     pub groups: Vec<FeatureGroup>,
+    /// Shapley methods on the raw output: take the wide part's attributions in closed form
+    /// (it is additive in its columns: `w[x_j] − E_b w[b_j]`) and play the coalition game on
+    /// the deep components only, which is exact for the wide part and cheaper. `false` treats
+    /// the whole model as a black box (as shap's KernelExplainer does). Default `true`.
+    #[serde(default = "yes")]
+    pub wide_closed_form: bool,
     pub seed: u64,
     /// 0: silent; 1: a progress bar on stderr when it is a terminal.
     pub verbose: u8,
@@ -205,10 +211,15 @@ impl Default for ExplainerConfig {
             max_batch_elements: 1 << 24,
             image_grid: [8, 8],
             groups: Vec::new(),
+            wide_closed_form: true,
             seed: 0,
             verbose: 1,
         }
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 macro_rules! setters {
@@ -233,6 +244,7 @@ impl ExplainerConfig {
         batch_size: usize,
         max_batch_elements: usize,
         image_grid: [usize; 2],
+        wide_closed_form: bool,
         seed: u64,
         verbose: u8,
     );
@@ -690,6 +702,51 @@ impl<'a> Explainer<'a> {
 
     pub(crate) fn seed(&self) -> u64 {
         self.config.seed
+    }
+
+    /// Whether the Shapley methods take the wide part in closed form (raw output, a wide part,
+    /// `wide_closed_form` on).
+    pub(crate) fn splits_wide(&self) -> bool {
+        self.config.wide_closed_form
+            && self.config.output == Output::Raw
+            && self.model.wide().is_some()
+    }
+
+    /// The deep components' share of the raw output `[n, pred_dim]` (the output without the
+    /// wide part and its bias).
+    pub(crate) fn deep_output(&self, input: &ModelInput) -> Tensor {
+        let feats: Vec<Tensor> = self
+            .model
+            .components()
+            .iter()
+            .map(|c| c.forward_t(input, false))
+            .collect();
+        if feats.is_empty() {
+            let n = input.batch_size();
+            return Tensor::zeros([n, self.model.pred_dim()], (Kind::Float, self.model.device()));
+        }
+        self.model.combine(None, &feats, false)
+    }
+
+    /// [`Explainer::deep_output`] of every row, batched: `[n, pred_dim]` f64 on the CPU.
+    pub(crate) fn eval_deep(&self, input: &ModelInput) -> Tensor {
+        let n = input.batch_size();
+        let step = self.rows_per_call(Self::elements_per_row(input)) as i64;
+        let mut outs = Vec::new();
+        tch::no_grad(|| {
+            let mut s = 0;
+            while s < n {
+                let len = step.min(n - s);
+                let chunk = input.map(|t| t.narrow(0, s, len));
+                outs.push(
+                    self.deep_output(&chunk)
+                        .to_kind(Kind::Double)
+                        .to_device(Device::Cpu),
+                );
+                s += len;
+            }
+        });
+        Tensor::cat(&outs, 0)
     }
 
     fn progress_bar(&self, rows: usize) -> ProgressBar {

@@ -16,6 +16,9 @@ use tch::{Device, Kind, Tensor};
 
 /// Player index of every input column, per input.
 struct PlayerMap {
+    /// The game covers the deep components only: the wide columns are not players (their
+    /// attributions are taken in closed form) and stay at the explained row's values.
+    deep_only: bool,
     wide: Vec<i64>,
     cat: Vec<i64>,
     cont: Vec<i64>,
@@ -23,9 +26,10 @@ struct PlayerMap {
     image: Vec<usize>,
 }
 
-fn player_map(ex: &Explainer, players: &[usize]) -> PlayerMap {
+fn player_map(ex: &Explainer, players: &[usize], deep_only: bool) -> PlayerMap {
     let l = ex.layout();
     let mut map = PlayerMap {
+        deep_only,
         wide: vec![0; l.wide],
         cat: vec![0; l.cat],
         cont: vec![0; l.cont],
@@ -35,6 +39,7 @@ fn player_map(ex: &Explainer, players: &[usize]) -> PlayerMap {
     for (q, &f) in players.iter().enumerate() {
         for slot in &ex.features()[f].slots {
             match *slot {
+                Slot::Wide(_) if deep_only => {}
                 Slot::Wide(j) => map.wide[j] = q as i64,
                 Slot::Cat(j) => map.cat[j] = q as i64,
                 Slot::Cont(j) => map.cont[j] = q as i64,
@@ -60,8 +65,13 @@ fn varying(ex: &Explainer, x: &ModelInput, map: &PlayerMap, n_players: usize) ->
                 }
             }
         };
+        let no_wide = None;
         let columns = [
-            (&x.wide, &bg.wide, &map.wide),
+            (
+                if map.deep_only { &no_wide } else { &x.wide },
+                &bg.wide,
+                &map.wide,
+            ),
             (&x.cat, &bg.cat, &map.cat),
             (&x.cont, &bg.cont, &map.cont),
         ];
@@ -90,9 +100,70 @@ fn varying(ex: &Explainer, x: &ModelInput, map: &PlayerMap, n_players: usize) ->
     out
 }
 
+/// `[nb, M]` player bitmasks: bit q of entry (r, m) is set when player q's columns differ
+/// between row r of `x` and background row m (wide columns count only when they are players).
+fn differences(ex: &Explainer, x: &ModelInput, map: &PlayerMap) -> Vec<u64> {
+    let nb = x.batch_size() as usize;
+    let bg = ex.background.input();
+    let m = bg.batch_size() as usize;
+    let mut bits = vec![0u64; nb * m];
+    tch::no_grad(|| {
+        let no_wide = None;
+        let columns = [
+            (
+                if map.deep_only { &no_wide } else { &x.wide },
+                &bg.wide,
+                &map.wide,
+            ),
+            (&x.cat, &bg.cat, &map.cat),
+            (&x.cont, &bg.cont, &map.cont),
+        ];
+        for (xt, bt, players) in columns {
+            if let (Some(xt), Some(bt)) = (xt, bt) {
+                let c = players.len();
+                // [nb, M, c]
+                let ne = xt.unsqueeze(1).ne_tensor(&bt.unsqueeze(0));
+                let ne: Vec<bool> = Vec::try_from(ne.to_device(Device::Cpu).flatten(0, -1))
+                    .unwrap_or_default();
+                for (i, chunk) in ne.chunks(c.max(1)).enumerate() {
+                    for (j, &d) in chunk.iter().enumerate() {
+                        if d {
+                            bits[i] |= 1u64 << players[j];
+                        }
+                    }
+                }
+            }
+        }
+        let whole = [(&x.text, &bg.text, &map.text), (&x.image, &bg.image, &map.image)];
+        for (xs, bs, players) in whole {
+            for ((xt, bt), &q) in xs.iter().zip(bs.iter()).zip(players.iter()) {
+                let xf = xt.flatten(1, -1);
+                for mm in 0..m {
+                    let bm = bt.get(mm as i64).flatten(0, -1).unsqueeze(0);
+                    let d: Vec<bool> = Vec::try_from(
+                        xf.ne_tensor(&bm).any_dim(1, false).to_device(Device::Cpu),
+                    )
+                    .unwrap_or_default();
+                    for (r, v) in d.into_iter().enumerate() {
+                        if v {
+                            bits[r * m + mm] |= 1u64 << q;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    bits
+}
+
 /// Background-weighted mean (linked) outputs `[pairs, k]` for coalitions: pair i takes the
 /// columns of the players set in `masks[i·P..(i+1)·P]` from row `rows[i]` of `x`, the rest
 /// from each background row.
+///
+/// Mixed rows that are identical are evaluated once: for row r and background row m only the
+/// players whose columns differ between them matter, so coalitions that agree on those give
+/// the same input (with categorical data most background rows share many values with the
+/// explained row). Exact; it only skips repeated model calls.
 fn eval_coalitions(
     ex: &Explainer,
     x: &ModelInput,
@@ -108,74 +179,128 @@ fn eval_coalitions(
     }
     let device = ex.model.device();
     let bg = ex.background.input();
-    let m = bg.batch_size();
-    let w = Tensor::from_slice(ex.background.weights()).to_device(device);
+    let m = bg.batch_size() as usize;
+    let weights = ex.background.weights();
+
+    // the distinct evaluations (row, background row, representative pair) and, for every
+    // pair and background row, which of them it needs
+    let dedupe = n_players <= 64;
+    let diff = if dedupe {
+        differences(ex, x, map)
+    } else {
+        Vec::new()
+    };
+    let mut evals: Vec<(i64, i64, i64)> = Vec::new();
+    let mut index = vec![0u32; pairs * m];
+    let mut table: Vec<u32> = Vec::new();
+    let mut start = 0;
+    while start < pairs {
+        let r = rows[start];
+        let mut end = start;
+        while end < pairs && rows[end] == r {
+            end += 1;
+        }
+        let bits: Vec<u64> = (start..end)
+            .filter(|_| dedupe)
+            .map(|i| {
+                masks[i * n_players..(i + 1) * n_players]
+                    .iter()
+                    .enumerate()
+                    .fold(0u64, |b, (q, &on)| if on { b | 1 << q } else { b })
+            })
+            .collect();
+        for mm in 0..m {
+            let d = if dedupe { diff[r as usize * m + mm] } else { u64::MAX };
+            let positions: Vec<u32> = (0..64).filter(|q| d >> q & 1 == 1).collect();
+            if dedupe && positions.len() <= 20 {
+                table.clear();
+                table.resize(1 << positions.len(), u32::MAX);
+                for (i, &b) in (start..end).zip(&bits) {
+                    let key = positions
+                        .iter()
+                        .enumerate()
+                        .fold(0usize, |acc, (t, &q)| acc | (((b >> q) & 1) as usize) << t);
+                    if table[key] == u32::MAX {
+                        table[key] = evals.len() as u32;
+                        evals.push((r, mm as i64, i as i64));
+                    }
+                    index[i * m + mm] = table[key];
+                }
+            } else {
+                for i in start..end {
+                    index[i * m + mm] = evals.len() as u32;
+                    evals.push((r, mm as i64, i as i64));
+                }
+            }
+        }
+        start = end;
+    }
+
     let per_row = Explainer::elements_per_row(bg) * 2;
-    let call_rows = ex.rows_per_call(per_row) as i64;
-    let bg_chunk = m.min(call_rows);
-    let pairs_per_call = (call_rows / bg_chunk).max(1) as usize;
+    let call_rows = ex.rows_per_call(per_row);
     let idx = |v: &[i64]| Tensor::from_slice(v).to_device(device);
     let (pw, pc, pn) = (idx(&map.wide), idx(&map.cat), idx(&map.cont));
-    let mut out = Vec::with_capacity(pairs * k);
+    let all_masks = Tensor::from_slice(masks)
+        .view([pairs as i64, n_players as i64])
+        .to_device(device);
+    let mut f = Vec::with_capacity(evals.len() * k);
     tch::no_grad(|| {
-        for start in (0..pairs).step_by(pairs_per_call) {
-            let end = (start + pairs_per_call).min(pairs);
-            let np = (end - start) as i64;
-            let r = idx(&rows[start..end]);
-            let mask = Tensor::from_slice(&masks[start * n_players..end * n_players])
-                .view([np, n_players as i64])
-                .to_device(device);
-            let mut acc = Tensor::zeros([np, k as i64], (Kind::Double, device));
-            let mut m0 = 0;
-            while m0 < m {
-                let mb = bg_chunk.min(m - m0);
-                let mix_cols = |xt: &Option<Tensor>, bt: &Option<Tensor>, players: &Tensor| {
-                    match (xt, bt) {
-                        (Some(xt), Some(bt)) => {
-                            let c = xt.size()[1];
-                            let xs = xt.index_select(0, &r).unsqueeze(1);
-                            let bs = bt.narrow(0, m0, mb).unsqueeze(0);
-                            let sm = mask.index_select(1, players).unsqueeze(1);
-                            Some(xs.where_self(&sm, &bs).reshape([np * mb, c]))
-                        }
-                        _ => None,
-                    }
-                };
-                let mix_whole = |xs: &[Tensor], bs: &[Tensor], players: &[usize]| -> Vec<Tensor> {
-                    xs.iter()
-                        .zip(bs)
-                        .zip(players)
-                        .map(|((xt, bt), &q)| {
-                            let rest: Vec<i64> = xt.size()[1..].to_vec();
-                            let mut mshape = vec![np, 1];
-                            mshape.extend(std::iter::repeat_n(1, rest.len()));
-                            let sm = mask.select(1, q as i64).view(mshape.as_slice());
-                            let xsel = xt.index_select(0, &r).unsqueeze(1);
-                            let bsel = bt.narrow(0, m0, mb).unsqueeze(0);
-                            let mut shape = vec![np * mb];
-                            shape.extend(rest);
-                            xsel.where_self(&sm, &bsel).reshape(shape.as_slice())
-                        })
-                        .collect()
-                };
-                let mixed = ModelInput {
-                    wide: mix_cols(&x.wide, &bg.wide, &pw),
-                    cat: mix_cols(&x.cat, &bg.cat, &pc),
-                    cont: mix_cols(&x.cont, &bg.cont, &pn),
-                    text: mix_whole(&x.text, &bg.text, &map.text),
-                    image: mix_whole(&x.image, &bg.image, &map.image),
-                };
-                let f = ex
-                    .link(&ex.model.forward_t(&mixed, false))
-                    .to_kind(Kind::Double)
-                    .view([np, mb, k as i64]);
-                let wm = w.narrow(0, m0, mb).view([1, mb, 1]);
-                acc += (f * wm).sum_dim_intlist(1, false, Kind::Double);
-                m0 += mb;
-            }
-            out.extend(super::to_vec_f64(&acc));
+        for chunk in evals.chunks(call_rows) {
+            let e = chunk.len() as i64;
+            let r = idx(&chunk.iter().map(|c| c.0).collect::<Vec<_>>());
+            let b = idx(&chunk.iter().map(|c| c.1).collect::<Vec<_>>());
+            let mask = all_masks.index_select(0, &idx(&chunk.iter().map(|c| c.2).collect::<Vec<_>>()));
+            let mix_cols = |xt: &Option<Tensor>, bt: &Option<Tensor>, players: &Tensor| match (xt, bt)
+            {
+                (Some(xt), Some(bt)) => {
+                    let sm = mask.index_select(1, players);
+                    Some(xt.index_select(0, &r).where_self(&sm, &bt.index_select(0, &b)))
+                }
+                _ => None,
+            };
+            let mix_whole = |xs: &[Tensor], bs: &[Tensor], players: &[usize]| -> Vec<Tensor> {
+                xs.iter()
+                    .zip(bs)
+                    .zip(players)
+                    .map(|((xt, bt), &q)| {
+                        let mut shape = vec![e];
+                        shape.extend(std::iter::repeat_n(1, xt.dim() - 1));
+                        let sm = mask.select(1, q as i64).view(shape.as_slice());
+                        xt.index_select(0, &r)
+                            .where_self(&sm, &bt.index_select(0, &b))
+                    })
+                    .collect()
+            };
+            let wide = if map.deep_only {
+                // not players: the explained row's own wide values
+                x.wide.as_ref().map(|xt| xt.index_select(0, &r))
+            } else {
+                mix_cols(&x.wide, &bg.wide, &pw)
+            };
+            let mixed = ModelInput {
+                wide,
+                cat: mix_cols(&x.cat, &bg.cat, &pc),
+                cont: mix_cols(&x.cont, &bg.cont, &pn),
+                text: mix_whole(&x.text, &bg.text, &map.text),
+                image: mix_whole(&x.image, &bg.image, &map.image),
+            };
+            let raw = if map.deep_only {
+                ex.deep_output(&mixed)
+            } else {
+                ex.model.forward_t(&mixed, false)
+            };
+            f.extend(super::to_vec_f64(&ex.link(&raw)));
         }
     });
+    let mut out = vec![0.0; pairs * k];
+    for i in 0..pairs {
+        for (mm, w) in weights.iter().enumerate() {
+            let at = index[i * m + mm] as usize * k;
+            for o in 0..k {
+                out[i * k + o] += w * f[at + o];
+            }
+        }
+    }
     out
 }
 
@@ -564,6 +689,43 @@ fn solve_plan(plan: &Plan, v: &[f64], fx: &[f64], base: &[f64], pr: usize) -> Ve
     phi
 }
 
+/// Adds each wide column's exact attribution `w[x_j] − Σ_m weight_m · w[b_mj]` (the wide part
+/// is additive in its columns) to its feature.
+fn wide_closed_form(ex: &Explainer, x: &ModelInput, values: &mut [f64]) {
+    let (Some(wide), Some(xw), Some(bw)) = (
+        ex.model.wide(),
+        x.wide.as_ref(),
+        ex.background.input().wide.as_ref(),
+    ) else {
+        return;
+    };
+    let (p, k) = (ex.features().len(), ex.n_outputs());
+    let (n, c) = (xw.size()[0], xw.size()[1]);
+    let m = bw.size()[0];
+    let (wx, expected) = tch::no_grad(|| {
+        let table = wide.weight().to_kind(Kind::Double);
+        let wx = table.index_select(0, &xw.flatten(0, -1)).view([n, c, -1]);
+        let wb = table.index_select(0, &bw.flatten(0, -1)).view([m, c, -1]);
+        let weights = Tensor::from_slice(ex.background.weights())
+            .to_device(wb.device())
+            .view([m, 1, 1]);
+        let expected = (wb * weights).sum_dim_intlist(0, false, Kind::Double);
+        (super::to_vec_f64(&wx), super::to_vec_f64(&expected))
+    });
+    for (f, feature) in ex.features().iter().enumerate() {
+        for slot in &feature.slots {
+            if let Slot::Wide(j) = *slot {
+                for r in 0..n as usize {
+                    for o in 0..k {
+                        values[(r * p + f) * k + o] +=
+                            wx[(r * c as usize + j) * k + o] - expected[j * k + o];
+                    }
+                }
+            }
+        }
+    }
+}
+
 pub(super) fn attribute(
     ex: &Explainer,
     x: &ModelInput,
@@ -572,11 +734,39 @@ pub(super) fn attribute(
 ) -> Result<Attribution> {
     let n = x.batch_size() as usize;
     let (p, k) = (ex.features().len(), ex.n_outputs());
-    let players = ex.players();
+    let split = ex.splits_wide();
+    let mut values = vec![0.0; n * p * k];
+    // the game: on the whole model, or (wide part in closed form) on the deep components
+    let (players, game_preds, base_row) = if split {
+        wide_closed_form(ex, x, &mut values);
+        let players: Vec<usize> = (0..p)
+            .filter(|&j| {
+                ex.features()[j]
+                    .slots
+                    .iter()
+                    .any(|s| !matches!(s, Slot::Wide(_)))
+            })
+            .collect();
+        let (fx, fb) = tch::no_grad(|| {
+            (
+                super::to_vec_f64(&ex.eval_deep(x)),
+                super::to_vec_f64(&ex.eval_deep(ex.background.input())),
+            )
+        });
+        let mut base = vec![0.0; k];
+        for (i, w) in ex.background.weights().iter().enumerate() {
+            for o in 0..k {
+                base[o] += w * fb[i * k + o];
+            }
+        }
+        (players, fx, base)
+    } else {
+        (ex.players(), preds.to_vec(), ex.expected_value())
+    };
+    let preds = &game_preds[..];
     let np = players.len();
-    let map = player_map(ex, &players);
+    let map = player_map(ex, &players, split);
     let vary = varying(ex, x, &map, np);
-    let base_row = ex.expected_value();
     let m = ex.background.len();
     let call_rows = ex.rows_per_call(Explainer::elements_per_row(ex.background.input()) * 2);
     let target_pairs = (8 * call_rows / m.max(1)).max(1);
@@ -611,8 +801,11 @@ pub(super) fn attribute(
         }
     };
 
-    let mut values = vec![0.0; n * p * k];
     let mut r0 = 0;
+    if np == 0 {
+        bar.inc(n as u64);
+        r0 = n;
+    }
     while r0 < n {
         // a block of rows whose coalitions fill a few model calls
         let mut block = Vec::new(); // (plan, varying players, number of coalitions)
@@ -650,14 +843,15 @@ pub(super) fn attribute(
             for (i, &q) in vr.iter().enumerate() {
                 let f = players[q];
                 for o in 0..k {
-                    values[(row * p + f) * k + o] = phi[i * k + o];
+                    values[(row * p + f) * k + o] += phi[i * k + o];
                 }
             }
         }
         bar.inc((r - r0) as u64);
         r0 = r;
     }
-    let base = (0..n).flat_map(|_| base_row.iter().copied()).collect();
+    let full_base = ex.expected_value();
+    let base = (0..n).flat_map(|_| full_base.iter().copied()).collect();
     Ok(Attribution {
         values,
         base,

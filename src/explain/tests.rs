@@ -92,11 +92,16 @@ fn wide_only_values_equal_the_closed_form_for_every_method() {
         let model = wide_model(pred_dim);
         let data = wide_input(200, 1);
         let x = wide_input(25, 2);
-        for background in [BackgroundKind::Sample, BackgroundKind::KMeans] {
+        for (background, closed) in [
+            (BackgroundKind::Sample, true),
+            (BackgroundKind::KMeans, true),
+            (BackgroundKind::Sample, false),
+        ] {
             for method in all_methods() {
                 let cfg = ExplainerConfig::new(method)
                     .background(background)
                     .background_size(30)
+                    .wide_closed_form(closed)
                     .verbose(0);
                 let ex = cfg.build(&model, &data).unwrap();
                 let e = ex.explain(&x).unwrap();
@@ -104,7 +109,8 @@ fn wide_only_values_equal_the_closed_form_for_every_method() {
                 let err = max_diff(&e.values, &want);
                 assert!(
                     err < 1e-5,
-                    "{} ({background:?}, pred_dim {pred_dim}): max |φ − w·(x − E[x])| = {err:e}",
+                    "{} ({background:?}, closed form {closed}, pred_dim {pred_dim}): \
+                     max |φ − w·(x − E[x])| = {err:e}",
                     method.name()
                 );
                 assert!(e.max_additivity_gap() < 1e-5, "{}", e.max_additivity_gap());
@@ -113,6 +119,45 @@ fn wide_only_values_equal_the_closed_form_for_every_method() {
             }
         }
     }
+}
+
+#[test]
+fn more_than_64_players_take_the_plain_path() {
+    // 70 wide columns, black box: coalition masks no longer fit the 64-bit deduplication
+    let n_cols = 70i64;
+    let cfg = WideDeepConfig::new()
+        .wide(WideConfig::new((3 * n_cols) as usize))
+        .seed(4);
+    let model = WideDeep::new(&cfg, Device::Cpu).unwrap();
+    let make = |n: i64, seed: u64| {
+        let mut rng = Lcg(seed);
+        let v: Vec<i64> = (0..n * n_cols)
+            .map(|i| 1 + 3 * (i % n_cols) + rng.below(3))
+            .collect();
+        ModelInput {
+            wide: Some(Tensor::from_slice(&v).view([n, n_cols])),
+            ..Default::default()
+        }
+    };
+    let e = ExplainerConfig::new(Method::KernelShap { samples: 300 })
+        .background_size(5)
+        .wide_closed_form(false)
+        .verbose(0)
+        .build(&model, &make(40, 1))
+        .unwrap()
+        .explain(&make(2, 2))
+        .unwrap();
+    assert_eq!(e.n_features(), 70);
+    // a linear model: KernelSHAP is exact whatever the sample
+    let closed = ExplainerConfig::new(Method::kernel_shap())
+        .background_size(5)
+        .verbose(0)
+        .build(&model, &make(40, 1))
+        .unwrap()
+        .explain(&make(2, 2))
+        .unwrap();
+    let err = max_diff(&e.values, &closed.values);
+    assert!(err < 1e-4, "{err}");
 }
 
 fn tab_meta() -> TabMeta {
@@ -221,6 +266,28 @@ fn kernel_shap_matches_exact_shapley() {
         assert!(err_sampled < 0.02 * scale, "{err_sampled}");
         assert!(exact.max_additivity_gap() < 1e-6);
         assert!(sampled.max_additivity_gap() < 1e-6);
+    }
+}
+
+#[test]
+fn wide_closed_form_matches_the_black_box_game() {
+    for head in [false, true] {
+        let model = small_model(head);
+        let run = |closed: bool| {
+            let cfg = ExplainerConfig::new(Method::Exact)
+                .background_size(25)
+                .wide_closed_form(closed)
+                .verbose(0);
+            cfg.build(&model, &tab_input(300, 11))
+                .unwrap()
+                .explain(&tab_input(20, 12))
+                .unwrap()
+        };
+        let (split, whole) = (run(true), run(false));
+        let err = max_diff(&split.values, &whole.values);
+        assert!(err < 1e-6, "head {head}: {err}");
+        assert!(max_diff(&split.base_values, &whole.base_values) < 1e-9);
+        assert!(split.max_additivity_gap() < 1e-6);
     }
 }
 

@@ -124,7 +124,12 @@ fn main() -> Result<()> {
     let opts = plots::PlotOptions::default();
     for ext in ["png", "svg"] {
         plots::bar(&importance, out.join(format!("shap_bar.{ext}")), &opts)?;
-        plots::beeswarm(&explanation, 0, out.join(format!("shap_beeswarm.{ext}")), &opts)?;
+        plots::beeswarm(
+            &explanation,
+            0,
+            out.join(format!("shap_beeswarm.{ext}")),
+            &opts,
+        )?;
         plots::waterfall(
             &explanation,
             0,

@@ -10,10 +10,7 @@ use std::path::Path;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DetailKind {
     /// `seq_len` token positions; `token_ids` holds the ids `[N, seq_len]` of the explained rows.
-    Tokens {
-        seq_len: usize,
-        token_ids: Vec<i64>,
-    },
+    Tokens { seq_len: usize, token_ids: Vec<i64> },
     /// A `rows × cols` grid of image regions (row-major), each the sum over its pixels and the
     /// three channels.
     Regions { rows: usize, cols: usize },
@@ -169,7 +166,11 @@ impl Explanation {
         }
         let denom = (self.n_rows * k).max(1) as f64;
         GlobalImportance {
-            source: format!("mean |{} value| on {}", self.method, self.output_names.join(", ")),
+            source: format!(
+                "mean |{} value| on {}",
+                self.method,
+                self.output_names.join(", ")
+            ),
             feature_names: self.feature_names.clone(),
             importance: imp.into_iter().map(|v| v / denom).collect(),
         }
@@ -202,7 +203,10 @@ impl Explanation {
         if let Some(&bad) = rows.iter().find(|&&r| r >= self.n_rows) {
             return Err(WideDeepError::config(
                 "rows",
-                format!("row {bad} out of range (the explanation has {})", self.n_rows),
+                format!(
+                    "row {bad} out of range (the explanation has {})",
+                    self.n_rows
+                ),
             ));
         }
         let (p, k) = (self.n_features(), self.n_outputs());
@@ -262,7 +266,13 @@ impl Explanation {
     /// the suffix `_value`.
     pub fn to_dataframe(&self) -> Result<DataFrame> {
         let (n, p, k) = (self.n_rows, self.n_features(), self.n_outputs());
-        let reserved = ["row", "output", "base_value", "prediction", "additivity_gap"];
+        let reserved = [
+            "row",
+            "output",
+            "base_value",
+            "prediction",
+            "additivity_gap",
+        ];
         let mut columns = Vec::with_capacity(p + 5);
         let rows: Vec<u32> = (0..n).flat_map(|r| vec![r as u32; k]).collect();
         columns.push(Column::new("row".into(), rows));
@@ -348,7 +358,7 @@ impl Explanation {
 
 /// One non-negative score per feature: the mean |attribution| of an [`Explanation`], or the
 /// attention / feature-mask importance a component reports
-/// ([`GlobalImportance::from_components`]).
+/// ([`GlobalImportance::from_component`], [`GlobalImportance::from_model`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GlobalImportance {
     /// Where the scores come from (e.g. `"mean |kernel_shap| (raw)"`).
@@ -427,7 +437,11 @@ pub(crate) mod tests {
             output: "raw".into(),
             output_names: vec!["raw".into()],
             feature_names: vec!["a".into(), "b".into(), "c".into()],
-            groups: vec![vec!["cat:a".into()], vec!["cont:b".into()], vec!["cat:c".into()]],
+            groups: vec![
+                vec!["cat:a".into()],
+                vec!["cont:b".into()],
+                vec!["cat:c".into()],
+            ],
             n_rows: 3,
             values,
             base_values: base,
@@ -487,7 +501,15 @@ pub(crate) mod tests {
             .collect();
         assert_eq!(
             names,
-            ["row", "base_value", "a", "b", "c", "prediction", "additivity_gap"]
+            [
+                "row",
+                "base_value",
+                "a",
+                "b",
+                "c",
+                "prediction",
+                "additivity_gap"
+            ]
         );
         let b: Vec<f64> = df
             .column("b")

@@ -47,10 +47,7 @@ pub(super) fn part_names(comp: &dyn Component, c: usize, n_parts: usize) -> Vec<
 
 fn short_name(comp: &dyn Component) -> String {
     let s = format!("{comp:?}");
-    let end = s
-        .find(|ch: char| ch == '{' || ch == '(' || ch == ' ')
-        .unwrap_or(s.len())
-        .min(40);
+    let end = s.find(['{', '(', ' ']).unwrap_or(s.len()).min(40);
     s[..end].to_string()
 }
 
@@ -88,7 +85,7 @@ pub(super) fn check_support(ex: &Explainer) -> Result<()> {
     })?;
     let scale = 1.0 + direct.abs().max().double_value(&[]);
     let diff = (split - &direct).abs().max().double_value(&[]);
-    if !(diff <= 1e-4 * scale) {
+    if diff.is_nan() || diff > 1e-4 * scale {
         return Err(WideDeepError::config(
             "explain.method",
             format!(
@@ -103,7 +100,10 @@ pub(super) fn check_support(ex: &Explainer) -> Result<()> {
 
 /// The parts of `input` (wide weight rows, then each component's embedding outputs) and the
 /// range of the parts of each component.
-pub(super) fn embed_all(ex: &Explainer, input: &ModelInput) -> Result<(Vec<Tensor>, Vec<Range<usize>>)> {
+pub(super) fn embed_all(
+    ex: &Explainer,
+    input: &ModelInput,
+) -> Result<(Vec<Tensor>, Vec<Range<usize>>)> {
     let mut parts = Vec::new();
     if let (Some(wide), Some(idx)) = (ex.model.wide(), input.wide.as_ref()) {
         for j in 0..idx.size()[1] {
@@ -128,10 +128,10 @@ pub(super) fn embed_all(ex: &Explainer, input: &ModelInput) -> Result<(Vec<Tenso
 fn forward_parts(ex: &Explainer, parts: &[Tensor], ranges: &[Range<usize>]) -> Tensor {
     let n_wide = ex.layout().wide;
     let wide = ex.model.wide().map(|w| {
-        let mut out = w.bias().shallow_clone().unsqueeze(0);
-        for p in &parts[..n_wide] {
-            out = out + p;
-        }
+        // not in place: the start is a view of the bias parameter
+        let mut out = parts[..n_wide]
+            .iter()
+            .fold(w.bias().unsqueeze(0), |acc, p| acc + p);
         if n_wide == 0 {
             let batch = parts.first().map_or(1, |p| p.size()[0]);
             out = out.expand([batch, -1], false).contiguous();
@@ -214,7 +214,9 @@ fn regions(a: &Tensor, grid: [usize; 2]) -> Tensor {
     };
     let (rh, rw) = (member(h, gh), member(w, gw));
     let s = a.sum_dim_intlist(1, false, a.kind()); // [B, H, W]
-    rh.matmul(&s).matmul(&rw.transpose(0, 1)).view([size[0], gh * gw])
+    rh.matmul(&s)
+        .matmul(&rw.transpose(0, 1))
+        .view([size[0], gh * gw])
 }
 
 pub(super) fn attribute(ex: &Explainer, x: &ModelInput, bar: &ProgressBar) -> Result<Attribution> {
@@ -466,9 +468,7 @@ pub(super) fn attribute(ex: &Explainer, x: &ModelInput, bar: &ProgressBar) -> Re
                         per_part.push(total);
                         if metas[i].kind != PartKind::Vector {
                             let fine = match metas[i].kind {
-                                PartKind::Tokens(_) => {
-                                    a.sum_dim_intlist(-1, false, Kind::Double)
-                                }
+                                PartKind::Tokens(_) => a.sum_dim_intlist(-1, false, Kind::Double),
                                 _ => regions(&a, grid),
                             };
                             let _ = det_acc[d][o].index_add_(0, &rows, &fine);

@@ -278,9 +278,7 @@ impl ExplainerConfig {
         match self.method {
             Method::IntegratedGradients { steps, .. } => positive(steps, "method.steps")?,
             Method::GradientShap { samples } => positive(samples, "method.samples")?,
-            Method::Permutation { permutations } => {
-                positive(permutations, "method.permutations")?
-            }
+            Method::Permutation { permutations } => positive(permutations, "method.permutations")?,
             Method::KernelShap { .. } | Method::Exact => {}
         }
         let mut seen = HashMap::new();
@@ -408,8 +406,12 @@ impl<'a> Explainer<'a> {
         config.validate()?;
         model.check_input(data)?;
         let background = match config.background {
-            BackgroundKind::Sample => Background::sample(data, config.background_size, config.seed)?,
-            BackgroundKind::KMeans => Background::kmeans(data, config.background_size, config.seed)?,
+            BackgroundKind::Sample => {
+                Background::sample(data, config.background_size, config.seed)?
+            }
+            BackgroundKind::KMeans => {
+                Background::kmeans(data, config.background_size, config.seed)?
+            }
         };
         Self::with_background(model, background, None, config)
     }
@@ -723,7 +725,10 @@ impl<'a> Explainer<'a> {
             .collect();
         if feats.is_empty() {
             let n = input.batch_size();
-            return Tensor::zeros([n, self.model.pred_dim()], (Kind::Float, self.model.device()));
+            return Tensor::zeros(
+                [n, self.model.pred_dim()],
+                (Kind::Float, self.model.device()),
+            );
         }
         self.model.combine(None, &feats, false)
     }

@@ -10,9 +10,11 @@ use super::{fmt_num, Explanation, GlobalImportance};
 use crate::error::{Result, WideDeepError};
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::FontTransform;
-use plotters_backend::{BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingErrorKind};
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::FontTransform;
+use plotters_backend::{
+    BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingErrorKind,
+};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -199,9 +201,7 @@ impl DrawingBackend for PngBackend<'_> {
     fn get_size(&self) -> (u32, u32) {
         self.inner.get_size()
     }
-    fn ensure_prepared(
-        &mut self,
-    ) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+    fn ensure_prepared(&mut self) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
         self.inner.ensure_prepared()
     }
     fn present(&mut self) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
@@ -340,7 +340,10 @@ fn label_width<DB: DrawingBackend>(
 ) -> u32 {
     labels
         .iter()
-        .map(|l| root.estimate_text_size(l, style).map_or(8 * l.len() as u32, |s| s.0))
+        .map(|l| {
+            root.estimate_text_size(l, style)
+                .map_or(8 * l.len() as u32, |s| s.0)
+        })
         .max()
         .unwrap_or(0)
 }
@@ -441,7 +444,11 @@ impl Figure for Bar {
 
 /// Horizontal bars of the largest importances (the rest summed into one bar), most important
 /// on top.
-pub fn bar(importance: &GlobalImportance, path: impl AsRef<Path>, opts: &PlotOptions) -> Result<()> {
+pub fn bar(
+    importance: &GlobalImportance,
+    path: impl AsRef<Path>,
+    opts: &PlotOptions,
+) -> Result<()> {
     opts.validate()?;
     if importance.feature_names.is_empty() {
         return Err(WideDeepError::Missing("no features to plot".into()));
@@ -592,10 +599,18 @@ impl Figure for Swarm {
         }
         let small = font(13);
         legend
-            .draw(&Text::new("high", (x1 + 6, y0), small.pos(Pos::new(HPos::Left, VPos::Top))))
+            .draw(&Text::new(
+                "high",
+                (x1 + 6, y0),
+                small.pos(Pos::new(HPos::Left, VPos::Top)),
+            ))
             .map_err(err)?;
         legend
-            .draw(&Text::new("low", (x1 + 6, y1), small.pos(Pos::new(HPos::Left, VPos::Bottom))))
+            .draw(&Text::new(
+                "low",
+                (x1 + 6, y1),
+                small.pos(Pos::new(HPos::Left, VPos::Bottom)),
+            ))
             .map_err(err)?;
         legend
             .draw(&Text::new(
@@ -648,11 +663,9 @@ pub fn beeswarm(
             (0..e.n_rows)
                 .map(|r| {
                     let c = match (e.data_value(r, j), scale) {
-                        (Some(v), Some((lo, hi))) => Some(if hi > lo {
-                            (v - lo) / (hi - lo)
-                        } else {
-                            0.5
-                        }),
+                        (Some(v), Some((lo, hi))) => {
+                            Some(if hi > lo { (v - lo) / (hi - lo) } else { 0.5 })
+                        }
                         _ => None,
                     };
                     (e.value(r, j, output), c)
@@ -768,7 +781,10 @@ impl Figure for Waterfall {
             let mut segs = Vec::new();
             let mut y = py1.min(py0);
             while y < py1.max(py0) {
-                segs.push(PathElement::new(vec![(px, y), (px, (y + 4).min(py1.max(py0)))], GREY));
+                segs.push(PathElement::new(
+                    vec![(px, y), (px, (y + 4).min(py1.max(py0)))],
+                    GREY,
+                ));
                 y += 8;
             }
             segs
@@ -790,10 +806,18 @@ impl Figure for Waterfall {
             };
             Text::new(text, (px, py), font(14).pos(Pos::new(h, VPos::Center)))
         };
-        root.draw(&mark(self.base, -1.0, format!("E[f(X)] = {}", fmt3(self.base))))
-            .map_err(err)?;
-        root.draw(&mark(self.fx, n as f64, format!("f(x) = {}", fmt3(self.fx))))
-            .map_err(err)?;
+        root.draw(&mark(
+            self.base,
+            -1.0,
+            format!("E[f(X)] = {}", fmt3(self.base)),
+        ))
+        .map_err(err)?;
+        root.draw(&mark(
+            self.fx,
+            n as f64,
+            format!("f(x) = {}", fmt3(self.fx)),
+        ))
+        .map_err(err)?;
         let span = hi - lo;
         for (i, (label, a, b, is_gap)) in self.steps.iter().enumerate() {
             let y = i as f64;
@@ -828,17 +852,23 @@ impl Figure for Waterfall {
             let (pos, style) = if width > tw + 12 {
                 (
                     ((ax + bx) / 2, py),
-                    font(13).color(&WHITE).pos(Pos::new(HPos::Center, VPos::Center)),
+                    font(13)
+                        .color(&WHITE)
+                        .pos(Pos::new(HPos::Center, VPos::Center)),
                 )
             } else if up {
                 (
                     (ax.max(bx) + 6, py),
-                    font(13).color(&colour).pos(Pos::new(HPos::Left, VPos::Center)),
+                    font(13)
+                        .color(&colour)
+                        .pos(Pos::new(HPos::Left, VPos::Center)),
                 )
             } else {
                 (
                     (ax.min(bx) - 6, py),
-                    font(13).color(&colour).pos(Pos::new(HPos::Right, VPos::Center)),
+                    font(13)
+                        .color(&colour)
+                        .pos(Pos::new(HPos::Right, VPos::Center)),
                 )
             };
             let _ = span;

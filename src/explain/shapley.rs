@@ -58,7 +58,8 @@ fn varying(ex: &Explainer, x: &ModelInput, map: &PlayerMap, n_players: usize) ->
     let mut out = vec![false; n * n_players];
     tch::no_grad(|| {
         let mut mark = |differs: Tensor, q: usize| {
-            let d: Vec<bool> = Vec::<bool>::try_from(differs.to_device(Device::Cpu)).unwrap_or_default();
+            let d: Vec<bool> =
+                Vec::<bool>::try_from(differs.to_device(Device::Cpu)).unwrap_or_default();
             for (r, v) in d.into_iter().enumerate() {
                 if v {
                     out[r * n_players + q] = true;
@@ -84,7 +85,10 @@ fn varying(ex: &Explainer, x: &ModelInput, map: &PlayerMap, n_players: usize) ->
                 }
             }
         }
-        let whole = [(&x.text, &bg.text, &map.text), (&x.image, &bg.image, &map.image)];
+        let whole = [
+            (&x.text, &bg.text, &map.text),
+            (&x.image, &bg.image, &map.image),
+        ];
         for (xs, bs, players) in whole {
             for ((xt, bt), &q) in xs.iter().zip(bs.iter()).zip(players.iter()) {
                 let xf = xt.flatten(1, -1);
@@ -123,8 +127,8 @@ fn differences(ex: &Explainer, x: &ModelInput, map: &PlayerMap) -> Vec<u64> {
                 let c = players.len();
                 // [nb, M, c]
                 let ne = xt.unsqueeze(1).ne_tensor(&bt.unsqueeze(0));
-                let ne: Vec<bool> = Vec::try_from(ne.to_device(Device::Cpu).flatten(0, -1))
-                    .unwrap_or_default();
+                let ne: Vec<bool> =
+                    Vec::try_from(ne.to_device(Device::Cpu).flatten(0, -1)).unwrap_or_default();
                 for (i, chunk) in ne.chunks(c.max(1)).enumerate() {
                     for (j, &d) in chunk.iter().enumerate() {
                         if d {
@@ -134,16 +138,18 @@ fn differences(ex: &Explainer, x: &ModelInput, map: &PlayerMap) -> Vec<u64> {
                 }
             }
         }
-        let whole = [(&x.text, &bg.text, &map.text), (&x.image, &bg.image, &map.image)];
+        let whole = [
+            (&x.text, &bg.text, &map.text),
+            (&x.image, &bg.image, &map.image),
+        ];
         for (xs, bs, players) in whole {
             for ((xt, bt), &q) in xs.iter().zip(bs.iter()).zip(players.iter()) {
                 let xf = xt.flatten(1, -1);
                 for mm in 0..m {
                     let bm = bt.get(mm as i64).flatten(0, -1).unsqueeze(0);
-                    let d: Vec<bool> = Vec::try_from(
-                        xf.ne_tensor(&bm).any_dim(1, false).to_device(Device::Cpu),
-                    )
-                    .unwrap_or_default();
+                    let d: Vec<bool> =
+                        Vec::try_from(xf.ne_tensor(&bm).any_dim(1, false).to_device(Device::Cpu))
+                            .unwrap_or_default();
                     for (r, v) in d.into_iter().enumerate() {
                         if v {
                             bits[r * m + mm] |= 1u64 << q;
@@ -210,7 +216,11 @@ fn eval_coalitions(
             })
             .collect();
         for mm in 0..m {
-            let d = if dedupe { diff[r as usize * m + mm] } else { u64::MAX };
+            let d = if dedupe {
+                diff[r as usize * m + mm]
+            } else {
+                u64::MAX
+            };
             let positions: Vec<u32> = (0..64).filter(|q| d >> q & 1 == 1).collect();
             if dedupe && positions.len() <= 20 {
                 table.clear();
@@ -249,15 +259,19 @@ fn eval_coalitions(
             let e = chunk.len() as i64;
             let r = idx(&chunk.iter().map(|c| c.0).collect::<Vec<_>>());
             let b = idx(&chunk.iter().map(|c| c.1).collect::<Vec<_>>());
-            let mask = all_masks.index_select(0, &idx(&chunk.iter().map(|c| c.2).collect::<Vec<_>>()));
-            let mix_cols = |xt: &Option<Tensor>, bt: &Option<Tensor>, players: &Tensor| match (xt, bt)
-            {
-                (Some(xt), Some(bt)) => {
-                    let sm = mask.index_select(1, players);
-                    Some(xt.index_select(0, &r).where_self(&sm, &bt.index_select(0, &b)))
-                }
-                _ => None,
-            };
+            let mask =
+                all_masks.index_select(0, &idx(&chunk.iter().map(|c| c.2).collect::<Vec<_>>()));
+            let mix_cols =
+                |xt: &Option<Tensor>, bt: &Option<Tensor>, players: &Tensor| match (xt, bt) {
+                    (Some(xt), Some(bt)) => {
+                        let sm = mask.index_select(1, players);
+                        Some(
+                            xt.index_select(0, &r)
+                                .where_self(&sm, &bt.index_select(0, &b)),
+                        )
+                    }
+                    _ => None,
+                };
             let mix_whole = |xs: &[Tensor], bs: &[Tensor], players: &[usize]| -> Vec<Tensor> {
                 xs.iter()
                     .zip(bs)
@@ -308,7 +322,9 @@ fn eval_coalitions(
 enum Plan {
     /// Nothing to evaluate: φ = 0 except `single` (the one varying player) which gets
     /// f(x) − base.
-    Trivial { single: Option<usize> },
+    Trivial {
+        single: Option<usize>,
+    },
     Kernel {
         masks: Vec<Vec<bool>>,
         weights: Vec<f64>,
@@ -490,8 +506,8 @@ fn kernel_plan(pr: usize, budget: usize, rng: &mut ChaCha8Rng) -> (Vec<Vec<bool>
             for &i in &open {
                 let s = sizes[i];
                 let share = budget_now as f64 * size_weight[s - 1] / mass;
-                let want = ((share / per_draw(s) as f64).floor() as usize)
-                    .min(capacity(s) - draws[i]);
+                let want =
+                    ((share / per_draw(s) as f64).floor() as usize).min(capacity(s) - draws[i]);
                 draws[i] += want;
                 spent += want * per_draw(s);
             }

@@ -68,7 +68,10 @@ fn closed_form(model: &WideDeep, x: &ModelInput, bg: &Background) -> Vec<f64> {
 
 fn max_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
 
 fn all_methods() -> Vec<Method> {
@@ -176,11 +179,13 @@ fn tab_meta() -> TabMeta {
 fn small_model(head: bool) -> WideDeep {
     let mut cfg = WideDeepConfig::new()
         .wide(WideConfig::new(12))
-        .deeptabular(TabMlpConfig::from_meta(&tab_meta()).mlp(
-            MlpConfig::default()
-                .hidden_dims([16, 8])
-                .activation(crate::models::Activation::Tanh),
-        ))
+        .deeptabular(
+            TabMlpConfig::from_meta(&tab_meta()).mlp(
+                MlpConfig::default()
+                    .hidden_dims([16, 8])
+                    .activation(crate::models::Activation::Tanh),
+            ),
+        )
         .seed(5);
     if head {
         cfg = cfg.head(MlpConfig::default().hidden_dims([6]));
@@ -520,13 +525,15 @@ fn text_and_image_attributions_per_token_region_and_column() {
     let a = vars["proj_1.weight"].double_value(&[0, 0]);
     let w = to_vec_f64(&vars["iw"]);
     let px = to_vec_f64(&x.image[0]);
-    let bg = to_vec_f64(&ExplainerConfig::new(Method::integrated_gradients())
-        .background_size(20)
-        .build(&model, &data)
-        .unwrap()
-        .background()
-        .input()
-        .image[0]);
+    let bg = to_vec_f64(
+        &ExplainerConfig::new(Method::integrated_gradients())
+            .background_size(20)
+            .build(&model, &data)
+            .unwrap()
+            .background()
+            .input()
+            .image[0],
+    );
     let mut want = 0.0;
     for c in 0..3 {
         for h in 0..2 {
@@ -537,7 +544,11 @@ fn text_and_image_attributions_per_token_region_and_column() {
             }
         }
     }
-    assert!((regions.values[0] - want).abs() < 1e-5, "{} vs {want}", regions.values[0]);
+    assert!(
+        (regions.values[0] - want).abs() < 1e-5,
+        "{} vs {want}",
+        regions.values[0]
+    );
     // token highlighting
     let html = plots::text_html(&ig, 0, "review", 0, None, Some(0)).unwrap();
     assert_eq!(html.matches("<span").count(), SEQ as usize);
@@ -602,7 +613,10 @@ fn component_importances_come_as_global_importance() {
         .build(&model, &x)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("KernelShap") && err.contains("explain.method"), "{err}");
+    assert!(
+        err.contains("KernelShap") && err.contains("explain.method"),
+        "{err}"
+    );
     let cont_only = |x: ModelInput| ModelInput {
         cont: x.cont,
         ..Default::default()
@@ -637,7 +651,9 @@ fn bad_settings_are_typed_errors() {
         "explain.method.steps"
     );
     assert_eq!(
-        field(ExplainerConfig::new(Method::Permutation { permutations: 0 })),
+        field(ExplainerConfig::new(Method::Permutation {
+            permutations: 0
+        })),
         "explain.method.permutations"
     );
     assert_eq!(
@@ -645,7 +661,11 @@ fn bad_settings_are_typed_errors() {
         "explain.image_grid"
     );
     assert_eq!(
-        field(ExplainerConfig::default().group("g", &["a"]).group("h", &["a"])),
+        field(
+            ExplainerConfig::default()
+                .group("g", &["a"])
+                .group("h", &["a"])
+        ),
         "explain.groups"
     );
     // 13 players: too many for exact enumeration
@@ -768,11 +788,13 @@ fn plots_write_png_and_svg() {
         if ext == "svg" {
             let text = std::fs::read_to_string(&fall).unwrap();
             // max_features 2: the largest of row 1 (a = 1) and the other two summed
-            assert!(text.contains("a = y") && text.contains("2 other features"), "{text}");
+            assert!(
+                text.contains("a = y") && text.contains("2 other features"),
+                "{text}"
+            );
         }
     }
     assert!(plots::bar(&e.global_importance(), dir.path().join("x.jpg"), &opts).is_err());
     assert!(plots::waterfall(&e, 5, 0, dir.path().join("w.png"), &opts).is_err());
     assert!(plots::beeswarm(&e, 1, dir.path().join("b.png"), &opts).is_err());
 }
-

@@ -3,7 +3,11 @@ use crate::common::*;
 use widedeep::explain::{plots, Explainer, ExplainerConfig, Explanation, Method, Output};
 use widedeep::prelude::*;
 
-fn trained_pipeline() -> (Pipeline, polars::prelude::DataFrame, polars::prelude::DataFrame) {
+fn trained_pipeline() -> (
+    Pipeline,
+    polars::prelude::DataFrame,
+    polars::prelude::DataFrame,
+) {
     let (train_df, test_df) = adult_split(3_000, 200);
     let mut prep = adult_preprocessors();
     let train = prep.fit_transform(&train_df).unwrap();
@@ -12,7 +16,12 @@ fn trained_pipeline() -> (Pipeline, polars::prelude::DataFrame, polars::prelude:
     (Pipeline::new(prep, trainer), train_df, test_df)
 }
 
-fn explain(pipeline: &Pipeline, bg: &polars::prelude::DataFrame, rows: &polars::prelude::DataFrame, method: Method) -> Explanation {
+fn explain(
+    pipeline: &Pipeline,
+    bg: &polars::prelude::DataFrame,
+    rows: &polars::prelude::DataFrame,
+    method: Method,
+) -> Explanation {
     let config = ExplainerConfig::new(method)
         .background_size(20)
         .verbose(0)
@@ -24,7 +33,10 @@ fn explain(pipeline: &Pipeline, bg: &polars::prelude::DataFrame, rows: &polars::
 }
 
 fn max_diff(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
 
 #[test]
@@ -66,15 +78,20 @@ fn adult_pipeline_explained_by_every_method() {
         .predict_raw(&pipeline.preprocessors.transform(&rows).unwrap())
         .unwrap();
     let logits: Vec<f32> = Vec::try_from(logits.view([-1])).unwrap();
-    for r in 0..rows.height() {
-        assert!((exact.prediction(r, 0) - logits[r] as f64).abs() < 1e-5);
+    for (r, logit) in logits.iter().enumerate() {
+        assert!((exact.prediction(r, 0) - *logit as f64).abs() < 1e-5);
     }
     assert!(exact.max_additivity_gap() < 1e-6);
 
     let scale = exact.values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let kernel = explain(&pipeline, &train_df, &rows, Method::kernel_shap());
     let err_kernel = max_diff(&kernel.values, &exact.values);
-    let perm = explain(&pipeline, &train_df, &rows, Method::Permutation { permutations: 50 });
+    let perm = explain(
+        &pipeline,
+        &train_df,
+        &rows,
+        Method::Permutation { permutations: 50 },
+    );
     let err_perm = max_diff(&perm.values, &exact.values);
     let ig = explain(&pipeline, &train_df, &rows, Method::integrated_gradients());
     let gs = explain(&pipeline, &train_df, &rows, Method::gradient_shap());
@@ -120,7 +137,12 @@ fn explanations_export_and_plot() {
     assert!(max_diff(&back.values, &e.values) < 1e-12);
     assert!(max_diff(&back.base_values, &e.base_values) < 1e-12);
     let dir = tempfile::tempdir().unwrap();
-    plots::bar(&e.global_importance(), dir.path().join("bar.png"), &Default::default()).unwrap();
+    plots::bar(
+        &e.global_importance(),
+        dir.path().join("bar.png"),
+        &Default::default(),
+    )
+    .unwrap();
     plots::beeswarm(&e, 0, dir.path().join("swarm.svg"), &Default::default()).unwrap();
     plots::waterfall(&e, 0, 0, dir.path().join("fall.png"), &Default::default()).unwrap();
     for f in ["bar.png", "swarm.svg", "fall.png"] {

@@ -450,14 +450,23 @@ impl<'a> Explainer<'a> {
         }
         ex.features = ex.resolve_features()?;
         if let Method::Exact = ex.config.method {
-            let players = ex.players().len();
+            // the players of the game actually played (without the wide-only features when the
+            // wide part is taken in closed form)
+            let players = if ex.splits_wide() {
+                ex.features
+                    .iter()
+                    .filter(|f| f.slots.iter().any(|s| !matches!(s, Slot::Wide(_))))
+                    .count()
+            } else {
+                ex.players().len()
+            };
             if players > MAX_EXACT_PLAYERS {
                 return Err(WideDeepError::config(
                     "explain.method",
                     format!(
                         "exact Shapley values enumerate 2^players coalitions and take at most \
-                         {MAX_EXACT_PLAYERS} players; this model has {players} features; use \
-                         kernel_shap or permutation"
+                         {MAX_EXACT_PLAYERS} players; this model has {players}; use kernel_shap \
+                         or permutation"
                     ),
                 ));
             }

@@ -731,6 +731,33 @@ fn bad_settings_are_typed_errors() {
 }
 
 #[test]
+fn config_round_trips_through_json() {
+    let cfg = ExplainerConfig::new(Method::IntegratedGradients {
+        steps: 20,
+        baseline: IgBaseline::BackgroundRows,
+    })
+    .output(Output::Probability)
+    .background(BackgroundKind::KMeans)
+    .group("xy", &["x", "y"])
+    .wide_closed_form(false);
+    let text = serde_json::to_string(&cfg).unwrap();
+    let back: ExplainerConfig = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, cfg);
+    for m in [Method::Exact, Method::kernel_shap(), Method::permutation()] {
+        let c = ExplainerConfig::new(m);
+        let back: ExplainerConfig =
+            serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+    }
+    // fields added later default when absent
+    let mut v: serde_json::Value = serde_json::to_value(ExplainerConfig::default()).unwrap();
+    v.as_object_mut().unwrap().remove("wide_closed_form");
+    v.as_object_mut().unwrap().remove("groups");
+    let back: ExplainerConfig = serde_json::from_value(v).unwrap();
+    assert!(back.wide_closed_form && back.groups.is_empty());
+}
+
+#[test]
 fn batching_does_not_change_the_values() {
     let model = small_model(true);
     let data = tab_input(100, 1);

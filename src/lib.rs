@@ -33,6 +33,7 @@
 pub mod datasets;
 pub mod device;
 pub mod error;
+pub mod explain;
 pub mod models;
 pub mod pipeline;
 pub mod training;
@@ -46,6 +47,10 @@ pub use widedeep_preprocessing as preprocessing;
 /// The types most programs need.
 pub mod prelude {
     pub use crate::device::{default_device, parse_device};
+    pub use crate::explain::{
+        plots, Background, BackgroundKind, Explainer, ExplainerConfig, Explanation,
+        GlobalImportance, Method, Output,
+    };
     pub use crate::models::{
         Activation, Component, ContNorm, HeadConfig, MlpConfig, ModelInput, TabMlpConfig,
         WideConfig, WideDeep, WideDeepConfig,

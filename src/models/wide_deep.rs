@@ -294,7 +294,7 @@ impl WideDeep {
             }
             y
         };
-        let mut out: Option<Tensor> = self.wide.as_ref().map(|w| {
+        let wide = self.wide.as_ref().map(|w| {
             w.forward(
                 input
                     .wide
@@ -302,15 +302,25 @@ impl WideDeep {
                     .expect("wide input checked by check_input"),
             )
         });
+        let feats: Vec<Tensor> = self.deep.iter().map(|c| run(c.as_ref())).collect();
+        (self.combine(wide, &feats, train), aux)
+    }
+
+    /// The output `[batch, pred_dim]` from the wide part's output `wide` (`[batch, pred_dim]`,
+    /// bias included; `None` without a wide part) and the features `deep` of each component
+    /// (`[batch, output_dim]`, in [`WideDeep::components`] order): the projections summed with
+    /// the wide output, or the head. `forward_t(x)` is `combine(wide(x), [c.forward_t(x)])`;
+    /// attributions call it on features from [`Component::forward_embedded`].
+    pub fn combine(&self, wide: Option<Tensor>, deep: &[Tensor], train: bool) -> Tensor {
+        let mut out = wide;
         let mut add = |t: Tensor| {
             out = Some(match out.take() {
                 Some(o) => o + t,
                 None => t,
             })
         };
-        let feats: Vec<Tensor> = self.deep.iter().map(|c| run(c.as_ref())).collect();
         let fused = self.fusion.as_ref().map(|f| {
-            let (fused, w) = f.forward(&feats, train);
+            let (fused, w) = f.forward(deep, train);
             *self
                 .fusion_weights
                 .lock()
@@ -319,19 +329,18 @@ impl WideDeep {
         });
         match (&self.head, fused) {
             (Some(head), fused) => {
-                let x = fused.unwrap_or_else(|| Tensor::cat(&feats, 1));
+                let x = fused.unwrap_or_else(|| Tensor::cat(deep, 1));
                 let h = head.forward_t(&x, train);
                 add(h.apply(&self.proj[0]));
             }
             (None, Some(fused)) => add(fused.apply(&self.proj[0])),
             (None, None) => {
-                for (f, p) in feats.iter().zip(&self.proj) {
+                for (f, p) in deep.iter().zip(&self.proj) {
                     add(f.apply(p));
                 }
             }
         }
-        let out = out.expect("a wide part or a deep component is present");
-        (out, aux)
+        out.expect("a wide part or a deep component is present")
     }
 
     /// Validates that `input` matches the model: present inputs, widths, index ranges.

@@ -2,6 +2,7 @@
 mod bad_input;
 mod common;
 mod crosscheck;
+mod explain;
 mod learning;
 mod pipeline_io;
 mod readme;

@@ -1,0 +1,79 @@
+//! Global importances that components compute themselves (attention weights, TabNet's feature
+//! masks) through [`Component::feature_importance`], exposed as [`GlobalImportance`].
+use super::GlobalImportance;
+use crate::error::{Result, WideDeepError};
+use crate::models::{Component, ModelInput, WideDeep};
+
+impl GlobalImportance {
+    /// The importance deep component `component` of `model` reports over the rows of `input`
+    /// (attention weights or feature masks, see [`Component::feature_importance`]), named by
+    /// its [`Component::feature_names`]. Errors when it reports none: use
+    /// [`super::Explanation::global_importance`] (mean |SHAP|) for any model.
+    pub fn from_component(
+        model: &WideDeep,
+        component: usize,
+        input: &ModelInput,
+    ) -> Result<GlobalImportance> {
+        let comp = model.components().get(component).ok_or_else(|| {
+            WideDeepError::config(
+                "component",
+                format!(
+                    "index {component} out of range: the model has {} deep components",
+                    model.components().len()
+                ),
+            )
+        })?;
+        model.check_input(input)?;
+        let input = input.to_device(model.device());
+        from(comp.as_ref(), component, &input)?.ok_or_else(|| {
+            WideDeepError::config(
+                "component",
+                format!(
+                    "deep component {component} reports no feature importance (only attention \
+                     models and TabNet do); use Explanation::global_importance"
+                ),
+            )
+        })
+    }
+
+    /// The importances of every deep component that reports one, in component order.
+    pub fn from_model(model: &WideDeep, input: &ModelInput) -> Result<Vec<GlobalImportance>> {
+        model.check_input(input)?;
+        let input = input.to_device(model.device());
+        let mut out = Vec::new();
+        for (c, comp) in model.components().iter().enumerate() {
+            if let Some(g) = from(comp.as_ref(), c, &input)? {
+                out.push(g);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn from(comp: &dyn Component, c: usize, input: &ModelInput) -> Result<Option<GlobalImportance>> {
+    let Some(imp) = tch::no_grad(|| comp.feature_importance(input)) else {
+        return Ok(None);
+    };
+    let importance = imp?;
+    let mut names = comp.feature_names();
+    if names.is_empty() {
+        names = (0..importance.len())
+            .map(|i| format!("deep{c}_{i}"))
+            .collect();
+    }
+    if names.len() != importance.len() {
+        return Err(WideDeepError::config(
+            "component",
+            format!(
+                "deep component {c} reports {} importances for {} feature names",
+                importance.len(),
+                names.len()
+            ),
+        ));
+    }
+    Ok(Some(GlobalImportance {
+        source: format!("feature_importance of deep component {c}"),
+        feature_names: names,
+        importance,
+    }))
+}

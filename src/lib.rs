@@ -57,7 +57,8 @@ pub mod prelude {
     pub use crate::{Result, WideDeepError};
     pub use tch::Device;
     pub use widedeep_preprocessing::{
-        EmbeddingRule, Scaling, TabPreprocessor, TargetEncoder, TargetKind, WidePreprocessor,
+        EmbeddingRule, Quantization, Scaling, TabPreprocessor, TargetEncoder, TargetKind,
+        WidePreprocessor,
     };
 }
 

@@ -27,6 +27,6 @@ mod persist;
 
 pub use embed::{embed_dim, EmbeddingRule};
 pub use error::{PreprocessingError, Result};
-pub use tab::{CatColumnMeta, Scaling, TabData, TabMeta, TabPreprocessor};
+pub use tab::{CatColumnMeta, Quantization, Scaling, TabData, TabMeta, TabPreprocessor};
 pub use target::{TargetData, TargetEncoder, TargetKind};
 pub use wide::{WideData, WidePreprocessor};

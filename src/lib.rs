@@ -47,8 +47,8 @@ pub use widedeep_preprocessing as preprocessing;
 pub mod prelude {
     pub use crate::device::{default_device, parse_device};
     pub use crate::models::{
-        Activation, Component, ContNorm, HeadConfig, MlpConfig, ModelInput, TabMlpConfig,
-        WideConfig, WideDeep, WideDeepConfig,
+        Activation, Component, ContNorm, HeadConfig, MaskType, MlpConfig, ModelInput, TabMlpConfig,
+        TabNetConfig, TabResnetConfig, WideConfig, WideDeep, WideDeepConfig,
     };
     pub use crate::pipeline::{Pipeline, Preprocessors};
     pub use crate::training::{

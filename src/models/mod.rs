@@ -8,7 +8,10 @@ pub mod wide;
 pub mod wide_deep;
 
 pub use mlp::{Activation, Mlp, MlpConfig};
-pub use tabular::{ContNorm, TabMlp, TabMlpConfig, TabModelConfig};
+pub use tabular::{
+    ContNorm, MaskType, TabMlp, TabMlpConfig, TabModelConfig, TabNet, TabNetConfig, TabResnet,
+    TabResnetConfig,
+};
 pub use wide::{Wide, WideConfig};
 pub use wide_deep::{HeadConfig, WideDeep, WideDeepConfig};
 

@@ -373,9 +373,12 @@ struct FeatTransformer {
 impl FeatTransformer {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let glu = |l: &GluLayer, h: &Tensor| {
-            l.bn.forward_t(&h.apply(&l.fc), train)
-                .glu(-1)
-                .dropout(self.dropout, train)
+            let y = l.bn.forward_t(&h.apply(&l.fc), train).glu(-1);
+            if self.dropout > 0.0 && train {
+                y.dropout(self.dropout, train)
+            } else {
+                y
+            }
         };
         let mut h = glu(&self.layers[0], x);
         for l in &self.layers[1..] {
@@ -429,33 +432,46 @@ pub struct TabNet {
 impl TabNet {
     fn encode(&self, x: &Tensor, train: bool, with_loss: bool, with_explain: bool) -> Encoded {
         let x = bn_t(&self.initial_bn, x, train);
-        let mut prior = x.ones_like();
+        let n_steps = self.steps.len();
+        // The prior starts as ones: the first step skips multiplying by it.
+        let mut prior: Option<Tensor> = None;
         let mut attn = self
             .splitter
             .forward_t(&x, train)
             .narrow(1, self.step_dim, self.attn_dim);
         let mut out: Option<Tensor> = None;
-        let mut m_loss: Option<Tensor> = None;
+        let mut neg_entropy: Option<Tensor> = None;
         let mut explain: Option<Tensor> = None;
-        let mut masks = Vec::with_capacity(self.steps.len());
-        for step in &self.steps {
-            let logits = step.attn_bn.forward_t(&attn.apply(&step.attn_fc), train) * &prior;
+        let mut masks = Vec::with_capacity(n_steps);
+        for (i, step) in self.steps.iter().enumerate() {
+            let last = i + 1 == n_steps;
+            let mut logits = step.attn_bn.forward_t(&attn.apply(&step.attn_fc), train);
+            if let Some(p) = &prior {
+                logits *= p;
+            }
             let m = match self.mask_type {
                 MaskType::Sparsemax => sparsemax(&logits),
                 MaskType::Entmax15 => entmax15(&logits),
             };
-            prior = (-&m + self.gamma) * prior;
+            if !last {
+                let relax = -&m + self.gamma;
+                prior = Some(match prior {
+                    Some(p) => relax * p,
+                    None => relax,
+                });
+            }
             if with_loss {
-                let neg_entropy = (&m * (&m + self.epsilon).log())
-                    .sum_dim_intlist(1, false, Kind::Float)
-                    .mean(Kind::Float);
-                m_loss = Some(match m_loss {
-                    Some(l) => l + neg_entropy,
-                    None => neg_entropy,
+                // Σ over rows and columns of M log(M + ε); divided by batch · n_steps below.
+                let term = (&m * (&m + self.epsilon).log()).sum(Kind::Float);
+                neg_entropy = Some(match neg_entropy {
+                    Some(l) => l + term,
+                    None => term,
                 });
             }
             let h = step.feat.forward_t(&(&m * &x), train);
-            attn = h.narrow(1, self.step_dim, self.attn_dim);
+            if !last {
+                attn = h.narrow(1, self.step_dim, self.attn_dim);
+            }
             let d = h.narrow(1, 0, self.step_dim).relu();
             if with_explain {
                 let contrib = &m * d.sum_dim_intlist(1, true, Kind::Float);
@@ -470,9 +486,10 @@ impl TabNet {
                 None => d,
             });
         }
+        let rows = x.size()[0].max(1) as f64;
         Encoded {
             out: out.expect("n_steps ≥ 1"),
-            m_loss: m_loss.map(|l| l / self.steps.len() as f64),
+            m_loss: neg_entropy.map(|l| l / (rows * n_steps as f64)),
             masks,
             explain,
         }
@@ -609,60 +626,185 @@ impl Component for TabNet {
 
 /// Sparsemax over the last dimension of `z` `[batch, d]` (Martins & Astudillo, 2016): the
 /// Euclidean projection of each row onto the probability simplex, `max(z - τ, 0)` with `τ` such
-/// that the row sums to 1. Differentiable: the support is found without gradients, and `τ` is
-/// recomputed from the support's values, which gives the exact Jacobian
-/// `diag(s) - s sᵀ / |S|` (`s` the support indicator).
+/// that the row sums to 1.
+///
+/// The support is found without sorting and without gradients (on the CPU row by row with
+/// Michelot's algorithm; elsewhere by Newton's method on the convex, piecewise-linear
+/// `f(τ) = Σ max(z - τ, 0)` from `τ₀ = max(z) - 1`, which rises monotonically to the exact root
+/// in finitely many steps); then `τ` is recomputed from the support's values, which gives the
+/// exact Jacobian `diag(s) - s sᵀ / |S|` (`s` the support indicator).
 pub fn sparsemax(z: &Tensor) -> Tensor {
+    // Shift-invariant: subtracting the row maximum (without gradient) changes neither value nor
+    // gradient, and keeps the sums below well conditioned.
+    let z = z - tch::no_grad(|| z.amax(-1, true));
+    let support = match cpu_thresholds(&z, 1.0, sparsemax_tau) {
+        Some(tau) => z.gt_tensor(&tau),
+        None => sparsemax_support(&z),
+    };
     let kind = z.kind();
-    // Shift-invariant: subtracting the (detached) row maximum changes neither value nor gradient.
-    let z = z - z.amax(-1, true).detach();
-    let (k, kth) = tch::no_grad(|| {
-        let (sorted, _) = z.sort(-1, true);
-        let d = *z.size().last().expect("at least one dimension");
-        let rho = Tensor::arange_start(1, d + 1, (kind, z.device()));
-        let cumsum = sorted.cumsum(-1, kind);
-        let support = (&rho * &sorted).gt_tensor(&(cumsum - 1.0));
-        let k = support.sum_dim_intlist(-1, true, Kind::Int64);
-        let kth = sorted.gather(-1, &(&k - 1), false);
-        (k, kth)
-    });
-    // Ties with the k-th value are in the support too, so the mask has exactly |S| entries.
-    let mask = z.ge_tensor(&kth).to_kind(kind);
-    let tau = ((&z * &mask).sum_dim_intlist(-1, true, kind) - 1.0) / k.to_kind(kind);
+    let mask = support.to_kind(kind);
+    let k = mask.sum_dim_intlist(-1, true, kind);
+    let tau = ((&z * &mask).sum_dim_intlist(-1, true, kind) - 1.0) / k;
     (z - tau).clamp_min(0.0)
+}
+
+/// Support of sparsemax with tensor operations (any device), without gradients: Newton's method
+/// on `f(τ) = Σ max(z - τ, 0)` from `max(z) - 1`, until the support stops changing.
+fn sparsemax_support(z: &Tensor) -> Tensor {
+    let kind = z.kind();
+    tch::no_grad(|| {
+        let d = *z.size().last().expect("at least one dimension");
+        let mut tau = z.amax(-1, true) - 1.0;
+        let mut k_prev: Option<Tensor> = None;
+        for _ in 0..=d {
+            let above = (z - &tau).relu_();
+            let k = above.count_nonzero(-1).unsqueeze(-1);
+            if k_prev.as_ref().is_some_and(|prev| k.equal(prev)) {
+                break;
+            }
+            tau += (above.sum_dim_intlist(-1, true, kind) - 1.0) / &k;
+            k_prev = Some(k);
+        }
+        z.gt_tensor(&tau)
+    })
 }
 
 /// Entmax with α = 1.5 over the last dimension of `z` `[batch, d]` (Peters, Niculae & Martins,
 /// 2019): `max(z / 2 - τ, 0)²` with `τ` such that each row sums to 1, sparse like sparsemax but
-/// smoother. Differentiable: the support is found without gradients, and `τ` is recomputed in
-/// closed form from the support's values (`τ = mean - sqrt((1 - ss) / k)`), whose gradient is the
-/// exact one.
+/// smoother.
+///
+/// The support is found without sorting and without gradients (on the CPU row by row; elsewhere
+/// by Newton's method on the convex, decreasing `g(τ) = Σ max(x - τ, 0)² - 1`, `x = z / 2`, from
+/// `τ₀ = max(x) - 1`, which rises monotonically towards the root); then `τ` is recomputed in
+/// closed form from the support (`τ = mean - sqrt((1 - ss) / k)`), whose gradient is the exact
+/// one.
 pub fn entmax15(z: &Tensor) -> Tensor {
     let kind = z.kind();
-    // Shift-invariant: subtracting the (detached) row maximum changes neither value nor gradient.
-    let x = (z - z.amax(-1, true).detach()) / 2.0;
-    let (k, kth) = tch::no_grad(|| {
-        let (sorted, _) = x.sort(-1, true);
-        let d = *x.size().last().expect("at least one dimension");
-        let rho = Tensor::arange_start(1, d + 1, (kind, x.device()));
-        let mean = sorted.cumsum(-1, kind) / &rho;
-        let mean_sq = sorted.square().cumsum(-1, kind) / &rho;
-        let ss = &rho * (mean_sq - mean.square());
-        let delta = ((-ss + 1.0) / &rho).clamp_min(0.0);
-        let tau = mean - delta.sqrt();
-        let k = tau
-            .le_tensor(&sorted)
-            .sum_dim_intlist(-1, true, Kind::Int64);
-        let kth = sorted.gather(-1, &(&k - 1), false);
-        (k, kth)
-    });
-    let mask = x.ge_tensor(&kth).to_kind(kind);
-    let kf = k.to_kind(kind);
-    let mean = (&x * &mask).sum_dim_intlist(-1, true, kind) / &kf;
+    // Shift-invariant: subtracting the row maximum (without gradient) changes neither value nor
+    // gradient, and keeps the sums below well conditioned.
+    let z = z - tch::no_grad(|| z.amax(-1, true));
+    let x = &z / 2.0;
+    let support = match cpu_thresholds(&z, 0.5, entmax15_tau) {
+        Some(tau) => x.gt_tensor(&tau),
+        None => entmax15_support(&x),
+    };
+    let mask = support.to_kind(kind);
+    let k = mask.sum_dim_intlist(-1, true, kind);
+    let mean = (&x * &mask).sum_dim_intlist(-1, true, kind) / &k;
     let ss = ((&x - &mean).square() * &mask).sum_dim_intlist(-1, true, kind);
-    let delta = ((-ss + 1.0) / &kf).clamp_min(1e-12);
+    let delta = ((-ss + 1.0) / &k).clamp_min(1e-12);
     let tau = mean - delta.sqrt();
     (x - tau).clamp_min(0.0).square()
+}
+
+/// Support of entmax-1.5 of `2 x` with tensor operations (any device), without gradients.
+fn entmax15_support(x: &Tensor) -> Tensor {
+    let kind = x.kind();
+    let tol = if kind == Kind::Double { 1e-12 } else { 1e-6 };
+    tch::no_grad(|| {
+        let mut tau = x.amax(-1, true) - 1.0;
+        for _ in 0..100 {
+            let above = (x - &tau).relu_();
+            let g = above.square().sum_dim_intlist(-1, true, kind) - 1.0;
+            let step = g / (above.sum_dim_intlist(-1, true, kind) * 2.0);
+            tau += &step;
+            if step.max().double_value(&[]) <= tol {
+                break;
+            }
+        }
+        x.gt_tensor(&tau)
+    })
+}
+
+/// Row thresholds of `scale · z` for a CPU `f32`/`f64` tensor `[..., d]`, computed row by row
+/// in Rust (`f64`) by `tau_of` (which may reorder its buffer): `[..., 1]` of `z`'s kind. `None`
+/// for other devices and kinds, which take the tensor path. On the CPU this is several times
+/// faster than the handful of small tensor operations per Newton iteration.
+fn cpu_thresholds(z: &Tensor, scale: f64, tau_of: fn(&mut Vec<f64>) -> f64) -> Option<Tensor> {
+    let kind = z.kind();
+    if z.device() != tch::Device::Cpu || !matches!(kind, Kind::Float | Kind::Double) {
+        return None;
+    }
+    let size = z.size();
+    let d = *size.last()? as usize;
+    if d == 0 {
+        return None;
+    }
+    let flat = z.detach().contiguous().view([-1]);
+    let mut buf = Vec::with_capacity(d);
+    let taus: Vec<f64> = if kind == Kind::Float {
+        let values = Vec::<f32>::try_from(&flat).ok()?;
+        values
+            .chunks_exact(d)
+            .map(|row| {
+                buf.clear();
+                buf.extend(row.iter().map(|&v| f64::from(v) * scale));
+                tau_of(&mut buf)
+            })
+            .collect()
+    } else {
+        let values = Vec::<f64>::try_from(&flat).ok()?;
+        values
+            .chunks_exact(d)
+            .map(|row| {
+                buf.clear();
+                buf.extend(row.iter().map(|&v| v * scale));
+                tau_of(&mut buf)
+            })
+            .collect()
+    };
+    let mut shape = size;
+    *shape.last_mut()? = 1;
+    Some(
+        Tensor::from_slice(&taus)
+            .to_kind(kind)
+            .view(shape.as_slice()),
+    )
+}
+
+/// Sparsemax threshold of one row (Michelot's algorithm): from the whole row, repeatedly set
+/// `τ = (Σ_C x - 1) / |C|` and keep the candidates `x > τ` until none is dropped. The maximum is
+/// never dropped, so `C` stays non-empty.
+fn sparsemax_tau(c: &mut Vec<f64>) -> f64 {
+    let mut tau = (c.iter().sum::<f64>() - 1.0) / c.len() as f64;
+    loop {
+        let n = c.len();
+        c.retain(|&v| v > tau);
+        if c.len() == n || c.is_empty() {
+            return tau;
+        }
+        tau = (c.iter().sum::<f64>() - 1.0) / c.len() as f64;
+    }
+}
+
+/// Entmax-1.5 threshold of one row of `x = z / 2`: Newton steps on `g(τ) = Σ max(x - τ, 0)² - 1`
+/// from `τ = max(x) - 1` rise monotonically towards the root; after each, the closed form
+/// `τ_C = mean_C - sqrt((1 - ss_C) / |C|)` on the candidates `C = {x > τ}` is accepted once every
+/// candidate lies above it (then `C` is the exact support).
+fn entmax15_tau(c: &mut Vec<f64>) -> f64 {
+    let mut tau = c.iter().copied().fold(f64::NEG_INFINITY, f64::max) - 1.0;
+    for _ in 0..200 {
+        c.retain(|&v| v > tau);
+        if c.is_empty() {
+            break;
+        }
+        let k = c.len() as f64;
+        let mean = c.iter().sum::<f64>() / k;
+        let ss: f64 = c.iter().map(|v| (v - mean) * (v - mean)).sum();
+        let delta = (1.0 - ss) / k;
+        if delta >= 0.0 {
+            let closed = mean - delta.sqrt();
+            if c.iter().all(|&v| v > closed) {
+                return closed;
+            }
+        }
+        let (s1, s2) = c.iter().fold((0.0, 0.0), |(a, b), &v| {
+            let t = v - tau;
+            (a + t, b + t * t)
+        });
+        tau += (s2 - 1.0) / (2.0 * s1);
+    }
+    tau
 }
 
 #[cfg(test)]
@@ -721,6 +863,30 @@ mod tests {
             &[1.0, 0.0, 0.0],
         ]);
         assert!(close(&entmax15(&z), &expected, 1e-12));
+    }
+
+    #[test]
+    fn cpu_and_tensor_supports_agree() {
+        let _rng = crate::torch_rng_lock(); // keeps seeded tests in other threads reproducible
+        for kind in [Kind::Float, Kind::Double] {
+            for scale in [0.1, 1.0, 5.0] {
+                let z = Tensor::randn([200, 37], (kind, Device::Cpu)) * scale;
+                let tau = cpu_thresholds(&z, 1.0, sparsemax_tau).unwrap();
+                assert!(
+                    z.gt_tensor(&tau).equal(&sparsemax_support(&z)),
+                    "{kind:?} {scale}"
+                );
+                let x = &z / 2.0;
+                let tau = cpu_thresholds(&z, 0.5, entmax15_tau).unwrap();
+                let diff = x
+                    .gt_tensor(&tau)
+                    .logical_xor(&entmax15_support(&x))
+                    .sum(Kind::Int64)
+                    .int64_value(&[]);
+                // The tensor path stops within a tolerance; at most a boundary entry differs.
+                assert!(diff <= 2, "{kind:?} {scale}: {diff}");
+            }
+        }
     }
 
     #[test]

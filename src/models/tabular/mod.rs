@@ -1,10 +1,12 @@
 //! Deep models over the tabular input (categorical indices + continuous values).
 pub mod embeddings;
+pub mod tab2vec;
 pub mod tab_mlp;
 pub mod tab_resnet;
 pub mod tabnet;
 
 pub use embeddings::{ContNorm, TabEmbeddings};
+pub use tab2vec::Tab2Vec;
 pub use tab_mlp::{TabMlp, TabMlpConfig};
 pub use tab_resnet::{TabResnet, TabResnetConfig};
 pub use tabnet::{entmax15, sparsemax, MaskType, TabNet, TabNetConfig};

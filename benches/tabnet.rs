@@ -6,7 +6,8 @@
 //! `num_workers=0`). Prints a markdown table: wall-clock and CPU seconds per epoch (the best of
 //! `--repeats` alternating runs), test accuracy and AUC, and the ratios.
 //!
-//! Run: `cargo bench --bench tabnet -- [--epochs 10] [--threads 1] [--repeats 3]`
+//! Run: `cargo bench --bench tabnet -- [--epochs 10] [--threads 1] [--repeats 3] [--dim 16]`
+//! (`--dim`: `step_dim` = `attn_dim`)
 //! (libtorch set up as in the README; `WIDEDEEP_BENCH_VENV` moves the reference venv).
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -34,12 +35,13 @@ const BATCH: usize = 256;
 const LR: f64 = 0.01;
 const LAMBDA_SPARSE: f64 = 1e-3;
 
-/// The TabNet hyper-parameters of both sides (the reference's names).
-fn tabnet_params() -> serde_json::Value {
+/// The TabNet hyper-parameters of both sides (the reference's names); `dim` is `step_dim` and
+/// `attn_dim`.
+fn tabnet_params(dim: usize) -> serde_json::Value {
     serde_json::json!({
         "n_steps": 3,
-        "step_dim": 16,
-        "attn_dim": 16,
+        "step_dim": dim,
+        "attn_dim": dim,
         "dropout": 0.0,
         "n_glu_step_dependent": 2,
         "n_glu_shared": 2,
@@ -52,9 +54,9 @@ fn tabnet_params() -> serde_json::Value {
     })
 }
 
-fn tabnet_config(meta: &widedeep::preprocessing::TabMeta) -> Result<TabNetConfig> {
+fn tabnet_config(meta: &widedeep::preprocessing::TabMeta, dim: usize) -> Result<TabNetConfig> {
     let mut value = serde_json::to_value(TabNetConfig::from_meta(meta))?;
-    for (k, v) in tabnet_params().as_object().expect("an object") {
+    for (k, v) in tabnet_params(dim).as_object().expect("an object") {
         value[k] = v.clone();
     }
     value["lambda_sparse"] = LAMBDA_SPARSE.into();
@@ -85,13 +87,13 @@ struct Run {
     auc: f64,
 }
 
-fn ours(train_df: &DataFrame, test_df: &DataFrame, epochs: usize) -> Result<Run> {
+fn ours(train_df: &DataFrame, test_df: &DataFrame, epochs: usize, dim: usize) -> Result<Run> {
     let mut prep = Preprocessors::new()
         .tab(TabPreprocessor::new(&CAT, &CONT))
         .target(TargetEncoder::new("income", TargetKind::Binary).positive_class(">50K"));
     let train = prep.fit_transform(train_df)?;
     let test = prep.transform(test_df)?;
-    let model: TabModelConfig = tabnet_config(&prep.tab_meta()?)?.into();
+    let model: TabModelConfig = tabnet_config(&prep.tab_meta()?, dim)?.into();
     let model = WideDeep::new(
         &WideDeepConfig::new().deeptabular(model).seed(42),
         Device::Cpu,
@@ -116,8 +118,8 @@ fn ours(train_df: &DataFrame, test_df: &DataFrame, epochs: usize) -> Result<Run>
     })
 }
 
-fn reference(dir: &Path, venv: &Path, epochs: usize, threads: usize) -> Result<Run> {
-    let params = serde_json::json!({"cat": CAT, "cont": CONT, "tabnet": tabnet_params()});
+fn reference(dir: &Path, venv: &Path, epochs: usize, threads: usize, dim: usize) -> Result<Run> {
+    let params = serde_json::json!({"cat": CAT, "cont": CONT, "tabnet": tabnet_params(dim)});
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/tabnet_reference.py");
     let out = Command::new(venv.join("bin/python"))
         .arg(script)
@@ -185,6 +187,7 @@ fn main() -> Result<()> {
     let epochs = arg(&args, "--epochs", 10)?;
     let threads = arg(&args, "--threads", 1)?;
     let repeats = arg(&args, "--repeats", 1)?.max(1);
+    let dim = arg(&args, "--dim", 16)?;
     tch::set_num_threads(threads as i32);
 
     let df = datasets::adult()?;
@@ -202,9 +205,9 @@ fn main() -> Result<()> {
     let mut best: [Option<Run>; 2] = [None, None];
     for r in 0..repeats {
         eprintln!("run {}/{repeats}: widedeep", r + 1);
-        let a = ours(&train_df, &test_df, epochs)?;
+        let a = ours(&train_df, &test_df, epochs, dim)?;
         eprintln!("run {}/{repeats}: pytorch-widedeep", r + 1);
-        let b = reference(dir.path(), &venv, epochs, threads)?;
+        let b = reference(dir.path(), &venv, epochs, threads, dim)?;
         for (slot, run) in best.iter_mut().zip([a, b]) {
             match slot {
                 Some(s) => {
@@ -223,7 +226,7 @@ fn main() -> Result<()> {
          libtorch thread(s), best of {repeats}; hyper-parameters: {}\n",
         train_df.height(),
         test_df.height(),
-        tabnet_params()
+        tabnet_params(dim)
     );
     println!("| | wall s/epoch | CPU s/epoch | test accuracy | test AUC |");
     println!("|---|---:|---:|---:|---:|");

@@ -325,8 +325,11 @@ mod tests {
 
     #[test]
     fn forward_shapes_for_several_configs() {
-        let _rng = crate::torch_rng_lock(); // keeps seeded tests in other threads reproducible
-        let cases: Vec<(Vec<i64>, bool, Option<MlpConfig>, ContNorm, i64)> = vec![
+        // keeps seeded tests in other threads reproducible
+        let _rng = crate::torch_rng_lock();
+        // blocks_dims, simplify, mlp, cont_norm, output width
+        type Case = (Vec<i64>, bool, Option<MlpConfig>, ContNorm, i64);
+        let cases: Vec<Case> = vec![
             (vec![200, 100, 100], false, None, ContNorm::None, 100),
             (vec![7, 7], true, None, ContNorm::BatchNorm, 7), // 3 + 2 + 2 = 7: no input layer
             (vec![16, 8, 8, 4], false, None, ContNorm::LayerNorm, 4),

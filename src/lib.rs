@@ -52,8 +52,8 @@ pub mod prelude {
         GlobalImportance, Method, Output,
     };
     pub use crate::models::{
-        Activation, Component, ContNorm, HeadConfig, MlpConfig, ModelInput, TabMlpConfig,
-        WideConfig, WideDeep, WideDeepConfig,
+        Activation, Component, ContNorm, HeadConfig, MaskType, MlpConfig, ModelInput, TabMlpConfig,
+        TabNetConfig, TabResnetConfig, WideConfig, WideDeep, WideDeepConfig,
     };
     pub use crate::models::{
         AttentionFusionConfig, AttentiveRnnConfig, Backbone, BackboneConfig, BasicRnnConfig,
@@ -67,7 +67,8 @@ pub mod prelude {
     pub use crate::{Result, WideDeepError};
     pub use tch::Device;
     pub use widedeep_preprocessing::{
-        EmbeddingRule, Scaling, TabPreprocessor, TargetEncoder, TargetKind, WidePreprocessor,
+        EmbeddingRule, Quantization, Scaling, TabPreprocessor, TargetEncoder, TargetKind,
+        WidePreprocessor,
     };
     pub use widedeep_preprocessing::{
         ImagePreprocessor, Normalization, OnError, Side, TextPreprocessor, Vocab,

@@ -37,6 +37,24 @@ impl Scaling {
     }
 }
 
+/// How a continuous column is turned into a categorical one by
+/// [`TabPreprocessor::quantize`].
+///
+/// Bins are right-closed, `(e_i, e_{i+1}]`, except the first, which also holds its lower edge;
+/// values below the first edge fall in the first bin and values above the last edge in the
+/// last bin. A value in bin `i` (0-based) gets the label `i + 1`; null and NaN get 0.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quantization {
+    /// `n ≥ 2` bins with quantile edges fitted on the training data (the `k / n` quantiles,
+    /// linearly interpolated as NumPy's default, for `k = 0..=n`). Repeated edges are merged,
+    /// so a column with many equal values gets fewer bins; a constant column gets one.
+    Bins(usize),
+    /// Explicit bin edges, lowest to highest: `m + 1` strictly increasing finite values give
+    /// `m` bins.
+    Edges(Vec<f64>),
+}
+
 /// Prepares the input of the deep tabular component: categorical columns become an `i64`
 /// matrix of label codes, continuous columns an `f32` matrix of imputed, standardized values.
 ///
@@ -51,6 +69,10 @@ impl Scaling {
 ///   [`missing_indicator(true)`](Self::missing_indicator), each continuous column that had a
 ///   null or NaN at fit time gets a `0/1` column `"<col>_missing"`, placed after all
 ///   continuous columns.
+/// * **Quantized** continuous columns (see [`quantize`](Self::quantize)) become categorical:
+///   their bin labels (`1..=n_bins`, 0 = null/NaN) follow the categorical columns in
+///   [`TabData::cat`] and [`TabMeta::cat`] (cardinality `n_bins + 1`), in the order of the
+///   continuous columns, and they leave [`TabData::cont`].
 ///
 /// ```
 /// use polars::prelude::*;
@@ -76,6 +98,9 @@ pub struct TabPreprocessor {
     embed_dims: Vec<(String, usize)>,
     scaling: Scaling,
     missing_indicator: bool,
+    /// Continuous columns turned into categorical ones, in the order they were set.
+    #[serde(default)]
+    quantize: Vec<(String, Quantization)>,
     fitted: Option<TabFitted>,
 }
 
@@ -83,8 +108,46 @@ pub struct TabPreprocessor {
 struct TabFitted {
     /// One entry per categorical column, in `cat_cols` order.
     cat: Vec<FittedCat>,
-    /// One entry per continuous column, in `continuous_cols` order.
+    /// One entry per continuous column that is not quantized, in `continuous_cols` order.
     cont: Vec<FittedCont>,
+    /// One entry per quantized column, in `continuous_cols` order.
+    #[serde(default)]
+    quant: Vec<FittedQuant>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct FittedQuant {
+    /// Bin edges, lowest to highest (two equal values for a constant column).
+    edges: Vec<f64>,
+    embed_dim: usize,
+}
+
+impl FittedQuant {
+    fn n_bins(&self) -> usize {
+        self.edges.len().saturating_sub(1).max(1)
+    }
+
+    /// Label of `value`: 0 for null/NaN, else the 1-based bin (see [`Quantization`]).
+    #[inline]
+    fn label(&self, value: Option<f64>) -> i64 {
+        match value {
+            Some(v) if !v.is_nan() => {
+                let inner = &self.edges[1..self.edges.len().saturating_sub(1).max(1)];
+                inner.partition_point(|&e| e < v) as i64 + 1
+            }
+            _ => 0,
+        }
+    }
+
+    /// Midpoint of the bin with label `code` (`None` for 0 and out-of-range codes).
+    fn midpoint(&self, code: i64) -> Option<f64> {
+        let i = usize::try_from(code).ok()?.checked_sub(1)?;
+        if i >= self.n_bins() {
+            return None;
+        }
+        let hi = self.edges.get(i + 1).unwrap_or(&self.edges[i]);
+        Some((self.edges[i] + hi) / 2.0)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -123,12 +186,13 @@ impl FittedCont {
 /// Output of [`TabPreprocessor::transform`]. Both arrays have standard (row-major) layout.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TabData {
-    /// Categorical codes, shape `[n_rows, n_cat_cols]` (`[n_rows, 0]` without categorical
-    /// columns). Column `j` takes values in `0..cardinality_j`; 0 means null or unseen.
+    /// Categorical codes, shape `[n_rows, n_cat_cols + n_quantized]` (`[n_rows, 0]` without
+    /// categorical columns): the categorical columns, then the quantized continuous columns.
+    /// Column `j` takes values in `0..cardinality_j`; 0 means null or unseen.
     pub cat: Array2<i64>,
     /// Continuous values, shape `[n_rows, n_cont_out]` where `n_cont_out` is the number of
-    /// continuous columns plus the number of missing-indicator columns (listed in
-    /// [`TabMeta::cont`]).
+    /// continuous columns that are not quantized plus the number of missing-indicator columns
+    /// (listed in [`TabMeta::cont`]).
     pub cont: Array2<f32>,
 }
 
@@ -143,7 +207,8 @@ impl TabData {
 /// size their embeddings and input layers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TabMeta {
-    /// One entry per column of [`TabData::cat`], in order.
+    /// One entry per column of [`TabData::cat`], in order: the categorical columns, then the
+    /// quantized continuous columns.
     pub cat: Vec<CatColumnMeta>,
     /// Names of the columns of [`TabData::cont`], in order: the continuous columns, then the
     /// missing-indicator columns (`"<col>_missing"`).
@@ -174,6 +239,7 @@ impl TabPreprocessor {
             embed_dims: Vec::new(),
             scaling: Scaling::default(),
             missing_indicator: false,
+            quantize: Vec::new(),
             fitted: None,
         }
     }
@@ -210,6 +276,43 @@ impl TabPreprocessor {
         self
     }
 
+    /// Turns the continuous column `col` into a categorical one: its values are binned per
+    /// `q` (replacing an earlier setting for the same column) and the bin labels are embedded
+    /// like any categorical column. `col` must be one of the continuous columns; its embedding
+    /// dimension comes from [`embed_dim_for`](Self::embed_dim_for) or else the rule applied
+    /// to `n_bins + 1`. Checked by [`fit`](Self::fit): `Bins(n)` needs `n ≥ 2`, `Edges` at
+    /// least two finite, strictly increasing values
+    /// ([`InvalidConfig`](PreprocessingError::InvalidConfig), field `"quantize"`, naming the
+    /// column).
+    ///
+    /// ```
+    /// use polars::prelude::*;
+    /// use widedeep_preprocessing::{Quantization, TabPreprocessor};
+    ///
+    /// let df = df!("age" => [17.0f64, 25.0, 40.0, 70.0], "hours" => [10.0f64, 40.0, 45.0, 60.0])
+    ///     .unwrap();
+    /// let mut tab = TabPreprocessor::new(&[], &["age", "hours"])
+    ///     .quantize("age", Quantization::Edges(vec![0.0, 18.0, 65.0, 120.0]));
+    /// let data = tab.fit_transform(&df).unwrap();
+    /// assert_eq!(data.cat.column(0).to_vec(), vec![1, 2, 2, 3]);
+    /// assert_eq!(data.cont.shape(), &[4, 1]); // only `hours` stays continuous
+    /// assert_eq!(tab.meta().unwrap().cat[0].cardinality, 4);
+    /// ```
+    pub fn quantize(mut self, col: &str, q: Quantization) -> Self {
+        self.quantize.retain(|(c, _)| c != col);
+        self.quantize.push((col.to_owned(), q));
+        self.fitted = None;
+        self
+    }
+
+    /// The fitted bin edges of the quantized column `col` (`None` for other columns or an
+    /// unfitted preprocessor).
+    pub fn bin_edges(&self, col: &str) -> Option<&[f64]> {
+        let fitted = self.fitted.as_ref()?;
+        let j = self.quant_cols().position(|c| c == col)?;
+        fitted.quant.get(j).map(|q| q.edges.as_slice())
+    }
+
     /// The configured categorical columns.
     pub fn cat_cols(&self) -> &[String] {
         &self.cat_cols
@@ -228,7 +331,8 @@ impl TabPreprocessor {
     /// Learns categories, medians and scaling statistics from `df`.
     ///
     /// Errors: [`InvalidConfig`](PreprocessingError::InvalidConfig) (no column, embedding
-    /// dimension 0, `embed_dim_for`/`Scaling::Columns` naming an unlisted column),
+    /// dimension 0, `embed_dim_for`/`Scaling::Columns`/`quantize` naming an unlisted column,
+    /// bad bins or edges),
     /// [`DuplicateColumn`](PreprocessingError::DuplicateColumn),
     /// [`ConflictingRole`](PreprocessingError::ConflictingRole),
     /// [`EmptyFrame`](PreprocessingError::EmptyFrame),
@@ -257,17 +361,22 @@ impl TabPreprocessor {
                 embed_dim,
             })
         })?;
-        let cont = column::par_map(df.height(), self.continuous_cols.len(), |j| {
-            let name = &self.continuous_cols[j];
-            self.fit_continuous(column::get(df, name)?, name)
+        let plain: Vec<&String> = self.plain_cols().collect();
+        let cont = column::par_map(df.height(), plain.len(), |j| {
+            self.fit_continuous(column::get(df, plain[j])?, plain[j])
         })?;
-        self.fitted = Some(TabFitted { cat, cont });
+        let quantized: Vec<&String> = self.quant_cols().collect();
+        let quant = column::par_map(df.height(), quantized.len(), |j| {
+            let name = quantized[j];
+            self.fit_quantized(column::get(df, name)?, name)
+        })?;
+        self.fitted = Some(TabFitted { cat, cont, quant });
         Ok(())
     }
 
     /// Encodes `df` with the fitted state.
     ///
-    /// Returns `cat` of shape `[df.height(), n_cat_cols]` and `cont` of shape
+    /// Returns `cat` of shape `[df.height(), n_cat_cols + n_quantized]` and `cont` of shape
     /// `[df.height(), n_cont_out]`. Errors: [`NotFitted`](PreprocessingError::NotFitted),
     /// [`MissingColumn`](PreprocessingError::MissingColumn),
     /// [`WrongType`](PreprocessingError::WrongType) and
@@ -277,23 +386,33 @@ impl TabPreprocessor {
         self.check_columns(df)?;
         let n_rows = df.height();
 
-        let cat_columns = column::par_map(n_rows, self.cat_cols.len(), |j| {
-            let col = column::get(df, &self.cat_cols[j])?;
+        // Output column j < n_cat is categorical column j; the rest are quantized columns.
+        let n_cat = self.cat_cols.len();
+        let quantized: Vec<&String> = self.quant_cols().collect();
+        let cat_columns = column::par_map(n_rows, n_cat + quantized.len(), |j| {
             let mut out = vec![0i64; n_rows];
-            column::encode_into(col, &fitted.cat[j].categories, 0, &mut out)?;
+            if j < n_cat {
+                let col = column::get(df, &self.cat_cols[j])?;
+                column::encode_into(col, &fitted.cat[j].categories, 0, &mut out)?;
+            } else {
+                let name = quantized[j - n_cat];
+                let values = column::as_f64(column::get(df, name)?)?;
+                fill_quantized(&values, &fitted.quant[j - n_cat], name, &mut out)?;
+            }
             Ok(out)
         })?;
         let cat = column::assemble(n_rows, &cat_columns);
         drop(cat_columns);
 
-        // Output column j < n_cont is continuous column j; the rest are indicators.
-        let n_cont = self.continuous_cols.len();
+        // Output column j < n_cont is plain continuous column j; the rest are indicators.
+        let plain: Vec<&String> = self.plain_cols().collect();
+        let n_cont = plain.len();
         let sources: Vec<usize> = (0..n_cont)
             .chain((0..n_cont).filter(|&j| fitted.cont[j].indicator))
             .collect();
         let cont_columns = column::par_map(n_rows, sources.len(), |j| {
             let src = sources[j];
-            let name = &self.continuous_cols[src];
+            let name = plain[src];
             let values = column::as_f64(column::get(df, name)?)?;
             let mut out = vec![0f32; n_rows];
             if j < n_cont {
@@ -317,6 +436,14 @@ impl TabPreprocessor {
     /// columns, names of the continuous output columns.
     pub fn meta(&self) -> Result<TabMeta> {
         let fitted = self.fitted()?;
+        let quantized = self
+            .quant_cols()
+            .zip(&fitted.quant)
+            .map(|(name, q)| CatColumnMeta {
+                name: name.clone(),
+                cardinality: q.n_bins() + 1,
+                embed_dim: q.embed_dim,
+            });
         let cat = self
             .cat_cols
             .iter()
@@ -326,19 +453,14 @@ impl TabPreprocessor {
                 cardinality: f.categories.len() + 1,
                 embed_dim: f.embed_dim,
             })
+            .chain(quantized)
             .collect();
         let indicators = self
-            .continuous_cols
-            .iter()
+            .plain_cols()
             .zip(&fitted.cont)
             .filter(|(_, f)| f.indicator)
             .map(|(name, _)| format!("{name}{MISSING_SUFFIX}"));
-        let cont = self
-            .continuous_cols
-            .iter()
-            .cloned()
-            .chain(indicators)
-            .collect();
+        let cont = self.plain_cols().cloned().chain(indicators).collect();
         Ok(TabMeta { cat, cont })
     }
 
@@ -346,7 +468,8 @@ impl TabPreprocessor {
     /// followed by the continuous columns (as `f64`, unscaled), in configuration order.
     ///
     /// Code 0 (and any code outside `1..cardinality`) becomes null; imputed values stay at
-    /// the fitted median; indicator columns are dropped. Values pass through `f32`, so
+    /// the fitted median; a quantized column comes back as the midpoint of its bin; indicator
+    /// columns are dropped. Values pass through `f32`, so
     /// continuous values come back to within `f32` precision.
     ///
     /// Errors: [`NotFitted`](PreprocessingError::NotFitted), and
@@ -355,9 +478,10 @@ impl TabPreprocessor {
     pub fn inverse_transform(&self, data: &TabData) -> Result<DataFrame> {
         let fitted = self.fitted()?;
         let n_rows = data.cat.nrows();
-        let n_cont_out =
-            self.continuous_cols.len() + fitted.cont.iter().filter(|f| f.indicator).count();
-        if data.cat.ncols() != self.cat_cols.len()
+        let n_cat = self.cat_cols.len();
+        let n_cat_out = n_cat + fitted.quant.len();
+        let n_cont_out = fitted.cont.len() + fitted.cont.iter().filter(|f| f.indicator).count();
+        if data.cat.ncols() != n_cat_out
             || data.cont.ncols() != n_cont_out
             || data.cont.nrows() != n_rows
         {
@@ -365,7 +489,7 @@ impl TabPreprocessor {
                 "data",
                 format!(
                     "expected cat [n, {}] and cont [n, {}], got cat {:?} and cont {:?}",
-                    self.cat_cols.len(),
+                    n_cat_out,
                     n_cont_out,
                     data.cat.shape(),
                     data.cont.shape()
@@ -382,14 +506,29 @@ impl TabPreprocessor {
                 .collect();
             columns.push(values.with_name(name.as_str().into()).into_column());
         }
-        for (j, (name, f)) in self.continuous_cols.iter().zip(&fitted.cont).enumerate() {
-            let values: Vec<f64> = data
-                .cont
-                .column(j)
-                .iter()
-                .map(|&x| f64::from(x) * f.std + f.mean)
-                .collect();
-            columns.push(Column::new(name.as_str().into(), values));
+        let (mut plain, mut quant) = (0, 0);
+        for name in &self.continuous_cols {
+            if self.quantization_of(name).is_some() {
+                let f = &fitted.quant[quant];
+                let values: Float64Chunked = data
+                    .cat
+                    .column(n_cat + quant)
+                    .iter()
+                    .map(|&code| f.midpoint(code))
+                    .collect();
+                columns.push(values.with_name(name.as_str().into()).into_column());
+                quant += 1;
+            } else {
+                let f = &fitted.cont[plain];
+                let values: Vec<f64> = data
+                    .cont
+                    .column(plain)
+                    .iter()
+                    .map(|&x| f64::from(x) * f.std + f.mean)
+                    .collect();
+                columns.push(Column::new(name.as_str().into(), values));
+                plain += 1;
+            }
         }
         column::frame(n_rows, columns)
     }
@@ -421,7 +560,9 @@ impl TabPreprocessor {
             .as_ref()
             .ok_or_else(|| PreprocessingError::not_fitted("TabPreprocessor"))?;
         if fitted.cat.len() != self.cat_cols.len()
-            || fitted.cont.len() != self.continuous_cols.len()
+            || fitted.cont.len() != self.plain_cols().count()
+            || fitted.quant.len() != self.quant_cols().count()
+            || fitted.quant.iter().any(|q| q.edges.is_empty())
         {
             return Err(PreprocessingError::config(
                 "fitted",
@@ -450,11 +591,51 @@ impl TabPreprocessor {
         {
             return Err(PreprocessingError::ConflictingRole { column: c.clone() });
         }
+        for (col, q) in &self.quantize {
+            if !self.continuous_cols.contains(col) {
+                return Err(PreprocessingError::config(
+                    "quantize",
+                    format!("`{col}` is not a continuous column"),
+                ));
+            }
+            match q {
+                Quantization::Bins(n) if *n < 2 => {
+                    return Err(PreprocessingError::config(
+                        "quantize",
+                        format!("`{col}`: the number of bins must be at least 2, got {n}"),
+                    ));
+                }
+                Quantization::Bins(_) => {}
+                Quantization::Edges(edges) => {
+                    if edges.len() < 2 {
+                        return Err(PreprocessingError::config(
+                            "quantize",
+                            format!("`{col}`: needs at least 2 edges, got {}", edges.len()),
+                        ));
+                    }
+                    if let Some(e) = edges.iter().find(|e| !e.is_finite()) {
+                        return Err(PreprocessingError::config(
+                            "quantize",
+                            format!("`{col}`: edges must be finite, got {e}"),
+                        ));
+                    }
+                    if let Some(w) = edges.windows(2).find(|w| w[0] >= w[1]) {
+                        return Err(PreprocessingError::config(
+                            "quantize",
+                            format!(
+                                "`{col}`: edges must be strictly increasing, got {} then {}",
+                                w[0], w[1]
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
         for (col, dim) in &self.embed_dims {
-            if !self.cat_cols.contains(col) {
+            if !self.cat_cols.contains(col) && self.quantization_of(col).is_none() {
                 return Err(PreprocessingError::config(
                     "embed_dim_for",
-                    format!("`{col}` is not a categorical column"),
+                    format!("`{col}` is not a categorical or quantized column"),
                 ));
             }
             if *dim == 0 {
@@ -472,6 +653,12 @@ impl TabPreprocessor {
                     format!("`{col}` is not a continuous column"),
                 ));
             }
+            if let Some(col) = cols.iter().find(|c| self.quantization_of(c).is_some()) {
+                return Err(PreprocessingError::config(
+                    "scaling",
+                    format!("`{col}` is quantized, not scaled"),
+                ));
+            }
         }
         Ok(())
     }
@@ -485,6 +672,55 @@ impl TabPreprocessor {
             column::check_numeric(column::get(df, name)?, name)?;
         }
         Ok(())
+    }
+
+    fn quantization_of(&self, col: &str) -> Option<&Quantization> {
+        self.quantize.iter().find(|(c, _)| c == col).map(|(_, q)| q)
+    }
+
+    /// Continuous columns that stay continuous, in configuration order.
+    fn plain_cols(&self) -> impl Iterator<Item = &String> {
+        self.continuous_cols
+            .iter()
+            .filter(|c| self.quantization_of(c).is_none())
+    }
+
+    /// Quantized continuous columns, in configuration order.
+    fn quant_cols(&self) -> impl Iterator<Item = &String> {
+        self.continuous_cols
+            .iter()
+            .filter(|c| self.quantization_of(c).is_some())
+    }
+
+    fn fit_quantized(&self, col: &Column, name: &str) -> Result<FittedQuant> {
+        let q = self
+            .quantization_of(name)
+            .expect("called for quantized columns only");
+        let edges = match q {
+            Quantization::Edges(edges) => edges.clone(),
+            Quantization::Bins(n) => {
+                let values = column::as_f64(col)?;
+                let mut observed = Vec::with_capacity(values.len() - values.null_count());
+                for (row, value) in values.iter().enumerate() {
+                    match value {
+                        Some(v) if v.is_infinite() => return Err(non_finite(name, row, v)),
+                        Some(v) if !v.is_nan() => observed.push(v),
+                        _ => {}
+                    }
+                }
+                if observed.is_empty() {
+                    return Err(PreprocessingError::all_null(name));
+                }
+                quantile_edges(&mut observed, *n)
+            }
+        };
+        let n_bins = edges.len().saturating_sub(1).max(1);
+        let embed_dim = self
+            .embed_dims
+            .iter()
+            .find(|(c, _)| c == name)
+            .map_or_else(|| embed_dim(n_bins + 1, self.embedding_rule), |(_, d)| *d);
+        Ok(FittedQuant { edges, embed_dim })
     }
 
     fn fit_continuous(&self, col: &Column, name: &str) -> Result<FittedCont> {
@@ -546,6 +782,43 @@ fn median(values: &mut [f64]) -> f64 {
             lower / 2.0 + upper / 2.0
         }
     }
+}
+
+/// The `k / n` quantiles (`k = 0..=n`) of `values` (non-empty, no NaN), linearly
+/// interpolated between order statistics, with repeated values merged. Reorders `values`.
+fn quantile_edges(values: &mut [f64], n: usize) -> Vec<f64> {
+    values.sort_unstable_by(f64::total_cmp);
+    let last = values.len() - 1;
+    let mut edges: Vec<f64> = Vec::with_capacity(n + 1);
+    for k in 0..=n {
+        let pos = last as f64 * k as f64 / n as f64;
+        let lo = (pos.floor() as usize).min(last);
+        let hi = (lo + 1).min(last);
+        let e = values[lo] + (pos - lo as f64) * (values[hi] - values[lo]);
+        if edges.last().is_none_or(|&prev| e > prev) {
+            edges.push(e);
+        }
+    }
+    if edges.len() == 1 {
+        edges.push(edges[0]);
+    }
+    edges
+}
+
+/// Writes the bin labels of one quantized column into `out` (shape `[n_rows]`).
+fn fill_quantized(
+    values: &Float64Chunked,
+    fitted: &FittedQuant,
+    name: &str,
+    out: &mut [i64],
+) -> Result<()> {
+    for (row, (slot, value)) in out.iter_mut().zip(values.iter()).enumerate() {
+        if let Some(v) = value.filter(|v| v.is_infinite()) {
+            return Err(non_finite(name, row, v));
+        }
+        *slot = fitted.label(value);
+    }
+    Ok(())
 }
 
 fn category(categories: &[String], code: i64) -> Option<&str> {
@@ -978,5 +1251,160 @@ mod tests {
         );
         let back = tab.inverse_transform(&data).unwrap();
         assert_eq!(back.shape(), (48_842, 10));
+    }
+
+    #[test]
+    fn quantile_bins_by_hand() {
+        // 1..=9 in 3 bins: quantiles at positions 0, 8/3, 16/3, 8 of the sorted values give
+        // edges [1, 3 + 2/3, 6 + 1/3, 9]; right-closed bins: 1-3 -> 1, 4-6 -> 2, 7-9 -> 3.
+        let df = df!(
+            "x" => [Some(5.0f64), Some(1.0), Some(9.0), Some(3.0), Some(4.0), Some(7.0), Some(2.0),
+                    Some(8.0), Some(6.0), None],
+            "y" => [1.0f64; 10],
+        )
+        .unwrap();
+        let mut tab = TabPreprocessor::new(&[], &["x", "y"]).quantize("x", Quantization::Bins(3));
+        let data = tab.fit_transform(&df).unwrap();
+        assert_eq!(
+            data.cat.column(0).to_vec(),
+            vec![2, 1, 3, 1, 2, 3, 1, 3, 2, 0]
+        );
+        let edges = tab.bin_edges("x").unwrap();
+        let expected = [1.0, 3.0 + 2.0 / 3.0, 6.0 + 1.0 / 3.0, 9.0];
+        assert_eq!(edges.len(), 4);
+        for (g, e) in edges.iter().zip(expected) {
+            assert!((g - e).abs() < 1e-12, "{edges:?}");
+        }
+        let meta = tab.meta().unwrap();
+        assert_eq!(
+            meta.cat,
+            vec![CatColumnMeta {
+                name: "x".into(),
+                cardinality: 4,
+                embed_dim: 3, // round(1.6 * 4^0.56)
+            }]
+        );
+        assert_eq!(meta.cont, vec!["y"]);
+        assert_eq!(data.cont.shape(), &[10, 1]);
+        // New data: below/above the fitted range clamp to the end bins; edges are right-closed.
+        let new =
+            df!("x" => [-100.0f64, 3.6, 3.7, 6.4, 1e9, f64::NAN], "y" => [0.0f64; 6]).unwrap();
+        assert_eq!(
+            tab.transform(&new).unwrap().cat.column(0).to_vec(),
+            vec![1, 1, 2, 3, 3, 0]
+        );
+        assert!(tab.bin_edges("y").is_none());
+    }
+
+    #[test]
+    fn quantile_bins_merge_repeated_edges() {
+        // Mostly zeros (like capital-gain): 5 bins of [0 × 6, 1, 5, 10, 100] take the sorted
+        // values at positions 0, 1.8, 3.6, 5.4, 7.2 and 9.
+        let values = [0.0f64, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 5.0, 10.0, 100.0];
+        let df = df!("g" => values).unwrap();
+        let mut tab = TabPreprocessor::new(&[], &["g"]).quantize("g", Quantization::Bins(5));
+        let data = tab.fit_transform(&df).unwrap();
+        // positions: 0 -> 0; 1.8 -> 0; 3.6 -> 0; 5.4 -> 0 + 0.4 * 1 = 0.4; 7.2 -> 5 + 0.2 * 5 = 6;
+        // 9 -> 100. Merged: [0, 0.4, 6, 100] -> 3 bins.
+        let edges = tab.bin_edges("g").unwrap();
+        let expected = [0.0, 0.4, 6.0, 100.0];
+        for (g, e) in edges.iter().zip(expected) {
+            assert!((g - e).abs() < 1e-12, "{edges:?}");
+        }
+        assert_eq!(edges.len(), 4);
+        assert_eq!(
+            data.cat.column(0).to_vec(),
+            vec![1, 1, 1, 1, 1, 1, 2, 2, 3, 3]
+        );
+        assert_eq!(tab.meta().unwrap().cat[0].cardinality, 4);
+        assert_eq!(data.cont.shape(), &[10, 0]);
+        // A constant column gets one bin.
+        let df = df!("c" => [2.0f64, 2.0, 2.0]).unwrap();
+        let mut tab = TabPreprocessor::new(&[], &["c"]).quantize("c", Quantization::Bins(4));
+        let data = tab.fit_transform(&df).unwrap();
+        assert_eq!(data.cat.column(0).to_vec(), vec![1, 1, 1]);
+        assert_eq!(tab.meta().unwrap().cat[0].cardinality, 2);
+    }
+
+    #[test]
+    fn explicit_edges_follow_the_categorical_columns() {
+        let mut tab = TabPreprocessor::new(&["color"], &["x", "n"])
+            .quantize("n", Quantization::Edges(vec![0.0, 3.0, 5.0, 10.0]))
+            .embed_dim_for("n", 2)
+            .missing_indicator(true);
+        let data = tab.fit_transform(&small()).unwrap();
+        // n = [2, 4, 4, 4, 6]: (-inf, 3] -> 1, (3, 5] -> 2, (5, inf) -> 3.
+        assert_eq!(data.cat, array![[3, 1], [1, 2], [0, 2], [3, 2], [2, 3]]);
+        let meta = tab.meta().unwrap();
+        let names: Vec<_> = meta
+            .cat
+            .iter()
+            .map(|c| (c.name.as_str(), c.cardinality, c.embed_dim))
+            .collect();
+        assert_eq!(names, vec![("color", 4, 3), ("n", 4, 2)]);
+        assert_eq!(meta.cont, vec!["x", "x_missing"]);
+        assert_eq!(data.cont.shape(), &[5, 2]);
+        assert_eq!(tab.bin_edges("n").unwrap(), &[0.0, 3.0, 5.0, 10.0]);
+        // Back: the quantized column is the midpoint of its bin, in configuration order.
+        let back = tab.inverse_transform(&data).unwrap();
+        let names: Vec<&str> = back.get_column_names().iter().map(|n| n.as_str()).collect();
+        assert_eq!(names, vec!["color", "x", "n"]);
+        let n: Vec<Option<f64>> = back.column("n").unwrap().f64().unwrap().iter().collect();
+        assert_eq!(
+            n,
+            vec![Some(1.5), Some(4.0), Some(4.0), Some(4.0), Some(7.5)]
+        );
+        // Save and load keep the edges.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tab.json");
+        tab.save(&path).unwrap();
+        let loaded = TabPreprocessor::load(&path).unwrap();
+        assert_eq!(loaded, tab);
+        assert_eq!(loaded.transform(&small()).unwrap(), data);
+    }
+
+    #[test]
+    fn bad_quantization_is_a_typed_error_naming_the_column() {
+        let df = small();
+        let cases = [
+            ("x", Quantization::Edges(vec![0.0, 2.0, 2.0])),
+            ("x", Quantization::Edges(vec![3.0, 1.0])),
+            ("x", Quantization::Edges(vec![1.0])),
+            ("x", Quantization::Edges(vec![0.0, f64::NAN])),
+            ("x", Quantization::Bins(1)),
+            ("color", Quantization::Bins(3)),
+        ];
+        for (col, q) in cases {
+            let err = TabPreprocessor::new(&["color"], &["x"])
+                .quantize(col, q.clone())
+                .fit(&df)
+                .unwrap_err();
+            assert!(
+                matches!(err, PreprocessingError::InvalidConfig { ref field, ref reason }
+                    if field == "quantize" && reason.contains(&format!("`{col}`"))),
+                "{q:?}: {err}"
+            );
+        }
+        let err = TabPreprocessor::new(&[], &["x"])
+            .quantize("x", Quantization::Bins(2))
+            .scaling(Scaling::Columns(vec!["x".into()]))
+            .fit(&df)
+            .unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::InvalidConfig { ref field, .. } if field == "scaling")
+        );
+        let nulls = df!("f" => [None::<f64>, Some(f64::NAN)]).unwrap();
+        let err = TabPreprocessor::new(&[], &["f"])
+            .quantize("f", Quantization::Bins(2))
+            .fit(&nulls)
+            .unwrap_err();
+        assert!(matches!(err, PreprocessingError::AllNull { ref column } if column == "f"));
+        let mut tab = TabPreprocessor::new(&[], &["x"]).quantize("x", Quantization::Bins(2));
+        tab.fit(&df).unwrap();
+        let inf = df!("x" => [1.0f64, f64::INFINITY]).unwrap();
+        assert!(matches!(
+            tab.transform(&inf).unwrap_err(),
+            PreprocessingError::NonFinite { ref column, row: 1, .. } if column == "x"
+        ));
     }
 }

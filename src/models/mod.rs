@@ -15,7 +15,10 @@ pub use image::{
     Backbone, BackboneConfig, ImageBackbone, ImageInput, ImageModelConfig, SmallCnn, SmallCnnConfig,
 };
 pub use mlp::{Activation, Mlp, MlpConfig};
-pub use tabular::{ContNorm, TabMlp, TabMlpConfig, TabModelConfig};
+pub use tabular::{
+    ContNorm, MaskType, TabMlp, TabMlpConfig, TabModelConfig, TabNet, TabNetConfig, TabResnet,
+    TabResnetConfig,
+};
 pub use text::{
     AttentiveRnn, AttentiveRnnConfig, BasicRnn, BasicRnnConfig, Bert, BertConfig, BertParams,
     BertPooling, RnnPooling, RnnType, StackedAttentiveRnn, StackedAttentiveRnnConfig, TextInput,

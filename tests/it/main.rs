@@ -8,3 +8,4 @@ mod pipeline_io;
 mod readme;
 mod reproducibility;
 mod text_image;
+mod zoo_other;

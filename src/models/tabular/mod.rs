@@ -1,9 +1,15 @@
 //! Deep models over the tabular input (categorical indices + continuous values).
 pub mod embeddings;
+pub mod tab2vec;
 pub mod tab_mlp;
+pub mod tab_resnet;
+pub mod tabnet;
 
 pub use embeddings::{ContNorm, TabEmbeddings};
+pub use tab2vec::Tab2Vec;
 pub use tab_mlp::{TabMlp, TabMlpConfig};
+pub use tab_resnet::{TabResnet, TabResnetConfig};
+pub use tabnet::{entmax15, sparsemax, MaskType, TabNet, TabNetConfig};
 
 use crate::error::Result;
 use crate::models::Component;
@@ -15,6 +21,8 @@ use tch::nn;
 #[serde(tag = "model", rename_all = "snake_case")]
 pub enum TabModelConfig {
     TabMlp(TabMlpConfig),
+    TabResnet(TabResnetConfig),
+    TabNet(TabNetConfig),
 }
 
 impl TabModelConfig {
@@ -22,6 +30,8 @@ impl TabModelConfig {
     pub fn build(&self, path: &nn::Path) -> Result<Box<dyn Component>> {
         Ok(match self {
             TabModelConfig::TabMlp(c) => Box::new(c.build(path)?),
+            TabModelConfig::TabResnet(c) => Box::new(c.build(path)?),
+            TabModelConfig::TabNet(c) => Box::new(c.build(path)?),
         })
     }
 }
@@ -29,5 +39,17 @@ impl TabModelConfig {
 impl From<TabMlpConfig> for TabModelConfig {
     fn from(c: TabMlpConfig) -> Self {
         TabModelConfig::TabMlp(c)
+    }
+}
+
+impl From<TabResnetConfig> for TabModelConfig {
+    fn from(c: TabResnetConfig) -> Self {
+        TabModelConfig::TabResnet(c)
+    }
+}
+
+impl From<TabNetConfig> for TabModelConfig {
+    fn from(c: TabNetConfig) -> Self {
+        TabModelConfig::TabNet(c)
     }
 }

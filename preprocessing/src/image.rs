@@ -245,7 +245,7 @@ impl ImagePreprocessor {
             Normalization::Custom { mean, std } => (*mean, *std, None),
             Normalization::None => ([0.0; 3], [1.0; 3], None),
             Normalization::Fitted => {
-                let batch = self.decode_u8(&raws, 0..raws.len())?;
+                let batch = self.decode_u8(&raws, 0..raws.len(), true)?;
                 let ok = batch.failed.iter().filter(|&&f| !f).count();
                 if ok == 0 {
                     return Err(PreprocessingError::all_null(&self.img_col));
@@ -394,7 +394,7 @@ impl ImagePreprocessor {
         range: std::ops::Range<usize>,
         stats: &ImageFitted,
     ) -> Result<ImageData> {
-        Ok(self.to_f32(&self.decode_u8(raws, range)?, stats))
+        Ok(self.to_f32(&self.decode_u8(raws, range, false)?, stats))
     }
 
     /// Phase 1, in parallel: decode, resize and crop rows `range` into RGB bytes
@@ -403,6 +403,7 @@ impl ImagePreprocessor {
         &self,
         raws: &R,
         range: std::ops::Range<usize>,
+        with_stats: bool,
     ) -> Result<U8Batch> {
         let (w, h) = (self.width as usize, self.height as usize);
         let size = 3 * w * h;
@@ -417,6 +418,9 @@ impl ImagePreprocessor {
                 resize_crop_into(&img, out, w, h, self.filter);
                 let mut sum = [0u64; 3];
                 let mut sq = [0u64; 3];
+                if !with_stats {
+                    return Ok((sum, sq));
+                }
                 for px in out.chunks_exact(3) {
                     for c in 0..3 {
                         let v = px[c] as u64;
@@ -582,6 +586,8 @@ impl RawSlice for OwnedRaws {
     }
 }
 
+type TapsKey = (usize, usize, usize, usize, Filter);
+
 /// The contributions of source pixels to one output coordinate.
 struct Taps {
     start: usize,
@@ -672,8 +678,27 @@ fn resize_crop_into(img: &Pixels, out: &mut [u8], w: usize, h: usize, filter: Fi
     let scale = (w as f64 / iw as f64).max(h as f64 / ih as f64);
     let (span_x, span_y) = (w as f64 / scale, h as f64 / scale);
     let (off_x, off_y) = ((iw as f64 - span_x) / 2.0, (ih as f64 - span_y) / 2.0);
-    let tx = taps(iw, off_x, span_x, w, filter);
-    let ty = taps(ih, off_y, span_y, h, filter);
+    // images of one data set mostly share a size: reuse the taps of the previous image
+    thread_local! {
+        static TAPS: std::cell::RefCell<Option<(TapsKey, std::rc::Rc<(Vec<Taps>, Vec<Taps>)>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let key: TapsKey = (iw, ih, w, h, filter);
+    let both = TAPS.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        match &*cell {
+            Some((k, t)) if *k == key => t.clone(),
+            _ => {
+                let t = std::rc::Rc::new((
+                    taps(iw, off_x, span_x, w, filter),
+                    taps(ih, off_y, span_y, h, filter),
+                ));
+                *cell = Some((key, t.clone()));
+                t
+            }
+        }
+    });
+    let (tx, ty) = (&both.0, &both.1);
     let row_lo = ty.iter().map(|t| t.start).min().unwrap_or(0);
     let row_hi = ty
         .iter()
@@ -709,11 +734,11 @@ fn resize_crop_into(img: &Pixels, out: &mut [u8], w: usize, h: usize, filter: Fi
         let dst = &mut out[y * w * 3..(y + 1) * w * 3];
         if ch == 3 {
             for (d, &a) in dst.iter_mut().zip(&acc) {
-                *d = a.round().clamp(0.0, 255.0) as u8;
+                *d = (a + 0.5).clamp(0.0, 255.0) as u8; // round half up
             }
         } else {
             for (px, &a) in dst.chunks_exact_mut(3).zip(&acc) {
-                let v = a.round().clamp(0.0, 255.0) as u8;
+                let v = (a + 0.5).clamp(0.0, 255.0) as u8;
                 px.copy_from_slice(&[v, v, v]);
             }
         }

@@ -278,6 +278,19 @@ impl ImagePreprocessor {
         Ok(data)
     }
 
+    /// Decoding, resizing and cropping only: RGB bytes `[n_rows, height, width, 3]` (HWC, not
+    /// normalised; needs no `fit`) and the number of zero images of failed rows
+    /// ([`OnError::Zero`]). A compact form for caching or for other tools.
+    pub fn decode_resize(&self, df: &DataFrame) -> Result<(ndarray::Array4<u8>, usize)> {
+        self.validate()?;
+        let raws = self.raws(df)?;
+        let batch = self.decode_u8(&raws, 0..raws.len(), false)?;
+        let n_failed = batch.failed.iter().filter(|&&f| f).count();
+        let shape = (raws.len(), self.height as usize, self.width as usize, 3);
+        let pixels = ndarray::Array4::from_shape_vec(shape, batch.data).expect("sized above");
+        Ok((pixels, n_failed))
+    }
+
     /// [`fit`](Self::fit) then [`transform`](Self::transform), decoding each image once.
     pub fn fit_transform(&mut self, df: &DataFrame) -> Result<ImageData> {
         match self.fit_inner(df, true)? {
@@ -815,6 +828,9 @@ mod tests {
         let mut p = ImagePreprocessor::from_bytes("img")
             .size(4, 4)
             .normalization(Normalization::None);
+        let (raw, _) = p.decode_resize(&df).unwrap();
+        assert_eq!(raw.shape(), &[1, 4, 4, 3]);
+        assert_eq!(raw[[0, 0, 0, 0]], 40); // column 1 of the source
         let d = p.fit_transform(&df).unwrap();
         assert_eq!(d.pixels.shape(), &[1, 3, 4, 4]);
         // columns 1..5 of the 6-wide image

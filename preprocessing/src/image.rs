@@ -4,8 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use image::imageops::{self, FilterType};
-use image::RgbImage;
+use image::DynamicImage;
 use ndarray::Array4;
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -67,17 +66,6 @@ pub enum Filter {
     Triangle,
     CatmullRom,
     Lanczos3,
-}
-
-impl Filter {
-    fn to_image(self) -> FilterType {
-        match self {
-            Filter::Nearest => FilterType::Nearest,
-            Filter::Triangle => FilterType::Triangle,
-            Filter::CatmullRom => FilterType::CatmullRom,
-            Filter::Lanczos3 => FilterType::Lanczos3,
-        }
-    }
 }
 
 /// Output of [`ImagePreprocessor::transform`] (or one batch of [`ImageBatches`]).
@@ -257,49 +245,26 @@ impl ImagePreprocessor {
             Normalization::Custom { mean, std } => (*mean, *std, None),
             Normalization::None => ([0.0; 3], [1.0; 3], None),
             Normalization::Fitted => {
-                let unit = ImageFitted {
-                    mean: [0.0; 3],
-                    std: [1.0; 3],
-                };
-                let (data, failed) = self.decode_rows(&raws, 0..raws.len(), &unit)?;
-                let plane = (self.width * self.height) as usize;
-                let ok = data.pixels.shape()[0] - data.n_failed;
+                let batch = self.decode_u8(&raws, 0..raws.len(), true)?;
+                let ok = batch.failed.iter().filter(|&&f| !f).count();
                 if ok == 0 {
                     return Err(PreprocessingError::all_null(&self.img_col));
                 }
-                let mut sum = [0f64; 3];
-                let mut sq = [0f64; 3];
-                for img in data.pixels.as_slice().expect("standard").chunks(3 * plane) {
-                    for c in 0..3 {
-                        for &v in &img[c * plane..(c + 1) * plane] {
-                            sum[c] += v as f64;
-                            sq[c] += (v as f64) * (v as f64);
-                        }
-                    }
-                }
-                // zero images of failed rows add nothing to the sums; divide by the good ones
-                let n = (ok * plane) as f64;
+                let n = (ok * (self.width * self.height) as usize) as f64 * 255.0;
                 let mut mean = [0f32; 3];
                 let mut std = [0f32; 3];
                 for c in 0..3 {
-                    let m = sum[c] / n;
+                    let m = batch.sum[c] as f64 / n;
+                    let sq = batch.sq[c] as f64 / (n * 255.0);
                     mean[c] = m as f32;
-                    let s = (sq[c] / n - m * m).max(0.0).sqrt();
+                    let s = (sq - m * m).max(0.0).sqrt();
                     std[c] = if s > 1e-6 { s as f32 } else { 1.0 };
                 }
-                (mean, std, keep.then_some((data, failed)))
+                (mean, std, keep.then_some(batch))
             }
         };
         let fitted = ImageFitted { mean, std };
-        let kept = kept.map(|(mut data, failed)| {
-            normalize_in_place(
-                &mut data,
-                &failed,
-                &fitted,
-                (self.width * self.height) as usize,
-            );
-            data
-        });
+        let kept = kept.map(|batch| self.to_f32(&batch, &fitted));
         self.fitted = Some(fitted);
         Ok(kept)
     }
@@ -311,6 +276,19 @@ impl ImagePreprocessor {
         let data = self.decode_range(&raws, 0..raws.len(), fitted)?;
         self.warn(&data, raws.len());
         Ok(data)
+    }
+
+    /// Decoding, resizing and cropping only: RGB bytes `[n_rows, height, width, 3]` (HWC, not
+    /// normalised; needs no `fit`) and the number of zero images of failed rows
+    /// ([`OnError::Zero`]). A compact form for caching or for other tools.
+    pub fn decode_resize(&self, df: &DataFrame) -> Result<(ndarray::Array4<u8>, usize)> {
+        self.validate()?;
+        let raws = self.raws(df)?;
+        let batch = self.decode_u8(&raws, 0..raws.len(), false)?;
+        let n_failed = batch.failed.iter().filter(|&&f| f).count();
+        let shape = (raws.len(), self.height as usize, self.width as usize, 3);
+        let pixels = ndarray::Array4::from_shape_vec(shape, batch.data).expect("sized above");
+        Ok((pixels, n_failed))
     }
 
     /// [`fit`](Self::fit) then [`transform`](Self::transform), decoding each image once.
@@ -429,46 +407,104 @@ impl ImagePreprocessor {
         range: std::ops::Range<usize>,
         stats: &ImageFitted,
     ) -> Result<ImageData> {
-        Ok(self.decode_rows(raws, range, stats)?.0)
+        Ok(self.to_f32(&self.decode_u8(raws, range, false)?, stats))
     }
 
-    /// Decodes rows `range`; also returns which rows failed (and are zero images).
-    fn decode_rows<R: RawSlice + ?Sized>(
+    /// Phase 1, in parallel: decode, resize and crop rows `range` into RGB bytes
+    /// `[n, height, width, 3]`, with per-channel sums for fitting.
+    fn decode_u8<R: RawSlice + ?Sized>(
         &self,
         raws: &R,
         range: std::ops::Range<usize>,
-        stats: &ImageFitted,
-    ) -> Result<(ImageData, Vec<bool>)> {
+        with_stats: bool,
+    ) -> Result<U8Batch> {
         let (w, h) = (self.width as usize, self.height as usize);
-        let plane = w * h;
+        let size = 3 * w * h;
         let n = range.len();
-        let mut pixels = Array4::<f32>::zeros((n, 3, h, w));
-        let slice = pixels.as_slice_mut().expect("standard layout");
-        let results: Vec<std::result::Result<(), PreprocessingError>> = slice
-            .par_chunks_mut(3 * plane)
+        let mut data = vec![0u8; n * size];
+        let results: Vec<Result<([u64; 3], [u64; 3])>> = data
+            .par_chunks_mut(size.max(1))
             .enumerate()
             .map(|(i, out)| {
                 let row = range.start + i;
                 let img = self.decode_one(raws.raw(row), row)?;
-                write_normalized(&img, out, plane, stats);
-                Ok(())
+                resize_crop_into(&img, out, w, h, self.filter);
+                let mut sum = [0u64; 3];
+                let mut sq = [0u64; 3];
+                if !with_stats {
+                    return Ok((sum, sq));
+                }
+                for px in out.chunks_exact(3) {
+                    for c in 0..3 {
+                        let v = px[c] as u64;
+                        sum[c] += v;
+                        sq[c] += v * v;
+                    }
+                }
+                Ok((sum, sq))
             })
             .collect();
         let mut failed = vec![false; n];
+        let (mut sum, mut sq) = ([0u64; 3], [0u64; 3]);
         for (i, r) in results.into_iter().enumerate() {
-            if let Err(e) = r {
-                match self.on_error {
+            match r {
+                Ok((s1, s2)) => {
+                    for c in 0..3 {
+                        sum[c] += s1[c];
+                        sq[c] += s2[c];
+                    }
+                }
+                Err(e) => match self.on_error {
                     OnError::Fail => return Err(e),
                     OnError::Zero => failed[i] = true,
-                }
+                },
             }
         }
-        let n_failed = failed.iter().filter(|&&f| f).count();
-        Ok((ImageData { pixels, n_failed }, failed))
+        Ok(U8Batch {
+            data,
+            failed,
+            sum,
+            sq,
+        })
     }
 
-    /// Decodes, converts to RGB, resizes (aspect kept, covering) and centre crops one image.
-    fn decode_one(&self, raw: Raw<'_>, row: usize) -> Result<RgbImage> {
+    /// Phase 2, in parallel: RGB bytes → normalised planar `f32` (through a lookup table per
+    /// channel); failed rows stay zero.
+    fn to_f32(&self, batch: &U8Batch, stats: &ImageFitted) -> ImageData {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let plane = w * h;
+        let n = batch.failed.len();
+        let lut: [[f32; 256]; 3] = std::array::from_fn(|c| {
+            std::array::from_fn(|v| (v as f32 / 255.0 - stats.mean[c]) / stats.std[c])
+        });
+        let mut pixels = Array4::<f32>::zeros((n, 3, h, w));
+        if plane > 0 {
+            let slice = pixels.as_slice_mut().expect("standard layout");
+            slice
+                .par_chunks_mut(3 * plane)
+                .zip(batch.data.par_chunks(3 * plane))
+                .zip(batch.failed.par_iter())
+                .for_each(|((out, src), &failed)| {
+                    if failed {
+                        return;
+                    }
+                    let (r, rest) = out.split_at_mut(plane);
+                    let (g, b) = rest.split_at_mut(plane);
+                    for (i, px) in src.chunks_exact(3).enumerate() {
+                        r[i] = lut[0][px[0] as usize];
+                        g[i] = lut[1][px[1] as usize];
+                        b[i] = lut[2][px[2] as usize];
+                    }
+                });
+        }
+        ImageData {
+            pixels,
+            n_failed: batch.failed.iter().filter(|&&f| f).count(),
+        }
+    }
+
+    /// Decodes one image into 8-bit gray or RGB.
+    fn decode_one(&self, raw: Raw<'_>, row: usize) -> Result<Pixels> {
         let img = match raw {
             Raw::Null => {
                 return Err(PreprocessingError::NullValue {
@@ -494,14 +530,52 @@ impl ImagePreprocessor {
                 })?
             }
         };
-        let img = img.to_rgb8();
-        Ok(resize_crop(
-            &img,
-            self.width,
-            self.height,
-            self.filter.to_image(),
-        ))
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        Ok(match img {
+            DynamicImage::ImageLuma8(g) => Pixels {
+                data: g.into_raw(),
+                w,
+                h,
+                channels: 1,
+            },
+            DynamicImage::ImageLumaA8(_) | DynamicImage::ImageLuma16(_) => Pixels {
+                data: img.to_luma8().into_raw(),
+                w,
+                h,
+                channels: 1,
+            },
+            DynamicImage::ImageRgb8(rgb) => Pixels {
+                data: rgb.into_raw(),
+                w,
+                h,
+                channels: 3,
+            },
+            other => Pixels {
+                data: other.to_rgb8().into_raw(),
+                w,
+                h,
+                channels: 3,
+            },
+        })
     }
+}
+
+/// Decoded RGB bytes of a batch (phase 1).
+struct U8Batch {
+    /// `[n, height, width, 3]`.
+    data: Vec<u8>,
+    failed: Vec<bool>,
+    /// Per-channel sums of the values and their squares over the good rows.
+    sum: [u64; 3],
+    sq: [u64; 3],
+}
+
+/// A decoded 8-bit image, gray (`channels` 1) or RGB (3), row-major interleaved.
+struct Pixels {
+    data: Vec<u8>,
+    w: usize,
+    h: usize,
+    channels: usize,
 }
 
 /// Row access shared by borrowed and owned raw inputs.
@@ -525,58 +599,165 @@ impl RawSlice for OwnedRaws {
     }
 }
 
-/// Scales `img` so that it covers `w × h` with its aspect ratio kept, then centre crops. Only
-/// the source region that survives the crop is resampled.
-fn resize_crop(img: &RgbImage, w: u32, h: u32, filter: FilterType) -> RgbImage {
-    let (iw, ih) = img.dimensions();
-    if (iw, ih) == (w, h) {
-        return img.clone();
+type TapsKey = (usize, usize, usize, usize, Filter);
+/// Horizontal and vertical taps of one resize.
+type SharedTaps = std::rc::Rc<(Vec<Taps>, Vec<Taps>)>;
+
+/// The contributions of source pixels to one output coordinate.
+struct Taps {
+    start: usize,
+    weights: Vec<f32>,
+}
+
+fn kernel(filter: Filter, x: f64) -> f64 {
+    let x = x.abs();
+    match filter {
+        Filter::Nearest => f64::from(x < 0.5),
+        Filter::Triangle => (1.0 - x).max(0.0),
+        Filter::CatmullRom => {
+            if x < 1.0 {
+                1.5 * x * x * x - 2.5 * x * x + 1.0
+            } else if x < 2.0 {
+                -0.5 * x * x * x + 2.5 * x * x - 4.0 * x + 2.0
+            } else {
+                0.0
+            }
+        }
+        Filter::Lanczos3 => {
+            if x < 1e-9 {
+                1.0
+            } else if x < 3.0 {
+                let px = std::f64::consts::PI * x;
+                3.0 * px.sin() * (px / 3.0).sin() / (px * px)
+            } else {
+                0.0
+            }
+        }
+    }
+}
+
+/// Taps for `out_len` outputs covering source positions `offset .. offset + span` of a
+/// `src_len`-pixel axis. Downscaling widens the kernel (antialiasing).
+fn taps(src_len: usize, offset: f64, span: f64, out_len: usize, filter: Filter) -> Vec<Taps> {
+    let ratio = span / out_len as f64;
+    let stretch = ratio.max(1.0);
+    let support = match filter {
+        Filter::Nearest => 0.5,
+        Filter::Triangle => 1.0,
+        Filter::CatmullRom => 2.0,
+        Filter::Lanczos3 => 3.0,
+    } * stretch;
+    (0..out_len)
+        .map(|o| {
+            let centre = offset + (o as f64 + 0.5) * ratio;
+            if filter == Filter::Nearest && stretch == 1.0 {
+                let i = (centre.floor() as usize).min(src_len - 1);
+                return Taps {
+                    start: i,
+                    weights: vec![1.0],
+                };
+            }
+            let lo = ((centre - support).floor().max(0.0)) as usize;
+            let hi = ((centre + support).ceil() as usize).min(src_len);
+            let mut w: Vec<f64> = (lo..hi)
+                .map(|i| kernel(filter, (i as f64 + 0.5 - centre) / stretch))
+                .collect();
+            let total: f64 = w.iter().sum();
+            if total.abs() < 1e-12 {
+                let i = (centre.floor().max(0.0) as usize).min(src_len - 1);
+                return Taps {
+                    start: i,
+                    weights: vec![1.0],
+                };
+            }
+            w.iter_mut().for_each(|v| *v /= total);
+            // trim zero weights at both ends
+            let first = w.iter().position(|v| v.abs() > 1e-9).unwrap_or(0);
+            let last = w.iter().rposition(|v| v.abs() > 1e-9).unwrap_or(0);
+            Taps {
+                start: lo + first,
+                weights: w[first..=last].iter().map(|&v| v as f32).collect(),
+            }
+        })
+        .collect()
+}
+
+/// Scales `img` so that it covers `w × h` with its aspect ratio kept, centre crops, and writes
+/// RGB bytes `[h, w, 3]` into `out` (a separable resampler over the cropped region only; gray
+/// images are expanded to three equal channels).
+fn resize_crop_into(img: &Pixels, out: &mut [u8], w: usize, h: usize, filter: Filter) {
+    let (iw, ih, ch) = (img.w, img.h, img.channels);
+    if iw == 0 || ih == 0 || w == 0 || h == 0 {
+        return;
     }
     let scale = (w as f64 / iw as f64).max(h as f64 / ih as f64);
-    let cw = ((w as f64 / scale).round() as u32).clamp(1, iw);
-    let ch = ((h as f64 / scale).round() as u32).clamp(1, ih);
-    let x0 = (iw - cw) / 2;
-    let y0 = (ih - ch) / 2;
-    if (cw, ch) == (w, h) {
-        return imageops::crop_imm(img, x0, y0, w, h).to_image();
+    let (span_x, span_y) = (w as f64 / scale, h as f64 / scale);
+    let (off_x, off_y) = ((iw as f64 - span_x) / 2.0, (ih as f64 - span_y) / 2.0);
+    // images of one data set mostly share a size: reuse the taps of the previous image
+    thread_local! {
+        static TAPS: std::cell::RefCell<Option<(TapsKey, SharedTaps)>> =
+            const { std::cell::RefCell::new(None) };
     }
-    if (x0, y0, cw, ch) == (0, 0, iw, ih) {
-        return imageops::resize(img, w, h, filter);
-    }
-    let view = imageops::crop_imm(img, x0, y0, cw, ch).to_image();
-    imageops::resize(&view, w, h, filter)
-}
-
-/// Writes `img` as planar RGB `(x / 255 − mean) / std` into `out` (`3 * plane` values).
-fn write_normalized(img: &RgbImage, out: &mut [f32], plane: usize, stats: &ImageFitted) {
-    let (r, rest) = out.split_at_mut(plane);
-    let (g, b) = rest.split_at_mut(plane);
-    let scale: [f32; 3] = std::array::from_fn(|c| 1.0 / (255.0 * stats.std[c]));
-    let shift: [f32; 3] = std::array::from_fn(|c| stats.mean[c] / stats.std[c]);
-    for (i, px) in img.as_raw().chunks_exact(3).enumerate() {
-        r[i] = px[0] as f32 * scale[0] - shift[0];
-        g[i] = px[1] as f32 * scale[1] - shift[1];
-        b[i] = px[2] as f32 * scale[2] - shift[2];
-    }
-}
-
-/// Normalises `[0, 1]` pixels in place; rows that failed stay zero.
-fn normalize_in_place(data: &mut ImageData, failed: &[bool], stats: &ImageFitted, plane: usize) {
-    let slice = data.pixels.as_slice_mut().expect("standard layout");
-    slice
-        .par_chunks_mut(3 * plane)
-        .zip(failed)
-        .for_each(|(img, &failed)| {
-            if failed {
-                return;
+    let key: TapsKey = (iw, ih, w, h, filter);
+    let both = TAPS.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        match &*cell {
+            Some((k, t)) if *k == key => t.clone(),
+            _ => {
+                let t = std::rc::Rc::new((
+                    taps(iw, off_x, span_x, w, filter),
+                    taps(ih, off_y, span_y, h, filter),
+                ));
+                *cell = Some((key, t.clone()));
+                t
             }
-            for c in 0..3 {
-                let (m, s) = (stats.mean[c], stats.std[c]);
-                img[c * plane..(c + 1) * plane]
-                    .iter_mut()
-                    .for_each(|v| *v = (*v - m) / s);
+        }
+    });
+    let (tx, ty) = (&both.0, &both.1);
+    let row_lo = ty.iter().map(|t| t.start).min().unwrap_or(0);
+    let row_hi = ty
+        .iter()
+        .map(|t| t.start + t.weights.len())
+        .max()
+        .unwrap_or(0);
+    // horizontal pass over the source rows that the vertical taps read: [rows, w, ch]
+    let mut tmp = vec![0f32; (row_hi - row_lo) * w * ch];
+    for (r, y) in (row_lo..row_hi).enumerate() {
+        let src = &img.data[y * iw * ch..(y + 1) * iw * ch];
+        let dst = &mut tmp[r * w * ch..(r + 1) * w * ch];
+        for (x, t) in tx.iter().enumerate() {
+            for c in 0..ch {
+                let mut acc = 0f32;
+                for (k, &wt) in t.weights.iter().enumerate() {
+                    acc += wt * src[(t.start + k) * ch + c] as f32;
+                }
+                dst[x * ch + c] = acc;
             }
-        });
+        }
+    }
+    // vertical pass into RGB bytes
+    let mut acc = vec![0f32; w * ch];
+    for (y, t) in ty.iter().enumerate() {
+        acc.iter_mut().for_each(|a| *a = 0.0);
+        for (k, &wt) in t.weights.iter().enumerate() {
+            let r = t.start + k - row_lo;
+            let src = &tmp[r * w * ch..(r + 1) * w * ch];
+            for (a, &v) in acc.iter_mut().zip(src) {
+                *a += wt * v;
+            }
+        }
+        let dst = &mut out[y * w * 3..(y + 1) * w * 3];
+        if ch == 3 {
+            for (d, &a) in dst.iter_mut().zip(&acc) {
+                *d = (a + 0.5).clamp(0.0, 255.0) as u8; // round half up
+            }
+        } else {
+            for (px, &a) in dst.chunks_exact_mut(3).zip(&acc) {
+                let v = (a + 0.5).clamp(0.0, 255.0) as u8;
+                px.copy_from_slice(&[v, v, v]);
+            }
+        }
+    }
 }
 
 /// Batches of decoded images from [`ImagePreprocessor::batches`], in row order.
@@ -622,7 +803,7 @@ impl Drop for ImageBatches {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use image::{GrayImage, ImageFormat, Luma, Rgb};
+    use image::{GrayImage, ImageFormat, Luma, Rgb, RgbImage};
     use std::io::Cursor;
 
     fn png(img: &image::DynamicImage) -> Vec<u8> {
@@ -649,6 +830,9 @@ mod tests {
         let mut p = ImagePreprocessor::from_bytes("img")
             .size(4, 4)
             .normalization(Normalization::None);
+        let (raw, _) = p.decode_resize(&df).unwrap();
+        assert_eq!(raw.shape(), &[1, 4, 4, 3]);
+        assert_eq!(raw[[0, 0, 0, 0]], 40); // column 1 of the source
         let d = p.fit_transform(&df).unwrap();
         assert_eq!(d.pixels.shape(), &[1, 3, 4, 4]);
         // columns 1..5 of the 6-wide image

@@ -7,15 +7,19 @@ use std::sync::Arc;
 
 use ndarray::Array2;
 use polars::prelude::*;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokenizers::models::bpe::{BpeTrainer, BPE};
-use tokenizers::models::wordlevel::{WordLevel, WordLevelTrainer};
+use tokenizers::models::wordlevel::WordLevel;
 use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
 use tokenizers::models::TrainerWrapper;
 use tokenizers::normalizers::{Lowercase, Sequence, StripAccents, NFC, NFD};
 use tokenizers::pre_tokenizers::whitespace::Whitespace;
 use tokenizers::utils::truncation::{TruncationDirection, TruncationParams, TruncationStrategy};
-use tokenizers::{AddedToken, NormalizerWrapper, Tokenizer};
+use tokenizers::{
+    AddedToken, NormalizedString, Normalizer, NormalizerWrapper, OffsetReferential, OffsetType,
+    PreTokenizedString, PreTokenizer, Tokenizer,
+};
 
 use crate::column;
 use crate::error::{PreprocessingError, Result};
@@ -134,6 +138,9 @@ struct TextFitted {
     /// values live in the model's weights.
     #[serde(skip)]
     embedding_matrix: Option<Arc<Array2<f32>>>,
+    /// Word → id of a word-level vocabulary, for the fast path (rebuilt after loading).
+    #[serde(skip)]
+    word_ids: std::sync::OnceLock<HashMap<String, u32>>,
 }
 
 impl PartialEq for TextPreprocessor {
@@ -288,66 +295,58 @@ impl TextPreprocessor {
                 if texts.iter().all(Option::is_none) {
                     return Err(PreprocessingError::all_null(&self.text_col));
                 }
-                let (mut tokenizer, mut trainer) = match *trained {
-                    Vocab::Word {
-                        min_freq,
-                        max_vocab,
-                    } => {
-                        let model = WordLevel::builder()
-                            .unk_token(UNK_TOKEN.into())
-                            .build()
-                            .map_err(tok_err)?;
-                        let trainer = WordLevelTrainer::builder()
-                            .min_frequency(min_freq)
-                            .vocab_size(max_vocab)
-                            .show_progress(false)
-                            .special_tokens(specials())
-                            .build()
-                            .map_err(tok_err)?;
-                        (Tokenizer::new(model), TrainerWrapper::from(trainer))
+                if let Vocab::Word {
+                    min_freq,
+                    max_vocab,
+                } = *trained
+                {
+                    self.word_tokenizer(&texts, min_freq, max_vocab)?
+                } else {
+                    let (mut tokenizer, mut trainer) = match *trained {
+                        Vocab::Word { .. } => unreachable!("handled above"),
+                        Vocab::WordPiece {
+                            min_freq,
+                            vocab_size,
+                        } => {
+                            let model = WordPiece::builder()
+                                .unk_token(UNK_TOKEN.into())
+                                .build()
+                                .map_err(tok_err)?;
+                            let trainer = WordPieceTrainer::builder()
+                                .min_frequency(min_freq)
+                                .vocab_size(vocab_size)
+                                .show_progress(false)
+                                .special_tokens(specials())
+                                .build();
+                            (Tokenizer::new(model), TrainerWrapper::from(trainer))
+                        }
+                        Vocab::Bpe {
+                            min_freq,
+                            vocab_size,
+                        } => {
+                            let model = BPE::builder()
+                                .unk_token(UNK_TOKEN.into())
+                                .build()
+                                .map_err(tok_err)?;
+                            let trainer = BpeTrainer::builder()
+                                .min_frequency(min_freq)
+                                .vocab_size(vocab_size)
+                                .show_progress(false)
+                                .special_tokens(specials())
+                                .build();
+                            (Tokenizer::new(model), TrainerWrapper::from(trainer))
+                        }
+                        Vocab::Pretrained { .. } => unreachable!("handled above"),
+                    };
+                    if let Some(n) = self.normalizer() {
+                        tokenizer.with_normalizer(Some(n));
                     }
-                    Vocab::WordPiece {
-                        min_freq,
-                        vocab_size,
-                    } => {
-                        let model = WordPiece::builder()
-                            .unk_token(UNK_TOKEN.into())
-                            .build()
-                            .map_err(tok_err)?;
-                        let trainer = WordPieceTrainer::builder()
-                            .min_frequency(min_freq)
-                            .vocab_size(vocab_size)
-                            .show_progress(false)
-                            .special_tokens(specials())
-                            .build();
-                        (Tokenizer::new(model), TrainerWrapper::from(trainer))
-                    }
-                    Vocab::Bpe {
-                        min_freq,
-                        vocab_size,
-                    } => {
-                        let model = BPE::builder()
-                            .unk_token(UNK_TOKEN.into())
-                            .build()
-                            .map_err(tok_err)?;
-                        let trainer = BpeTrainer::builder()
-                            .min_frequency(min_freq)
-                            .vocab_size(vocab_size)
-                            .show_progress(false)
-                            .special_tokens(specials())
-                            .build();
-                        (Tokenizer::new(model), TrainerWrapper::from(trainer))
-                    }
-                    Vocab::Pretrained { .. } => unreachable!("handled above"),
-                };
-                if let Some(n) = self.normalizer() {
-                    tokenizer.with_normalizer(Some(n));
+                    tokenizer.with_pre_tokenizer(Some(Whitespace {}));
+                    tokenizer
+                        .train(&mut trainer, texts.iter().flatten())
+                        .map_err(tok_err)?;
+                    tokenizer
                 }
-                tokenizer.with_pre_tokenizer(Some(Whitespace {}));
-                tokenizer
-                    .train(&mut trainer, texts.iter().flatten())
-                    .map_err(tok_err)?;
-                tokenizer
             }
         };
         tokenizer.with_padding(None);
@@ -381,6 +380,7 @@ impl TextPreprocessor {
             pad_id,
             vocab_size,
             embedding_matrix,
+            word_ids: Default::default(),
         });
         Ok(self)
     }
@@ -409,15 +409,58 @@ impl TextPreprocessor {
         let n = texts.len();
         let maxlen = self.maxlen;
         let pad = fitted.pad_id as i64;
-        let encodings = fitted
-            .tokenizer
-            .encode_batch_fast(texts, true)
-            .map_err(tok_err)?;
+        let encodings: Vec<Vec<u32>> = if matches!(self.vocab, Vocab::Word { .. }) {
+            // word-level: plain-ASCII texts take a direct split + lookup path that gives the
+            // same ids as the tokenizer (checked by a test), the others go through it
+            let words = fitted
+                .word_ids
+                .get_or_init(|| fitted.tokenizer.get_vocab(false));
+            let unk = words.get(UNK_TOKEN).copied().unwrap_or(1);
+            texts
+                .par_iter()
+                .map(|t| {
+                    if fast_eligible(t) {
+                        let lower;
+                        let t = if self.lowercase {
+                            lower = t.to_ascii_lowercase();
+                            lower.as_str()
+                        } else {
+                            t
+                        };
+                        let mut ids = Vec::new();
+                        split_ascii_words(t, |w| ids.push(words.get(w).copied().unwrap_or(unk)));
+                        if ids.len() > maxlen {
+                            match self.truncation_side {
+                                Side::Left => {
+                                    ids.drain(..ids.len() - maxlen);
+                                }
+                                Side::Right => ids.truncate(maxlen),
+                            }
+                        }
+                        Ok(ids)
+                    } else {
+                        Ok(fitted
+                            .tokenizer
+                            .encode_fast(*t, true)
+                            .map_err(tok_err)?
+                            .get_ids()
+                            .to_vec())
+                    }
+                })
+                .collect::<Result<_>>()?
+        } else {
+            fitted
+                .tokenizer
+                .encode_batch_fast(texts, true)
+                .map_err(tok_err)?
+                .iter()
+                .map(|e| e.get_ids().to_vec())
+                .collect()
+        };
         let mut ids = Array2::<i64>::from_elem((n, maxlen), pad);
         let mut lengths = Vec::with_capacity(n);
         let flat = ids.as_slice_mut().expect("standard layout");
-        for (row, enc) in flat.chunks_exact_mut(maxlen).zip(&encodings) {
-            let toks = enc.get_ids();
+        for (row, toks) in flat.chunks_exact_mut(maxlen).zip(&encodings) {
             let toks = &toks[..toks.len().min(maxlen)];
             let start = match self.padding_side {
                 Side::Left => maxlen - toks.len(),
@@ -483,6 +526,127 @@ impl TextPreprocessor {
     /// Loads a preprocessor saved by [`save`](Self::save).
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         persist::load_json(path.as_ref())
+    }
+}
+
+impl TextPreprocessor {
+    /// A word-level tokenizer whose vocabulary is counted here (in parallel; plain-ASCII
+    /// texts by a direct split) with the rules of the tokenizers crate's `WordLevelTrainer`:
+    /// `[PAD]`, `[UNK]`, then the words seen at least `min_freq` times by decreasing count
+    /// (ties by word), `max_vocab` in all.
+    fn word_tokenizer(
+        &self,
+        texts: &[Option<&str>],
+        min_freq: u64,
+        max_vocab: usize,
+    ) -> Result<Tokenizer> {
+        let mut tokenizer = Tokenizer::new(
+            WordLevel::builder()
+                .unk_token(UNK_TOKEN.into())
+                .build()
+                .map_err(tok_err)?,
+        );
+        if let Some(n) = self.normalizer() {
+            tokenizer.with_normalizer(Some(n));
+        }
+        tokenizer.with_pre_tokenizer(Some(Whitespace {}));
+        let counts: HashMap<String, u64> = texts
+            .par_iter()
+            .flatten()
+            .try_fold(HashMap::new, |mut m: HashMap<String, u64>, t| {
+                let mut add = |w: &str| match m.get_mut(w) {
+                    Some(c) => *c += 1,
+                    None => {
+                        m.insert(w.to_owned(), 1);
+                    }
+                };
+                if fast_eligible(t) {
+                    if self.lowercase {
+                        split_ascii_words(&t.to_ascii_lowercase(), &mut add);
+                    } else {
+                        split_ascii_words(t, &mut add);
+                    }
+                } else {
+                    let mut normalized = NormalizedString::from(*t);
+                    if let Some(n) = tokenizer.get_normalizer() {
+                        n.normalize(&mut normalized).map_err(tok_err)?;
+                    }
+                    let mut pre = PreTokenizedString::from(normalized);
+                    Whitespace {}.pre_tokenize(&mut pre).map_err(tok_err)?;
+                    for (w, _, _) in pre.get_splits(OffsetReferential::Original, OffsetType::Byte) {
+                        add(w);
+                    }
+                }
+                Ok::<_, PreprocessingError>(m)
+            })
+            .try_reduce(HashMap::new, |mut a, b| {
+                for (k, v) in b {
+                    *a.entry(k).or_default() += v;
+                }
+                Ok(a)
+            })?;
+        let mut ordered: Vec<(&String, &u64)> =
+            counts.iter().filter(|(_, &c)| c >= min_freq).collect();
+        ordered.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+        let mut vocab = serde_json::Map::new();
+        for (i, w) in [PAD_TOKEN, UNK_TOKEN]
+            .into_iter()
+            .chain(ordered.iter().map(|(w, _)| w.as_str()))
+            .take(max_vocab)
+            .enumerate()
+        {
+            vocab.insert(w.to_owned(), serde_json::Value::from(i));
+        }
+        let spec = serde_json::json!({
+            "type": "WordLevel",
+            "vocab": vocab,
+            "unk_token": UNK_TOKEN,
+        });
+        let model: WordLevel = serde_json::from_str(&spec.to_string())?;
+        let mut out = Tokenizer::new(model);
+        if let Some(n) = self.normalizer() {
+            out.with_normalizer(Some(n));
+        }
+        out.with_pre_tokenizer(Some(Whitespace {}));
+        out.add_special_tokens(&[
+            AddedToken::from(PAD_TOKEN, true),
+            AddedToken::from(UNK_TOKEN, true),
+        ]);
+        Ok(out)
+    }
+}
+
+/// Whether `t` can skip the tokenizer: plain ASCII (normalisation is then just lowercasing) and
+/// no special-token text.
+fn fast_eligible(t: &str) -> bool {
+    t.is_ascii() && !t.contains("[PAD]") && !t.contains("[UNK]")
+}
+
+/// Splits ASCII text like the `Whitespace` pre-tokenizer (`\w+|[^\w\s]+`).
+fn split_ascii_words(t: &str, mut f: impl FnMut(&str)) {
+    #[derive(PartialEq, Clone, Copy)]
+    enum Class {
+        Word,
+        Space,
+        Other,
+    }
+    let class = |b: u8| match b {
+        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => Class::Word,
+        b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r' => Class::Space,
+        _ => Class::Other,
+    };
+    let bytes = t.as_bytes();
+    let mut start = 0;
+    while start < bytes.len() {
+        let c = class(bytes[start]);
+        let mut end = start + 1;
+        while end < bytes.len() && class(bytes[end]) == c {
+            end += 1;
+        }
+        if c != Class::Space {
+            f(&t[start..end]);
+        }
+        start = end;
     }
 }
 
@@ -614,6 +778,60 @@ mod tests {
         let lovely = r.token_to_id("lovely").unwrap();
         assert_eq!(d.ids.row(4).to_vec(), vec![lovely, lovely, dress]);
         assert_eq!(r.meta().unwrap().pad_id, 0);
+    }
+
+    /// The word-level fast path gives exactly the ids of the tokenizer pipeline, and the
+    /// counted vocabulary equals the one the tokenizers crate's `WordLevelTrainer` learns.
+    #[test]
+    fn word_fast_path_matches_the_tokenizer_on_the_reviews() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../datasets/womens_ecommerce_reviews.parquet");
+        let file = std::fs::File::open(path).unwrap();
+        let df = ParquetReader::new(file).finish().unwrap().head(Some(4000));
+        let mut p = TextPreprocessor::new("Review Text").maxlen(40);
+        let data = p.fit_transform(&df).unwrap();
+        let tok = p.tokenizer().unwrap();
+        let texts = read_texts(&df, "Review Text").unwrap();
+        assert!(
+            texts.iter().flatten().any(|t| !t.is_ascii()),
+            "covers the slow path"
+        );
+        for (row, t) in texts.iter().enumerate() {
+            let want = tok.encode_fast(t.unwrap_or(""), true).unwrap();
+            let want: Vec<i64> = want.get_ids().iter().map(|&i| i as i64).collect();
+            let got: Vec<i64> = data
+                .ids
+                .row(row)
+                .iter()
+                .copied()
+                .filter(|&i| i != 0)
+                .collect();
+            assert_eq!(got, want, "row {row}: {t:?}");
+        }
+        let mut reference = Tokenizer::new(
+            WordLevel::builder()
+                .unk_token(UNK_TOKEN.into())
+                .build()
+                .unwrap(),
+        );
+        reference.with_normalizer(p.normalizer());
+        reference.with_pre_tokenizer(Some(Whitespace {}));
+        let mut trainer = TrainerWrapper::from(
+            tokenizers::models::wordlevel::WordLevelTrainer::builder()
+                .min_frequency(5)
+                .vocab_size(30_000)
+                .show_progress(false)
+                .special_tokens(vec![
+                    AddedToken::from(PAD_TOKEN, true),
+                    AddedToken::from(UNK_TOKEN, true),
+                ])
+                .build()
+                .unwrap(),
+        );
+        reference
+            .train(&mut trainer, texts.iter().flatten())
+            .unwrap();
+        assert_eq!(reference.get_vocab(true), tok.get_vocab(true));
     }
 
     #[test]

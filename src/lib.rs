@@ -50,6 +50,11 @@ pub mod prelude {
         Activation, Component, ContNorm, HeadConfig, MlpConfig, ModelInput, TabMlpConfig,
         WideConfig, WideDeep, WideDeepConfig,
     };
+    pub use crate::models::{
+        AttnEmbedConfig, ContEmbed, ContextAttentionMlpConfig, FtTransformerConfig, SaintConfig,
+        SelfAttentionMlpConfig, SharedEmbed, TabFastFormerConfig, TabPerceiverConfig,
+        TabTransformerConfig, TransformerActivation,
+    };
     pub use crate::pipeline::{Pipeline, Preprocessors};
     pub use crate::training::{
         Dataset, EarlyStopping, History, Metric, Objective, Optimizer, Trainer, TrainerConfig,

@@ -8,6 +8,11 @@ pub mod wide;
 pub mod wide_deep;
 
 pub use mlp::{Activation, Mlp, MlpConfig};
+pub use tabular::{
+    AttnEmbedConfig, ContEmbed, ContextAttentionMlpConfig, FtTransformerConfig, SaintConfig,
+    SelfAttentionMlpConfig, SharedEmbed, TabFastFormerConfig, TabPerceiverConfig,
+    TabTransformerConfig, TransformerActivation,
+};
 pub use tabular::{ContNorm, TabMlp, TabMlpConfig, TabModelConfig};
 pub use wide::{Wide, WideConfig};
 pub use wide_deep::{HeadConfig, WideDeep, WideDeepConfig};

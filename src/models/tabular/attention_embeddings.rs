@@ -870,11 +870,13 @@ impl AttnEmbeddings {
         }
         if self.cfg.full_embed_dropout {
             let (b, n, _) = x.size3().expect("3-d tokens");
-            let mask = Tensor::empty([b, n, 1], (x.kind(), x.device())).bernoulli_float_(1.0 - p)
+            let mask = Tensor::rand([b, n, 1], (x.kind(), x.device()))
+                .ge(p)
+                .to_kind(x.kind())
                 / (1.0 - p);
             x * mask
         } else {
-            x.dropout(p, train)
+            crate::models::tabular::attention_layers::dropout(&x, p, train)
         }
     }
 

@@ -122,18 +122,45 @@ fn merge_heads(x: &Tensor) -> Tensor {
     x.transpose(1, 2).reshape([b, s, h * e])
 }
 
+/// Softmax over the last dimension. For short rows (attention over a handful of column tokens)
+/// libtorch's softmax kernel is several times slower than its parts, so it is composed from
+/// `amax`, `exp`, `sum` and a reciprocal there (same values; the max is detached, which leaves
+/// the gradient unchanged since softmax is shift-invariant).
+pub(crate) fn softmax_last(x: &Tensor) -> Tensor {
+    let n = *x.size().last().expect("non-scalar");
+    if n > 32 {
+        return x.softmax(-1, Kind::Float);
+    }
+    let e = (x - x.amax([-1i64].as_slice(), true).detach()).exp();
+    let s = e.sum_dim_intlist(-1, true, Kind::Float).reciprocal();
+    e * s
+}
+
+/// Softmax over the token axis (dim 1) of `[b, n, k]`.
+fn softmax_tokens(x: &Tensor) -> Tensor {
+    softmax_last(&x.transpose(1, 2)).transpose(1, 2)
+}
+
+/// Inverted dropout: zeroes each element with probability `p` and scales the rest by
+/// `1 / (1 − p)`; identity when not training. Draws its mask with `rand` (about twice as fast on
+/// the CPU as libtorch's Bernoulli-based `dropout`, same distribution).
+pub(crate) fn dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
+    if !train || p == 0.0 {
+        return x.shallow_clone();
+    }
+    // `ge_` on the float uniforms writes 1.0 / 0.0 in place: one allocation for the mask
+    let mut mask = x.rand_like();
+    let _ = mask.ge_(p);
+    mask *= 1.0 / (1.0 - p);
+    x * mask
+}
+
 /// Softmax attention. `q [b, h, s, e]`, `k, v [b, h, l, e]` → output `[b, h, s, e]` and the
 /// attention weights `[b, h, s, l]` (before dropout).
 pub(crate) fn attend(q: &Tensor, k: &Tensor, v: &Tensor, p: f64, train: bool) -> (Tensor, Tensor) {
     let scale = 1.0 / (q.size()[3] as f64).sqrt();
-    let w = (q * scale)
-        .matmul(&k.transpose(-2, -1))
-        .softmax(-1, Kind::Float);
-    let out = if train && p > 0.0 {
-        w.dropout(p, train).matmul(v)
-    } else {
-        w.matmul(v)
-    };
+    let w = softmax_last(&(q * scale).matmul(&k.transpose(-2, -1)));
+    let out = dropout(&w, p, train).matmul(v);
     (out, w)
 }
 
@@ -164,10 +191,7 @@ impl FeedForward {
 
     /// `[.., d]` → `[.., d]`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        self.act
-            .apply(&x.apply(&self.w1))
-            .dropout(self.dropout, train)
-            .apply(&self.w2)
+        dropout(&self.act.apply(&x.apply(&self.w1)), self.dropout, train).apply(&self.w2)
     }
 }
 
@@ -235,7 +259,9 @@ impl MultiHeadAttention {
                     .apply(qkv)
                     .view([b, s, 3, h, -1])
                     .permute([2, 0, 3, 1, 4]);
-                (t.get(0), t.get(1), t.get(2))
+                let mut t = t.unbind(0).into_iter();
+                let mut next = || t.next().expect("q, k and v");
+                (next(), next(), next())
             }
             Projection::Cross { q, kv } => {
                 let xkv = xkv.unwrap_or(xq);
@@ -364,7 +390,7 @@ impl AdditiveAttention {
         };
         let k = x.apply(&self.k);
         // α [b, n, h]: softmax over tokens; global query [b, 1, d]
-        let alpha = (q.apply(&self.w_q) * scale).softmax(1, Kind::Float);
+        let alpha = softmax_tokens(&(q.apply(&self.w_q) * scale));
         let pool = |w: &Tensor, t: &Tensor| {
             // Σ_n w[b, n, h] t[b, n, h, e] → [b, 1, h·e]
             (w.unsqueeze(3) * t.view([b, n, h, d / h]))
@@ -373,10 +399,10 @@ impl AdditiveAttention {
         };
         let global_q = pool(&alpha, &q);
         let p = k * global_q;
-        let beta = (p.apply(&self.w_k) * scale).softmax(1, Kind::Float);
+        let beta = softmax_tokens(&(p.apply(&self.w_k) * scale));
         let global_k = pool(&beta, &p);
         let u = v * global_k;
-        let out = q + u.apply(&self.r_out).dropout(self.dropout, train);
+        let out = q + dropout(&u.apply(&self.r_out), self.dropout, train);
         (out, alpha.transpose(1, 2), beta.transpose(1, 2))
     }
 }
@@ -401,12 +427,8 @@ impl ContextAttention {
 
     /// `x [b, n, d]` → (`[b, n, d]` = weight · token, weights `[b, n]`).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let w = x
-            .apply(&self.inp)
-            .tanh()
-            .apply(&self.context)
-            .softmax(1, Kind::Float);
-        let out = w.dropout(self.dropout, train) * x;
+        let w = softmax_tokens(&x.apply(&self.inp).tanh().apply(&self.context));
+        let out = dropout(&w, self.dropout, train) * x;
         (out, w.squeeze_dim(2))
     }
 }
@@ -478,13 +500,13 @@ impl Slp {
             Some(ln) => y.apply(ln),
             None => y,
         };
-        y.dropout(self.dropout, train)
+        dropout(&y, self.dropout, train)
     }
 }
 
 /// Post-norm residual (`AddNorm`): `LayerNorm(x + dropout(f(x)))`.
 pub(crate) fn add_norm(x: &Tensor, fx: &Tensor, ln: &nn::LayerNorm, p: f64, train: bool) -> Tensor {
-    (x + fx.dropout(p, train)).apply(ln)
+    (x + dropout(fx, p, train)).apply(ln)
 }
 
 /// `[b, n, d]` → the `[CLS]` token `[b, d]` when `cls`, else all tokens flattened `[b, n·d]`.

@@ -7,9 +7,9 @@ use crate::models::tabular::attention_embeddings::{
     config_setters, AttnEmbedConfig, AttnEmbeddings, Embedded,
 };
 use crate::models::tabular::attention_layers::{
-    check_dropouts, check_ff_factor, check_heads, check_min, importance_over_rows, key_mass,
-    layer_norm, pool_tokens, tokens_to_columns, AttentionStore, FeedForward, LinformerAttention,
-    MultiHeadAttention, TransformerActivation,
+    check_dropouts, check_ff_factor, check_heads, check_min, dropout, importance_over_rows,
+    key_mass, layer_norm, pool_tokens, tokens_to_columns, AttentionStore, FeedForward,
+    LinformerAttention, MultiHeadAttention, TransformerActivation,
 };
 use crate::models::{Component, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
@@ -235,9 +235,9 @@ impl FtBlock {
             FtAttention::Full(m) => m.forward_t(&h, None, train),
             FtAttention::Compressed(m) => m.forward_t(&h, train),
         };
-        let x = x + a.dropout(self.attn_dropout, train);
+        let x = x + dropout(&a, self.attn_dropout, train);
         let f = self.ff.forward_t(&x.apply(&self.ff_norm), train);
-        (&x + f.dropout(self.ff_dropout, train), w)
+        (&x + dropout(&f, self.ff_dropout, train), w)
     }
 }
 

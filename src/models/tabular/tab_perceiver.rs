@@ -7,8 +7,8 @@ use crate::models::tabular::attention_embeddings::{
     config_setters, trunc_normal, AttnEmbedConfig, AttnEmbeddings, Embedded,
 };
 use crate::models::tabular::attention_layers::{
-    check_dropouts, check_ff_factor, check_heads, check_min, importance_over_rows, key_mass,
-    layer_norm, tokens_to_columns, AttentionStore, FeedForward, MultiHeadAttention,
+    check_dropouts, check_ff_factor, check_heads, check_min, dropout, importance_over_rows,
+    key_mass, layer_norm, tokens_to_columns, AttentionStore, FeedForward, MultiHeadAttention,
     TransformerActivation,
 };
 use crate::models::{Component, Mlp, MlpConfig, ModelInput};
@@ -269,9 +269,9 @@ impl PerceiverLayer {
             _ => None,
         };
         let (a, w) = self.attn.forward_t(&q, kv.as_ref(), train);
-        let z = z + a.dropout(self.attn_dropout, train);
+        let z = z + dropout(&a, self.attn_dropout, train);
         let f = self.ff.forward_t(&z.apply(&self.ff_norm), train);
-        (&z + f.dropout(self.ff_dropout, train), w)
+        (&z + dropout(&f, self.ff_dropout, train), w)
     }
 }
 

@@ -5,3 +5,4 @@ mod learning;
 mod pipeline_io;
 mod readme;
 mod reproducibility;
+mod zoo_attention;

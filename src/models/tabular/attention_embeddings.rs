@@ -379,10 +379,11 @@ impl CatTokens {
     /// `cat [batch, n_cat]` → `[batch, n_cat, d]`.
     fn forward(&self, cat: &Tensor) -> Tensor {
         let idx = (cat + &self.offsets).masked_fill(&cat.eq(0), 0);
-        let mut x = idx.apply(&self.table);
-        if let Some(b) = &self.bias {
-            x = x + b;
-        }
+        let x = idx.apply(&self.table);
+        let mut x = match &self.bias {
+            Some(b) => x + b,
+            None => x,
+        };
         if let Some((s, add)) = &self.shared {
             x = if *add {
                 x + s
@@ -594,6 +595,7 @@ pub struct AttnEmbeddings {
     norm: Option<NormLayer>,
     cls: Option<Tensor>,
     cfg: AttnEmbedConfig,
+    device: Device,
 }
 
 impl AttnEmbeddings {
@@ -714,7 +716,13 @@ impl AttnEmbeddings {
             norm,
             cls,
             cfg: cfg.clone(),
+            device,
         })
+    }
+
+    /// The device of the parameters.
+    pub fn device(&self) -> Device {
+        self.device
     }
 
     /// Width of every token.

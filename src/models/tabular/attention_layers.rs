@@ -554,12 +554,13 @@ pub(crate) fn key_mass(w: &Tensor) -> Tensor {
 }
 
 /// Global column importance of `component` over the rows of `input`: runs the forward pass in
-/// evaluation mode (no gradients) in chunks of rows and sums `per_chunk(weights)` — the
+/// evaluation mode (no gradients) in chunks of rows moved to `device` (the model's) and sums `per_chunk(weights)` — the
 /// attention mass of each input column (`[n_columns]`, in `feature_names()` order) over the
 /// chunk's rows — then normalises to sum 1.
 pub(crate) fn importance_over_rows(
     component: &dyn Component,
     input: &ModelInput,
+    device: tch::Device,
     n_columns: usize,
     per_chunk: impl Fn(&[Tensor]) -> Tensor,
 ) -> Result<Vec<f64>> {
@@ -575,7 +576,7 @@ pub(crate) fn importance_over_rows(
     tch::no_grad(|| {
         for start in (0..n).step_by(CHUNK as usize) {
             let len = CHUNK.min(n - start);
-            let chunk = input.map(|t| t.narrow(0, start, len));
+            let chunk = input.map(|t| t.narrow(0, start, len).to_device(device));
             let _ = component.forward_t(&chunk, false);
             let weights = component
                 .attention_weights()

@@ -320,22 +320,28 @@ impl Component for FtTransformer {
         let n = self.feature_names().len();
         let cls = self.embed.has_cls();
         let maps = tch::no_grad(|| self.key_maps());
-        Some(importance_over_rows(self, input, n, |ws| {
-            let mass = ws
-                .iter()
-                .zip(&maps)
-                .map(|(w, map)| {
-                    let m = key_mass(w);
-                    match map {
-                        // [n_tokens, k] · [k] → [n_tokens]
-                        Some(map) => map.mv(&m),
-                        None => m,
-                    }
-                })
-                .reduce(|a, b| a + b)
-                .expect("blocks");
-            tokens_to_columns(&mass, cls, n)
-        }))
+        Some(importance_over_rows(
+            self,
+            input,
+            self.embed.device(),
+            n,
+            |ws| {
+                let mass = ws
+                    .iter()
+                    .zip(&maps)
+                    .map(|(w, map)| {
+                        let m = key_mass(w);
+                        match map {
+                            // [n_tokens, k] · [k] → [n_tokens]
+                            Some(map) => map.mv(&m),
+                            None => m,
+                        }
+                    })
+                    .reduce(|a, b| a + b)
+                    .expect("blocks");
+                tokens_to_columns(&mass, cls, n)
+            },
+        ))
     }
 
     fn feature_names(&self) -> Vec<String> {

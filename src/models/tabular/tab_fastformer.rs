@@ -264,14 +264,20 @@ impl Component for TabFastFormer {
     fn feature_importance(&self, input: &ModelInput) -> Option<Result<Vec<f64>>> {
         let n = self.feature_names().len();
         let cls = self.embed.has_cls();
-        Some(importance_over_rows(self, input, n, |ws| {
-            let mass = ws
-                .iter()
-                .map(key_mass)
-                .reduce(|a, b| a + b)
-                .expect("blocks");
-            tokens_to_columns(&mass, cls, n)
-        }))
+        Some(importance_over_rows(
+            self,
+            input,
+            self.embed.device(),
+            n,
+            |ws| {
+                let mass = ws
+                    .iter()
+                    .map(key_mass)
+                    .reduce(|a, b| a + b)
+                    .expect("blocks");
+                tokens_to_columns(&mass, cls, n)
+            },
+        ))
     }
 
     fn feature_names(&self) -> Vec<String> {

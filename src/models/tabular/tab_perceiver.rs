@@ -357,16 +357,22 @@ impl Component for TabPerceiver {
     fn feature_importance(&self, input: &ModelInput) -> Option<Result<Vec<f64>>> {
         let n = self.feature_names().len();
         let cls = self.embed.has_cls();
-        Some(importance_over_rows(self, input, n, |ws| {
-            let mass = ws
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| self.is_cross(*i))
-                .map(|(_, w)| key_mass(w))
-                .reduce(|a, b| a + b)
-                .expect("cross-attention layers");
-            tokens_to_columns(&mass, cls, n)
-        }))
+        Some(importance_over_rows(
+            self,
+            input,
+            self.embed.device(),
+            n,
+            |ws| {
+                let mass = ws
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| self.is_cross(*i))
+                    .map(|(_, w)| key_mass(w))
+                    .reduce(|a, b| a + b)
+                    .expect("cross-attention layers");
+                tokens_to_columns(&mass, cls, n)
+            },
+        ))
     }
 
     fn feature_names(&self) -> Vec<String> {

@@ -878,10 +878,10 @@ impl AttnEmbeddings {
         }
         if self.cfg.full_embed_dropout {
             let (b, n, _) = x.size3().expect("3-d tokens");
-            let mask = Tensor::rand([b, n, 1], (x.kind(), x.device()))
-                .ge(p)
-                .to_kind(x.kind())
-                / (1.0 - p);
+            let mask =
+                crate::models::tabular::attention_layers::keep_mask(&[b, n, 1], p, x.device())
+                    .to_kind(x.kind())
+                    / (1.0 - p);
             x * mask
         } else {
             crate::models::tabular::attention_layers::dropout(&x, p, train)

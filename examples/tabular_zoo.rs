@@ -13,8 +13,8 @@ use anyhow::{ensure, Result};
 use std::time::Instant;
 use widedeep::datasets;
 use widedeep::models::TabModelConfig;
-use widedeep::preprocessing::TabMeta;
 use widedeep::prelude::*;
+use widedeep::preprocessing::TabMeta;
 use widedeep::tch;
 
 /// One model of the zoo: a name, its configuration for the fitted columns, epochs and lr.

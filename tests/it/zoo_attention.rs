@@ -1,8 +1,8 @@
 //! The attention models of the tabular zoo learn Adult, save and load, and explain themselves.
 use crate::common::*;
 use widedeep::models::TabModelConfig;
-use widedeep::preprocessing::TabMeta;
 use widedeep::prelude::*;
+use widedeep::preprocessing::TabMeta;
 
 /// Small versions of every attention model (tokens of width 8–16, 1–2 blocks) so that each
 /// test trains in a few seconds in debug builds.
@@ -191,5 +191,8 @@ fn invalid_attention_configs_are_typed_errors() {
             })),
     );
     let err = WideDeep::new(&bad, Device::Cpu).unwrap_err().to_string();
-    assert!(err.contains("tab_transformer.embed.cont_embed.edges"), "{err}");
+    assert!(
+        err.contains("tab_transformer.embed.cont_embed.edges"),
+        "{err}"
+    );
 }

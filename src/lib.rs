@@ -60,6 +60,11 @@ pub mod prelude {
         BertConfig, ImageInput, RnnPooling, RnnType, SmallCnnConfig, StackedAttentiveRnnConfig,
         TextInput, TextPooling, TextTransformerConfig,
     };
+    pub use crate::models::{
+        AttnEmbedConfig, ContEmbed, ContextAttentionMlpConfig, FtTransformerConfig, SaintConfig,
+        SelfAttentionMlpConfig, SharedEmbed, TabFastFormerConfig, TabPerceiverConfig,
+        TabTransformerConfig, TransformerActivation,
+    };
     pub use crate::pipeline::{Pipeline, Preprocessors};
     pub use crate::training::{
         Dataset, EarlyStopping, History, Metric, Objective, Optimizer, Trainer, TrainerConfig,

@@ -16,8 +16,10 @@ pub use image::{
 };
 pub use mlp::{Activation, Mlp, MlpConfig};
 pub use tabular::{
-    ContNorm, MaskType, TabMlp, TabMlpConfig, TabModelConfig, TabNet, TabNetConfig, TabResnet,
-    TabResnetConfig,
+    AttnEmbedConfig, ContEmbed, ContNorm, ContextAttentionMlpConfig, FtTransformerConfig, MaskType,
+    SaintConfig, SelfAttentionMlpConfig, SharedEmbed, TabFastFormerConfig, TabMlp, TabMlpConfig,
+    TabModelConfig, TabNet, TabNetConfig, TabPerceiverConfig, TabResnet, TabResnetConfig,
+    TabTransformerConfig, TransformerActivation,
 };
 pub use text::{
     AttentiveRnn, AttentiveRnnConfig, BasicRnn, BasicRnnConfig, Bert, BertConfig, BertParams,

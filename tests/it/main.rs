@@ -8,5 +8,5 @@ mod pipeline_io;
 mod readme;
 mod reproducibility;
 mod text_image;
-mod zoo_other;
 mod zoo_attention;
+mod zoo_other;

@@ -38,6 +38,32 @@ const ZOO: &[Entry] = &[
         lr: 1e-3,
     },
     Entry {
+        name: "tab_resnet",
+        config: |m| {
+            TabResnetConfig::from_meta(m)
+                .cont_norm(ContNorm::BatchNorm)
+                .blocks_dims([128, 64, 64])
+                .blocks_dropout(0.2)
+                .embed_dropout(0.1)
+                .into()
+        },
+        epochs: 5,
+        lr: 1e-3,
+    },
+    Entry {
+        name: "tab_net",
+        config: |m| {
+            TabNetConfig::from_meta(m)
+                .n_steps(3)
+                .step_dim(16)
+                .attn_dim(16)
+                .mask_type(MaskType::Sparsemax)
+                .into()
+        },
+        epochs: 8,
+        lr: 1e-2,
+    },
+    Entry {
         name: "tab_transformer",
         config: |m| {
             TabTransformerConfig::from_meta(m)

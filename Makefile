@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 TORCH_ENV = VENV="$$(bash scripts/setup-libtorch.sh | tail -n 1)" && export PATH="$$VENV/bin:$$PATH" LIBTORCH_USE_PYTORCH=1
 
-.PHONY: demo test lint bench-wide-tabmlp
+.PHONY: demo test lint bench bench-micro bench-wide-tabmlp
 
 ## Train Wide + TabMlp on Adult, evaluate on a held-out 20%, explain.
 demo:
@@ -20,3 +20,11 @@ lint:
 bench-wide-tabmlp:
 	@$(TORCH_ENV) && BENCH="$$(bash scripts/setup-bench-env.sh | tail -n 1)" && \
 	  WIDEDEEP_BENCH_PYTHON="$$BENCH/bin/python" cargo bench --bench wide_tabmlp
+
+## The side-by-side suite against pytorch-widedeep 1.7.0 (all configurations, one markdown table).
+bench:
+	@$(TORCH_ENV) && bash scripts/setup-bench-env.sh >/dev/null && cargo bench --bench suite
+
+## Criterion micro-benchmarks (preprocessors, one training step); reports changes between runs.
+bench-micro:
+	@$(TORCH_ENV) && cargo bench --bench micro

@@ -1,0 +1,174 @@
+"""Reference side of `cargo bench --bench suite`: one configuration of the suite with
+pytorch-widedeep 1.7.0, with the same data, split (every fifth row is a test row), columns,
+hyper-parameters and batch size as benches/suite.rs, which passes the configuration as JSON.
+
+Prints one JSON object: preprocessing seconds, seconds per epoch, inference rows/s, peak RSS and
+the held-out metric (accuracy or RMSE). Run by the Rust harness with the bench venv's python
+(scripts/setup-bench-env.sh). `--num-workers N` selects the DataLoader workers (the reference's
+default is os.cpu_count()); `--threads T` calls torch.set_num_threads(T) (default: torch's own).
+"""
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+from pytorch_widedeep import Trainer
+from pytorch_widedeep.models import (SAINT, BasicRNN, FTTransformer, TabMlp, TabTransformer,
+                                     Wide, WideDeep)
+from pytorch_widedeep.preprocessing import (TabPreprocessor, TextPreprocessor,
+                                            WidePreprocessor)
+
+ADULT_CAT = ["workclass", "education", "marital-status", "occupation", "relationship", "race",
+             "gender", "native-country", "capital-gain", "capital-loss"]
+ADULT_CONT = ["age", "educational-num", "hours-per-week"]
+ADULT_WIDE = ["education", "relationship", "workclass", "occupation", "native-country", "gender",
+              "capital-gain", "capital-loss"]
+CROSSED = [("education", "occupation"), ("native-country", "occupation")]
+CALIFORNIA_CONT = ["MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup",
+                   "Latitude", "Longitude"]
+REVIEWS_CAT = ["Division Name", "Department Name", "Class Name"]
+REVIEWS_CONT = ["Age", "Positive Feedback Count"]
+SEED = 1
+LR = 1e-3
+
+
+def load(cfg, data_dir):
+    df = pd.read_parquet(os.path.join(data_dir, cfg["data"] + ".parquet"))
+    if cfg["data"] == "adult":
+        for c in ["capital-gain", "capital-loss"]:
+            df[c] = df[c].astype(str)
+        target = (df["income"] == ">50K").astype(np.float32).values
+    elif cfg["data"] == "california_housing":
+        target = df["MedHouseVal"].astype(np.float32).values
+    else:
+        df["Review Text"] = df["Review Text"].fillna("")
+        for c in REVIEWS_CAT:
+            df[c] = df[c].fillna("unknown")
+        target = df["Recommended IND"].astype(np.float32).values
+    if cfg["replicate"] > 1:
+        df = pd.concat([df] * cfg["replicate"], ignore_index=True)
+        target = np.concatenate([target] * cfg["replicate"])
+    test = (np.arange(len(df)) % 5) == 0
+    return df[~test], df[test], target[~test], target[test]
+
+
+def preprocess(cfg, train, test):
+    """Fits on train, transforms both; returns (train inputs, test inputs, preprocessors)."""
+    if cfg["data"] == "adult" and cfg["model"] == "wide_tabmlp":
+        wide = WidePreprocessor(wide_cols=ADULT_WIDE, crossed_cols=CROSSED)
+        tab = TabPreprocessor(cat_embed_cols=ADULT_CAT, continuous_cols=ADULT_CONT,
+                              cols_to_scale=ADULT_CONT, verbose=0)
+        xw, xt = wide.fit_transform(train), tab.fit_transform(train)
+        return (dict(X_wide=xw, X_tab=xt),
+                dict(X_wide=wide.transform(test), X_tab=tab.transform(test)),
+                dict(wide=wide, tab=tab))
+    if cfg["data"] == "adult":
+        a = cfg["attn"]
+        tab = TabPreprocessor(cat_embed_cols=ADULT_CAT, continuous_cols=ADULT_CONT,
+                              cols_to_scale="all", with_attention=True,
+                              with_cls_token=a["cls"], verbose=0)
+        return (dict(X_tab=tab.fit_transform(train)), dict(X_tab=tab.transform(test)),
+                dict(tab=tab))
+    if cfg["data"] == "california_housing":
+        tab = TabPreprocessor(continuous_cols=CALIFORNIA_CONT, cols_to_scale=CALIFORNIA_CONT,
+                              verbose=0)
+        return (dict(X_tab=tab.fit_transform(train)), dict(X_tab=tab.transform(test)),
+                dict(tab=tab))
+    tab = TabPreprocessor(cat_embed_cols=REVIEWS_CAT, continuous_cols=REVIEWS_CONT,
+                          cols_to_scale=REVIEWS_CONT, verbose=0)
+    text = TextPreprocessor(text_col="Review Text", max_vocab=30000, min_freq=5, maxlen=80,
+                            verbose=0)
+    return (dict(X_tab=tab.fit_transform(train), X_text=text.fit_transform(train)),
+            dict(X_tab=tab.transform(test), X_text=text.transform(test)),
+            dict(tab=tab, text=text))
+
+
+def build(cfg, preps, x_train):
+    tab = preps["tab"]
+    if cfg["attn"] is not None:
+        a = cfg["attn"]
+        common = dict(column_idx=tab.column_idx, cat_embed_input=tab.cat_embed_input,
+                      continuous_cols=ADULT_CONT, input_dim=a["input_dim"],
+                      n_heads=a["n_heads"], n_blocks=a["n_blocks"],
+                      attn_dropout=a["attn_dropout"], ff_dropout=a["ff_dropout"],
+                      ff_factor=a["ff_factor"], transformer_activation=a["activation"],
+                      mlp_hidden_dims=a["mlp_hidden_dims"], mlp_dropout=a["mlp_dropout"],
+                      mlp_linear_first=True)
+        if cfg["model"] == "tab_transformer":
+            return WideDeep(deeptabular=TabTransformer(**common))
+        if cfg["model"] == "ft_transformer":
+            return WideDeep(deeptabular=FTTransformer(
+                kv_compression_factor=a["kv_compression_factor"], **common))
+        return WideDeep(deeptabular=SAINT(**common))
+    cont = {"adult": ADULT_CONT, "california_housing": CALIFORNIA_CONT}.get(cfg["data"],
+                                                                           REVIEWS_CONT)
+    mlp = TabMlp(column_idx=tab.column_idx, cat_embed_input=getattr(tab, "cat_embed_input", None),
+                 continuous_cols=cont, mlp_hidden_dims=[64, 32], mlp_dropout=0.1,
+                 cont_norm_layer="batchnorm" if cfg["model"] == "wide_tabmlp" else None)
+    if cfg["model"] == "wide_tabmlp":
+        wide = Wide(input_dim=int(x_train["X_wide"].max()), pred_dim=1)
+        return WideDeep(wide=wide, deeptabular=mlp)
+    if cfg["model"] == "tabmlp":
+        return WideDeep(deeptabular=mlp)
+    text = preps["text"]
+    rnn = BasicRNN(vocab_size=len(text.vocab.itos), embed_dim=32, hidden_dim=64, n_layers=1,
+                   rnn_type="lstm")
+    return WideDeep(deeptabular=mlp, deeptext=rnn)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", required=True, help="the configuration as JSON")
+    ap.add_argument("--data-dir", required=True)
+    ap.add_argument("--num-workers", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    cfg = json.loads(args.config)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(SEED)
+    np.random.seed(SEED)
+
+    train, test, y_train, y_test = load(cfg, args.data_dir)
+    t = time.perf_counter()
+    x_train, x_test, preps = preprocess(cfg, train, test)
+    prep_s = time.perf_counter() - t
+    del train, test
+
+    regression = cfg["data"] == "california_housing"
+    objective = "regression" if regression else "binary"
+    model = build(cfg, preps, x_train)
+    trainer = Trainer(model, objective=objective,
+                      optimizers=torch.optim.Adam(model.parameters(), lr=LR),
+                      num_workers=args.num_workers, verbose=0, seed=SEED)
+    out = {"prep_s": prep_s, "epoch_s": float("nan"), "metric": "", "value": float("nan")}
+    if cfg["train"]:
+        t = time.perf_counter()
+        trainer.fit(target=y_train, n_epochs=cfg["epochs"], batch_size=cfg["batch_size"],
+                    shuffle=True, **x_train)
+        out["epoch_s"] = (time.perf_counter() - t) / cfg["epochs"]
+    t = time.perf_counter()
+    if regression:
+        pred = trainer.predict(batch_size=4096, **x_test).reshape(-1)
+    else:
+        pred = trainer.predict_proba(batch_size=4096, **x_test)[:, 1]
+    out["infer_rows_s"] = len(y_test) / (time.perf_counter() - t)
+    if cfg["train"]:
+        if regression:
+            out["metric"] = "rmse"
+            out["value"] = float(np.sqrt(np.mean((pred - y_test) ** 2)))
+        else:
+            out["metric"] = "accuracy"
+            out["value"] = float(((pred > 0.5).astype(np.float32) == y_test).mean())
+    out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(json.dumps(out))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

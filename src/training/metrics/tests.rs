@@ -1,7 +1,8 @@
 use super::*;
 
 // Expected values below were computed once with scikit-learn 1.9.1 (classification and
-// regression) and pytorch-widedeep 1.7.0's ranking metrics on the same inputs.
+// regression) and pytorch-widedeep 1.7.0's ranking metrics on the same inputs by
+// `tests/reference/metrics_reference.py`.
 
 fn close(got: f64, expected: f64, what: &str) {
     assert!((got - expected).abs() < 1e-6, "{what}: {got} vs {expected}");

@@ -14,8 +14,8 @@ fn close(got: &Tensor, expected: f64, tol: f64, what: &str) {
 }
 
 // Fixed inputs shared by the PyTorch cross-checks; the expected numbers were computed once
-// with torch 2.11.0 and pytorch-widedeep 1.7.0's loss classes (script in the commit message
-// of this test's introduction: same tensors, `pytorch_widedeep.losses.*`).
+// with torch 2.11.0 and pytorch-widedeep 1.7.0's loss classes by
+// `tests/reference/objectives_reference.py` (same tensors, `pytorch_widedeep.losses.*`).
 fn bin() -> (Tensor, Tensor) {
     (m(&[0.5, -1.2, 2.0, 0.1], 1), f(&[1.0, 0.0, 1.0, 0.0]))
 }

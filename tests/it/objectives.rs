@@ -424,3 +424,80 @@ fn pipeline_keeps_a_new_objective() {
         .unwrap()
         .allclose(&before, 1e-6, 1e-6, false));
 }
+
+#[test]
+fn multi_target_pipeline_from_a_dataframe() {
+    use polars::prelude::*;
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let n = 600;
+    let a: Vec<f64> = (0..n).map(|_| normal(&mut rng) as f64).collect();
+    let b: Vec<f64> = (0..n).map(|_| normal(&mut rng) as f64).collect();
+    let city: Vec<&str> = (0..n).map(|i| ["x", "y", "z"][i % 3]).collect();
+    let price: Vec<f64> = a.iter().zip(&b).map(|(a, b)| 2.0 * a + b).collect();
+    let sold: Vec<&str> = b
+        .iter()
+        .map(|b| if *b > 0.0 { "yes" } else { "no" })
+        .collect();
+    let kind: Vec<&str> = (0..n).map(|i| ["flat", "house", "loft"][i % 3]).collect();
+    let df = df!(
+        "a" => a, "b" => b, "city" => city,
+        "price" => price, "sold" => sold, "kind" => kind,
+    )
+    .unwrap();
+    let mut prep = Preprocessors::new()
+        .tab(TabPreprocessor::new(&["city"], &["a", "b"]))
+        .multi_target(TargetEncoder::new("price", TargetKind::Regression))
+        .multi_target(TargetEncoder::new("sold", TargetKind::Binary))
+        .multi_target(TargetEncoder::new("kind", TargetKind::Multiclass));
+    let data = prep.fit_transform(&df).unwrap();
+    assert_eq!(data.target.as_ref().unwrap().size(), [600, 3]);
+    let obj = prep.objective().unwrap();
+    assert_eq!(obj.pred_dim(), 5);
+    let model = WideDeep::new(
+        &WideDeepConfig::new()
+            .deeptabular(TabMlpConfig::from_meta(&prep.tab_meta().unwrap()))
+            .pred_dim(obj.pred_dim()),
+        Device::Cpu,
+    )
+    .unwrap();
+    let cfg = TrainerConfig::new(obj)
+        .epochs(8)
+        .lr(5e-3)
+        .val_split(0.2)
+        .verbose(0);
+    let mut trainer = Trainer::new(model, cfg).unwrap();
+    trainer.fit(&data, None).unwrap();
+    falls(&trainer, "val_loss");
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Pipeline::new(prep, trainer);
+    let before = pipeline.predict(&df).unwrap();
+    assert_eq!(before.size(), [600, 3]);
+    pipeline.save(dir.path().join("mt")).unwrap();
+    let loaded = Pipeline::load(dir.path().join("mt"), Device::Cpu).unwrap();
+    // prediction data may lack the target columns
+    let features = df.select(["a", "b", "city"]).unwrap();
+    assert!(loaded.predict(&features).unwrap().equal(&before));
+    // `kind` is learned from `city` (same cycle), `sold` from the sign of `b`
+    let col = |j: i64| Vec::<f32>::try_from(before.select(1, j).contiguous()).unwrap();
+    let sold_acc = col(1)
+        .iter()
+        .zip(df.column("b").unwrap().f64().unwrap().into_no_null_iter())
+        .filter(|(p, b)| (**p == 1.0) == (*b > 0.0))
+        .count() as f64
+        / 600.0;
+    let kind_acc = col(2)
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| **p as usize == i % 3)
+        .count() as f64
+        / 600.0;
+    eprintln!("multi-target pipeline: sold accuracy {sold_acc}, kind accuracy {kind_acc}");
+    assert!(sold_acc > 0.9 && kind_acc > 0.95);
+    // both a single and a multi target is a configuration error
+    let err = Preprocessors::new()
+        .target(TargetEncoder::new("price", TargetKind::Regression))
+        .multi_target(TargetEncoder::new("sold", TargetKind::Binary))
+        .fit(&df)
+        .unwrap_err();
+    assert!(err.to_string().contains("multi_target"), "{err}");
+}

@@ -606,3 +606,130 @@ fn losses_have_gradients() {
         );
     }
 }
+
+#[test]
+fn every_objective_has_consistent_shapes() {
+    let n = 5;
+    let all: Vec<Objective> = vec![
+        Objective::Binary,
+        Objective::WeightedBinary { pos_weight: 2.0 },
+        "focal_loss".parse().unwrap(),
+        Objective::Multiclass { n_classes: 4 },
+        Objective::WeightedMulticlass {
+            n_classes: 4,
+            class_weight: vec![1.0, 1.0, 2.0, 3.0],
+        },
+        Objective::MulticlassFocal {
+            n_classes: 4,
+            alpha: 0.25,
+            gamma: 2.0,
+        },
+        "mse".parse().unwrap(),
+        "mae".parse().unwrap(),
+        "msle".parse().unwrap(),
+        "rmse".parse().unwrap(),
+        "rmsle".parse().unwrap(),
+        "huber".parse().unwrap(),
+        "tweedie".parse().unwrap(),
+        "ziln".parse().unwrap(),
+        "quantile".parse().unwrap(),
+        "focalr_mse".parse().unwrap(),
+        "focalr_l1".parse().unwrap(),
+        "focalr_rmse".parse().unwrap(),
+        Objective::Quantile {
+            quantiles: vec![0.25, 0.75],
+        }
+        .enforce_positive(PositiveActivation::Relu),
+        Objective::custom(HalfMse),
+    ];
+    let out_for = |o: &Objective| {
+        let k = o.pred_dim();
+        Tensor::linspace(-2.0, 2.0, n * k, (Kind::Float, tch::Device::Cpu)).view([n, k])
+    };
+    for o in &all {
+        o.check_pred_dim(o.pred_dim())
+            .unwrap_or_else(|e| panic!("{}: {e}", o.name()));
+        let out = out_for(o);
+        let (pred, scores) = (o.predict(&out), o.scores(&out));
+        let target = match (o.is_binary(), o.n_classes()) {
+            (true, _) => f(&[0.0, 1.0, 1.0, 0.0, 1.0]),
+            (_, Some(_)) => Tensor::from_slice(&[0i64, 1, 2, 3, 1]),
+            _ => f(&[0.5, 0.0, 2.0, 1.0, 3.0]),
+        };
+        o.check_target(&target)
+            .unwrap_or_else(|e| panic!("{}: {e}", o.name()));
+        let loss = o.loss(&out, &target);
+        assert_eq!(loss.dim(), 0, "{}", o.name());
+        assert!(loss.double_value(&[]).is_finite(), "{}", o.name());
+        match o {
+            Objective::Quantile { quantiles } => {
+                assert_eq!(pred.size(), [n, quantiles.len() as i64]);
+            }
+            Objective::EnforcePositive { inner, .. }
+                if matches!(inner.as_ref(), Objective::Quantile { .. }) =>
+            {
+                assert_eq!(pred.size(), [n, 2]);
+                assert!(bool::try_from(pred.ge(0.0).all()).unwrap());
+            }
+            _ => assert_eq!(pred.size(), [n], "{}", o.name()),
+        }
+        if o.is_classification() && !matches!(o, Objective::Custom(_)) {
+            assert_eq!(pred.kind(), Kind::Int64);
+            let proba = o.predict_proba(&out).unwrap();
+            let k = o.n_classes().unwrap_or(2);
+            assert_eq!(proba.size(), [n, k], "{}", o.name());
+            let sums = proba.sum_dim_intlist(1, false, Kind::Float);
+            assert!(sums.allclose(&sums.ones_like(), 1e-5, 1e-5, false));
+            // predict is the argmax of the probabilities
+            assert!(pred.equal(&proba.argmax(1, false)), "{}", o.name());
+            let s = if o.is_binary() {
+                [n].to_vec()
+            } else {
+                [n, k].to_vec()
+            };
+            assert_eq!(scores.size(), s);
+        } else {
+            assert!(o.predict_proba(&out).is_err(), "{}", o.name());
+            assert_eq!(scores.size(), pred.size(), "{}", o.name());
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Threshold;
+
+impl CustomLoss for Threshold {
+    fn loss(&self, out: &Tensor, target: &Tensor) -> Tensor {
+        out.view([-1]).binary_cross_entropy_with_logits::<Tensor>(
+            target,
+            None,
+            None,
+            tch::Reduction::Mean,
+        )
+    }
+    fn pred_dim(&self) -> i64 {
+        1
+    }
+    fn predict(&self, out: &Tensor) -> Tensor {
+        out.view([-1]).gt(0.5).to_kind(Kind::Int64)
+    }
+    fn is_classification(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn custom_classification_gets_label_metrics() {
+    use crate::training::Metric;
+    let o = Objective::custom(Threshold);
+    let out = m(&[0.2, 0.9, 0.6, 0.0], 1);
+    let y = f(&[0.0, 1.0, 0.0, 0.0]);
+    // predicted 0 1 1 0 → accuracy 3/4, precision 1/2, recall 1
+    let s = o.scores(&out);
+    assert_eq!(Metric::Accuracy.compute(&o, &s, &y).unwrap(), 0.75);
+    assert_eq!(Metric::Precision.compute(&o, &s, &y).unwrap(), 0.5);
+    assert_eq!(Metric::Recall.compute(&o, &s, &y).unwrap(), 1.0);
+    assert!(Metric::Auc.check(&o).is_err());
+    assert!(Metric::R2.check(&o).is_err());
+    assert!(Metric::R2.check(&Objective::custom(HalfMse)).is_ok());
+}

@@ -66,6 +66,7 @@ pub mod prelude {
         TabTransformerConfig, TransformerActivation,
     };
     pub use crate::pipeline::{Pipeline, Preprocessors};
+    pub use crate::training::{Average, CustomLoss, PositiveActivation, TargetSpec};
     pub use crate::training::{
         Dataset, EarlyStopping, History, Metric, Objective, Optimizer, Trainer, TrainerConfig,
     };

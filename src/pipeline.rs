@@ -8,7 +8,7 @@
 //! `pipeline.json`).
 use crate::error::{Result, WideDeepError};
 use crate::models::{WideDeep, WideDeepConfig};
-use crate::training::{Dataset, History, Metric, Objective, Trainer, TrainerConfig};
+use crate::training::{Dataset, History, Metric, Objective, TargetSpec, Trainer, TrainerConfig};
 use polars::prelude::DataFrame;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -32,6 +32,11 @@ pub struct Preprocessors {
     /// One per image column, in the order of `ModelInput::image`.
     #[serde(default)]
     pub image: Vec<ImagePreprocessor>,
+    /// Target encoders of a multi-target model, one per target column in order: the target
+    /// becomes `[N, T]` f32 (see [`crate::training::stack_targets`]) and
+    /// [`Preprocessors::objective`] an [`Objective::MultiTarget`]. Used instead of `target`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub multi_target: Vec<TargetEncoder>,
 }
 
 impl Preprocessors {
@@ -50,6 +55,11 @@ impl Preprocessors {
         self.target = Some(p);
         self
     }
+    /// Adds a target column of a multi-target model (target `i` = the number added before).
+    pub fn multi_target(mut self, p: TargetEncoder) -> Self {
+        self.multi_target.push(p);
+        self
+    }
     /// Adds a text column (its output is `input.text[i]`, `i` = the number added before).
     pub fn text(mut self, p: TextPreprocessor) -> Self {
         self.text.push(p);
@@ -63,6 +73,12 @@ impl Preprocessors {
 
     /// Fits every preprocessor on `df`.
     pub fn fit(&mut self, df: &DataFrame) -> Result<()> {
+        if self.target.is_some() && !self.multi_target.is_empty() {
+            return Err(WideDeepError::config(
+                "multi_target",
+                "set either `target` or `multi_target`, not both",
+            ));
+        }
         if let Some(p) = &mut self.wide {
             p.fit(df)?;
         }
@@ -70,6 +86,9 @@ impl Preprocessors {
             p.fit(df)?;
         }
         if let Some(p) = &mut self.target {
+            p.fit(df)?;
+        }
+        for p in &mut self.multi_target {
             p.fit(df)?;
         }
         for p in &mut self.text {
@@ -111,6 +130,21 @@ impl Preprocessors {
             .iter()
             .map(|p| p.transform(df))
             .collect::<std::result::Result<Vec<_>, _>>()?;
+        let has = |t: &TargetEncoder| {
+            df.get_column_names()
+                .iter()
+                .any(|c| c.as_str() == t.column())
+        };
+        if !self.multi_target.is_empty() && self.multi_target.iter().all(has) {
+            let cols = self
+                .multi_target
+                .iter()
+                .map(|t| t.transform(df))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let stacked = crate::training::stack_targets(&cols)?;
+            let d = Dataset::from_parts(wide.as_ref(), tab.as_ref(), &texts, images, None)?;
+            return Dataset::new(d.input, Some(stacked));
+        }
         Dataset::from_parts(wide.as_ref(), tab.as_ref(), &texts, images, target.as_ref())
     }
 
@@ -155,8 +189,29 @@ impl Preprocessors {
         Ok(p.meta()?)
     }
 
-    /// The objective matching the fitted target encoder.
+    /// The objective matching the fitted target encoder(s): binary, multiclass (with its
+    /// number of classes) or regression (MSE), or a [`Objective::MultiTarget`] of those
+    /// (unweighted, mean) for `multi_target`.
     pub fn objective(&self) -> Result<Objective> {
+        if !self.multi_target.is_empty() {
+            let targets = self
+                .multi_target
+                .iter()
+                .map(|t| match t.kind() {
+                    TargetKind::Binary => TargetSpec::Binary { pos_weight: None },
+                    TargetKind::Multiclass => TargetSpec::Multiclass {
+                        n_classes: t.n_classes() as i64,
+                        class_weight: None,
+                    },
+                    TargetKind::Regression => TargetSpec::Regression,
+                })
+                .collect();
+            return Ok(Objective::MultiTarget {
+                targets,
+                weights: None,
+                reduction: Default::default(),
+            });
+        }
         let t = self
             .target
             .as_ref()

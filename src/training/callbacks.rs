@@ -35,7 +35,7 @@ impl History {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
-    /// `min` for losses and RMSE, `max` for the other metrics.
+    /// `min` for losses, RMSE and MAE, `max` for the other metrics.
     #[default]
     Auto,
     Min,
@@ -96,7 +96,7 @@ impl EarlyStopping {
             Mode::Max => true,
             Mode::Auto => {
                 let key = self.monitor.trim_start_matches("val_");
-                !(key.contains("loss") || key == "rmse")
+                !(key.contains("loss") || key == "rmse" || key == "mae")
             }
         }
     }
@@ -157,6 +157,7 @@ mod tests {
         assert!(!EarlyStopping::default().maximize());
         assert!(EarlyStopping::default().monitor("val_auc").maximize());
         assert!(!EarlyStopping::default().monitor("val_rmse").maximize());
+        assert!(!EarlyStopping::default().monitor("val_mae").maximize());
         assert!(!EarlyStopping::default()
             .monitor("val_auc")
             .mode(Mode::Min)

@@ -6,7 +6,9 @@ use rand::Rng;
 use tch::{Device, Kind, Tensor};
 use widedeep_preprocessing::{ImageData, TabData, TargetData, TextData, WideData};
 
-/// Model inputs for `len()` rows plus an optional target (`[N]` f32 or i64).
+/// Model inputs for `len()` rows plus an optional target: `[N]` f32 (binary, regression) or
+/// i64 (multiclass), or `[N, T]` for a multi-target objective (build it with
+/// [`stack_targets`]).
 #[derive(Debug)]
 pub struct Dataset {
     pub input: ModelInput,
@@ -31,6 +33,20 @@ impl Dataset {
                 return Err(WideDeepError::InputMismatch {
                     input: name,
                     reason: format!("has {:?} rows, expected {len}", t.size().first()),
+                });
+            }
+        }
+        if let Some(t) = &target {
+            if !(1..=2).contains(&t.dim()) {
+                return Err(WideDeepError::InputMismatch {
+                    input: "target".into(),
+                    reason: format!("must be [N] or [N, T], got shape {:?}", t.size()),
+                });
+            }
+            if !matches!(t.kind(), Kind::Float | Kind::Double | Kind::Int64) {
+                return Err(WideDeepError::InputMismatch {
+                    input: "target".into(),
+                    reason: format!("must be f32, f64 or i64, got {:?}", t.kind()),
                 });
             }
         }
@@ -171,7 +187,8 @@ impl Dataset {
             ));
         }
         let groups: Vec<Vec<i64>> = match (&self.target, stratify) {
-            (Some(t), true) => {
+            // one label per row; multi-target data is split without stratification
+            (Some(t), true) if t.dim() == 1 => {
                 let labels =
                     Vec::<i64>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Int64).view([-1]))?;
                 let mut by_class: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
@@ -202,6 +219,48 @@ impl Dataset {
             self.select(&Tensor::from_slice(&val)),
         ))
     }
+}
+
+/// Stacks per-target columns into the `[N, T]` f32 target of a multi-target objective
+/// (column `i` = `columns[i]`; i64 class labels become exact f32 values).
+///
+/// ```
+/// use widedeep::preprocessing::TargetData;
+/// let t = widedeep::training::data::stack_targets(&[
+///     TargetData::F32(vec![1.5, 2.0]),
+///     TargetData::I64(vec![2, 0]),
+/// ])
+/// .unwrap();
+/// assert_eq!(t.size(), [2, 2]);
+/// ```
+pub fn stack_targets(columns: &[TargetData]) -> Result<Tensor> {
+    let n = columns
+        .first()
+        .ok_or_else(|| WideDeepError::Missing("stack_targets needs at least one column".into()))?
+        .len();
+    let mut cols = Vec::with_capacity(columns.len());
+    for (i, c) in columns.iter().enumerate() {
+        if c.len() != n {
+            return Err(WideDeepError::InputMismatch {
+                input: format!("target[{i}]"),
+                reason: format!("has {} rows, target[0] has {n}", c.len()),
+            });
+        }
+        let t = match c {
+            TargetData::F32(v) => Tensor::from_slice(v),
+            TargetData::I64(v) => {
+                if let Some(big) = v.iter().find(|x| x.unsigned_abs() > 1 << 24) {
+                    return Err(WideDeepError::InputMismatch {
+                        input: format!("target[{i}]"),
+                        reason: format!("class label {big} is not exact in f32"),
+                    });
+                }
+                Tensor::from_slice(v).to_kind(Kind::Float)
+            }
+        };
+        cols.push(t);
+    }
+    Ok(Tensor::stack(&cols, 1))
 }
 
 fn array_i64(a: &ndarray::Array2<i64>) -> Tensor {
@@ -286,6 +345,40 @@ mod tests {
         };
         assert_eq!((pos(&tr), pos(&va)), (20.0, 5.0));
         assert!(d.split(1.5, true, &mut rng).is_err());
+    }
+
+    #[test]
+    fn multi_target_columns_stack_with_named_errors() {
+        let t = stack_targets(&[
+            TargetData::F32(vec![0.5, 1.0, 2.0]),
+            TargetData::I64(vec![2, 0, 1]),
+        ])
+        .unwrap();
+        assert_eq!(t.size(), [3, 2]);
+        assert_eq!(t.double_value(&[0, 1]), 2.0);
+        let err =
+            stack_targets(&[TargetData::F32(vec![0.5]), TargetData::I64(vec![1, 2])]).unwrap_err();
+        assert!(err.to_string().contains("target[1]"), "{err}");
+        assert!(stack_targets(&[]).is_err());
+        // a [N, T] target fits a Dataset; [N, T, 1] and bool targets do not
+        let input = || ModelInput {
+            cont: Some(Tensor::zeros([3, 1], (Kind::Float, Device::Cpu))),
+            ..Default::default()
+        };
+        let d = Dataset::new(input(), Some(t)).unwrap();
+        // stratifying a multi-target split falls back to a plain split
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let (a, b) = d.split(0.34, true, &mut rng).unwrap();
+        assert_eq!(a.len() + b.len(), 3);
+        let err = Dataset::new(
+            input(),
+            Some(Tensor::zeros([3, 2, 1], (Kind::Float, Device::Cpu))),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("[N, T]"), "{err}");
+        let err =
+            Dataset::new(input(), Some(Tensor::zeros([3], (Kind::Bool, Device::Cpu)))).unwrap_err();
+        assert!(err.to_string().contains("f32"), "{err}");
     }
 
     #[test]

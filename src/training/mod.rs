@@ -6,7 +6,10 @@ pub mod objectives;
 pub mod trainer;
 
 pub use callbacks::{EarlyStopping, History, Mode};
-pub use data::Dataset;
-pub use metrics::Metric;
-pub use objectives::Objective;
+pub use data::{stack_targets, Dataset};
+pub use metrics::{Average, Metric};
+pub use objectives::{
+    CustomLoss, CustomObjective, FocalRActivation, Objective, PositiveActivation, TargetReduction,
+    TargetSpec,
+};
 pub use trainer::{Optimizer, Trainer, TrainerConfig};

@@ -457,7 +457,7 @@ impl Trainer {
             .target
             .as_ref()
             .ok_or_else(|| WideDeepError::Missing(format!("the {what} data has no target")))?;
-        check_target(&self.config.objective, target)
+        self.config.objective.check_target(target)
     }
 
     fn optimizer(&self) -> Result<nn::Optimizer> {
@@ -506,44 +506,6 @@ impl Trainer {
             .build(vs, lr)?,
         })
     }
-}
-
-/// Target values must be finite and, for classification, valid class indices.
-fn check_target(objective: &Objective, target: &Tensor) -> Result<()> {
-    let bad = |reason: String| WideDeepError::InputMismatch {
-        input: "target".into(),
-        reason,
-    };
-    if target.size().len() != 1 {
-        return Err(bad(format!("expected shape [N], got {:?}", target.size())));
-    }
-    let t = target.to_device(tch::Device::Cpu).to_kind(Kind::Double);
-    if !bool::try_from(t.isfinite().all())? {
-        return Err(bad("contains NaN or infinite values".into()));
-    }
-    let (lo, hi) = (t.min().double_value(&[]), t.max().double_value(&[]));
-    match objective {
-        Objective::Binary => {
-            if target.kind() != Kind::Float
-                || !bool::try_from(t.eq(0.0).logical_or(&t.eq(1.0)).all())?
-            {
-                return Err(bad("binary targets must be f32 values 0 or 1".into()));
-            }
-        }
-        Objective::Multiclass { n_classes } => {
-            if target.kind() != Kind::Int64 || lo < 0.0 || hi >= *n_classes as f64 {
-                return Err(bad(format!(
-                    "multiclass targets must be i64 classes in 0..{n_classes}"
-                )));
-            }
-        }
-        Objective::Regression => {
-            if target.kind() != Kind::Float {
-                return Err(bad("regression targets must be f32".into()));
-            }
-        }
-    }
-    Ok(())
 }
 
 fn snapshot(vs: &nn::VarStore) -> Vec<(String, Tensor)> {

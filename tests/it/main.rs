@@ -4,6 +4,7 @@ mod common;
 mod crosscheck;
 mod explain;
 mod learning;
+mod objectives;
 mod pipeline_io;
 mod readme;
 mod reproducibility;

@@ -1,0 +1,270 @@
+//! Several targets in one model: regression, binary and multiclass targets side by side.
+use super::losses;
+use crate::error::{Result, WideDeepError};
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+/// One target of a [`Objective::MultiTarget`](super::Objective::MultiTarget). Targets take
+/// consecutive blocks of the model output in their order: 1 column for `Regression` and
+/// `Binary`, `n_classes` columns for `Multiclass`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TargetSpec {
+    /// Mean squared error on one column.
+    Regression,
+    /// Binary cross-entropy on one logit, optionally with a positive-class weight.
+    Binary {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pos_weight: Option<f64>,
+    },
+    /// Cross-entropy over `n_classes` logits, optionally with class weights.
+    Multiclass {
+        n_classes: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        class_weight: Option<Vec<f64>>,
+    },
+}
+
+impl TargetSpec {
+    /// Output columns this target takes.
+    pub fn width(&self) -> i64 {
+        match self {
+            TargetSpec::Multiclass { n_classes, .. } => *n_classes,
+            _ => 1,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            TargetSpec::Regression => "regression",
+            TargetSpec::Binary { .. } => "binary",
+            TargetSpec::Multiclass { .. } => "multiclass",
+        }
+    }
+}
+
+/// How per-target losses combine (after the per-target weights).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetReduction {
+    /// The mean of the weighted per-target losses (the reference's default).
+    #[default]
+    Mean,
+    /// Their sum.
+    Sum,
+}
+
+pub(super) fn validate(targets: &[TargetSpec], weights: Option<&[f64]>, field: &str) -> Result<()> {
+    if targets.is_empty() {
+        return Err(WideDeepError::config(
+            format!("{field}.targets"),
+            "needs at least one target",
+        ));
+    }
+    for (i, t) in targets.iter().enumerate() {
+        match t {
+            TargetSpec::Binary {
+                pos_weight: Some(w),
+            } if !(*w > 0.0 && w.is_finite()) => {
+                return Err(WideDeepError::config(
+                    format!("{field}.targets[{i}].pos_weight"),
+                    format!("must be positive, got {w}"),
+                ));
+            }
+            TargetSpec::Multiclass {
+                n_classes,
+                class_weight,
+            } => {
+                if *n_classes < 2 {
+                    return Err(WideDeepError::config(
+                        format!("{field}.targets[{i}].n_classes"),
+                        format!("must be ≥ 2, got {n_classes}"),
+                    ));
+                }
+                if let Some(w) = class_weight {
+                    super::check_class_weight(
+                        w,
+                        *n_classes,
+                        &format!("{field}.targets[{i}].class_weight"),
+                    )?;
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(w) = weights {
+        if w.len() != targets.len() {
+            return Err(WideDeepError::config(
+                format!("{field}.weights"),
+                format!("has {} values for {} targets", w.len(), targets.len()),
+            ));
+        }
+        if let Some(bad) = w.iter().find(|v| !(**v >= 0.0 && v.is_finite())) {
+            return Err(WideDeepError::config(
+                format!("{field}.weights"),
+                format!("must be finite and ≥ 0, got {bad}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Column offset of each target's block.
+fn offsets(targets: &[TargetSpec]) -> Vec<i64> {
+    targets
+        .iter()
+        .scan(0, |acc, t| {
+            let start = *acc;
+            *acc += t.width();
+            Some(start)
+        })
+        .collect()
+}
+
+/// Weighted, reduced loss of `out` `[N, Σ widths]` against `target` `[N, T]`.
+pub(super) fn loss(
+    targets: &[TargetSpec],
+    weights: Option<&[f64]>,
+    reduction: TargetReduction,
+    out: &Tensor,
+    target: &Tensor,
+) -> Tensor {
+    let losses: Vec<Tensor> = targets
+        .iter()
+        .zip(offsets(targets))
+        .enumerate()
+        .map(|(i, (spec, start))| {
+            let o = out.narrow(1, start, spec.width());
+            let y = target.select(1, i as i64);
+            let l = match spec {
+                TargetSpec::Regression => losses::mse(&o.view([-1]), &y),
+                TargetSpec::Binary { pos_weight } => {
+                    losses::bce_with_logits(&o.view([-1]), &y, *pos_weight)
+                }
+                TargetSpec::Multiclass { class_weight, .. } => {
+                    losses::cross_entropy(&o, &y, class_weight.as_deref())
+                }
+            };
+            match weights {
+                Some(w) => l * w[i],
+                None => l,
+            }
+        })
+        .collect();
+    let stacked = Tensor::stack(&losses, 0);
+    match reduction {
+        TargetReduction::Mean => stacked.mean(out.kind()),
+        TargetReduction::Sum => stacked.sum(out.kind()),
+    }
+}
+
+/// Per-target predictions `[N, T]` f32: values, 0/1 labels or class indices.
+pub(super) fn predict(targets: &[TargetSpec], out: &Tensor) -> Tensor {
+    let cols: Vec<Tensor> = targets
+        .iter()
+        .zip(offsets(targets))
+        .map(|(spec, start)| {
+            let o = out.narrow(1, start, spec.width());
+            match spec {
+                TargetSpec::Regression => o.view([-1]).to_kind(Kind::Float),
+                TargetSpec::Binary { .. } => o.view([-1]).gt(0.0).to_kind(Kind::Float),
+                TargetSpec::Multiclass { .. } => o.argmax(-1, false).to_kind(Kind::Float),
+            }
+        })
+        .collect();
+    Tensor::stack(&cols, 1)
+}
+
+/// Per-target scores `[N, Σ widths]`: values (regression), `σ(logit)` (binary), softmax
+/// blocks (multiclass).
+pub(super) fn scores(targets: &[TargetSpec], out: &Tensor) -> Tensor {
+    let cols: Vec<Tensor> = targets
+        .iter()
+        .zip(offsets(targets))
+        .map(|(spec, start)| {
+            let o = out.narrow(1, start, spec.width());
+            match spec {
+                TargetSpec::Regression => o,
+                TargetSpec::Binary { .. } => o.sigmoid(),
+                TargetSpec::Multiclass { .. } => o.softmax(-1, Kind::Float),
+            }
+        })
+        .collect();
+    Tensor::cat(&cols, 1)
+}
+
+/// Class probabilities of the classification targets side by side: `[1 − p, p]` for each
+/// binary target and the softmax block of each multiclass target, in target order (regression
+/// targets are left out).
+pub(super) fn predict_proba(targets: &[TargetSpec], out: &Tensor) -> Result<Tensor> {
+    let cols: Vec<Tensor> = targets
+        .iter()
+        .zip(offsets(targets))
+        .filter_map(|(spec, start)| {
+            let o = out.narrow(1, start, spec.width());
+            match spec {
+                TargetSpec::Regression => None,
+                TargetSpec::Binary { .. } => {
+                    let p = o.sigmoid();
+                    Some(Tensor::cat(&[p.ones_like() - &p, p], 1))
+                }
+                TargetSpec::Multiclass { .. } => Some(o.softmax(-1, Kind::Float)),
+            }
+        })
+        .collect();
+    if cols.is_empty() {
+        return Err(WideDeepError::config(
+            "objective",
+            "predict_proba needs at least one classification target",
+        ));
+    }
+    Ok(Tensor::cat(&cols, 1))
+}
+
+/// Checks a `[N, T]` target: its shape, its type and each column's values.
+pub(super) fn check_target(targets: &[TargetSpec], target: &Tensor) -> Result<()> {
+    let bad = |reason: String| WideDeepError::InputMismatch {
+        input: "target".into(),
+        reason,
+    };
+    let size = target.size();
+    if size.len() != 2 || size[1] != targets.len() as i64 {
+        return Err(bad(format!(
+            "a multi-target objective with {} targets needs shape [N, {}], got {size:?}",
+            targets.len(),
+            targets.len()
+        )));
+    }
+    if !matches!(target.kind(), Kind::Float | Kind::Double | Kind::Int64) {
+        return Err(bad(format!(
+            "multi-target targets must be f32, f64 or i64, got {:?}",
+            target.kind()
+        )));
+    }
+    let t = target.to_device(tch::Device::Cpu).to_kind(Kind::Double);
+    for (i, spec) in targets.iter().enumerate() {
+        let col = t.select(1, i as i64);
+        let what = format!("target[:, {i}] ({})", spec.name());
+        if !bool::try_from(col.isfinite().all())? {
+            return Err(bad(format!("{what} contains NaN or infinite values")));
+        }
+        match spec {
+            TargetSpec::Regression => {}
+            TargetSpec::Binary { .. } => {
+                if !bool::try_from(col.eq(0.0).logical_or(&col.eq(1.0)).all())? {
+                    return Err(bad(format!("{what} must hold 0 or 1")));
+                }
+            }
+            TargetSpec::Multiclass { n_classes, .. } => {
+                let integral = bool::try_from(col.eq_tensor(&col.round()).all())?;
+                let (lo, hi) = (col.min().double_value(&[]), col.max().double_value(&[]));
+                if !integral || lo < 0.0 || hi >= *n_classes as f64 {
+                    return Err(bad(format!(
+                        "{what} must hold class indices in 0..{n_classes}"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -4,6 +4,7 @@
 //! built-in ones; the trainer only ever sees a [`WideDeep`].
 pub mod fusion;
 pub mod image;
+pub mod mc_dropout;
 pub mod mlp;
 pub mod tabular;
 pub mod text;
@@ -26,6 +27,7 @@ pub use text::{
     BertPooling, RnnPooling, RnnType, StackedAttentiveRnn, StackedAttentiveRnnConfig, TextInput,
     TextModelConfig, TextPooling, TextTransformer, TextTransformerConfig,
 };
+pub use mc_dropout::dropout_on;
 pub use wide::{Wide, WideConfig};
 pub use wide_deep::{HeadConfig, WideDeep, WideDeepConfig};
 

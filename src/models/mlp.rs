@@ -171,7 +171,10 @@ impl Mlp {
                 if let Some(bn) = &layer.norm {
                     y = bn.forward_t(&y, train);
                 }
-                act.apply(&y.dropout(p, crate::models::dropout_on(train)).apply(&layer.linear))
+                act.apply(
+                    &y.dropout(p, crate::models::dropout_on(train))
+                        .apply(&layer.linear),
+                )
             };
         }
         h

@@ -15,6 +15,7 @@ pub use fusion::AttentionFusionConfig;
 pub use image::{
     Backbone, BackboneConfig, ImageBackbone, ImageInput, ImageModelConfig, SmallCnn, SmallCnnConfig,
 };
+pub use mc_dropout::dropout_on;
 pub use mlp::{Activation, Mlp, MlpConfig};
 pub use tabular::{
     AttnEmbedConfig, ContEmbed, ContNorm, ContextAttentionMlpConfig, FtTransformerConfig, MaskType,
@@ -27,7 +28,6 @@ pub use text::{
     BertPooling, RnnPooling, RnnType, StackedAttentiveRnn, StackedAttentiveRnnConfig, TextInput,
     TextModelConfig, TextPooling, TextTransformer, TextTransformerConfig,
 };
-pub use mc_dropout::dropout_on;
 pub use wide::{Wide, WideConfig};
 pub use wide_deep::{HeadConfig, WideDeep, WideDeepConfig};
 

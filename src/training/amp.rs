@@ -246,6 +246,7 @@ impl Amp {
     }
 
     /// Whether autocast is on (the outputs may be f16/bf16).
+    #[cfg(test)]
     pub(crate) fn enabled(&self) -> bool {
         self.dtype.is_some()
     }
@@ -330,7 +331,10 @@ mod tests {
     fn autocast_dtype_binding_round_trips() {
         // works without a GPU: the autocast dtype is plain thread-local state
         let before = cuda_autocast_dtype();
-        assert_eq!(before, SCALAR_HALF, "libtorch's default CUDA autocast dtype is f16");
+        assert_eq!(
+            before, SCALAR_HALF,
+            "libtorch's default CUDA autocast dtype is f16"
+        );
         set_cuda_autocast_dtype(SCALAR_BFLOAT16);
         assert_eq!(cuda_autocast_dtype(), SCALAR_BFLOAT16);
         set_cuda_autocast_dtype(before);
@@ -341,7 +345,10 @@ mod tests {
     fn cpu_models_train_in_f32() {
         let amp = Amp::new(Precision::Fp16, &GradScalerConfig::default(), Device::Cpu);
         assert!(!amp.enabled() && amp.scaler.is_none());
-        let y = amp.run(|| Tensor::ones([2, 2], (Kind::Float, Device::Cpu)).matmul(&Tensor::ones([2, 2], (Kind::Float, Device::Cpu))));
+        let y = amp.run(|| {
+            Tensor::ones([2, 2], (Kind::Float, Device::Cpu))
+                .matmul(&Tensor::ones([2, 2], (Kind::Float, Device::Cpu)))
+        });
         assert_eq!(y.kind(), Kind::Float);
     }
 }

@@ -105,7 +105,9 @@ impl FinetuneConfig {
             if !is_warmable(c) {
                 return Err(WideDeepError::config(
                     "finetune.components",
-                    format!("`{c}` is not a component (wide, deeptabular, deeptext_<i>, deepimage_<i>)"),
+                    format!(
+                        "`{c}` is not a component (wide, deeptabular, deeptext_<i>, deepimage_<i>)"
+                    ),
                 ));
             }
         }
@@ -248,8 +250,8 @@ fn prediction_layer(model: &WideDeep, component: &str) -> Vec<String> {
 
 /// The layers of `component` from the bottom (input side) to the top, as variable-name prefixes
 /// ending in `.`: the trainable variables in creation order, grouped by the path up to the
-/// first indexed segment after the component (`mlp.dense_0`, `blocks.2`, …) or else by the
-/// first segment (`embed`).
+/// first indexed segment after the component (`mlp.dense_0`, `encoder.layer.2`, …) or else by
+/// the first segment (`embed`, which holds every column's embedding table).
 pub fn component_layers(model: &WideDeep, component: &str) -> Vec<String> {
     let by_ptr: HashMap<usize, String> = model
         .var_store()
@@ -270,10 +272,15 @@ pub fn component_layers(model: &WideDeep, component: &str) -> Vec<String> {
             continue; // a variable directly under the component: no layer structure
         }
         let inner = &segs[1..segs.len() - 1];
-        let upto = inner
-            .iter()
-            .position(|s| s.ends_with(|c: char| c.is_ascii_digit()))
-            .map_or(1, |i| i + 1);
+        // embeddings (one table per column: `embed.emb_3`) are one layer
+        let upto = if inner[0].starts_with("emb") {
+            1
+        } else {
+            inner
+                .iter()
+                .position(|s| s.ends_with(|c: char| c.is_ascii_digit()))
+                .map_or(1, |i| i + 1)
+        };
         let key = format!("{}.{}.", segs[0], inner[..upto].join("."));
         if !layers.contains(&key) {
             layers.push(key);
@@ -378,8 +385,14 @@ mod tests {
             .deeptabular(tab());
         let m = WideDeep::new(&cfg, tch::Device::Cpu).unwrap();
         let layers = component_layers(&m, "deeptabular");
-        assert!(layers.len() >= 3, "{layers:?}");
-        assert!(layers.last().unwrap().contains("dense_1"), "{layers:?}");
+        assert_eq!(
+            layers,
+            [
+                "deeptabular.embed.",
+                "deeptabular.mlp.dense_0.",
+                "deeptabular.mlp.dense_1."
+            ]
+        );
         let ft = FinetuneConfig::new().gradual("deeptabular", &[]);
         let phases = ft.plan(&m).unwrap();
         let t: Vec<Vec<String>> = phases.iter().map(|p| p.trainable.clone()).collect();
@@ -404,6 +417,9 @@ mod tests {
         all.push("proj_0.".into());
         assert_eq!(t[2 + n], all);
         assert_eq!(phases.len(), 1 + 1 + n + 1);
-        assert!(FinetuneConfig::new().components(&["deeptext_0"]).plan(&m).is_err());
+        assert!(FinetuneConfig::new()
+            .components(&["deeptext_0"])
+            .plan(&m)
+            .is_err());
     }
 }

@@ -176,7 +176,12 @@ pub fn clip_grad_norm(grads: &[Tensor], max_norm: f64) -> Result<Tensor> {
 pub fn grad_norm(grads: &[Tensor]) -> f64 {
     grads
         .iter()
-        .map(|g| g.to_kind(Kind::Double).square().sum(Kind::Double).double_value(&[]))
+        .map(|g| {
+            g.to_kind(Kind::Double)
+                .square()
+                .sum(Kind::Double)
+                .double_value(&[])
+        })
         .sum::<f64>()
         .sqrt()
 }

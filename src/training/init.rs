@@ -47,19 +47,39 @@ impl Nonlinearity {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "name", rename_all = "snake_case")]
 pub enum Initializer {
-    Normal { mean: f64, std: f64 },
-    Uniform { low: f64, high: f64 },
-    Constant { value: f64 },
+    Normal {
+        mean: f64,
+        std: f64,
+    },
+    Uniform {
+        low: f64,
+        high: f64,
+    },
+    Constant {
+        value: f64,
+    },
     /// `N(0, gain·√(2 / (fan_in + fan_out)))`.
-    XavierNormal { gain: f64 },
+    XavierNormal {
+        gain: f64,
+    },
     /// `U(±gain·√(6 / (fan_in + fan_out)))`.
-    XavierUniform { gain: f64 },
+    XavierUniform {
+        gain: f64,
+    },
     /// `N(0, gain / √fan)`.
-    KaimingNormal { mode: FanMode, nonlinearity: Nonlinearity },
+    KaimingNormal {
+        mode: FanMode,
+        nonlinearity: Nonlinearity,
+    },
     /// `U(±gain·√(3 / fan))`.
-    KaimingUniform { mode: FanMode, nonlinearity: Nonlinearity },
+    KaimingUniform {
+        mode: FanMode,
+        nonlinearity: Nonlinearity,
+    },
     /// A (semi-)orthogonal matrix times `gain` (the weight flattened to `[rows, rest]`).
-    Orthogonal { gain: f64 },
+    Orthogonal {
+        gain: f64,
+    },
 }
 
 impl Initializer {
@@ -72,7 +92,12 @@ impl Initializer {
     }
 
     fn validate(&self, field: &str) -> Result<()> {
-        let bad = |what: &str| Err(WideDeepError::config(format!("{field}.{what}"), "invalid value"));
+        let bad = |what: &str| {
+            Err(WideDeepError::config(
+                format!("{field}.{what}"),
+                "invalid value",
+            ))
+        };
         match *self {
             Initializer::Normal { mean, std } => {
                 if !mean.is_finite() {
@@ -384,7 +409,10 @@ mod tests {
                 "deeptabular".to_string(),
                 InitSpec::new(Initializer::XavierUniform { gain: 1.0 }).pattern(r"mlp\."),
             ),
-            ("wide".to_string(), InitSpec::new(Initializer::Constant { value: 0.25 })),
+            (
+                "wide".to_string(),
+                InitSpec::new(Initializer::Constant { value: 0.25 }),
+            ),
         ]);
         let changed = apply_initializers(&m, &specs, 3).unwrap();
         assert!(!changed.is_empty());
@@ -401,7 +429,11 @@ mod tests {
             }
         }
         // constant: exact
-        let w = after.iter().find(|(k, _)| k.starts_with("wide.") && !k.ends_with("bias")).unwrap().1;
+        let w = after
+            .iter()
+            .find(|(k, _)| k.starts_with("wide.") && !k.ends_with("bias"))
+            .unwrap()
+            .1;
         assert_eq!(w.min().double_value(&[]), 0.25);
         assert_eq!(w.max().double_value(&[]), 0.25);
         // xavier uniform: within the bound, and filling most of it
@@ -413,7 +445,13 @@ mod tests {
         let var = w.to_kind(Kind::Double).var(true).double_value(&[]);
         assert!((var / (bound * bound / 3.0) - 1.0).abs() < 0.15, "{var}");
         // biases zeroed by the fan-based scheme
-        assert_eq!(after["deeptabular.mlp.dense_1.linear.bias"].abs().max().double_value(&[]), 0.0);
+        assert_eq!(
+            after["deeptabular.mlp.dense_1.linear.bias"]
+                .abs()
+                .max()
+                .double_value(&[]),
+            0.0
+        );
     }
 
     #[test]
@@ -421,16 +459,38 @@ mod tests {
         let m = model();
         let key = "deeptabular.mlp.dense_0.linear.weight"; // [64, in]
         let run = |init: Initializer, seed| {
-            let specs = BTreeMap::from([("deeptabular".to_string(), InitSpec::new(init).exclude("embed"))]);
+            let specs = BTreeMap::from([(
+                "deeptabular".to_string(),
+                InitSpec::new(init).exclude("embed"),
+            )]);
             apply_initializers(&m, &specs, seed).unwrap();
             m.var_store().variables()[key].detach().copy()
         };
-        let a = run(Initializer::Normal { mean: 0.0, std: 0.02 }, 5);
+        let a = run(
+            Initializer::Normal {
+                mean: 0.0,
+                std: 0.02,
+            },
+            5,
+        );
         let std = a.to_kind(Kind::Double).std(true).double_value(&[]);
         assert!((std / 0.02 - 1.0).abs() < 0.15, "{std}");
-        assert!(run(Initializer::Normal { mean: 0.0, std: 0.02 }, 5).equal(&a), "seeded");
+        assert!(
+            run(
+                Initializer::Normal {
+                    mean: 0.0,
+                    std: 0.02
+                },
+                5
+            )
+            .equal(&a),
+            "seeded"
+        );
         let k = run(
-            Initializer::KaimingNormal { mode: FanMode::FanIn, nonlinearity: Nonlinearity::Relu },
+            Initializer::KaimingNormal {
+                mode: FanMode::FanIn,
+                nonlinearity: Nonlinearity::Relu,
+            },
             1,
         );
         let fan_in = k.size()[1] as f64;
@@ -454,10 +514,13 @@ mod tests {
         assert!(err("deeptext", c.clone()).contains("initializers.deeptext"));
         assert!(err("tabular", c.clone()).contains("initializers.tabular"));
         assert!(err("wide", c.pattern("(")).contains("initializers.wide.pattern"));
-        let e = InitSpec::new(Initializer::Normal { mean: 0.0, std: -1.0 })
-            .validate("initializers.wide")
-            .unwrap_err()
-            .to_string();
+        let e = InitSpec::new(Initializer::Normal {
+            mean: 0.0,
+            std: -1.0,
+        })
+        .validate("initializers.wide")
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("initializers.wide.std"), "{e}");
     }
 }

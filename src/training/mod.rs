@@ -13,14 +13,14 @@ pub mod sampler;
 pub mod trainer;
 pub mod uncertainty;
 
+pub use amp::{GradScalerConfig, Precision};
 pub use callbacks::{EarlyStopping, History, Mode};
 pub use data::Dataset;
-pub use metrics::Metric;
-pub use objectives::Objective;
-pub use trainer::{Optimizer, Trainer, TrainerConfig};
-pub use amp::{GradScalerConfig, Precision};
 pub use extras::TrainingExtras;
 pub use finetune::{FinetuneConfig, Routine};
 pub use init::{FanMode, InitSpec, Initializer, Nonlinearity};
+pub use metrics::Metric;
+pub use objectives::Objective;
 pub use sampler::{SampleWeights, WeightedSampler};
+pub use trainer::{Optimizer, Trainer, TrainerConfig};
 pub use uncertainty::Uncertainty;

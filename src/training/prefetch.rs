@@ -56,11 +56,8 @@ fn move_to(batch: Dataset, device: Device) -> Dataset {
             t.pin_memory(device)
                 .to_device_(device, t.kind(), true, false)
         };
-        return Dataset::new(
-            batch.input.map(pinned),
-            batch.target.as_ref().map(pinned),
-        )
-        .expect("same rows as the source batch");
+        return Dataset::new(batch.input.map(pinned), batch.target.as_ref().map(pinned))
+            .expect("same rows as the source batch");
     }
     batch.to_device(device)
 }
@@ -174,7 +171,11 @@ mod tests {
                 .flat_map(|b| Vec::<f32>::try_from(b.target.as_ref().unwrap()).unwrap())
                 .collect();
             let expect: Vec<f32> = match order {
-                Some(o) => Vec::<i64>::try_from(o).unwrap().iter().map(|&i| i as f32).collect(),
+                Some(o) => Vec::<i64>::try_from(o)
+                    .unwrap()
+                    .iter()
+                    .map(|&i| i as f32)
+                    .collect(),
                 None => (0..23).map(|i| i as f32).collect(),
             };
             assert_eq!(t, expect);

@@ -6,7 +6,7 @@ use crate::training::{Dataset, Objective};
 use rand::distr::{weighted::WeightedIndex, Distribution};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Kind};
 
 /// Where the sampling weights come from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -177,9 +177,7 @@ impl RowSampler {
 
     /// `n` row indices (`[n]` i64), drawn from `rng`.
     pub fn draw(&self, rng: &mut impl Rng) -> Vec<i64> {
-        (0..self.n)
-            .map(|_| self.dist.sample(rng) as i64)
-            .collect()
+        (0..self.n).map(|_| self.dist.sample(rng) as i64).collect()
     }
 }
 
@@ -188,6 +186,7 @@ mod tests {
     use super::*;
     use crate::models::ModelInput;
     use rand::SeedableRng;
+    use tch::Tensor;
 
     fn imbalanced(n: usize, pos_every: usize) -> Dataset {
         let input = ModelInput {
@@ -261,14 +260,25 @@ mod tests {
             .unwrap();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         assert!(s.draw(&mut rng).iter().all(|&i| i == 2));
-        let err = |s: WeightedSampler, o: Objective| {
-            s.build(&data, &o).unwrap_err().to_string()
-        };
-        assert!(err(WeightedSampler::row_weights([1.0]), Objective::Binary).contains("sampler.weights"));
+        let err = |s: WeightedSampler, o: Objective| s.build(&data, &o).unwrap_err().to_string();
+        assert!(
+            err(WeightedSampler::row_weights([1.0]), Objective::Binary).contains("sampler.weights")
+        );
         assert!(err(WeightedSampler::default(), Objective::Regression).contains("classification"));
         assert!(err(WeightedSampler::class_weights([1.0]), Objective::Binary).contains("class 1"));
-        assert!(err(WeightedSampler::class_weights([0.0, 0.0]), Objective::Binary).contains("sampler.weights"));
-        assert!(err(WeightedSampler::class_weights([1.0, -1.0]), Objective::Binary).contains("sampler.weights"));
-        assert!(err(WeightedSampler::default().num_samples(0), Objective::Binary).contains("sampler.num_samples"));
+        assert!(err(
+            WeightedSampler::class_weights([0.0, 0.0]),
+            Objective::Binary
+        )
+        .contains("sampler.weights"));
+        assert!(err(
+            WeightedSampler::class_weights([1.0, -1.0]),
+            Objective::Binary
+        )
+        .contains("sampler.weights"));
+        assert!(
+            err(WeightedSampler::default().num_samples(0), Objective::Binary)
+                .contains("sampler.num_samples")
+        );
     }
 }

@@ -1,11 +1,11 @@
 //! The [`Trainer`]: fits a [`WideDeep`] model, evaluates and predicts.
 use crate::error::{Result, WideDeepError};
 use crate::models::{ModelInput, WideDeep};
+use crate::training::amp;
 use crate::training::callbacks::{EarlyStopping, EarlyStoppingState, History};
 use crate::training::extras::TrainingExtras;
 use crate::training::grad::GradStep;
 use crate::training::prefetch::EpochBatches;
-use crate::training::amp;
 use crate::training::{Dataset, Metric, Objective};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::SeedableRng;
@@ -285,8 +285,7 @@ impl Trainer {
             };
             let (mut loss_sum, mut seen) = (0f64, 0i64);
             let mut outs = Vec::with_capacity(n_batches);
-            let batches =
-                EpochBatches::new(train, rows.as_ref(), cfg.batch_size, device, prefetch);
+            let batches = EpochBatches::new(train, rows.as_ref(), cfg.batch_size, device, prefetch);
             for (b, batch) in batches.enumerate() {
                 let target = batch.target.as_ref().expect("checked");
                 let (out, aux) = grad.forward(|| self.model.forward_aux(&batch.input, true));

@@ -70,12 +70,18 @@ fn accumulating_two_batches_equals_one_double_batch() {
         t.fit(&ds, None).unwrap();
         weights(&t)
     };
-    let acc = fit(base(&prep).batch_size(64).accumulate_grad_batches(2).epochs(2));
+    let acc = fit(base(&prep)
+        .batch_size(64)
+        .accumulate_grad_batches(2)
+        .epochs(2));
     let big = fit(base(&prep).batch_size(128).epochs(2));
     let small = fit(base(&prep).batch_size(64).epochs(2));
     let d = max_diff(&acc, &big);
     assert!(d < 1e-5, "accumulated vs double batch: {d}");
-    assert!(max_diff(&small, &big) > 1e-3, "the test can tell the two apart");
+    assert!(
+        max_diff(&small, &big) > 1e-3,
+        "the test can tell the two apart"
+    );
 }
 
 #[test]
@@ -95,9 +101,13 @@ fn clipping_bounds_each_update() {
         (sq.sqrt(), max_diff(&w, &w0))
     };
     let (norm, _) = step(base(&prep).clip_grad_norm(1e-3));
-    assert!(norm <= 1e-3 * (1.0 + 1e-4) && norm > 0.5e-3, "update norm {norm}");
+    // (f32 rounding of w − w0 adds about 1e-7 per weight)
+    assert!(norm <= 1.01e-3 && norm > 0.5e-3, "update norm {norm}");
     let (_, maxabs) = step(base(&prep).clip_grad_value(1e-4));
-    assert!(maxabs <= 1e-4 * (1.0 + 1e-4) && maxabs > 0.5e-4, "largest update {maxabs}");
+    assert!(
+        maxabs <= 1e-4 + 1e-6 && maxabs > 0.5e-4,
+        "largest update {maxabs}"
+    );
     let (free, _) = step(base(&prep));
     assert!(free > 1e-2, "unclipped update {free}");
 }
@@ -110,7 +120,11 @@ fn initializers_apply_once_before_training() {
         .initializer("wide", Initializer::Constant { value: 0.5 })
         .initializer(
             "deeptabular",
-            InitSpec::new(Initializer::Normal { mean: 0.0, std: 0.01 }).pattern("dense_0"),
+            InitSpec::new(Initializer::Normal {
+                mean: 0.0,
+                std: 0.01,
+            })
+            .pattern("dense_0"),
         );
     let mut t = Trainer::new(model(&prep, 0.0, false), cfg).unwrap();
     let before = weights(&t);
@@ -131,7 +145,10 @@ fn initializers_apply_once_before_training() {
 fn warm_up_trains_one_component_and_freezes_the_rest() {
     let (prep, ds) = data(256);
     let run = |ft: FinetuneConfig| {
-        let cfg = base(&prep).batch_size(64).epochs(0).finetune(ft.epochs(1).lr(0.05));
+        let cfg = base(&prep)
+            .batch_size(64)
+            .epochs(0)
+            .finetune(ft.epochs(1).lr(0.05));
         let mut t = Trainer::new(model(&prep, 0.0, false), cfg).unwrap();
         let before = weights(&t);
         t.fit(&ds, None).unwrap();
@@ -152,12 +169,17 @@ fn warm_up_trains_one_component_and_freezes_the_rest() {
     };
     let changed = run(FinetuneConfig::new().components(&["wide"]));
     assert!(!changed.is_empty());
-    assert!(changed.iter().all(|k| k.starts_with("wide.")), "{changed:?}");
+    assert!(
+        changed.iter().all(|k| k.starts_with("wide.")),
+        "{changed:?}"
+    );
     let changed = run(FinetuneConfig::new().components(&["deeptabular"]));
     assert!(changed.iter().any(|k| k.starts_with("deeptabular.mlp")));
     assert!(changed.iter().any(|k| k.starts_with("proj_0.")));
     assert!(
-        changed.iter().all(|k| k.starts_with("deeptabular.") || k.starts_with("proj_0.")),
+        changed
+            .iter()
+            .all(|k| k.starts_with("deeptabular.") || k.starts_with("proj_0.")),
         "{changed:?}"
     );
     for routine in [Routine::Howard, Routine::Felbo] {
@@ -167,7 +189,10 @@ fn warm_up_trains_one_component_and_freezes_the_rest() {
             .routine(routine));
         assert!(changed.iter().any(|k| k.contains("dense_0")), "{changed:?}");
         assert!(changed.iter().any(|k| k.contains("dense_1")), "{changed:?}");
-        assert!(!changed.iter().any(|k| k.starts_with("wide.")), "{changed:?}");
+        assert!(
+            !changed.iter().any(|k| k.starts_with("wide.")),
+            "{changed:?}"
+        );
     }
     // then the joint training runs as usual
     let cfg = base(&prep)
@@ -191,11 +216,27 @@ fn weighted_sampler_trains() {
     let mut balanced = Trainer::new(model(&prep, 0.0, false), cfg.clone()).unwrap();
     balanced.fit(&ds, None).unwrap();
     assert!(balanced.history().last("loss").unwrap().is_finite());
-    let mut plain = Trainer::new(model(&prep, 0.0, false), cfg.sampler(WeightedSampler::class_weights([1.0, 0.0])).epochs(3)).unwrap();
+    let mut plain = Trainer::new(
+        model(&prep, 0.0, false),
+        cfg.sampler(WeightedSampler::class_weights([1.0, 0.0]))
+            .epochs(3),
+    )
+    .unwrap();
     plain.fit(&ds, None).unwrap();
     // balanced draws predict the minority class far more often than draws of negatives only
-    let pos = |t: &Trainer| t.predict(&ds).unwrap().to_kind(Kind::Double).mean(Kind::Double).double_value(&[]);
-    assert!(pos(&balanced) > pos(&plain) + 0.1, "{} vs {}", pos(&balanced), pos(&plain));
+    let pos = |t: &Trainer| {
+        t.predict(&ds)
+            .unwrap()
+            .to_kind(Kind::Double)
+            .mean(Kind::Double)
+            .double_value(&[])
+    };
+    assert!(
+        pos(&balanced) > pos(&plain) + 0.1,
+        "{} vs {}",
+        pos(&balanced),
+        pos(&plain)
+    );
     // regression cannot use class weights
     let cfg = TrainerConfig::new(Objective::Regression).sampler(WeightedSampler::default());
     let reg = WideDeepConfig::new().wide(WideConfig::new(prep.wide_dim().unwrap()));
@@ -211,7 +252,14 @@ fn weighted_sampler_trains() {
 fn mc_dropout_uncertainty() {
     let (prep, ds) = data(256);
     let trained = |dropout: f64, bn: bool| {
-        let mut t = Trainer::new(model(&prep, dropout, bn), base(&prep).optimizer(Optimizer::Adam).lr(0.01).batch_size(64)).unwrap();
+        let mut t = Trainer::new(
+            model(&prep, dropout, bn),
+            base(&prep)
+                .optimizer(Optimizer::Adam)
+                .lr(0.01)
+                .batch_size(64),
+        )
+        .unwrap();
         t.fit(&ds, None).unwrap();
         t
     };
@@ -234,7 +282,10 @@ fn mc_dropout_uncertainty() {
     let t = trained(0.02, false);
     let u = t.predict_uncertainty(&ds, 30).unwrap();
     let proba = t.predict_proba(&ds).unwrap();
-    let d = (&u.mean - &proba).abs().mean(Kind::Double).double_value(&[]);
+    let d = (&u.mean - &proba)
+        .abs()
+        .mean(Kind::Double)
+        .double_value(&[]);
     assert!(d < 0.02, "{d}");
     assert!(t.predict_uncertainty(&ds, 0).is_err());
 }
@@ -246,7 +297,10 @@ fn mc_dropout_multiclass_and_regression() {
     let y3 = Tensor::arange(n, (Kind::Int64, Device::Cpu)).remainder(3);
     let ds3 = Dataset::new(ds.input.map(|t| t.shallow_clone()), Some(y3)).unwrap();
     let cfg = WideDeepConfig::new()
-        .deeptabular(TabMlpConfig::from_meta(&prep.tab_meta().unwrap()).mlp(MlpConfig::default().hidden_dims([16]).dropout(0.3)))
+        .deeptabular(
+            TabMlpConfig::from_meta(&prep.tab_meta().unwrap())
+                .mlp(MlpConfig::default().hidden_dims([16]).dropout(0.3)),
+        )
         .pred_dim(3);
     let mut t = Trainer::new(
         WideDeep::new(&cfg, Device::Cpu).unwrap(),
@@ -282,7 +336,10 @@ fn prefetch_and_cpu_mixed_precision_change_nothing_on_cpu() {
         t.fit(&ds, None).unwrap();
         (weights(&t), t.history().clone())
     };
-    let cfg = base(&prep).optimizer(Optimizer::Adam).batch_size(64).epochs(2);
+    let cfg = base(&prep)
+        .optimizer(Optimizer::Adam)
+        .batch_size(64)
+        .epochs(2);
     let (w_plain, h_plain) = fit(cfg.clone().prefetch(false));
     let (w_pre, h_pre) = fit(cfg.clone().prefetch(true));
     assert_eq!(max_diff(&w_plain, &w_pre), 0.0);
@@ -329,16 +386,42 @@ fn mixed_precision_on_cuda() {
 fn extras_config_errors_name_the_field() {
     let o = Objective::Binary;
     let cases: Vec<(TrainerConfig, &str)> = vec![
-        (TrainerConfig::new(o.clone()).clip_grad_norm(0.0), "clip_grad_norm"),
-        (TrainerConfig::new(o.clone()).clip_grad_value(f64::NAN), "clip_grad_value"),
-        (TrainerConfig::new(o.clone()).accumulate_grad_batches(0), "accumulate_grad_batches"),
-        (TrainerConfig::new(o.clone()).finetune(FinetuneConfig::new().lr(0.0)), "finetune.lr"),
-        (TrainerConfig::new(o.clone()).finetune(FinetuneConfig::new().epochs(0)), "finetune.epochs"),
-        (TrainerConfig::new(o.clone()).finetune(FinetuneConfig::new().components(&["head"])), "finetune.components"),
-        (TrainerConfig::new(o.clone()).sampler(WeightedSampler::class_weights([-1.0])), "sampler.weights"),
-        (TrainerConfig::new(o.clone()).initializer("tabular", Initializer::Constant { value: 0.0 }), "initializers.tabular"),
         (
-            TrainerConfig::new(o.clone()).grad_scaler(widedeep::training::GradScalerConfig::default().growth_interval(0)),
+            TrainerConfig::new(o.clone()).clip_grad_norm(0.0),
+            "clip_grad_norm",
+        ),
+        (
+            TrainerConfig::new(o.clone()).clip_grad_value(f64::NAN),
+            "clip_grad_value",
+        ),
+        (
+            TrainerConfig::new(o.clone()).accumulate_grad_batches(0),
+            "accumulate_grad_batches",
+        ),
+        (
+            TrainerConfig::new(o.clone()).finetune(FinetuneConfig::new().lr(0.0)),
+            "finetune.lr",
+        ),
+        (
+            TrainerConfig::new(o.clone()).finetune(FinetuneConfig::new().epochs(0)),
+            "finetune.epochs",
+        ),
+        (
+            TrainerConfig::new(o.clone()).finetune(FinetuneConfig::new().components(&["head"])),
+            "finetune.components",
+        ),
+        (
+            TrainerConfig::new(o.clone()).sampler(WeightedSampler::class_weights([-1.0])),
+            "sampler.weights",
+        ),
+        (
+            TrainerConfig::new(o.clone())
+                .initializer("tabular", Initializer::Constant { value: 0.0 }),
+            "initializers.tabular",
+        ),
+        (
+            TrainerConfig::new(o.clone())
+                .grad_scaler(widedeep::training::GradScalerConfig::default().growth_interval(0)),
             "grad_scaler.growth_interval",
         ),
     ];
@@ -354,7 +437,11 @@ fn extras_config_errors_name_the_field() {
         .accumulate_grad_batches(4)
         .precision(Precision::Bf16)
         .sampler(WeightedSampler::class_weights([1.0, 2.0]))
-        .finetune(FinetuneConfig::new().gradual("deeptabular", &[]).routine(Routine::Felbo))
+        .finetune(
+            FinetuneConfig::new()
+                .gradual("deeptabular", &[])
+                .routine(Routine::Felbo),
+        )
         .initializer("head", Initializer::XavierNormal { gain: 1.0 });
     let json = serde_json::to_string(&cfg).unwrap();
     assert!(json.contains("\"clip_grad_norm\":1.0"), "{json}");

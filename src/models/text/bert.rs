@@ -413,7 +413,9 @@ impl Bert {
         let x = emb
             + Tensor::embedding(&self.position, &pos, -1, false, false)
             + self.token_type.get(0);
-        let mut x = x.apply(&self.emb_ln).dropout(self.dropout, crate::models::dropout_on(train));
+        let mut x = x
+            .apply(&self.emb_ln)
+            .dropout(self.dropout, crate::models::dropout_on(train));
         for l in &self.layers {
             let (a, _) = l.attn.forward(&x, mask, train);
             x = (a.dropout(self.dropout, crate::models::dropout_on(train)) + &x).apply(&l.attn_ln);
@@ -423,7 +425,9 @@ impl Bert {
                 "relu" => h.relu(),
                 _ => h.gelu("tanh"),
             };
-            let h = h.apply(&l.out).dropout(self.dropout, crate::models::dropout_on(train));
+            let h = h
+                .apply(&l.out)
+                .dropout(self.dropout, crate::models::dropout_on(train));
             x = (h + &x).apply(&l.out_ln);
         }
         x

@@ -324,9 +324,10 @@ pub struct BasicRnn {
 
 impl BasicRnn {
     fn run(&self, emb: &Tensor, mask: &Tensor, train: bool) -> Tensor {
-        let out = self
-            .rnn
-            .forward(&emb.dropout(self.embed_dropout, crate::models::dropout_on(train)), train);
+        let out = self.rnn.forward(
+            &emb.dropout(self.embed_dropout, crate::models::dropout_on(train)),
+            train,
+        );
         let pooled = match self.pooling {
             RnnPooling::LastHidden => {
                 last_hidden(&out, mask, self.rnn.hidden, self.rnn.bidirectional)
@@ -527,9 +528,10 @@ pub struct AttentiveRnn {
 
 impl AttentiveRnn {
     fn run(&self, emb: &Tensor, mask: &Tensor, train: bool) -> Tensor {
-        let out = self
-            .rnn
-            .forward(&emb.dropout(self.embed_dropout, crate::models::dropout_on(train)), train);
+        let out = self.rnn.forward(
+            &emb.dropout(self.embed_dropout, crate::models::dropout_on(train)),
+            train,
+        );
         let w = self.attn.weights(&out, mask, train);
         let pooled = (&out * w.unsqueeze(-1)).sum_dim_intlist(1, false, out.kind());
         self.weights.set(vec![w]);

@@ -48,7 +48,9 @@ impl SelfAttention {
         let key_pad = mask.logical_not().view([b, 1, 1, s]);
         let scores = scores.masked_fill(&key_pad, MASK_FILL);
         let w = scores.softmax(-1, scores.kind());
-        let ctx = w.dropout(self.dropout, crate::models::dropout_on(train)).matmul(&v);
+        let ctx = w
+            .dropout(self.dropout, crate::models::dropout_on(train))
+            .matmul(&v);
         let ctx = ctx.transpose(1, 2).contiguous().view([b, s, d]);
         (ctx.apply(&self.out), w)
     }

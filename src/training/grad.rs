@@ -189,6 +189,65 @@ pub fn grad_norm(grads: &[Tensor]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::training::amp::GradScaler;
+    use tch::nn::OptimizerConfig;
+
+    /// One weight `w` (starting at 0) trained by SGD with lr 1: `w` after the steps is minus
+    /// the sum of the applied gradients.
+    fn setup(cfg: GradSettings) -> (nn::VarStore, Tensor, nn::Optimizer, GradStep) {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let w = vs.root().zeros("w", &[1]);
+        let opt = nn::Sgd::default().build(&vs, 1.0).unwrap();
+        let step = GradStep::new(cfg, &vs);
+        (vs, w, opt, step)
+    }
+
+    fn value(w: &Tensor) -> f64 {
+        w.double_value(&[0])
+    }
+
+    #[test]
+    fn accumulation_steps_every_n_and_rescales_a_partial_window() {
+        let cfg = GradSettings {
+            accumulate: 3,
+            ..Default::default()
+        };
+        let (_vs, w, mut opt, mut step) = setup(cfg);
+        // loss = x · w: gradient x
+        let mut stepped = Vec::new();
+        for x in [1.0, 2.0, 3.0, 10.0, 20.0] {
+            stepped.push(step.backward(&(&w * x).sum(Kind::Float), &mut opt).unwrap());
+        }
+        assert_eq!(stepped, [false, false, true, false, false]);
+        assert!((value(&w) + 2.0).abs() < 1e-6, "mean of 1, 2, 3: {}", value(&w));
+        assert!(step.finish_epoch(&mut opt).unwrap());
+        assert!((value(&w) + 2.0 + 15.0).abs() < 1e-5, "mean of 10, 20: {}", value(&w));
+        assert!(!step.finish_epoch(&mut opt).unwrap(), "nothing pending");
+        assert_eq!(step.steps, 2);
+    }
+
+    #[test]
+    fn loss_scaling_unscales_and_skips_overflowing_steps() {
+        let (_vs, w, mut opt, mut step) = setup(GradSettings::default());
+        step.amp.scaler = Some(GradScaler::new(
+            GradScalerConfig::default()
+                .init_scale(1024.0)
+                .growth_interval(1),
+        ));
+        assert!(step.backward(&(&w * 2.0).sum(Kind::Float), &mut opt).unwrap());
+        assert!((value(&w) + 2.0).abs() < 1e-6, "unscaled gradient: {}", value(&w));
+        assert_eq!(step.amp.scaler.as_ref().unwrap().scale(), 2048.0, "grew");
+        // an infinite gradient: no step, scale halves
+        assert!(!step
+            .backward(&(&w * f64::INFINITY).sum(Kind::Float), &mut opt)
+            .unwrap());
+        assert!((value(&w) + 2.0).abs() < 1e-6, "weights untouched");
+        let s = step.amp.scaler.as_ref().unwrap();
+        assert_eq!((s.scale(), s.skipped_steps()), (1024.0, 1));
+        // training goes on normally afterwards
+        assert!(step.backward(&(&w * 1.0).sum(Kind::Float), &mut opt).unwrap());
+        assert!((value(&w) + 3.0).abs() < 1e-6);
+    }
 
     fn grads() -> Vec<Tensor> {
         vec![

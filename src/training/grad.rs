@@ -219,9 +219,17 @@ mod tests {
             stepped.push(step.backward(&(&w * x).sum(Kind::Float), &mut opt).unwrap());
         }
         assert_eq!(stepped, [false, false, true, false, false]);
-        assert!((value(&w) + 2.0).abs() < 1e-6, "mean of 1, 2, 3: {}", value(&w));
+        assert!(
+            (value(&w) + 2.0).abs() < 1e-6,
+            "mean of 1, 2, 3: {}",
+            value(&w)
+        );
         assert!(step.finish_epoch(&mut opt).unwrap());
-        assert!((value(&w) + 2.0 + 15.0).abs() < 1e-5, "mean of 10, 20: {}", value(&w));
+        assert!(
+            (value(&w) + 2.0 + 15.0).abs() < 1e-5,
+            "mean of 10, 20: {}",
+            value(&w)
+        );
         assert!(!step.finish_epoch(&mut opt).unwrap(), "nothing pending");
         assert_eq!(step.steps, 2);
     }
@@ -234,8 +242,14 @@ mod tests {
                 .init_scale(1024.0)
                 .growth_interval(1),
         ));
-        assert!(step.backward(&(&w * 2.0).sum(Kind::Float), &mut opt).unwrap());
-        assert!((value(&w) + 2.0).abs() < 1e-6, "unscaled gradient: {}", value(&w));
+        assert!(step
+            .backward(&(&w * 2.0).sum(Kind::Float), &mut opt)
+            .unwrap());
+        assert!(
+            (value(&w) + 2.0).abs() < 1e-6,
+            "unscaled gradient: {}",
+            value(&w)
+        );
         assert_eq!(step.amp.scaler.as_ref().unwrap().scale(), 2048.0, "grew");
         // an infinite gradient: no step, scale halves
         assert!(!step
@@ -245,7 +259,9 @@ mod tests {
         let s = step.amp.scaler.as_ref().unwrap();
         assert_eq!((s.scale(), s.skipped_steps()), (1024.0, 1));
         // training goes on normally afterwards
-        assert!(step.backward(&(&w * 1.0).sum(Kind::Float), &mut opt).unwrap());
+        assert!(step
+            .backward(&(&w * 1.0).sum(Kind::Float), &mut opt)
+            .unwrap());
         assert!((value(&w) + 3.0).abs() < 1e-6);
     }
 

@@ -52,9 +52,11 @@ fn move_to(batch: Dataset, device: Device) -> Dataset {
         return batch;
     }
     if device.is_cuda() && batch.device() == Device::Cpu {
-        let pinned = |t: &Tensor| {
-            t.pin_memory(device)
-                .to_device_(device, t.kind(), true, false)
+        // `_pin_memory` (not `pin_memory(device)`, whose device argument is deprecated and
+        // warns on every call); without a pinned allocator: a plain blocking copy
+        let pinned = |t: &Tensor| match t.f_internal_pin_memory(device) {
+            Ok(p) => p.to_device_(device, p.kind(), true, false),
+            Err(_) => t.to_device(device),
         };
         return Dataset::new(batch.input.map(pinned), batch.target.as_ref().map(pinned))
             .expect("same rows as the source batch");

@@ -450,3 +450,63 @@ fn extras_config_errors_name_the_field() {
     let old: TrainerConfig = serde_json::from_str("{\"lr\": 0.01}").unwrap();
     assert_eq!(old.extras, Default::default());
 }
+
+#[test]
+fn every_extra_runs_on_cuda() {
+    if !widedeep::tch::Cuda::is_available() {
+        eprintln!("skipped every_extra_runs_on_cuda: no CUDA device");
+        return;
+    }
+    let (prep, ds) = data(1024);
+    let cfg = WideDeepConfig::new()
+        .wide(WideConfig::new(prep.wide_dim().unwrap()))
+        .deeptabular(
+            TabMlpConfig::from_meta(&prep.tab_meta().unwrap())
+                .cont_norm(ContNorm::BatchNorm)
+                .mlp(MlpConfig::default().hidden_dims([32, 16]).dropout(0.2)),
+        )
+        .seed(3);
+    let dev = Device::Cuda(0);
+    let tc = TrainerConfig::new(prep.objective().unwrap())
+        .epochs(2)
+        .batch_size(64)
+        .verbose(0)
+        .initializer(
+            "deeptabular",
+            InitSpec::new(Initializer::Orthogonal { gain: 1.0 }).exclude("embed"),
+        )
+        .initializer("head", Initializer::XavierUniform { gain: 1.0 })
+        .clip_grad_norm(1.0)
+        .accumulate_grad_batches(2)
+        .sampler(WeightedSampler::inverse_class_frequency())
+        .precision(Precision::Fp16)
+        .finetune(
+            FinetuneConfig::new()
+                .epochs(1)
+                .gradual("deeptabular", &[])
+                .routine(Routine::Felbo),
+        );
+    assert!(
+        tc.extras.prefetch_on(dev),
+        "prefetch defaults to on for CUDA"
+    );
+    let mut t = Trainer::new(WideDeep::new(&cfg, dev).unwrap(), tc).unwrap();
+    t.fit(&ds, None).unwrap();
+    assert_eq!(t.history().len(), 2);
+    assert!(t.history().series("loss").iter().all(|l| l.is_finite()));
+    let u = t.predict_uncertainty(&ds, 5).unwrap();
+    assert!(u.std.mean(Kind::Double).double_value(&[]) > 0.0);
+    // prefetch on and off train to the same weights on the GPU too (fp32, no sampler)
+    let fit = |prefetch: bool| {
+        let tc = TrainerConfig::new(prep.objective().unwrap())
+            .epochs(1)
+            .batch_size(64)
+            .verbose(0)
+            .prefetch(prefetch);
+        let mut t = Trainer::new(WideDeep::new(&cfg, dev).unwrap(), tc).unwrap();
+        t.fit(&ds, None).unwrap();
+        weights(&t)
+    };
+    let d = max_diff(&fit(true), &fit(false));
+    assert!(d < 1e-5, "{d}");
+}

@@ -70,6 +70,9 @@ pub mod prelude {
     pub use crate::training::{
         Dataset, EarlyStopping, History, Metric, Objective, Optimizer, Trainer, TrainerConfig,
     };
+    pub use crate::training::{
+        FinetuneConfig, InitSpec, Initializer, Precision, Routine, Uncertainty, WeightedSampler,
+    };
     pub use crate::{Result, WideDeepError};
     pub use tch::Device;
     pub use widedeep_preprocessing::{

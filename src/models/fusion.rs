@@ -95,6 +95,9 @@ impl AttentionFusion {
         let scores = p.apply(&self.score).tanh().matmul(&self.context); // [batch, n]
         let w = scores.softmax(1, scores.kind());
         let fused = (&p * w.unsqueeze(-1)).sum_dim_intlist(1, false, p.kind());
-        (fused.dropout(self.dropout, train), w)
+        (
+            fused.dropout(self.dropout, crate::models::dropout_on(train)),
+            w,
+        )
     }
 }

@@ -162,13 +162,16 @@ impl Mlp {
                 if let Some(bn) = &layer.norm {
                     y = bn.forward_t(&y, train);
                 }
-                y.dropout(p, train)
+                y.dropout(p, crate::models::dropout_on(train))
             } else {
                 let mut y = h;
                 if let Some(bn) = &layer.norm {
                     y = bn.forward_t(&y, train);
                 }
-                act.apply(&y.dropout(p, train).apply(&layer.linear))
+                act.apply(
+                    &y.dropout(p, crate::models::dropout_on(train))
+                        .apply(&layer.linear),
+                )
             };
         }
         h

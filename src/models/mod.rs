@@ -4,6 +4,7 @@
 //! built-in ones; the trainer only ever sees a [`WideDeep`].
 pub mod fusion;
 pub mod image;
+pub mod mc_dropout;
 pub mod mlp;
 pub mod tabular;
 pub mod text;
@@ -14,6 +15,7 @@ pub use fusion::AttentionFusionConfig;
 pub use image::{
     Backbone, BackboneConfig, ImageBackbone, ImageInput, ImageModelConfig, SmallCnn, SmallCnnConfig,
 };
+pub use mc_dropout::dropout_on;
 pub use mlp::{Activation, Mlp, MlpConfig};
 pub use tabular::{
     AttnEmbedConfig, ContEmbed, ContNorm, ContextAttentionMlpConfig, FtTransformerConfig, MaskType,

@@ -1,7 +1,11 @@
 //! The [`Trainer`]: fits a [`WideDeep`] model, evaluates and predicts.
 use crate::error::{Result, WideDeepError};
 use crate::models::{ModelInput, WideDeep};
+use crate::training::amp;
 use crate::training::callbacks::{EarlyStopping, EarlyStoppingState, History};
+use crate::training::extras::TrainingExtras;
+use crate::training::grad::GradStep;
+use crate::training::prefetch::EpochBatches;
 use crate::training::{Dataset, Metric, Objective};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::SeedableRng;
@@ -49,6 +53,10 @@ pub struct TrainerConfig {
     /// `deeptext_0`, `deepimage_0`, `head`, …; see `WideDeep::param_groups`); the others use
     /// `lr`.
     pub component_lr: BTreeMap<String, f64>,
+    /// Initializers, gradient clipping/accumulation, warm-up, weighted sampling, mixed
+    /// precision and prefetching (see `training::extras`; flattened in the JSON).
+    #[serde(flatten)]
+    pub extras: TrainingExtras,
 }
 
 impl Default for TrainerConfig {
@@ -68,6 +76,7 @@ impl Default for TrainerConfig {
             early_stopping: None,
             verbose: 1,
             component_lr: BTreeMap::new(),
+            extras: TrainingExtras::default(),
         }
     }
 }
@@ -156,6 +165,7 @@ impl TrainerConfig {
                 ));
             }
         }
+        self.extras.validate()?;
         self.metrics
             .iter()
             .try_for_each(|m| m.check(&self.objective))
@@ -166,7 +176,7 @@ impl TrainerConfig {
 #[derive(Debug)]
 pub struct Trainer {
     model: WideDeep,
-    config: TrainerConfig,
+    pub(crate) config: TrainerConfig,
     history: History,
 }
 
@@ -223,11 +233,12 @@ impl Trainer {
     /// Trains for `config.epochs` epochs. Validation data is `val` when given, else a
     /// `val_split` of `train`, else none. Returns the history (one entry per epoch run).
     pub fn fit(&mut self, train: &Dataset, val: Option<&Dataset>) -> Result<&History> {
-        let cfg = self.config.clone();
         self.check_data(train, "training")?;
         if let Some(v) = val {
             self.check_data(v, "validation")?;
         }
+        self.before_fit(train, val)?; // extras: initializers, warm-up
+        let cfg = self.config.clone();
         let _rng_guard = crate::torch_rng_lock();
         tch::manual_seed(cfg.seed as i64);
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -253,28 +264,32 @@ impl Trainer {
         }
         let mut opt = self.optimizer()?;
         let device = self.model.device();
-        let n_batches = (train.len() as usize).div_ceil(cfg.batch_size);
+        // extras: row order (shuffle or weighted sampler), clipping/accumulation/AMP, prefetch
+        let order = self.row_order(train)?;
+        let mut grad = GradStep::new(cfg.extras.grad_settings(), self.model.var_store());
+        let prefetch = cfg.extras.prefetch_on(device);
+        let n_batches = order.rows(train.len()).div_ceil(cfg.batch_size);
         let mut es_state = EarlyStoppingState::new();
         let mut best_weights: Option<Vec<(String, Tensor)>> = None;
         let first_epoch = self.history.len();
 
         for epoch in 0..cfg.epochs {
             let bar = progress_bar(cfg.verbose, n_batches, epoch, cfg.epochs);
-            let data = if cfg.shuffle {
-                train.shuffled(&mut rng)
-            } else {
-                train.slice(0, train.len())
+            let rows = order.epoch(&mut rng);
+            let epoch_target = {
+                let t = train.target.as_ref().expect("checked");
+                match &rows {
+                    Some(idx) => t.index_select(0, &idx.to_device(t.device())),
+                    None => t.shallow_clone(),
+                }
             };
             let (mut loss_sum, mut seen) = (0f64, 0i64);
             let mut outs = Vec::with_capacity(n_batches);
-            for (b, batch) in data.batches(cfg.batch_size as i64).enumerate() {
-                let batch = if device == batch.device() {
-                    batch
-                } else {
-                    batch.to_device(device)
-                };
+            let batches = EpochBatches::new(train, rows.as_ref(), cfg.batch_size, device, prefetch);
+            for (b, batch) in batches.enumerate() {
                 let target = batch.target.as_ref().expect("checked");
-                let (out, aux) = self.model.forward_aux(&batch.input, true);
+                let (out, aux) = grad.forward(|| self.model.forward_aux(&batch.input, true));
+                let (out, aux) = (amp::to_f32(out), aux.map(amp::to_f32));
                 let loss = match aux {
                     Some(aux) => cfg.objective.loss(&out, target) + aux,
                     None => cfg.objective.loss(&out, target),
@@ -288,7 +303,7 @@ impl Trainer {
                         value: lv,
                     });
                 }
-                opt.backward_step(&loss);
+                grad.backward(&loss, &mut opt)?;
                 loss_sum += lv * batch.len() as f64;
                 seen += batch.len();
                 if !cfg.metrics.is_empty() {
@@ -299,16 +314,12 @@ impl Trainer {
                     bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
                 }
             }
+            grad.finish_epoch(&mut opt)?;
             let mut record = BTreeMap::new();
-            record.insert("loss".to_string(), loss_sum / train.len() as f64);
+            record.insert("loss".to_string(), loss_sum / seen.max(1) as f64);
             if !cfg.metrics.is_empty() {
                 let scores = cfg.objective.scores(&Tensor::cat(&outs, 0));
-                self.add_metrics(
-                    &mut record,
-                    "",
-                    &scores,
-                    data.target.as_ref().expect("checked"),
-                )?;
+                self.add_metrics(&mut record, "", &scores, &epoch_target)?;
             }
             if let Some(v) = val {
                 let pass = self.run(v, true)?;

@@ -9,5 +9,6 @@ mod pipeline_io;
 mod readme;
 mod reproducibility;
 mod text_image;
+mod trainer_extras;
 mod zoo_attention;
 mod zoo_other;

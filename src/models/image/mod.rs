@@ -433,7 +433,7 @@ impl SmallCnn {
         }
         h.adaptive_avg_pool2d([1, 1])
             .flatten(1, -1)
-            .dropout(self.dropout, train)
+            .dropout(self.dropout, crate::models::dropout_on(train))
     }
 }
 

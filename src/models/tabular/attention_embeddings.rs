@@ -855,7 +855,7 @@ impl AttnEmbeddings {
     }
 
     fn dropout(&self, x: Tensor, p: f64, train: bool) -> Tensor {
-        if !train || p == 0.0 {
+        if !crate::models::dropout_on(train) || p == 0.0 {
             return x;
         }
         if self.cfg.full_embed_dropout {

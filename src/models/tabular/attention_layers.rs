@@ -185,7 +185,7 @@ fn softmax_tokens(x: &Tensor) -> Tensor {
 /// 64-bit integers — a quarter of the generator calls of libtorch's Bernoulli-based `dropout`,
 /// about twice as fast on the CPU.
 pub(crate) fn dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
-    if !train || p == 0.0 {
+    if !crate::models::dropout_on(train) || p == 0.0 {
         return x.shallow_clone();
     }
     let mut mask = keep_mask(&x.size(), p, x.device()).to_kind(x.kind());

@@ -137,7 +137,10 @@ impl TabEmbeddings {
         let n_cat = self.cat.len();
         let mut out = Vec::with_capacity(2);
         if n_cat > 0 {
-            out.push(Tensor::cat(&parts[..n_cat], 1).dropout(self.dropout, train));
+            out.push(
+                Tensor::cat(&parts[..n_cat], 1)
+                    .dropout(self.dropout, crate::models::dropout_on(train)),
+            );
         }
         if !self.cont.is_empty() {
             let cont = Tensor::cat(&parts[n_cat..], 1);

@@ -220,7 +220,7 @@ impl ResBlock {
     fn forward_t(&self, x: &Tensor, p: f64, train: bool) -> Tensor {
         let mut out = bn_t(&self.bn1, &x.apply(&self.lin1), train)
             .leaky_relu()
-            .dropout(p, train);
+            .dropout(p, crate::models::dropout_on(train));
         if let Some((lin, bn)) = &self.second {
             out = bn_t(bn, &out.apply(lin), train);
         }

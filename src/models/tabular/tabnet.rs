@@ -374,8 +374,8 @@ impl FeatTransformer {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let glu = |l: &GluLayer, h: &Tensor| {
             let y = l.bn.forward_t(&h.apply(&l.fc), train).glu(-1);
-            if self.dropout > 0.0 && train {
-                y.dropout(self.dropout, train)
+            if self.dropout > 0.0 && crate::models::dropout_on(train) {
+                y.dropout(self.dropout, crate::models::dropout_on(train))
             } else {
                 y
             }

@@ -413,17 +413,21 @@ impl Bert {
         let x = emb
             + Tensor::embedding(&self.position, &pos, -1, false, false)
             + self.token_type.get(0);
-        let mut x = x.apply(&self.emb_ln).dropout(self.dropout, train);
+        let mut x = x
+            .apply(&self.emb_ln)
+            .dropout(self.dropout, crate::models::dropout_on(train));
         for l in &self.layers {
             let (a, _) = l.attn.forward(&x, mask, train);
-            x = (a.dropout(self.dropout, train) + &x).apply(&l.attn_ln);
+            x = (a.dropout(self.dropout, crate::models::dropout_on(train)) + &x).apply(&l.attn_ln);
             let h = x.apply(&l.inter);
             let h = match self.act.as_str() {
                 "gelu" => h.gelu("none"),
                 "relu" => h.relu(),
                 _ => h.gelu("tanh"),
             };
-            let h = h.apply(&l.out).dropout(self.dropout, train);
+            let h = h
+                .apply(&l.out)
+                .dropout(self.dropout, crate::models::dropout_on(train));
             x = (h + &x).apply(&l.out_ln);
         }
         x

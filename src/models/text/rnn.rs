@@ -101,6 +101,8 @@ impl RnnLayer {
 
     /// `[batch, seq, in]` → `[batch, seq, hidden × directions]`.
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        // `train` only switches the dropout between layers
+        let train = crate::models::dropout_on(train);
         let dirs = if self.bidirectional { 2 } else { 1 };
         let h0 = Tensor::zeros(
             [self.n_layers * dirs, x.size()[0], self.hidden],
@@ -322,9 +324,10 @@ pub struct BasicRnn {
 
 impl BasicRnn {
     fn run(&self, emb: &Tensor, mask: &Tensor, train: bool) -> Tensor {
-        let out = self
-            .rnn
-            .forward(&emb.dropout(self.embed_dropout, train), train);
+        let out = self.rnn.forward(
+            &emb.dropout(self.embed_dropout, crate::models::dropout_on(train)),
+            train,
+        );
         let pooled = match self.pooling {
             RnnPooling::LastHidden => {
                 last_hidden(&out, mask, self.rnn.hidden, self.rnn.bidirectional)
@@ -399,7 +402,7 @@ impl ContextAttention {
         let scores = scores.masked_fill(&mask.logical_not(), MASK_FILL);
         scores
             .softmax(1, scores.kind())
-            .dropout(self.dropout, train)
+            .dropout(self.dropout, crate::models::dropout_on(train))
     }
 }
 
@@ -525,9 +528,10 @@ pub struct AttentiveRnn {
 
 impl AttentiveRnn {
     fn run(&self, emb: &Tensor, mask: &Tensor, train: bool) -> Tensor {
-        let out = self
-            .rnn
-            .forward(&emb.dropout(self.embed_dropout, train), train);
+        let out = self.rnn.forward(
+            &emb.dropout(self.embed_dropout, crate::models::dropout_on(train)),
+            train,
+        );
         let w = self.attn.weights(&out, mask, train);
         let pooled = (&out * w.unsqueeze(-1)).sum_dim_intlist(1, false, out.kind());
         self.weights.set(vec![w]);
@@ -710,7 +714,7 @@ pub struct StackedAttentiveRnn {
 
 impl StackedAttentiveRnn {
     fn run(&self, emb: &Tensor, mask: &Tensor, train: bool) -> Tensor {
-        let mut x = emb.dropout(self.embed_dropout, train);
+        let mut x = emb.dropout(self.embed_dropout, crate::models::dropout_on(train));
         let mut all = Vec::with_capacity(self.blocks.len());
         let n = self.blocks.len();
         let mut pooled = None;

@@ -48,7 +48,9 @@ impl SelfAttention {
         let key_pad = mask.logical_not().view([b, 1, 1, s]);
         let scores = scores.masked_fill(&key_pad, MASK_FILL);
         let w = scores.softmax(-1, scores.kind());
-        let ctx = w.dropout(self.dropout, train).matmul(&v);
+        let ctx = w
+            .dropout(self.dropout, crate::models::dropout_on(train))
+            .matmul(&v);
         let ctx = ctx.transpose(1, 2).contiguous().view([b, s, d]);
         (ctx.apply(&self.out), w)
     }
@@ -309,17 +311,17 @@ impl TextTransformer {
             let ids = (mask.to_kind(Kind::Int64).cumsum(1, Kind::Int64) - 1).clamp_min(0);
             x = Tensor::embedding(pos, &ids, -1, false, false) + &x;
         }
-        let mut x = x.dropout(self.dropout, train);
+        let mut x = x.dropout(self.dropout, crate::models::dropout_on(train));
         let mut all = Vec::with_capacity(self.blocks.len());
         for blk in &self.blocks {
             let (a, w) = blk.attn.forward(&x, &mask, train);
-            x = (&x + a.dropout(self.dropout, train)).apply(&blk.norm1);
+            x = (&x + a.dropout(self.dropout, crate::models::dropout_on(train))).apply(&blk.norm1);
             let f = x
                 .apply(&blk.ff1)
                 .gelu("none")
-                .dropout(self.dropout, train)
+                .dropout(self.dropout, crate::models::dropout_on(train))
                 .apply(&blk.ff2);
-            x = (&x + f.dropout(self.dropout, train)).apply(&blk.norm2);
+            x = (&x + f.dropout(self.dropout, crate::models::dropout_on(train))).apply(&blk.norm2);
             all.push(w);
         }
         self.weights.set(all);

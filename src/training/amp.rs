@@ -1,0 +1,354 @@
+//! Mixed precision: fp16 autocast with dynamic loss scaling ([`GradScaler`]) or bf16 autocast,
+//! on CUDA devices. On the CPU mixed precision is a no-op (with one warning per process).
+use crate::error::{Result, WideDeepError};
+use serde::{Deserialize, Serialize};
+use std::sync::Once;
+use tch::{Device, Kind, Tensor};
+
+/// Floating-point precision of the forward pass during training.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// Everything in f32.
+    #[default]
+    Fp32,
+    /// CUDA autocast to f16 (matrix products and convolutions in f16, reductions in f32) with
+    /// dynamic loss scaling, like `torch.autocast` + `torch.cuda.amp.GradScaler`.
+    Fp16,
+    /// CUDA autocast to bf16 (no loss scaling needed: bf16 has f32's exponent range).
+    Bf16,
+}
+
+/// Dynamic loss scaling for fp16 (`GradScaler` semantics): the loss is multiplied by `scale`
+/// before the backward pass, gradients are divided by it before clipping and the step; a step
+/// whose gradients hold an inf or NaN is skipped and the scale multiplied by `backoff_factor`;
+/// after `growth_interval` consecutive good steps the scale is multiplied by `growth_factor`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GradScalerConfig {
+    pub init_scale: f64,
+    pub growth_factor: f64,
+    pub backoff_factor: f64,
+    pub growth_interval: usize,
+}
+
+impl Default for GradScalerConfig {
+    fn default() -> Self {
+        Self {
+            init_scale: 65536.0,
+            growth_factor: 2.0,
+            backoff_factor: 0.5,
+            growth_interval: 2000,
+        }
+    }
+}
+
+impl GradScalerConfig {
+    pub fn init_scale(mut self, v: f64) -> Self {
+        self.init_scale = v;
+        self
+    }
+    pub fn growth_factor(mut self, v: f64) -> Self {
+        self.growth_factor = v;
+        self
+    }
+    pub fn backoff_factor(mut self, v: f64) -> Self {
+        self.backoff_factor = v;
+        self
+    }
+    pub fn growth_interval(mut self, v: usize) -> Self {
+        self.growth_interval = v;
+        self
+    }
+
+    /// Checks the values; errors name the field under `grad_scaler`.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.init_scale > 0.0 && self.init_scale.is_finite()) {
+            return Err(WideDeepError::config(
+                "grad_scaler.init_scale",
+                format!("must be positive, got {}", self.init_scale),
+            ));
+        }
+        if !(self.growth_factor > 1.0 && self.growth_factor.is_finite()) {
+            return Err(WideDeepError::config(
+                "grad_scaler.growth_factor",
+                format!("must be > 1, got {}", self.growth_factor),
+            ));
+        }
+        if !(self.backoff_factor > 0.0 && self.backoff_factor < 1.0) {
+            return Err(WideDeepError::config(
+                "grad_scaler.backoff_factor",
+                format!("must be in (0, 1), got {}", self.backoff_factor),
+            ));
+        }
+        if self.growth_interval == 0 {
+            return Err(WideDeepError::config(
+                "grad_scaler.growth_interval",
+                "must be ≥ 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The running state of dynamic loss scaling.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GradScaler {
+    cfg: GradScalerConfig,
+    scale: f64,
+    good_steps: usize,
+    skipped: usize,
+}
+
+impl GradScaler {
+    pub fn new(cfg: GradScalerConfig) -> Self {
+        Self {
+            scale: cfg.init_scale,
+            cfg,
+            good_steps: 0,
+            skipped: 0,
+        }
+    }
+
+    /// The current loss scale.
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    /// Number of optimizer steps skipped because of inf/NaN gradients.
+    pub fn skipped_steps(&self) -> usize {
+        self.skipped
+    }
+
+    /// `loss × scale`.
+    pub fn scale_loss(&self, loss: &Tensor) -> Tensor {
+        loss * self.scale
+    }
+
+    /// Divides every gradient by the scale in place; returns whether any gradient holds an inf
+    /// or NaN (one device synchronisation).
+    pub fn unscale(&self, grads: &[Tensor]) -> Result<bool> {
+        let inv = 1.0 / self.scale;
+        let mut bad: Option<Tensor> = None;
+        tch::no_grad(|| -> Result<()> {
+            for g in grads {
+                let mut g = g.shallow_clone();
+                let _ = g.f_mul_scalar_(inv)?;
+                let b = g.f_isfinite()?.f_logical_not()?.f_any()?;
+                bad = Some(match bad.take() {
+                    Some(a) => a.f_logical_or(&b)?,
+                    None => b,
+                });
+            }
+            Ok(())
+        })?;
+        Ok(match bad {
+            Some(b) => bool::try_from(b.to_device(Device::Cpu))?,
+            None => false,
+        })
+    }
+
+    /// Records the outcome of one step: backs off on overflow (the caller skips the step),
+    /// grows the scale after `growth_interval` good steps in a row.
+    pub fn update(&mut self, found_inf: bool) {
+        if found_inf {
+            self.scale *= self.cfg.backoff_factor;
+            self.good_steps = 0;
+            self.skipped += 1;
+        } else {
+            self.good_steps += 1;
+            if self.good_steps >= self.cfg.growth_interval {
+                self.scale *= self.cfg.growth_factor;
+                self.good_steps = 0;
+            }
+        }
+    }
+}
+
+// libtorch's autocast dtype setters are not wrapped by tch 0.24; they are plain C++ functions of
+// libtorch_cpu (which torch-sys links) taking two `int8_t`-backed enums (`c10::DeviceType`,
+// `c10::ScalarType`), called here through their mangled names (libtorch 2.11.0).
+extern "C" {
+    #[link_name = "_ZN2at8autocast18set_autocast_dtypeEN3c1010DeviceTypeENS1_10ScalarTypeE"]
+    fn at_set_autocast_dtype(device_type: i8, dtype: i8);
+    #[link_name = "_ZN2at8autocast18get_autocast_dtypeEN3c1010DeviceTypeE"]
+    fn at_get_autocast_dtype(device_type: i8) -> i8;
+}
+
+const DEVICE_TYPE_CUDA: i8 = 1;
+const SCALAR_HALF: i8 = 5;
+const SCALAR_BFLOAT16: i8 = 15;
+
+/// The CUDA autocast dtype of the current thread (libtorch's `ScalarType` code).
+fn cuda_autocast_dtype() -> i8 {
+    // SAFETY: a plain getter of thread-local libtorch state.
+    unsafe { at_get_autocast_dtype(DEVICE_TYPE_CUDA) }
+}
+
+fn set_cuda_autocast_dtype(code: i8) {
+    // SAFETY: a plain setter of thread-local libtorch state; `code` is a valid ScalarType.
+    unsafe { at_set_autocast_dtype(DEVICE_TYPE_CUDA, code) }
+}
+
+static CPU_WARNING: Once = Once::new();
+
+/// Mixed precision during one `fit`: autocast around the forward pass and, for fp16, the loss
+/// scaler.
+#[derive(Debug)]
+pub(crate) struct Amp {
+    /// `None` when running in f32 (also for fp16/bf16 requested on a CPU model).
+    dtype: Option<i8>,
+    pub(crate) scaler: Option<GradScaler>,
+}
+
+impl Amp {
+    pub(crate) fn new(precision: Precision, scaler: &GradScalerConfig, device: Device) -> Self {
+        if precision != Precision::Fp32 && !device.is_cuda() {
+            CPU_WARNING.call_once(|| {
+                eprintln!(
+                    "widedeep: mixed precision ({precision:?}) needs a CUDA device; \
+                     training in f32 on the CPU"
+                )
+            });
+            return Self {
+                dtype: None,
+                scaler: None,
+            };
+        }
+        match precision {
+            Precision::Fp32 => Self {
+                dtype: None,
+                scaler: None,
+            },
+            Precision::Fp16 => Self {
+                dtype: Some(SCALAR_HALF),
+                scaler: Some(GradScaler::new(scaler.clone())),
+            },
+            Precision::Bf16 => Self {
+                dtype: Some(SCALAR_BFLOAT16),
+                scaler: None,
+            },
+        }
+    }
+
+    /// Runs `f` (the forward pass) under autocast when mixed precision is on.
+    pub(crate) fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+        match self.dtype {
+            None => f(),
+            Some(code) => {
+                let previous = cuda_autocast_dtype();
+                set_cuda_autocast_dtype(code);
+                let out = tch::autocast(true, f);
+                set_cuda_autocast_dtype(previous);
+                out
+            }
+        }
+    }
+
+    /// Whether autocast is on (the outputs may be f16/bf16).
+    #[cfg(test)]
+    pub(crate) fn enabled(&self) -> bool {
+        self.dtype.is_some()
+    }
+}
+
+/// Outputs computed under autocast back to f32 (losses and metrics are computed in f32).
+pub(crate) fn to_f32(t: Tensor) -> Tensor {
+    if t.kind() == Kind::Float {
+        t
+    } else {
+        t.to_kind(Kind::Float)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_grows_after_interval_and_backs_off_on_overflow() {
+        let mut s = GradScaler::new(
+            GradScalerConfig::default()
+                .init_scale(8.0)
+                .growth_interval(3),
+        );
+        s.update(false);
+        s.update(false);
+        assert_eq!(s.scale(), 8.0);
+        s.update(false);
+        assert_eq!(s.scale(), 16.0, "grows after 3 good steps");
+        s.update(false);
+        s.update(true);
+        assert_eq!(s.scale(), 8.0, "backs off on overflow");
+        assert_eq!(s.skipped_steps(), 1);
+        s.update(false);
+        s.update(false);
+        assert_eq!(s.scale(), 8.0, "the overflow reset the good-step count");
+        s.update(false);
+        assert_eq!(s.scale(), 16.0);
+    }
+
+    #[test]
+    fn unscale_divides_and_detects_inf_and_nan() {
+        let s = GradScaler::new(GradScalerConfig::default().init_scale(4.0));
+        let g = Tensor::from_slice(&[4.0f32, -8.0]);
+        assert!(!s.unscale(&[g.shallow_clone()]).unwrap());
+        assert_eq!(Vec::<f32>::try_from(&g).unwrap(), vec![1.0, -2.0]);
+        let inf = Tensor::from_slice(&[1.0f32, f32::INFINITY]);
+        assert!(s.unscale(&[g.shallow_clone(), inf]).unwrap());
+        let nan = Tensor::from_slice(&[f32::NAN]);
+        assert!(s.unscale(&[nan]).unwrap());
+        assert!(!s.unscale(&[]).unwrap());
+    }
+
+    #[test]
+    fn scaler_config_validation_names_fields() {
+        for (cfg, field) in [
+            (
+                GradScalerConfig::default().init_scale(0.0),
+                "grad_scaler.init_scale",
+            ),
+            (
+                GradScalerConfig::default().growth_factor(1.0),
+                "grad_scaler.growth_factor",
+            ),
+            (
+                GradScalerConfig::default().backoff_factor(1.0),
+                "grad_scaler.backoff_factor",
+            ),
+            (
+                GradScalerConfig::default().growth_interval(0),
+                "grad_scaler.growth_interval",
+            ),
+        ] {
+            let err = cfg.validate().unwrap_err().to_string();
+            assert!(err.contains(field), "{err}");
+        }
+        GradScalerConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn autocast_dtype_binding_round_trips() {
+        // works without a GPU: the autocast dtype is plain thread-local state
+        let before = cuda_autocast_dtype();
+        assert_eq!(
+            before, SCALAR_HALF,
+            "libtorch's default CUDA autocast dtype is f16"
+        );
+        set_cuda_autocast_dtype(SCALAR_BFLOAT16);
+        assert_eq!(cuda_autocast_dtype(), SCALAR_BFLOAT16);
+        set_cuda_autocast_dtype(before);
+        assert_eq!(cuda_autocast_dtype(), SCALAR_HALF);
+    }
+
+    #[test]
+    fn cpu_models_train_in_f32() {
+        let amp = Amp::new(Precision::Fp16, &GradScalerConfig::default(), Device::Cpu);
+        assert!(!amp.enabled() && amp.scaler.is_none());
+        let y = amp.run(|| {
+            Tensor::ones([2, 2], (Kind::Float, Device::Cpu))
+                .matmul(&Tensor::ones([2, 2], (Kind::Float, Device::Cpu)))
+        });
+        assert_eq!(y.kind(), Kind::Float);
+    }
+}

@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 TORCH_ENV = VENV="$$(bash scripts/setup-libtorch.sh | tail -n 1)" && export PATH="$$VENV/bin:$$PATH" LIBTORCH_USE_PYTORCH=1
 
-.PHONY: demo test lint bench bench-micro bench-wide-tabmlp
+.PHONY: demo test lint bench bench-micro
 
 ## Train Wide + TabMlp on Adult, evaluate on a held-out 20%, explain.
 demo:
@@ -15,11 +15,6 @@ test:
 
 lint:
 	@$(TORCH_ENV) && cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings
-
-## Side-by-side benchmark against pytorch-widedeep 1.7.0 (installed into its own venv).
-bench-wide-tabmlp:
-	@$(TORCH_ENV) && BENCH="$$(bash scripts/setup-bench-env.sh | tail -n 1)" && \
-	  WIDEDEEP_BENCH_PYTHON="$$BENCH/bin/python" cargo bench --bench wide_tabmlp
 
 ## The side-by-side suite against pytorch-widedeep 1.7.0 (all configurations, one markdown table).
 bench:

@@ -14,6 +14,7 @@
 //!   these small models on both sides on a 2-core machine; the reference's default is one per
 //!   core — its figures at that default are printed for Wide + TabMlp);
 //! - `SUITE_REPEATS`: run each side this many times, alternating, and keep the fastest (default 1);
+//! - `SUITE_DEVICE`: `cpu` (default) or `cuda` / `cuda:N`, for both sides;
 //! - `WIDEDEEP_BENCH_VENV`: the reference's venv (default `~/.cache/widedeep/bench-venv`); without
 //!   it only our side runs.
 //!
@@ -372,7 +373,7 @@ fn ours(cfg: &Config) -> Result<Figures> {
     drop(test_df);
 
     let objective = prep.objective()?;
-    let model = WideDeep::new(&model_config(cfg, &prep)?, Device::Cpu)?;
+    let model = WideDeep::new(&model_config(cfg, &prep)?, suite_device()?)?;
     let config = TrainerConfig::new(objective.clone())
         .epochs(cfg.epochs.max(1))
         .batch_size(cfg.batch_size)
@@ -411,6 +412,14 @@ fn ours(cfg: &Config) -> Result<Figures> {
     }
     figures.peak_mb = peak_rss_mb();
     Ok(figures)
+}
+
+/// The device of both sides (`SUITE_DEVICE`, default the CPU).
+fn suite_device() -> Result<Device> {
+    Ok(match std::env::var("SUITE_DEVICE") {
+        Ok(s) if !s.trim().is_empty() => parse_device(&s)?,
+        _ => Device::Cpu,
+    })
 }
 
 fn reference_python() -> Option<PathBuf> {
@@ -462,7 +471,14 @@ fn reference_child(
         .arg(serde_json::to_string(cfg)?)
         .arg("--data-dir")
         .arg(datasets::datasets_dir())
-        .args(["--num-workers", &workers.to_string()]);
+        .args(["--num-workers", &workers.to_string()])
+        .args([
+            "--device",
+            match suite_device()? {
+                Device::Cuda(_) => "cuda",
+                _ => "cpu",
+            },
+        ]);
     if let Some(t) = threads {
         cmd.args(["--threads", &t.to_string()]);
     }
@@ -515,7 +531,11 @@ fn machine() -> String {
         })
         .map(|kb| kb / 1024.0 / 1024.0)
         .unwrap_or(f64::NAN);
-    format!("{cpu}, {cores} cores, {mem_gb:.0} GiB RAM, libtorch 2.11.0 (CPU)")
+    let device = match suite_device() {
+        Ok(Device::Cuda(i)) => format!("CUDA device {i}"),
+        _ => "CPU".to_string(),
+    };
+    format!("{cpu}, {cores} cores, {mem_gb:.0} GiB RAM, libtorch 2.11.0, training on the {device}")
 }
 
 fn ratio(num: f64, den: f64) -> String {

@@ -127,6 +127,7 @@ def main():
     ap.add_argument("--data-dir", required=True)
     ap.add_argument("--num-workers", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = ap.parse_args()
     cfg = json.loads(args.config)
     if args.threads is not None:
@@ -145,7 +146,7 @@ def main():
     model = build(cfg, preps, x_train)
     trainer = Trainer(model, objective=objective,
                       optimizers=torch.optim.Adam(model.parameters(), lr=LR),
-                      num_workers=args.num_workers, verbose=0, seed=SEED)
+                      num_workers=args.num_workers, device=args.device, verbose=0, seed=SEED)
     out = {"prep_s": prep_s, "epoch_s": float("nan"), "metric": "", "value": float("nan")}
     if cfg["train"]:
         t = time.perf_counter()

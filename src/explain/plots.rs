@@ -985,7 +985,8 @@ fn escape(s: &str) -> String {
 /// An HTML fragment highlighting the tokens of text feature `feature` in row `row`: red
 /// backgrounds push output `output` up, blue down, the opacity follows |value| relative to the
 /// row's largest; hovering shows the value. `tokens` gives the token strings (e.g. decoded by
-/// the tokenizer), one per position; without it the token ids are shown. Positions whose id
+/// the tokenizer), one per position; without it the explanation's own token strings are shown
+/// (explainers made by `Explainer::for_pipeline` record them), else the token ids. Positions whose id
 /// is `pad_id` are skipped.
 pub fn text_html(
     explanation: &Explanation,
@@ -1003,7 +1004,12 @@ pub fn text_html(
             format!("`{feature}` has no token values (only text features explained by a gradient method do)"),
         )
     })?;
-    let super::DetailKind::Tokens { seq_len, token_ids } = &detail.kind else {
+    let super::DetailKind::Tokens {
+        seq_len,
+        token_ids,
+        tokens: known,
+    } = &detail.kind
+    else {
         return Err(WideDeepError::config(
             "feature",
             format!("`{feature}` is not a text feature"),
@@ -1040,7 +1046,11 @@ pub fn text_html(
         if pad_id == Some(ids[q]) {
             continue;
         }
-        let text = tokens.map_or_else(|| ids[q].to_string(), |t| t[q].clone());
+        let text = match (tokens, known.get(row * seq_len + q)) {
+            (Some(t), _) => t[q].clone(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => ids[q].to_string(),
+        };
         let v = vals[q];
         let a = (v.abs() / max * 0.85).min(0.85);
         let (r, g, b) = if v >= 0.0 {

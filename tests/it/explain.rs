@@ -1,6 +1,7 @@
 //! Attributions of a trained Wide + TabMlp pipeline on Adult, through the public API.
 use crate::common::*;
 use widedeep::explain::{plots, Explainer, ExplainerConfig, Explanation, Method, Output};
+use widedeep::datasets;
 use widedeep::prelude::*;
 
 fn trained_pipeline() -> (
@@ -239,7 +240,7 @@ fn text_and_image_values_are_shown_and_exported() {
     for method in [Method::GradientShap { samples: 20 }, Method::Exact] {
         let config = ExplainerConfig::new(method)
             .background_size(8)
-            .image_grid([2, 2])
+            .image_grid([4, 4])
             .verbose(0);
         let ex = Explainer::for_pipeline(&pipeline, &df, &config).unwrap();
         // the features are named after the DataFrame's columns
@@ -281,7 +282,23 @@ fn text_and_image_values_are_shown_and_exported() {
             };
             assert_eq!(tokens.len(), 6 * seq_len);
             assert!(tokens[..*seq_len].iter().any(|t| t == "zero"), "{tokens:?}");
-            assert!(e.detail("image").is_some());
+            // the region heat map next to / over the image
+            let keep = std::env::var("WIDEDEEP_KEEP_PLOTS").ok();
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = keep.map_or_else(|| tmp.path().to_path_buf(), std::path::PathBuf::from);
+            let img = plots::RgbImage::from_tensor(&input.image[0].get(0)).unwrap();
+            assert_eq!((img.width, img.height), (28, 28));
+            for ext in ["png", "svg"] {
+                let path = dir.join(format!("regions.{ext}"));
+                plots::image_regions(&e, 0, "image", 0, Some(&img), &path, &Default::default())
+                    .unwrap();
+                assert!(std::fs::metadata(&path).unwrap().len() > 1000);
+            }
+            let bare = dir.join("regions_bare.png");
+            plots::image_regions(&e, 1, "image", 0, None, &bare, &Default::default()).unwrap();
+            assert!(
+                plots::image_regions(&e, 0, "note", 0, None, &bare, &Default::default()).is_err()
+            );
         } else {
             assert!(e.max_additivity_gap() < 1e-6);
         }

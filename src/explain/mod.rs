@@ -993,7 +993,10 @@ impl<'a> Explainer<'a> {
     /// A row of token ids of text input `c` as text: its tokens without padding, joined by
     /// spaces (the ids themselves without the preprocessor).
     fn text_of(&self, c: usize, ids: &[i64]) -> String {
-        let pad = self.text_prep(c).and_then(|t| t.meta().ok()).map(|m| m.pad_id);
+        let pad = self
+            .text_prep(c)
+            .and_then(|t| t.meta().ok())
+            .map(|m| m.pad_id);
         let kept: Vec<i64> = ids.iter().copied().filter(|&id| Some(id) != pad).collect();
         match self.tokens_of(c, &kept) {
             Some(tokens) => tokens.join(" "),

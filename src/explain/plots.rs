@@ -1267,7 +1267,11 @@ impl Figure for Regions {
                     let v = self.values[r * self.cols + c];
                     let colour = if v.abs() / max > 0.6 { &WHITE } else { &BLACK };
                     let mut text = format!("{v:+.decimals$}");
-                    if text.trim_start_matches(['+', '-']).chars().all(|c| c == '0' || c == '.') {
+                    if text
+                        .trim_start_matches(['+', '-'])
+                        .chars()
+                        .all(|c| c == '0' || c == '.')
+                    {
                         text = format!("{:.decimals$}", 0.0);
                     }
                     root.draw(&Text::new(
@@ -1374,7 +1378,10 @@ pub fn image_regions(
         ));
     };
     if let Some(img) = image {
-        if img.width == 0 || img.height == 0 || img.pixels.len() != (img.width * img.height * 3) as usize {
+        if img.width == 0
+            || img.height == 0
+            || img.pixels.len() != (img.width * img.height * 3) as usize
+        {
             return Err(WideDeepError::config(
                 "image",
                 "pixels must hold width × height × 3 bytes",

@@ -164,15 +164,6 @@ fn differences(ex: &Explainer, x: &ModelInput, map: &PlayerMap) -> Vec<u64> {
     bits
 }
 
-/// Background-weighted mean (linked) outputs `[pairs, k]` for coalitions: pair i takes the
-/// columns of the players set in `masks[i·P..(i+1)·P]` from row `rows[i]` of `x`, the rest
-/// from each background row.
-///
-/// Mixed rows that are identical are evaluated once: for row r and background row m only the
-/// players whose columns differ between them matter, so coalitions that agree on those give
-/// the same input (with categorical data most background rows share many values with the
-/// explained row). Exact; it only skips repeated model calls.
-
 // ---- coalitions as bitsets: `words(n)` u64 per coalition, bit q set = player q present ----
 
 /// u64 words of a coalition over `n` players.
@@ -445,7 +436,9 @@ fn eval_coalitions(
                         players.iter().map(move |&q| has(mask, q as usize))
                     })
                     .collect();
-                let sm = Tensor::from_slice(&sm).view([e, c as i64]).to_device(device);
+                let sm = Tensor::from_slice(&sm)
+                    .view([e, c as i64])
+                    .to_device(device);
                 Some(xr.where_self(&sm, &bt.index_select(0, &b())))
             };
             let mix_whole = |xs: &[Tensor], bs: &[Tensor], players: &[usize]| -> Vec<Tensor> {
@@ -684,9 +677,7 @@ impl KernelDesign {
                 let listed = (total_pairs <= (4 * draws[i]).max(10_000)).then(|| {
                     let mut all = Vec::with_capacity(total_pairs * w);
                     if middle(s) {
-                        for_each_subset(pr - 1, s - 1, 1, w, &[0], |m| {
-                            all.extend_from_slice(m)
-                        });
+                        for_each_subset(pr - 1, s - 1, 1, w, &[0], |m| all.extend_from_slice(m));
                     } else {
                         for_each_subset(pr, s, 0, w, &[], |m| all.extend_from_slice(m));
                     }
@@ -765,15 +756,21 @@ impl KernelDesign {
 enum Plan {
     /// Nothing to evaluate: φ = 0 except `single` (the one varying player) which gets
     /// f(x) − base.
-    Trivial { single: Option<usize> },
+    Trivial {
+        single: Option<usize>,
+    },
     /// The design's enumerated coalitions, then the row's draw.
     Kernel {
         design: Rc<KernelDesign>,
         drawn: Coalitions,
     },
-    Permutation { orders: Vec<Vec<usize>> },
+    Permutation {
+        orders: Vec<Vec<usize>>,
+    },
     /// All coalitions of `players` players.
-    Exact { players: usize },
+    Exact {
+        players: usize,
+    },
 }
 
 impl Plan {
@@ -1010,7 +1007,6 @@ fn wide_closed_form(ex: &Explainer, x: &ModelInput, values: &mut [f64]) {
     }
 }
 
-
 pub(super) fn attribute(
     ex: &Explainer,
     x: &ModelInput,
@@ -1210,7 +1206,8 @@ mod tests {
             assert!(masks.len() >= budget - 2, "{}", masks.len());
             assert_eq!(masks.len(), weights.len());
             // distinct, and every coalition comes with its complement and the same weight
-            let set: HashMap<u64, f64> = masks.iter().copied().zip(weights.iter().copied()).collect();
+            let set: HashMap<u64, f64> =
+                masks.iter().copied().zip(weights.iter().copied()).collect();
             assert_eq!(set.len(), masks.len());
             for (&m, &w) in &set {
                 let c = !m & ((1u64 << pr) - 1);
@@ -1228,7 +1225,10 @@ mod tests {
                     .filter(|(m, _)| m.count_ones() as usize == s)
                     .map(|(_, w)| w)
                     .sum();
-                assert!((got - want).abs() < 1e-12, "pr {pr} size {s}: {got} vs {want}");
+                assert!(
+                    (got - want).abs() < 1e-12,
+                    "pr {pr} size {s}: {got} vs {want}"
+                );
             }
         }
     }

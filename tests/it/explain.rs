@@ -1,7 +1,7 @@
 //! Attributions of a trained Wide + TabMlp pipeline on Adult, through the public API.
 use crate::common::*;
-use widedeep::explain::{plots, Explainer, ExplainerConfig, Explanation, Method, Output};
 use widedeep::datasets;
+use widedeep::explain::{plots, Explainer, ExplainerConfig, Explanation, Method, Output};
 use widedeep::prelude::*;
 
 fn trained_pipeline() -> (

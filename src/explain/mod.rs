@@ -179,7 +179,8 @@ pub struct ExplainerConfig {
     pub background: BackgroundKind,
     /// Number of background rows (or k-means clusters). Default 100.
     pub background_size: usize,
-    /// Most rows per model call. Default 4096.
+    /// Most rows per model call. Default 16384 (rows of tabular inputs are small; wide
+    /// inputs such as images are capped by `max_batch_elements`).
     pub batch_size: usize,
     /// Most input elements (all inputs of all rows) per model call; lowers the rows per call
     /// for wide inputs such as images. Default 2^24.
@@ -207,7 +208,7 @@ impl Default for ExplainerConfig {
             output: Output::Raw,
             background: BackgroundKind::Sample,
             background_size: 100,
-            batch_size: 4096,
+            batch_size: 16384,
             max_batch_elements: 1 << 24,
             image_grid: [8, 8],
             groups: Vec::new(),

@@ -1253,11 +1253,26 @@ impl Figure for Regions {
             x0 += side + gap;
         }
         // the region grid, with each region's value written in it when there is room
-        let grid = self.rows.max(self.cols) as u32;
-        let cells = grid * (112 / grid).max(1);
-        panel(x0, "value per region", cells, &|u, v| {
-            diverging(self.region_value(u, v) / max)
-        })?;
+        panel(x0, "value per region", 1, &|_, _| WHITE)?;
+        for r in 0..self.rows as i32 {
+            for c in 0..self.cols as i32 {
+                let (rows, cols) = (self.rows as i32, self.cols as i32);
+                let v = self.values[(r * cols + c) as usize];
+                root.draw(&Rectangle::new(
+                    [
+                        (x0 + c * side / cols, top + r * side / rows),
+                        (x0 + (c + 1) * side / cols, top + (r + 1) * side / rows),
+                    ],
+                    diverging(v / max).filled(),
+                ))
+                .map_err(err)?;
+            }
+        }
+        root.draw(&Rectangle::new(
+            [(x0, top), (x0 + side, top + side)],
+            ShapeStyle::from(&AXIS),
+        ))
+        .map_err(err)?;
         let (cw, ch) = (side / self.cols as i32, side / self.rows as i32);
         // enough decimals for two significant digits of the largest value
         let decimals = (1.0 - max.log10()).ceil().clamp(2.0, 6.0) as usize;

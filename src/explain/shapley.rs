@@ -217,7 +217,7 @@ impl Coalitions {
 
 /// Open-addressing table from coalition keys to evaluation indices, cleared in O(1) by
 /// stamping (the evaluations of one explained row and background row are deduplicated at a
-/// time).
+/// time). With `direct` (keys below 2^16) the key is the slot itself.
 #[derive(Default)]
 struct DedupeTable {
     keys: Vec<u64>,
@@ -225,11 +225,32 @@ struct DedupeTable {
     stamps: Vec<u32>,
     now: u32,
     shift: u32,
+    direct: bool,
 }
 
 impl DedupeTable {
+    /// A table for keys of `bits` bits.
+    fn for_bits(bits: usize) -> Self {
+        DedupeTable {
+            direct: bits <= 16,
+            ..Default::default()
+        }
+    }
+
     /// Starts a new round for up to `n` distinct keys.
     fn reset(&mut self, n: usize) {
+        if self.direct {
+            if self.stamps.is_empty() {
+                self.vals = vec![0; 1 << 16];
+                self.stamps = vec![0; 1 << 16];
+            }
+            self.now = self.now.wrapping_add(1);
+            if self.now == 0 {
+                self.stamps.iter_mut().for_each(|s| *s = 0);
+                self.now = 1;
+            }
+            return;
+        }
         let size = (2 * n).next_power_of_two().max(16);
         if size > self.keys.len() {
             self.keys = vec![0; size];
@@ -247,6 +268,14 @@ impl DedupeTable {
 
     /// The value stored for `key` this round, or `fresh()` stored for it.
     fn get_or_insert(&mut self, key: u64, fresh: impl FnOnce() -> u32) -> u32 {
+        if self.direct {
+            let at = key as usize;
+            if self.stamps[at] != self.now {
+                self.stamps[at] = self.now;
+                self.vals[at] = fresh();
+            }
+            return self.vals[at];
+        }
         let mask = (1usize << (64 - self.shift)) - 1;
         let mut at = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
         loop {
@@ -369,7 +398,7 @@ fn eval_coalitions(
     };
     let mut evals: Vec<(u32, u32, u32)> = Vec::new();
     let mut index = vec![0u32; pairs * m];
-    let mut table = DedupeTable::default();
+    let mut table = DedupeTable::for_bits(n_players);
     let mut start = 0;
     while start < pairs {
         let r = rows[start];

@@ -93,8 +93,9 @@ pub enum Method {
     /// row's draws are stratified too (one in each of `samples` equal slices of [0, 1]).
     GradientShap { samples: usize },
     /// KernelSHAP with `samples` coalitions per row (0: `2·players + 2048`); sizes whose
-    /// coalitions all fit in the budget are enumerated, the rest sampled in complementary
-    /// pairs; the efficiency constraint Σφ = f(x) − base is imposed exactly.
+    /// coalitions all fit in the budget are enumerated, the rest sampled as distinct
+    /// complementary pairs (the middle size of an even player count too), stratified by size;
+    /// the efficiency constraint Σφ = f(x) − base is imposed exactly.
     KernelShap { samples: usize },
     /// Permutation SHAP: `permutations` random orders (default 10), each walked forwards and
     /// backwards (antithetic), `2·(players − 1)` coalitions per order.

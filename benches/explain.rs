@@ -76,6 +76,8 @@ fn main() -> anyhow::Result<()> {
     );
     println!("| method | settings | background | time (s) | rows/s | relative additivity gap |");
     println!("|---|---|---|---:|---:|---:|");
+    // WIDEDEEP_BENCH_ONLY_KERNEL=1: only the KernelSHAP comparison with shap below
+    let only_kernel = std::env::var("WIDEDEEP_BENCH_ONLY_KERNEL").is_ok_and(|v| v == "1");
     let runs = [
         (
             "Integrated gradients",
@@ -114,6 +116,9 @@ fn main() -> anyhow::Result<()> {
         ),
     ];
     for (name, method, settings, kind, size) in runs {
+        if only_kernel {
+            break;
+        }
         let cfg = ExplainerConfig::new(method)
             .background(kind)
             .background_size(size)

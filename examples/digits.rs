@@ -13,7 +13,9 @@
 //! needs the digit, the number word and the tabular value together. The example trains an
 //! image-only (small CNN), a text-only (GRU) and a tabular-only (TabMlp) model and the fused
 //! model (all three joined by an MLP head) on the same 80/20 split and prints the test accuracy
-//! of each.
+//! of each. It then explains the fused model with GradientSHAP (mean |value| per column) and
+//! writes `target/widedeep-digits/image_regions.{png,svg}` (the image's regions of one
+//! prediction), `note_tokens.html` (its note's tokens) and `importance.png`.
 //!
 //! Run: `cargo run --release --example digits`
 use polars::prelude::*;
@@ -64,7 +66,7 @@ enum Use {
     All,
 }
 
-fn run(which: Use, train: &DataFrame, test: &DataFrame) -> widedeep::Result<f64> {
+fn run(which: Use, train: &DataFrame, test: &DataFrame) -> widedeep::Result<(f64, Pipeline)> {
     let image = matches!(which, Use::Image | Use::All);
     let text = matches!(which, Use::Text | Use::All);
     let tab = matches!(which, Use::Tab | Use::All);
@@ -130,7 +132,70 @@ fn run(which: Use, train: &DataFrame, test: &DataFrame) -> widedeep::Result<f64>
     let mut trainer = Trainer::new(model, config)?;
     trainer.fit(&data, None)?;
     let pipeline = Pipeline::new(prep, trainer);
-    Ok(pipeline.evaluate(test, Some(&[Metric::Accuracy]))?["accuracy"])
+    let acc = pipeline.evaluate(test, Some(&[Metric::Accuracy]))?["accuracy"];
+    Ok((acc, pipeline))
+}
+
+/// GradientSHAP attributions of the fused model on 200 test rows: the importance of each
+/// column, and plots of one prediction (the image's regions, the note's tokens).
+fn explain(pipeline: &Pipeline, train: &DataFrame, test: &DataFrame) -> widedeep::Result<()> {
+    use widedeep::explain::{plots, Explainer, ExplainerConfig, Method};
+    let config = ExplainerConfig::new(Method::gradient_shap())
+        .background_size(50)
+        .image_grid([4, 4])
+        .verbose(0);
+    let explainer = Explainer::for_pipeline(pipeline, train, &config)?;
+    let rows = test.head(Some(200));
+    let e = explainer.explain_df(&rows)?;
+    println!("\nfused model, mean |GradientSHAP value| per column (200 test rows, logit scale):");
+    for (feature, score) in e.global_importance().ranked() {
+        println!("  {feature:<8} {score:.3}");
+    }
+    let out = std::path::Path::new("target/widedeep-digits");
+    let row = 0;
+    println!(
+        "row {row}: image {}, note \"{}\", shift {}",
+        e.display_value(row, e.feature_index("image").unwrap_or(0)),
+        e.display_value(row, e.feature_index("note").unwrap_or(0)),
+        e.display_value(row, e.feature_index("shift").unwrap_or(0)),
+    );
+    let input = pipeline.preprocessors.transform(&rows.head(Some(1)))?.input;
+    let image = plots::RgbImage::from_tensor(&input.image[0].get(0))?;
+    plots::image_regions(
+        &e,
+        row,
+        "image",
+        0,
+        Some(&image),
+        out.join("image_regions.png"),
+        &Default::default(),
+    )?;
+    plots::image_regions(
+        &e,
+        row,
+        "image",
+        0,
+        Some(&image),
+        out.join("image_regions.svg"),
+        &Default::default(),
+    )?;
+    let pad = pipeline.preprocessors.text_meta(0)?.pad_id;
+    plots::write_text_html(
+        &e,
+        row,
+        "note",
+        0,
+        None,
+        Some(pad),
+        out.join("note_tokens.html"),
+    )?;
+    plots::bar(
+        &e.global_importance(),
+        out.join("importance.png"),
+        &Default::default(),
+    )?;
+    println!("plots written to {}", out.display());
+    Ok(())
 }
 
 fn main() -> widedeep::Result<()> {
@@ -143,15 +208,19 @@ fn main() -> widedeep::Result<()> {
     );
     println!("| model | test accuracy |\n|---|---:|");
     let mut accs = Vec::new();
+    let mut fused = None;
     for (name, which) in [
         ("image only (small CNN)", Use::Image),
         ("text only (GRU)", Use::Text),
         ("tabular only (TabMlp)", Use::Tab),
         ("image + text + tabular (fused, MLP head)", Use::All),
     ] {
-        let acc = run(which, &train, &test)?;
+        let (acc, pipeline) = run(which, &train, &test)?;
         println!("| {name} | {acc:.4} |");
         accs.push(acc);
+        if which == Use::All {
+            fused = Some(pipeline);
+        }
     }
     let best_single = accs[..3].iter().copied().fold(0.0, f64::max);
     println!(
@@ -163,5 +232,8 @@ fn main() -> widedeep::Result<()> {
             "the fused model does NOT win"
         }
     );
+    if let Some(pipeline) = &fused {
+        explain(pipeline, &train, &test)?;
+    }
     Ok(())
 }

@@ -9,8 +9,15 @@ use std::path::Path;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DetailKind {
-    /// `seq_len` token positions; `token_ids` holds the ids `[N, seq_len]` of the explained rows.
-    Tokens { seq_len: usize, token_ids: Vec<i64> },
+    /// `seq_len` token positions; `token_ids` holds the ids `[N, seq_len]` of the explained
+    /// rows, `tokens` their strings `[N, seq_len]` when the text preprocessor is known (an
+    /// explainer made by [`crate::explain::Explainer::for_pipeline`]), else it is empty.
+    Tokens {
+        seq_len: usize,
+        token_ids: Vec<i64>,
+        #[serde(default)]
+        tokens: Vec<String>,
+    },
     /// A `rows × cols` grid of image regions (row-major), each the sum over its pixels and the
     /// three channels.
     Regions { rows: usize, cols: usize },
@@ -221,13 +228,24 @@ impl Explanation {
             .map(|d| {
                 let width = d.positions() * k;
                 let kind = match &d.kind {
-                    DetailKind::Tokens { seq_len, token_ids } => DetailKind::Tokens {
-                        seq_len: *seq_len,
-                        token_ids: rows
-                            .iter()
-                            .flat_map(|&r| token_ids[r * seq_len..(r + 1) * seq_len].to_vec())
-                            .collect(),
-                    },
+                    DetailKind::Tokens {
+                        seq_len,
+                        token_ids,
+                        tokens,
+                    } => {
+                        let pick_row = |v: &[String], r: usize| -> Vec<String> {
+                            v.get(r * seq_len..(r + 1) * seq_len)
+                                .map_or_else(Vec::new, |s| s.to_vec())
+                        };
+                        DetailKind::Tokens {
+                            seq_len: *seq_len,
+                            token_ids: rows
+                                .iter()
+                                .flat_map(|&r| token_ids[r * seq_len..(r + 1) * seq_len].to_vec())
+                                .collect(),
+                            tokens: rows.iter().flat_map(|&r| pick_row(tokens, r)).collect(),
+                        }
+                    }
                     other => other.clone(),
                 };
                 Detail {
@@ -299,6 +317,22 @@ impl Explanation {
             self.additivity_gap.clone(),
         ));
         Ok(DataFrame::new(n * k, columns)?)
+    }
+
+    /// [`Explanation::to_dataframe`] followed by the data shown: one string column per
+    /// feature, `<feature>_shown` (the category, the number, the raw text of a text column,
+    /// the path or description of an image column).
+    pub fn to_dataframe_with_data(&self) -> Result<DataFrame> {
+        let mut df = self.to_dataframe()?;
+        let (n, p, k) = (self.n_rows, self.n_features(), self.n_outputs());
+        for (j, name) in self.feature_names.iter().enumerate() {
+            let col: Vec<String> = (0..n)
+                .flat_map(|r| std::iter::repeat_n(r, k))
+                .map(|r| self.display[r * p + j].clone())
+                .collect();
+            df.with_column(Column::new(format!("{name}_shown").into(), col))?;
+        }
+        Ok(df)
     }
 
     /// The explanation as JSON (every field; see [`Explanation::from_json`]).
@@ -519,6 +553,21 @@ pub(crate) mod tests {
             .into_no_null_iter()
             .collect();
         assert_eq!(b, [-0.2, 0.1, 0.4]);
+    }
+
+    #[test]
+    fn dataframe_with_data_carries_the_shown_values() {
+        let df = toy().to_dataframe_with_data().unwrap();
+        assert_eq!(df.width(), 7 + 3);
+        let a: Vec<String> = df
+            .column("a_shown")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|s| s.unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(a, ["x", "y", "z"]);
     }
 
     #[test]

@@ -513,6 +513,7 @@ pub(super) fn attribute(ex: &Explainer, x: &ModelInput, bar: &ProgressBar) -> Re
                 DetailKind::Tokens {
                     seq_len: l,
                     token_ids: ids,
+                    tokens: Vec::new(),
                 }
             }
             PartKind::Image { h, w } => DetailKind::Regions {

@@ -93,8 +93,9 @@ pub enum Method {
     /// row's draws are stratified too (one in each of `samples` equal slices of [0, 1]).
     GradientShap { samples: usize },
     /// KernelSHAP with `samples` coalitions per row (0: `2·players + 2048`); sizes whose
-    /// coalitions all fit in the budget are enumerated, the rest sampled in complementary
-    /// pairs; the efficiency constraint Σφ = f(x) − base is imposed exactly.
+    /// coalitions all fit in the budget are enumerated, the rest sampled as distinct
+    /// complementary pairs (the middle size of an even player count too), stratified by size;
+    /// the efficiency constraint Σφ = f(x) − base is imposed exactly.
     KernelShap { samples: usize },
     /// Permutation SHAP: `permutations` random orders (default 10), each walked forwards and
     /// backwards (antithetic), `2·(players − 1)` coalitions per order.
@@ -179,7 +180,8 @@ pub struct ExplainerConfig {
     pub background: BackgroundKind,
     /// Number of background rows (or k-means clusters). Default 100.
     pub background_size: usize,
-    /// Most rows per model call. Default 4096.
+    /// Most rows per model call. Default 16384 (rows of tabular inputs are small; wide
+    /// inputs such as images are capped by `max_batch_elements`).
     pub batch_size: usize,
     /// Most input elements (all inputs of all rows) per model call; lowers the rows per call
     /// for wide inputs such as images. Default 2^24.
@@ -207,7 +209,7 @@ impl Default for ExplainerConfig {
             output: Output::Raw,
             background: BackgroundKind::Sample,
             background_size: 100,
-            batch_size: 4096,
+            batch_size: 16384,
             max_batch_elements: 1 << 24,
             image_grid: [8, 8],
             groups: Vec::new(),
@@ -321,7 +323,8 @@ pub struct InputNames {
 
 impl InputNames {
     /// The names the fitted preprocessors give their output columns: wide (and crossed) column
-    /// names, categorical and continuous column names (missing indicators included).
+    /// names, categorical and continuous column names (missing indicators included), the text
+    /// and image columns' names.
     pub fn from_preprocessors(prep: &Preprocessors) -> Result<Self> {
         let mut names = InputNames::default();
         if let Some(w) = &prep.wide {
@@ -332,6 +335,8 @@ impl InputNames {
             names.cat = meta.cat.into_iter().map(|c| c.name).collect();
             names.cont = meta.cont;
         }
+        names.text = prep.text.iter().map(|t| t.column().to_string()).collect();
+        names.image = prep.image.iter().map(|t| t.column().to_string()).collect();
         Ok(names)
     }
 }
@@ -589,6 +594,8 @@ impl<'a> Explainer<'a> {
             }
         }
         let (data, display) = self.shown_values(&x);
+        let mut details = attr.details;
+        self.name_tokens(&mut details);
         let e = Explanation {
             method: self.config.method.name().into(),
             output: match self.config.output {
@@ -609,7 +616,7 @@ impl<'a> Explainer<'a> {
             additivity_gap: gap,
             data,
             display,
-            details: attr.details,
+            details,
         };
         e.check_shapes()?;
         Ok(e)
@@ -635,8 +642,17 @@ impl<'a> Explainer<'a> {
                     e.data[r * p + j] = v;
                     e.display[r * p + j] = v.map_or_else(|| "null".into(), fmt_num);
                 }
-            } else {
-                let vals = col.cast(&DataType::String)?;
+            } else if let DataType::Binary = dtype {
+                // encoded images: their size (the decoded shape stays from `explain`)
+                for (r, v) in col.binary()?.iter().enumerate() {
+                    let shown = v.map_or_else(
+                        || "null".into(),
+                        |b| format!("{} ({} bytes)", e.display[r * p + j], b.len()),
+                    );
+                    e.display[r * p + j] = shown;
+                }
+            } else if let Ok(vals) = col.cast(&DataType::String) {
+                // strings as they are: categories, raw text, image paths
                 for (r, v) in vals.str()?.iter().enumerate() {
                     e.display[r * p + j] = v.map_or_else(|| "null".into(), |s| s.to_string());
                 }
@@ -919,7 +935,107 @@ impl<'a> Explainer<'a> {
                 display[r * p + j] = label(v);
             }
         }
+        // text columns: the text decoded from the token ids (the ids without the
+        // preprocessor); image columns: the image's shape (explain_df shows paths instead)
+        for (j, f) in self.features.iter().enumerate() {
+            if !display[j..].iter().step_by(p).all(String::is_empty) {
+                continue;
+            }
+            for slot in &f.slots {
+                match *slot {
+                    Slot::Text(c) => {
+                        let ids = &x.text[c];
+                        let len = ids.size().get(1).copied().unwrap_or(0) as usize;
+                        let flat: Vec<i64> =
+                            Vec::try_from(ids.to_device(Device::Cpu).contiguous().view([-1]))
+                                .unwrap_or_default();
+                        for (r, row) in flat.chunks(len.max(1)).enumerate().take(n) {
+                            display[r * p + j] = self.text_of(c, row);
+                        }
+                    }
+                    Slot::Image(c) => {
+                        let dims: Vec<String> = x.image[c]
+                            .size()
+                            .iter()
+                            .skip(1)
+                            .map(|d| d.to_string())
+                            .collect();
+                        for r in 0..n {
+                            display[r * p + j] = format!("image {}", dims.join("×"));
+                        }
+                    }
+                    _ => continue,
+                }
+                break;
+            }
+        }
         (data, display)
+    }
+
+    /// The fitted text preprocessor of text input `c`, when the pipeline is known.
+    fn text_prep(&self, c: usize) -> Option<&widedeep_preprocessing::TextPreprocessor> {
+        self.prep.and_then(|p| p.text.get(c))
+    }
+
+    /// The token strings of ids `ids` of text input `c` (`None` without its preprocessor).
+    fn tokens_of(&self, c: usize, ids: &[i64]) -> Option<Vec<String>> {
+        let tok = self.text_prep(c)?.tokenizer().ok()?;
+        Some(
+            ids.iter()
+                .map(|&id| {
+                    u32::try_from(id)
+                        .ok()
+                        .and_then(|id| tok.id_to_token(id))
+                        .unwrap_or_else(|| format!("#{id}"))
+                })
+                .collect(),
+        )
+    }
+
+    /// A row of token ids of text input `c` as text: its tokens without padding, joined by
+    /// spaces (the ids themselves without the preprocessor).
+    fn text_of(&self, c: usize, ids: &[i64]) -> String {
+        let pad = self
+            .text_prep(c)
+            .and_then(|t| t.meta().ok())
+            .map(|m| m.pad_id);
+        let kept: Vec<i64> = ids.iter().copied().filter(|&id| Some(id) != pad).collect();
+        match self.tokens_of(c, &kept) {
+            Some(tokens) => tokens.join(" "),
+            None => {
+                let ids: Vec<String> = kept.iter().map(|id| id.to_string()).collect();
+                format!("token ids [{}]", ids.join(" "))
+            }
+        }
+    }
+
+    /// Fills the token strings of the token-level details (needs the text preprocessors).
+    fn name_tokens(&self, details: &mut [Detail]) {
+        for d in details {
+            let DetailKind::Tokens {
+                seq_len,
+                token_ids,
+                tokens,
+            } = &mut d.kind
+            else {
+                continue;
+            };
+            let text = self
+                .features
+                .iter()
+                .find(|f| f.name == d.feature)
+                .and_then(|f| {
+                    f.slots.iter().find_map(|s| match s {
+                        Slot::Text(c) => Some(*c),
+                        _ => None,
+                    })
+                });
+            if let Some(names) = text.and_then(|c| self.tokens_of(c, token_ids)) {
+                if names.len() == token_ids.len() && *seq_len > 0 {
+                    *tokens = names;
+                }
+            }
+        }
     }
 }
 

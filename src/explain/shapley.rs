@@ -10,8 +10,10 @@ use crate::error::Result;
 use crate::models::ModelInput;
 use indicatif::ProgressBar;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
+use std::rc::Rc;
 use tch::{Device, Kind, Tensor};
 
 /// Player index of every input column, per input.
@@ -162,20 +164,217 @@ fn differences(ex: &Explainer, x: &ModelInput, map: &PlayerMap) -> Vec<u64> {
     bits
 }
 
+// ---- coalitions as bitsets: `words(n)` u64 per coalition, bit q set = player q present ----
+
+/// u64 words of a coalition over `n` players.
+fn words(n: usize) -> usize {
+    n.div_ceil(64).max(1)
+}
+
+fn has(m: &[u64], q: usize) -> bool {
+    m[q >> 6] >> (q & 63) & 1 == 1
+}
+
+fn put(m: &mut [u64], q: usize) {
+    m[q >> 6] |= 1u64 << (q & 63);
+}
+
+/// Appends the complement of `m` within `n` players to `out`.
+fn push_complement(m: &[u64], n: usize, out: &mut Vec<u64>) {
+    for (w, &v) in m.iter().enumerate() {
+        let bits = n.saturating_sub(64 * w).min(64);
+        let full = if bits == 64 {
+            u64::MAX
+        } else {
+            (1u64 << bits) - 1
+        };
+        out.push(!v & full);
+    }
+}
+
+/// Coalitions (flattened bitsets of `words` u64 each) with a weight each (KernelSHAP).
+#[derive(Clone, Debug, Default)]
+struct Coalitions {
+    words: usize,
+    masks: Vec<u64>,
+    weights: Vec<f64>,
+}
+
+impl Coalitions {
+    fn new(players: usize) -> Self {
+        Coalitions {
+            words: words(players),
+            ..Default::default()
+        }
+    }
+    fn len(&self) -> usize {
+        self.masks.len() / self.words
+    }
+    fn get(&self, i: usize) -> &[u64] {
+        &self.masks[i * self.words..(i + 1) * self.words]
+    }
+}
+
+/// Open-addressing table from coalition keys to evaluation indices, cleared in O(1) by
+/// stamping (the evaluations of one explained row and background row are deduplicated at a
+/// time). With `direct` (keys below 2^16) the key is the slot itself.
+#[derive(Default)]
+struct DedupeTable {
+    keys: Vec<u64>,
+    vals: Vec<u32>,
+    stamps: Vec<u32>,
+    now: u32,
+    shift: u32,
+    direct: bool,
+}
+
+impl DedupeTable {
+    /// A table for keys of `bits` bits.
+    fn for_bits(bits: usize) -> Self {
+        DedupeTable {
+            direct: bits <= 16,
+            ..Default::default()
+        }
+    }
+
+    /// Starts a new round for up to `n` distinct keys.
+    fn reset(&mut self, n: usize) {
+        if self.direct {
+            if self.stamps.is_empty() {
+                self.vals = vec![0; 1 << 16];
+                self.stamps = vec![0; 1 << 16];
+            }
+            self.now = self.now.wrapping_add(1);
+            if self.now == 0 {
+                self.stamps.iter_mut().for_each(|s| *s = 0);
+                self.now = 1;
+            }
+            return;
+        }
+        let size = (2 * n).next_power_of_two().max(16);
+        if size > self.keys.len() {
+            self.keys = vec![0; size];
+            self.vals = vec![0; size];
+            self.stamps = vec![0; size];
+            self.now = 0;
+        }
+        self.shift = 64 - size.trailing_zeros();
+        self.now = self.now.wrapping_add(1);
+        if self.now == 0 {
+            self.stamps.iter_mut().for_each(|s| *s = 0);
+            self.now = 1;
+        }
+    }
+
+    /// The value stored for `key` this round, or `fresh()` stored for it.
+    fn get_or_insert(&mut self, key: u64, fresh: impl FnOnce() -> u32) -> u32 {
+        if self.direct {
+            let at = key as usize;
+            if self.stamps[at] != self.now {
+                self.stamps[at] = self.now;
+                self.vals[at] = fresh();
+            }
+            return self.vals[at];
+        }
+        let mask = (1usize << (64 - self.shift)) - 1;
+        let mut at = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
+        loop {
+            if self.stamps[at] != self.now {
+                let v = fresh();
+                self.stamps[at] = self.now;
+                self.keys[at] = key;
+                self.vals[at] = v;
+                return v;
+            }
+            if self.keys[at] == key {
+                return self.vals[at];
+            }
+            at = (at + 1) & mask;
+        }
+    }
+}
+
+/// One input's columns on the CPU, for building mixed rows without tensor round trips.
+enum HostCols {
+    I64(Vec<i64>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl HostCols {
+    fn of(t: &Tensor) -> Option<HostCols> {
+        let flat = t.to_device(Device::Cpu).contiguous().view([-1]);
+        match t.kind() {
+            Kind::Int64 => Vec::try_from(&flat).ok().map(HostCols::I64),
+            Kind::Float => Vec::try_from(&flat).ok().map(HostCols::F32),
+            Kind::Double => Vec::try_from(&flat).ok().map(HostCols::F64),
+            _ => None,
+        }
+    }
+}
+
+/// The mixed rows `[evals, c]` of one tabular input: for each evaluation (row, background row,
+/// pair), column j from the row where its player is in the pair's coalition, else from the
+/// background row (`players: None`: every column from the row).
+fn mix_host(
+    xc: &HostCols,
+    bc: &HostCols,
+    c: usize,
+    players: Option<&[i64]>,
+    evals: &[(u32, u32, u32)],
+    masks: &[u64],
+    wpp: usize,
+) -> Option<Tensor> {
+    fn go<T: Copy + tch::kind::Element>(
+        xv: &[T],
+        bv: &[T],
+        c: usize,
+        players: Option<&[i64]>,
+        evals: &[(u32, u32, u32)],
+        masks: &[u64],
+        wpp: usize,
+    ) -> Tensor {
+        let mut out = Vec::with_capacity(evals.len() * c);
+        for &(r, b, i) in evals {
+            let xr = &xv[r as usize * c..(r as usize + 1) * c];
+            match players {
+                None => out.extend_from_slice(xr),
+                Some(players) => {
+                    let br = &bv[b as usize * c..(b as usize + 1) * c];
+                    let mask = &masks[i as usize * wpp..(i as usize + 1) * wpp];
+                    for j in 0..c {
+                        let q = players[j] as usize;
+                        out.push(if has(mask, q) { xr[j] } else { br[j] });
+                    }
+                }
+            }
+        }
+        Tensor::from_slice(&out).view([evals.len() as i64, c as i64])
+    }
+    Some(match (xc, bc) {
+        (HostCols::I64(x), HostCols::I64(b)) => go(x, b, c, players, evals, masks, wpp),
+        (HostCols::F32(x), HostCols::F32(b)) => go(x, b, c, players, evals, masks, wpp),
+        (HostCols::F64(x), HostCols::F64(b)) => go(x, b, c, players, evals, masks, wpp),
+        _ => return None,
+    })
+}
+
 /// Background-weighted mean (linked) outputs `[pairs, k]` for coalitions: pair i takes the
-/// columns of the players set in `masks[i·P..(i+1)·P]` from row `rows[i]` of `x`, the rest
-/// from each background row.
+/// columns of the players in coalition `masks[i·w..(i+1)·w]` (`w = words(n_players)`) from
+/// row `rows[i]` of `x`, the rest from each background row.
 ///
 /// Mixed rows that are identical are evaluated once: for row r and background row m only the
 /// players whose columns differ between them matter, so coalitions that agree on those give
 /// the same input (with categorical data most background rows share many values with the
-/// explained row). Exact; it only skips repeated model calls.
+/// explained row). Exact; it only skips repeated model calls. Wide, categorical and
+/// continuous inputs are mixed on the host in one pass; text and image inputs by `where` on
+/// the model's device.
 fn eval_coalitions(
     ex: &Explainer,
     x: &ModelInput,
     map: &PlayerMap,
     rows: &[i64],
-    masks: &[bool],
+    masks: &[u64],
     n_players: usize,
 ) -> Vec<f64> {
     let pairs = rows.len();
@@ -183,6 +382,7 @@ fn eval_coalitions(
     if pairs == 0 {
         return Vec::new();
     }
+    let wpp = words(n_players);
     let device = ex.model.device();
     let bg = ex.background.input();
     let m = bg.batch_size() as usize;
@@ -196,9 +396,9 @@ fn eval_coalitions(
     } else {
         Vec::new()
     };
-    let mut evals: Vec<(i64, i64, i64)> = Vec::new();
+    let mut evals: Vec<(u32, u32, u32)> = Vec::new();
     let mut index = vec![0u32; pairs * m];
-    let mut table: Vec<u32> = Vec::new();
+    let mut table = DedupeTable::for_bits(n_players);
     let mut start = 0;
     while start < pairs {
         let r = rows[start];
@@ -206,40 +406,21 @@ fn eval_coalitions(
         while end < pairs && rows[end] == r {
             end += 1;
         }
-        let bits: Vec<u64> = (start..end)
-            .filter(|_| dedupe)
-            .map(|i| {
-                masks[i * n_players..(i + 1) * n_players]
-                    .iter()
-                    .enumerate()
-                    .fold(0u64, |b, (q, &on)| if on { b | 1 << q } else { b })
-            })
-            .collect();
         for mm in 0..m {
-            let d = if dedupe {
-                diff[r as usize * m + mm]
-            } else {
-                u64::MAX
-            };
-            let positions: Vec<u32> = (0..64).filter(|q| d >> q & 1 == 1).collect();
-            if dedupe && positions.len() <= 20 {
-                table.clear();
-                table.resize(1 << positions.len(), u32::MAX);
-                for (i, &b) in (start..end).zip(&bits) {
-                    let key = positions
-                        .iter()
-                        .enumerate()
-                        .fold(0usize, |acc, (t, &q)| acc | (((b >> q) & 1) as usize) << t);
-                    if table[key] == u32::MAX {
-                        table[key] = evals.len() as u32;
-                        evals.push((r, mm as i64, i as i64));
-                    }
-                    index[i * m + mm] = table[key];
+            if dedupe {
+                let d = diff[r as usize * m + mm];
+                table.reset(end - start);
+                for i in start..end {
+                    let key = masks[i] & d;
+                    index[i * m + mm] = table.get_or_insert(key, || {
+                        evals.push((r as u32, mm as u32, i as u32));
+                        (evals.len() - 1) as u32
+                    });
                 }
             } else {
                 for i in start..end {
                     index[i * m + mm] = evals.len() as u32;
-                    evals.push((r, mm as i64, i as i64));
+                    evals.push((r as u32, mm as u32, i as u32));
                 }
             }
         }
@@ -248,30 +429,47 @@ fn eval_coalitions(
 
     let per_row = Explainer::elements_per_row(bg) * 2;
     let call_rows = ex.rows_per_call(per_row);
+    let host = |t: &Option<Tensor>| t.as_ref().and_then(HostCols::of);
+    let (xw, xc, xn) = (host(&x.wide), host(&x.cat), host(&x.cont));
+    let (bw, bc, bn) = (host(&bg.wide), host(&bg.cat), host(&bg.cont));
     let idx = |v: &[i64]| Tensor::from_slice(v).to_device(device);
-    let (pw, pc, pn) = (idx(&map.wide), idx(&map.cat), idx(&map.cont));
-    let all_masks = Tensor::from_slice(masks)
-        .view([pairs as i64, n_players as i64])
-        .to_device(device);
     let mut f = Vec::with_capacity(evals.len() * k);
     tch::no_grad(|| {
         for chunk in evals.chunks(call_rows) {
             let e = chunk.len() as i64;
-            let r = idx(&chunk.iter().map(|c| c.0).collect::<Vec<_>>());
-            let b = idx(&chunk.iter().map(|c| c.1).collect::<Vec<_>>());
-            let mask =
-                all_masks.index_select(0, &idx(&chunk.iter().map(|c| c.2).collect::<Vec<_>>()));
-            let mix_cols =
-                |xt: &Option<Tensor>, bt: &Option<Tensor>, players: &Tensor| match (xt, bt) {
-                    (Some(xt), Some(bt)) => {
-                        let sm = mask.index_select(1, players);
-                        Some(
-                            xt.index_select(0, &r)
-                                .where_self(&sm, &bt.index_select(0, &b)),
-                        )
+            let r = || idx(&chunk.iter().map(|c| c.0 as i64).collect::<Vec<_>>());
+            let b = || idx(&chunk.iter().map(|c| c.1 as i64).collect::<Vec<_>>());
+            // a column's mixed rows: on the host when both sides are plain numbers, else by
+            // `where` on the device
+            let mix_cols = |xt: &Option<Tensor>,
+                            bt: &Option<Tensor>,
+                            xh: &Option<HostCols>,
+                            bh: &Option<HostCols>,
+                            players: Option<&[i64]>|
+             -> Option<Tensor> {
+                let (xt, bt) = (xt.as_ref()?, bt.as_ref()?);
+                let c = xt.size()[1] as usize;
+                if let (Some(xh), Some(bh)) = (xh, bh) {
+                    if let Some(t) = mix_host(xh, bh, c, players, chunk, masks, wpp) {
+                        return Some(t.to_device(device));
                     }
-                    _ => None,
+                }
+                let xr = xt.index_select(0, &r());
+                let Some(players) = players else {
+                    return Some(xr);
                 };
+                let sm: Vec<bool> = chunk
+                    .iter()
+                    .flat_map(|&(_, _, i)| {
+                        let mask = &masks[i as usize * wpp..(i as usize + 1) * wpp];
+                        players.iter().map(move |&q| has(mask, q as usize))
+                    })
+                    .collect();
+                let sm = Tensor::from_slice(&sm)
+                    .view([e, c as i64])
+                    .to_device(device);
+                Some(xr.where_self(&sm, &bt.index_select(0, &b())))
+            };
             let mix_whole = |xs: &[Tensor], bs: &[Tensor], players: &[usize]| -> Vec<Tensor> {
                 xs.iter()
                     .zip(bs)
@@ -279,22 +477,24 @@ fn eval_coalitions(
                     .map(|((xt, bt), &q)| {
                         let mut shape = vec![e];
                         shape.extend(std::iter::repeat_n(1, xt.dim() - 1));
-                        let sm = mask.select(1, q as i64).view(shape.as_slice());
-                        xt.index_select(0, &r)
-                            .where_self(&sm, &bt.index_select(0, &b))
+                        let sm: Vec<bool> = chunk
+                            .iter()
+                            .map(|&(_, _, i)| has(&masks[i as usize * wpp..], q))
+                            .collect();
+                        let sm = Tensor::from_slice(&sm)
+                            .view(shape.as_slice())
+                            .to_device(device);
+                        xt.index_select(0, &r())
+                            .where_self(&sm, &bt.index_select(0, &b()))
                     })
                     .collect()
             };
-            let wide = if map.deep_only {
-                // not players: the explained row's own wide values
-                x.wide.as_ref().map(|xt| xt.index_select(0, &r))
-            } else {
-                mix_cols(&x.wide, &bg.wide, &pw)
-            };
+            // deep-only game: the wide columns are not players, they keep the row's values
+            let wide_players = (!map.deep_only).then_some(map.wide.as_slice());
             let mixed = ModelInput {
-                wide,
-                cat: mix_cols(&x.cat, &bg.cat, &pc),
-                cont: mix_cols(&x.cont, &bg.cont, &pn),
+                wide: mix_cols(&x.wide, &bg.wide, &xw, &bw, wide_players),
+                cat: mix_cols(&x.cat, &bg.cat, &xc, &bc, Some(&map.cat)),
+                cont: mix_cols(&x.cont, &bg.cont, &xn, &bn, Some(&map.cont)),
                 text: mix_whole(&x.text, &bg.text, &map.text),
                 image: mix_whole(&x.image, &bg.image, &map.image),
             };
@@ -307,68 +507,58 @@ fn eval_coalitions(
         }
     });
     let mut out = vec![0.0; pairs * k];
-    for i in 0..pairs {
-        for (mm, w) in weights.iter().enumerate() {
-            let at = index[i * m + mm] as usize * k;
-            for o in 0..k {
-                out[i * k + o] += w * f[at + o];
+    for (i, o_row) in out.chunks_mut(k).enumerate() {
+        let ids = &index[i * m..(i + 1) * m];
+        if k == 1 {
+            o_row[0] = ids
+                .iter()
+                .zip(weights)
+                .map(|(&id, w)| w * f[id as usize])
+                .sum();
+        } else {
+            for (&id, w) in ids.iter().zip(weights) {
+                let at = id as usize * k;
+                for (o, v) in o_row.iter_mut().enumerate() {
+                    *v += w * f[at + o];
+                }
             }
         }
     }
     out
 }
 
-/// What one row needs evaluated and how to turn the values into Shapley values.
-enum Plan {
-    /// Nothing to evaluate: φ = 0 except `single` (the one varying player) which gets
-    /// f(x) − base.
-    Trivial {
-        single: Option<usize>,
-    },
-    Kernel {
-        masks: Vec<Vec<bool>>,
-        weights: Vec<f64>,
-    },
-    Permutation {
-        orders: Vec<Vec<usize>>,
-    },
-    /// All coalitions of `players` players.
-    Exact {
-        players: usize,
-    },
+/// KernelSHAP's coalitions for `players` players and a budget, before any random draw: the
+/// sizes enumerated in full, and how many coalitions each other size draws.
+///
+/// Sizes s and `players − s` are handled together; every coalition comes with its complement
+/// (paired, antithetic sampling, for the middle size of an even player count too), so the
+/// design is symmetric and the even part of the game (interactions of even order), which
+/// carries no Shapley value, cannot leak into the estimate. Sizes whose coalitions all fit in
+/// the budget left are enumerated with their exact kernel weight, from the smallest and
+/// largest sizes inwards (as shap does); the budget left is shared by the other sizes in
+/// proportion to their kernel mass, each drawing that many distinct pairs, which share the
+/// size's kernel mass equally (sampling stratified by size and without replacement, where
+/// shap draws with replacement and weights by counts).
+#[derive(Debug)]
+struct KernelDesign {
+    players: usize,
+    enumerated: Coalitions,
+    sampled: Vec<SampledSize>,
 }
 
-impl Plan {
-    /// The coalitions to evaluate, as masks over the varying players.
-    fn coalitions(&self) -> Vec<Vec<bool>> {
-        match self {
-            Plan::Trivial { .. } => Vec::new(),
-            Plan::Kernel { masks, .. } => masks.clone(),
-            Plan::Permutation { orders } => {
-                let pr = orders.first().map_or(0, Vec::len);
-                let mut out = Vec::with_capacity(orders.len() * 2 * pr.saturating_sub(1));
-                for order in orders {
-                    let mut fwd = vec![false; pr];
-                    for &q in &order[..pr - 1] {
-                        fwd[q] = true;
-                        out.push(fwd.clone());
-                    }
-                    let mut bwd = vec![true; pr];
-                    for &q in &order[..pr - 1] {
-                        bwd[q] = false;
-                        out.push(bwd.clone());
-                    }
-                }
-                out
-            }
-            Plan::Exact { players } => {
-                let pr = *players;
-                (1..(1u64 << pr) - 1)
-                    .map(|bits| (0..pr).map(|i| bits >> i & 1 == 1).collect())
-                    .collect()
-            }
-        }
-    }
+#[derive(Debug)]
+struct SampledSize {
+    /// Coalition size (≤ players / 2); each draw also takes the complement.
+    size: usize,
+    /// Distinct pairs drawn.
+    draws: usize,
+    /// Weight of each drawn coalition.
+    weight: f64,
+    /// `size == players / 2` with an even player count: pairs are drawn as the subsets that
+    /// hold player 0 (one per complementary pair).
+    middle: bool,
+    /// Every pair's first coalition (flattened bitsets), when few enough to list.
+    listed: Option<Vec<u64>>,
 }
 
 fn binom(n: usize, k: usize) -> f64 {
@@ -379,14 +569,25 @@ fn binom(n: usize, k: usize) -> f64 {
     (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
 }
 
-/// Calls `f` with every subset of `0..n` of size `k` (as a mask).
-fn for_each_subset(n: usize, k: usize, mut f: impl FnMut(&[bool])) {
+/// Calls `f` with every subset of `offset..offset + n` of size `k` (a bitset of `words` u64),
+/// always holding the players in `always`.
+fn for_each_subset(
+    n: usize,
+    k: usize,
+    offset: usize,
+    words: usize,
+    always: &[usize],
+    mut f: impl FnMut(&[u64]),
+) {
     let mut idx: Vec<usize> = (0..k).collect();
-    let mut mask = vec![false; n];
+    let mut mask = vec![0u64; words];
     loop {
-        mask.iter_mut().for_each(|m| *m = false);
+        mask.iter_mut().for_each(|m| *m = 0);
+        for &q in always {
+            put(&mut mask, q);
+        }
         for &i in &idx {
-            mask[i] = true;
+            put(&mut mask, offset + i);
         }
         f(&mask);
         // the rightmost index that can still move right
@@ -404,146 +605,237 @@ fn for_each_subset(n: usize, k: usize, mut f: impl FnMut(&[bool])) {
     }
 }
 
-/// `count` distinct subsets of `0..n` of size `k`, uniformly without replacement.
-fn distinct_subsets(n: usize, k: usize, count: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<bool>> {
-    let total = binom(n, k);
-    if total <= (4 * count).max(10_000) as f64 {
-        // few enough to list: a random selection of all of them
-        let mut all = Vec::new();
-        for_each_subset(n, k, |m| all.push(m.to_vec()));
-        all.shuffle(rng);
-        all.truncate(count);
-        return all;
-    }
-    let mut seen = std::collections::HashSet::new();
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut out = Vec::with_capacity(count);
-    while out.len() < count {
-        order.shuffle(rng);
-        let mut m = vec![false; n];
-        for &i in &order[..k] {
-            m[i] = true;
-        }
-        if seen.insert(m.clone()) {
-            out.push(m);
-        }
-    }
-    out
-}
-
-/// KernelSHAP coalitions over `pr` players with a budget of `budget` evaluations: sizes whose
-/// subsets (with their complements) fit in the remaining budget are enumerated with their
-/// exact kernel weight, from the smallest and largest sizes inwards (as shap does); the budget
-/// left is shared among the other sizes in proportion to their kernel mass, and each draws
-/// that many distinct subsets (with their complements), which share the size's mass equally
-/// (sampling stratified by size and without replacement, where shap samples with replacement).
-fn kernel_plan(pr: usize, budget: usize, rng: &mut ChaCha8Rng) -> (Vec<Vec<bool>>, Vec<f64>) {
-    let mut masks = Vec::new();
-    let mut weights = Vec::new();
-    let all = if pr < 63 { (1u64 << pr) - 2 } else { u64::MAX };
-    let kernel = |s: usize| (pr - 1) as f64 / (binom(pr, s) * s as f64 * (pr - s) as f64);
-    if (budget as u64) >= all {
-        for s in 1..pr {
-            let w = kernel(s);
-            for_each_subset(pr, s, |m| {
-                masks.push(m.to_vec());
-                weights.push(w);
-            });
-        }
-        return (masks, weights);
-    }
-    let n_sizes = pr / 2; // sizes 1..=n_sizes, each paired with pr − s (except s = pr/2 for even pr)
-    let paired = |s: usize| 2 * s != pr;
-    let mut size_weight: Vec<f64> = (1..=n_sizes)
-        .map(|s| {
-            let w = (pr - 1) as f64 / (s * (pr - s)) as f64;
-            if paired(s) {
-                2.0 * w
-            } else {
-                w
+impl KernelDesign {
+    fn new(pr: usize, budget: usize) -> KernelDesign {
+        let w = words(pr);
+        let mut enumerated = Coalitions::new(pr);
+        let mut sampled = Vec::new();
+        let all = if pr < 63 { (1u64 << pr) - 2 } else { u64::MAX };
+        let kernel = |s: usize| (pr - 1) as f64 / (binom(pr, s) * s as f64 * (pr - s) as f64);
+        if (budget as u64) >= all {
+            for s in 1..pr {
+                let kw = kernel(s);
+                for_each_subset(pr, s, 0, w, &[], |m| {
+                    enumerated.masks.extend_from_slice(m);
+                    enumerated.weights.push(kw);
+                });
             }
-        })
-        .collect();
-    let total: f64 = size_weight.iter().sum();
-    size_weight.iter_mut().for_each(|w| *w /= total);
-    let mut left = budget as f64;
-    let mut remaining = size_weight.clone();
-    let mut full = 0;
-    for s in 1..=n_sizes {
-        let count = binom(pr, s) * if paired(s) { 2.0 } else { 1.0 };
-        if left * remaining[s - 1] / count < 1.0 - 1e-8 {
-            break;
+            return KernelDesign {
+                players: pr,
+                enumerated,
+                sampled,
+            };
         }
-        full += 1;
-        left -= count;
-        if remaining[s - 1] < 1.0 {
-            let scale = 1.0 - remaining[s - 1];
-            remaining.iter_mut().for_each(|w| *w /= scale);
-        }
-        let w = size_weight[s - 1] / count;
-        for_each_subset(pr, s, |m| {
-            masks.push(m.to_vec());
-            weights.push(w);
-            if paired(s) {
-                masks.push(m.iter().map(|b| !b).collect());
-                weights.push(w);
-            }
-        });
-    }
-    let mut left = left.max(0.0) as usize;
-    if full < n_sizes && left > 0 {
-        // the budget left, shared by the remaining sizes in proportion to their kernel mass;
-        // a size that cannot use its share passes the rest on
-        let sizes: Vec<usize> = (full + 1..=n_sizes).collect();
-        let per_draw = |s: usize| if paired(s) { 2 } else { 1 };
-        let capacity = |s: usize| binom(pr, s).min(1e15) as usize; // draws available
-        let mut draws = vec![0usize; sizes.len()];
-        let mut open: Vec<usize> = (0..sizes.len()).collect();
-        while left > 0 && !open.is_empty() {
-            let mass: f64 = open.iter().map(|&i| size_weight[sizes[i] - 1]).sum();
-            let budget_now = left;
-            let mut spent = 0;
-            for &i in &open {
-                let s = sizes[i];
-                let share = budget_now as f64 * size_weight[s - 1] / mass;
-                let want =
-                    ((share / per_draw(s) as f64).floor() as usize).min(capacity(s) - draws[i]);
-                draws[i] += want;
-                spent += want * per_draw(s);
-            }
-            if spent == 0 {
-                // shares below one draw: give the rest to the heaviest open sizes, one draw each
-                for &i in &open {
-                    let s = sizes[i];
-                    if left >= per_draw(s) && draws[i] < capacity(s) {
-                        draws[i] += 1;
-                        left -= per_draw(s);
-                    }
+        let n_sizes = pr / 2; // sizes 1..=n_sizes, each with pr − s (s = pr/2 with itself)
+        let middle = |s: usize| 2 * s == pr;
+        let mut size_weight: Vec<f64> = (1..=n_sizes)
+            .map(|s| {
+                let w = (pr - 1) as f64 / (s * (pr - s)) as f64;
+                if middle(s) {
+                    w
+                } else {
+                    2.0 * w
                 }
+            })
+            .collect();
+        let total: f64 = size_weight.iter().sum();
+        size_weight.iter_mut().for_each(|w| *w /= total);
+        // coalitions of size s and pr − s, and the complementary pairs among them
+        let count = |s: usize| binom(pr, s) * if middle(s) { 1.0 } else { 2.0 };
+        let mut left = budget as f64;
+        let mut remaining = size_weight.clone();
+        let mut full = 0;
+        for s in 1..=n_sizes {
+            if left * remaining[s - 1] / count(s) < 1.0 - 1e-8 {
                 break;
             }
-            left -= spent;
-            open.retain(|&i| draws[i] < capacity(sizes[i]));
-        }
-        for (i, &s) in sizes.iter().enumerate() {
-            if draws[i] == 0 {
-                continue;
+            full += 1;
+            left -= count(s);
+            if remaining[s - 1] < 1.0 {
+                let scale = 1.0 - remaining[s - 1];
+                remaining.iter_mut().for_each(|w| *w /= scale);
             }
-            // each side (size s, and pr − s when paired) carries the kernel mass of its size
-            let w = size_weight[s - 1] / (per_draw(s) * draws[i]) as f64;
-            for m in distinct_subsets(pr, s, draws[i], rng) {
-                if paired(s) {
-                    masks.push(m.iter().map(|b| !b).collect());
-                    weights.push(w);
+            let cw = size_weight[s - 1] / count(s);
+            for_each_subset(pr, s, 0, w, &[], |m| {
+                enumerated.masks.extend_from_slice(m);
+                enumerated.weights.push(cw);
+                if !middle(s) {
+                    push_complement(m, pr, &mut enumerated.masks);
+                    enumerated.weights.push(cw);
                 }
-                masks.push(m);
-                weights.push(w);
+            });
+        }
+        let mut left = left.max(0.0) as usize;
+        if full < n_sizes && left >= 2 {
+            // the budget left, shared by the remaining sizes in proportion to their kernel
+            // mass; a size that cannot use its share passes the rest on
+            let sizes: Vec<usize> = (full + 1..=n_sizes).collect();
+            let capacity = |s: usize| (count(s) / 2.0).min(1e15) as usize; // pairs available
+            let mut draws = vec![0usize; sizes.len()];
+            let mut open: Vec<usize> = (0..sizes.len()).collect();
+            while left >= 2 && !open.is_empty() {
+                let mass: f64 = open.iter().map(|&i| size_weight[sizes[i] - 1]).sum();
+                let budget_now = left;
+                let mut spent = 0;
+                for &i in &open {
+                    let s = sizes[i];
+                    let share = budget_now as f64 * size_weight[s - 1] / mass;
+                    let want = ((share / 2.0).floor() as usize).min(capacity(s) - draws[i]);
+                    draws[i] += want;
+                    spent += 2 * want;
+                }
+                if spent == 0 {
+                    // shares below one pair: one pair each to the heaviest open sizes
+                    for &i in &open {
+                        if left >= 2 && draws[i] < capacity(sizes[i]) {
+                            draws[i] += 1;
+                            left -= 2;
+                        }
+                    }
+                    break;
+                }
+                left -= spent;
+                open.retain(|&i| draws[i] < capacity(sizes[i]));
             }
+            for (i, &s) in sizes.iter().enumerate() {
+                if draws[i] == 0 {
+                    continue;
+                }
+                let total_pairs = capacity(s);
+                // few enough to list: a random selection of all of them per row
+                let listed = (total_pairs <= (4 * draws[i]).max(10_000)).then(|| {
+                    let mut all = Vec::with_capacity(total_pairs * w);
+                    if middle(s) {
+                        for_each_subset(pr - 1, s - 1, 1, w, &[0], |m| all.extend_from_slice(m));
+                    } else {
+                        for_each_subset(pr, s, 0, w, &[], |m| all.extend_from_slice(m));
+                    }
+                    all
+                });
+                sampled.push(SampledSize {
+                    size: s,
+                    draws: draws[i],
+                    weight: size_weight[s - 1] / (2 * draws[i]) as f64,
+                    middle: middle(s),
+                    listed,
+                });
+            }
+        }
+        KernelDesign {
+            players: pr,
+            enumerated,
+            sampled,
         }
     }
-    (masks, weights)
+
+    /// One row's draw of the sampled sizes: `draws` distinct complementary pairs per size.
+    fn draw(&self, rng: &mut ChaCha8Rng) -> Coalitions {
+        let pr = self.players;
+        let w = words(pr);
+        let mut out = Coalitions::new(pr);
+        for sz in &self.sampled {
+            let mut push = |m: &[u64]| {
+                out.masks.extend_from_slice(m);
+                push_complement(m, pr, &mut out.masks);
+                out.weights.extend([sz.weight, sz.weight]);
+            };
+            match &sz.listed {
+                Some(all) => {
+                    // a partial Fisher–Yates shuffle of the listed pairs
+                    let total = all.len() / w;
+                    let mut order: Vec<u32> = (0..total as u32).collect();
+                    for t in 0..sz.draws {
+                        let j = rng.random_range(t..total);
+                        order.swap(t, j);
+                        let c = order[t] as usize;
+                        push(&all[c * w..(c + 1) * w]);
+                    }
+                }
+                None => {
+                    let mut seen = std::collections::HashSet::new();
+                    let (first, n, k) = if sz.middle {
+                        (1, pr - 1, sz.size - 1)
+                    } else {
+                        (0, pr, sz.size)
+                    };
+                    let mut players: Vec<usize> = (first..first + n).collect();
+                    let mut drawn = 0;
+                    while drawn < sz.draws {
+                        players.shuffle(rng);
+                        let mut m = vec![0u64; w];
+                        if sz.middle {
+                            put(&mut m, 0);
+                        }
+                        for &q in &players[..k] {
+                            put(&mut m, q);
+                        }
+                        if seen.insert(m.clone()) {
+                            push(&m);
+                            drawn += 1;
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
+/// What one row needs evaluated and how to turn the values into Shapley values.
+enum Plan {
+    /// Nothing to evaluate: φ = 0 except `single` (the one varying player) which gets
+    /// f(x) − base.
+    Trivial {
+        single: Option<usize>,
+    },
+    /// The design's enumerated coalitions, then the row's draw.
+    Kernel {
+        design: Rc<KernelDesign>,
+        drawn: Coalitions,
+    },
+    Permutation {
+        orders: Vec<Vec<usize>>,
+    },
+    /// All coalitions of `players` players.
+    Exact {
+        players: usize,
+    },
+}
+
+impl Plan {
+    /// Appends the coalitions to evaluate (bitsets over the `pr` varying players,
+    /// `words(pr)` u64 each) to `out`; returns how many.
+    fn coalitions(&self, pr: usize, out: &mut Vec<u64>) -> usize {
+        let w = words(pr);
+        let before = out.len();
+        match self {
+            Plan::Trivial { .. } => {}
+            Plan::Kernel { design, drawn } => {
+                out.extend_from_slice(&design.enumerated.masks);
+                out.extend_from_slice(&drawn.masks);
+            }
+            Plan::Permutation { orders } => {
+                for order in orders {
+                    let mut fwd = vec![0u64; w];
+                    for &q in &order[..pr - 1] {
+                        put(&mut fwd, q);
+                        out.extend_from_slice(&fwd);
+                    }
+                    let mut bwd = Vec::with_capacity(w);
+                    push_complement(&vec![0u64; w], pr, &mut bwd);
+                    for &q in &order[..pr - 1] {
+                        bwd[q >> 6] &= !(1u64 << (q & 63));
+                        out.extend_from_slice(&bwd);
+                    }
+                }
+            }
+            Plan::Exact { players } => {
+                out.extend(1..(1u64 << players) - 1);
+            }
+        }
+        (out.len() - before) / w
+    }
+}
 /// Solves the symmetric system `a x = b` (n × n, `nrhs` right-hand sides, row-major) by
 /// Gaussian elimination with partial pivoting; a tiny ridge keeps singular systems solvable.
 fn solve(mut a: Vec<f64>, mut b: Vec<f64>, n: usize, nrhs: usize) -> Vec<f64> {
@@ -606,27 +898,29 @@ fn solve_plan(plan: &Plan, v: &[f64], fx: &[f64], base: &[f64], pr: usize) -> Ve
                 phi[q * k..(q + 1) * k].copy_from_slice(&delta);
             }
         }
-        Plan::Kernel { masks, weights, .. } => {
-            // eliminate the last player through the efficiency constraint
+        Plan::Kernel { design, drawn } => {
+            // weighted least squares with the last player eliminated through the efficiency
+            // constraint: regressors z_j − z_last (all ±1 or 0 within one coalition)
             let last = pr - 1;
             let nv = pr - 1;
             let mut a = vec![0.0; nv * nv];
             let mut rhs = vec![0.0; nv * k];
-            for (s, (mask, &w)) in masks.iter().zip(weights).enumerate() {
-                let zl = if mask[last] { 1.0 } else { 0.0 };
-                let xrow: Vec<f64> = (0..nv)
-                    .map(|j| if mask[j] { 1.0 } else { 0.0 } - zl)
-                    .collect();
-                for i in 0..nv {
-                    if xrow[i] == 0.0 {
-                        continue;
-                    }
-                    for j in 0..nv {
-                        a[i * nv + j] += w * xrow[i] * xrow[j];
+            let mut nz = Vec::with_capacity(nv);
+            let parts = [&design.enumerated, drawn];
+            let coalitions = parts
+                .iter()
+                .flat_map(|c| (0..c.len()).map(move |i| (c.get(i), c.weights[i])));
+            for (s, (mask, w)) in coalitions.enumerate() {
+                let zl = has(mask, last);
+                nz.clear();
+                nz.extend((0..nv).filter(|&j| has(mask, j) != zl));
+                let (sign, zl) = if zl { (-1.0, 1.0) } else { (1.0, 0.0) };
+                for &i in &nz {
+                    for &j in &nz {
+                        a[i * nv + j] += w;
                     }
                     for o in 0..k {
-                        let y = v[s * k + o] - base[o] - zl * delta[o];
-                        rhs[i * k + o] += w * xrow[i] * y;
+                        rhs[i * k + o] += w * sign * (v[s * k + o] - base[o] - zl * delta[o]);
                     }
                 }
             }
@@ -781,6 +1075,7 @@ pub(super) fn attribute(
     };
     let preds = &game_preds[..];
     let np = players.len();
+    let wpp = words(np);
     let map = player_map(ex, &players, split);
     let vary = varying(ex, x, &map, np);
     let m = ex.background.len();
@@ -788,7 +1083,9 @@ pub(super) fn attribute(
     let target_pairs = (8 * call_rows / m.max(1)).max(1);
 
     let varying_of = |r: usize| -> Vec<usize> { (0..np).filter(|&q| vary[r * np + q]).collect() };
-    let plan_for = |r: usize, pr: usize| -> Plan {
+    // one KernelSHAP design per number of varying players
+    let mut designs: HashMap<usize, Rc<KernelDesign>> = HashMap::new();
+    let mut plan_for = |r: usize, pr: usize| -> Plan {
         if pr <= 1 {
             return Plan::Trivial {
                 single: (pr == 1).then_some(0),
@@ -799,8 +1096,12 @@ pub(super) fn attribute(
         match ex.config.method {
             Method::KernelShap { samples } => {
                 let budget = if samples == 0 { 2 * pr + 2048 } else { samples };
-                let (masks, weights) = kernel_plan(pr, budget, &mut rng);
-                Plan::Kernel { masks, weights }
+                let design = designs
+                    .entry(pr)
+                    .or_insert_with(|| Rc::new(KernelDesign::new(pr, budget)))
+                    .clone();
+                let drawn = design.draw(&mut rng);
+                Plan::Kernel { design, drawn }
             }
             Method::Permutation { permutations } => {
                 let orders = (0..permutations)
@@ -822,25 +1123,37 @@ pub(super) fn attribute(
         bar.inc(n as u64);
         r0 = n;
     }
+    let mut local = Vec::new();
     while r0 < n {
         // a block of rows whose coalitions fill a few model calls
         let mut block = Vec::new(); // (plan, varying players, number of coalitions)
         let mut rows = Vec::new();
-        let mut masks = Vec::new();
+        let mut masks: Vec<u64> = Vec::new(); // over all np players, wpp words each
         let mut r = r0;
         while r < n && (r == r0 || rows.len() < target_pairs) {
             let vr = varying_of(r);
-            let plan = plan_for(r, vr.len());
-            let coalitions = plan.coalitions();
-            for c in &coalitions {
-                let mut full = vec![true; np];
-                for (i, &q) in vr.iter().enumerate() {
-                    full[q] = c[i];
+            let pr = vr.len();
+            let plan = plan_for(r, pr);
+            local.clear();
+            let count = plan.coalitions(pr, &mut local);
+            let lw = words(pr);
+            let identity = pr == np;
+            for c in local.chunks(lw) {
+                if identity {
+                    masks.extend_from_slice(c);
+                } else {
+                    // players that do not vary are "present" (either side gives the same)
+                    let at = masks.len();
+                    push_complement(&vec![0u64; wpp], np, &mut masks);
+                    for (i, &q) in vr.iter().enumerate() {
+                        if !has(c, i) {
+                            masks[at + (q >> 6)] &= !(1u64 << (q & 63));
+                        }
+                    }
                 }
-                masks.extend(full);
                 rows.push((r - r0) as i64);
             }
-            block.push((plan, vr, coalitions.len()));
+            block.push((plan, vr, count));
             r += 1;
         }
         let xb = x.map(|t| t.narrow(0, r0 as i64, (r - r0) as i64));
@@ -879,28 +1192,74 @@ pub(super) fn attribute(
 mod tests {
     use super::*;
 
+    fn ones(m: &[u64]) -> usize {
+        m.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
     #[test]
     fn subsets_are_enumerated_once_each() {
-        for (n, k) in [(5, 2), (6, 3), (4, 1), (4, 3), (3, 0)] {
+        for (n, k) in [(5, 2), (6, 3), (4, 1), (4, 3), (3, 0), (70, 1)] {
             let mut seen = std::collections::HashSet::new();
-            for_each_subset(n, k, |m| {
-                assert_eq!(m.iter().filter(|b| **b).count(), k);
+            for_each_subset(n, k, 0, words(n), &[], |m| {
+                assert_eq!(ones(m), k);
                 assert!(seen.insert(m.to_vec()));
             });
             assert_eq!(seen.len() as f64, binom(n, k));
         }
+        let mut c = Vec::new();
+        push_complement(&[0b101], 4, &mut c);
+        assert_eq!(c, [0b1010]);
+        let mut c = Vec::new();
+        push_complement(&[u64::MAX, 0], 70, &mut c);
+        assert_eq!(c, [0, (1 << 6) - 1]);
+    }
+
+    fn plan_coalitions(design: KernelDesign, seed: u64) -> (Vec<u64>, Vec<f64>) {
+        let drawn = design.draw(&mut ChaCha8Rng::seed_from_u64(seed));
+        let mut masks = design.enumerated.masks.clone();
+        masks.extend_from_slice(&drawn.masks);
+        let mut weights = design.enumerated.weights.clone();
+        weights.extend_from_slice(&drawn.weights);
+        (masks, weights)
     }
 
     #[test]
-    fn kernel_plan_enumerates_everything_when_the_budget_allows() {
-        let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let (masks, weights) = kernel_plan(5, 100, &mut rng);
+    fn kernel_design_enumerates_or_samples_paired_coalitions() {
+        let (masks, weights) = plan_coalitions(KernelDesign::new(5, 100), 0);
         assert_eq!(masks.len(), 30);
         assert!(weights.iter().all(|w| *w > 0.0));
-        // partial budget: the number of coalitions respects it
-        let (masks, weights) = kernel_plan(12, 500, &mut rng);
-        assert!(masks.len() <= 500, "{}", masks.len());
-        assert_eq!(masks.len(), weights.len());
+        for pr in [10, 12, 13] {
+            let budget = 300;
+            let (masks, weights) = plan_coalitions(KernelDesign::new(pr, budget), 1);
+            assert!(masks.len() <= budget, "{}", masks.len());
+            assert!(masks.len() >= budget - 2, "{}", masks.len());
+            assert_eq!(masks.len(), weights.len());
+            // distinct, and every coalition comes with its complement and the same weight
+            let set: HashMap<u64, f64> =
+                masks.iter().copied().zip(weights.iter().copied()).collect();
+            assert_eq!(set.len(), masks.len());
+            for (&m, &w) in &set {
+                let c = !m & ((1u64 << pr) - 1);
+                assert_eq!(set.get(&c), Some(&w), "pr {pr}: {m:b}");
+            }
+            // the weights of each size sum to its share of the Shapley kernel
+            let total: f64 = (1..pr)
+                .map(|s| (pr - 1) as f64 / (s * (pr - s)) as f64)
+                .sum();
+            for s in 1..pr {
+                let want = (pr - 1) as f64 / (s * (pr - s)) as f64 / total;
+                let got: f64 = masks
+                    .iter()
+                    .zip(&weights)
+                    .filter(|(m, _)| m.count_ones() as usize == s)
+                    .map(|(_, w)| w)
+                    .sum();
+                assert!(
+                    (got - want).abs() < 1e-12,
+                    "pr {pr} size {s}: {got} vs {want}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -912,18 +1271,56 @@ mod tests {
         assert!((x[0] + 3.0 * x[1] - 2.0).abs() < 1e-9);
     }
 
+    /// Values `[S]` of the game `v` on the coalitions of a plan.
+    fn values_of(plan: &Plan, pr: usize, v: impl Fn(u64) -> f64) -> Vec<f64> {
+        let mut c = Vec::new();
+        plan.coalitions(pr, &mut c);
+        c.iter().map(|&m| v(m)).collect()
+    }
+
     #[test]
     fn exact_plan_on_a_known_game() {
         // v(S) = |S|² over 3 players: φ_i = v(N)/3 = 3 by symmetry
         let plan = Plan::Exact { players: 3 };
-        let coal = plan.coalitions();
-        let v: Vec<f64> = coal
-            .iter()
-            .map(|m| (m.iter().filter(|b| **b).count() as f64).powi(2))
-            .collect();
+        let v = values_of(&plan, 3, |m| (m.count_ones() as f64).powi(2));
         let phi = solve_plan(&plan, &v, &[9.0], &[0.0], 3);
         for p in phi {
             assert!((p - 3.0).abs() < 1e-12);
         }
+    }
+
+    #[test]
+    fn paired_sampling_recovers_a_game_without_odd_interactions_of_order_three_or_more() {
+        // v(S) = linear + pairwise terms: with every coalition paired with its complement the
+        // kernel regression is exact whatever the sample
+        let pr = 12;
+        let v = |m: u64| {
+            let z = |q: usize| (m >> q & 1) as f64;
+            (0..pr).map(|q| (q as f64 - 5.0) * 0.1 * z(q)).sum::<f64>()
+                + (0..pr - 1).map(|q| 0.3 * z(q) * z(q + 1)).sum::<f64>()
+                + 0.2 * z(0) * z(7)
+        };
+        let full = (1u64 << pr) - 1;
+        let exact_plan = Plan::Exact { players: pr };
+        let exact = solve_plan(
+            &exact_plan,
+            &values_of(&exact_plan, pr, v),
+            &[v(full)],
+            &[v(0)],
+            pr,
+        );
+        let design = Rc::new(KernelDesign::new(pr, 200));
+        assert!(!design.sampled.is_empty());
+        let plan = Plan::Kernel {
+            drawn: design.draw(&mut ChaCha8Rng::seed_from_u64(3)),
+            design,
+        };
+        let phi = solve_plan(&plan, &values_of(&plan, pr, v), &[v(full)], &[v(0)], pr);
+        let err = phi
+            .iter()
+            .zip(&exact)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(err < 1e-9, "{err}");
     }
 }

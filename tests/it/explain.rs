@@ -1,5 +1,6 @@
 //! Attributions of a trained Wide + TabMlp pipeline on Adult, through the public API.
 use crate::common::*;
+use widedeep::datasets;
 use widedeep::explain::{plots, Explainer, ExplainerConfig, Explanation, Method, Output};
 use widedeep::prelude::*;
 
@@ -158,4 +159,148 @@ fn explanations_export_and_plot() {
         )
         .unwrap();
     assert!(model_only.explain_df(&rows).is_err());
+}
+
+/// mnist5k digits with a short text and a number: the columns `image` (path), `note`
+/// (some null), `x` and the target `y` (the digit's parity).
+fn digits_frame(n: usize) -> polars::prelude::DataFrame {
+    use polars::prelude::*;
+    let (labels, _) =
+        datasets::train_test_split(&datasets::mnist5k_labels().unwrap(), 0.5, 1).unwrap();
+    let mut df = labels.head(Some(n));
+    let label: Vec<i64> = df
+        .column("label")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    let words = ["zero", "one", "two"];
+    let note: Vec<Option<String>> = (0..n)
+        .map(|i| (i % 7 != 3).then(|| format!("add {}", words[i % 3])))
+        .collect();
+    let x: Vec<f64> = (0..n).map(|i| (i % 5) as f64).collect();
+    let y: Vec<i64> = label.iter().map(|l| l % 2).collect();
+    df.with_column(Column::new("note".into(), note)).unwrap();
+    df.with_column(Column::new("x".into(), x)).unwrap();
+    df.with_column(Column::new("y".into(), y)).unwrap();
+    df
+}
+
+#[test]
+fn text_and_image_values_are_shown_and_exported() {
+    let df = digits_frame(48);
+    let mut prep = Preprocessors::new()
+        .tab(TabPreprocessor::new(&[] as &[&str], &["x"]))
+        .text(
+            TextPreprocessor::new("note")
+                .vocab(Vocab::Word {
+                    min_freq: 1,
+                    max_vocab: 50,
+                })
+                .maxlen(4),
+        )
+        .image(
+            ImagePreprocessor::from_paths("image", datasets::mnist5k_dir())
+                .size(28, 28)
+                .normalization(Normalization::Fitted),
+        )
+        .target(TargetEncoder::new("y", TargetKind::Binary).positive_class("1"));
+    let data = prep.fit_transform(&df).unwrap();
+    let cfg = WideDeepConfig::new()
+        .deeptabular(
+            TabMlpConfig::from_meta(&prep.tab_meta().unwrap())
+                .mlp(MlpConfig::default().hidden_dims([8])),
+        )
+        .deeptext(
+            BasicRnnConfig::new(TextInput::from_meta(&prep.text_meta(0).unwrap(), 0))
+                .embed_dim(8)
+                .hidden_dim(8)
+                .n_layers(1),
+        )
+        .deepimage(SmallCnnConfig::new(ImageInput::new(0, "image")).channels([4, 8]))
+        .seed(3);
+    let model = WideDeep::new(&cfg, Device::Cpu).unwrap();
+    let tcfg = TrainerConfig::new(prep.objective().unwrap())
+        .epochs(1)
+        .batch_size(16)
+        .verbose(0);
+    let mut trainer = Trainer::new(model, tcfg).unwrap();
+    trainer.fit(&data, None).unwrap();
+    let pipeline = Pipeline::new(prep, trainer);
+    let rows = df.head(Some(6));
+    let paths: Vec<String> = rows
+        .column("image")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|s| s.unwrap_or_default().to_string())
+        .collect();
+    for method in [Method::GradientShap { samples: 20 }, Method::Exact] {
+        let config = ExplainerConfig::new(method)
+            .background_size(8)
+            .image_grid([4, 4])
+            .verbose(0);
+        let ex = Explainer::for_pipeline(&pipeline, &df, &config).unwrap();
+        // the features are named after the DataFrame's columns
+        assert_eq!(ex.feature_names(), ["x", "note", "image"]);
+        let e = ex.explain_df(&rows).unwrap();
+        let (note, image) = (
+            e.feature_index("note").unwrap(),
+            e.feature_index("image").unwrap(),
+        );
+        // the raw text (null where the DataFrame has none) and the image path
+        assert_eq!(e.display_value(0, note), "add zero");
+        assert_eq!(e.display_value(3, note), "null");
+        assert_eq!(e.display_value(1, image), paths[1]);
+        let frame = e.to_dataframe_with_data().unwrap();
+        let shown: Vec<String> = frame
+            .column("note_shown")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|s| s.unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(shown[2], "add two");
+        let back = Explanation::from_json(&e.to_json().unwrap()).unwrap();
+        assert_eq!(back.display, e.display);
+        // without the DataFrame: the text from its tokens, the image's shape
+        let input = pipeline.preprocessors.transform(&rows).unwrap().input;
+        let e2 = ex.explain(&input).unwrap();
+        assert_eq!(e2.display_value(1, note), "add one");
+        assert_eq!(e2.display_value(1, image), "image 3×28×28");
+        if method.is_gradient() {
+            // token values come with their token strings
+            let detail = e.detail("note").unwrap();
+            let widedeep::explain::DetailKind::Tokens {
+                seq_len, tokens, ..
+            } = &detail.kind
+            else {
+                panic!("no token values");
+            };
+            assert_eq!(tokens.len(), 6 * seq_len);
+            assert!(tokens[..*seq_len].iter().any(|t| t == "zero"), "{tokens:?}");
+            // the region heat map next to / over the image
+            let keep = std::env::var("WIDEDEEP_KEEP_PLOTS").ok();
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = keep.map_or_else(|| tmp.path().to_path_buf(), std::path::PathBuf::from);
+            let img = plots::RgbImage::from_tensor(&input.image[0].get(0)).unwrap();
+            assert_eq!((img.width, img.height), (28, 28));
+            for ext in ["png", "svg"] {
+                let path = dir.join(format!("regions.{ext}"));
+                plots::image_regions(&e, 0, "image", 0, Some(&img), &path, &Default::default())
+                    .unwrap();
+                assert!(std::fs::metadata(&path).unwrap().len() > 1000);
+            }
+            let bare = dir.join("regions_bare.png");
+            plots::image_regions(&e, 1, "image", 0, None, &bare, &Default::default()).unwrap();
+            assert!(
+                plots::image_regions(&e, 0, "note", 0, None, &bare, &Default::default()).is_err()
+            );
+        } else {
+            assert!(e.max_additivity_gap() < 1e-6);
+        }
+    }
 }

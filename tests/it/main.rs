@@ -8,5 +8,6 @@ mod pipeline_io;
 mod readme;
 mod reproducibility;
 mod text_image;
+mod trainer_core;
 mod zoo_attention;
 mod zoo_other;

@@ -39,8 +39,9 @@ pub struct TrainerConfig {
     /// Reshuffle the training rows every epoch.
     pub shuffle: bool,
     /// Seeds shuffling, the validation split and dropout: on CPU the same seed gives the same
-    /// weights and metrics. Epoch `e` draws its shuffle and dropout from `(seed, e)`, so a
-    /// resumed run continues exactly as the uninterrupted one.
+    /// weights and metrics. One generator seeded with `seed` splits and then shuffles epoch after
+    /// epoch (its position is checkpointed); libtorch (dropout) is re-seeded every epoch from
+    /// `(seed, epoch)`. A resumed run continues exactly as the uninterrupted one.
     pub seed: u64,
     /// Fraction of the training rows held out for validation (stratified for classification)
     /// when no validation set is passed to `fit`.
@@ -304,6 +305,8 @@ pub struct Trainer {
     best_weights: Option<Vec<(String, Tensor)>>,
     /// Set by `resume`: the next `fit` continues the early-stopping state instead of resetting it.
     resumed: bool,
+    /// Position of the shuffling generator after the last epoch (see [`Trainer::fit`]).
+    shuffle_pos: Option<u128>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -354,15 +357,20 @@ struct CheckpointMeta {
     schedulers: BTreeMap<String, Scheduler>,
     early_stopping: EarlyStoppingState,
     has_best_weights: bool,
+    /// Word position of the shuffling generator (decimal).
+    shuffle_pos: Option<String>,
     config: TrainerConfig,
 }
 
-/// The random generator of epoch `epoch`: its first draw seeds libtorch (dropout), the rest
-/// shuffles. Derived from `(seed, epoch)` only, so resumed runs draw what uninterrupted ones do.
-fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
+/// libtorch's seed for epoch `epoch` (dropout masks): `seed` for the first epoch, then a value
+/// derived from `(seed, epoch)` only, so resumed runs draw what uninterrupted ones do.
+fn torch_epoch_seed(seed: u64, epoch: usize) -> i64 {
+    if epoch == 0 {
+        return seed as i64;
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(1 + epoch as u64);
-    rng
+    rng.set_stream(epoch as u64);
+    (rand::RngCore::next_u64(&mut rng) >> 1) as i64
 }
 
 impl Trainer {
@@ -381,6 +389,7 @@ impl Trainer {
             es_state: EarlyStoppingState::new(),
             best_weights: None,
             resumed: false,
+            shuffle_pos: None,
         })
     }
 
@@ -431,12 +440,14 @@ impl Trainer {
             self.check_data(v, "validation")?;
         }
         let _rng_guard = crate::torch_rng_lock();
-        let mut split_rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        // one generator splits, then shuffles epoch after epoch; it continues across `fit` calls
+        // and resumes (its position is saved in checkpoints)
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let split;
         let (train, val) = match (val, cfg.val_split) {
             (Some(v), _) => (train, Some(v)),
             (None, Some(f)) => {
-                split = train.split(f, cfg.objective.is_classification(), &mut split_rng)?;
+                split = train.split(f, cfg.objective.is_classification(), &mut rng)?;
                 (&split.0, Some(&split.1))
             }
             (None, None) => (train, None),
@@ -452,6 +463,9 @@ impl Trainer {
                 ));
             }
         }
+        if let Some(pos) = self.shuffle_pos {
+            rng.set_word_pos(pos);
+        }
         let n_batches = (train.len() as usize).div_ceil(cfg.batch_size);
         if self.optimizers.is_none() {
             self.optimizers = Some(self.build_optimizers());
@@ -463,7 +477,7 @@ impl Trainer {
             self.best_weights = None;
         }
         let mut callbacks = std::mem::take(&mut self.callbacks);
-        let result = self.fit_epochs(&cfg, train, val, n_batches, &mut callbacks);
+        let result = self.fit_epochs(&cfg, train, val, n_batches, &mut rng, &mut callbacks);
         callbacks.append(&mut self.callbacks);
         self.callbacks = callbacks;
         result?;
@@ -477,6 +491,7 @@ impl Trainer {
         train: &Dataset,
         val: Option<&Dataset>,
         n_batches: usize,
+        rng: &mut ChaCha8Rng,
         callbacks: &mut [Box<dyn Callback>],
     ) -> Result<()> {
         let first = self.history.len();
@@ -484,7 +499,8 @@ impl Trainer {
         for _ in 0..cfg.epochs {
             let epoch = self.history.len();
             let total = first + cfg.epochs;
-            let mut sums = self.train_epoch(cfg, train, epoch, total, n_batches, callbacks)?;
+            let mut sums = self.train_epoch(cfg, train, epoch, total, n_batches, rng, callbacks)?;
+            self.shuffle_pos = Some(rng.get_word_pos());
             let record = self.epoch_record(cfg, &mut sums, val)?;
             let es_stop = self.early_stopping_update(cfg, epoch, &record)?;
             self.history.epochs.push(record.clone());
@@ -549,12 +565,12 @@ impl Trainer {
         epoch: usize,
         total_epochs: usize,
         n_batches: usize,
+        rng: &mut ChaCha8Rng,
         callbacks: &mut [Box<dyn Callback>],
     ) -> Result<EpochSums> {
-        let mut rng = epoch_rng(cfg.seed, epoch);
-        tch::manual_seed((rand::RngCore::next_u64(&mut rng) >> 1) as i64);
+        tch::manual_seed(torch_epoch_seed(cfg.seed, epoch));
         let data = if cfg.shuffle {
-            train.shuffled(&mut rng)
+            train.shuffled(rng)
         } else {
             train.slice(0, train.len())
         };
@@ -781,9 +797,9 @@ impl Trainer {
     /// early stopping's best weights, and as JSON the epoch, history, step counts, learning
     /// rates, scheduler and early-stopping states, seed and configuration.
     ///
-    /// Random state: epoch `e` draws its shuffle and dropout seeds from `(seed, e)` (libtorch's
-    /// generator state cannot be read through tch), so the seed and epoch are the whole random
-    /// state and a resumed CPU run reproduces the uninterrupted one exactly.
+    /// Random state: the shuffling generator's position is saved; libtorch's generator state
+    /// cannot be read through tch, so every epoch re-seeds it from `(seed, epoch)` instead. With
+    /// both, a resumed CPU run reproduces the uninterrupted one exactly.
     pub fn save_checkpoint(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let mut tensors: Vec<(String, Tensor)> = weights_cpu(&self.model)
@@ -817,6 +833,7 @@ impl Trainer {
                 .collect(),
             early_stopping: self.es_state.clone(),
             has_best_weights: self.best_weights.is_some(),
+            shuffle_pos: self.shuffle_pos.map(|p| p.to_string()),
             config: self.config.clone(),
         };
         let json = serde_json::to_vec(&meta)?;
@@ -944,6 +961,13 @@ impl Trainer {
             )
         } else {
             None
+        };
+        self.shuffle_pos = match meta.shuffle_pos {
+            Some(p) => Some(
+                p.parse()
+                    .map_err(|_| bad(format!("bad shuffle position `{p}`")))?,
+            ),
+            None => None,
         };
         self.resumed = true;
         Ok(())

@@ -499,7 +499,8 @@ impl Trainer {
         for _ in 0..cfg.epochs {
             let epoch = self.history.len();
             let total = first + cfg.epochs;
-            let mut sums = self.train_epoch(cfg, train, epoch, total, n_batches, rng, callbacks)?;
+            let mut sums =
+                self.train_epoch(cfg, train, (epoch, total), n_batches, rng, callbacks)?;
             self.shuffle_pos = Some(rng.get_word_pos());
             let record = self.epoch_record(cfg, &mut sums, val)?;
             let es_stop = self.early_stopping_update(cfg, epoch, &record)?;
@@ -562,8 +563,7 @@ impl Trainer {
         &mut self,
         cfg: &TrainerConfig,
         train: &Dataset,
-        epoch: usize,
-        total_epochs: usize,
+        (epoch, total_epochs): (usize, usize),
         n_batches: usize,
         rng: &mut ChaCha8Rng,
         callbacks: &mut [Box<dyn Callback>],

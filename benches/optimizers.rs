@@ -72,7 +72,16 @@ fn main() -> Result<()> {
         .map(|(i, t)| (format!("p{i}"), t))
         .collect();
     let ours = |opt: Optimizer| {
-        Optimizers::new(vec![ParamGroup::new("all", opt, 1e-3, 0.0, params.clone())])
+        Optimizers::new(vec![ParamGroup::new(
+            "all",
+            opt,
+            1e-3,
+            0.0,
+            params
+                .iter()
+                .map(|(n, t)| (n.clone(), t.shallow_clone()))
+                .collect(),
+        )])
     };
     let mut adam = ours(Optimizer::adam());
     let mut adamw = ours(Optimizer::adamw());

@@ -26,6 +26,9 @@ pub enum WideDeepError {
     /// A saved pipeline directory is incomplete or from an incompatible version.
     #[error("cannot load pipeline from {path}: {reason}")]
     BadPipeline { path: PathBuf, reason: String },
+    /// A trainer checkpoint file is missing, corrupt or does not fit the model/configuration.
+    #[error("cannot resume from checkpoint {path}: {reason}")]
+    BadCheckpoint { path: PathBuf, reason: String },
     /// A device string such as `cuda:1` could not be used.
     #[error("invalid device `{0}`: expected cpu, cuda or cuda:N with an available GPU")]
     Device(String),

@@ -68,7 +68,8 @@ pub mod prelude {
     pub use crate::pipeline::{Pipeline, Preprocessors};
     pub use crate::training::{Average, CustomLoss, PositiveActivation, TargetSpec};
     pub use crate::training::{
-        Dataset, EarlyStopping, History, Metric, Objective, Optimizer, Trainer, TrainerConfig,
+        Callback, Dataset, EarlyStopping, History, LrHistory, LrScheduler, Metric, ModelCheckpoint,
+        Objective, Optimizer, Trainer, TrainerConfig,
     };
     pub use crate::training::{
         FinetuneConfig, InitSpec, Initializer, Precision, Routine, Uncertainty, WeightedSampler,

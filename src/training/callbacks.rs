@@ -1,6 +1,13 @@
-//! Training history and early stopping.
+//! Training history, the [`Callback`] trait and the built-in callbacks: early stopping,
+//! [`ModelCheckpoint`] and [`LrHistory`].
+use crate::error::{Result, WideDeepError};
+use crate::models::WideDeep;
+use crate::training::optim::Optimizers;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tch::Tensor;
 
 /// Per-epoch values: `loss`, each metric by name, and `val_`-prefixed validation values.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -102,8 +109,8 @@ impl EarlyStopping {
     }
 }
 
-/// The running state of an [`EarlyStopping`] during one `fit`.
-#[derive(Debug)]
+/// The running state of an [`EarlyStopping`] during one `fit` (saved in trainer checkpoints).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct EarlyStoppingState {
     pub best: Option<f64>,
     pub best_epoch: usize,
@@ -134,6 +141,341 @@ impl EarlyStoppingState {
             self.wait += 1;
         }
         (improved, self.wait >= cfg.patience.max(1))
+    }
+}
+
+/// What a [`Callback`] sees of a running `fit`: the model, the history so far, the position in
+/// the run and the optimizers' learning rates. A callback stops training after the current epoch
+/// with [`TrainState::request_stop`].
+pub struct TrainState<'a> {
+    pub model: &'a WideDeep,
+    /// The history, the current epoch's record included in `on_epoch_end`.
+    pub history: &'a History,
+    /// The epoch (0-based, counting the epochs of earlier `fit` calls and resumed runs).
+    pub epoch: usize,
+    /// The batch within the epoch (0-based; `on_batch_*` only).
+    pub batch: usize,
+    /// Batches per epoch.
+    pub n_batches: usize,
+    pub(crate) optimizers: &'a Optimizers,
+    pub(crate) stop: bool,
+}
+
+impl TrainState<'_> {
+    /// The current learning rate of every parameter group (`wide`, `deeptabular`, …).
+    pub fn lrs(&self) -> BTreeMap<String, f64> {
+        self.optimizers.lrs()
+    }
+    /// Asks the trainer to stop after the current epoch.
+    pub fn request_stop(&mut self) {
+        self.stop = true;
+    }
+    /// Whether a stop was requested (by this or an earlier callback of the same hook).
+    pub fn stop_requested(&self) -> bool {
+        self.stop
+    }
+}
+
+/// Hooks into [`Trainer::fit`](crate::training::Trainer::fit). Every method has an empty
+/// default; an error aborts training and is returned by `fit`. Add callbacks with
+/// [`Trainer::add_callback`](crate::training::Trainer::add_callback).
+pub trait Callback: Send {
+    fn on_train_begin(&mut self, _state: &mut TrainState) -> Result<()> {
+        Ok(())
+    }
+    fn on_train_end(&mut self, _state: &mut TrainState) -> Result<()> {
+        Ok(())
+    }
+    fn on_epoch_begin(&mut self, _state: &mut TrainState) -> Result<()> {
+        Ok(())
+    }
+    /// `record` is the epoch's metrics record (also the last entry of `state.history`).
+    fn on_epoch_end(
+        &mut self,
+        _state: &mut TrainState,
+        _record: &BTreeMap<String, f64>,
+    ) -> Result<()> {
+        Ok(())
+    }
+    fn on_batch_begin(&mut self, _state: &mut TrainState) -> Result<()> {
+        Ok(())
+    }
+    /// `loss` is the batch's loss (NaN or infinite for a skipped batch).
+    fn on_batch_end(&mut self, _state: &mut TrainState, _loss: f64) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Learning rates per parameter group, recorded by [`LrHistory`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LrLog {
+    /// The learning rates at the start of every epoch.
+    pub epochs: Vec<BTreeMap<String, f64>>,
+    /// The learning rates used by every batch (when recorded).
+    pub batches: Vec<BTreeMap<String, f64>>,
+}
+
+/// Records the learning rate of every parameter group per epoch and (with `per_batch`) per
+/// batch. Clones share one log: keep a clone, add the other to the trainer, read the log after
+/// `fit`.
+#[derive(Clone, Debug, Default)]
+pub struct LrHistory {
+    per_batch: bool,
+    log: Arc<Mutex<LrLog>>,
+}
+
+impl LrHistory {
+    /// Records per epoch, and also per batch when `per_batch`.
+    pub fn new(per_batch: bool) -> Self {
+        Self {
+            per_batch,
+            log: Arc::default(),
+        }
+    }
+    /// A copy of the log so far.
+    pub fn log(&self) -> LrLog {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    /// One group's learning rate at the start of every epoch.
+    pub fn epoch_series(&self, group: &str) -> Vec<f64> {
+        self.log()
+            .epochs
+            .iter()
+            .map(|e| e.get(group).copied().unwrap_or(f64::NAN))
+            .collect()
+    }
+    /// One group's learning rate at every batch.
+    pub fn batch_series(&self, group: &str) -> Vec<f64> {
+        self.log()
+            .batches
+            .iter()
+            .map(|e| e.get(group).copied().unwrap_or(f64::NAN))
+            .collect()
+    }
+}
+
+impl Callback for LrHistory {
+    fn on_epoch_begin(&mut self, state: &mut TrainState) -> Result<()> {
+        let lrs = state.lrs();
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .epochs
+            .push(lrs);
+        Ok(())
+    }
+    fn on_batch_begin(&mut self, state: &mut TrainState) -> Result<()> {
+        if self.per_batch {
+            let lrs = state.lrs();
+            self.log
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .batches
+                .push(lrs);
+        }
+        Ok(())
+    }
+}
+
+/// Writes the output of `write` (called with a temporary path in the same directory) to `path`
+/// atomically: the temporary file is renamed onto `path` once complete and removed on error, so
+/// `path` is either the old or the new complete file.
+pub(crate) fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| {
+            WideDeepError::config("path", format!("{} is not a file path", path.display()))
+        })?
+        .to_string_lossy()
+        .to_string();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = write(&tmp).and_then(|()| {
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| WideDeepError::io(&tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| WideDeepError::io(path, e))
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Model weights as `(name, contiguous CPU tensor)` pairs sorted by name.
+pub(crate) fn weights_cpu(model: &WideDeep) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = model
+        .var_store()
+        .variables()
+        .into_iter()
+        .map(|(k, t)| (k, t.detach().to_device(tch::Device::Cpu).contiguous()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// Saves the model weights (`.safetensors`, loadable with `VarStore::load`) every
+/// `every_n_epochs` epochs, or only when `monitor` improved with `save_best_only`; keeps at most
+/// `max_files` files (deleting the oldest). Files are `{dir}/{prefix}_epoch{N}.safetensors`
+/// (`N` 1-based) and are written atomically.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelCheckpoint {
+    pub dir: PathBuf,
+    pub prefix: String,
+    /// The history key compared with `save_best_only` (default `val_loss`).
+    pub monitor: String,
+    pub mode: Mode,
+    pub save_best_only: bool,
+    pub every_n_epochs: usize,
+    /// At most this many files are kept (`None`: all).
+    pub max_files: Option<usize>,
+    #[serde(skip)]
+    best: Option<f64>,
+    #[serde(skip)]
+    saved: VecDeque<PathBuf>,
+}
+
+impl Default for ModelCheckpoint {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("checkpoints"),
+            prefix: "model".into(),
+            monitor: "val_loss".into(),
+            mode: Mode::Auto,
+            save_best_only: false,
+            every_n_epochs: 1,
+            max_files: None,
+            best: None,
+            saved: VecDeque::new(),
+        }
+    }
+}
+
+impl ModelCheckpoint {
+    /// Checkpoints into `dir` (created when missing).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            ..Default::default()
+        }
+    }
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+    pub fn monitor(mut self, key: &str) -> Self {
+        self.monitor = key.into();
+        self
+    }
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+    pub fn save_best_only(mut self, on: bool) -> Self {
+        self.save_best_only = on;
+        self
+    }
+    pub fn every_n_epochs(mut self, n: usize) -> Self {
+        self.every_n_epochs = n;
+        self
+    }
+    pub fn max_files(mut self, n: usize) -> Self {
+        self.max_files = Some(n);
+        self
+    }
+
+    /// Checks the fields; errors name `model_checkpoint.<field>`.
+    pub fn validate(&self) -> Result<()> {
+        if self.every_n_epochs == 0 {
+            return Err(WideDeepError::config(
+                "model_checkpoint.every_n_epochs",
+                "must be ≥ 1",
+            ));
+        }
+        if self.max_files == Some(0) {
+            return Err(WideDeepError::config(
+                "model_checkpoint.max_files",
+                "must be ≥ 1",
+            ));
+        }
+        if self.prefix.is_empty() || self.prefix.contains(['/', '\\']) {
+            return Err(WideDeepError::config(
+                "model_checkpoint.prefix",
+                "must be a non-empty file name prefix",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The files written so far by this callback (oldest first), deleted ones excluded.
+    pub fn saved_files(&self) -> Vec<PathBuf> {
+        self.saved.iter().cloned().collect()
+    }
+
+    fn maximize(&self) -> bool {
+        EarlyStopping::default()
+            .monitor(&self.monitor)
+            .mode(self.mode)
+            .maximize()
+    }
+}
+
+impl Callback for ModelCheckpoint {
+    fn on_train_begin(&mut self, _state: &mut TrainState) -> Result<()> {
+        self.validate()?;
+        std::fs::create_dir_all(&self.dir).map_err(|e| WideDeepError::io(&self.dir, e))
+    }
+
+    fn on_epoch_end(
+        &mut self,
+        state: &mut TrainState,
+        record: &BTreeMap<String, f64>,
+    ) -> Result<()> {
+        if (state.epoch + 1) % self.every_n_epochs != 0 {
+            return Ok(());
+        }
+        if self.save_best_only {
+            let value = *record.get(&self.monitor).ok_or_else(|| {
+                WideDeepError::config(
+                    "model_checkpoint.monitor",
+                    format!(
+                        "`{}` is not recorded; available: {}",
+                        self.monitor,
+                        record.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })?;
+            let improved = match self.best {
+                None => value.is_finite(),
+                Some(b) if self.maximize() => value > b,
+                Some(b) => value < b,
+            };
+            if !improved {
+                return Ok(());
+            }
+            self.best = Some(value);
+        }
+        let path = self.dir.join(format!(
+            "{}_epoch{}.safetensors",
+            self.prefix,
+            state.epoch + 1
+        ));
+        let weights = weights_cpu(state.model);
+        write_atomic(&path, |tmp| {
+            Tensor::write_safetensors(&weights, tmp).map_err(Into::into)
+        })?;
+        self.saved.retain(|p| p != &path);
+        self.saved.push_back(path);
+        while self.max_files.is_some_and(|m| self.saved.len() > m) {
+            if let Some(old) = self.saved.pop_front() {
+                std::fs::remove_file(&old).map_err(|e| WideDeepError::io(&old, e))?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -346,6 +346,8 @@ impl Trainer {
             let mut cfg = phase_cfg.clone();
             cfg.epochs = phase.epochs;
             self.config = cfg;
+            // each phase starts a fresh optimizer, as a new set of trainable layers does
+            self.reset_optimization();
             result = self.fit(train, None).map(|_| ());
             if result.is_err() {
                 break;
@@ -356,6 +358,8 @@ impl Trainer {
         }
         self.config = outer;
         self.set_history(history);
+        // the joint training starts with fresh optimizers and the seed's shuffling sequence
+        self.reset_optimization();
         result
     }
 }

@@ -4,12 +4,22 @@ use crate::error::Result;
 use crate::training::amp::{Amp, GradScalerConfig, Precision};
 use tch::{nn, Device, Kind, Tensor};
 
-/// What the training loop needs from an optimizer (implemented for tch's [`nn::Optimizer`]).
+/// What the training loop needs from an optimizer (implemented for the trainer's own
+/// [`Optimizers`](crate::training::optim::Optimizers) and tch's [`nn::Optimizer`]).
 pub trait OptimizerStep {
     /// Clears the gradients of every parameter (libtorch sets them to undefined).
     fn zero_grad(&mut self);
     /// Applies the gradients.
     fn step(&mut self);
+}
+
+impl OptimizerStep for crate::training::optim::Optimizers {
+    fn zero_grad(&mut self) {
+        crate::training::optim::Optimizers::zero_grad(self)
+    }
+    fn step(&mut self) {
+        crate::training::optim::Optimizers::step(self)
+    }
 }
 
 impl OptimizerStep for nn::Optimizer {

@@ -1,4 +1,7 @@
-//! Training: objectives, metrics, data batching, early stopping and the [`Trainer`].
+//! Training: objectives, metrics, data batching, optimizers, learning-rate schedulers,
+//! callbacks (early stopping, checkpoints, learning-rate history), the training extras
+//! (initializers, clipping, accumulation, warm-up, sampling, mixed precision, prefetch) and the
+//! [`Trainer`].
 pub mod amp;
 pub mod callbacks;
 pub mod data;
@@ -8,13 +11,17 @@ pub mod grad;
 pub mod init;
 pub mod metrics;
 pub mod objectives;
+pub mod optim;
 pub mod prefetch;
 pub mod sampler;
+pub mod schedulers;
 pub mod trainer;
 pub mod uncertainty;
 
 pub use amp::{GradScalerConfig, Precision};
-pub use callbacks::{EarlyStopping, History, Mode};
+pub use callbacks::{
+    Callback, EarlyStopping, History, LrHistory, LrLog, Mode, ModelCheckpoint, TrainState,
+};
 pub use data::{stack_targets, Dataset};
 pub use extras::TrainingExtras;
 pub use finetune::{FinetuneConfig, Routine};
@@ -24,6 +31,10 @@ pub use objectives::{
     CustomLoss, CustomObjective, FocalRActivation, Objective, PositiveActivation, TargetReduction,
     TargetSpec,
 };
+pub use optim::{
+    AdagradConfig, AdamConfig, Optimizer, Optimizers, ParamGroup, RmsPropConfig, SgdConfig,
+};
 pub use sampler::{SampleWeights, WeightedSampler};
-pub use trainer::{Optimizer, Trainer, TrainerConfig};
+pub use schedulers::{Anneal, CyclicMode, LrScheduler, Scheduler, ThresholdMode};
+pub use trainer::{Trainer, TrainerConfig};
 pub use uncertainty::Uncertainty;

@@ -9,6 +9,7 @@ mod pipeline_io;
 mod readme;
 mod reproducibility;
 mod text_image;
+mod trainer_core;
 mod trainer_extras;
 mod zoo_attention;
 mod zoo_other;

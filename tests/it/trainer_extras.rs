@@ -55,7 +55,7 @@ fn max_diff(a: &BTreeMap<String, Tensor>, b: &BTreeMap<String, Tensor>) -> f64 {
 
 fn base(prep: &Preprocessors) -> TrainerConfig {
     TrainerConfig::new(prep.objective().unwrap())
-        .optimizer(Optimizer::Sgd { momentum: 0.0 })
+        .optimizer(Optimizer::sgd(0.0))
         .lr(0.05)
         .epochs(1)
         .seed(5)
@@ -208,7 +208,7 @@ fn warm_up_trains_one_component_and_freezes_the_rest() {
 fn weighted_sampler_trains() {
     let (prep, ds) = data(512);
     let cfg = base(&prep)
-        .optimizer(Optimizer::Adam)
+        .optimizer(Optimizer::adam())
         .lr(0.01)
         .batch_size(64)
         .epochs(3)
@@ -255,7 +255,7 @@ fn mc_dropout_uncertainty() {
         let mut t = Trainer::new(
             model(&prep, dropout, bn),
             base(&prep)
-                .optimizer(Optimizer::Adam)
+                .optimizer(Optimizer::adam())
                 .lr(0.01)
                 .batch_size(64),
         )
@@ -337,7 +337,7 @@ fn prefetch_and_cpu_mixed_precision_change_nothing_on_cpu() {
         (weights(&t), t.history().clone())
     };
     let cfg = base(&prep)
-        .optimizer(Optimizer::Adam)
+        .optimizer(Optimizer::adam())
         .batch_size(64)
         .epochs(2);
     let (w_plain, h_plain) = fit(cfg.clone().prefetch(false));

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::{Device, Tensor};
 use widedeep_preprocessing::{
-    ImageData, ImagePreprocessor, TabMeta, TabPreprocessor, TargetEncoder, TargetKind, TextMeta,
+    ImageData, ImageMeta, ImagePreprocessor, TabMeta, TabPreprocessor, TargetEncoder, TargetKind, TextMeta,
     TextPreprocessor, WidePreprocessor,
 };
 
@@ -134,6 +134,16 @@ impl Preprocessors {
             .text
             .get(i)
             .ok_or_else(|| WideDeepError::Missing(format!("no text preprocessor {i}")))?;
+        Ok(p.meta()?)
+    }
+
+    /// Column, size and normalisation statistics of the fitted image preprocessor `i` (for
+    /// `ImageInput::from_meta`, so that the model normalises with the fitted statistics).
+    pub fn image_meta(&self, i: usize) -> Result<ImageMeta> {
+        let p = self
+            .image
+            .get(i)
+            .ok_or_else(|| WideDeepError::Missing(format!("no image preprocessor {i}")))?;
         Ok(p.meta()?)
     }
 

@@ -48,7 +48,7 @@ impl Dataset {
 
     /// Builds tensors from preprocessor outputs, text and image columns included (on the
     /// CPU): `texts[i]` becomes `input.text[i]` `[N, maxlen]` i64, `images[i]` becomes
-    /// `input.image[i]` `[N, 3, H, W]` f32.
+    /// `input.image[i]` `[N, 3, H, W]` u8 (normalised per batch by the image model).
     pub fn from_parts(
         wide: Option<&WideData>,
         tab: Option<&TabData>,
@@ -64,9 +64,7 @@ impl Dataset {
                     let shape: Vec<i64> = im.pixels.shape().iter().map(|&d| d as i64).collect();
                     let t = match im.pixels.as_slice() {
                         Some(s) => Tensor::from_slice(s),
-                        None => {
-                            Tensor::from_slice(&im.pixels.iter().copied().collect::<Vec<f32>>())
-                        }
+                        None => Tensor::from_slice(&im.pixels.iter().copied().collect::<Vec<u8>>()),
                     };
                     t.view(shape.as_slice())
                 })

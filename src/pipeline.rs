@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::{Device, Tensor};
 use widedeep_preprocessing::{
-    ImageData, ImageMeta, ImagePreprocessor, TabMeta, TabPreprocessor, TargetEncoder, TargetKind, TextMeta,
-    TextPreprocessor, WidePreprocessor,
+    ImageData, ImageMeta, ImagePreprocessor, TabData, TabMeta, TabPreprocessor, TargetData,
+    TargetEncoder, TargetKind, TextData, TextMeta, TextPreprocessor, WideData, WidePreprocessor,
 };
 
 /// The preprocessors of each input, fitted together on one DataFrame.
@@ -92,7 +92,31 @@ impl Preprocessors {
         self.transform_with_images(df, &images)
     }
 
-    fn transform_with_images(&self, df: &DataFrame, images: &[ImageData]) -> Result<Dataset> {
+    /// Like [`Preprocessors::transform`], but the images are not decoded here: the data set
+    /// keeps each image column's paths or bytes and the trainer decodes them batch by batch
+    /// on a worker thread (for data whose images do not fit in memory). Training, evaluation
+    /// and prediction give the same results as with `transform`. Fit first (`fit` decodes in
+    /// chunks, so it does not hold every image either).
+    pub fn transform_lazy(&self, df: &DataFrame) -> Result<Dataset> {
+        let images = self
+            .image
+            .iter()
+            .map(|p| p.rows(df))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let (wide, tab, texts, target) = self.transform_parts(df)?;
+        Dataset::from_parts_lazy(wide.as_ref(), tab.as_ref(), &texts, images, target.as_ref())
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn transform_parts(
+        &self,
+        df: &DataFrame,
+    ) -> Result<(
+        Option<WideData>,
+        Option<TabData>,
+        Vec<TextData>,
+        Option<TargetData>,
+    )> {
         let wide = self.wide.as_ref().map(|p| p.transform(df)).transpose()?;
         let tab = self.tab.as_ref().map(|p| p.transform(df)).transpose()?;
         let target = match &self.target {
@@ -111,6 +135,11 @@ impl Preprocessors {
             .iter()
             .map(|p| p.transform(df))
             .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok((wide, tab, texts, target))
+    }
+
+    fn transform_with_images(&self, df: &DataFrame, images: &[ImageData]) -> Result<Dataset> {
+        let (wide, tab, texts, target) = self.transform_parts(df)?;
         Dataset::from_parts(wide.as_ref(), tab.as_ref(), &texts, images, target.as_ref())
     }
 

@@ -401,6 +401,16 @@ impl ImagePreprocessor {
         })
     }
 
+    /// The image inputs of `df`'s rows, owned, to decode on demand ([`ImageRows::decode`])
+    /// instead of all at once. Needs `fit` (for the statistics of failed rows' mean images).
+    pub fn rows(&self, df: &DataFrame) -> Result<ImageRows> {
+        Ok(ImageRows {
+            fitted: self.fitted()?.clone(),
+            raws: self.owned_raws(df)?,
+            prep: self.clone(),
+        })
+    }
+
     fn warn(&self, data: &ImageData, n: usize) {
         if data.n_failed > 0 {
             eprintln!(
@@ -489,8 +499,8 @@ impl ImagePreprocessor {
             .par_chunks_mut(size.max(1))
             .enumerate()
             .map(|(i, out)| {
-                let row = range.start + i;
-                let img = self.decode_one(raws.raw(row), row)?;
+                let pos = range.start + i;
+                let img = self.decode_one(raws.raw(pos), raws.row_id(pos))?;
                 resize_crop_into(&img, out, w, h, self.filter);
                 let mut sum = [0u64; 3];
                 let mut sq = [0u64; 3];
@@ -649,6 +659,25 @@ struct Pixels {
 /// Row access shared by borrowed and owned raw inputs.
 trait RawSlice: Sync {
     fn raw(&self, i: usize) -> Raw<'_>;
+    /// The DataFrame row of position `i` (for error messages).
+    fn row_id(&self, i: usize) -> usize {
+        i
+    }
+}
+
+/// Chosen rows of owned raw inputs, in the given order.
+struct Picked<'a> {
+    raws: &'a OwnedRaws,
+    rows: &'a [usize],
+}
+
+impl RawSlice for Picked<'_> {
+    fn raw(&self, i: usize) -> Raw<'_> {
+        self.raws.get(self.rows[i])
+    }
+    fn row_id(&self, i: usize) -> usize {
+        self.rows[i]
+    }
 }
 
 impl RawSlice for Vec<Raw<'_>> {
@@ -831,6 +860,58 @@ fn resize_crop_into(img: &Pixels, out: &mut [u8], w: usize, h: usize, filter: Fi
     }
 }
 
+/// The encoded images (paths or bytes) of a DataFrame's image column, owned, decoded on
+/// demand: [`ImageRows::decode`] turns any rows into the `u8` pixels `transform` would give
+/// for them. From [`ImagePreprocessor::rows`]; for data sets whose decoded images do not fit
+/// in memory (the trainer decodes them batch by batch).
+pub struct ImageRows {
+    prep: ImagePreprocessor,
+    fitted: ImageFitted,
+    raws: OwnedRaws,
+}
+
+impl std::fmt::Debug for ImageRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageRows")
+            .field("column", &self.prep.img_col)
+            .field("rows", &self.raws.len())
+            .finish()
+    }
+}
+
+impl ImageRows {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.raws.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.raws.len() == 0
+    }
+    /// `(width, height)` of the decoded images.
+    pub fn output_size(&self) -> (u32, u32) {
+        self.prep.output_size()
+    }
+    /// Decodes `rows` (indices into the DataFrame, any order, repeats allowed) in parallel:
+    /// `u8` `[rows.len(), 3, height, width]`, equal to those rows of
+    /// [`ImagePreprocessor::transform`]. Errors name the file or row.
+    pub fn decode(&self, rows: &[usize]) -> Result<ImageData> {
+        if let Some(&r) = rows.iter().find(|&&r| r >= self.raws.len()) {
+            return Err(PreprocessingError::config(
+                "rows",
+                format!("row {r} out of range for {} rows", self.raws.len()),
+            ));
+        }
+        let picked = Picked {
+            raws: &self.raws,
+            rows,
+        };
+        let batch = self.prep.decode_u8(&picked, 0..rows.len(), false)?;
+        let data = self.prep.to_planar(&batch, &self.fitted);
+        self.prep.warn(&data, rows.len());
+        Ok(data)
+    }
+}
+
 /// Batches of decoded images from [`ImagePreprocessor::batches`], in row order.
 pub struct ImageBatches {
     rx: mpsc::Receiver<Result<ImageData>>,
@@ -1000,6 +1081,35 @@ mod tests {
             .fit_transform(&df)
             .unwrap_err();
         assert!(err.to_string().contains("`p`"), "{err}");
+    }
+
+    #[test]
+    fn rows_decode_any_rows_like_the_full_transform() {
+        let imgs: Vec<Option<Vec<u8>>> = (0..5)
+            .map(|i| {
+                Some(png(&image::DynamicImage::ImageLuma8(
+                    GrayImage::from_pixel(5, 5, Luma([i * 40])),
+                )))
+            })
+            .collect();
+        let df = bytes_frame(imgs);
+        let mut p = ImagePreprocessor::from_bytes("img").size(3, 3);
+        let full = p.fit_transform(&df).unwrap();
+        let rows = p.rows(&df).unwrap();
+        assert_eq!(rows.len(), 5);
+        let got = rows.decode(&[4, 1, 1]).unwrap();
+        assert_eq!(got.pixels.shape(), &[3, 3, 3, 3]);
+        for (k, r) in [4, 1, 1].into_iter().enumerate() {
+            assert_eq!(
+                got.pixels.index_axis(ndarray::Axis(0), k),
+                full.pixels.index_axis(ndarray::Axis(0), r)
+            );
+        }
+        assert!(rows.decode(&[5]).is_err());
+        // errors name the DataFrame row, not the position in the batch
+        let bad = bytes_frame(vec![Some(png(&gradient())), Some(b"junk".to_vec())]);
+        let err = p.rows(&bad).unwrap().decode(&[1]).unwrap_err();
+        assert!(matches!(err, PreprocessingError::BadImage { row: 1, .. }), "{err}");
     }
 
     #[test]

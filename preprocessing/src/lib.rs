@@ -35,7 +35,8 @@ mod persist;
 pub use embed::{embed_dim, EmbeddingRule};
 pub use error::{PreprocessingError, Result};
 pub use image::{
-    ImageBatches, ImageData, ImageMeta, ImagePreprocessor, ImageSource, Normalization, OnError,
+    ImageBatches, ImageData, ImageMeta, ImagePreprocessor, ImageRows, ImageSource, Normalization,
+    OnError,
 };
 pub use tab::{CatColumnMeta, Quantization, Scaling, TabData, TabMeta, TabPreprocessor};
 pub use target::{TargetData, TargetEncoder, TargetKind};

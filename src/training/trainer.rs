@@ -267,7 +267,8 @@ impl Trainer {
             };
             let (mut loss_sum, mut seen) = (0f64, 0i64);
             let mut outs = Vec::with_capacity(n_batches);
-            for (b, batch) in data.batches(cfg.batch_size as i64).enumerate() {
+            for (b, batch) in data.try_batches(cfg.batch_size as i64).enumerate() {
+                let batch = batch?;
                 let batch = if device == batch.device() {
                     batch
                 } else {
@@ -405,7 +406,8 @@ impl Trainer {
         tch::no_grad(|| {
             let mut outs = Vec::new();
             let mut loss_sum = 0f64;
-            for batch in data.batches(self.config.eval_batch_size as i64) {
+            for batch in data.try_batches(self.config.eval_batch_size as i64) {
+                let batch = batch?;
                 let batch = if device == batch.device() {
                     batch
                 } else {

@@ -299,8 +299,12 @@ impl ImagePreprocessor {
                 let (mut ok, mut sum, mut sq) = (0usize, [0u64; 3], [0u64; 3]);
                 let mut kept = None;
                 for start in (0..raws.len()).step_by(chunk) {
-                    let batch =
-                        self.decode_u8(&raws, start..(start + chunk).min(raws.len()), true)?;
+                    let batch = self.decode_u8(
+                        &raws,
+                        start..(start + chunk).min(raws.len()),
+                        true,
+                        true,
+                    )?;
                     ok += batch.failed.iter().filter(|&&f| !f).count();
                     for c in 0..3 {
                         sum[c] += batch.sum[c];
@@ -327,7 +331,7 @@ impl ImagePreprocessor {
             }
         };
         let fitted = ImageFitted { mean, std };
-        let kept = kept.map(|batch| self.to_planar(&batch, &fitted));
+        let kept = kept.map(|batch| self.to_planar(batch, &fitted));
         self.fitted = Some(fitted);
         Ok(kept)
     }
@@ -347,7 +351,7 @@ impl ImagePreprocessor {
     pub fn decode_resize(&self, df: &DataFrame) -> Result<(ndarray::Array4<u8>, usize)> {
         self.validate()?;
         let raws = self.raws(df)?;
-        let batch = self.decode_u8(&raws, 0..raws.len(), false)?;
+        let batch = self.decode_u8(&raws, 0..raws.len(), false, false)?;
         let n_failed = batch.failed.iter().filter(|&&f| f).count();
         let shape = (raws.len(), self.height as usize, self.width as usize, 3);
         let pixels = ndarray::Array4::from_shape_vec(shape, batch.data).expect("sized above");
@@ -480,16 +484,18 @@ impl ImagePreprocessor {
         range: std::ops::Range<usize>,
         stats: &ImageFitted,
     ) -> Result<ImageData> {
-        Ok(self.to_planar(&self.decode_u8(raws, range, false)?, stats))
+        Ok(self.to_planar(self.decode_u8(raws, range, false, true)?, stats))
     }
 
-    /// Phase 1, in parallel: decode, resize and crop rows `range` into RGB bytes
-    /// `[n, height, width, 3]`, with per-channel sums for fitting.
+    /// Phase 1, in parallel: decode, resize and crop rows `range` into RGB bytes, planar
+    /// `[n, 3, height, width]` or interleaved `[n, height, width, 3]`, with per-channel sums for
+    /// fitting.
     fn decode_u8<R: RawSlice + ?Sized>(
         &self,
         raws: &R,
         range: std::ops::Range<usize>,
         with_stats: bool,
+        planar: bool,
     ) -> Result<U8Batch> {
         let (w, h) = (self.width as usize, self.height as usize);
         let size = 3 * w * h;
@@ -501,17 +507,35 @@ impl ImagePreprocessor {
             .map(|(i, out)| {
                 let pos = range.start + i;
                 let img = self.decode_one(raws.raw(pos), raws.row_id(pos))?;
-                resize_crop_into(&img, out, w, h, self.filter);
+                resize_crop_into(&img, out, w, h, self.filter, planar);
                 let mut sum = [0u64; 3];
                 let mut sq = [0u64; 3];
                 if !with_stats {
                     return Ok((sum, sq));
                 }
-                for px in out.chunks_exact(3) {
-                    for c in 0..3 {
-                        let v = px[c] as u64;
-                        sum[c] += v;
-                        sq[c] += v * v;
+                if planar {
+                    for (c, plane) in out.chunks_exact(w * h).enumerate() {
+                        if c > 0 && img.channels == 1 {
+                            // gray: the three planes are equal
+                            sum[c] = sum[0];
+                            sq[c] = sq[0];
+                            continue;
+                        }
+                        let (mut s1, mut s2) = (0u64, 0u64);
+                        for &v in plane {
+                            s1 += v as u64;
+                            s2 += (v as u64) * (v as u64);
+                        }
+                        sum[c] = s1;
+                        sq[c] = s2;
+                    }
+                } else {
+                    for px in out.chunks_exact(3) {
+                        for c in 0..3 {
+                            let v = px[c] as u64;
+                            sum[c] += v;
+                            sq[c] += v * v;
+                        }
                     }
                 }
                 Ok((sum, sq))
@@ -535,6 +559,7 @@ impl ImagePreprocessor {
         }
         Ok(U8Batch {
             data,
+            planar,
             failed,
             sum,
             sq,
@@ -543,12 +568,31 @@ impl ImagePreprocessor {
 
     /// Phase 2, in parallel: interleaved RGB bytes `[n, h, w, 3]` → planar `[n, 3, h, w]`;
     /// failed rows become the mean image (the channel means rounded to bytes).
-    fn to_planar(&self, batch: &U8Batch, stats: &ImageFitted) -> ImageData {
+    fn to_planar(&self, batch: U8Batch, stats: &ImageFitted) -> ImageData {
         let (w, h) = (self.width as usize, self.height as usize);
         let plane = w * h;
         let n = batch.failed.len();
+        let n_failed = batch.failed.iter().filter(|&&f| f).count();
         let fill: [u8; 3] =
             std::array::from_fn(|c| (stats.mean[c] * 255.0).round().clamp(0.0, 255.0) as u8);
+        if batch.planar {
+            let mut data = batch.data;
+            if plane > 0 {
+                for (img, _) in data
+                    .chunks_exact_mut(3 * plane)
+                    .zip(&batch.failed)
+                    .filter(|(_, &f)| f)
+                {
+                    for (c, p) in img.chunks_exact_mut(plane).enumerate() {
+                        p.fill(fill[c]);
+                    }
+                }
+            }
+            return ImageData {
+                pixels: Array4::from_shape_vec((n, 3, h, w), data).expect("sized above"),
+                n_failed,
+            };
+        }
         let mut data = vec![0u8; n * 3 * plane];
         if plane > 0 {
             data.par_chunks_mut(3 * plane)
@@ -577,7 +621,7 @@ impl ImagePreprocessor {
         }
         ImageData {
             pixels: Array4::from_shape_vec((n, 3, h, w), data).expect("sized above"),
-            n_failed: batch.failed.iter().filter(|&&f| f).count(),
+            n_failed,
         }
     }
 
@@ -640,8 +684,9 @@ impl ImagePreprocessor {
 
 /// Decoded RGB bytes of a batch (phase 1).
 struct U8Batch {
-    /// `[n, height, width, 3]`.
+    /// `[n, 3, height, width]` when `planar`, else `[n, height, width, 3]`.
     data: Vec<u8>,
+    planar: bool,
     failed: Vec<bool>,
     /// Per-channel sums of the values and their squares over the good rows.
     sum: [u64; 3],
@@ -783,9 +828,16 @@ fn taps(src_len: usize, offset: f64, span: f64, out_len: usize, filter: Filter) 
 }
 
 /// Scales `img` so that it covers `w × h` with its aspect ratio kept, centre crops, and writes
-/// RGB bytes `[h, w, 3]` into `out` (a separable resampler over the cropped region only; gray
-/// images are expanded to three equal channels).
-fn resize_crop_into(img: &Pixels, out: &mut [u8], w: usize, h: usize, filter: Filter) {
+/// RGB bytes into `out`, planar `[3, h, w]` or interleaved `[h, w, 3]` (a separable resampler
+/// over the cropped region only; gray images are expanded to three equal channels).
+fn resize_crop_into(
+    img: &Pixels,
+    out: &mut [u8],
+    w: usize,
+    h: usize,
+    filter: Filter,
+    planar: bool,
+) {
     let (iw, ih, ch) = (img.w, img.h, img.channels);
     if iw == 0 || ih == 0 || w == 0 || h == 0 {
         return;
@@ -846,6 +898,17 @@ fn resize_crop_into(img: &Pixels, out: &mut [u8], w: usize, h: usize, filter: Fi
                 *a += wt * v;
             }
         }
+        let byte = |a: f32| (a + 0.5).clamp(0.0, 255.0) as u8; // round half up
+        if planar {
+            let plane = w * h;
+            for c in 0..ch {
+                let dst = &mut out[c * plane + y * w..c * plane + (y + 1) * w];
+                for (x, d) in dst.iter_mut().enumerate() {
+                    *d = byte(acc[x * ch + c]);
+                }
+            }
+            continue;
+        }
         let dst = &mut out[y * w * 3..(y + 1) * w * 3];
         if ch == 3 {
             for (d, &a) in dst.iter_mut().zip(&acc) {
@@ -857,6 +920,12 @@ fn resize_crop_into(img: &Pixels, out: &mut [u8], w: usize, h: usize, filter: Fi
                 px.copy_from_slice(&[v, v, v]);
             }
         }
+    }
+    if planar && ch == 1 {
+        let plane = w * h;
+        let (first, rest) = out.split_at_mut(plane);
+        rest[..plane].copy_from_slice(first);
+        rest[plane..2 * plane].copy_from_slice(first);
     }
 }
 
@@ -905,8 +974,8 @@ impl ImageRows {
             raws: &self.raws,
             rows,
         };
-        let batch = self.prep.decode_u8(&picked, 0..rows.len(), false)?;
-        let data = self.prep.to_planar(&batch, &self.fitted);
+        let batch = self.prep.decode_u8(&picked, 0..rows.len(), false, true)?;
+        let data = self.prep.to_planar(batch, &self.fitted);
         self.prep.warn(&data, rows.len());
         Ok(data)
     }

@@ -84,7 +84,9 @@ fn main() -> anyhow::Result<()> {
             prep.decode_resize(&df).expect("images");
         });
         rows.push((
-            format!("image decode + resize + crop (u8 HWC out), {n} mnist5k images → {size}×{size}"),
+            format!(
+                "image decode + resize + crop (u8 HWC out), {n} mnist5k images → {size}×{size}"
+            ),
             t,
             if size == 64 {
                 "image_64_s"

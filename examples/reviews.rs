@@ -22,7 +22,12 @@ use polars::prelude::DataFrame;
 use widedeep::datasets;
 use widedeep::prelude::*;
 
-const CAT: [&str; 4] = ["Clothing ID", "Division Name", "Department Name", "Class Name"];
+const CAT: [&str; 4] = [
+    "Clothing ID",
+    "Division Name",
+    "Department Name",
+    "Class Name",
+];
 const CONT: [&str; 2] = ["Age", "Positive Feedback Count"];
 const TARGET: &str = "Recommended IND";
 
@@ -100,7 +105,9 @@ fn main() -> Result<()> {
         .tab(TabPreprocessor::new(&CAT, &CONT));
     let data = prep.fit_transform(&train)?;
     let model = WideDeep::new(
-        &WideDeepConfig::new().seed(seed).deeptabular(tab_model(&prep)?),
+        &WideDeepConfig::new()
+            .seed(seed)
+            .deeptabular(tab_model(&prep)?),
         device,
     )?;
     let mut trainer = Trainer::new(model, trainer_config(&prep, seed, 8)?)?;
@@ -113,7 +120,9 @@ fn main() -> Result<()> {
         .text(TextPreprocessor::new("Review Text"));
     let data = text_prep.fit_transform(&train)?;
     let model = WideDeep::new(
-        &WideDeepConfig::new().seed(seed).deeptext(text_model(&text_prep)?),
+        &WideDeepConfig::new()
+            .seed(seed)
+            .deeptext(text_model(&text_prep)?),
         device,
     )?;
     let mut text_trainer = Trainer::new(model, trainer_config(&text_prep, seed, 4)?)?;
@@ -142,7 +151,10 @@ fn main() -> Result<()> {
     for (name, s) in [
         ("tabular only (TabMlp)", &tab),
         ("text only (attentive GRU)", &text),
-        ("tabular + text (fused, warm-started from the text model)", &fused),
+        (
+            "tabular + text (fused, warm-started from the text model)",
+            &fused,
+        ),
     ] {
         println!(
             "| {name} | {:.4} | {:.4} | {:.4} |",

@@ -84,9 +84,8 @@ pub struct ImageData {
 impl ImageData {
     /// `(x / 255 − mean) / std` per channel: normalised `f32` `[n_rows, 3, height, width]`.
     pub fn normalized(&self, mean: [f32; 3], std: [f32; 3]) -> Array4<f32> {
-        let lut: [[f32; 256]; 3] = std::array::from_fn(|c| {
-            std::array::from_fn(|v| (v as f32 / 255.0 - mean[c]) / std[c])
-        });
+        let lut: [[f32; 256]; 3] =
+            std::array::from_fn(|c| std::array::from_fn(|v| (v as f32 / 255.0 - mean[c]) / std[c]));
         let mut out = Array4::<f32>::zeros(self.pixels.raw_dim());
         for (c, lut) in lut.iter().enumerate() {
             let src = self.pixels.index_axis(ndarray::Axis(1), c);
@@ -299,12 +298,8 @@ impl ImagePreprocessor {
                 let (mut ok, mut sum, mut sq) = (0usize, [0u64; 3], [0u64; 3]);
                 let mut kept = None;
                 for start in (0..raws.len()).step_by(chunk) {
-                    let batch = self.decode_u8(
-                        &raws,
-                        start..(start + chunk).min(raws.len()),
-                        true,
-                        true,
-                    )?;
+                    let batch =
+                        self.decode_u8(&raws, start..(start + chunk).min(raws.len()), true, true)?;
                     ok += batch.failed.iter().filter(|&&f| !f).count();
                     for c in 0..3 {
                         sum[c] += batch.sum[c];
@@ -1178,7 +1173,10 @@ mod tests {
         // errors name the DataFrame row, not the position in the batch
         let bad = bytes_frame(vec![Some(png(&gradient())), Some(b"junk".to_vec())]);
         let err = p.rows(&bad).unwrap().decode(&[1]).unwrap_err();
-        assert!(matches!(err, PreprocessingError::BadImage { row: 1, .. }), "{err}");
+        assert!(
+            matches!(err, PreprocessingError::BadImage { row: 1, .. }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -445,7 +445,8 @@ impl WideDeep {
         let additive = |m: &WideDeep| m.head.is_none() && m.fusion.is_none();
         let both_additive = additive(self) && additive(from);
         // (source prefix, destination prefix) of every block of variables to copy
-        let mut pairs: Vec<(String, String)> = shared.iter().map(|n| (n.clone(), n.clone())).collect();
+        let mut pairs: Vec<(String, String)> =
+            shared.iter().map(|n| (n.clone(), n.clone())).collect();
         if both_additive {
             for n in shared.iter().filter(|n| *n != "wide") {
                 let i = self.deep_names.iter().position(|d| d == n).expect("shared");
@@ -465,7 +466,9 @@ impl WideDeep {
                     };
                     let target = format!("{to_prefix}.{rest}");
                     let d = dst.get(&target).ok_or_else(|| {
-                        bad(format!("`{from_prefix}`: this model has no variable `{target}`"))
+                        bad(format!(
+                            "`{from_prefix}`: this model has no variable `{target}`"
+                        ))
                     })?;
                     if d.size() != t.size() {
                         return Err(bad(format!(
@@ -478,7 +481,10 @@ impl WideDeep {
                         .copy_(&t.to_device(d.device()).to_kind(d.kind()));
                     n += 1;
                 }
-                let own = dst.keys().filter(|k| k.starts_with(&format!("{to_prefix}."))).count();
+                let own = dst
+                    .keys()
+                    .filter(|k| k.starts_with(&format!("{to_prefix}.")))
+                    .count();
                 if n != own {
                     return Err(bad(format!(
                         "`{to_prefix}` has {own} variables here and {n} in the source"
@@ -514,11 +520,7 @@ impl WideDeep {
                 format!("unknown group `{group}`; known: {}", self.groups.join(", ")),
             )
         })?;
-        let vars = self
-            .vs
-            .variables_
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let vars = self.vs.variables_.lock().unwrap_or_else(|e| e.into_inner());
         for v in vars.trainable_variables.iter().filter(|v| v.group == id) {
             let _ = v.tensor.set_requires_grad(trainable);
         }
@@ -606,16 +608,24 @@ mod tests {
 
     #[test]
     fn warm_start_copies_shared_parts_and_starts_at_the_source_output() {
-        let from = WideDeep::new(&WideDeepConfig::new().deeptabular(tab()).seed(3), Device::Cpu)
-            .unwrap();
+        let from = WideDeep::new(
+            &WideDeepConfig::new().deeptabular(tab()).seed(3),
+            Device::Cpu,
+        )
+        .unwrap();
         let cfg = WideDeepConfig::new()
             .wide(WideConfig::new(5))
             .deeptabular(tab())
             .seed(4);
         let mut m = WideDeep::new(&cfg, Device::Cpu).unwrap();
         let x = input();
-        assert!(!m.forward_t(&x, false).allclose(&from.forward_t(&x, false), 1e-6, 1e-6, false));
-        assert_eq!(m.warm_start(&from).unwrap(), vec!["deeptabular".to_string()]);
+        assert!(!m
+            .forward_t(&x, false)
+            .allclose(&from.forward_t(&x, false), 1e-6, 1e-6, false));
+        assert_eq!(
+            m.warm_start(&from).unwrap(),
+            vec!["deeptabular".to_string()]
+        );
         let diff = (m.forward_t(&x, false) - from.forward_t(&x, false))
             .abs()
             .max()
@@ -633,9 +643,15 @@ mod tests {
         let wrong = WideDeep::new(&WideDeepConfig::new().deeptabular(other), Device::Cpu).unwrap();
         let err = m.warm_start(&wrong).unwrap_err().to_string();
         assert!(err.contains("deeptabular"), "{err}");
-        let wide_only = WideDeep::new(&WideDeepConfig::new().wide(WideConfig::new(9)), Device::Cpu)
-            .unwrap();
-        assert!(from.head.is_none() && WideDeep::new(&cfg, Device::Cpu).unwrap().warm_start(&wide_only).is_err());
+        let wide_only =
+            WideDeep::new(&WideDeepConfig::new().wide(WideConfig::new(9)), Device::Cpu).unwrap();
+        assert!(
+            from.head.is_none()
+                && WideDeep::new(&cfg, Device::Cpu)
+                    .unwrap()
+                    .warm_start(&wide_only)
+                    .is_err()
+        );
     }
 
     #[test]

@@ -34,10 +34,8 @@ struct LazyImages {
 
 /// A `u8` `[n, 3, h, w]` tensor that takes the memory of one image.
 fn placeholder(n: i64, (w, h): (u32, u32), device: Device) -> Tensor {
-    Tensor::zeros([1, 3, h as i64, w as i64], (Kind::Uint8, device)).expand(
-        [n, 3, h as i64, w as i64],
-        false,
-    )
+    Tensor::zeros([1, 3, h as i64, w as i64], (Kind::Uint8, device))
+        .expand([n, 3, h as i64, w as i64], false)
 }
 
 fn image_tensor(im: &ImageData) -> Tensor {
@@ -115,7 +113,13 @@ impl Dataset {
     }
 
     /// A data set with `input` and rows `rows` of the lazy columns (same structure as self).
-    fn with_parts(&self, input: ModelInput, target: Option<Tensor>, len: i64, pick: impl Fn(&[usize]) -> Vec<usize>) -> Dataset {
+    fn with_parts(
+        &self,
+        input: ModelInput,
+        target: Option<Tensor>,
+        len: i64,
+        pick: impl Fn(&[usize]) -> Vec<usize>,
+    ) -> Dataset {
         let mut input = input;
         let lazy: Vec<Option<LazyImages>> = self
             .lazy
@@ -223,7 +227,11 @@ impl Dataset {
         if let (Err(WideDeepError::Missing(_)), Some(first)) = (&ds, images.first()) {
             // images only: start from the first column's placeholder
             let input = ModelInput {
-                image: vec![placeholder(first.len() as i64, first.output_size(), Device::Cpu)],
+                image: vec![placeholder(
+                    first.len() as i64,
+                    first.output_size(),
+                    Device::Cpu,
+                )],
                 ..Default::default()
             };
             let target = target.map(|t| match t {
@@ -318,16 +326,13 @@ impl Dataset {
     /// Consecutive batches of `batch_size` rows with every input materialised: lazy image
     /// columns are decoded on a worker thread that stays `prefetch` batches ahead. A file that
     /// cannot be decoded is an error item naming it.
-    pub fn try_batches(
-        &self,
-        batch_size: i64,
-    ) -> Box<dyn Iterator<Item = Result<Dataset>> + '_> {
+    pub fn try_batches(&self, batch_size: i64) -> Box<dyn Iterator<Item = Result<Dataset>> + '_> {
         let batch_size = batch_size.max(1);
         if !self.is_lazy() {
             return Box::new(self.batches(batch_size).map(Ok));
         }
         let starts: Vec<i64> = (0..self.len).step_by(batch_size as usize).collect();
-        let jobs: Vec<Vec<(usize, Arc<ImageRows>, Vec<usize>)>> = starts
+        let jobs: Vec<Vec<DecodeJob>> = starts
             .iter()
             .map(|&s| {
                 let e = (s + batch_size).min(self.len) as usize;
@@ -341,7 +346,7 @@ impl Dataset {
                     .collect()
             })
             .collect();
-        let (tx, rx) = mpsc::sync_channel::<Result<Vec<(usize, Tensor)>>>(self.prefetch);
+        let (tx, rx) = mpsc::sync_channel::<Decoded>(self.prefetch);
         let handle = std::thread::spawn(move || {
             for job in jobs {
                 let decoded: Result<Vec<(usize, Tensor)>> = job
@@ -418,12 +423,17 @@ impl Dataset {
     }
 }
 
+/// One lazy image column of one batch: column index, source, source rows.
+type DecodeJob = (usize, Arc<ImageRows>, Vec<usize>);
+/// The decoded image tensors of one batch, by column index.
+type Decoded = Result<Vec<(usize, Tensor)>>;
+
 /// Batches of a data set with lazy image columns (see [`Dataset::try_batches`]).
 struct LazyBatches<'a> {
     data: &'a Dataset,
     starts: std::vec::IntoIter<i64>,
     batch_size: i64,
-    rx: Option<mpsc::Receiver<Result<Vec<(usize, Tensor)>>>>,
+    rx: Option<mpsc::Receiver<Decoded>>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 

@@ -363,7 +363,10 @@ fn images_decoded_per_batch_train_and_predict_like_in_memory_images() {
     let (p_mem, h_mem, _) = train(&in_memory);
     let (p_lazy, h_lazy, trainer) = train(&lazy);
     assert_eq!(h_mem, h_lazy);
-    assert!(p_mem.equal(&p_lazy), "lazy and in-memory predictions differ");
+    assert!(
+        p_mem.equal(&p_lazy),
+        "lazy and in-memory predictions differ"
+    );
     // a missing file surfaces as an error naming it, from the batch that needs it
     let mut broken = df.clone();
     let mut paths: Vec<String> = broken

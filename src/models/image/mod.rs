@@ -630,7 +630,8 @@ mod tests {
             .channels([4])
             .build(&vs.root())
             .unwrap();
-        let px = Tensor::randint(256, [2, 3, 5, 5], (Kind::Int64, Device::Cpu)).to_kind(Kind::Uint8);
+        let px =
+            Tensor::randint(256, [2, 3, 5, 5], (Kind::Int64, Device::Cpu)).to_kind(Kind::Uint8);
         let data = widedeep_preprocessing::ImageData {
             pixels: ndarray::Array4::from_shape_vec(
                 (2, 3, 5, 5),

@@ -1,6 +1,8 @@
 //! Cross-checks against PyTorch: fixtures made once by `tests/fixtures/make_fixtures.py`.
 use std::path::{Path, PathBuf};
-use widedeep::models::{Backbone, BackboneConfig, BertConfig, Component, ImageInput, ModelInput};
+use widedeep::models::{
+    Backbone, BackboneConfig, BertConfig, BertPooling, Component, ImageInput, ModelInput,
+};
 use widedeep::preprocessing::{Side, TextPreprocessor};
 use widedeep::tch::{nn, Device, Tensor};
 
@@ -183,6 +185,23 @@ fn minilm_mean_pooled_embeddings_match_sentence_transformers() {
     let err = (&emb - &want).abs().max().double_value(&[]);
     println!("all-MiniLM-L6-v2 max |embedding difference| vs sentence-transformers: {err:.2e}");
     assert!(err < 1e-4, "max abs difference {err}");
+    // BERT's pooler (tanh over the dense layer at [CLS]) equals Hugging Face's pooler_output
+    let vs = nn::VarStore::new(Device::Cpu);
+    let pooler = BertConfig::from_pretrained_dir(&dir, &meta, 0)
+        .unwrap()
+        .pooling(BertPooling::Pooler)
+        .build(&vs.root())
+        .unwrap();
+    let pooled = widedeep::tch::no_grad(|| pooler.forward_t(&input, false));
+    let bytes = std::fs::read(fixtures().join("minilm_pooler.f32")).unwrap();
+    let want_pooled: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let want_pooled = Tensor::from_slice(&want_pooled).view([sentences.len() as i64, 384]);
+    let err = (&pooled - &want_pooled).abs().max().double_value(&[]);
+    println!("all-MiniLM-L6-v2 max |pooler_output difference| vs transformers: {err:.2e}");
+    assert!(err < 1e-4, "pooler: max abs difference {err}");
     // left padding gives the same vectors (positions count real tokens)
     let mut left = TextPreprocessor::from_tokenizer_file("t", dir.join("tokenizer.json"))
         .maxlen(32)

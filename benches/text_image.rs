@@ -2,9 +2,9 @@
 //! `TextPreprocessor::fit_transform` on the 23,486 reviews (`Review Text`, reference defaults:
 //! word vocabulary, min_freq 5, max_vocab 30,000, maxlen 80) and `ImagePreprocessor`
 //! decode + aspect-aware resize + centre crop of mnist5k at 64 × 64 (5,000 images) and
-//! 224 × 224 (first 1,000): `decode_resize` (u8 out, like the reference's output) and the
-//! whole `fit_transform` (fitted mean/std, normalised f32 NCHW out), both against the
-//! reference's `fit_transform`. Median of 5 runs; prints a markdown table.
+//! 224 × 224 (first 1,000): `decode_resize` (u8 HWC out) and the whole `fit_transform` (fitted
+//! mean/std, u8 NCHW out — the model normalises per batch), both against the reference's
+//! `fit_transform` (uint8 out): like for like. Median of 5 runs; prints a markdown table.
 //!
 //! Run: `cargo bench --bench text_image` (libtorch set up as in the README). The reference side
 //! runs `benches/text_image_reference.py` in the venv of `scripts/setup-bench-env.sh` (set
@@ -84,7 +84,9 @@ fn main() -> anyhow::Result<()> {
             prep.decode_resize(&df).expect("images");
         });
         rows.push((
-            format!("image decode + resize + crop (u8 out), {n} mnist5k images → {size}×{size}"),
+            format!(
+                "image decode + resize + crop (u8 HWC out), {n} mnist5k images → {size}×{size}"
+            ),
             t,
             if size == 64 {
                 "image_64_s"
@@ -100,7 +102,7 @@ fn main() -> anyhow::Result<()> {
                 .expect("images");
         });
         rows.push((
-            format!("ImagePreprocessor fit_transform (+ fitted mean/std, normalised f32 NCHW out), {n} images → {size}×{size}"),
+            format!("ImagePreprocessor fit_transform (+ fitted mean/std, u8 NCHW out), {n} images → {size}×{size}"),
             t,
             if size == 64 {
                 "image_64_s"

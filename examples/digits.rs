@@ -114,7 +114,7 @@ fn run(which: Use, train: &DataFrame, test: &DataFrame) -> widedeep::Result<(f64
     }
     if image {
         model = model.deepimage(
-            SmallCnnConfig::new(ImageInput::new(0, "image"))
+            SmallCnnConfig::new(ImageInput::from_meta(&prep.image_meta(0)?, 0))
                 .channels([16, 32, 64])
                 .head(MlpConfig::default().hidden_dims([32]).dropout(0.0)),
         );

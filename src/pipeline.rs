@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::{Device, Tensor};
 use widedeep_preprocessing::{
-    ImageData, ImagePreprocessor, TabMeta, TabPreprocessor, TargetEncoder, TargetKind, TextMeta,
-    TextPreprocessor, WidePreprocessor,
+    ImageData, ImageMeta, ImagePreprocessor, TabData, TabMeta, TabPreprocessor, TargetData,
+    TargetEncoder, TargetKind, TextData, TextMeta, TextPreprocessor, WideData, WidePreprocessor,
 };
 
 /// The preprocessors of each input, fitted together on one DataFrame.
@@ -111,7 +111,37 @@ impl Preprocessors {
         self.transform_with_images(df, &images)
     }
 
-    fn transform_with_images(&self, df: &DataFrame, images: &[ImageData]) -> Result<Dataset> {
+    /// Like [`Preprocessors::transform`], but the images are not decoded here: the data set
+    /// keeps each image column's paths or bytes and the trainer decodes them batch by batch
+    /// on a worker thread (for data whose images do not fit in memory). Training, evaluation
+    /// and prediction give the same results as with `transform`. Fit first (`fit` decodes in
+    /// chunks, so it does not hold every image either).
+    pub fn transform_lazy(&self, df: &DataFrame) -> Result<Dataset> {
+        let images = self
+            .image
+            .iter()
+            .map(|p| p.rows(df))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let (wide, tab, texts, target, multi) = self.transform_parts(df)?;
+        let mut data =
+            Dataset::from_parts_lazy(wide.as_ref(), tab.as_ref(), &texts, images, target.as_ref())?;
+        if multi.is_some() {
+            data.target = multi;
+        }
+        Ok(data)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn transform_parts(
+        &self,
+        df: &DataFrame,
+    ) -> Result<(
+        Option<WideData>,
+        Option<TabData>,
+        Vec<TextData>,
+        Option<TargetData>,
+        Option<Tensor>,
+    )> {
         let wide = self.wide.as_ref().map(|p| p.transform(df)).transpose()?;
         let tab = self.tab.as_ref().map(|p| p.transform(df)).transpose()?;
         let target = match &self.target {
@@ -130,24 +160,34 @@ impl Preprocessors {
             .iter()
             .map(|p| p.transform(df))
             .collect::<std::result::Result<Vec<_>, _>>()?;
+        // a multi-target objective: one encoder per target column, stacked to `[N, T]`
         let has = |t: &TargetEncoder| {
             df.get_column_names()
                 .iter()
                 .any(|c| c.as_str() == t.column())
         };
-        if !self.multi_target.is_empty() && self.multi_target.iter().all(has) {
+        let multi = if !self.multi_target.is_empty() && self.multi_target.iter().all(has) {
             let cols = self
                 .multi_target
                 .iter()
                 .map(|t| t.transform(df))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
-            let stacked = crate::training::stack_targets(&cols)?;
-            let d = Dataset::from_parts(wide.as_ref(), tab.as_ref(), &texts, images, None)?;
-            return Dataset::new(d.input, Some(stacked));
-        }
-        Dataset::from_parts(wide.as_ref(), tab.as_ref(), &texts, images, target.as_ref())
+            Some(crate::training::stack_targets(&cols)?)
+        } else {
+            None
+        };
+        Ok((wide, tab, texts, target, multi))
     }
 
+    fn transform_with_images(&self, df: &DataFrame, images: &[ImageData]) -> Result<Dataset> {
+        let (wide, tab, texts, target, multi) = self.transform_parts(df)?;
+        let mut data =
+            Dataset::from_parts(wide.as_ref(), tab.as_ref(), &texts, images, target.as_ref())?;
+        if multi.is_some() {
+            data.target = multi;
+        }
+        Ok(data)
+    }
     /// Fits every preprocessor on `df` and transforms it (images are decoded once).
     pub fn fit_transform(&mut self, df: &DataFrame) -> Result<Dataset> {
         let mut images = std::mem::take(&mut self.image);
@@ -168,6 +208,16 @@ impl Preprocessors {
             .text
             .get(i)
             .ok_or_else(|| WideDeepError::Missing(format!("no text preprocessor {i}")))?;
+        Ok(p.meta()?)
+    }
+
+    /// Column, size and normalisation statistics of the fitted image preprocessor `i` (for
+    /// `ImageInput::from_meta`, so that the model normalises with the fitted statistics).
+    pub fn image_meta(&self, i: usize) -> Result<ImageMeta> {
+        let p = self
+            .image
+            .get(i)
+            .ok_or_else(|| WideDeepError::Missing(format!("no image preprocessor {i}")))?;
         Ok(p.meta()?)
     }
 

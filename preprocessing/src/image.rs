@@ -1,5 +1,6 @@
-//! Parallel decoding, resizing and normalisation of an image column for the deep image
-//! component.
+//! Parallel decoding, resizing and cropping of an image column into `u8` RGB pixels, plus the
+//! per-channel statistics the deep image component normalises them with (per batch, on the
+//! model's device).
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -51,8 +52,9 @@ pub enum OnError {
     /// An error naming the file (or the row of a bytes column). The default.
     #[default]
     Fail,
-    /// A zero image (all outputs 0, i.e. the mean image after normalisation); the number of
-    /// such images is reported in a warning on stderr and in [`ImageData::n_failed`].
+    /// A mean image (every pixel the rounded channel means, i.e. about 0 after
+    /// normalisation); the number of such images is reported in a warning on stderr and in
+    /// [`ImageData::n_failed`].
     Zero,
 }
 
@@ -71,27 +73,61 @@ pub enum Filter {
 /// Output of [`ImagePreprocessor::transform`] (or one batch of [`ImageBatches`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImageData {
-    /// Normalised RGB pixels `[n_rows, 3, height, width]` (NCHW).
-    pub pixels: Array4<f32>,
-    /// Number of rows replaced by zero images ([`OnError::Zero`]).
+    /// RGB pixels `[n_rows, 3, height, width]` (NCHW), `0..=255`, not normalised: the model
+    /// normalises each batch with [`ImageMeta::mean`] / [`ImageMeta::std`] (a quarter of the
+    /// memory of normalised `f32`). [`ImageData::normalized`] gives the `f32` form.
+    pub pixels: Array4<u8>,
+    /// Number of rows replaced by mean images ([`OnError::Zero`]).
     pub n_failed: usize,
 }
 
-/// Decodes an image column into normalised `f32` NCHW arrays.
+impl ImageData {
+    /// `(x / 255 − mean) / std` per channel: normalised `f32` `[n_rows, 3, height, width]`.
+    pub fn normalized(&self, mean: [f32; 3], std: [f32; 3]) -> Array4<f32> {
+        let lut: [[f32; 256]; 3] =
+            std::array::from_fn(|c| std::array::from_fn(|v| (v as f32 / 255.0 - mean[c]) / std[c]));
+        let mut out = Array4::<f32>::zeros(self.pixels.raw_dim());
+        for (c, lut) in lut.iter().enumerate() {
+            let src = self.pixels.index_axis(ndarray::Axis(1), c);
+            let mut dst = out.index_axis_mut(ndarray::Axis(1), c);
+            dst.zip_mut_with(&src, |d, &v| *d = lut[v as usize]);
+        }
+        out
+    }
+}
+
+/// What an image model needs to know about the fitted preprocessor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImageMeta {
+    /// The image column.
+    pub name: String,
+    /// Output width and height in pixels.
+    pub width: u32,
+    pub height: u32,
+    /// Per-channel (RGB) normalisation statistics on the `[0, 1]` scale: the model computes
+    /// `(x / 255 − mean) / std`.
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+/// Decodes an image column into `u8` RGB NCHW arrays and fits the statistics they are
+/// normalised with.
 ///
 /// Each image is read from a path column (relative to a root directory) or a bytes column,
 /// decoded (PNG or JPEG), converted to RGB (grayscale is expanded to three channels), resized
 /// so that it covers `width × height` with its aspect ratio kept (the shorter side fits), centre
-/// cropped to `width × height` (default 224 × 224; smaller images are scaled up), scaled to
-/// `[0, 1]` and normalised ([`Normalization::ImageNet`] by default, or the mean/std fitted on
-/// the training images). Images are decoded in parallel on all cores.
+/// cropped to `width × height` (default 224 × 224; smaller images are scaled up) and kept as
+/// `u8` (like the reference's uint8 arrays). Scaling to `[0, 1]` and normalisation
+/// ([`Normalization::ImageNet`] by default, or the mean/std fitted on the training images, see
+/// [`meta`](Self::meta)) happen per batch inside the image model, on its device. Images are
+/// decoded in parallel on all cores.
 ///
 /// [`transform`](Self::transform) materialises every image; for data that does not fit in
 /// memory, [`batches`](Self::batches) decodes batch by batch on a worker thread, `prefetch`
 /// batches ahead.
 ///
 /// A missing or corrupt image is an error naming the file ([`OnError::Fail`], the default) or,
-/// with [`OnError::Zero`], a zero image counted in a warning.
+/// with [`OnError::Zero`], a mean image counted in a warning.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ImagePreprocessor {
     img_col: String,
@@ -203,6 +239,17 @@ impl ImagePreprocessor {
         let f = self.fitted()?;
         Ok((f.mean, f.std))
     }
+    /// Column, output size and normalisation statistics (after `fit`), for the image model.
+    pub fn meta(&self) -> Result<ImageMeta> {
+        let f = self.fitted()?;
+        Ok(ImageMeta {
+            name: self.img_col.clone(),
+            width: self.width,
+            height: self.height,
+            mean: f.mean,
+            std: f.std,
+        })
+    }
 
     fn validate(&self) -> Result<()> {
         if self.width == 0 || self.height == 0 {
@@ -245,8 +292,23 @@ impl ImagePreprocessor {
             Normalization::Custom { mean, std } => (*mean, *std, None),
             Normalization::None => ([0.0; 3], [1.0; 3], None),
             Normalization::Fitted => {
-                let batch = self.decode_u8(&raws, 0..raws.len(), true)?;
-                let ok = batch.failed.iter().filter(|&&f| !f).count();
+                // all rows at once when they are kept (fit_transform), else in chunks so that
+                // fitting never holds more than a chunk of decoded images
+                let chunk = if keep { raws.len() } else { FIT_CHUNK };
+                let (mut ok, mut sum, mut sq) = (0usize, [0u64; 3], [0u64; 3]);
+                let mut kept = None;
+                for start in (0..raws.len()).step_by(chunk) {
+                    let batch =
+                        self.decode_u8(&raws, start..(start + chunk).min(raws.len()), true, true)?;
+                    ok += batch.failed.iter().filter(|&&f| !f).count();
+                    for c in 0..3 {
+                        sum[c] += batch.sum[c];
+                        sq[c] += batch.sq[c];
+                    }
+                    if keep {
+                        kept = Some(batch);
+                    }
+                }
                 if ok == 0 {
                     return Err(PreprocessingError::all_null(&self.img_col));
                 }
@@ -254,22 +316,22 @@ impl ImagePreprocessor {
                 let mut mean = [0f32; 3];
                 let mut std = [0f32; 3];
                 for c in 0..3 {
-                    let m = batch.sum[c] as f64 / n;
-                    let sq = batch.sq[c] as f64 / (n * 255.0);
+                    let m = sum[c] as f64 / n;
+                    let sq = sq[c] as f64 / (n * 255.0);
                     mean[c] = m as f32;
                     let s = (sq - m * m).max(0.0).sqrt();
                     std[c] = if s > 1e-6 { s as f32 } else { 1.0 };
                 }
-                (mean, std, keep.then_some(batch))
+                (mean, std, kept)
             }
         };
         let fitted = ImageFitted { mean, std };
-        let kept = kept.map(|batch| self.to_f32(&batch, &fitted));
+        let kept = kept.map(|batch| self.to_planar(batch, &fitted));
         self.fitted = Some(fitted);
         Ok(kept)
     }
 
-    /// Decodes every image of `df`: `[n_rows, 3, height, width]`.
+    /// Decodes every image of `df`: `u8` `[n_rows, 3, height, width]`.
     pub fn transform(&self, df: &DataFrame) -> Result<ImageData> {
         let fitted = self.fitted()?;
         let raws = self.raws(df)?;
@@ -284,7 +346,7 @@ impl ImagePreprocessor {
     pub fn decode_resize(&self, df: &DataFrame) -> Result<(ndarray::Array4<u8>, usize)> {
         self.validate()?;
         let raws = self.raws(df)?;
-        let batch = self.decode_u8(&raws, 0..raws.len(), false)?;
+        let batch = self.decode_u8(&raws, 0..raws.len(), false, false)?;
         let n_failed = batch.failed.iter().filter(|&&f| f).count();
         let shape = (raws.len(), self.height as usize, self.width as usize, 3);
         let pixels = ndarray::Array4::from_shape_vec(shape, batch.data).expect("sized above");
@@ -338,10 +400,20 @@ impl ImagePreprocessor {
         })
     }
 
+    /// The image inputs of `df`'s rows, owned, to decode on demand ([`ImageRows::decode`])
+    /// instead of all at once. Needs `fit` (for the statistics of failed rows' mean images).
+    pub fn rows(&self, df: &DataFrame) -> Result<ImageRows> {
+        Ok(ImageRows {
+            fitted: self.fitted()?.clone(),
+            raws: self.owned_raws(df)?,
+            prep: self.clone(),
+        })
+    }
+
     fn warn(&self, data: &ImageData, n: usize) {
         if data.n_failed > 0 {
             eprintln!(
-                "widedeep warning: {} of {n} images of column `{}` could not be read and were replaced by zero images",
+                "widedeep warning: {} of {n} images of column `{}` could not be read and were replaced by mean images",
                 data.n_failed, self.img_col
             );
         }
@@ -407,16 +479,18 @@ impl ImagePreprocessor {
         range: std::ops::Range<usize>,
         stats: &ImageFitted,
     ) -> Result<ImageData> {
-        Ok(self.to_f32(&self.decode_u8(raws, range, false)?, stats))
+        Ok(self.to_planar(self.decode_u8(raws, range, false, true)?, stats))
     }
 
-    /// Phase 1, in parallel: decode, resize and crop rows `range` into RGB bytes
-    /// `[n, height, width, 3]`, with per-channel sums for fitting.
+    /// Phase 1, in parallel: decode, resize and crop rows `range` into RGB bytes, planar
+    /// `[n, 3, height, width]` or interleaved `[n, height, width, 3]`, with per-channel sums for
+    /// fitting.
     fn decode_u8<R: RawSlice + ?Sized>(
         &self,
         raws: &R,
         range: std::ops::Range<usize>,
         with_stats: bool,
+        planar: bool,
     ) -> Result<U8Batch> {
         let (w, h) = (self.width as usize, self.height as usize);
         let size = 3 * w * h;
@@ -426,19 +500,37 @@ impl ImagePreprocessor {
             .par_chunks_mut(size.max(1))
             .enumerate()
             .map(|(i, out)| {
-                let row = range.start + i;
-                let img = self.decode_one(raws.raw(row), row)?;
-                resize_crop_into(&img, out, w, h, self.filter);
+                let pos = range.start + i;
+                let img = self.decode_one(raws.raw(pos), raws.row_id(pos))?;
+                resize_crop_into(&img, out, w, h, self.filter, planar);
                 let mut sum = [0u64; 3];
                 let mut sq = [0u64; 3];
                 if !with_stats {
                     return Ok((sum, sq));
                 }
-                for px in out.chunks_exact(3) {
-                    for c in 0..3 {
-                        let v = px[c] as u64;
-                        sum[c] += v;
-                        sq[c] += v * v;
+                if planar {
+                    for (c, plane) in out.chunks_exact(w * h).enumerate() {
+                        if c > 0 && img.channels == 1 {
+                            // gray: the three planes are equal
+                            sum[c] = sum[0];
+                            sq[c] = sq[0];
+                            continue;
+                        }
+                        let (mut s1, mut s2) = (0u64, 0u64);
+                        for &v in plane {
+                            s1 += v as u64;
+                            s2 += (v as u64) * (v as u64);
+                        }
+                        sum[c] = s1;
+                        sq[c] = s2;
+                    }
+                } else {
+                    for px in out.chunks_exact(3) {
+                        for c in 0..3 {
+                            let v = px[c] as u64;
+                            sum[c] += v;
+                            sq[c] += v * v;
+                        }
                     }
                 }
                 Ok((sum, sq))
@@ -462,44 +554,69 @@ impl ImagePreprocessor {
         }
         Ok(U8Batch {
             data,
+            planar,
             failed,
             sum,
             sq,
         })
     }
 
-    /// Phase 2, in parallel: RGB bytes → normalised planar `f32` (through a lookup table per
-    /// channel); failed rows stay zero.
-    fn to_f32(&self, batch: &U8Batch, stats: &ImageFitted) -> ImageData {
+    /// Phase 2, in parallel: interleaved RGB bytes `[n, h, w, 3]` → planar `[n, 3, h, w]`;
+    /// failed rows become the mean image (the channel means rounded to bytes).
+    fn to_planar(&self, batch: U8Batch, stats: &ImageFitted) -> ImageData {
         let (w, h) = (self.width as usize, self.height as usize);
         let plane = w * h;
         let n = batch.failed.len();
-        let lut: [[f32; 256]; 3] = std::array::from_fn(|c| {
-            std::array::from_fn(|v| (v as f32 / 255.0 - stats.mean[c]) / stats.std[c])
-        });
-        let mut pixels = Array4::<f32>::zeros((n, 3, h, w));
+        let n_failed = batch.failed.iter().filter(|&&f| f).count();
+        let fill: [u8; 3] =
+            std::array::from_fn(|c| (stats.mean[c] * 255.0).round().clamp(0.0, 255.0) as u8);
+        if batch.planar {
+            let mut data = batch.data;
+            if plane > 0 {
+                for (img, _) in data
+                    .chunks_exact_mut(3 * plane)
+                    .zip(&batch.failed)
+                    .filter(|(_, &f)| f)
+                {
+                    for (c, p) in img.chunks_exact_mut(plane).enumerate() {
+                        p.fill(fill[c]);
+                    }
+                }
+            }
+            return ImageData {
+                pixels: Array4::from_shape_vec((n, 3, h, w), data).expect("sized above"),
+                n_failed,
+            };
+        }
+        let mut data = vec![0u8; n * 3 * plane];
         if plane > 0 {
-            let slice = pixels.as_slice_mut().expect("standard layout");
-            slice
-                .par_chunks_mut(3 * plane)
+            data.par_chunks_mut(3 * plane)
                 .zip(batch.data.par_chunks(3 * plane))
                 .zip(batch.failed.par_iter())
                 .for_each(|((out, src), &failed)| {
-                    if failed {
-                        return;
-                    }
                     let (r, rest) = out.split_at_mut(plane);
                     let (g, b) = rest.split_at_mut(plane);
-                    for (i, px) in src.chunks_exact(3).enumerate() {
-                        r[i] = lut[0][px[0] as usize];
-                        g[i] = lut[1][px[1] as usize];
-                        b[i] = lut[2][px[2] as usize];
+                    if failed {
+                        r.fill(fill[0]);
+                        g.fill(fill[1]);
+                        b.fill(fill[2]);
+                        return;
+                    }
+                    for (((px, r), g), b) in src
+                        .chunks_exact(3)
+                        .zip(r.iter_mut())
+                        .zip(g.iter_mut())
+                        .zip(b.iter_mut())
+                    {
+                        *r = px[0];
+                        *g = px[1];
+                        *b = px[2];
                     }
                 });
         }
         ImageData {
-            pixels,
-            n_failed: batch.failed.iter().filter(|&&f| f).count(),
+            pixels: Array4::from_shape_vec((n, 3, h, w), data).expect("sized above"),
+            n_failed,
         }
     }
 
@@ -562,8 +679,9 @@ impl ImagePreprocessor {
 
 /// Decoded RGB bytes of a batch (phase 1).
 struct U8Batch {
-    /// `[n, height, width, 3]`.
+    /// `[n, 3, height, width]` when `planar`, else `[n, height, width, 3]`.
     data: Vec<u8>,
+    planar: bool,
     failed: Vec<bool>,
     /// Per-channel sums of the values and their squares over the good rows.
     sum: [u64; 3],
@@ -581,6 +699,25 @@ struct Pixels {
 /// Row access shared by borrowed and owned raw inputs.
 trait RawSlice: Sync {
     fn raw(&self, i: usize) -> Raw<'_>;
+    /// The DataFrame row of position `i` (for error messages).
+    fn row_id(&self, i: usize) -> usize {
+        i
+    }
+}
+
+/// Chosen rows of owned raw inputs, in the given order.
+struct Picked<'a> {
+    raws: &'a OwnedRaws,
+    rows: &'a [usize],
+}
+
+impl RawSlice for Picked<'_> {
+    fn raw(&self, i: usize) -> Raw<'_> {
+        self.raws.get(self.rows[i])
+    }
+    fn row_id(&self, i: usize) -> usize {
+        self.rows[i]
+    }
 }
 
 impl RawSlice for Vec<Raw<'_>> {
@@ -598,6 +735,9 @@ impl RawSlice for OwnedRaws {
         self.get(i)
     }
 }
+
+/// Rows decoded at a time by [`ImagePreprocessor::fit`] for fitted statistics.
+const FIT_CHUNK: usize = 1024;
 
 type TapsKey = (usize, usize, usize, usize, Filter);
 /// Horizontal and vertical taps of one resize.
@@ -683,9 +823,16 @@ fn taps(src_len: usize, offset: f64, span: f64, out_len: usize, filter: Filter) 
 }
 
 /// Scales `img` so that it covers `w × h` with its aspect ratio kept, centre crops, and writes
-/// RGB bytes `[h, w, 3]` into `out` (a separable resampler over the cropped region only; gray
-/// images are expanded to three equal channels).
-fn resize_crop_into(img: &Pixels, out: &mut [u8], w: usize, h: usize, filter: Filter) {
+/// RGB bytes into `out`, planar `[3, h, w]` or interleaved `[h, w, 3]` (a separable resampler
+/// over the cropped region only; gray images are expanded to three equal channels).
+fn resize_crop_into(
+    img: &Pixels,
+    out: &mut [u8],
+    w: usize,
+    h: usize,
+    filter: Filter,
+    planar: bool,
+) {
     let (iw, ih, ch) = (img.w, img.h, img.channels);
     if iw == 0 || ih == 0 || w == 0 || h == 0 {
         return;
@@ -746,6 +893,17 @@ fn resize_crop_into(img: &Pixels, out: &mut [u8], w: usize, h: usize, filter: Fi
                 *a += wt * v;
             }
         }
+        let byte = |a: f32| (a + 0.5).clamp(0.0, 255.0) as u8; // round half up
+        if planar {
+            let plane = w * h;
+            for c in 0..ch {
+                let dst = &mut out[c * plane + y * w..c * plane + (y + 1) * w];
+                for (x, d) in dst.iter_mut().enumerate() {
+                    *d = byte(acc[x * ch + c]);
+                }
+            }
+            continue;
+        }
         let dst = &mut out[y * w * 3..(y + 1) * w * 3];
         if ch == 3 {
             for (d, &a) in dst.iter_mut().zip(&acc) {
@@ -757,6 +915,64 @@ fn resize_crop_into(img: &Pixels, out: &mut [u8], w: usize, h: usize, filter: Fi
                 px.copy_from_slice(&[v, v, v]);
             }
         }
+    }
+    if planar && ch == 1 {
+        let plane = w * h;
+        let (first, rest) = out.split_at_mut(plane);
+        rest[..plane].copy_from_slice(first);
+        rest[plane..2 * plane].copy_from_slice(first);
+    }
+}
+
+/// The encoded images (paths or bytes) of a DataFrame's image column, owned, decoded on
+/// demand: [`ImageRows::decode`] turns any rows into the `u8` pixels `transform` would give
+/// for them. From [`ImagePreprocessor::rows`]; for data sets whose decoded images do not fit
+/// in memory (the trainer decodes them batch by batch).
+pub struct ImageRows {
+    prep: ImagePreprocessor,
+    fitted: ImageFitted,
+    raws: OwnedRaws,
+}
+
+impl std::fmt::Debug for ImageRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageRows")
+            .field("column", &self.prep.img_col)
+            .field("rows", &self.raws.len())
+            .finish()
+    }
+}
+
+impl ImageRows {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.raws.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.raws.len() == 0
+    }
+    /// `(width, height)` of the decoded images.
+    pub fn output_size(&self) -> (u32, u32) {
+        self.prep.output_size()
+    }
+    /// Decodes `rows` (indices into the DataFrame, any order, repeats allowed) in parallel:
+    /// `u8` `[rows.len(), 3, height, width]`, equal to those rows of
+    /// [`ImagePreprocessor::transform`]. Errors name the file or row.
+    pub fn decode(&self, rows: &[usize]) -> Result<ImageData> {
+        if let Some(&r) = rows.iter().find(|&&r| r >= self.raws.len()) {
+            return Err(PreprocessingError::config(
+                "rows",
+                format!("row {r} out of range for {} rows", self.raws.len()),
+            ));
+        }
+        let picked = Picked {
+            raws: &self.raws,
+            rows,
+        };
+        let batch = self.prep.decode_u8(&picked, 0..rows.len(), false, true)?;
+        let data = self.prep.to_planar(batch, &self.fitted);
+        self.prep.warn(&data, rows.len());
+        Ok(data)
     }
 }
 
@@ -835,15 +1051,15 @@ mod tests {
         assert_eq!(raw[[0, 0, 0, 0]], 40); // column 1 of the source
         let d = p.fit_transform(&df).unwrap();
         assert_eq!(d.pixels.shape(), &[1, 3, 4, 4]);
-        // columns 1..5 of the 6-wide image
-        let red: Vec<f32> = (0..4).map(|x| d.pixels[[0, 0, 0, x]]).collect();
-        let want: Vec<f32> = (1..5).map(|x| (x * 40) as f32 / 255.0).collect();
-        assert!(
-            red.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6),
-            "{red:?}"
-        );
-        assert!((d.pixels[[0, 1, 3, 0]] - 180.0 / 255.0).abs() < 1e-6);
-        assert!((d.pixels[[0, 2, 0, 0]] - 100.0 / 255.0).abs() < 1e-6);
+        // columns 1..5 of the 6-wide image, planar
+        let red: Vec<u8> = (0..4).map(|x| d.pixels[[0, 0, 0, x]]).collect();
+        assert_eq!(red, vec![40, 80, 120, 160]);
+        assert_eq!(d.pixels[[0, 1, 3, 0]], 180);
+        assert_eq!(d.pixels[[0, 2, 0, 0]], 100);
+        let (mean, std) = p.stats().unwrap();
+        assert_eq!((mean, std), ([0.0; 3], [1.0; 3]));
+        let f = d.normalized(mean, std);
+        assert!((f[[0, 1, 3, 0]] - 180.0 / 255.0).abs() < 1e-6);
     }
 
     #[test]
@@ -853,9 +1069,13 @@ mod tests {
         let mut p = ImagePreprocessor::from_bytes("img").size(8, 8);
         let d = p.fit_transform(&df).unwrap();
         assert_eq!(d.pixels.shape(), &[1, 3, 8, 8]);
+        let meta = p.meta().unwrap();
+        assert_eq!((meta.mean, meta.std), (IMAGENET_MEAN, IMAGENET_STD));
+        let f = d.normalized(meta.mean, meta.std);
         for c in 0..3 {
+            assert_eq!(d.pixels[[0, c, 5, 7]], 51);
             let want = (0.2 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
-            assert!((d.pixels[[0, c, 5, 7]] - want).abs() < 1e-5);
+            assert!((f[[0, c, 5, 7]] - want).abs() < 1e-5);
         }
     }
 
@@ -871,8 +1091,15 @@ mod tests {
         let (mean, std) = p.stats().unwrap();
         assert!(mean.iter().all(|m| (m - 0.5).abs() < 1e-6), "{mean:?}");
         assert!(std.iter().all(|s| (s - 0.5).abs() < 1e-6), "{std:?}");
-        assert!((d.pixels[[0, 0, 0, 0]] + 1.0).abs() < 1e-6);
-        assert!((d.pixels[[1, 2, 3, 3]] - 1.0).abs() < 1e-6);
+        let f = d.normalized(mean, std);
+        assert!((f[[0, 0, 0, 0]] + 1.0).abs() < 1e-6);
+        assert!((f[[1, 2, 3, 3]] - 1.0).abs() < 1e-6);
+        // fit alone (chunked statistics) gives the same statistics
+        let mut alone = ImagePreprocessor::from_bytes("img")
+            .size(4, 4)
+            .normalization(Normalization::Fitted);
+        alone.fit(&df).unwrap();
+        assert_eq!(alone.stats().unwrap(), (mean, std));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("img.json");
         p.save(&path).unwrap();
@@ -896,16 +1123,16 @@ mod tests {
         assert!(err.contains("bad.png"), "{err}");
         let z = p.clone().on_error(OnError::Zero).transform(&df).unwrap();
         assert_eq!(z.n_failed, 2);
-        assert!(z
-            .pixels
+        // failed rows are the mean image: about 0 once normalised
+        let f = z.normalized(IMAGENET_MEAN, IMAGENET_STD);
+        assert!(f
             .slice(ndarray::s![1..3, .., .., ..])
             .iter()
-            .all(|&v| v == 0.0));
-        assert!(z
-            .pixels
+            .all(|&v| v.abs() < 0.01));
+        assert!(f
             .slice(ndarray::s![0, .., .., ..])
             .iter()
-            .any(|&v| v != 0.0));
+            .any(|&v| v.abs() > 0.1));
         let corrupt = bytes_frame(vec![Some(b"\x89PNG garbage".to_vec())]);
         let mut b = ImagePreprocessor::from_bytes("img");
         let err = b.fit_transform(&corrupt).unwrap_err();
@@ -918,6 +1145,38 @@ mod tests {
             .fit_transform(&df)
             .unwrap_err();
         assert!(err.to_string().contains("`p`"), "{err}");
+    }
+
+    #[test]
+    fn rows_decode_any_rows_like_the_full_transform() {
+        let imgs: Vec<Option<Vec<u8>>> = (0..5)
+            .map(|i| {
+                Some(png(&image::DynamicImage::ImageLuma8(
+                    GrayImage::from_pixel(5, 5, Luma([i * 40])),
+                )))
+            })
+            .collect();
+        let df = bytes_frame(imgs);
+        let mut p = ImagePreprocessor::from_bytes("img").size(3, 3);
+        let full = p.fit_transform(&df).unwrap();
+        let rows = p.rows(&df).unwrap();
+        assert_eq!(rows.len(), 5);
+        let got = rows.decode(&[4, 1, 1]).unwrap();
+        assert_eq!(got.pixels.shape(), &[3, 3, 3, 3]);
+        for (k, r) in [4, 1, 1].into_iter().enumerate() {
+            assert_eq!(
+                got.pixels.index_axis(ndarray::Axis(0), k),
+                full.pixels.index_axis(ndarray::Axis(0), r)
+            );
+        }
+        assert!(rows.decode(&[5]).is_err());
+        // errors name the DataFrame row, not the position in the batch
+        let bad = bytes_frame(vec![Some(png(&gradient())), Some(b"junk".to_vec())]);
+        let err = p.rows(&bad).unwrap().decode(&[1]).unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::BadImage { row: 1, .. }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -34,7 +34,10 @@ mod persist;
 
 pub use embed::{embed_dim, EmbeddingRule};
 pub use error::{PreprocessingError, Result};
-pub use image::{ImageBatches, ImageData, ImagePreprocessor, ImageSource, Normalization, OnError};
+pub use image::{
+    ImageBatches, ImageData, ImageMeta, ImagePreprocessor, ImageRows, ImageSource, Normalization,
+    OnError,
+};
 pub use tab::{CatColumnMeta, Quantization, Scaling, TabData, TabMeta, TabPreprocessor};
 pub use target::{TargetData, TargetEncoder, TargetKind};
 pub use text::{Side, TextData, TextMeta, TextPreprocessor, Vocab};

@@ -38,7 +38,8 @@ use tch::{Device, Tensor};
 /// Each field follows the data contract: `wide` `[batch, n_wide]` i64 global indices (0 =
 /// unseen); `cat` `[batch, n_cat]` i64 per-column indices (0 = unseen/null); `cont`
 /// `[batch, n_cont]` f32; `text` one `[batch, seq_len]` i64 tensor per text column; `image` one
-/// `[batch, 3, H, W]` f32 tensor per image column.
+/// `[batch, 3, H, W]` tensor per image column: `u8` pixels (what `ImagePreprocessor` gives;
+/// the image model normalises each batch on its device) or already normalised `f32`.
 #[derive(Debug, Default)]
 pub struct ModelInput {
     pub wide: Option<Tensor>,

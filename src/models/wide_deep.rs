@@ -123,6 +123,9 @@ pub struct WideDeep {
     fusion: Option<AttentionFusion>,
     fusion_weights: std::sync::Mutex<Option<Tensor>>,
     groups: Vec<String>,
+    /// Parameter-group name of each deep component (`deeptabular`, `deeptext_0`, …;
+    /// `other` for custom components).
+    deep_names: Vec<String>,
     pred_dim: i64,
     config: Option<WideDeepConfig>,
 }
@@ -171,6 +174,12 @@ impl WideDeep {
             config.attention_fusion.as_ref(),
             config.pred_dim,
         )?;
+        model.deep_names = config
+            .deeptabular
+            .iter()
+            .map(|_| "deeptabular".to_string())
+            .chain(groups[GROUP_HEAD + 1..].iter().cloned())
+            .collect();
         model.groups = groups;
         model.config = Some(config.clone());
         Ok(model)
@@ -259,9 +268,11 @@ impl WideDeep {
                 (None, proj)
             }
         };
+        let deep_names = vec!["other".to_string(); deep.len()];
         Ok(Self {
             vs,
             wide,
+            deep_names,
             deep,
             proj,
             head,
@@ -407,6 +418,115 @@ impl WideDeep {
             .collect()
     }
 
+    /// Warm start: copies the weights of the parts that `from` shares with this model — the wide
+    /// part and each deep component, matched by parameter group (`wide`, `deeptabular`,
+    /// `deeptext_i`, `deepimage_i`) — batch-norm statistics included. When both models are
+    /// additive (no head, no attention fusion), the projections of the copied components are
+    /// copied too and the projections of this model's other deep components (and its wide
+    /// part, when `from` has none) are set to zero, so that the warm-started model starts out
+    /// computing exactly `from`'s output and training only adds to it (e.g. a tabular
+    /// correction on top of a trained text model). Returns the names of the copied parts.
+    ///
+    /// A shared part whose variables differ in name or shape is an error naming it.
+    pub fn warm_start(&mut self, from: &WideDeep) -> Result<Vec<String>> {
+        let bad = |reason: String| WideDeepError::config("warm_start", reason);
+        let mut shared: Vec<String> = Vec::new();
+        if self.wide.is_some() && from.wide.is_some() {
+            shared.push("wide".into());
+        }
+        for name in &self.deep_names {
+            if name != "other" && from.deep_names.contains(name) {
+                shared.push(name.clone());
+            }
+        }
+        if shared.is_empty() {
+            return Err(bad("the models share no wide part or deep component".into()));
+        }
+        let additive = |m: &WideDeep| m.head.is_none() && m.fusion.is_none();
+        let both_additive = additive(self) && additive(from);
+        // (source prefix, destination prefix) of every block of variables to copy
+        let mut pairs: Vec<(String, String)> =
+            shared.iter().map(|n| (n.clone(), n.clone())).collect();
+        if both_additive {
+            for n in shared.iter().filter(|n| *n != "wide") {
+                let i = self.deep_names.iter().position(|d| d == n).expect("shared");
+                let j = from.deep_names.iter().position(|d| d == n).expect("shared");
+                pairs.push((format!("proj_{j}"), format!("proj_{i}")));
+            }
+        }
+        let dst = self.vs.variables();
+        let src = from.vs.variables();
+        tch::no_grad(|| -> Result<()> {
+            for (from_prefix, to_prefix) in &pairs {
+                let head = format!("{from_prefix}.");
+                let mut n = 0;
+                for (name, t) in &src {
+                    let Some(rest) = name.strip_prefix(&head) else {
+                        continue;
+                    };
+                    let target = format!("{to_prefix}.{rest}");
+                    let d = dst.get(&target).ok_or_else(|| {
+                        bad(format!(
+                            "`{from_prefix}`: this model has no variable `{target}`"
+                        ))
+                    })?;
+                    if d.size() != t.size() {
+                        return Err(bad(format!(
+                            "`{from_prefix}`: `{target}` has shape {:?} here and {:?} in the source",
+                            d.size(),
+                            t.size()
+                        )));
+                    }
+                    d.shallow_clone()
+                        .copy_(&t.to_device(d.device()).to_kind(d.kind()));
+                    n += 1;
+                }
+                let own = dst
+                    .keys()
+                    .filter(|k| k.starts_with(&format!("{to_prefix}.")))
+                    .count();
+                if n != own {
+                    return Err(bad(format!(
+                        "`{to_prefix}` has {own} variables here and {n} in the source"
+                    )));
+                }
+            }
+            if both_additive {
+                let mut zero: Vec<String> = (0..self.deep.len())
+                    .filter(|&i| !shared.contains(&self.deep_names[i]))
+                    .map(|i| format!("proj_{i}."))
+                    .collect();
+                if self.wide.is_some() && from.wide.is_none() {
+                    zero.push("wide.".into());
+                }
+                for (name, t) in &dst {
+                    if zero.iter().any(|z| name.starts_with(z.as_str())) {
+                        let _ = t.shallow_clone().zero_();
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(shared)
+    }
+
+    /// Freezes (`trainable = false`) or unfreezes the variables of one parameter group (see
+    /// [`WideDeep::param_groups`]); frozen variables get no gradient and the optimizer leaves
+    /// them unchanged. An unknown group is an error listing the known ones.
+    pub fn set_trainable(&self, group: &str, trainable: bool) -> Result<()> {
+        let id = self.groups.iter().position(|g| g == group).ok_or_else(|| {
+            WideDeepError::config(
+                "set_trainable.group",
+                format!("unknown group `{group}`; known: {}", self.groups.join(", ")),
+            )
+        })?;
+        let vars = self.vs.variables_.lock().unwrap_or_else(|e| e.into_inner());
+        for v in vars.trainable_variables.iter().filter(|v| v.group == id) {
+            let _ = v.tensor.set_requires_grad(trainable);
+        }
+        Ok(())
+    }
+
     /// Number of trainable scalars.
     pub fn n_parameters(&self) -> i64 {
         self.vs
@@ -421,6 +541,7 @@ impl WideDeep {
 mod tests {
     use super::*;
     use crate::models::TabMlpConfig;
+    use tch::Kind;
     use widedeep_preprocessing::{CatColumnMeta, TabMeta};
 
     fn tab() -> TabMlpConfig {
@@ -483,6 +604,73 @@ mod tests {
         let b = WideDeep::new(&cfg, Device::Cpu).unwrap();
         let x = input();
         assert!(a.forward_t(&x, false).equal(&b.forward_t(&x, false)));
+    }
+
+    #[test]
+    fn warm_start_copies_shared_parts_and_starts_at_the_source_output() {
+        let from = WideDeep::new(
+            &WideDeepConfig::new().deeptabular(tab()).seed(3),
+            Device::Cpu,
+        )
+        .unwrap();
+        let cfg = WideDeepConfig::new()
+            .wide(WideConfig::new(5))
+            .deeptabular(tab())
+            .seed(4);
+        let mut m = WideDeep::new(&cfg, Device::Cpu).unwrap();
+        let x = input();
+        assert!(!m
+            .forward_t(&x, false)
+            .allclose(&from.forward_t(&x, false), 1e-6, 1e-6, false));
+        assert_eq!(
+            m.warm_start(&from).unwrap(),
+            vec!["deeptabular".to_string()]
+        );
+        let diff = (m.forward_t(&x, false) - from.forward_t(&x, false))
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(diff < 1e-6, "{diff}");
+        // a shared component of another shape is an error naming it
+        let other = TabMlpConfig::from_meta(&TabMeta {
+            cat: vec![CatColumnMeta {
+                name: "a".into(),
+                cardinality: 5,
+                embed_dim: 3,
+            }],
+            cont: vec!["x".into()],
+        });
+        let wrong = WideDeep::new(&WideDeepConfig::new().deeptabular(other), Device::Cpu).unwrap();
+        let err = m.warm_start(&wrong).unwrap_err().to_string();
+        assert!(err.contains("deeptabular"), "{err}");
+        let wide_only =
+            WideDeep::new(&WideDeepConfig::new().wide(WideConfig::new(9)), Device::Cpu).unwrap();
+        assert!(
+            from.head.is_none()
+                && WideDeep::new(&cfg, Device::Cpu)
+                    .unwrap()
+                    .warm_start(&wide_only)
+                    .is_err()
+        );
+    }
+
+    #[test]
+    fn frozen_groups_get_no_gradient() {
+        let cfg = WideDeepConfig::new()
+            .wide(WideConfig::new(5))
+            .deeptabular(tab());
+        let m = WideDeep::new(&cfg, Device::Cpu).unwrap();
+        m.set_trainable("deeptabular", false).unwrap();
+        m.forward_t(&input(), true).sum(Kind::Float).backward();
+        for (name, t) in m.var_store().variables() {
+            let has_grad = t.grad().defined();
+            if name.starts_with("deeptabular.") && t.requires_grad() {
+                panic!("{name} still trainable");
+            }
+            assert_eq!(has_grad, !name.starts_with("deeptabular."), "{name}");
+        }
+        let err = m.set_trainable("nope", false).unwrap_err().to_string();
+        assert!(err.contains("deeptext") || err.contains("known"), "{err}");
     }
 
     #[test]

@@ -1,19 +1,52 @@
-//! In-memory data sets of whole column tensors, batched by slicing (no per-row objects).
+//! Data sets of whole column tensors, batched by slicing (no per-row objects); image columns
+//! may instead be decoded batch by batch ([`Dataset::with_lazy_images`]).
 use crate::error::{Result, WideDeepError};
 use crate::models::ModelInput;
 use rand::seq::SliceRandom;
 use rand::Rng;
+use std::sync::{mpsc, Arc};
 use tch::{Device, Kind, Tensor};
-use widedeep_preprocessing::{ImageData, TabData, TargetData, TextData, WideData};
+use widedeep_preprocessing::{ImageData, ImageRows, TabData, TargetData, TextData, WideData};
 
 /// Model inputs for `len()` rows plus an optional target: `[N]` f32 (binary, regression) or
 /// i64 (multiclass), or `[N, T]` for a multi-target objective (build it with
 /// [`stack_targets`]).
+///
+/// Image columns are held in memory as `u8` (see [`Dataset::from_parts`]) or, for data whose
+/// images do not fit in memory, decoded per batch from their files or bytes
+/// ([`Dataset::with_lazy_images`]): then `input.image[i]` is only a zero-stride placeholder of
+/// the right shape and the pixels exist in the batches of [`Dataset::try_batches`] (which the
+/// trainer uses), decoded on a worker thread `prefetch` batches ahead.
 #[derive(Debug)]
 pub struct Dataset {
     pub input: ModelInput,
     pub target: Option<Tensor>,
     len: i64,
+    /// Per image column: `Some` when it is decoded per batch.
+    lazy: Vec<Option<LazyImages>>,
+    prefetch: usize,
+}
+
+/// An image column decoded per batch: the source and the source row of each dataset row.
+#[derive(Clone, Debug)]
+struct LazyImages {
+    source: Arc<ImageRows>,
+    rows: Vec<usize>,
+}
+
+/// A `u8` `[n, 3, h, w]` tensor that takes the memory of one image.
+fn placeholder(n: i64, (w, h): (u32, u32), device: Device) -> Tensor {
+    Tensor::zeros([1, 3, h as i64, w as i64], (Kind::Uint8, device))
+        .expand([n, 3, h as i64, w as i64], false)
+}
+
+fn image_tensor(im: &ImageData) -> Tensor {
+    let shape: Vec<i64> = im.pixels.shape().iter().map(|&d| d as i64).collect();
+    let t = match im.pixels.as_slice() {
+        Some(s) => Tensor::from_slice(s),
+        None => Tensor::from_slice(&im.pixels.iter().copied().collect::<Vec<u8>>()),
+    };
+    t.view(shape.as_slice())
 }
 
 impl Dataset {
@@ -50,7 +83,116 @@ impl Dataset {
                 });
             }
         }
-        Ok(Self { input, target, len })
+        let lazy = vec![None; input.image.len()];
+        Ok(Self {
+            input,
+            target,
+            len,
+            lazy,
+            prefetch: 2,
+        })
+    }
+
+    /// Adds an image column decoded per batch from `source` (rows in the order of this data
+    /// set, e.g. `ImagePreprocessor::rows` of the same DataFrame) as `input.image[len]`;
+    /// returns its index. Training, evaluation and prediction through the [`Trainer`] then
+    /// decode each batch's images on a worker thread while the previous batch runs, and give
+    /// the same results as the in-memory images of `transform`.
+    ///
+    /// [`Trainer`]: crate::training::Trainer
+    pub fn with_lazy_images(&mut self, source: ImageRows) -> Result<usize> {
+        if source.len() as i64 != self.len {
+            return Err(WideDeepError::InputMismatch {
+                input: format!("image[{}]", self.input.image.len()),
+                reason: format!("has {} rows, expected {}", source.len(), self.len),
+            });
+        }
+        let size = source.output_size();
+        self.input
+            .image
+            .push(placeholder(self.len, size, self.device()));
+        self.lazy.push(Some(LazyImages {
+            source: Arc::new(source),
+            rows: (0..self.len as usize).collect(),
+        }));
+        Ok(self.input.image.len() - 1)
+    }
+
+    /// How many batches of lazy images are decoded ahead of the one in use (default 2).
+    pub fn set_prefetch(&mut self, batches: usize) {
+        self.prefetch = batches.max(1);
+    }
+
+    /// This data set with its lazy image columns decoded (all rows in one go, on this
+    /// thread); a shallow copy when nothing is lazy. For batches, prefer
+    /// [`Dataset::try_batches`], which decodes ahead on a worker thread.
+    pub fn materialize(&self) -> Result<Dataset> {
+        if !self.is_lazy() {
+            return Ok(self.slice(0, self.len));
+        }
+        match self.try_batches(self.len.max(1)).next() {
+            Some(batch) => batch,
+            None => Ok(self.slice(0, self.len)),
+        }
+    }
+
+    /// Whether some image column is decoded per batch.
+    pub fn is_lazy(&self) -> bool {
+        self.lazy.iter().any(Option::is_some)
+    }
+
+    /// A data set with `input` and rows `rows` of the lazy columns (same structure as self).
+    fn with_parts(
+        &self,
+        input: ModelInput,
+        target: Option<Tensor>,
+        len: i64,
+        pick: impl Fn(&[usize]) -> Vec<usize>,
+    ) -> Dataset {
+        let mut input = input;
+        let lazy: Vec<Option<LazyImages>> = self
+            .lazy
+            .iter()
+            .map(|l| {
+                l.as_ref().map(|l| LazyImages {
+                    source: l.source.clone(),
+                    rows: pick(&l.rows),
+                })
+            })
+            .collect();
+        for (i, l) in lazy.iter().enumerate() {
+            if let Some(l) = l {
+                let device = input.image[i].device();
+                input.image[i] = placeholder(len, l.source.output_size(), device);
+            }
+        }
+        Dataset {
+            input,
+            target,
+            len,
+            lazy,
+            prefetch: self.prefetch,
+        }
+    }
+
+    /// `input` with the lazy columns skipped by `f` (their placeholders are rebuilt).
+    fn map_input(&self, f: impl Fn(&Tensor) -> Tensor) -> ModelInput {
+        ModelInput {
+            wide: self.input.wide.as_ref().map(&f),
+            cat: self.input.cat.as_ref().map(&f),
+            cont: self.input.cont.as_ref().map(&f),
+            text: self.input.text.iter().map(&f).collect(),
+            image: self
+                .input
+                .image
+                .iter()
+                .zip(&self.lazy)
+                .map(|(t, l)| match l {
+                    Some(_) => t.shallow_clone(),
+                    None => f(t),
+                })
+                .collect(),
+        }
     }
 
     /// Builds tensors from preprocessor outputs (on the CPU).
@@ -64,7 +206,7 @@ impl Dataset {
 
     /// Builds tensors from preprocessor outputs, text and image columns included (on the
     /// CPU): `texts[i]` becomes `input.text[i]` `[N, maxlen]` i64, `images[i]` becomes
-    /// `input.image[i]` `[N, 3, H, W]` f32.
+    /// `input.image[i]` `[N, 3, H, W]` u8 (normalised per batch by the image model).
     pub fn from_parts(
         wide: Option<&WideData>,
         tab: Option<&TabData>,
@@ -74,19 +216,7 @@ impl Dataset {
     ) -> Result<Self> {
         let mut input = ModelInput {
             text: texts.iter().map(|t| array_i64(&t.ids)).collect(),
-            image: images
-                .iter()
-                .map(|im| {
-                    let shape: Vec<i64> = im.pixels.shape().iter().map(|&d| d as i64).collect();
-                    let t = match im.pixels.as_slice() {
-                        Some(s) => Tensor::from_slice(s),
-                        None => {
-                            Tensor::from_slice(&im.pixels.iter().copied().collect::<Vec<f32>>())
-                        }
-                    };
-                    t.view(shape.as_slice())
-                })
-                .collect(),
+            image: images.iter().map(image_tensor).collect(),
             ..Default::default()
         };
         if let Some(w) = wide {
@@ -112,6 +242,43 @@ impl Dataset {
         Self::new(input, target)
     }
 
+    /// Like [`Dataset::from_parts`], but the image columns are decoded per batch from
+    /// `images` (`ImagePreprocessor::rows`) instead of held in memory; see
+    /// [`Dataset::with_lazy_images`].
+    pub fn from_parts_lazy(
+        wide: Option<&WideData>,
+        tab: Option<&TabData>,
+        texts: &[TextData],
+        images: Vec<ImageRows>,
+        target: Option<&TargetData>,
+    ) -> Result<Self> {
+        let mut ds = Self::from_parts(wide, tab, texts, &[], target);
+        if let (Err(WideDeepError::Missing(_)), Some(first)) = (&ds, images.first()) {
+            // images only: start from the first column's placeholder
+            let input = ModelInput {
+                image: vec![placeholder(
+                    first.len() as i64,
+                    first.output_size(),
+                    Device::Cpu,
+                )],
+                ..Default::default()
+            };
+            let target = target.map(|t| match t {
+                TargetData::F32(v) => Tensor::from_slice(v),
+                TargetData::I64(v) => Tensor::from_slice(v),
+            });
+            let mut d = Self::new(input, target)?;
+            d.input.image.clear();
+            d.lazy.clear();
+            ds = Ok(d);
+        }
+        let mut ds = ds?;
+        for rows in images {
+            ds.with_lazy_images(rows)?;
+        }
+        Ok(ds)
+    }
+
     /// Number of rows.
     pub fn len(&self) -> i64 {
         self.len
@@ -124,30 +291,48 @@ impl Dataset {
     /// The rows at `index` (`[k]` i64), in that order.
     pub fn select(&self, index: &Tensor) -> Dataset {
         let index = index.to_device(self.device());
-        Dataset {
-            input: self.input.map(|t| t.index_select(0, &index)),
-            target: self.target.as_ref().map(|t| t.index_select(0, &index)),
-            len: index.size()[0],
-        }
+        let picked: Vec<usize> = if self.is_lazy() {
+            Vec::<i64>::try_from(index.to_device(Device::Cpu).to_kind(Kind::Int64).view([-1]))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|i| i as usize)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.with_parts(
+            self.map_input(|t| t.index_select(0, &index)),
+            self.target.as_ref().map(|t| t.index_select(0, &index)),
+            index.size()[0],
+            |rows| picked.iter().map(|&i| rows[i]).collect(),
+        )
     }
 
     /// Rows `start..start + len` without copying.
     pub fn slice(&self, start: i64, len: i64) -> Dataset {
         let len = len.min(self.len - start);
-        Dataset {
-            input: self.input.map(|t| t.narrow(0, start, len)),
-            target: self.target.as_ref().map(|t| t.narrow(0, start, len)),
+        self.with_parts(
+            self.map_input(|t| t.narrow(0, start, len)),
+            self.target.as_ref().map(|t| t.narrow(0, start, len)),
             len,
-        }
+            |rows| rows[start as usize..(start + len) as usize].to_vec(),
+        )
     }
 
-    /// Copies every tensor to `device`.
+    /// Copies every tensor to `device` (lazy image columns stay lazy).
     pub fn to_device(&self, device: Device) -> Dataset {
-        Dataset {
-            input: self.input.to_device(device),
-            target: self.target.as_ref().map(|t| t.to_device(device)),
-            len: self.len,
+        let mut out = self.with_parts(
+            self.map_input(|t| t.to_device(device)),
+            self.target.as_ref().map(|t| t.to_device(device)),
+            self.len,
+            |rows| rows.to_vec(),
+        );
+        for (i, l) in self.lazy.iter().enumerate() {
+            if let Some(l) = l {
+                out.input.image[i] = placeholder(self.len, l.source.output_size(), device);
+            }
         }
+        out
     }
 
     pub fn device(&self) -> Device {
@@ -158,11 +343,58 @@ impl Dataset {
             .unwrap_or(Device::Cpu)
     }
 
-    /// Consecutive batches of `batch_size` rows (the last one may be smaller).
+    /// Consecutive batches of `batch_size` rows (the last one may be smaller). For a data set
+    /// with lazy image columns the batches hold only their placeholders: use
+    /// [`Dataset::try_batches`].
     pub fn batches(&self, batch_size: i64) -> impl Iterator<Item = Dataset> + '_ {
         (0..self.len)
             .step_by(batch_size.max(1) as usize)
             .map(move |s| self.slice(s, batch_size))
+    }
+
+    /// Consecutive batches of `batch_size` rows with every input materialised: lazy image
+    /// columns are decoded on a worker thread that stays `prefetch` batches ahead. A file that
+    /// cannot be decoded is an error item naming it.
+    pub fn try_batches(&self, batch_size: i64) -> Box<dyn Iterator<Item = Result<Dataset>> + '_> {
+        let batch_size = batch_size.max(1);
+        if !self.is_lazy() {
+            return Box::new(self.batches(batch_size).map(Ok));
+        }
+        let starts: Vec<i64> = (0..self.len).step_by(batch_size as usize).collect();
+        let jobs: Vec<Vec<DecodeJob>> = starts
+            .iter()
+            .map(|&s| {
+                let e = (s + batch_size).min(self.len) as usize;
+                self.lazy
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, l)| {
+                        l.as_ref()
+                            .map(|l| (i, l.source.clone(), l.rows[s as usize..e].to_vec()))
+                    })
+                    .collect()
+            })
+            .collect();
+        let (tx, rx) = mpsc::sync_channel::<Decoded>(self.prefetch);
+        let handle = std::thread::spawn(move || {
+            for job in jobs {
+                let decoded: Result<Vec<(usize, Tensor)>> = job
+                    .into_iter()
+                    .map(|(i, source, rows)| Ok((i, image_tensor(&source.decode(&rows)?))))
+                    .collect();
+                let failed = decoded.is_err();
+                if tx.send(decoded).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Box::new(LazyBatches {
+            data: self,
+            starts: starts.into_iter(),
+            batch_size,
+            rx: Some(rx),
+            handle: Some(handle),
+        })
     }
 
     /// A copy with the rows in a random order drawn from `rng`.
@@ -261,6 +493,57 @@ pub fn stack_targets(columns: &[TargetData]) -> Result<Tensor> {
         cols.push(t);
     }
     Ok(Tensor::stack(&cols, 1))
+}
+
+/// One lazy image column of one batch: column index, source, source rows.
+type DecodeJob = (usize, Arc<ImageRows>, Vec<usize>);
+/// The decoded image tensors of one batch, by column index.
+type Decoded = Result<Vec<(usize, Tensor)>>;
+
+/// Batches of a data set with lazy image columns (see [`Dataset::try_batches`]).
+struct LazyBatches<'a> {
+    data: &'a Dataset,
+    starts: std::vec::IntoIter<i64>,
+    batch_size: i64,
+    rx: Option<mpsc::Receiver<Decoded>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Iterator for LazyBatches<'_> {
+    type Item = Result<Dataset>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let start = self.starts.next()?;
+        let decoded = match self.rx.as_ref()?.recv() {
+            Ok(d) => d,
+            Err(_) => Err(WideDeepError::Missing(
+                "the image decoding thread stopped".into(),
+            )),
+        };
+        let mut batch = self.data.slice(start, self.batch_size);
+        match decoded {
+            Ok(images) => {
+                for (i, t) in images {
+                    batch.input.image[i] = t;
+                    batch.lazy[i] = None;
+                }
+                Some(Ok(batch))
+            }
+            Err(e) => {
+                self.starts = Vec::new().into_iter();
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+impl Drop for LazyBatches<'_> {
+    fn drop(&mut self) {
+        // dropping the receiver makes the worker's next send fail, so it stops
+        drop(self.rx.take());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 fn array_i64(a: &ndarray::Array2<i64>) -> Tensor {

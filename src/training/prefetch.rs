@@ -51,7 +51,8 @@ fn move_to(batch: Dataset, device: Device) -> Dataset {
     if batch.device() == device {
         return batch;
     }
-    if device.is_cuda() && batch.device() == Device::Cpu {
+    // (lazy image columns keep their decoding information through `to_device`)
+    if device.is_cuda() && batch.device() == Device::Cpu && !batch.is_lazy() {
         // `_pin_memory` (not `pin_memory(device)`, whose device argument is deprecated and
         // warns on every call); without a pinned allocator: a plain blocking copy
         let pinned = |t: &Tensor| match t.f_internal_pin_memory(device) {

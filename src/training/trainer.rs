@@ -617,6 +617,12 @@ impl Trainer {
         let prefetch = cfg.extras.prefetch_on(device);
         let batches = EpochBatches::new(train, rows.as_ref(), cfg.batch_size, device, prefetch);
         for (b, batch) in batches.enumerate() {
+            // lazy image columns: this batch's images are decoded now
+            let batch = if batch.is_lazy() {
+                batch.materialize()?.to_device(device)
+            } else {
+                batch
+            };
             sums.stop |= self.hooks(callbacks, epoch, b, n_batches, |c, s| c.on_batch_begin(s))?;
             let (lv, out) = match self.train_step(cfg, &batch, epoch, b) {
                 Ok(x) => x,
@@ -1052,7 +1058,8 @@ impl Trainer {
         tch::no_grad(|| {
             let mut outs = Vec::new();
             let mut loss_sum = 0f64;
-            for batch in data.batches(self.config.eval_batch_size as i64) {
+            for batch in data.try_batches(self.config.eval_batch_size as i64) {
+                let batch = batch?;
                 let batch = if device == batch.device() {
                     batch
                 } else {

@@ -1,6 +1,8 @@
 //! Cross-checks against PyTorch: fixtures made once by `tests/fixtures/make_fixtures.py`.
 use std::path::{Path, PathBuf};
-use widedeep::models::{Backbone, BackboneConfig, BertConfig, Component, ImageInput, ModelInput};
+use widedeep::models::{
+    Backbone, BackboneConfig, BertConfig, BertPooling, Component, ImageInput, ModelInput,
+};
 use widedeep::preprocessing::{Side, TextPreprocessor};
 use widedeep::tch::{nn, Device, Tensor};
 
@@ -183,6 +185,23 @@ fn minilm_mean_pooled_embeddings_match_sentence_transformers() {
     let err = (&emb - &want).abs().max().double_value(&[]);
     println!("all-MiniLM-L6-v2 max |embedding difference| vs sentence-transformers: {err:.2e}");
     assert!(err < 1e-4, "max abs difference {err}");
+    // BERT's pooler (tanh over the dense layer at [CLS]) equals Hugging Face's pooler_output
+    let vs = nn::VarStore::new(Device::Cpu);
+    let pooler = BertConfig::from_pretrained_dir(&dir, &meta, 0)
+        .unwrap()
+        .pooling(BertPooling::Pooler)
+        .build(&vs.root())
+        .unwrap();
+    let pooled = widedeep::tch::no_grad(|| pooler.forward_t(&input, false));
+    let bytes = std::fs::read(fixtures().join("minilm_pooler.f32")).unwrap();
+    let want_pooled: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let want_pooled = Tensor::from_slice(&want_pooled).view([sentences.len() as i64, 384]);
+    let err = (&pooled - &want_pooled).abs().max().double_value(&[]);
+    println!("all-MiniLM-L6-v2 max |pooler_output difference| vs transformers: {err:.2e}");
+    assert!(err < 1e-4, "pooler: max abs difference {err}");
     // left padding gives the same vectors (positions count real tokens)
     let mut left = TextPreprocessor::from_tokenizer_file("t", dir.join("tokenizer.json"))
         .maxlen(32)
@@ -200,4 +219,87 @@ fn minilm_mean_pooled_embeddings_match_sentence_transformers() {
     });
     let err = (&lemb - &want).abs().max().double_value(&[]);
     assert!(err < 1e-4, "left padding: max abs difference {err}");
+}
+
+/// ResNet-34, ResNet-50 and MobileNetV2 feature extractors filled with the formula weights of
+/// `make_fixtures.py::formula_state_dict` (classifier removed), on a [2, 3, 32, 32] input:
+/// pooled features times the formula matrix W [10, dim] equal torchvision's to 1e-4.
+#[test]
+fn resnet34_resnet50_mobilenet_v2_features_match_torchvision() {
+    let want = json("backbones_logits.json");
+    let n = 2 * 3 * 32 * 32;
+    let x: Vec<f32> = (0..n)
+        .map(|j| ((0.01 * j as f64).sin() + (0.00029 * j as f64).cos()) as f32)
+        .collect();
+    let input = ModelInput {
+        image: vec![Tensor::from_slice(&x).view([2, 3, 32, 32])],
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (key, backbone) in [
+        ("resnet34", Backbone::Resnet34),
+        ("resnet50", Backbone::Resnet50),
+        ("mobilenet_v2", Backbone::MobilenetV2),
+    ] {
+        // the backbone's variable names, as torchvision names them
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _ = BackboneConfig::new(ImageInput::new(0, "img"), backbone)
+            .build(&vs.root())
+            .unwrap();
+        let mut names: Vec<(String, Vec<i64>)> = vs
+            .variables()
+            .into_iter()
+            .map(|(k, t)| (k.strip_prefix("backbone.").unwrap().to_string(), t.size()))
+            .collect();
+        names.sort();
+        let sd: Vec<(String, Tensor)> = names
+            .into_iter()
+            .enumerate()
+            .map(|(k, (name, shape))| {
+                let numel: i64 = shape.iter().product();
+                let values: Vec<f32> = (0..numel)
+                    .map(|j| {
+                        let v = (0.37 * j as f64 + 1.3 * k as f64).sin();
+                        let v = if name.ends_with("running_var") {
+                            1.0 + 0.5 * v * v
+                        } else if name.ends_with("running_mean") || name.ends_with("bias") {
+                            0.1 * v
+                        } else if shape.len() == 1 {
+                            1.0 + 0.1 * v
+                        } else {
+                            let fan_in: i64 = shape[1..].iter().product();
+                            v * (2.0 / fan_in as f64).sqrt()
+                        };
+                        v as f32
+                    })
+                    .collect();
+                (name, Tensor::from_slice(&values).view(shape.as_slice()))
+            })
+            .collect();
+        let weights = dir.path().join(format!("{key}.safetensors"));
+        Tensor::write_safetensors(&sd, &weights).unwrap();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = BackboneConfig::new(ImageInput::new(0, "img"), backbone)
+            .weights(&weights)
+            .build(&vs.root())
+            .unwrap();
+        let feats = model
+            .forward_t(&input, false)
+            .to_kind(widedeep::tch::Kind::Double);
+        let dim = backbone.output_dim();
+        let w: Vec<f64> = (0..10 * dim)
+            .map(|j| (0.37 * j as f64 + 1.3 * 999.0).sin() * (2.0 / dim as f64).sqrt())
+            .collect();
+        let logits = feats.matmul(&Tensor::from_slice(&w).view([10, dim]).tr());
+        let want: Vec<f64> = want[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let want = Tensor::from_slice(&want).view([2, 10]);
+        let err = (&logits - &want).abs().max().double_value(&[]);
+        println!("{key} max |difference| vs torchvision: {err:.2e}");
+        assert!(err < 1e-4, "{key}: max abs difference {err}");
+    }
 }

@@ -147,7 +147,10 @@ fn digit_model(prep: &Preprocessors) -> WideDeepConfig {
                 .hidden_dim(8)
                 .n_layers(1),
         )
-        .deepimage(SmallCnnConfig::new(ImageInput::new(0, "image")).channels([4, 8]))
+        .deepimage(
+            SmallCnnConfig::new(ImageInput::from_meta(&prep.image_meta(0).unwrap(), 0))
+                .channels([4, 8]),
+        )
         .pred_dim(2)
         .seed(9)
 }
@@ -297,21 +300,18 @@ fn bad_text_and_image_inputs_are_typed_errors() {
     let corrupt = frame(&["corrupt.png"], &[Some("a")]);
     let err = p.transform(&corrupt).unwrap_err().to_string();
     assert!(err.contains("corrupt.png"), "{err}");
-    // opt-in: zero images
+    // opt-in: mean images (≈ 0 once normalised), counted
     let mut lenient = prep();
     lenient.image[0] = ImagePreprocessor::from_paths("img", dir.path())
         .size(64, 64)
         .on_error(OnError::Zero);
     lenient.fit(&ok).unwrap();
     let d = lenient.transform(&missing).unwrap();
-    assert_eq!(
-        d.input.image[0]
-            .get(1)
-            .abs()
-            .sum(Kind::Float)
-            .double_value(&[]),
-        0.0
-    );
+    assert_eq!(d.input.image[0].kind(), Kind::Uint8);
+    let input = ImageInput::from_meta(&lenient.image_meta(0).unwrap(), 0);
+    let normalised = input.prepare(&d.input);
+    let max = normalised.get(1).abs().max().double_value(&[]);
+    assert!(max < 0.01, "{max}");
     // a text model fed ids beyond its vocabulary is an input error, not a panic
     let cfg = WideDeepConfig::new().deeptext(
         BasicRnnConfig::new(TextInput {
@@ -331,4 +331,57 @@ fn bad_text_and_image_inputs_are_typed_errors() {
     let model = WideDeep::new(&cfg, Device::Cpu).unwrap();
     let err = model.check_input(&data.input).unwrap_err().to_string();
     assert!(err.contains("second"), "{err}");
+}
+
+#[test]
+fn images_decoded_per_batch_train_and_predict_like_in_memory_images() {
+    let df = digits(80);
+    let mut prep = digit_prep();
+    prep.fit(&df).unwrap();
+    let in_memory = prep.transform(&df).unwrap();
+    let lazy = prep.transform_lazy(&df).unwrap();
+    assert!(lazy.is_lazy() && !in_memory.is_lazy());
+    assert_eq!(in_memory.input.image[0].kind(), Kind::Uint8);
+    // the lazy column holds one image's worth of memory, not 80
+    assert_eq!(lazy.input.image[0].size(), [80, 3, 28, 28]);
+    assert_eq!(lazy.input.image[0].stride()[0], 0);
+    let train = |data: &Dataset| {
+        let model = WideDeep::new(&digit_model(&prep), Device::Cpu).unwrap();
+        let cfg = TrainerConfig::new(prep.objective().unwrap())
+            .epochs(2)
+            .batch_size(16)
+            .eval_batch_size(24)
+            .val_split(0.25)
+            .metrics([Metric::Accuracy])
+            .seed(4)
+            .verbose(0);
+        let mut trainer = Trainer::new(model, cfg).unwrap();
+        trainer.fit(data, None).unwrap();
+        let history = trainer.history().clone();
+        (trainer.predict_proba(data).unwrap(), history, trainer)
+    };
+    let (p_mem, h_mem, _) = train(&in_memory);
+    let (p_lazy, h_lazy, trainer) = train(&lazy);
+    assert_eq!(h_mem, h_lazy);
+    assert!(
+        p_mem.equal(&p_lazy),
+        "lazy and in-memory predictions differ"
+    );
+    // a missing file surfaces as an error naming it, from the batch that needs it
+    let mut broken = df.clone();
+    let mut paths: Vec<String> = broken
+        .column("image")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|p| p.unwrap().to_string())
+        .collect();
+    paths[70] = "no_such_digit.png".into();
+    broken
+        .with_column(Column::new("image".into(), paths))
+        .unwrap();
+    let data = prep.transform_lazy(&broken).unwrap();
+    let err = trainer.predict(&data).unwrap_err().to_string();
+    assert!(err.contains("no_such_digit.png"), "{err}");
 }

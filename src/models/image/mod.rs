@@ -2,9 +2,12 @@
 //! backbones that load torchvision `state_dict` weights from `.safetensors`, and a small CNN for
 //! small images such as 28 × 28 digits.
 //!
-//! Every image model reads one `[batch, 3, H, W]` f32 tensor, `input.image[i]` (`i` = the
+//! Every image model reads one `[batch, 3, H, W]` tensor, `input.image[i]` (`i` = the
 //! config's `image_index`), and returns `[batch, output_dim()]` features (global average
-//! pooled backbone features, or the optional MLP head's last width).
+//! pooled backbone features, or the optional MLP head's last width). A `u8` tensor (the
+//! `ImagePreprocessor`'s output, `0..=255`) is normalised per batch on the model's device,
+//! `(x / 255 − mean) / std` with the [`ImageInput`]'s statistics; an `f32` tensor is taken as
+//! already normalised.
 mod mobilenet;
 
 use crate::error::{Result, WideDeepError};
@@ -16,13 +19,28 @@ use std::path::{Path, PathBuf};
 use tch::nn::ModuleT;
 use tch::{nn, Device, Kind, Tensor};
 
-/// Which image input a model reads.
+/// Which image input a model reads, and how its `u8` pixels are normalised.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ImageInput {
     /// Index into `ModelInput::image`.
     pub image_index: usize,
     /// Column name (for attributions).
     pub name: String,
+    /// Per-channel (RGB) mean on the `[0, 1]` scale (default ImageNet's); `u8` inputs become
+    /// `(x / 255 − mean) / std`.
+    #[serde(default = "imagenet_mean")]
+    pub mean: [f32; 3],
+    /// Per-channel (RGB) standard deviation on the `[0, 1]` scale (default ImageNet's).
+    #[serde(default = "imagenet_std")]
+    pub std: [f32; 3],
+}
+
+fn imagenet_mean() -> [f32; 3] {
+    widedeep_preprocessing::image::IMAGENET_MEAN
+}
+
+fn imagenet_std() -> [f32; 3] {
+    widedeep_preprocessing::image::IMAGENET_STD
 }
 
 impl Default for ImageInput {
@@ -30,16 +48,74 @@ impl Default for ImageInput {
         Self {
             image_index: 0,
             name: "image".into(),
+            mean: imagenet_mean(),
+            std: imagenet_std(),
         }
     }
 }
 
 impl ImageInput {
+    /// Input `image_index` named `name`, normalised with the ImageNet statistics.
     pub fn new(image_index: usize, name: &str) -> Self {
         Self {
             image_index,
             name: name.to_owned(),
+            ..Default::default()
         }
+    }
+
+    /// Input `image_index` with the column name and the normalisation statistics of a fitted
+    /// `ImagePreprocessor` (`Preprocessors::image_meta(i)`).
+    pub fn from_meta(meta: &widedeep_preprocessing::ImageMeta, image_index: usize) -> Self {
+        Self {
+            image_index,
+            name: meta.name.clone(),
+            mean: meta.mean,
+            std: meta.std,
+        }
+    }
+
+    /// Sets the normalisation statistics of `u8` inputs.
+    pub fn stats(mut self, mean: [f32; 3], std: [f32; 3]) -> Self {
+        self.mean = mean;
+        self.std = std;
+        self
+    }
+
+    fn validate(&self, field: &str) -> Result<()> {
+        if self.std.iter().any(|s| !(*s > 0.0 && s.is_finite()))
+            || self.mean.iter().any(|m| !m.is_finite())
+        {
+            return Err(WideDeepError::config(
+                format!("{field}.input.std"),
+                format!(
+                    "needs finite means and positive standard deviations, got {:?} / {:?}",
+                    self.mean, self.std
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The model's input `[batch, 3, H, W]` f32: `input.image[image_index]`, normalised per
+    /// channel when it is `u8`, as is when it is `f32`.
+    pub fn prepare(&self, input: &ModelInput) -> Tensor {
+        let x = &input.image[self.image_index];
+        if x.kind() != Kind::Uint8 {
+            return x.shallow_clone();
+        }
+        // (x / 255 − mean) / std = x · scale + shift
+        let scale: Vec<f32> = self.std.iter().map(|s| 1.0 / (255.0 * s)).collect();
+        let shift: Vec<f32> = self
+            .mean
+            .iter()
+            .zip(&self.std)
+            .map(|(m, s)| -m / s)
+            .collect();
+        let dev = x.device();
+        let scale = Tensor::from_slice(&scale).to_device(dev).view([1, 3, 1, 1]);
+        let shift = Tensor::from_slice(&shift).to_device(dev).view([1, 3, 1, 1]);
+        x.to_kind(Kind::Float) * scale + shift
     }
 
     fn check(&self, input: &ModelInput) -> Result<()> {
@@ -53,9 +129,9 @@ impl ImageInput {
                 input.image.len()
             ))
         })?;
-        if t.kind() != Kind::Float || t.dim() != 4 || t.size()[1] != 3 {
+        if !matches!(t.kind(), Kind::Float | Kind::Uint8) || t.dim() != 4 || t.size()[1] != 3 {
             return Err(bad(format!(
-                "expected f32 [batch, 3, H, W], got {:?} {:?}",
+                "expected u8 or f32 [batch, 3, H, W], got {:?} {:?}",
                 t.kind(),
                 t.size()
             )));
@@ -173,6 +249,7 @@ impl BackboneConfig {
 
     /// Validates, builds under `path`, loads the weights and freezes the early blocks.
     pub fn build(&self, path: &nn::Path) -> Result<ImageBackbone> {
+        self.input.validate("backbone")?;
         let blocks = self.backbone.blocks();
         if let Some(n) = self.n_trainable {
             if n > blocks.len() {
@@ -289,7 +366,7 @@ fn apply_head(head: &Option<Mlp>, f: Tensor, train: bool) -> Tensor {
 
 impl Component for ImageBackbone {
     fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
-        let f = self.features(&input.image[self.input.image_index], train);
+        let f = self.features(&self.input.prepare(input), train);
         apply_head(&self.head, f, train)
     }
     fn output_dim(&self) -> i64 {
@@ -302,7 +379,7 @@ impl Component for ImageBackbone {
         vec![self.input.name.clone()]
     }
     fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
-        Some(vec![input.image[self.input.image_index].shallow_clone()])
+        Some(vec![self.input.prepare(input)])
     }
     fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
         let [x] = parts else { return None };
@@ -364,6 +441,7 @@ impl SmallCnnConfig {
     }
 
     pub fn build(&self, path: &nn::Path) -> Result<SmallCnn> {
+        self.input.validate("small_cnn")?;
         if self.channels.is_empty() || self.channels.iter().any(|&c| c <= 0) {
             return Err(WideDeepError::config(
                 "small_cnn.channels",
@@ -439,7 +517,7 @@ impl SmallCnn {
 
 impl Component for SmallCnn {
     fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
-        let f = self.features(&input.image[self.input.image_index], train);
+        let f = self.features(&self.input.prepare(input), train);
         apply_head(&self.head, f, train)
     }
     fn output_dim(&self) -> i64 {
@@ -452,7 +530,7 @@ impl Component for SmallCnn {
         vec![self.input.name.clone()]
     }
     fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
-        Some(vec![input.image[self.input.image_index].shallow_clone()])
+        Some(vec![self.input.prepare(input)])
     }
     fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
         let [x] = parts else { return None };
@@ -540,6 +618,49 @@ mod tests {
             .channels([0])
             .build(&vs.root())
             .is_err());
+    }
+
+    #[test]
+    fn u8_inputs_are_normalised_per_batch_like_the_f32_form() {
+        let _rng = crate::torch_rng_lock();
+        tch::manual_seed(8);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let (mean, std) = ([0.2f32, 0.5, 0.7], [0.3f32, 0.1, 0.25]);
+        let m = SmallCnnConfig::new(ImageInput::new(0, "img").stats(mean, std))
+            .channels([4])
+            .build(&vs.root())
+            .unwrap();
+        let px =
+            Tensor::randint(256, [2, 3, 5, 5], (Kind::Int64, Device::Cpu)).to_kind(Kind::Uint8);
+        let data = widedeep_preprocessing::ImageData {
+            pixels: ndarray::Array4::from_shape_vec(
+                (2, 3, 5, 5),
+                Vec::<u8>::try_from(px.view([-1])).unwrap(),
+            )
+            .unwrap(),
+            n_failed: 0,
+        };
+        let f = data.normalized(mean, std);
+        let normalised = Tensor::from_slice(f.as_slice().unwrap()).view([2, 3, 5, 5]);
+        let raw = ModelInput {
+            image: vec![px],
+            ..Default::default()
+        };
+        let norm = ModelInput {
+            image: vec![normalised.shallow_clone()],
+            ..Default::default()
+        };
+        m.check_input(&raw).unwrap();
+        let (a, b) = (m.forward_t(&raw, false), m.forward_t(&norm, false));
+        assert!(a.allclose(&b, 1e-5, 1e-5, false));
+        // the attribution inputs are the normalised pixels
+        let e = m.embed(&raw).unwrap();
+        assert!(e[0].allclose(&normalised, 1e-5, 1e-5, false));
+        let err = SmallCnnConfig::new(ImageInput::default().stats(mean, [0.0, 1.0, 1.0]))
+            .build(&vs.root())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("small_cnn.input.std"), "{err}");
     }
 
     #[test]

@@ -69,6 +69,9 @@ pub enum BertPooling {
     Mean,
     /// The output at the first token (`[CLS]`).
     Cls,
+    /// BERT's pooler, Hugging Face's `pooler_output`: `tanh(W h_[CLS] + b)`, `W` and `b` from
+    /// the checkpoint's `pooler.dense` (required in `weights` with this pooling).
+    Pooler,
 }
 
 /// Configuration of [`Bert`].
@@ -277,6 +280,11 @@ impl BertConfig {
                 out_ln,
             });
         }
+        let pooler = (self.pooling == BertPooling::Pooler)
+            .then(|| nn::linear(path / "pooler" / "dense", d, d, Default::default()));
+        if let Some(l) = &pooler {
+            push_lin(&mut named, "pooler.dense", l);
+        }
         if let Some(w) = &self.weights {
             load_weights(w, &named)?;
         }
@@ -307,6 +315,7 @@ impl BertConfig {
             act: p.hidden_act.clone(),
             dropout: p.hidden_dropout_prob,
             pooling: self.pooling,
+            pooler,
             max_len: p.max_position_embeddings,
             hidden: d,
             head,
@@ -396,6 +405,8 @@ pub struct Bert {
     act: String,
     dropout: f64,
     pooling: BertPooling,
+    /// `pooler.dense` (with [`BertPooling::Pooler`] only).
+    pooler: Option<nn::Linear>,
     max_len: i64,
     hidden: i64,
     head: Option<Mlp>,
@@ -438,6 +449,13 @@ impl Bert {
         match self.pooling {
             BertPooling::Mean => masked_mean(tokens, mask),
             BertPooling::Cls => tokens.select(1, 0),
+            BertPooling::Pooler => {
+                let cls = tokens.select(1, 0);
+                match &self.pooler {
+                    Some(l) => cls.apply(l).tanh(),
+                    None => cls,
+                }
+            }
         }
     }
 

@@ -92,6 +92,11 @@ use std::sync::{Mutex, MutexGuard};
 /// draws and break reproducibility.
 static TORCH_RNG: Mutex<()> = Mutex::new(());
 
-pub(crate) fn torch_rng_lock() -> MutexGuard<'static, ()> {
+/// Holds libtorch's process-wide random generator for the caller: take it around code that
+/// draws from it outside the library's own seeded calls (e.g. building layers with
+/// `tch::nn` in a test while other threads train), so that seeded runs elsewhere in the
+/// process stay reproducible. Not reentrant: do not call `WideDeep::new` or `Trainer::fit`
+/// while holding it.
+pub fn torch_rng_lock() -> MutexGuard<'static, ()> {
     TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner())
 }

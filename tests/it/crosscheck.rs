@@ -53,6 +53,8 @@ fn formula_state_dict() -> Vec<(String, Tensor)> {
 
 #[test]
 fn resnet18_logits_match_torchvision() {
+    // layers built here draw from libtorch's global generator
+    let _rng = widedeep::torch_rng_lock();
     let dir = tempfile::tempdir().unwrap();
     let weights = dir.path().join("resnet18.safetensors");
     let sd = formula_state_dict();
@@ -163,6 +165,8 @@ fn minilm_mean_pooled_embeddings_match_sentence_transformers() {
         assert_eq!(got, want, "token ids of sentence {row}");
         assert_eq!(data.lengths[row], want.len());
     }
+    // the layers built below draw from libtorch's global generator
+    let _rng = widedeep::torch_rng_lock();
     let meta = text.meta().unwrap();
     let vs = nn::VarStore::new(Device::Cpu);
     let bert = BertConfig::from_pretrained_dir(&dir, &meta, 0)
@@ -226,6 +230,8 @@ fn minilm_mean_pooled_embeddings_match_sentence_transformers() {
 /// pooled features times the formula matrix W [10, dim] equal torchvision's to 1e-4.
 #[test]
 fn resnet34_resnet50_mobilenet_v2_features_match_torchvision() {
+    // layers built here draw from libtorch's global generator
+    let _rng = widedeep::torch_rng_lock();
     let want = json("backbones_logits.json");
     let n = 2 * 3 * 32 * 32;
     let x: Vec<f32> = (0..n)

@@ -58,9 +58,13 @@ fn a_custom_component_model_refuses_to_save_and_leaves_nothing() {
     let mut prep = adult_preprocessors();
     prep.fit(&train_df).unwrap();
     let vs = tch::nn::VarStore::new(Device::Cpu);
-    let tab = TabMlpConfig::from_meta(&prep.tab_meta().unwrap())
-        .build(&(vs.root() / "mine"))
-        .unwrap();
+    let tab = {
+        // building layers draws from libtorch's global generator
+        let _rng = widedeep::torch_rng_lock();
+        TabMlpConfig::from_meta(&prep.tab_meta().unwrap())
+            .build(&(vs.root() / "mine"))
+            .unwrap()
+    };
     let model = WideDeep::from_components(vs, None, vec![Box::new(tab)], None, 1).unwrap();
     let trainer = Trainer::new(model, TrainerConfig::new(Objective::Binary).verbose(0)).unwrap();
     let tmp = tempfile::tempdir().unwrap();

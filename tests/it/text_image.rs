@@ -362,7 +362,7 @@ fn images_decoded_per_batch_train_and_predict_like_in_memory_images() {
     };
     let (p_mem, h_mem, _) = train(&in_memory);
     let (p_lazy, h_lazy, trainer) = train(&lazy);
-    assert_eq!(h_mem, h_lazy);
+    assert_eq!(h_mem, h_lazy, "history differs");
     assert!(
         p_mem.equal(&p_lazy),
         "lazy and in-memory predictions differ"

@@ -535,10 +535,11 @@ fn eval_coalitions(
 /// design is symmetric and the even part of the game (interactions of even order), which
 /// carries no Shapley value, cannot leak into the estimate. Sizes whose coalitions all fit in
 /// the budget left are enumerated with their exact kernel weight, from the smallest and
-/// largest sizes inwards (as shap does); the budget left is shared by the other sizes in
-/// proportion to their kernel mass, each drawing that many distinct pairs, which share the
-/// size's kernel mass equally (sampling stratified by size and without replacement, where
-/// shap draws with replacement and weights by counts).
+/// largest sizes inwards (as shap does); the budget left is shared equally by the other sizes
+/// (as Leverage SHAP's leverage-score sampling does: every size carries the same leverage),
+/// each drawing that many distinct pairs, which share the size's kernel mass equally (sampling
+/// stratified by size and without replacement, where shap draws with replacement from the
+/// kernel distribution and weights by counts).
 #[derive(Debug)]
 struct KernelDesign {
     players: usize,
@@ -671,25 +672,26 @@ impl KernelDesign {
         }
         let mut left = left.max(0.0) as usize;
         if full < n_sizes && left >= 2 {
-            // the budget left, shared by the remaining sizes in proportion to their kernel
-            // mass; a size that cannot use its share passes the rest on
+            // the budget left, shared equally by the remaining sizes (the regression's leverage
+            // scores are the same for every size: Musco & Witter, Leverage SHAP, 2025); a size
+            // that cannot use its share passes the rest on
             let sizes: Vec<usize> = (full + 1..=n_sizes).collect();
             let capacity = |s: usize| (count(s) / 2.0).min(1e15) as usize; // pairs available
             let mut draws = vec![0usize; sizes.len()];
             let mut open: Vec<usize> = (0..sizes.len()).collect();
             while left >= 2 && !open.is_empty() {
-                let mass: f64 = open.iter().map(|&i| size_weight[sizes[i] - 1]).sum();
+                let open_sizes = open.len() as f64;
                 let budget_now = left;
                 let mut spent = 0;
                 for &i in &open {
                     let s = sizes[i];
-                    let share = budget_now as f64 * size_weight[s - 1] / mass;
+                    let share = budget_now as f64 / open_sizes;
                     let want = ((share / 2.0).floor() as usize).min(capacity(s) - draws[i]);
                     draws[i] += want;
                     spent += 2 * want;
                 }
                 if spent == 0 {
-                    // shares below one pair: one pair each to the heaviest open sizes
+                    // shares below one pair: one pair each to the smallest open sizes
                     for &i in &open {
                         if left >= 2 && draws[i] < capacity(sizes[i]) {
                             draws[i] += 1;

@@ -326,10 +326,11 @@ fn eleven_player_input(n: i64, seed: u64) -> ModelInput {
 fn sampled_kernel_shap_converges_to_exact_shapley() {
     // 11 players (2^11 − 2 = 2046 coalitions), background 20 rows, 10 explained rows;
     // KernelSHAP samples (sizes whose coalitions fit enumerated, the others drawn in
-    // complementary pairs, stratified by size). With 512 coalitions or more the values are read
-    // through a 3-additive surrogate (231 terms). Measured max abs errors (max |φ| ≈ 0.44): 256
-    // coalitions 4.7e-3 (additive regression), 512 5.8e-4, 1024 1.4e-4, 1950 2.4e-5; the
-    // additive regression alone gave 2.3e-3, 1.4e-3 and 1.6e-4 at 512, 1024 and 1950.
+    // complementary pairs, stratified by size, equal shares). With 512 coalitions or more the
+    // values are read through a 3-additive surrogate (231 terms). Measured max abs errors
+    // (max |φ| ≈ 0.44): 256 coalitions 4.0e-3 (additive regression), 512 5.6e-4, 1024 9.4e-5,
+    // 1950 2.4e-5; the additive regression alone gave 2.5e-3, 1.4e-3 and 1.6e-4 at 512, 1024
+    // and 1950.
     let (model, _) = eleven_player_model();
     let explain = |method: Method| {
         let cfg = ExplainerConfig::new(method)

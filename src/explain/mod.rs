@@ -94,8 +94,13 @@ pub enum Method {
     GradientShap { samples: usize },
     /// KernelSHAP with `samples` coalitions per row (0: `2·players + 2048`); sizes whose
     /// coalitions all fit in the budget are enumerated, the rest sampled as distinct
-    /// complementary pairs (the middle size of an even player count too), stratified by size;
-    /// the efficiency constraint Σφ = f(x) − base is imposed exactly.
+    /// complementary pairs (the middle size of an even player count too), stratified by size
+    /// with equal shares per size (Leverage SHAP's leverage scores);
+    /// the efficiency constraint Σφ = f(x) − base is imposed exactly. A sample is read
+    /// through a Shapley-kernel weighted 3-additive surrogate (k_ADD-SHAP, exact Shapley values
+    /// of the fit) when its C(P,1) + C(P,2) + C(P,3) terms number at most half the coalitions
+    /// and at most 400 (P ≤ 13), else through the additive regression; with every coalition
+    /// both are exact. Row r uses draw r mod 16 (rows share draws and their factorization).
     KernelShap { samples: usize },
     /// Permutation SHAP: `permutations` random orders (default 10), each walked forwards and
     /// backwards (antithetic), `2·(players − 1)` coalitions per order.

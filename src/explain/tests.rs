@@ -325,10 +325,12 @@ fn eleven_player_input(n: i64, seed: u64) -> ModelInput {
 #[test]
 fn sampled_kernel_shap_converges_to_exact_shapley() {
     // 11 players (2^11 − 2 = 2046 coalitions), background 20 rows, 10 explained rows;
-    // KernelSHAP samples (sizes 1 and 10 enumerated, the others drawn in complementary pairs,
-    // stratified by size). Measured max abs errors (max |φ| ≈ 1.0) on these 10 rows: 256
-    // coalitions 2.3e-2, 1024 6.0e-3, 1950 1.2e-3 (on 20 rows: 512 1.0e-2, 1536 2.9e-3,
-    // 1800 2.0e-3, 1950 9.1e-4): the 1e-3 needs about 95% of the coalitions here.
+    // KernelSHAP samples (sizes whose coalitions fit enumerated, the others drawn in
+    // complementary pairs, stratified by size, equal shares). With 512 coalitions or more the
+    // values are read through a 3-additive surrogate (231 terms). Measured max abs errors
+    // (max |φ| ≈ 0.44): 256 coalitions 4.0e-3 (additive regression), 512 5.6e-4, 1024 9.4e-5,
+    // 1950 2.4e-5; the additive regression alone gave 2.5e-3, 1.4e-3 and 1.6e-4 at 512, 1024
+    // and 1950.
     let (model, _) = eleven_player_model();
     let explain = |method: Method| {
         let cfg = ExplainerConfig::new(method)
@@ -341,16 +343,19 @@ fn sampled_kernel_shap_converges_to_exact_shapley() {
     let exact = explain(Method::Exact);
     let scale = exact.values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let mut errs = Vec::new();
-    for samples in [256, 1024, 1950] {
+    for samples in [256, 512, 1950] {
         let kernel = explain(Method::KernelShap { samples });
         let err = max_diff(&kernel.values, &exact.values);
-        println!("11 players, {samples} coalitions: max |φ| {scale:.3}, max abs error {err:.2e}");
+        println!(
+            "11 players, {samples} of 2046 coalitions: max |φ| {scale:.3}, max abs error {err:.2e}"
+        );
         assert!(kernel.max_additivity_gap() < 1e-6);
         errs.push(err);
     }
     assert!(errs[0] < 0.05 * scale, "{errs:?}");
-    assert!(errs[1] < errs[0] / 2.0, "{errs:?}");
-    assert!(errs[2] < 2e-3, "{errs:?}");
+    // a quarter of the coalitions: within the 1e-3
+    assert!(errs[1] < 1e-3, "{errs:?}");
+    assert!(errs[2] < 2e-4, "{errs:?}");
 }
 
 #[test]

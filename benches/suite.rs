@@ -83,6 +83,9 @@ struct Config {
     replicate: usize,
     /// Train at all (the scaling run measures preprocessing and inference only).
     train: bool,
+    /// Rows per inference batch (SAINT attends across the rows of a batch, so it predicts with
+    /// its training batch size).
+    eval_batch_size: usize,
     /// Hyper-parameters of attention models (None for the others).
     attn: Option<Attn>,
 }
@@ -112,6 +115,7 @@ fn configs() -> Vec<Config> {
         batch_size: 256,
         replicate: 1,
         train: true,
+        eval_batch_size: 4096,
         attn: None,
     };
     vec![
@@ -181,7 +185,8 @@ fn configs() -> Vec<Config> {
                 mlp_dropout: 0.1,
                 kv_compression_factor: 0.0,
             }),
-            ..base("adult_saint", "Adult SAINT", "adult", "saint", 1)
+            eval_batch_size: 256,
+            ..base("adult_saint", "Adult SAINT", "adult", "saint", 2)
         },
         base(
             "california_tabmlp",
@@ -219,12 +224,14 @@ fn configs() -> Vec<Config> {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Figures {
     prep_s: f64,
-    /// Seconds per training epoch (NaN when the configuration does not train).
+    /// Seconds per training epoch (NaN when the configuration does not train; `null` in JSON).
+    #[serde(deserialize_with = "nan_if_null")]
     epoch_s: f64,
     infer_rows_s: f64,
     peak_mb: f64,
     /// "accuracy", "rmse" or "" (no held-out metric).
     metric: String,
+    #[serde(deserialize_with = "nan_if_null")]
     value: f64,
     /// Multiply-adds of one training epoch (ours, TabMlp only; 0 when not counted).
     #[serde(default)]
@@ -232,6 +239,11 @@ struct Figures {
     /// Wall time of the whole process, measured by the parent.
     #[serde(default)]
     process_s: f64,
+}
+
+/// JSON has no NaN: both sides write `null` for "not measured".
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 fn peak_rss_mb() -> f64 {
@@ -377,7 +389,7 @@ fn ours(cfg: &Config) -> Result<Figures> {
     let config = TrainerConfig::new(objective.clone())
         .epochs(cfg.epochs.max(1))
         .batch_size(cfg.batch_size)
-        .eval_batch_size(4096)
+        .eval_batch_size(cfg.eval_batch_size)
         .lr(LR)
         .seed(SEED)
         .verbose(0);

@@ -155,9 +155,9 @@ def main():
         out["epoch_s"] = (time.perf_counter() - t) / cfg["epochs"]
     t = time.perf_counter()
     if regression:
-        pred = trainer.predict(batch_size=4096, **x_test).reshape(-1)
+        pred = trainer.predict(batch_size=cfg["eval_batch_size"], **x_test).reshape(-1)
     else:
-        pred = trainer.predict_proba(batch_size=4096, **x_test)[:, 1]
+        pred = trainer.predict_proba(batch_size=cfg["eval_batch_size"], **x_test)[:, 1]
     out["infer_rows_s"] = len(y_test) / (time.perf_counter() - t)
     if cfg["train"]:
         if regression:
@@ -167,7 +167,8 @@ def main():
             out["metric"] = "accuracy"
             out["value"] = float(((pred > 0.5).astype(np.float32) == y_test).mean())
     out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(json.dumps(out))
+    # JSON has no NaN: "not measured" is null
+    print(json.dumps({k: (None if isinstance(v, float) and v != v else v) for k, v in out.items()}))
     sys.stdout.flush()
 
 

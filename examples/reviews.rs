@@ -39,8 +39,7 @@ enum Modality {
 
 /// Test accuracy and macro F1 of one modality mix.
 fn run(which: Modality, train: &DataFrame, test: &DataFrame, seed: u64) -> Result<(f64, f64)> {
-    let mut prep =
-        Preprocessors::new().target(TargetEncoder::new(TARGET, TargetKind::Multiclass));
+    let mut prep = Preprocessors::new().target(TargetEncoder::new(TARGET, TargetKind::Multiclass));
     if which != Modality::Text {
         prep = prep.tab(TabPreprocessor::new(&CAT, &CONT));
     }
@@ -89,7 +88,7 @@ fn run(which: Modality, train: &DataFrame, test: &DataFrame, seed: u64) -> Resul
         beta: 1.0,
         average: Average::Macro,
     };
-    let scores = pipeline.evaluate(test, Some(&[Metric::Accuracy, f1.clone()]))?;
+    let scores = pipeline.evaluate(test, Some(&[Metric::Accuracy, f1]))?;
     Ok((scores["accuracy"], scores[&f1.name()]))
 }
 

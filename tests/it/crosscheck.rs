@@ -19,11 +19,17 @@ fn json(name: &str) -> serde_json::Value {
 fn formula_state_dict() -> Vec<(String, Tensor)> {
     let vs = nn::VarStore::new(Device::Cpu);
     let _net = widedeep::tch::vision::resnet::resnet18(&vs.root(), 10);
-    let mut names: Vec<(String, Vec<i64>)> = vs
+    let names: Vec<(String, Vec<i64>)> = vs
         .variables()
         .into_iter()
         .map(|(k, t)| (k, t.size()))
         .collect();
+    formula_weights(names)
+}
+
+/// `make_fixtures.py`'s formula values for variables `(name, shape)`, sorted by name (the
+/// index in that order is part of the formula).
+fn formula_weights(mut names: Vec<(String, Vec<i64>)>) -> Vec<(String, Tensor)> {
     names.sort();
     names
         .into_iter()
@@ -252,36 +258,12 @@ fn resnet34_resnet50_mobilenet_v2_features_match_torchvision() {
         let _ = BackboneConfig::new(ImageInput::new(0, "img"), backbone)
             .build(&vs.root())
             .unwrap();
-        let mut names: Vec<(String, Vec<i64>)> = vs
+        let names: Vec<(String, Vec<i64>)> = vs
             .variables()
             .into_iter()
             .map(|(k, t)| (k.strip_prefix("backbone.").unwrap().to_string(), t.size()))
             .collect();
-        names.sort();
-        let sd: Vec<(String, Tensor)> = names
-            .into_iter()
-            .enumerate()
-            .map(|(k, (name, shape))| {
-                let numel: i64 = shape.iter().product();
-                let values: Vec<f32> = (0..numel)
-                    .map(|j| {
-                        let v = (0.37 * j as f64 + 1.3 * k as f64).sin();
-                        let v = if name.ends_with("running_var") {
-                            1.0 + 0.5 * v * v
-                        } else if name.ends_with("running_mean") || name.ends_with("bias") {
-                            0.1 * v
-                        } else if shape.len() == 1 {
-                            1.0 + 0.1 * v
-                        } else {
-                            let fan_in: i64 = shape[1..].iter().product();
-                            v * (2.0 / fan_in as f64).sqrt()
-                        };
-                        v as f32
-                    })
-                    .collect();
-                (name, Tensor::from_slice(&values).view(shape.as_slice()))
-            })
-            .collect();
+        let sd = formula_weights(names);
         let weights = dir.path().join(format!("{key}.safetensors"));
         Tensor::write_safetensors(&sd, &weights).unwrap();
         let vs = nn::VarStore::new(Device::Cpu);

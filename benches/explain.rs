@@ -42,7 +42,7 @@ fn main() -> anyhow::Result<()> {
         "capital-gain",
         "capital-loss",
     ];
-    let cont = ["age", "educational-num", "hours-per-week"];
+    let cont = datasets::adult_columns::CONTINUOUS;
     let mut prep = Preprocessors::new()
         .wide(
             WidePreprocessor::new(&["education", "relationship", "occupation", "gender"])
@@ -139,20 +139,8 @@ fn main() -> anyhow::Result<()> {
     }
 
     // ---- Wide-only (linear) model: KernelSHAP against shap's KernelExplainer
-    let wide_cols = [
-        "education",
-        "relationship",
-        "workclass",
-        "occupation",
-        "native-country",
-        "gender",
-        "capital-gain",
-        "capital-loss",
-    ];
-    let crossed = vec![
-        vec!["education".to_string(), "occupation".to_string()],
-        vec!["native-country".to_string(), "occupation".to_string()],
-    ];
+    let wide_cols = datasets::adult_columns::WIDE;
+    let crossed = datasets::adult_columns::crossed();
     let mut wprep = Preprocessors::new()
         .wide(WidePreprocessor::new(&wide_cols).crossed_cols(crossed))
         .target(TargetEncoder::new("income", TargetKind::Binary).positive_class(">50K"));

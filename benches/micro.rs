@@ -20,7 +20,7 @@ const CAT: [&str; 8] = [
     "gender",
     "native-country",
 ];
-const CONT: [&str; 3] = ["age", "educational-num", "hours-per-week"];
+const CONT: [&str; 3] = datasets::adult_columns::CONTINUOUS;
 
 fn preprocessing(c: &mut Criterion) {
     let adult = datasets::adult().expect("bundled Adult");

@@ -24,18 +24,7 @@ fn arg(name: &str, default: usize) -> usize {
 fn main() -> Result<()> {
     let (steps, rounds) = (arg("--steps", 200), arg("--rounds", 5));
     let df = datasets::adult()?;
-    let cat = [
-        "workclass",
-        "education",
-        "marital-status",
-        "occupation",
-        "relationship",
-        "race",
-        "gender",
-        "native-country",
-        "capital-gain",
-        "capital-loss",
-    ];
+    let cat = datasets::adult_columns::CATEGORICAL;
     let wide = [
         "education",
         "relationship",
@@ -48,7 +37,7 @@ fn main() -> Result<()> {
         .wide(WidePreprocessor::new(&wide))
         .tab(TabPreprocessor::new(
             &cat,
-            &["age", "educational-num", "hours-per-week"],
+            &datasets::adult_columns::CONTINUOUS,
         ))
         .target(TargetEncoder::new("income", TargetKind::Binary).positive_class(">50K"));
     let data = prep.fit_transform(&df.head(Some(256 * 8)))?;

@@ -23,29 +23,9 @@ fn main() -> Result<()> {
     let device = default_device()?;
     let df = datasets::adult()?;
     let (train_df, _) = datasets::train_test_split(&df, 0.2, 42)?;
-    let wide_cols = [
-        "education",
-        "relationship",
-        "workclass",
-        "occupation",
-        "native-country",
-        "gender",
-        "capital-gain",
-        "capital-loss",
-    ];
-    let cat_cols = [
-        "workclass",
-        "education",
-        "marital-status",
-        "occupation",
-        "relationship",
-        "race",
-        "gender",
-        "native-country",
-        "capital-gain",
-        "capital-loss",
-    ];
-    let cont_cols = ["age", "educational-num", "hours-per-week"];
+    let wide_cols = datasets::adult_columns::WIDE;
+    let cat_cols = datasets::adult_columns::CATEGORICAL;
+    let cont_cols = datasets::adult_columns::CONTINUOUS;
     let mut prep = Preprocessors::new()
         .wide(WidePreprocessor::new(&wide_cols).crossed_cols(vec![vec![
             "education".to_string(),

@@ -30,29 +30,9 @@ use widedeep::models::TabModelConfig;
 use widedeep::prelude::*;
 use widedeep::preprocessing::TabMeta;
 
-const ADULT_CAT: [&str; 10] = [
-    "workclass",
-    "education",
-    "marital-status",
-    "occupation",
-    "relationship",
-    "race",
-    "gender",
-    "native-country",
-    "capital-gain",
-    "capital-loss",
-];
-const ADULT_CONT: [&str; 3] = ["age", "educational-num", "hours-per-week"];
-const ADULT_WIDE: [&str; 8] = [
-    "education",
-    "relationship",
-    "workclass",
-    "occupation",
-    "native-country",
-    "gender",
-    "capital-gain",
-    "capital-loss",
-];
+const ADULT_CAT: [&str; 10] = datasets::adult_columns::CATEGORICAL;
+const ADULT_CONT: [&str; 3] = datasets::adult_columns::CONTINUOUS;
+const ADULT_WIDE: [&str; 8] = datasets::adult_columns::WIDE;
 const CALIFORNIA_CONT: [&str; 8] = [
     "MedInc",
     "HouseAge",
@@ -272,10 +252,9 @@ fn load_split(cfg: &Config) -> Result<(DataFrame, DataFrame)> {
 fn preprocessors(cfg: &Config) -> Preprocessors {
     match (cfg.data, cfg.model) {
         ("adult", "wide_tabmlp") => Preprocessors::new()
-            .wide(WidePreprocessor::new(&ADULT_WIDE).crossed_cols(vec![
-                vec!["education".to_string(), "occupation".to_string()],
-                vec!["native-country".to_string(), "occupation".to_string()],
-            ]))
+            .wide(
+                WidePreprocessor::new(&ADULT_WIDE).crossed_cols(datasets::adult_columns::crossed()),
+            )
             .tab(TabPreprocessor::new(&ADULT_CAT, &ADULT_CONT))
             .target(TargetEncoder::new("income", TargetKind::Binary).positive_class(">50K")),
         ("adult", _) => Preprocessors::new()

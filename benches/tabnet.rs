@@ -18,19 +18,8 @@ use widedeep::models::TabModelConfig;
 use widedeep::polars::prelude::{DataFrame, ParquetWriter};
 use widedeep::prelude::*;
 
-const CAT: [&str; 10] = [
-    "workclass",
-    "education",
-    "marital-status",
-    "occupation",
-    "relationship",
-    "race",
-    "gender",
-    "native-country",
-    "capital-gain",
-    "capital-loss",
-];
-const CONT: [&str; 3] = ["age", "educational-num", "hours-per-week"];
+const CAT: [&str; 10] = datasets::adult_columns::CATEGORICAL;
+const CONT: [&str; 3] = datasets::adult_columns::CONTINUOUS;
 const BATCH: usize = 256;
 const LR: f64 = 0.01;
 const LAMBDA_SPARSE: f64 = 1e-3;

@@ -11,19 +11,8 @@ use widedeep::prelude::*;
 
 /// capital gains and losses are mostly 0 with a long tail: as categories (about 120 distinct
 /// values each) the models can learn their step-like effect
-const CAT: [&str; 10] = [
-    "workclass",
-    "education",
-    "marital-status",
-    "occupation",
-    "relationship",
-    "race",
-    "gender",
-    "native-country",
-    "capital-gain",
-    "capital-loss",
-];
-const CONT: [&str; 3] = ["age", "educational-num", "hours-per-week"];
+const CAT: [&str; 10] = datasets::adult_columns::CATEGORICAL;
+const CONT: [&str; 3] = datasets::adult_columns::CONTINUOUS;
 
 struct Outcome {
     accuracy: f64,

@@ -173,19 +173,8 @@ fn main() -> Result<()> {
     let df = datasets::adult()?;
     let (train_df, test_df) = datasets::train_test_split(&df, 0.2, 42)?;
     // capital gains and losses as categories (about 120 distinct values each) help every model
-    let cat_cols = [
-        "workclass",
-        "education",
-        "marital-status",
-        "occupation",
-        "relationship",
-        "race",
-        "gender",
-        "native-country",
-        "capital-gain",
-        "capital-loss",
-    ];
-    let cont_cols = ["age", "educational-num", "hours-per-week"];
+    let cat_cols = datasets::adult_columns::CATEGORICAL;
+    let cont_cols = datasets::adult_columns::CONTINUOUS;
     let mut prep = Preprocessors::new()
         .tab(TabPreprocessor::new(&cat_cols, &cont_cols))
         .target(TargetEncoder::new("income", TargetKind::Binary).positive_class(">50K"));

@@ -23,6 +23,51 @@ pub fn read_parquet(path: impl Into<PathBuf>) -> Result<DataFrame> {
             path,
         })
 }
+/// The Adult columns that the examples and benchmarks use: every categorical column (with
+/// `capital-gain` and `capital-loss` as categories, as the reference's Adult examples treat
+/// them), the three continuous ones, and a wide part of eight columns plus two crossed pairs.
+pub mod adult_columns {
+    /// Categorical (embedded) columns.
+    pub const CATEGORICAL: [&str; 10] = [
+        "workclass",
+        "education",
+        "marital-status",
+        "occupation",
+        "relationship",
+        "race",
+        "gender",
+        "native-country",
+        "capital-gain",
+        "capital-loss",
+    ];
+    /// Continuous columns.
+    pub const CONTINUOUS: [&str; 3] = ["age", "educational-num", "hours-per-week"];
+    /// Columns of the wide (linear) part.
+    pub const WIDE: [&str; 8] = [
+        "education",
+        "relationship",
+        "workclass",
+        "occupation",
+        "native-country",
+        "gender",
+        "capital-gain",
+        "capital-loss",
+    ];
+    /// The target column and its positive class.
+    pub const TARGET: &str = "income";
+    pub const POSITIVE_CLASS: &str = ">50K";
+
+    /// The crossed wide columns: education × occupation and native-country × occupation.
+    pub fn crossed() -> Vec<Vec<String>> {
+        [
+            ["education", "occupation"],
+            ["native-country", "occupation"],
+        ]
+        .iter()
+        .map(|pair| pair.iter().map(|c| c.to_string()).collect())
+        .collect()
+    }
+}
 
 /// UCI Adult (census income): 48,842 rows × 15 columns; target `income` (`<=50K` / `>50K`).
 pub fn adult() -> Result<DataFrame> {

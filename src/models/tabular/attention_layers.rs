@@ -568,6 +568,77 @@ pub(crate) fn pool_tokens(x: &Tensor, cls: bool) -> Tensor {
     }
 }
 
+/// The token mixing of the attention MLPs: `x [b, n, d]` → (`[b, n, d]`, attention weights).
+pub(crate) trait TokenMixer: std::fmt::Debug {
+    fn mix(&self, x: &Tensor, train: bool) -> (Tensor, Tensor);
+}
+
+impl TokenMixer for ContextAttention {
+    fn mix(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
+        self.forward_t(x, train)
+    }
+}
+
+impl TokenMixer for QueryKeySelfAttention {
+    fn mix(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
+        self.forward_t(x, train)
+    }
+}
+
+/// One block of ContextAttentionMLP / SelfAttentionMLP: attention, then the single-layer
+/// perceptron, with post-norm residuals around both when `norms` is set.
+#[derive(Debug)]
+pub(crate) struct AttnMlpBlock<A> {
+    pub attn: A,
+    pub slp: Slp,
+    pub norms: Option<(nn::LayerNorm, nn::LayerNorm)>,
+    pub dropout: f64,
+}
+
+impl<A: TokenMixer> AttnMlpBlock<A> {
+    /// `[b, n, d]` → (`[b, n, d]`, the attention weights).
+    fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let (a, w) = self.attn.mix(x, train);
+        let out = match &self.norms {
+            Some((ln_a, ln_s)) => {
+                let x = add_norm(x, &a, ln_a, self.dropout, train);
+                let s = self.slp.forward_t(&x, train);
+                add_norm(&x, &s, ln_s, self.dropout, train)
+            }
+            None => self.slp.forward_t(&a, train),
+        };
+        (out, w)
+    }
+}
+
+/// Runs the blocks of an attention MLP over the tokens: (the output tokens, each block's
+/// attention weights).
+pub(crate) fn run_attn_mlp_blocks<A: TokenMixer>(
+    blocks: &[AttnMlpBlock<A>],
+    tokens: Tensor,
+    train: bool,
+) -> (Tensor, Vec<Tensor>) {
+    let mut x = tokens;
+    let mut weights = Vec::with_capacity(blocks.len());
+    for b in blocks {
+        let (y, w) = b.forward_t(&x, train);
+        x = y;
+        weights.push(w);
+    }
+    (x, weights)
+}
+
+/// Column importance of an attention MLP from one chunk's weights: the key mass summed over the
+/// blocks, mapped to the `n_columns` input columns.
+pub(crate) fn summed_key_mass(weights: &[Tensor], has_cls: bool, n_columns: usize) -> Tensor {
+    let mass = weights
+        .iter()
+        .map(key_mass)
+        .reduce(|a, b| a + b)
+        .expect("blocks");
+    tokens_to_columns(&mass, has_cls, n_columns)
+}
+
 // ---------------------------------------------------------------------------------------------
 // attention bookkeeping
 

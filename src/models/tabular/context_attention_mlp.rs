@@ -7,8 +7,8 @@ use crate::models::tabular::attention_embeddings::{
 };
 use crate::models::tabular::attention_layers::attention_component_methods;
 use crate::models::tabular::attention_layers::{
-    add_norm, check_dropouts, check_min, importance_over_rows, key_mass, layer_norm, pool_tokens,
-    tokens_to_columns, AttentionStore, ContextAttention, Slp, TransformerActivation,
+    check_dropouts, check_min, importance_over_rows, layer_norm, pool_tokens, run_attn_mlp_blocks,
+    summed_key_mass, AttentionStore, AttnMlpBlock, ContextAttention, Slp, TransformerActivation,
 };
 use crate::models::{Component, ModelInput};
 use serde::{Deserialize, Serialize};
@@ -101,7 +101,7 @@ impl ContextAttentionMlpConfig {
         let blocks = (0..self.n_blocks)
             .map(|i| {
                 let bp = path / format!("block_{i}");
-                ContextBlock {
+                AttnMlpBlock {
                     attn: ContextAttention::new(&(&bp / "attn"), d, p),
                     slp: Slp::new(
                         &(&bp / "slp"),
@@ -134,29 +134,6 @@ impl ContextAttentionMlpConfig {
     }
 }
 
-#[derive(Debug)]
-struct ContextBlock {
-    attn: ContextAttention,
-    slp: Slp,
-    norms: Option<(nn::LayerNorm, nn::LayerNorm)>,
-    dropout: f64,
-}
-
-impl ContextBlock {
-    fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let (a, w) = self.attn.forward_t(x, train);
-        let out = match &self.norms {
-            Some((ln_a, ln_s)) => {
-                let x = add_norm(x, &a, ln_a, self.dropout, train);
-                let s = self.slp.forward_t(&x, train);
-                add_norm(&x, &s, ln_s, self.dropout, train)
-            }
-            None => self.slp.forward_t(&a, train),
-        };
-        (out, w)
-    }
-}
-
 /// ContextAttentionMLP: `cat [batch, n_cat]` + `cont [batch, n_cont]` → `[CLS]` token
 /// `[batch, input_dim]`, or all tokens flattened `[batch, n_tokens · input_dim]`.
 ///
@@ -165,20 +142,14 @@ impl ContextBlock {
 #[derive(Debug)]
 pub struct ContextAttentionMlp {
     embed: AttnEmbeddings,
-    blocks: Vec<ContextBlock>,
+    blocks: Vec<AttnMlpBlock<ContextAttention>>,
     output_dim: i64,
     attention: AttentionStore,
 }
 
 impl ContextAttentionMlp {
     fn forward_embedded_inner(&self, e: Embedded, train: bool) -> Tensor {
-        let mut x = e.tokens;
-        let mut weights = Vec::with_capacity(self.blocks.len());
-        for b in &self.blocks {
-            let (y, w) = b.forward_t(&x, train);
-            x = y;
-            weights.push(w);
-        }
+        let (x, weights) = run_attn_mlp_blocks(&self.blocks, e.tokens, train);
         self.attention.set(weights);
         pool_tokens(&x, self.embed.has_cls())
     }
@@ -195,14 +166,7 @@ impl Component for ContextAttentionMlp {
             input,
             self.embed.device(),
             n,
-            |ws| {
-                let mass = ws
-                    .iter()
-                    .map(key_mass)
-                    .reduce(|a, b| a + b)
-                    .expect("blocks");
-                tokens_to_columns(&mass, cls, n)
-            },
+            |ws| summed_key_mass(ws, cls, n),
         ))
     }
 }

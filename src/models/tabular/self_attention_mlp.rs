@@ -7,8 +7,8 @@ use crate::models::tabular::attention_embeddings::{
 };
 use crate::models::tabular::attention_layers::attention_component_methods;
 use crate::models::tabular::attention_layers::{
-    add_norm, check_dropouts, check_heads, check_min, importance_over_rows, key_mass, layer_norm,
-    pool_tokens, tokens_to_columns, AttentionStore, QueryKeySelfAttention, Slp,
+    check_dropouts, check_heads, check_min, importance_over_rows, layer_norm, pool_tokens,
+    run_attn_mlp_blocks, summed_key_mass, AttentionStore, AttnMlpBlock, QueryKeySelfAttention, Slp,
     TransformerActivation,
 };
 use crate::models::{Component, ModelInput};
@@ -110,7 +110,7 @@ impl SelfAttentionMlpConfig {
         let blocks = (0..self.n_blocks)
             .map(|i| {
                 let bp = path / format!("block_{i}");
-                SelfAttnBlock {
+                AttnMlpBlock {
                     attn: QueryKeySelfAttention::new(
                         &(&bp / "attn"),
                         d,
@@ -149,29 +149,6 @@ impl SelfAttentionMlpConfig {
     }
 }
 
-#[derive(Debug)]
-struct SelfAttnBlock {
-    attn: QueryKeySelfAttention,
-    slp: Slp,
-    norms: Option<(nn::LayerNorm, nn::LayerNorm)>,
-    dropout: f64,
-}
-
-impl SelfAttnBlock {
-    fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let (a, w) = self.attn.forward_t(x, train);
-        let out = match &self.norms {
-            Some((ln_a, ln_s)) => {
-                let x = add_norm(x, &a, ln_a, self.dropout, train);
-                let s = self.slp.forward_t(&x, train);
-                add_norm(&x, &s, ln_s, self.dropout, train)
-            }
-            None => self.slp.forward_t(&a, train),
-        };
-        (out, w)
-    }
-}
-
 /// SelfAttentionMLP: `cat [batch, n_cat]` + `cont [batch, n_cont]` → `[CLS]` token
 /// `[batch, input_dim]`, or all tokens flattened `[batch, n_tokens · input_dim]`.
 ///
@@ -180,20 +157,14 @@ impl SelfAttnBlock {
 #[derive(Debug)]
 pub struct SelfAttentionMlp {
     embed: AttnEmbeddings,
-    blocks: Vec<SelfAttnBlock>,
+    blocks: Vec<AttnMlpBlock<QueryKeySelfAttention>>,
     output_dim: i64,
     attention: AttentionStore,
 }
 
 impl SelfAttentionMlp {
     fn forward_embedded_inner(&self, e: Embedded, train: bool) -> Tensor {
-        let mut x = e.tokens;
-        let mut weights = Vec::with_capacity(self.blocks.len());
-        for b in &self.blocks {
-            let (y, w) = b.forward_t(&x, train);
-            x = y;
-            weights.push(w);
-        }
+        let (x, weights) = run_attn_mlp_blocks(&self.blocks, e.tokens, train);
         self.attention.set(weights);
         pool_tokens(&x, self.embed.has_cls())
     }
@@ -210,14 +181,7 @@ impl Component for SelfAttentionMlp {
             input,
             self.embed.device(),
             n,
-            |ws| {
-                let mass = ws
-                    .iter()
-                    .map(key_mass)
-                    .reduce(|a, b| a + b)
-                    .expect("blocks");
-                tokens_to_columns(&mass, cls, n)
-            },
+            |ws| summed_key_mass(ws, cls, n),
         ))
     }
 }

@@ -628,7 +628,7 @@ pub(crate) fn run_attn_mlp_blocks<A: TokenMixer>(
     (x, weights)
 }
 
-/// Column importance of an attention MLP from one chunk's weights: the key mass summed over the
+/// Column importance of an attention model from one chunk's weights: the key mass summed over the
 /// blocks, mapped to the `n_columns` input columns.
 pub(crate) fn summed_key_mass(weights: &[Tensor], has_cls: bool, n_columns: usize) -> Tensor {
     let mass = weights

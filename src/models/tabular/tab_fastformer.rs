@@ -8,8 +8,8 @@ use crate::models::tabular::attention_embeddings::{
 use crate::models::tabular::attention_layers::attention_component_methods;
 use crate::models::tabular::attention_layers::{
     add_norm, check_dropouts, check_ff_factor, check_heads, check_min, importance_over_rows,
-    key_mass, layer_norm, pool_tokens, tokens_to_columns, AdditiveAttention, AttentionStore,
-    FeedForward, TransformerActivation,
+    layer_norm, pool_tokens, summed_key_mass, AdditiveAttention, AttentionStore, FeedForward,
+    TransformerActivation,
 };
 use crate::models::{Component, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
@@ -256,14 +256,7 @@ impl Component for TabFastFormer {
             input,
             self.embed.device(),
             n,
-            |ws| {
-                let mass = ws
-                    .iter()
-                    .map(key_mass)
-                    .reduce(|a, b| a + b)
-                    .expect("blocks");
-                tokens_to_columns(&mass, cls, n)
-            },
+            |ws| summed_key_mass(ws, cls, n),
         ))
     }
 }

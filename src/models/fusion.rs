@@ -1,6 +1,7 @@
 //! Attention fusion of the deep components' outputs (an alternative to adding their
 //! projections or concatenating them into a head).
 use crate::error::{Result, WideDeepError};
+use crate::models::dropout::DropoutExt;
 use crate::models::mlp::check_dropout;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
@@ -95,9 +96,6 @@ impl AttentionFusion {
         let scores = p.apply(&self.score).tanh().matmul(&self.context); // [batch, n]
         let w = scores.softmax(1, scores.kind());
         let fused = (&p * w.unsqueeze(-1)).sum_dim_intlist(1, false, p.kind());
-        (
-            fused.dropout(self.dropout, crate::models::dropout_on(train)),
-            w,
-        )
+        (fused.dropout_t(self.dropout, train), w)
     }
 }

@@ -1,5 +1,6 @@
 //! The multi-layer perceptron shared by TabMlp, the WideDeep head and later components.
 use crate::error::{Result, WideDeepError};
+use crate::models::dropout::DropoutExt;
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::ModuleT, Tensor};
 
@@ -162,16 +163,13 @@ impl Mlp {
                 if let Some(bn) = &layer.norm {
                     y = bn.forward_t(&y, train);
                 }
-                y.dropout(p, crate::models::dropout_on(train))
+                y.dropout_t(p, train)
             } else {
                 let mut y = h;
                 if let Some(bn) = &layer.norm {
                     y = bn.forward_t(&y, train);
                 }
-                act.apply(
-                    &y.dropout(p, crate::models::dropout_on(train))
-                        .apply(&layer.linear),
-                )
+                act.apply(&y.dropout_t(p, train).apply(&layer.linear))
             };
         }
         h

@@ -125,7 +125,14 @@ impl GradStep {
 
     fn apply(&mut self, opt: &mut impl OptimizerStep) -> Result<bool> {
         self.pending = 0;
-        let grads = self.grads();
+        let needs_grads = self.amp.scaler.is_some()
+            || self.cfg.clip_value.is_some()
+            || self.cfg.clip_norm.is_some();
+        let grads = if needs_grads {
+            self.grads()
+        } else {
+            Vec::new()
+        };
         if let Some(scaler) = &mut self.amp.scaler {
             let found_inf = scaler.unscale(&grads)?;
             scaler.update(found_inf);

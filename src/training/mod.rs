@@ -8,6 +8,7 @@ pub mod data;
 pub mod extras;
 pub mod finetune;
 pub mod grad;
+pub(crate) mod host;
 pub mod init;
 pub mod metrics;
 pub mod objectives;

@@ -12,6 +12,7 @@
 //! Parameters whose gradient is undefined or that do not require gradients (frozen components)
 //! are skipped: their state and step count do not advance.
 use crate::error::{Result, WideDeepError};
+use crate::training::host;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 #[cfg(test)]
@@ -298,7 +299,10 @@ impl ParamGroup {
     /// Sets every defined gradient of the group to zero.
     pub fn zero_grad(&mut self) {
         for p in &mut self.params {
-            p.tensor.zero_grad();
+            let grad = p.tensor.grad();
+            if grad.defined() && !crate::training::host::zero_f32(&grad) {
+                let _ = grad.detach().zero_();
+            }
         }
     }
 
@@ -328,6 +332,9 @@ fn scale_(t: &mut Tensor, a: f64) {
 }
 
 fn buffer(state: &mut ParamState, name: &str, like: &Tensor, fill: f64) -> Tensor {
+    if let Some(t) = state.buffers.get(name) {
+        return t.shallow_clone();
+    }
     state
         .buffers
         .entry(name.to_string())
@@ -354,6 +361,24 @@ fn update(
         Optimizer::Adam(c) | Optimizer::AdamW(c) => {
             state.step += 1;
             let decoupled = matches!(opt, Optimizer::AdamW(_));
+            let (b1, b2) = c.betas;
+            let mut m = buffer(state, "exp_avg", param, 0.0);
+            let mut v = buffer(state, "exp_avg_sq", param, 0.0);
+            let t = state.step as i32;
+            if !c.amsgrad {
+                let fused = host::AdamStep {
+                    beta1: b1,
+                    beta2: b2,
+                    eps: c.eps,
+                    step_size: lr / (1.0 - b1.powi(t)),
+                    bc2_sqrt: (1.0 - b2.powi(t)).sqrt(),
+                    l2: if decoupled { 0.0 } else { wd },
+                    decay: if decoupled { 1.0 - lr * wd } else { 1.0 },
+                };
+                if host::adam_f32(param, &grad, &m, &v, fused) {
+                    return;
+                }
+            }
             let grad = if wd != 0.0 && !decoupled {
                 grad + &*param * wd
             } else {
@@ -362,13 +387,9 @@ fn update(
             if wd != 0.0 && decoupled {
                 scale_(param, 1.0 - lr * wd);
             }
-            let (b1, b2) = c.betas;
-            let mut m = buffer(state, "exp_avg", param, 0.0);
-            let mut v = buffer(state, "exp_avg_sq", param, 0.0);
             let _ = m.lerp_(&grad, 1.0 - b1);
             scale_(&mut v, b2);
             let _ = v.addcmul_(&grad, &(&grad * (1.0 - b2)));
-            let t = state.step as i32;
             let bc1 = 1.0 - b1.powi(t);
             let bc2_sqrt = (1.0 - b2.powi(t)).sqrt();
             let step_size = lr / bc1;
@@ -600,12 +621,22 @@ mod tests {
     /// parameters w (2×3) and b (3), loss = sum((x·w + b)²·c) with fixed x, c; returns the final
     /// w and b flattened.
     fn run(opt: Optimizer, lr: f64, wd: f64, steps: usize) -> Vec<f64> {
+        run_in(opt, lr, wd, steps, Kind::Float)
+    }
+
+    /// [`run`] in `kind` (f32 takes the one-pass host kernels, f64 the tensor ops).
+    fn run_in(opt: Optimizer, lr: f64, wd: f64, steps: usize, kind: Kind) -> Vec<f64> {
         let w = Tensor::from_slice(&[0.5f32, -0.3, 0.8, 0.1, -0.7, 0.2])
             .view([2, 3])
+            .to_kind(kind)
             .set_requires_grad(true);
-        let b = Tensor::from_slice(&[0.05f32, -0.1, 0.2]).set_requires_grad(true);
-        let x = Tensor::from_slice(&[1.0f32, 2.0, -1.5, 0.5, 0.3, -0.8, 2.0, 1.0]).view([4, 2]);
-        let c = Tensor::from_slice(&[1.0f32, 0.5, 2.0]);
+        let b = Tensor::from_slice(&[0.05f32, -0.1, 0.2])
+            .to_kind(kind)
+            .set_requires_grad(true);
+        let x = Tensor::from_slice(&[1.0f32, 2.0, -1.5, 0.5, 0.3, -0.8, 2.0, 1.0])
+            .view([4, 2])
+            .to_kind(kind);
+        let c = Tensor::from_slice(&[1.0f32, 0.5, 2.0]).to_kind(kind);
         let mut group = ParamGroup::new(
             "g",
             opt,
@@ -619,7 +650,7 @@ mod tests {
         for _ in 0..steps {
             group.zero_grad();
             let y = x.matmul(&w) + &b;
-            let loss = (&y * &y * &c).sum(Kind::Float);
+            let loss = (&y * &y * &c).sum(kind);
             loss.backward();
             group.step();
         }
@@ -861,6 +892,18 @@ mod tests {
         // expected values: `python tests/fixtures/optim_reference.py` (torch 2.11.0, float32)
         for (name, opt, lr, wd, want) in reference_cases() {
             close(&run(opt, lr, wd, 5), &want, name);
+        }
+    }
+
+    #[test]
+    fn one_pass_adam_agrees_with_the_tensor_op_path() {
+        for (name, opt, lr, wd, _) in reference_cases() {
+            if !matches!(opt, Optimizer::Adam(_) | Optimizer::AdamW(_)) {
+                continue;
+            }
+            let fused = run_in(opt, lr, wd, 20, Kind::Float);
+            let ops = run_in(opt, lr, wd, 20, Kind::Double);
+            close(&fused, &ops, name);
         }
     }
 

@@ -11,6 +11,7 @@
 mod mobilenet;
 
 use crate::error::{Result, WideDeepError};
+use crate::models::dropout::DropoutExt;
 use crate::models::mlp::check_dropout;
 use crate::models::{Component, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
@@ -511,7 +512,7 @@ impl SmallCnn {
         }
         h.adaptive_avg_pool2d([1, 1])
             .flatten(1, -1)
-            .dropout(self.dropout, crate::models::dropout_on(train))
+            .dropout_t(self.dropout, train)
     }
 }
 

@@ -861,9 +861,7 @@ impl AttnEmbeddings {
         if self.cfg.full_embed_dropout {
             let (b, n, _) = x.size3().expect("3-d tokens");
             let mask =
-                crate::models::tabular::attention_layers::keep_mask(&[b, n, 1], p, x.device())
-                    .to_kind(x.kind())
-                    / (1.0 - p);
+                crate::models::dropout::scaled_keep_mask(&[b, n, 1], p, x.device(), x.kind());
             x * mask
         } else {
             crate::models::tabular::attention_layers::dropout(&x, p, train)

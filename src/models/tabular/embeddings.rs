@@ -1,6 +1,7 @@
 //! Column embeddings shared by the tabular models: one embedding table per categorical column
 //! (row 0 = unseen/null) and an optional normalisation of the continuous block.
 use crate::error::{Result, WideDeepError};
+use crate::models::dropout::DropoutExt;
 use crate::models::mlp::check_dropout;
 use crate::models::wide::check_index_range;
 use crate::models::ModelInput;
@@ -108,22 +109,41 @@ impl TabEmbeddings {
 
     /// `[batch, output_dim()]`: [`TabEmbeddings::embed`] then [`TabEmbeddings::combine`].
     pub fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
-        self.combine(&self.embed(input), train)
+        let cont = input.cont.as_ref().filter(|_| !self.cont.is_empty());
+        let dropping = self.dropout > 0.0 && crate::models::dropout_on(train);
+        match (cont, &self.norm) {
+            // the same values as `combine(embed(..))` with one concatenation and no per-column
+            // copies of the continuous block
+            (Some(cont), None | Some(NormLayer::Batch(_))) if !dropping => {
+                let mut parts = self.embed_cat(input);
+                parts.push(match &self.norm {
+                    Some(NormLayer::Batch(bn)) => bn.forward_t(cont, train),
+                    _ => cont.shallow_clone(),
+                });
+                Tensor::cat(&parts, 1)
+            }
+            _ => self.combine(&self.embed(input), train),
+        }
+    }
+
+    /// The categorical columns' embeddings, `[batch, embed_dim]` each.
+    fn embed_cat(&self, input: &ModelInput) -> Vec<Tensor> {
+        match input.cat.as_ref().filter(|_| !self.tables.is_empty()) {
+            Some(cat) => self
+                .tables
+                .iter()
+                .enumerate()
+                .map(|(i, t)| cat.select(1, i as i64).apply(t))
+                .collect(),
+            None => Vec::new(),
+        }
     }
 
     /// One tensor per input column, in the order of [`TabEmbeddings::names`]: each categorical
     /// column's embedding `[batch, embed_dim]`, then each continuous column's raw value
     /// `[batch, 1]`. This is where gradient attributions are taken.
     pub fn embed(&self, input: &ModelInput) -> Vec<Tensor> {
-        let mut parts = Vec::with_capacity(self.cat.len() + self.cont.len());
-        if let Some(cat) = input.cat.as_ref().filter(|_| !self.tables.is_empty()) {
-            parts.extend(
-                self.tables
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| cat.select(1, i as i64).apply(t)),
-            );
-        }
+        let mut parts = self.embed_cat(input);
         if let Some(cont) = input.cont.as_ref().filter(|_| !self.cont.is_empty()) {
             parts.extend((0..self.cont.len() as i64).map(|j| cont.narrow(1, j, 1)));
         }
@@ -137,10 +157,7 @@ impl TabEmbeddings {
         let n_cat = self.cat.len();
         let mut out = Vec::with_capacity(2);
         if n_cat > 0 {
-            out.push(
-                Tensor::cat(&parts[..n_cat], 1)
-                    .dropout(self.dropout, crate::models::dropout_on(train)),
-            );
+            out.push(Tensor::cat(&parts[..n_cat], 1).dropout_t(self.dropout, train));
         }
         if !self.cont.is_empty() {
             let cont = Tensor::cat(&parts[n_cat..], 1);

@@ -1,5 +1,6 @@
 //! TabResnet: column embeddings followed by dense residual blocks and an optional MLP.
 use crate::error::{Result, WideDeepError};
+use crate::models::dropout::DropoutExt;
 use crate::models::mlp::check_dropout;
 use crate::models::tabular::embeddings::{ContNorm, TabEmbeddings};
 use crate::models::{Component, Mlp, MlpConfig, ModelInput};
@@ -220,7 +221,7 @@ impl ResBlock {
     fn forward_t(&self, x: &Tensor, p: f64, train: bool) -> Tensor {
         let mut out = bn_t(&self.bn1, &x.apply(&self.lin1), train)
             .leaky_relu()
-            .dropout(p, crate::models::dropout_on(train));
+            .dropout_t(p, train);
         if let Some((lin, bn)) = &self.second {
             out = bn_t(bn, &out.apply(lin), train);
         }

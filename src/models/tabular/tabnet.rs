@@ -8,6 +8,7 @@
 //! decision output `ReLU(d[i])` and the next attention features `a[i]`. The model's output is
 //! `Σ_i ReLU(d[i])`.
 use crate::error::{Result, WideDeepError};
+use crate::models::dropout::DropoutExt;
 use crate::models::mlp::check_dropout;
 use crate::models::tabular::embeddings::{ContNorm, TabEmbeddings};
 use crate::models::tabular::tab_resnet::bn_t;
@@ -373,12 +374,9 @@ struct FeatTransformer {
 impl FeatTransformer {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let glu = |l: &GluLayer, h: &Tensor| {
-            let y = l.bn.forward_t(&h.apply(&l.fc), train).glu(-1);
-            if self.dropout > 0.0 && crate::models::dropout_on(train) {
-                y.dropout(self.dropout, crate::models::dropout_on(train))
-            } else {
-                y
-            }
+            l.bn.forward_t(&h.apply(&l.fc), train)
+                .glu(-1)
+                .dropout_t(self.dropout, train)
         };
         let mut h = glu(&self.layers[0], x);
         for l in &self.layers[1..] {

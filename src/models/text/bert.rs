@@ -4,6 +4,7 @@
 use super::transformer::SelfAttention;
 use super::{check_part, mask_from_ids, masked_mean, padding_mask_from_embedded, TextInput};
 use crate::error::{Result, WideDeepError};
+use crate::models::dropout::DropoutExt;
 use crate::models::{Component, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -424,21 +425,17 @@ impl Bert {
         let x = emb
             + Tensor::embedding(&self.position, &pos, -1, false, false)
             + self.token_type.get(0);
-        let mut x = x
-            .apply(&self.emb_ln)
-            .dropout(self.dropout, crate::models::dropout_on(train));
+        let mut x = x.apply(&self.emb_ln).dropout_t(self.dropout, train);
         for l in &self.layers {
             let (a, _) = l.attn.forward(&x, mask, train);
-            x = (a.dropout(self.dropout, crate::models::dropout_on(train)) + &x).apply(&l.attn_ln);
+            x = (a.dropout_t(self.dropout, train) + &x).apply(&l.attn_ln);
             let h = x.apply(&l.inter);
             let h = match self.act.as_str() {
                 "gelu" => h.gelu("none"),
                 "relu" => h.relu(),
                 _ => h.gelu("tanh"),
             };
-            let h = h
-                .apply(&l.out)
-                .dropout(self.dropout, crate::models::dropout_on(train));
+            let h = h.apply(&l.out).dropout_t(self.dropout, train);
             x = (h + &x).apply(&l.out_ln);
         }
         x

@@ -4,6 +4,7 @@ use super::{
     TokenEmbedding, MASK_FILL,
 };
 use crate::error::{Result, WideDeepError};
+use crate::models::dropout::DropoutExt;
 use crate::models::mlp::check_dropout;
 use crate::models::{Component, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
@@ -324,10 +325,9 @@ pub struct BasicRnn {
 
 impl BasicRnn {
     fn run(&self, emb: &Tensor, mask: &Tensor, train: bool) -> Tensor {
-        let out = self.rnn.forward(
-            &emb.dropout(self.embed_dropout, crate::models::dropout_on(train)),
-            train,
-        );
+        let out = self
+            .rnn
+            .forward(&emb.dropout_t(self.embed_dropout, train), train);
         let pooled = match self.pooling {
             RnnPooling::LastHidden => {
                 last_hidden(&out, mask, self.rnn.hidden, self.rnn.bidirectional)
@@ -402,7 +402,7 @@ impl ContextAttention {
         let scores = scores.masked_fill(&mask.logical_not(), MASK_FILL);
         scores
             .softmax(1, scores.kind())
-            .dropout(self.dropout, crate::models::dropout_on(train))
+            .dropout_t(self.dropout, train)
     }
 }
 
@@ -528,10 +528,9 @@ pub struct AttentiveRnn {
 
 impl AttentiveRnn {
     fn run(&self, emb: &Tensor, mask: &Tensor, train: bool) -> Tensor {
-        let out = self.rnn.forward(
-            &emb.dropout(self.embed_dropout, crate::models::dropout_on(train)),
-            train,
-        );
+        let out = self
+            .rnn
+            .forward(&emb.dropout_t(self.embed_dropout, train), train);
         let w = self.attn.weights(&out, mask, train);
         let pooled = (&out * w.unsqueeze(-1)).sum_dim_intlist(1, false, out.kind());
         self.weights.set(vec![w]);
@@ -714,7 +713,7 @@ pub struct StackedAttentiveRnn {
 
 impl StackedAttentiveRnn {
     fn run(&self, emb: &Tensor, mask: &Tensor, train: bool) -> Tensor {
-        let mut x = emb.dropout(self.embed_dropout, crate::models::dropout_on(train));
+        let mut x = emb.dropout_t(self.embed_dropout, train);
         let mut all = Vec::with_capacity(self.blocks.len());
         let n = self.blocks.len();
         let mut pooled = None;

@@ -5,6 +5,7 @@ use super::{
     TokenEmbedding, MASK_FILL,
 };
 use crate::error::{Result, WideDeepError};
+use crate::models::dropout::DropoutExt;
 use crate::models::mlp::check_dropout;
 use crate::models::{Component, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
@@ -48,9 +49,7 @@ impl SelfAttention {
         let key_pad = mask.logical_not().view([b, 1, 1, s]);
         let scores = scores.masked_fill(&key_pad, MASK_FILL);
         let w = scores.softmax(-1, scores.kind());
-        let ctx = w
-            .dropout(self.dropout, crate::models::dropout_on(train))
-            .matmul(&v);
+        let ctx = w.dropout_t(self.dropout, train).matmul(&v);
         let ctx = ctx.transpose(1, 2).contiguous().view([b, s, d]);
         (ctx.apply(&self.out), w)
     }
@@ -311,17 +310,17 @@ impl TextTransformer {
             let ids = (mask.to_kind(Kind::Int64).cumsum(1, Kind::Int64) - 1).clamp_min(0);
             x = Tensor::embedding(pos, &ids, -1, false, false) + &x;
         }
-        let mut x = x.dropout(self.dropout, crate::models::dropout_on(train));
+        let mut x = x.dropout_t(self.dropout, train);
         let mut all = Vec::with_capacity(self.blocks.len());
         for blk in &self.blocks {
             let (a, w) = blk.attn.forward(&x, &mask, train);
-            x = (&x + a.dropout(self.dropout, crate::models::dropout_on(train))).apply(&blk.norm1);
+            x = (&x + a.dropout_t(self.dropout, train)).apply(&blk.norm1);
             let f = x
                 .apply(&blk.ff1)
                 .gelu("none")
-                .dropout(self.dropout, crate::models::dropout_on(train))
+                .dropout_t(self.dropout, train)
                 .apply(&blk.ff2);
-            x = (&x + f.dropout(self.dropout, crate::models::dropout_on(train))).apply(&blk.norm2);
+            x = (&x + f.dropout_t(self.dropout, train)).apply(&blk.norm2);
             all.push(w);
         }
         self.weights.set(all);

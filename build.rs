@@ -32,6 +32,43 @@ fn torch_lib_dir() -> Option<PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
+/// Whether libtorch was built with the C++11 ABI of libstdc++ (the PyPI wheels are); asks the
+/// same Python as [`torch_lib_dir`], defaulting to yes.
+fn cxx11_abi() -> &'static str {
+    let python = std::env::var("LIBTORCH_PYTHON")
+        .or_else(|_| std::env::var("PYTHON"))
+        .unwrap_or_else(|_| "python3".to_string());
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))",
+        ])
+        .output();
+    match out {
+        Ok(o) if o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "0" => "0",
+        _ => "1",
+    }
+}
+
+/// Compiles the autograd shim of the fused attention kernels (`src/models/tabular/
+/// fused_attention.cpp`) against the headers next to libtorch's `lib/`.
+fn compile_shim(lib: &std::path::Path) {
+    let src = "src/models/tabular/fused_attention.cpp";
+    println!("cargo:rerun-if-changed={src}");
+    let include = lib.parent().unwrap_or(lib).join("include");
+    cc::Build::new()
+        .cpp(true)
+        .file(src)
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .define("_GLIBCXX_USE_CXX11_ABI", cxx11_abi())
+        .flag_if_supported("-Wno-unused-parameter")
+        .flag_if_supported("-Wno-deprecated-declarations")
+        .opt_level(2)
+        .compile("widedeep_fused_attention");
+}
+
 fn main() {
     for var in [
         "LIBTORCH",
@@ -44,8 +81,9 @@ fn main() {
     }
     println!("cargo:rerun-if-changed=build.rs");
     match torch_lib_dir() {
-        Some(dir) => {
-            let dir = dir.display();
+        Some(lib) => {
+            compile_shim(&lib);
+            let dir = lib.display();
             println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
             println!("cargo:rustc-link-arg=-L{dir}");
             println!("cargo:rustc-link-arg=-Wl,--no-as-needed");

@@ -54,26 +54,21 @@ pub(crate) fn scaled_keep_mask(shape: &[i64], p: f64, device: Device, kind: Kind
 }
 
 /// One 64-bit draw from libtorch's default CPU generator.
-fn torch_seed() -> u64 {
+pub(crate) fn torch_seed() -> u64 {
     Tensor::randint_low(i64::MIN, i64::MAX, [1], (Kind::Int64, Device::Cpu)).int64_value(&[0])
         as u64
 }
 
 /// Writes `scale` where a 16-bit lane of the wyrand stream is `≥ threshold`, else 0.
-fn fill_mask(out: &mut [f32], seed: u64, threshold: u32, scale: f32) {
+pub(crate) fn fill_mask(out: &mut [f32], seed: u64, threshold: u32, scale: f32) {
     let mut state = seed;
     let mut next = || {
         state = state.wrapping_add(0xa076_1d64_78bd_642f);
         let t = u128::from(state) * u128::from(state ^ 0xe703_7ed1_a0b4_28db);
         ((t >> 64) as u64) ^ (t as u64)
     };
-    let value = |lane: u64| {
-        if (lane & 0xffff) as u32 >= threshold {
-            scale
-        } else {
-            0.0
-        }
-    };
+    // branch-free, so the loop vectorises
+    let value = |lane: u64| f32::from(u8::from((lane & 0xffff) as u32 >= threshold)) * scale;
     let mut chunks = out.chunks_exact_mut(4);
     for c in &mut chunks {
         let r = next();

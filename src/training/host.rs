@@ -14,7 +14,10 @@ use tch::{Device, Kind, Tensor};
 /// The caller must hold no other reference to the same memory while the slice lives and the
 /// tensor must outlive it; the optimizer owns its state buffers and updates parameters under
 /// `no_grad` while no forward or backward pass runs.
-unsafe fn f32_slice<'a>(t: &'a Tensor) -> Option<&'a mut [f32]> {
+// the tensor is a handle to memory libtorch owns; writing through a shared handle is what
+// libtorch's own in-place ops do
+#[allow(clippy::mut_from_ref)]
+unsafe fn f32_slice(t: &Tensor) -> Option<&mut [f32]> {
     if !t.defined() || t.device() != Device::Cpu || t.kind() != Kind::Float || !t.is_contiguous() {
         return None;
     }

@@ -389,6 +389,7 @@ impl Trainer {
     /// Pairs a model with a training configuration; checks that they fit together.
     pub fn new(model: WideDeep, config: TrainerConfig) -> Result<Self> {
         config.validate()?;
+        crate::device::keep_freed_host_memory();
         config.objective.check_pred_dim(model.pred_dim())?;
         config.check_groups(&model.param_groups())?;
         Ok(Self {

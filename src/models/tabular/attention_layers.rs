@@ -181,11 +181,18 @@ fn softmax_tokens(x: &Tensor) -> Tensor {
 }
 
 pub(crate) use crate::models::dropout::dropout;
+use crate::models::tabular::fused_attention;
 
 /// Softmax attention. `q [b, h, s, e]`, `k, v [b, h, l, e]` → output `[b, h, s, e]` and the
 /// attention weights `[b, h, s, l]` (before dropout).
+/// Short CPU sequences take the fused kernel of [`fused_attention`] (same values, one pass).
+///
+/// [`fused_attention`]: crate::models::tabular::fused_attention
 pub(crate) fn attend(q: &Tensor, k: &Tensor, v: &Tensor, p: f64, train: bool) -> (Tensor, Tensor) {
     let scale = 1.0 / (q.size()[3] as f64).sqrt();
+    if fused_attention::applies(q, k, v) {
+        return fused_attention::attend(q, k, v, scale, p, train);
+    }
     let w = softmax_last(&(q * scale).matmul(&k.transpose(-2, -1)));
     let out = dropout(&w, p, train).matmul(v);
     (out, w)

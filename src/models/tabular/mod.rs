@@ -4,6 +4,7 @@ pub mod attention_layers;
 pub mod context_attention_mlp;
 pub mod embeddings;
 pub mod ft_transformer;
+pub(crate) mod fused_attention;
 pub mod saint;
 pub mod self_attention_mlp;
 pub mod tab2vec;

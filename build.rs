@@ -5,8 +5,22 @@
 //! The libtorch directory is found like torch-sys finds it: `LIBTORCH_LIB`, else `LIBTORCH/lib`,
 //! else the `torch` package of the Python named by `LIBTORCH_PYTHON`/`PYTHON`, else `python3`
 //! on PATH (the Makefile puts the cached venv from `scripts/setup-libtorch.sh` first on PATH).
+//!
+//! It also compiles the one C++ file of the crate, the autograd shim of the fused attention
+//! kernels (`src/models/tabular/fused_attention.cpp`), against the headers of that libtorch.
 use std::path::PathBuf;
 use std::process::Command;
+
+/// What `code` prints, run by the Python named by `LIBTORCH_PYTHON`/`PYTHON`, else `python3`.
+fn python_output(code: &str) -> Option<String> {
+    let python = std::env::var("LIBTORCH_PYTHON")
+        .or_else(|_| std::env::var("PYTHON"))
+        .unwrap_or_else(|_| "python3".to_string());
+    let out = Command::new(python).args(["-c", code]).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
 
 fn torch_lib_dir() -> Option<PathBuf> {
     if let Ok(lib) = std::env::var("LIBTORCH_LIB") {
@@ -15,37 +29,17 @@ fn torch_lib_dir() -> Option<PathBuf> {
     if let Ok(root) = std::env::var("LIBTORCH") {
         return Some(PathBuf::from(root).join("lib"));
     }
-    let python = std::env::var("LIBTORCH_PYTHON")
-        .or_else(|_| std::env::var("PYTHON"))
-        .unwrap_or_else(|_| "python3".to_string());
-    let out = Command::new(python)
-        .args([
-            "-c",
-            "import os, torch; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))",
-        ])
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let dir = PathBuf::from(python_output(
+        "import os, torch; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))",
+    )?);
     dir.is_dir().then_some(dir)
 }
 
 /// Whether libtorch was built with the C++11 ABI of libstdc++ (the PyPI wheels are); asks the
 /// same Python as [`torch_lib_dir`], defaulting to yes.
 fn cxx11_abi() -> &'static str {
-    let python = std::env::var("LIBTORCH_PYTHON")
-        .or_else(|_| std::env::var("PYTHON"))
-        .unwrap_or_else(|_| "python3".to_string());
-    let out = Command::new(python)
-        .args([
-            "-c",
-            "import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))",
-        ])
-        .output();
-    match out {
-        Ok(o) if o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "0" => "0",
+    match python_output("import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))").as_deref() {
+        Some("0") => "0",
         _ => "1",
     }
 }

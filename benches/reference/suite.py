@@ -153,6 +153,10 @@ def main():
         trainer.fit(target=y_train, n_epochs=cfg["epochs"], batch_size=cfg["batch_size"],
                     shuffle=True, **x_train)
         out["epoch_s"] = (time.perf_counter() - t) / cfg["epochs"]
+    # pytorch-widedeep's _predict ignores its batch_size argument once fit has set
+    # trainer.batch_size (it predicts with the training batch size); set it so that both sides
+    # predict with the same eval batch size
+    trainer.batch_size = cfg["eval_batch_size"]
     t = time.perf_counter()
     if regression:
         pred = trainer.predict(batch_size=cfg["eval_batch_size"], **x_test).reshape(-1)

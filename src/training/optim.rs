@@ -7,7 +7,9 @@
 //! (momentum, dampening, Nesterov), [`Optimizer::RmsProp`] (optionally centered, with momentum)
 //! and [`Optimizer::Adagrad`]. tch 0.24 exposes neither libtorch's fused Adam kernels nor its
 //! `_foreach_*` multi-tensor ops, so each parameter is updated with in-place tensor ops under
-//! `tch::no_grad`, in the same order of floating-point operations as PyTorch.
+//! `tch::no_grad`, in the same order of floating-point operations as PyTorch — except that on
+//! the CPU, Adam and AdamW (without AMSGrad) update contiguous `f32` parameters in one pass over
+//! their memory (`training/host.rs`), and gradients are zeroed the same way.
 //!
 //! Parameters whose gradient is undefined or that do not require gradients (frozen components)
 //! are skipped: their state and step count do not advance.

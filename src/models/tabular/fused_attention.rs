@@ -520,6 +520,9 @@ mod tests {
             (2, 8, 10, 10, 4),
             (4, 1, 1, 7, 16),
             (1, 3, 13, 9, 8),
+            // more pairs than one task's grain: split over libtorch's threads
+            (70, 8, 10, 10, 4),
+            (5, 2, 6, 6, 12),
         ] {
             let (q, k, v) = inputs(b, h, s, l, e);
             assert!(applies(&q, &k, &v));

@@ -66,11 +66,16 @@ const LANES: usize = 8;
 type V8 = [f32; LANES];
 const ZERO: V8 = [0.0; LANES];
 
+/// `acc + a·b` per lane (by value, so that it stays in one vector register).
 #[inline(always)]
-fn mul_add8(acc: &mut V8, a: &V8, b: &V8) {
-    for ((x, y), z) in acc.iter_mut().zip(a).zip(b) {
-        *x += y * z;
-    }
+fn mul_add8(acc: V8, a: V8, b: V8) -> V8 {
+    std::array::from_fn(|i| acc[i] + a[i] * b[i])
+}
+
+/// `a·b` per lane.
+#[inline(always)]
+fn mul8(a: V8, b: V8) -> V8 {
+    std::array::from_fn(|i| a[i] * b[i])
 }
 
 /// `eˣ` per lane (x ≤ 0 here: scores minus their row maximum), to about 2 ulp: `x = n·ln2 + r`
@@ -206,7 +211,7 @@ unsafe fn forward_pairs_width(a: &AttnArgs, begin: i64, end: i64, e: usize) {
             for (j, r) in row.iter_mut().enumerate() {
                 let mut acc = ZERO;
                 for (qc, kc) in q.iter().zip(&sc.k[j * e..(j + 1) * e]) {
-                    mul_add8(&mut acc, qc, kc);
+                    acc = mul_add8(acc, *qc, *kc);
                 }
                 for ((r, a), (m, z)) in r.iter_mut().zip(&acc).zip(max.iter_mut().zip(&scale)) {
                     *r = a * z;
@@ -231,11 +236,9 @@ unsafe fn forward_pairs_width(a: &AttnArgs, begin: i64, end: i64, e: usize) {
                 for j in 0..l {
                     let mut pj = sc.w[i * l + j];
                     if dropped {
-                        pj.iter_mut()
-                            .zip(&sc.mask[i * l + j])
-                            .for_each(|(p, m)| *p *= m);
+                        pj = mul8(pj, sc.mask[i * l + j]);
                     }
-                    mul_add8(&mut acc, &pj, &sc.v[j * e + c]);
+                    acc = mul_add8(acc, pj, sc.v[j * e + c]);
                 }
                 sc.go[i * e + c] = acc;
             }
@@ -295,24 +298,21 @@ unsafe fn backward_pairs_width(a: &AttnArgs, begin: i64, end: i64, e: usize) {
             let mut dot = ZERO;
             for j in 0..l {
                 // the weight as applied, Pd = P ⊙ mask
-                let mut pd = p[j];
-                if dropped {
-                    pd.iter_mut()
-                        .zip(&sc.mask[i * l + j])
-                        .for_each(|(x, m)| *x *= m);
-                }
+                let pd = if dropped {
+                    mul8(p[j], sc.mask[i * l + j])
+                } else {
+                    p[j]
+                };
                 let mut acc = ZERO;
                 for c in 0..e {
-                    mul_add8(&mut gv[j * e + c], &pd, &go[c]); // dV += Pdᵀ dO
-                    mul_add8(&mut acc, &go[c], &sc.v[j * e + c]); // dPd = dO Vᵀ
+                    gv[j * e + c] = mul_add8(gv[j * e + c], pd, go[c]); // dV += Pdᵀ dO
+                    acc = mul_add8(acc, go[c], sc.v[j * e + c]); // dPd = dO Vᵀ
                 }
                 if dropped {
-                    acc.iter_mut()
-                        .zip(&sc.mask[i * l + j])
-                        .for_each(|(x, m)| *x *= m);
+                    acc = mul8(acc, sc.mask[i * l + j]);
                 }
                 d[j] = acc;
-                mul_add8(&mut dot, &acc, &p[j]);
+                dot = mul_add8(dot, acc, p[j]);
             }
             // dS = P ⊙ (dP − Σⱼ dP ⊙ P) · scale
             for (dj, pj) in d.iter_mut().zip(p) {
@@ -324,8 +324,8 @@ unsafe fn backward_pairs_width(a: &AttnArgs, begin: i64, end: i64, e: usize) {
             for c in 0..e {
                 let mut acc = ZERO;
                 for j in 0..l {
-                    mul_add8(&mut acc, &d[j], &sc.k[j * e + c]);
-                    mul_add8(&mut gk[j * e + c], &d[j], &sc.q[i * e + c]);
+                    acc = mul_add8(acc, d[j], sc.k[j * e + c]);
+                    gk[j * e + c] = mul_add8(gk[j * e + c], d[j], sc.q[i * e + c]);
                 }
                 gq[i * e + c] = acc;
             }

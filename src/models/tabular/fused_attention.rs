@@ -230,6 +230,7 @@ unsafe fn forward_pairs_width(a: &AttnArgs, begin: i64, end: i64, e: usize) {
                 r.iter_mut().zip(&inv).for_each(|(r, i)| *r *= i);
             }
         }
+        // the output (in the buffer the backward pass uses for its incoming gradient)
         for i in 0..s {
             for c in 0..e {
                 let mut acc = ZERO;

@@ -15,6 +15,10 @@
 //!   core — its figures at that default are printed for Wide + TabMlp);
 //! - `SUITE_REPEATS`: run each side this many times, alternating, and keep the fastest (default 1);
 //! - `SUITE_DEVICE`: `cpu` (default) or `cuda` / `cuda:N`, for both sides;
+//! - `SUITE_PRECISION`: `fp32` (default) or `bf16`: our training forward pass under bf16
+//!   autocast (`TrainerConfig::precision(Precision::Bf16)`). The reference stays in f32: it has
+//!   no mixed-precision option, and `torch.autocast` around its `fit` stops it learning (Adult
+//!   accuracy 0.760, the majority class);
 //! - `WIDEDEEP_BENCH_VENV`: the reference's venv (default `~/.cache/widedeep/bench-venv`); without
 //!   it only our side runs.
 //!
@@ -371,6 +375,11 @@ fn ours(cfg: &Config) -> Result<Figures> {
         .eval_batch_size(cfg.eval_batch_size)
         .lr(LR)
         .seed(SEED)
+        .precision(if suite_bf16()? {
+            Precision::Bf16
+        } else {
+            Precision::Fp32
+        })
         .verbose(0);
     let mut trainer = Trainer::new(model, config)?;
     let mut figures = Figures {
@@ -403,6 +412,15 @@ fn ours(cfg: &Config) -> Result<Figures> {
     }
     figures.peak_mb = peak_rss_mb();
     Ok(figures)
+}
+
+/// Whether our side trains with bf16 autocast (`SUITE_PRECISION=bf16`; default f32).
+fn suite_bf16() -> Result<bool> {
+    match std::env::var("SUITE_PRECISION").as_deref() {
+        Err(_) | Ok("fp32") | Ok("") => Ok(false),
+        Ok("bf16") => Ok(true),
+        Ok(other) => bail!("SUITE_PRECISION must be fp32 or bf16, got {other}"),
+    }
 }
 
 /// The device of both sides (`SUITE_DEVICE`, default the CPU).
@@ -659,8 +677,14 @@ fn main() -> Result<()> {
     }
     println!(
         "\nMachine: {}. Intra-op threads on both sides: {threads}; the reference trains with \
-         num_workers=0 and shuffle=True; fastest of {repeats} alternating run(s).\n",
-        machine()
+         num_workers=0 and shuffle=True; training forward pass in {}; fastest of {repeats} \
+         alternating run(s).\n",
+        machine(),
+        if suite_bf16()? {
+            "bf16 autocast on our side, f32 on the reference's"
+        } else {
+            "f32"
+        },
     );
     print_table(&rows);
     if let Some((cores, f)) = default_workers {

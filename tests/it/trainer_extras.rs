@@ -510,3 +510,51 @@ fn every_extra_runs_on_cuda() {
     let d = max_diff(&fit(true), &fit(false));
     assert!(d < 1e-5, "{d}");
 }
+
+#[test]
+fn bf16_on_the_cpu_trains_mlp_and_attention_models() {
+    let (prep, ds) = data(2048);
+    let meta = prep.tab_meta().unwrap();
+    let deep: [(&str, widedeep::models::TabModelConfig); 2] = [
+        ("tab_mlp", TabMlpConfig::from_meta(&meta).into()),
+        (
+            "tab_transformer",
+            TabTransformerConfig::from_meta(&meta)
+                .input_dim(16)
+                .n_heads(4)
+                .n_blocks(2)
+                .into(),
+        ),
+    ];
+    for (name, deep) in deep {
+        let cfg = WideDeepConfig::new()
+            .wide(WideConfig::new(prep.wide_dim().unwrap()))
+            .deeptabular(deep)
+            .seed(3);
+        let fit = |precision| {
+            let tc = TrainerConfig::new(prep.objective().unwrap())
+                .epochs(3)
+                .batch_size(128)
+                .metrics([Metric::Accuracy])
+                .precision(precision)
+                .verbose(0);
+            let mut t = Trainer::new(WideDeep::new(&cfg, Device::Cpu).unwrap(), tc).unwrap();
+            t.fit(&ds, None).unwrap();
+            t
+        };
+        let t = fit(Precision::Bf16);
+        let loss = t.history().series("loss");
+        // the forward pass really ran in bf16: the seeded f32 run differs
+        assert_ne!(
+            loss,
+            fit(Precision::Fp32).history().series("loss"),
+            "{name}"
+        );
+        let acc = t.history().last("accuracy").unwrap();
+        assert!(loss.iter().all(|l| l.is_finite()), "{name}: {loss:?}");
+        assert!(loss[2] < loss[0], "{name}: {loss:?}");
+        assert!(acc > 0.78, "{name}: accuracy {acc}");
+        // prediction runs outside autocast: f32 out
+        assert_eq!(t.predict_raw(&ds).unwrap().kind(), Kind::Float);
+    }
+}

@@ -45,7 +45,8 @@ pub(crate) use attention_component_methods;
 use crate::error::{Result, WideDeepError};
 use crate::models::mlp::check_dropout;
 use crate::models::tabular::attention_embeddings::torch_linear;
-use crate::models::{Activation, Component, ModelInput};
+use crate::models::tabular::attention_embeddings::AttnEmbedConfig;
+use crate::models::{Activation, Component, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use tch::{nn, Kind, Tensor};
@@ -144,6 +145,64 @@ pub(crate) fn check_ff_factor(d: i64, ff_factor: f64, field: String) -> Result<i
         ));
     }
     Ok(((d as f64) * ff_factor).floor() as i64)
+}
+
+/// The checks every transformer-style config shares (TabTransformer, FT-Transformer, SAINT,
+/// TabFastFormer), in this order: `n_heads` divides `input_dim`, `n_blocks ≥ 1`, both dropouts,
+/// `ff_factor`. Errors name the field under `name`.
+pub(crate) fn check_transformer(
+    name: &str,
+    input_dim: i64,
+    n_heads: i64,
+    n_blocks: i64,
+    (attn_dropout, ff_dropout): (f64, f64),
+    ff_factor: f64,
+) -> Result<()> {
+    check_heads(input_dim, n_heads, name, "input_dim", "n_heads")?;
+    check_min(n_blocks, 1, format!("{name}.n_blocks"))?;
+    check_dropouts(
+        name,
+        &[("attn_dropout", attn_dropout), ("ff_dropout", ff_dropout)],
+    )?;
+    check_ff_factor(input_dim, ff_factor, format!("{name}.ff_factor")).map(|_| ())
+}
+
+/// The last checks of every attention config: the MLP on top (if any), then the embedding
+/// options for tokens of width `input_dim` and `n_cont` continuous columns.
+pub(crate) fn check_mlp_and_embed(
+    name: &str,
+    mlp: Option<&MlpConfig>,
+    embed: &AttnEmbedConfig,
+    input_dim: i64,
+    n_cont: usize,
+) -> Result<()> {
+    if let Some(mlp) = mlp {
+        mlp.validate(&format!("{name}.mlp"))?;
+    }
+    embed.validate(input_dim, n_cont, &format!("{name}.embed"))
+}
+
+/// The optional MLP on top of `features` inputs, under `path/mlp`, and the model's output width.
+pub(crate) fn build_top_mlp(
+    path: &nn::Path,
+    name: &str,
+    mlp: Option<&MlpConfig>,
+    features: i64,
+) -> Result<(Option<Mlp>, i64)> {
+    let mlp = mlp
+        .map(|m| m.build(&(path / "mlp"), features, &format!("{name}.mlp")))
+        .transpose()?;
+    let output_dim = mlp.as_ref().map_or(features, |m| m.output_dim());
+    Ok((mlp, output_dim))
+}
+
+/// Width of [`pool_tokens`]' output: the `[CLS]` token, or all `n_tokens` tokens flattened.
+pub(crate) fn pooled_width(cls: bool, n_tokens: i64, d: i64) -> i64 {
+    if cls {
+        d
+    } else {
+        n_tokens * d
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -581,6 +640,62 @@ impl TokenMixer for QueryKeySelfAttention {
     }
 }
 
+impl TokenMixer for MultiHeadAttention {
+    /// Self-attention; weights `[b, h, n, n]`.
+    fn mix(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
+        self.forward_t(x, None, train)
+    }
+}
+
+impl TokenMixer for AdditiveAttention {
+    /// Weights `[b, 2, h, n]`: α and β stacked.
+    fn mix(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let (out, alpha, beta) = self.forward_t(x, train);
+        (out, Tensor::stack(&[alpha, beta], 1))
+    }
+}
+
+/// Post-norm transformer block: `x = LN(x + drop(attn(x)))`, `x = LN(x + drop(FF(x)))`.
+#[derive(Debug)]
+pub(crate) struct TransformerBlock<A = MultiHeadAttention> {
+    pub attn: A,
+    pub ff: FeedForward,
+    pub attn_norm: nn::LayerNorm,
+    pub ff_norm: nn::LayerNorm,
+    pub attn_dropout: f64,
+    pub ff_dropout: f64,
+}
+
+impl<A: TokenMixer> TransformerBlock<A> {
+    /// `attn` and a feed-forward layer of hidden width `hidden` on tokens of width `d`, under
+    /// `path` (`ff`, `attn_norm`, `ff_norm`).
+    pub fn new(
+        path: &nn::Path,
+        attn: A,
+        d: i64,
+        hidden: i64,
+        act: TransformerActivation,
+        (attn_dropout, ff_dropout): (f64, f64),
+    ) -> Self {
+        Self {
+            attn,
+            ff: FeedForward::new(&(path / "ff"), d, hidden, act, ff_dropout),
+            attn_norm: layer_norm(&(path / "attn_norm"), d),
+            ff_norm: layer_norm(&(path / "ff_norm"), d),
+            attn_dropout,
+            ff_dropout,
+        }
+    }
+
+    /// `[b, n, d]` → (`[b, n, d]`, the attention weights).
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let (a, w) = self.attn.mix(x, train);
+        let x = add_norm(x, &a, &self.attn_norm, self.attn_dropout, train);
+        let f = self.ff.forward_t(&x, train);
+        (add_norm(&x, &f, &self.ff_norm, self.ff_dropout, train), w)
+    }
+}
+
 /// One block of ContextAttentionMLP / SelfAttentionMLP: attention, then the single-layer
 /// perceptron, with post-norm residuals around both when `norms` is set.
 #[derive(Debug)]
@@ -592,6 +707,29 @@ pub(crate) struct AttnMlpBlock<A> {
 }
 
 impl<A: TokenMixer> AttnMlpBlock<A> {
+    /// `attn` then a single-layer perceptron on tokens of width `d` under `path`, with post-norm
+    /// residuals around both when `addnorm` (else the perceptron normalises its output).
+    pub fn new(
+        path: &nn::Path,
+        attn: A,
+        d: i64,
+        act: TransformerActivation,
+        addnorm: bool,
+        p: f64,
+    ) -> Self {
+        Self {
+            attn,
+            slp: Slp::new(&(path / "slp"), d, act, !addnorm, p),
+            norms: addnorm.then(|| {
+                (
+                    layer_norm(&(path / "attn_norm"), d),
+                    layer_norm(&(path / "slp_norm"), d),
+                )
+            }),
+            dropout: p,
+        }
+    }
+
     /// `[b, n, d]` → (`[b, n, d]`, the attention weights).
     fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
         let (a, w) = self.attn.mix(x, train);

@@ -7,8 +7,9 @@ use crate::models::tabular::attention_embeddings::{
 };
 use crate::models::tabular::attention_layers::attention_component_methods;
 use crate::models::tabular::attention_layers::{
-    check_dropouts, check_min, importance_over_rows, layer_norm, pool_tokens, run_attn_mlp_blocks,
-    summed_key_mass, AttentionStore, AttnMlpBlock, ContextAttention, Slp, TransformerActivation,
+    check_dropouts, check_min, importance_over_rows, pool_tokens, pooled_width,
+    run_attn_mlp_blocks, summed_key_mass, AttentionStore, AttnMlpBlock, ContextAttention,
+    TransformerActivation,
 };
 use crate::models::{Component, ModelInput};
 use serde::{Deserialize, Serialize};
@@ -101,30 +102,11 @@ impl ContextAttentionMlpConfig {
         let blocks = (0..self.n_blocks)
             .map(|i| {
                 let bp = path / format!("block_{i}");
-                AttnMlpBlock {
-                    attn: ContextAttention::new(&(&bp / "attn"), d, p),
-                    slp: Slp::new(
-                        &(&bp / "slp"),
-                        d,
-                        self.attn_activation,
-                        !self.with_addnorm,
-                        p,
-                    ),
-                    norms: self.with_addnorm.then(|| {
-                        (
-                            layer_norm(&(&bp / "attn_norm"), d),
-                            layer_norm(&(&bp / "slp_norm"), d),
-                        )
-                    }),
-                    dropout: p,
-                }
+                let attn = ContextAttention::new(&(&bp / "attn"), d, p);
+                AttnMlpBlock::new(&bp, attn, d, self.attn_activation, self.with_addnorm, p)
             })
             .collect();
-        let output_dim = if embed.has_cls() {
-            d
-        } else {
-            embed.n_tokens() * d
-        };
+        let output_dim = pooled_width(embed.has_cls(), embed.n_tokens(), d);
         Ok(ContextAttentionMlp {
             embed,
             blocks,

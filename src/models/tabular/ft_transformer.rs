@@ -8,9 +8,9 @@ use crate::models::tabular::attention_embeddings::{
 };
 use crate::models::tabular::attention_layers::attention_component_methods;
 use crate::models::tabular::attention_layers::{
-    check_dropouts, check_ff_factor, check_heads, check_min, dropout, importance_over_rows,
-    key_mass, layer_norm, pool_tokens, tokens_to_columns, AttentionStore, FeedForward,
-    LinformerAttention, MultiHeadAttention, TransformerActivation,
+    build_top_mlp, check_ff_factor, check_mlp_and_embed, check_transformer, dropout,
+    importance_over_rows, key_mass, layer_norm, pool_tokens, pooled_width, tokens_to_columns,
+    AttentionStore, FeedForward, LinformerAttention, MultiHeadAttention, TransformerActivation,
 };
 use crate::models::{Component, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
@@ -105,16 +105,14 @@ impl FtTransformerConfig {
 
     /// Checks every field; errors name it (`ft_transformer.n_heads`, …).
     pub fn validate(&self) -> Result<()> {
-        check_heads(self.input_dim, self.n_heads, NAME, "input_dim", "n_heads")?;
-        check_min(self.n_blocks, 1, format!("{NAME}.n_blocks"))?;
-        check_dropouts(
+        check_transformer(
             NAME,
-            &[
-                ("attn_dropout", self.attn_dropout),
-                ("ff_dropout", self.ff_dropout),
-            ],
+            self.input_dim,
+            self.n_heads,
+            self.n_blocks,
+            (self.attn_dropout, self.ff_dropout),
+            self.ff_factor,
         )?;
-        check_ff_factor(self.input_dim, self.ff_factor, format!("{NAME}.ff_factor"))?;
         if let Some(f) = self.kv_compression_factor {
             let n_tokens = (self.cat_embed.len()
                 + self.cont_cols.len()
@@ -128,13 +126,12 @@ impl FtTransformerConfig {
                 ));
             }
         }
-        if let Some(mlp) = &self.mlp {
-            mlp.validate(&format!("{NAME}.mlp"))?;
-        }
-        self.embed.validate(
+        check_mlp_and_embed(
+            NAME,
+            self.mlp.as_ref(),
+            &self.embed,
             self.input_dim,
             self.cont_cols.len(),
-            &format!("{NAME}.embed"),
         )
     }
 
@@ -191,13 +188,8 @@ impl FtTransformerConfig {
                 }
             })
             .collect();
-        let features = if embed.has_cls() { d } else { n * d };
-        let mlp = self
-            .mlp
-            .as_ref()
-            .map(|m| m.build(&(path / "mlp"), features, &format!("{NAME}.mlp")))
-            .transpose()?;
-        let output_dim = mlp.as_ref().map_or(features, |m| m.output_dim());
+        let features = pooled_width(embed.has_cls(), n, d);
+        let (mlp, output_dim) = build_top_mlp(path, NAME, self.mlp.as_ref(), features)?;
         Ok(FtTransformer {
             embed,
             blocks,

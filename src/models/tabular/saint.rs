@@ -11,11 +11,10 @@ use crate::models::tabular::attention_embeddings::{
 };
 use crate::models::tabular::attention_layers::attention_component_methods;
 use crate::models::tabular::attention_layers::{
-    check_dropouts, check_ff_factor, check_heads, check_min, importance_over_rows, key_mass,
-    layer_norm, pool_tokens, tokens_to_columns, AttentionStore, FeedForward, MultiHeadAttention,
-    TransformerActivation,
+    build_top_mlp, check_ff_factor, check_mlp_and_embed, check_transformer, importance_over_rows,
+    key_mass, pool_tokens, pooled_width, tokens_to_columns, AttentionStore, MultiHeadAttention,
+    TransformerActivation, TransformerBlock,
 };
-use crate::models::tabular::tab_transformer::TransformerBlock;
 use crate::models::{Component, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
@@ -99,23 +98,20 @@ impl SaintConfig {
 
     /// Checks every field; errors name it (`saint.n_heads`, …).
     pub fn validate(&self) -> Result<()> {
-        check_heads(self.input_dim, self.n_heads, NAME, "input_dim", "n_heads")?;
-        check_min(self.n_blocks, 1, format!("{NAME}.n_blocks"))?;
-        check_dropouts(
+        check_transformer(
             NAME,
-            &[
-                ("attn_dropout", self.attn_dropout),
-                ("ff_dropout", self.ff_dropout),
-            ],
+            self.input_dim,
+            self.n_heads,
+            self.n_blocks,
+            (self.attn_dropout, self.ff_dropout),
+            self.ff_factor,
         )?;
-        check_ff_factor(self.input_dim, self.ff_factor, format!("{NAME}.ff_factor"))?;
-        if let Some(mlp) = &self.mlp {
-            mlp.validate(&format!("{NAME}.mlp"))?;
-        }
-        self.embed.validate(
+        check_mlp_and_embed(
+            NAME,
+            self.mlp.as_ref(),
+            &self.embed,
             self.input_dim,
             self.cont_cols.len(),
-            &format!("{NAME}.embed"),
         )
     }
 
@@ -135,26 +131,21 @@ impl SaintConfig {
         let n = embed.n_tokens();
         let block = |p: nn::Path, width: i64| -> Result<TransformerBlock> {
             let hidden = check_ff_factor(width, self.ff_factor, format!("{NAME}.ff_factor"))?;
-            Ok(TransformerBlock {
-                attn: MultiHeadAttention::new_self(
-                    &(&p / "attn"),
-                    width,
-                    self.n_heads,
-                    self.use_qkv_bias,
-                    self.attn_dropout,
-                ),
-                ff: FeedForward::new(
-                    &(&p / "ff"),
-                    width,
-                    hidden,
-                    self.transformer_activation,
-                    self.ff_dropout,
-                ),
-                attn_norm: layer_norm(&(&p / "attn_norm"), width),
-                ff_norm: layer_norm(&(&p / "ff_norm"), width),
-                attn_dropout: self.attn_dropout,
-                ff_dropout: self.ff_dropout,
-            })
+            let attn = MultiHeadAttention::new_self(
+                &(&p / "attn"),
+                width,
+                self.n_heads,
+                self.use_qkv_bias,
+                self.attn_dropout,
+            );
+            Ok(TransformerBlock::new(
+                &p,
+                attn,
+                width,
+                hidden,
+                self.transformer_activation,
+                (self.attn_dropout, self.ff_dropout),
+            ))
         };
         let blocks = (0..self.n_blocks)
             .map(|i| {
@@ -165,13 +156,8 @@ impl SaintConfig {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let features = if embed.has_cls() { d } else { n * d };
-        let mlp = self
-            .mlp
-            .as_ref()
-            .map(|m| m.build(&(path / "mlp"), features, &format!("{NAME}.mlp")))
-            .transpose()?;
-        let output_dim = mlp.as_ref().map_or(features, |m| m.output_dim());
+        let features = pooled_width(embed.has_cls(), n, d);
+        let (mlp, output_dim) = build_top_mlp(path, NAME, self.mlp.as_ref(), features)?;
         Ok(Saint {
             embed,
             blocks,

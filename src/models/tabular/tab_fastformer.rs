@@ -7,9 +7,9 @@ use crate::models::tabular::attention_embeddings::{
 };
 use crate::models::tabular::attention_layers::attention_component_methods;
 use crate::models::tabular::attention_layers::{
-    add_norm, check_dropouts, check_ff_factor, check_heads, check_min, importance_over_rows,
-    layer_norm, pool_tokens, summed_key_mass, AdditiveAttention, AttentionStore, FeedForward,
-    TransformerActivation,
+    build_top_mlp, check_ff_factor, check_mlp_and_embed, check_transformer, importance_over_rows,
+    pool_tokens, pooled_width, summed_key_mass, AdditiveAttention, AttentionStore,
+    TransformerActivation, TransformerBlock,
 };
 use crate::models::{Component, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
@@ -104,23 +104,20 @@ impl TabFastFormerConfig {
 
     /// Checks every field; errors name it (`tab_fastformer.n_heads`, …).
     pub fn validate(&self) -> Result<()> {
-        check_heads(self.input_dim, self.n_heads, NAME, "input_dim", "n_heads")?;
-        check_min(self.n_blocks, 1, format!("{NAME}.n_blocks"))?;
-        check_dropouts(
+        check_transformer(
             NAME,
-            &[
-                ("attn_dropout", self.attn_dropout),
-                ("ff_dropout", self.ff_dropout),
-            ],
+            self.input_dim,
+            self.n_heads,
+            self.n_blocks,
+            (self.attn_dropout, self.ff_dropout),
+            self.ff_factor,
         )?;
-        check_ff_factor(self.input_dim, self.ff_factor, format!("{NAME}.ff_factor"))?;
-        if let Some(mlp) = &self.mlp {
-            mlp.validate(&format!("{NAME}.mlp"))?;
-        }
-        self.embed.validate(
+        check_mlp_and_embed(
+            NAME,
+            self.mlp.as_ref(),
+            &self.embed,
             self.input_dim,
             self.cont_cols.len(),
-            &format!("{NAME}.embed"),
         )
     }
 
@@ -142,40 +139,26 @@ impl TabFastFormerConfig {
         let blocks = (0..n_built)
             .map(|i| {
                 let p = path / format!("block_{i}");
-                FastFormerBlock {
-                    attn: AdditiveAttention::new(
-                        &(&p / "attn"),
-                        d,
-                        self.n_heads,
-                        self.use_bias,
-                        self.share_qv_weights,
-                        self.attn_dropout,
-                    ),
-                    ff: FeedForward::new(
-                        &(&p / "ff"),
-                        d,
-                        hidden,
-                        self.transformer_activation,
-                        self.ff_dropout,
-                    ),
-                    attn_norm: layer_norm(&(&p / "attn_norm"), d),
-                    ff_norm: layer_norm(&(&p / "ff_norm"), d),
-                    attn_dropout: self.attn_dropout,
-                    ff_dropout: self.ff_dropout,
-                }
+                let attn = AdditiveAttention::new(
+                    &(&p / "attn"),
+                    d,
+                    self.n_heads,
+                    self.use_bias,
+                    self.share_qv_weights,
+                    self.attn_dropout,
+                );
+                TransformerBlock::new(
+                    &p,
+                    attn,
+                    d,
+                    hidden,
+                    self.transformer_activation,
+                    (self.attn_dropout, self.ff_dropout),
+                )
             })
             .collect();
-        let features = if embed.has_cls() {
-            d
-        } else {
-            embed.n_tokens() * d
-        };
-        let mlp = self
-            .mlp
-            .as_ref()
-            .map(|m| m.build(&(path / "mlp"), features, &format!("{NAME}.mlp")))
-            .transpose()?;
-        let output_dim = mlp.as_ref().map_or(features, |m| m.output_dim());
+        let features = pooled_width(embed.has_cls(), embed.n_tokens(), d);
+        let (mlp, output_dim) = build_top_mlp(path, NAME, self.mlp.as_ref(), features)?;
         Ok(TabFastFormer {
             embed,
             blocks,
@@ -188,27 +171,6 @@ impl TabFastFormerConfig {
 }
 
 /// `x = LN(x + drop(AdditiveAttention(x)))`, `x = LN(x + drop(FF(x)))`.
-#[derive(Debug)]
-struct FastFormerBlock {
-    attn: AdditiveAttention,
-    ff: FeedForward,
-    attn_norm: nn::LayerNorm,
-    ff_norm: nn::LayerNorm,
-    attn_dropout: f64,
-    ff_dropout: f64,
-}
-
-impl FastFormerBlock {
-    /// `[b, n, d]` → (`[b, n, d]`, `[b, 2, h, n]` = stacked α and β).
-    fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let (a, alpha, beta) = self.attn.forward_t(x, train);
-        let x = add_norm(x, &a, &self.attn_norm, self.attn_dropout, train);
-        let f = self.ff.forward_t(&x, train);
-        let x = add_norm(&x, &f, &self.ff_norm, self.ff_dropout, train);
-        (x, Tensor::stack(&[alpha, beta], 1))
-    }
-}
-
 /// TabFastFormer: `cat [batch, n_cat]` + `cont [batch, n_cont]` → `[batch, output_dim()]`;
 /// without an MLP the output is the `[CLS]` token (`input_dim`) or all tokens flattened
 /// (`n_tokens · input_dim`).
@@ -220,7 +182,7 @@ impl FastFormerBlock {
 #[derive(Debug)]
 pub struct TabFastFormer {
     embed: AttnEmbeddings,
-    blocks: Vec<FastFormerBlock>,
+    blocks: Vec<TransformerBlock<AdditiveAttention>>,
     n_blocks: i64,
     mlp: Option<Mlp>,
     output_dim: i64,

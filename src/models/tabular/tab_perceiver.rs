@@ -8,9 +8,9 @@ use crate::models::tabular::attention_embeddings::{
 };
 use crate::models::tabular::attention_layers::attention_component_methods;
 use crate::models::tabular::attention_layers::{
-    check_dropouts, check_ff_factor, check_heads, check_min, dropout, importance_over_rows,
-    key_mass, layer_norm, tokens_to_columns, AttentionStore, FeedForward, MultiHeadAttention,
-    TransformerActivation,
+    build_top_mlp, check_dropouts, check_ff_factor, check_heads, check_min, check_mlp_and_embed,
+    dropout, importance_over_rows, key_mass, layer_norm, tokens_to_columns, AttentionStore,
+    FeedForward, MultiHeadAttention, TransformerActivation,
 };
 use crate::models::{Component, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
@@ -147,13 +147,12 @@ impl TabPerceiverConfig {
             ],
         )?;
         check_ff_factor(self.latent_dim, self.ff_factor, format!("{NAME}.ff_factor"))?;
-        if let Some(mlp) = &self.mlp {
-            mlp.validate(&format!("{NAME}.mlp"))?;
-        }
-        self.embed.validate(
+        check_mlp_and_embed(
+            NAME,
+            self.mlp.as_ref(),
+            &self.embed,
             self.input_dim,
             self.cont_cols.len(),
-            &format!("{NAME}.embed"),
         )
     }
 
@@ -185,12 +184,7 @@ impl TabPerceiverConfig {
         let blocks = (0..n_built)
             .map(|i| self.perceiver_block(&(path / format!("block_{i}"))))
             .collect::<Result<Vec<_>>>()?;
-        let mlp = self
-            .mlp
-            .as_ref()
-            .map(|m| m.build(&(path / "mlp"), self.latent_dim, &format!("{NAME}.mlp")))
-            .transpose()?;
-        let output_dim = mlp.as_ref().map_or(self.latent_dim, |m| m.output_dim());
+        let (mlp, output_dim) = build_top_mlp(path, NAME, self.mlp.as_ref(), self.latent_dim)?;
         Ok(TabPerceiver {
             embed,
             latents,

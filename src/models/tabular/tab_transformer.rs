@@ -7,9 +7,9 @@ use crate::models::tabular::attention_embeddings::{
 };
 use crate::models::tabular::attention_layers::attention_component_methods;
 use crate::models::tabular::attention_layers::{
-    add_norm, check_dropouts, check_ff_factor, check_heads, check_min, importance_over_rows,
-    layer_norm, pool_tokens, summed_key_mass, AttentionStore, FeedForward, MultiHeadAttention,
-    TransformerActivation,
+    build_top_mlp, check_ff_factor, check_mlp_and_embed, check_transformer, importance_over_rows,
+    pool_tokens, pooled_width, summed_key_mass, AttentionStore, MultiHeadAttention,
+    TransformerActivation, TransformerBlock,
 };
 use crate::models::{Component, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
@@ -100,29 +100,26 @@ impl TabTransformerConfig {
 
     /// Checks every field; errors name it (`tab_transformer.n_heads`, …).
     pub fn validate(&self) -> Result<()> {
-        check_heads(self.input_dim, self.n_heads, NAME, "input_dim", "n_heads")?;
-        check_min(self.n_blocks, 1, format!("{NAME}.n_blocks"))?;
-        check_dropouts(
+        check_transformer(
             NAME,
-            &[
-                ("attn_dropout", self.attn_dropout),
-                ("ff_dropout", self.ff_dropout),
-            ],
+            self.input_dim,
+            self.n_heads,
+            self.n_blocks,
+            (self.attn_dropout, self.ff_dropout),
+            self.ff_factor,
         )?;
-        check_ff_factor(self.input_dim, self.ff_factor, format!("{NAME}.ff_factor"))?;
         if self.cat_embed.is_empty() && !self.cont_cols.is_empty() && !self.embed_continuous {
             return Err(WideDeepError::config(
                 format!("{NAME}.embed_continuous"),
                 "with only continuous columns they must be embedded (set embed_continuous)",
             ));
         }
-        if let Some(mlp) = &self.mlp {
-            mlp.validate(&format!("{NAME}.mlp"))?;
-        }
-        self.embed.validate(
+        check_mlp_and_embed(
+            NAME,
+            self.mlp.as_ref(),
+            &self.embed,
             self.input_dim,
             self.cont_cols.len(),
-            &format!("{NAME}.embed"),
         )
     }
 
@@ -143,26 +140,21 @@ impl TabTransformerConfig {
         let blocks = (0..self.n_blocks)
             .map(|i| {
                 let p = path / format!("block_{i}");
-                TransformerBlock {
-                    attn: MultiHeadAttention::new_self(
-                        &(&p / "attn"),
-                        d,
-                        self.n_heads,
-                        self.use_qkv_bias,
-                        self.attn_dropout,
-                    ),
-                    ff: FeedForward::new(
-                        &(&p / "ff"),
-                        d,
-                        hidden,
-                        self.transformer_activation,
-                        self.ff_dropout,
-                    ),
-                    attn_norm: layer_norm(&(&p / "attn_norm"), d),
-                    ff_norm: layer_norm(&(&p / "ff_norm"), d),
-                    attn_dropout: self.attn_dropout,
-                    ff_dropout: self.ff_dropout,
-                }
+                let attn = MultiHeadAttention::new_self(
+                    &(&p / "attn"),
+                    d,
+                    self.n_heads,
+                    self.use_qkv_bias,
+                    self.attn_dropout,
+                );
+                TransformerBlock::new(
+                    &p,
+                    attn,
+                    d,
+                    hidden,
+                    self.transformer_activation,
+                    (self.attn_dropout, self.ff_dropout),
+                )
             })
             .collect();
         let n_values = if embed.embeds_cont() {
@@ -170,18 +162,8 @@ impl TabTransformerConfig {
         } else {
             embed.n_cont()
         };
-        let tokens_out = if embed.has_cls() {
-            d
-        } else {
-            embed.n_column_tokens() * d
-        };
-        let features = tokens_out + n_values;
-        let mlp = self
-            .mlp
-            .as_ref()
-            .map(|m| m.build(&(path / "mlp"), features, &format!("{NAME}.mlp")))
-            .transpose()?;
-        let output_dim = mlp.as_ref().map_or(features, |m| m.output_dim());
+        let features = pooled_width(embed.has_cls(), embed.n_column_tokens(), d) + n_values;
+        let (mlp, output_dim) = build_top_mlp(path, NAME, self.mlp.as_ref(), features)?;
         Ok(TabTransformer {
             embed,
             blocks,
@@ -189,27 +171,6 @@ impl TabTransformerConfig {
             output_dim,
             attention: AttentionStore::default(),
         })
-    }
-}
-
-/// Post-norm transformer block: `x = LN(x + drop(MHA(x)))`, `x = LN(x + drop(FF(x)))`.
-#[derive(Debug)]
-pub(crate) struct TransformerBlock {
-    pub attn: MultiHeadAttention,
-    pub ff: FeedForward,
-    pub attn_norm: nn::LayerNorm,
-    pub ff_norm: nn::LayerNorm,
-    pub attn_dropout: f64,
-    pub ff_dropout: f64,
-}
-
-impl TransformerBlock {
-    /// `[b, n, d]` → (`[b, n, d]`, weights `[b, h, n, n]`).
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let (a, w) = self.attn.forward_t(x, None, train);
-        let x = add_norm(x, &a, &self.attn_norm, self.attn_dropout, train);
-        let f = self.ff.forward_t(&x, train);
-        (add_norm(&x, &f, &self.ff_norm, self.ff_dropout, train), w)
     }
 }
 

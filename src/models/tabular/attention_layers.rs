@@ -39,6 +39,23 @@ macro_rules! attention_component_methods {
             Some(self.forward_embedded_inner(self.embed.combine(parts, train), train))
         }
     };
+    // ... plus a feature importance that sums the attention each column's token receives
+    // ([`summed_key_mass`]), averaged over the rows
+    (summed_key_mass) => {
+        attention_component_methods!();
+
+        fn feature_importance(&self, input: &ModelInput) -> Option<Result<Vec<f64>>> {
+            let n = self.feature_names().len();
+            let cls = self.embed.has_cls();
+            Some(importance_over_rows(
+                self,
+                input,
+                self.embed.device(),
+                n,
+                |ws| summed_key_mass(ws, cls, n),
+            ))
+        }
+    };
 }
 pub(crate) use attention_component_methods;
 

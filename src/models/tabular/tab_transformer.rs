@@ -213,19 +213,7 @@ impl TabTransformer {
 }
 
 impl Component for TabTransformer {
-    attention_component_methods!();
-
-    fn feature_importance(&self, input: &ModelInput) -> Option<Result<Vec<f64>>> {
-        let n = self.feature_names().len();
-        let cls = self.embed.has_cls();
-        Some(importance_over_rows(
-            self,
-            input,
-            self.embed.device(),
-            n,
-            |ws| summed_key_mass(ws, cls, n),
-        ))
-    }
+    attention_component_methods!(summed_key_mass);
 }
 
 #[cfg(test)]

@@ -60,6 +60,52 @@ impl TextModelConfig {
     }
 }
 
+/// The `pretrained_embeddings` and `head` setters of the text model configs with trainable
+/// token embeddings (fields `embed_dim`, `pretrained_embeddings`, `head`).
+macro_rules! embedding_and_head_setters {
+    () => {
+        /// Initial token embeddings `[vocab_size, embed_dim]` (sets `embed_dim`).
+        pub fn pretrained_embeddings(mut self, m: EmbeddingMatrix) -> Self {
+            self.embed_dim = m.ncols() as i64;
+            self.pretrained_embeddings = Some(m);
+            self
+        }
+        /// Puts an MLP on the pooled output.
+        pub fn head(mut self, head: MlpConfig) -> Self {
+            self.head = Some(head);
+            self
+        }
+    };
+}
+pub(crate) use embedding_and_head_setters;
+
+/// The [`Component`] methods the token-embedding text models share: ids → token embeddings →
+/// `self.run(embeddings, mask, train)`, with the embeddings as the attribution point. Needs
+/// fields `input: TextInput`, `embed: TokenEmbedding` and a method `run`.
+macro_rules! token_component_methods {
+    () => {
+        fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
+            let ids = self.input.ids(input);
+            self.run(
+                &self.embed.forward(ids),
+                &mask_from_ids(ids, self.input.pad_id),
+                train,
+            )
+        }
+        fn feature_names(&self) -> Vec<String> {
+            vec![self.input.name.clone()]
+        }
+        fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
+            Some(vec![self.embed.forward(self.input.ids(input))])
+        }
+        fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
+            let emb = check_part(parts)?;
+            Some(self.run(emb, &self.embed.mask_from_embedded(emb), train))
+        }
+    };
+}
+pub(crate) use token_component_methods;
+
 macro_rules! text_from {
     ($($t:ident => $v:ident),*) => {$(
         impl From<$t> for TextModelConfig {

@@ -1,7 +1,7 @@
 //! Recurrent text models: [`BasicRnn`], [`AttentiveRnn`] and [`StackedAttentiveRnn`].
 use super::{
-    check_part, mask_from_ids, masked_mean, AttentionStore, EmbeddingMatrix, TextInput,
-    TokenEmbedding, MASK_FILL,
+    check_part, embedding_and_head_setters, mask_from_ids, masked_mean, token_component_methods,
+    AttentionStore, EmbeddingMatrix, TextInput, TokenEmbedding, MASK_FILL,
 };
 use crate::error::{Result, WideDeepError};
 use crate::models::dropout::DropoutExt;
@@ -9,6 +9,26 @@ use crate::models::mlp::check_dropout;
 use crate::models::{Component, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
+
+/// `checked_embedding`: the input and embedding-dropout checks and the token embedding under
+/// `path/embed`, for the RNN configs (fields `input`, `embed_dim`, `pretrained_embeddings`,
+/// `freeze_embeddings`, `embed_dropout`).
+macro_rules! checked_embedding {
+    () => {
+        fn checked_embedding(&self, path: &nn::Path, p: &str) -> Result<TokenEmbedding> {
+            self.input.validate(p)?;
+            check_dropout(self.embed_dropout, &format!("{p}.embed_dropout"))?;
+            TokenEmbedding::new(
+                &(path / "embed"),
+                &self.input,
+                self.embed_dim,
+                self.pretrained_embeddings.as_ref(),
+                self.freeze_embeddings,
+                p,
+            )
+        }
+    };
+}
 
 /// The recurrent cell.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -266,30 +286,14 @@ impl BasicRnnConfig {
         bidirectional: bool,
         pooling: RnnPooling,
     );
-    pub fn pretrained_embeddings(mut self, m: EmbeddingMatrix) -> Self {
-        self.embed_dim = m.ncols() as i64;
-        self.pretrained_embeddings = Some(m);
-        self
-    }
-    pub fn head(mut self, head: MlpConfig) -> Self {
-        self.head = Some(head);
-        self
-    }
+    embedding_and_head_setters!();
+    checked_embedding!();
 
     /// Validates and builds the model under `path`.
     pub fn build(&self, path: &nn::Path) -> Result<BasicRnn> {
         let p = "basic_rnn";
-        self.input.validate(p)?;
         validate_rnn(p, self.hidden_dim, self.n_layers, self.rnn_dropout)?;
-        check_dropout(self.embed_dropout, &format!("{p}.embed_dropout"))?;
-        let embed = TokenEmbedding::new(
-            &(path / "embed"),
-            &self.input,
-            self.embed_dim,
-            self.pretrained_embeddings.as_ref(),
-            self.freeze_embeddings,
-            p,
-        )?;
+        let embed = self.checked_embedding(path, p)?;
         let rnn = RnnLayer::new(
             &(path / "rnn"),
             self.rnn_type,
@@ -339,14 +343,7 @@ impl BasicRnn {
 }
 
 impl Component for BasicRnn {
-    fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
-        let ids = self.input.ids(input);
-        self.run(
-            &self.embed.forward(ids),
-            &mask_from_ids(ids, self.input.pad_id),
-            train,
-        )
-    }
+    token_component_methods!();
     fn output_dim(&self) -> i64 {
         self.head
             .as_ref()
@@ -354,16 +351,6 @@ impl Component for BasicRnn {
     }
     fn check_input(&self, input: &ModelInput) -> Result<()> {
         self.input.check(input, None)
-    }
-    fn feature_names(&self) -> Vec<String> {
-        vec![self.input.name.clone()]
-    }
-    fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
-        Some(vec![self.embed.forward(self.input.ids(input))])
-    }
-    fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
-        let emb = check_part(parts)?;
-        Some(self.run(emb, &self.embed.mask_from_embedded(emb), train))
     }
 }
 
@@ -465,30 +452,14 @@ impl AttentiveRnnConfig {
         bidirectional: bool,
         attn_dropout: f64,
     );
-    pub fn pretrained_embeddings(mut self, m: EmbeddingMatrix) -> Self {
-        self.embed_dim = m.ncols() as i64;
-        self.pretrained_embeddings = Some(m);
-        self
-    }
-    pub fn head(mut self, head: MlpConfig) -> Self {
-        self.head = Some(head);
-        self
-    }
+    embedding_and_head_setters!();
+    checked_embedding!();
 
     pub fn build(&self, path: &nn::Path) -> Result<AttentiveRnn> {
         let p = "attentive_rnn";
-        self.input.validate(p)?;
         validate_rnn(p, self.hidden_dim, self.n_layers, self.rnn_dropout)?;
-        check_dropout(self.embed_dropout, &format!("{p}.embed_dropout"))?;
         check_dropout(self.attn_dropout, &format!("{p}.attn_dropout"))?;
-        let embed = TokenEmbedding::new(
-            &(path / "embed"),
-            &self.input,
-            self.embed_dim,
-            self.pretrained_embeddings.as_ref(),
-            self.freeze_embeddings,
-            p,
-        )?;
+        let embed = self.checked_embedding(path, p)?;
         let rnn = RnnLayer::new(
             &(path / "rnn"),
             self.rnn_type,
@@ -539,14 +510,7 @@ impl AttentiveRnn {
 }
 
 impl Component for AttentiveRnn {
-    fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
-        let ids = self.input.ids(input);
-        self.run(
-            &self.embed.forward(ids),
-            &mask_from_ids(ids, self.input.pad_id),
-            train,
-        )
-    }
+    token_component_methods!();
     fn output_dim(&self) -> i64 {
         self.head
             .as_ref()
@@ -557,16 +521,6 @@ impl Component for AttentiveRnn {
     }
     fn attention_weights(&self) -> Option<Vec<Tensor>> {
         self.weights.get()
-    }
-    fn feature_names(&self) -> Vec<String> {
-        vec![self.input.name.clone()]
-    }
-    fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
-        Some(vec![self.embed.forward(self.input.ids(input))])
-    }
-    fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
-        let emb = check_part(parts)?;
-        Some(self.run(emb, &self.embed.mask_from_embedded(emb), train))
     }
 }
 
@@ -631,19 +585,11 @@ impl StackedAttentiveRnnConfig {
         attn_dropout: f64,
         with_addnorm: bool,
     );
-    pub fn pretrained_embeddings(mut self, m: EmbeddingMatrix) -> Self {
-        self.embed_dim = m.ncols() as i64;
-        self.pretrained_embeddings = Some(m);
-        self
-    }
-    pub fn head(mut self, head: MlpConfig) -> Self {
-        self.head = Some(head);
-        self
-    }
+    embedding_and_head_setters!();
+    checked_embedding!();
 
     pub fn build(&self, path: &nn::Path) -> Result<StackedAttentiveRnn> {
         let p = "stacked_attentive_rnn";
-        self.input.validate(p)?;
         validate_rnn(p, self.hidden_dim, 1, 0.0)?;
         if self.n_blocks <= 0 {
             return Err(WideDeepError::config(
@@ -651,16 +597,8 @@ impl StackedAttentiveRnnConfig {
                 format!("must be positive, got {}", self.n_blocks),
             ));
         }
-        check_dropout(self.embed_dropout, &format!("{p}.embed_dropout"))?;
         check_dropout(self.attn_dropout, &format!("{p}.attn_dropout"))?;
-        let embed = TokenEmbedding::new(
-            &(path / "embed"),
-            &self.input,
-            self.embed_dim,
-            self.pretrained_embeddings.as_ref(),
-            self.freeze_embeddings,
-            p,
-        )?;
+        let embed = self.checked_embedding(path, p)?;
         let mut blocks = Vec::new();
         let mut inp = embed.dim();
         for b in 0..self.n_blocks {
@@ -736,14 +674,7 @@ impl StackedAttentiveRnn {
 }
 
 impl Component for StackedAttentiveRnn {
-    fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
-        let ids = self.input.ids(input);
-        self.run(
-            &self.embed.forward(ids),
-            &mask_from_ids(ids, self.input.pad_id),
-            train,
-        )
-    }
+    token_component_methods!();
     fn output_dim(&self) -> i64 {
         self.head.as_ref().map_or(self.out_dim, |h| h.output_dim())
     }
@@ -752,16 +683,6 @@ impl Component for StackedAttentiveRnn {
     }
     fn attention_weights(&self) -> Option<Vec<Tensor>> {
         self.weights.get()
-    }
-    fn feature_names(&self) -> Vec<String> {
-        vec![self.input.name.clone()]
-    }
-    fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
-        Some(vec![self.embed.forward(self.input.ids(input))])
-    }
-    fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
-        let emb = check_part(parts)?;
-        Some(self.run(emb, &self.embed.mask_from_embedded(emb), train))
     }
 }
 

@@ -1,8 +1,8 @@
 //! [`TextTransformer`]: a Transformer encoder over token embeddings, and the multi-head
 //! self-attention shared with [`super::Bert`].
 use super::{
-    check_part, mask_from_ids, masked_mean, AttentionStore, EmbeddingMatrix, TextInput,
-    TokenEmbedding, MASK_FILL,
+    check_part, embedding_and_head_setters, mask_from_ids, masked_mean, token_component_methods,
+    AttentionStore, EmbeddingMatrix, TextInput, TokenEmbedding, MASK_FILL,
 };
 use crate::error::{Result, WideDeepError};
 use crate::models::dropout::DropoutExt;
@@ -147,15 +147,7 @@ impl TextTransformerConfig {
         max_len: i64,
         pooling: TextPooling,
     );
-    pub fn pretrained_embeddings(mut self, m: EmbeddingMatrix) -> Self {
-        self.embed_dim = m.ncols() as i64;
-        self.pretrained_embeddings = Some(m);
-        self
-    }
-    pub fn head(mut self, head: MlpConfig) -> Self {
-        self.head = Some(head);
-        self
-    }
+    embedding_and_head_setters!();
 
     /// Validates and builds the model under `path`.
     pub fn build(&self, path: &nn::Path) -> Result<TextTransformer> {
@@ -336,14 +328,7 @@ impl TextTransformer {
 }
 
 impl Component for TextTransformer {
-    fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
-        let ids = self.input.ids(input);
-        self.run(
-            &self.embed.forward(ids),
-            &mask_from_ids(ids, self.input.pad_id),
-            train,
-        )
-    }
+    token_component_methods!();
     fn output_dim(&self) -> i64 {
         self.head
             .as_ref()
@@ -354,16 +339,6 @@ impl Component for TextTransformer {
     }
     fn attention_weights(&self) -> Option<Vec<Tensor>> {
         self.weights.get()
-    }
-    fn feature_names(&self) -> Vec<String> {
-        vec![self.input.name.clone()]
-    }
-    fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
-        Some(vec![self.embed.forward(self.input.ids(input))])
-    }
-    fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
-        let emb = check_part(parts)?;
-        Some(self.run(emb, &self.embed.mask_from_embedded(emb), train))
     }
 }
 

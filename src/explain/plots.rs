@@ -107,6 +107,51 @@ fn err<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
 }
 
+/// The chart of the bar, beeswarm and waterfall plots: one row per feature (labels drawn by the
+/// caller in a `label_area` wide left margin), values along x over `x`, rows over `y`, a light
+/// vertical grid with `x_labels` ticks and the axis description `x_desc`.
+#[allow(clippy::type_complexity)]
+fn row_chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    label_area: u32,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+    x_labels: usize,
+    x_desc: &str,
+) -> std::result::Result<
+    ChartContext<
+        'a,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    String,
+> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, font(20))
+        .margin(16)
+        .margin_left(8)
+        .x_label_area_size(48)
+        .y_label_area_size(label_area)
+        .build_cartesian_2d(x, y)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(0)
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(235, 235, 235))
+        .axis_style(AXIS)
+        .x_labels(x_labels)
+        .x_label_formatter(&|v| fmt_num(*v))
+        .x_label_style(font(14))
+        .x_desc(x_desc)
+        .axis_desc_style(font(15))
+        .draw()
+        .map_err(err)?;
+    Ok(chart)
+}
+
 /// Something that draws itself on any plotters backend.
 trait Figure {
     fn size(&self) -> (u32, u32);
@@ -391,28 +436,15 @@ impl Figure for Bar {
         let left = label_width(root, &self.labels, &label_style) + 24;
         let max = self.values.iter().cloned().fold(0.0, f64::max);
         let xmax = if max > 0.0 { max * 1.18 } else { 1.0 };
-        let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, font(20))
-            .margin(16)
-            .margin_left(8)
-            .x_label_area_size(48)
-            .y_label_area_size(left)
-            .build_cartesian_2d(0.0..xmax, -0.5..(n as f64 - 0.5))
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(0)
-            .light_line_style(WHITE)
-            .bold_line_style(RGBColor(235, 235, 235))
-            .axis_style(AXIS)
-            .x_labels(6)
-            .x_label_formatter(&|v| fmt_num(*v))
-            .x_label_style(font(14))
-            .x_desc(self.x_desc.as_str())
-            .axis_desc_style(font(15))
-            .draw()
-            .map_err(err)?;
+        let mut chart = row_chart(
+            root,
+            &self.title,
+            left,
+            0.0..xmax,
+            -0.5..(n as f64 - 0.5),
+            6,
+            &self.x_desc,
+        )?;
         for (i, (label, &v)) in self.labels.iter().zip(&self.values).enumerate() {
             let y = (n - 1 - i) as f64;
             chart
@@ -535,28 +567,15 @@ impl Figure for Swarm {
         }
         let (lo, hi) = padded_range(lo.min(0.0), hi.max(0.0), 0.05);
         let (chart_area, legend) = root.split_horizontally(self.size.0 - 110);
-        let mut chart = ChartBuilder::on(&chart_area)
-            .caption(&self.title, font(20))
-            .margin(16)
-            .margin_left(8)
-            .x_label_area_size(48)
-            .y_label_area_size(left)
-            .build_cartesian_2d(lo..hi, -0.5..(n as f64 - 0.5))
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(0)
-            .light_line_style(WHITE)
-            .bold_line_style(RGBColor(235, 235, 235))
-            .axis_style(AXIS)
-            .x_labels(7)
-            .x_label_formatter(&|v| fmt_num(*v))
-            .x_label_style(font(14))
-            .x_desc(self.x_desc.as_str())
-            .axis_desc_style(font(15))
-            .draw()
-            .map_err(err)?;
+        let mut chart = row_chart(
+            &chart_area,
+            &self.title,
+            left,
+            lo..hi,
+            -0.5..(n as f64 - 0.5),
+            7,
+            &self.x_desc,
+        )?;
         let (zx, top) = chart.backend_coord(&(0.0, n as f64 - 0.5));
         let (_, bottom) = chart.backend_coord(&(0.0, -0.5));
         chart_area
@@ -753,28 +772,15 @@ impl Figure for Waterfall {
         }
         let (lo, hi) = padded_range(lo, hi, 0.12);
         // rows 0..n for the steps, plus room above and below for the f(x) and E[f(X)] marks
-        let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, font(20))
-            .margin(16)
-            .margin_left(8)
-            .x_label_area_size(48)
-            .y_label_area_size(left)
-            .build_cartesian_2d(lo..hi, -1.3..(n as f64 + 0.3))
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(0)
-            .light_line_style(WHITE)
-            .bold_line_style(RGBColor(235, 235, 235))
-            .axis_style(AXIS)
-            .x_labels(7)
-            .x_label_formatter(&|v| fmt_num(*v))
-            .x_label_style(font(14))
-            .x_desc(self.x_desc.as_str())
-            .axis_desc_style(font(15))
-            .draw()
-            .map_err(err)?;
+        let mut chart = row_chart(
+            root,
+            &self.title,
+            left,
+            lo..hi,
+            -1.3..(n as f64 + 0.3),
+            7,
+            &self.x_desc,
+        )?;
         let dashed = |x: f64, y0: f64, y1: f64| {
             let (px, py0) = chart.backend_coord(&(x, y0));
             let (_, py1) = chart.backend_coord(&(x, y1));

@@ -328,7 +328,7 @@ impl Component for FtTransformer {
 mod tests {
     use super::*;
     use crate::models::tabular::attention_embeddings::{ContEmbed, SharedEmbed};
-    use crate::models::tabular::attention_layers::testing::*;
+    use crate::models::tabular::testing::*;
     use crate::models::ContNorm;
     use tch::Device;
 

@@ -239,7 +239,7 @@ impl Component for Saint {
 mod tests {
     use super::*;
     use crate::models::tabular::attention_embeddings::ContEmbed;
-    use crate::models::tabular::attention_layers::testing::*;
+    use crate::models::tabular::testing::*;
     use tch::Device;
 
     #[test]

@@ -153,7 +153,7 @@ impl Component for SelfAttentionMlp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::tabular::attention_layers::testing::*;
+    use crate::models::tabular::testing::*;
     use tch::Device;
 
     #[test]

@@ -215,7 +215,7 @@ impl Component for TabFastFormer {
 mod tests {
     use super::*;
     use crate::models::tabular::attention_embeddings::ContEmbed;
-    use crate::models::tabular::attention_layers::testing::*;
+    use crate::models::tabular::testing::*;
     use tch::Device;
 
     #[test]

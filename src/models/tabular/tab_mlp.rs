@@ -102,26 +102,9 @@ impl Component for TabMlp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::tabular::testing::meta;
     use crate::models::{Activation, ContNorm};
     use tch::{Device, Kind};
-
-    fn meta() -> TabMeta {
-        TabMeta {
-            cat: vec![
-                CatColumnMeta {
-                    name: "a".into(),
-                    cardinality: 4,
-                    embed_dim: 3,
-                },
-                CatColumnMeta {
-                    name: "b".into(),
-                    cardinality: 3,
-                    embed_dim: 2,
-                },
-            ],
-            cont: vec!["x".into(), "y".into()],
-        }
-    }
 
     fn input(n: i64) -> ModelInput {
         let cat = Tensor::from_slice(&[1i64, 2, 3, 0, 0, 1])

@@ -360,7 +360,7 @@ impl Component for TabPerceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::tabular::attention_layers::testing::*;
+    use crate::models::tabular::testing::*;
     use tch::Device;
 
     fn small() -> TabPerceiverConfig {

@@ -220,7 +220,7 @@ impl Component for TabTransformer {
 mod tests {
     use super::*;
     use crate::models::tabular::attention_embeddings::ContEmbed;
-    use crate::models::tabular::attention_layers::testing::*;
+    use crate::models::tabular::testing::*;
     use crate::models::ContNorm;
     use tch::Device;
 

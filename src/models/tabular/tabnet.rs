@@ -808,6 +808,7 @@ fn entmax15_tau(c: &mut Vec<f64>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::tabular::testing::meta;
     use tch::Device;
 
     fn t(rows: &[&[f64]]) -> Tensor {
@@ -966,24 +967,6 @@ mod tests {
             for (x, y) in a.iter().zip(e) {
                 assert!((x - y).abs() < 1e-12, "{auto:?}");
             }
-        }
-    }
-
-    fn meta() -> TabMeta {
-        TabMeta {
-            cat: vec![
-                CatColumnMeta {
-                    name: "a".into(),
-                    cardinality: 4,
-                    embed_dim: 3,
-                },
-                CatColumnMeta {
-                    name: "b".into(),
-                    cardinality: 3,
-                    embed_dim: 2,
-                },
-            ],
-            cont: vec!["x".into(), "y".into()],
         }
     }
 

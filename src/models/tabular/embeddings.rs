@@ -107,7 +107,8 @@ impl TabEmbeddings {
         self.cat.iter().map(|c| c.embed_dim as i64).sum::<i64>() + self.cont.len() as i64
     }
 
-    /// `[batch, output_dim()]`: [`TabEmbeddings::embed`] then [`TabEmbeddings::combine`].
+    /// `[batch, output_dim()]`: the values of [`TabEmbeddings::embed`] then
+    /// [`TabEmbeddings::combine`], without the per-column split when nothing needs it.
     pub fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
         let cont = input.cont.as_ref().filter(|_| !self.cont.is_empty());
         let dropping = self.dropout > 0.0 && crate::models::dropout_on(train);

@@ -932,18 +932,7 @@ mod tests {
     use super::*;
 
     fn cat_meta() -> Vec<CatColumnMeta> {
-        vec![
-            CatColumnMeta {
-                name: "a".into(),
-                cardinality: 4,
-                embed_dim: 3,
-            },
-            CatColumnMeta {
-                name: "b".into(),
-                cardinality: 3,
-                embed_dim: 2,
-            },
-        ]
+        crate::models::tabular::testing::meta().cat
     }
 
     fn input() -> ModelInput {

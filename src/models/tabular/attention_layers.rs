@@ -39,22 +39,29 @@ macro_rules! attention_component_methods {
             Some(self.forward_embedded_inner(self.embed.combine(parts, train), train))
         }
     };
-    // ... plus a feature importance that sums the attention each column's token receives
-    // ([`summed_key_mass`]), averaged over the rows
-    (summed_key_mass) => {
+    // ... plus a feature importance averaged over the rows: `$body` maps the attention weights
+    // of a chunk of rows (`$ws`) to per-column mass, given the model (`$this`), whether tokens
+    // start with `[CLS]` (`$cls`) and the number of columns (`$n`)
+    (importance: |$this:ident, $ws:ident, $cls:ident, $n:ident| $body:expr) => {
         attention_component_methods!();
 
         fn feature_importance(&self, input: &ModelInput) -> Option<Result<Vec<f64>>> {
-            let n = self.feature_names().len();
-            let cls = self.embed.has_cls();
+            let $n = self.feature_names().len();
+            let $cls = self.embed.has_cls();
+            let $this = self;
             Some(importance_over_rows(
                 self,
                 input,
                 self.embed.device(),
-                n,
-                |ws| summed_key_mass(ws, cls, n),
+                $n,
+                |$ws| $body,
             ))
         }
+    };
+    // ... with the attention each column's token receives, summed over blocks
+    // ([`summed_key_mass`])
+    (summed_key_mass) => {
+        attention_component_methods!(importance: |_model, ws, cls, n| summed_key_mass(ws, cls, n));
     };
 }
 pub(crate) use attention_component_methods;

@@ -212,27 +212,16 @@ impl Saint {
 }
 
 impl Component for Saint {
-    attention_component_methods!();
-
-    fn feature_importance(&self, input: &ModelInput) -> Option<Result<Vec<f64>>> {
-        let n = self.feature_names().len();
-        let cls = self.embed.has_cls();
-        Some(importance_over_rows(
-            self,
-            input,
-            self.embed.device(),
-            n,
-            |ws| {
-                let mass = ws
-                    .iter()
-                    .step_by(2)
-                    .map(key_mass)
-                    .reduce(|a, b| a + b)
-                    .expect("blocks");
-                tokens_to_columns(&mass, cls, n)
-            },
-        ))
-    }
+    // the column attentions (every other weight tensor), summed over blocks
+    attention_component_methods!(importance: |_model, ws, cls, n| {
+        let mass = ws
+            .iter()
+            .step_by(2)
+            .map(key_mass)
+            .reduce(|a, b| a + b)
+            .expect("blocks");
+        tokens_to_columns(&mass, cls, n)
+    });
 }
 
 #[cfg(test)]

@@ -333,28 +333,17 @@ impl TabPerceiver {
 }
 
 impl Component for TabPerceiver {
-    attention_component_methods!();
-
-    fn feature_importance(&self, input: &ModelInput) -> Option<Result<Vec<f64>>> {
-        let n = self.feature_names().len();
-        let cls = self.embed.has_cls();
-        Some(importance_over_rows(
-            self,
-            input,
-            self.embed.device(),
-            n,
-            |ws| {
-                let mass = ws
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| self.is_cross(*i))
-                    .map(|(_, w)| key_mass(w))
-                    .reduce(|a, b| a + b)
-                    .expect("cross-attention layers");
-                tokens_to_columns(&mass, cls, n)
-            },
-        ))
-    }
+    // the cross-attentions (latents over column tokens), summed
+    attention_component_methods!(importance: |model, ws, cls, n| {
+        let mass = ws
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| model.is_cross(*i))
+            .map(|(_, w)| key_mass(w))
+            .reduce(|a, b| a + b)
+            .expect("cross-attention layers");
+        tokens_to_columns(&mass, cls, n)
+    });
 }
 
 #[cfg(test)]

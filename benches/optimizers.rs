@@ -12,14 +12,8 @@ use widedeep::datasets;
 use widedeep::prelude::*;
 use widedeep::training::{Optimizers, ParamGroup};
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
+use common::arg;
 
 fn main() -> Result<()> {
     let (steps, rounds) = (arg("--steps", 200), arg("--rounds", 5));

@@ -9,14 +9,8 @@ use std::time::Instant;
 use widedeep::datasets;
 use widedeep::prelude::*;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
+use common::arg;
 
 fn main() -> Result<()> {
     let (repeats, epochs) = (arg("--repeats", 3), arg("--epochs", 2));

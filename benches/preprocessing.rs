@@ -26,16 +26,8 @@ fn main() -> anyhow::Result<()> {
         df.vstack_mut(&adult)?;
     }
     df.rechunk_mut();
-    let cat = [
-        "workclass",
-        "education",
-        "marital-status",
-        "occupation",
-        "relationship",
-        "race",
-        "gender",
-        "native-country",
-    ];
+    // the categorical columns without capital-gain/-loss (continuous here)
+    let cat = &datasets::adult_columns::CATEGORICAL[..8];
     let cont = [
         "age",
         "fnlwgt",
@@ -48,12 +40,12 @@ fn main() -> anyhow::Result<()> {
         vec!["native-country".to_string(), "occupation".to_string()],
     ];
 
-    let mut tab = TabPreprocessor::new(&cat, &cont);
+    let mut tab = TabPreprocessor::new(cat, &cont);
     let tab_fit = median_of(5, || tab.fit(&df).expect("fit"));
     let tab_transform = median_of(5, || {
         tab.transform(&df).expect("transform");
     });
-    let mut wide = WidePreprocessor::new(&cat).crossed_cols(crossed);
+    let mut wide = WidePreprocessor::new(cat).crossed_cols(crossed);
     let wide_fit = median_of(5, || wide.fit(&df).expect("fit"));
     let wide_transform = median_of(5, || {
         wide.transform(&df).expect("transform");

@@ -60,3 +60,51 @@ pub fn wide_tabmlp_trainer(prep: &Preprocessors, seed: u64, epochs: usize) -> Tr
     let model = WideDeep::new(&wide_tabmlp_config(prep, seed), Device::Cpu).unwrap();
     Trainer::new(model, trainer_config(prep, seed, epochs)).unwrap()
 }
+
+/// `n` shuffled mnist5k rows as a small multimodal frame: `image` (path), a short text column
+/// `text_col` (some rows null), a number `x` and the target `y` (the digit's parity, 0/1).
+pub fn digits_frame(n: usize, text_col: &str) -> DataFrame {
+    use polars::prelude::*;
+    // mnist5k is sorted by label: shuffle first
+    let (labels, _) =
+        datasets::train_test_split(&datasets::mnist5k_labels().unwrap(), 0.5, 1).unwrap();
+    let mut df = labels.head(Some(n));
+    let label: Vec<i64> = df
+        .column("label")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    let words = ["zero", "one", "two"];
+    let text: Vec<Option<String>> = (0..n)
+        .map(|i| (i % 7 != 3).then(|| format!("add {}", words[i % 3])))
+        .collect();
+    let x: Vec<f64> = (0..n).map(|i| (i % 5) as f64).collect();
+    let y: Vec<i64> = label.iter().map(|l| l % 2).collect();
+    df.with_column(Column::new(text_col.into(), text)).unwrap();
+    df.with_column(Column::new("x".into(), x)).unwrap();
+    df.with_column(Column::new("y".into(), y)).unwrap();
+    df
+}
+
+/// Preprocessors for [`digits_frame`]: `x` continuous, `text_col` as words (maxlen 4), the
+/// image at 28×28 with fitted normalisation, and `target` on `y`.
+pub fn digits_preprocessors(text_col: &str, target: TargetEncoder) -> Preprocessors {
+    Preprocessors::new()
+        .tab(TabPreprocessor::new(&[] as &[&str], &["x"]))
+        .text(
+            TextPreprocessor::new(text_col)
+                .vocab(Vocab::Word {
+                    min_freq: 1,
+                    max_vocab: 50,
+                })
+                .maxlen(4),
+        )
+        .image(
+            ImagePreprocessor::from_paths("image", datasets::mnist5k_dir())
+                .size(28, 28)
+                .normalization(Normalization::Fitted),
+        )
+        .target(target)
+}

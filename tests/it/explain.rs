@@ -1,6 +1,5 @@
 //! Attributions of a trained Wide + TabMlp pipeline on Adult, through the public API.
 use crate::common::*;
-use widedeep::datasets;
 use widedeep::explain::{plots, Explainer, ExplainerConfig, Explanation, Method, Output};
 use widedeep::prelude::*;
 
@@ -161,51 +160,13 @@ fn explanations_export_and_plot() {
     assert!(model_only.explain_df(&rows).is_err());
 }
 
-/// mnist5k digits with a short text and a number: the columns `image` (path), `note`
-/// (some null), `x` and the target `y` (the digit's parity).
-fn digits_frame(n: usize) -> polars::prelude::DataFrame {
-    use polars::prelude::*;
-    let (labels, _) =
-        datasets::train_test_split(&datasets::mnist5k_labels().unwrap(), 0.5, 1).unwrap();
-    let mut df = labels.head(Some(n));
-    let label: Vec<i64> = df
-        .column("label")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
-    let words = ["zero", "one", "two"];
-    let note: Vec<Option<String>> = (0..n)
-        .map(|i| (i % 7 != 3).then(|| format!("add {}", words[i % 3])))
-        .collect();
-    let x: Vec<f64> = (0..n).map(|i| (i % 5) as f64).collect();
-    let y: Vec<i64> = label.iter().map(|l| l % 2).collect();
-    df.with_column(Column::new("note".into(), note)).unwrap();
-    df.with_column(Column::new("x".into(), x)).unwrap();
-    df.with_column(Column::new("y".into(), y)).unwrap();
-    df
-}
-
 #[test]
 fn text_and_image_values_are_shown_and_exported() {
-    let df = digits_frame(48);
-    let mut prep = Preprocessors::new()
-        .tab(TabPreprocessor::new(&[] as &[&str], &["x"]))
-        .text(
-            TextPreprocessor::new("note")
-                .vocab(Vocab::Word {
-                    min_freq: 1,
-                    max_vocab: 50,
-                })
-                .maxlen(4),
-        )
-        .image(
-            ImagePreprocessor::from_paths("image", datasets::mnist5k_dir())
-                .size(28, 28)
-                .normalization(Normalization::Fitted),
-        )
-        .target(TargetEncoder::new("y", TargetKind::Binary).positive_class("1"));
+    let df = digits_frame(48, "note");
+    let mut prep = digits_preprocessors(
+        "note",
+        TargetEncoder::new("y", TargetKind::Binary).positive_class("1"),
+    );
     let data = prep.fit_transform(&df).unwrap();
     let cfg = WideDeepConfig::new()
         .deeptabular(

@@ -1,4 +1,5 @@
 //! Text and image pathways through preprocessors, models, trainer and pipeline.
+use crate::common::*;
 use polars::prelude::*;
 use widedeep::datasets;
 use widedeep::models::{Backbone, ImageModelConfig};
@@ -92,47 +93,11 @@ fn text_plus_tab_beats_tab_alone_on_reviews() {
 
 /// A small multimodal frame: mnist5k images, a text and a tabular column.
 fn digits(n: usize) -> DataFrame {
-    // mnist5k is sorted by label: shuffle first
-    let (labels, _) =
-        datasets::train_test_split(&datasets::mnist5k_labels().unwrap(), 0.5, 1).unwrap();
-    let labels = labels.head(Some(n));
-    let label: Vec<i64> = labels
-        .column("label")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
-    let words = ["zero", "one", "two"];
-    let text: Vec<Option<String>> = (0..n)
-        .map(|i| (i % 7 != 3).then(|| format!("add {}", words[i % 3])))
-        .collect();
-    let x: Vec<f64> = (0..n).map(|i| (i % 5) as f64).collect();
-    let target: Vec<i64> = label.iter().map(|l| l % 2).collect();
-    let mut df = labels;
-    df.with_column(Column::new("text".into(), text)).unwrap();
-    df.with_column(Column::new("x".into(), x)).unwrap();
-    df.with_column(Column::new("y".into(), target)).unwrap();
-    df
+    digits_frame(n, "text")
 }
 
 fn digit_prep() -> Preprocessors {
-    Preprocessors::new()
-        .tab(TabPreprocessor::new(&[] as &[&str], &["x"]))
-        .text(
-            TextPreprocessor::new("text")
-                .vocab(Vocab::Word {
-                    min_freq: 1,
-                    max_vocab: 50,
-                })
-                .maxlen(4),
-        )
-        .image(
-            ImagePreprocessor::from_paths("image", datasets::mnist5k_dir())
-                .size(28, 28)
-                .normalization(Normalization::Fitted),
-        )
-        .target(TargetEncoder::new("y", TargetKind::Multiclass))
+    digits_preprocessors("text", TargetEncoder::new("y", TargetKind::Multiclass))
 }
 
 fn digit_model(prep: &Preprocessors) -> WideDeepConfig {

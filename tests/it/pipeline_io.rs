@@ -72,3 +72,44 @@ fn a_custom_component_model_refuses_to_save_and_leaves_nothing() {
     assert!(Pipeline::new(prep, trainer).save(&dir).is_err());
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
+
+/// Pipelines saved by the build at commit 32be886 (tests/fixtures/pipelines/README.md) load
+/// and predict what they predicted then.
+#[test]
+fn pipelines_saved_by_an_earlier_build_load_and_predict_identically() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pipelines");
+    let adult = {
+        let df = widedeep::datasets::adult().unwrap();
+        widedeep::datasets::train_test_split(&df, 0.2, 3).unwrap().1
+    };
+    let california = {
+        let df = widedeep::datasets::california_housing().unwrap();
+        widedeep::datasets::train_test_split(&df, 0.2, 3).unwrap().1
+    };
+    let reviews = {
+        let df = widedeep::datasets::womens_ecommerce_reviews().unwrap();
+        widedeep::datasets::train_test_split(&df, 0.2, 3).unwrap().1
+    };
+    for (name, test, proba) in [
+        ("adult_wide_tabmlp", adult, true),
+        ("california_tabtransformer", california, false),
+        ("reviews_tabmlp_gru", reviews, true),
+    ] {
+        let pipeline = Pipeline::load(root.join(name), Device::Cpu)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let rows = test.head(Some(64));
+        let got = if proba {
+            pipeline.predict_proba(&rows).unwrap()
+        } else {
+            pipeline.predict(&rows).unwrap()
+        };
+        let got = Vec::<f64>::try_from(got.to_kind(tch::Kind::Double).view([-1])).unwrap();
+        let text = std::fs::read_to_string(root.join(format!("{name}.expected.json"))).unwrap();
+        let expected: Vec<f64> = serde_json::from_str(&text).unwrap();
+        assert_eq!(got.len(), expected.len(), "{name}");
+        // identical on this machine; 1e-5 leaves room for other CPUs' f32 kernels
+        for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+            assert!((g - e).abs() <= 1e-5, "{name}[{i}]: {g} vs {e}");
+        }
+    }
+}

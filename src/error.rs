@@ -20,6 +20,16 @@ pub enum WideDeepError {
         batch: usize,
         value: f64,
     },
+    /// A prediction, loss or metric is not a finite number: the model overflowed on some
+    /// row (inputs far outside what it was trained on), or a metric is undefined on the
+    /// data (ROC AUC with one class present). `what` names it (`prediction of row 12`,
+    /// `auc`, `loss`).
+    #[error("{what} is not finite ({value}): {reason}")]
+    NonFiniteResult {
+        what: String,
+        value: f64,
+        reason: String,
+    },
     /// An operation needs something that was not provided (e.g. a target for `fit`).
     #[error("{0}")]
     Missing(String),
@@ -32,8 +42,18 @@ pub enum WideDeepError {
     /// A device string such as `cuda:1` could not be used.
     #[error("invalid device `{0}`: expected cpu, cuda or cuda:N with an available GPU")]
     Device(String),
+    /// A model component does not fit: its size overflows, exceeds the memory available, or
+    /// libtorch could not allocate it. `requested` says what was asked for (the table and its
+    /// shape, or libtorch's byte count).
+    #[error("cannot allocate `{component}`: {requested}: {reason}")]
+    ModelTooLarge {
+        component: String,
+        requested: String,
+        reason: String,
+    },
+    /// An error raised by libtorch, its C++ backtrace removed (see [`short_torch_message`]).
     #[error(transparent)]
-    Tch(#[from] tch::TchError),
+    Tch(tch::TchError),
     #[error(transparent)]
     Polars(#[from] polars::prelude::PolarsError),
     #[error("{path}: {source}")]
@@ -61,5 +81,65 @@ impl WideDeepError {
     }
 }
 
+impl From<tch::TchError> for WideDeepError {
+    fn from(e: tch::TchError) -> Self {
+        match e {
+            tch::TchError::Torch(msg) => Self::Tch(tch::TchError::Torch(short_torch_message(&msg))),
+            other => Self::Tch(other),
+        }
+    }
+}
+
+/// libtorch's message without the C++ backtrace it appends (`Exception raised from …` and
+/// `frame #N: …` lines): the lines before it, trimmed. Messages that arrive wrapped in a Rust
+/// panic (`… Torch("…")`) are unwrapped first.
+pub(crate) fn short_torch_message(message: &str) -> String {
+    let mut m = message;
+    if let Some(at) = m.find("Torch(\"") {
+        m = &m[at + "Torch(\"".len()..];
+    }
+    // a message quoted by `Debug` has escaped newlines
+    let m = m.replace("\\n", "\n");
+    let cut = ["Exception raised from", "frame #0", "\nframe #"]
+        .iter()
+        .filter_map(|marker| m.find(marker))
+        .min()
+        .unwrap_or(m.len());
+    let kept = m[..cut]
+        .trim()
+        .trim_end_matches("\")")
+        .trim_end_matches('"');
+    kept.lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// `Result` with [`WideDeepError`].
 pub type Result<T> = std::result::Result<T, WideDeepError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn torch_backtraces_are_cut() {
+        let raw =
+            "shape '[2, 3]' is invalid for input of size 4\nException raised from view_impl at \
+                   /pytorch/aten/src/ATen/native/TensorShape.cpp:3612 (most recent call first):\n\
+                   frame #0: c10::Error::Error(c10::SourceLocation, std::string) + 0x9d\n\
+                   frame #1: at::native::view_impl + 0x3f";
+        let e: WideDeepError = tch::TchError::Torch(raw.into()).into();
+        assert_eq!(
+            e.to_string(),
+            "Internal torch error: shape '[2, 3]' is invalid for input of size 4"
+        );
+        let panic = "called `Result::unwrap()` on an `Err` value: Torch(\"[enforce fail at \
+                     alloc_cpu.cpp:117] not enough memory\\nframe #0: c10::ThrowEnforceNotMet\")";
+        assert_eq!(
+            short_torch_message(panic),
+            "[enforce fail at alloc_cpu.cpp:117] not enough memory"
+        );
+    }
+}

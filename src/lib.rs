@@ -78,7 +78,7 @@ pub mod prelude {
     pub use tch::Device;
     pub use widedeep_preprocessing::{
         EmbeddingRule, Quantization, Scaling, TabPreprocessor, TargetEncoder, TargetKind,
-        WidePreprocessor,
+        TargetScaling, WidePreprocessor,
     };
     pub use widedeep_preprocessing::{
         ImagePreprocessor, Normalization, OnError, Side, TextPreprocessor, Vocab,

@@ -101,7 +101,9 @@ impl Preprocessors {
     }
 
     /// Transforms `df` into tensors. The target is included when a target encoder is set and
-    /// `df` has its column (so prediction data may lack it).
+    /// `df` has its column (so prediction data may lack it). Input columns that are entirely
+    /// null in `df` are listed in [`Dataset::all_null`] (and reported on stderr); a column
+    /// whose dtype changed since `fit` is an error.
     pub fn transform(&self, df: &DataFrame) -> Result<Dataset> {
         let images = self
             .image
@@ -128,6 +130,7 @@ impl Preprocessors {
         if multi.is_some() {
             data.target = multi;
         }
+        data.all_null = all_null(wide.as_ref(), tab.as_ref(), &texts);
         Ok(data)
     }
 
@@ -186,6 +189,7 @@ impl Preprocessors {
         if multi.is_some() {
             data.target = multi;
         }
+        data.all_null = all_null(wide.as_ref(), tab.as_ref(), &texts);
         Ok(data)
     }
     /// Fits every preprocessor on `df` and transforms it (images are decoded once).
@@ -239,6 +243,71 @@ impl Preprocessors {
         Ok(p.meta()?)
     }
 
+    /// Whether a fitted target encoder scales its regression target
+    /// ([`TargetScaling`](widedeep_preprocessing::TargetScaling)): then predictions are mapped
+    /// back to the target's units by [`Pipeline::predict`] and the regression metrics of
+    /// [`Pipeline::evaluate`] are computed in those units.
+    pub fn scales_targets(&self) -> bool {
+        self.target
+            .iter()
+            .chain(&self.multi_target)
+            .any(TargetEncoder::is_scaled)
+    }
+
+    /// Maps regression columns of `t` back to the target's units: every column for a single
+    /// target (values `[N]`, or `[N, Q]` quantiles), column `i` of a multi-target `[N, T]`
+    /// prediction or target (`blocks` false) or the regression column of target `i` in the
+    /// `[N, Σ widths]` scores (`blocks` true).
+    fn unscale(&self, objective: &Objective, t: &Tensor, blocks: bool) -> Result<Tensor> {
+        if !self.scales_targets() {
+            return Ok(t.shallow_clone());
+        }
+        let t = t
+            .to_device(Device::Cpu)
+            .to_kind(tch::Kind::Float)
+            .contiguous();
+        let two_d = t.dim() == 2;
+        let cols = if two_d { t.size()[1] } else { 1 };
+        let mut columns: Vec<Tensor> = (0..cols)
+            .map(|j| {
+                if two_d {
+                    t.select(1, j)
+                } else {
+                    t.shallow_clone()
+                }
+            })
+            .collect();
+        let n_cols = columns.len();
+        let mut invert = |j: usize, enc: &TargetEncoder| -> Result<()> {
+            let v = Vec::<f32>::try_from(columns[j].contiguous())?;
+            columns[j] = Tensor::from_slice(&enc.inverse_values(&v));
+            Ok(())
+        };
+        match (objective, &self.target) {
+            (Objective::MultiTarget { targets, .. }, _) => {
+                let mut offset = 0usize;
+                for (i, (spec, enc)) in targets.iter().zip(&self.multi_target).enumerate() {
+                    let j = if blocks { offset } else { i };
+                    if matches!(spec, TargetSpec::Regression) && j < n_cols {
+                        invert(j, enc)?;
+                    }
+                    offset += spec.width() as usize;
+                }
+            }
+            (_, Some(enc)) if enc.kind() == TargetKind::Regression => {
+                for j in 0..n_cols {
+                    invert(j, enc)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(if two_d {
+            Tensor::stack(&columns, 1)
+        } else {
+            columns.swap_remove(0)
+        })
+    }
+
     /// The objective matching the fitted target encoder(s): binary, multiclass (with its
     /// number of classes) or regression (MSE), or a [`Objective::MultiTarget`] of those
     /// (unweighted, mean) for `multi_target`.
@@ -276,6 +345,22 @@ impl Preprocessors {
     }
 }
 
+/// The input columns reported entirely null by the preprocessors' outputs.
+fn all_null(wide: Option<&WideData>, tab: Option<&TabData>, texts: &[TextData]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let names = wide
+        .iter()
+        .flat_map(|w| &w.all_null)
+        .chain(tab.iter().flat_map(|t| &t.all_null))
+        .chain(texts.iter().flat_map(|t| &t.all_null));
+    for name in names {
+        if !out.contains(name) {
+            out.push(name.clone());
+        }
+    }
+    out
+}
+
 #[derive(Serialize, Deserialize)]
 struct Manifest {
     format_version: u32,
@@ -283,6 +368,81 @@ struct Manifest {
     preprocessors: Preprocessors,
     model: WideDeepConfig,
     trainer: TrainerConfig,
+    /// Checksums verified on load (absent in saves from before they were written, and
+    /// removable by hand to edit the file on purpose).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checksums: Option<Checksums>,
+}
+
+/// CRC-32 checksums (with the byte length) of `model.safetensors` and of the manifest's own
+/// content (its JSON value without the `checksums` field, printed compactly), so a flipped
+/// byte or a changed number in either file is an error on load instead of NaN or silently
+/// different predictions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Checksums {
+    weights: String,
+    manifest: String,
+}
+
+fn checksum(bytes: &[u8]) -> String {
+    format!("crc32:{:08x}:{}", crc32fast::hash(bytes), bytes.len())
+}
+
+/// The checksum of a manifest value, `checksums` left out.
+fn manifest_checksum(value: &serde_json::Value) -> Result<String> {
+    let mut v = value.clone();
+    if let Some(map) = v.as_object_mut() {
+        map.remove("checksums");
+    }
+    Ok(checksum(serde_json::to_string(&v)?.as_bytes()))
+}
+
+/// Files a pipeline directory holds: what [`Pipeline::save`] writes.
+fn is_pipeline_file(name: &str) -> bool {
+    matches!(name, MANIFEST | WEIGHTS | HISTORY)
+        || (name.starts_with("text_")
+            && name.ends_with("_tokenizer.json")
+            && name["text_".len()..name.len() - "_tokenizer.json".len()]
+                .bytes()
+                .all(|b| b.is_ascii_digit()))
+}
+
+/// Whether `dir` (an existing directory) may be replaced by a save: it is empty, or it holds
+/// a pipeline saved by this library (a `pipeline.json` with its format marker) and nothing
+/// but pipeline files. Anything else is an error naming what is in the way.
+fn check_replaceable(dir: &Path) -> Result<()> {
+    let refuse = |reason: String| {
+        Err(WideDeepError::config(
+            "dir",
+            format!(
+                "{} exists and {reason}; refusing to replace it (choose another path or remove it yourself)",
+                dir.display()
+            ),
+        ))
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| WideDeepError::io(dir, e))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| WideDeepError::io(dir, e))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    if names.is_empty() {
+        return Ok(());
+    }
+    if let Some(other) = names.iter().find(|n| !is_pipeline_file(n)) {
+        return refuse(format!("holds `{other}`, which is not a pipeline file"));
+    }
+    let marker = std::fs::read_to_string(dir.join(MANIFEST))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|v| {
+            v.get("format_version").is_some_and(|f| f.is_u64())
+                && v.get("widedeep_version").is_some_and(|f| f.is_string())
+        });
+    if !marker {
+        return refuse(format!("has no `{MANIFEST}` written by widedeep"));
+    }
+    Ok(())
 }
 
 const FORMAT_VERSION: u32 = 1;
@@ -305,34 +465,72 @@ impl Pipeline {
         }
     }
 
-    /// Predictions for the rows of `df`: class indices (`[N]` i64) or values (`[N]` f32).
+    /// Predictions for the rows of `df`: class indices (`[N]` i64) or values (`[N]` f32;
+    /// `[N, T]` for a multi-target model, see [`Objective::predict`]). Regression values are
+    /// in the target's units: a target scaled by its encoder is mapped back.
     pub fn predict(&self, df: &DataFrame) -> Result<Tensor> {
-        self.trainer.predict(&self.preprocessors.transform(df)?)
+        let pred = self.trainer.predict(&self.preprocessors.transform(df)?)?;
+        if !self.preprocessors.scales_targets() {
+            return Ok(pred);
+        }
+        let pred = self
+            .preprocessors
+            .unscale(&self.trainer.config().objective, &pred, false)?;
+        crate::training::trainer::check_finite_rows(&pred)?;
+        Ok(pred)
     }
 
-    /// Class probabilities `[N, n_classes]` for the rows of `df`.
+    /// Class probabilities `[N, n_classes]` for the rows of `df` (binary: `[1 − p, p]`). For
+    /// a multi-target model, `[N, T, C]`: `proba.select(1, t)` is target `t`'s probabilities
+    /// (see [`Objective::predict_proba`]).
     pub fn predict_proba(&self, df: &DataFrame) -> Result<Tensor> {
         self.trainer
             .predict_proba(&self.preprocessors.transform(df)?)
     }
 
-    /// Loss and metrics on `df`, which must hold the target column.
+    /// Loss and metrics on `df`, which must hold the target column. With a scaled regression
+    /// target, the loss is the training loss (on scaled values) and R², RMSE and MAE are
+    /// computed in the target's units.
     pub fn evaluate(
         &self,
         df: &DataFrame,
         metrics: Option<&[Metric]>,
     ) -> Result<BTreeMap<String, f64>> {
-        self.trainer
-            .evaluate(&self.preprocessors.transform(df)?, metrics)
+        let data = self.preprocessors.transform(df)?;
+        let mut record = self.trainer.evaluate(&data, metrics)?;
+        if self.preprocessors.scales_targets() {
+            let objective = &self.trainer.config().objective;
+            let raw = self.trainer.predict_raw(&data)?;
+            let scores = self
+                .preprocessors
+                .unscale(objective, &objective.scores(&raw), true)?;
+            let target = data.target.as_ref().expect("checked by evaluate");
+            let target = self.preprocessors.unscale(objective, target, false)?;
+            for m in metrics.unwrap_or(&self.trainer.config().metrics) {
+                if matches!(m, Metric::R2 | Metric::Rmse | Metric::Mae) {
+                    record.extend(m.compute_named(objective, &scores, &target)?);
+                }
+            }
+            crate::training::trainer::check_finite_record(&record)?;
+        }
+        Ok(record)
     }
 
     pub fn history(&self) -> &History {
         self.trainer.history()
     }
 
-    /// Saves everything to `dir`, replacing it if it exists. The files are written to a
-    /// temporary sibling directory first and moved into place at the end, so a failed save
-    /// leaves no partial pipeline behind.
+    /// Saves everything to `dir`.
+    ///
+    /// `dir` may be new, an empty directory, or a pipeline directory saved earlier (which is
+    /// replaced). Anything else — a regular file, a directory holding other files, a symlink
+    /// — is an error naming the path, and nothing is touched: a save never deletes a user's
+    /// files. The files are written to a temporary sibling directory first and moved into
+    /// place at the end, so a failed save leaves neither a partial pipeline nor a temporary
+    /// directory behind, and a replaced pipeline is kept until the new one is in place.
+    ///
+    /// `pipeline.json` records checksums of itself and of the weights, verified by
+    /// [`Pipeline::load`].
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref();
         let model = self.trainer.model().config().ok_or_else(|| {
@@ -340,13 +538,6 @@ impl Pipeline {
                 "a model built from custom components has no config to save".into(),
             )
         })?;
-        let manifest = Manifest {
-            format_version: FORMAT_VERSION,
-            widedeep_version: env!("CARGO_PKG_VERSION").into(),
-            preprocessors: self.preprocessors.clone(),
-            model: model.clone(),
-            trainer: self.trainer.config().clone(),
-        };
         let name = dir
             .file_name()
             .ok_or_else(|| {
@@ -358,28 +549,67 @@ impl Pipeline {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        let replace = match std::fs::symlink_metadata(dir) {
+            Ok(m) if m.is_dir() => {
+                check_replaceable(dir)?;
+                true
+            }
+            Ok(m) => {
+                let what = if m.file_type().is_symlink() {
+                    "is a symbolic link"
+                } else {
+                    "is a file, not a directory"
+                };
+                return Err(WideDeepError::config(
+                    "dir",
+                    format!("{} {what}; refusing to replace it", dir.display()),
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(WideDeepError::io(dir, e)),
+        };
         std::fs::create_dir_all(&parent).map_err(|e| WideDeepError::io(&parent, e))?;
-        let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+        let tmp = unused_sibling(&parent, &name, "tmp");
         let result = (|| -> Result<()> {
-            let _ = std::fs::remove_dir_all(&tmp);
             std::fs::create_dir(&tmp).map_err(|e| WideDeepError::io(&tmp, e))?;
+            self.trainer.model().var_store().save(tmp.join(WEIGHTS))?;
+            let weights = std::fs::read(tmp.join(WEIGHTS))
+                .map_err(|e| WideDeepError::io(tmp.join(WEIGHTS), e))?;
+            let mut manifest = Manifest {
+                format_version: FORMAT_VERSION,
+                widedeep_version: env!("CARGO_PKG_VERSION").into(),
+                preprocessors: self.preprocessors.clone(),
+                model: model.clone(),
+                trainer: self.trainer.config().clone(),
+                checksums: None,
+            };
+            // the checksum of the JSON text as written and read back (f32 fields print
+            // shorter than their f64 value, so `to_value` would not match the file)
+            let value: serde_json::Value =
+                serde_json::from_str(&serde_json::to_string(&manifest)?)?;
+            manifest.checksums = Some(Checksums {
+                weights: checksum(&weights),
+                manifest: manifest_checksum(&value)?,
+            });
             write_json(&tmp.join(MANIFEST), &manifest)?;
             write_json(&tmp.join(HISTORY), self.trainer.history())?;
-            self.trainer.model().var_store().save(tmp.join(WEIGHTS))?;
             for (i, p) in self.preprocessors.text.iter().enumerate() {
                 if p.is_fitted() {
                     p.save_tokenizer(tmp.join(format!("text_{i}_tokenizer.json")))?;
                 }
             }
-            if dir.exists() {
-                let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-                std::fs::rename(dir, &old).map_err(|e| WideDeepError::io(dir, e))?;
-                std::fs::rename(&tmp, dir).map_err(|e| WideDeepError::io(dir, e))?;
-                let _ = std::fs::remove_dir_all(&old);
-            } else {
-                std::fs::rename(&tmp, dir).map_err(|e| WideDeepError::io(dir, e))?;
+            if !replace {
+                return std::fs::rename(&tmp, dir).map_err(|e| WideDeepError::io(dir, e));
             }
-            Ok(())
+            // Move the old pipeline aside, the new one in, then delete the old one; if the
+            // second move fails, the old one goes back.
+            let old = unused_sibling(&parent, &name, "old");
+            std::fs::rename(dir, &old).map_err(|e| WideDeepError::io(dir, e))?;
+            if let Err(e) = std::fs::rename(&tmp, dir) {
+                let _ = std::fs::rename(&old, dir);
+                return Err(WideDeepError::io(dir, e));
+            }
+            std::fs::remove_dir_all(&old).map_err(|e| WideDeepError::io(&old, e))
         })();
         if result.is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
@@ -388,6 +618,12 @@ impl Pipeline {
     }
 
     /// Loads a pipeline saved by [`Pipeline::save`] onto `device`.
+    ///
+    /// Checks, each a [`WideDeepError::BadPipeline`] naming the file: the format version,
+    /// the checksums of `pipeline.json` and `model.safetensors` (when recorded), and that the
+    /// weights hold exactly the model's tensors with the model's shapes (a mismatch names the
+    /// tensor and both shapes). A model too large to allocate is
+    /// [`WideDeepError::ModelTooLarge`].
     pub fn load(dir: impl AsRef<Path>, device: Device) -> Result<Self> {
         let dir = dir.as_ref();
         let bad = |reason: String| WideDeepError::BadPipeline {
@@ -398,21 +634,37 @@ impl Pipeline {
             let path = dir.join(file);
             std::fs::read_to_string(&path).map_err(|e| bad(format!("{file}: {e}")))
         };
-        let manifest: Manifest =
+        let value: serde_json::Value =
             serde_json::from_str(&read(MANIFEST)?).map_err(|e| bad(format!("{MANIFEST}: {e}")))?;
+        let manifest: Manifest =
+            serde_json::from_value(value.clone()).map_err(|e| bad(format!("{MANIFEST}: {e}")))?;
         if manifest.format_version != FORMAT_VERSION {
             return Err(bad(format!(
                 "format version {} (this build reads {FORMAT_VERSION})",
                 manifest.format_version
             )));
         }
+        let weights_path = dir.join(WEIGHTS);
+        if let Some(sums) = &manifest.checksums {
+            if manifest_checksum(&value)? != sums.manifest {
+                return Err(bad(format!(
+                    "{MANIFEST} does not match its checksum (edited or corrupted; remove its \
+                     `checksums` field to load a deliberately edited file)"
+                )));
+            }
+            let bytes = std::fs::read(&weights_path).map_err(|e| bad(format!("{WEIGHTS}: {e}")))?;
+            if checksum(&bytes) != sums.weights {
+                return Err(bad(format!(
+                    "{WEIGHTS} does not match the checksum recorded in {MANIFEST} (corrupted or \
+                     replaced)"
+                )));
+            }
+        }
         let history: History =
             serde_json::from_str(&read(HISTORY)?).map_err(|e| bad(format!("{HISTORY}: {e}")))?;
         let mut model = WideDeep::new(&manifest.model, device)?;
-        model
-            .var_store_mut()
-            .load(dir.join(WEIGHTS))
-            .map_err(|e| bad(format!("{WEIGHTS}: {e}")))?;
+        load_weights(&mut model, &weights_path)
+            .map_err(|reason| bad(format!("{WEIGHTS}: {reason}")))?;
         let mut trainer = Trainer::new(model, manifest.trainer)?;
         trainer.set_history(history);
         Ok(Self {
@@ -420,6 +672,55 @@ impl Pipeline {
             trainer,
         })
     }
+}
+
+/// A path `parent/.{name}.{what}-{pid}-{n}` that does not exist yet.
+fn unused_sibling(parent: &Path, name: &str, what: &str) -> PathBuf {
+    let pid = std::process::id();
+    (0u32..)
+        .map(|n| parent.join(format!(".{name}.{what}-{pid}-{n}")))
+        .find(|p| std::fs::symlink_metadata(p).is_err())
+        .expect("some name is free")
+}
+
+/// Copies the tensors of the `.safetensors` file at `path` into `model`: every model tensor
+/// must be there with its shape, and nothing else. Errors name the tensor (and both shapes).
+fn load_weights(model: &mut WideDeep, path: &Path) -> std::result::Result<(), String> {
+    let saved = Tensor::read_safetensors(path)
+        .map_err(|e| crate::error::short_torch_message(&e.to_string()))?;
+    let mut saved: BTreeMap<String, Tensor> = saved.into_iter().collect();
+    let vars = model.var_store().variables();
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    for name in &names {
+        let Some(t) = saved.get(name.as_str()) else {
+            return Err(format!("tensor `{name}` of the model is missing"));
+        };
+        let (want, got) = (vars[name.as_str()].size(), t.size());
+        if want != got {
+            return Err(format!(
+                "tensor `{name}` has shape {got:?}, the model expects {want:?}"
+            ));
+        }
+    }
+    if let Some(extra) = saved.keys().find(|k| !vars.contains_key(k.as_str())) {
+        return Err(format!("tensor `{extra}` is not part of the model"));
+    }
+    tch::no_grad(|| {
+        for name in names {
+            let t = saved.remove(name.as_str()).expect("checked above");
+            vars[name.as_str()]
+                .shallow_clone()
+                .f_copy_(&t)
+                .map_err(|e| {
+                    format!(
+                        "tensor `{name}`: {}",
+                        crate::error::short_torch_message(&e.to_string())
+                    )
+                })?;
+        }
+        Ok(())
+    })
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {

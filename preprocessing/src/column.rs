@@ -10,6 +10,7 @@ use std::thread;
 
 use ndarray::Array2;
 use polars::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{PreprocessingError, Result};
 
@@ -51,11 +52,134 @@ impl KeyDtypes {
     }
 }
 
+/// How a keyed (categorical) column's values turn into keys, recorded at fit time so that a
+/// column whose dtype changed since is an error instead of mapping every row to "unknown".
+///
+/// Integer widths (`i32` vs `i64`) share one class, as do string, categorical, enum and
+/// UTF-8 byte-string (`Binary`) columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DtypeClass {
+    /// String, categorical, enum or UTF-8 bytes.
+    Text,
+    /// Any integer dtype.
+    Integer,
+    /// `f32` or `f64`.
+    Float,
+    /// Boolean.
+    Boolean,
+}
+
+impl DtypeClass {
+    /// The class of `dtype`; `None` for the `Null` dtype (an all-null column, which fits any
+    /// class) and for dtypes that cannot be keyed.
+    pub fn of(dtype: &DataType) -> Option<Self> {
+        if matches!(dtype, DataType::String | DataType::Binary)
+            || dtype.is_categorical()
+            || dtype.is_enum()
+        {
+            Some(Self::Text)
+        } else if dtype.is_integer() {
+            Some(Self::Integer)
+        } else if dtype.is_float() {
+            Some(Self::Float)
+        } else if matches!(dtype, DataType::Boolean) {
+            Some(Self::Boolean)
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Display for DtypeClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Text => "text",
+            Self::Integer => "integer",
+            Self::Float => "float",
+            Self::Boolean => "boolean",
+        })
+    }
+}
+
+/// Errors with [`PreprocessingError::DtypeChanged`] when `column`'s dtype class differs from
+/// `fitted` (the class recorded at fit time; `None` — an older save or an all-null fit
+/// column — checks nothing). An all-null `Null` column passes: it is reported by
+/// [`all_missing`] instead.
+pub(crate) fn check_fitted_dtype(
+    column: &Column,
+    name: &str,
+    fitted: Option<DtypeClass>,
+) -> Result<()> {
+    let (Some(fitted), Some(found)) = (fitted, DtypeClass::of(column.dtype())) else {
+        return Ok(());
+    };
+    if fitted == found {
+        return Ok(());
+    }
+    Err(PreprocessingError::DtypeChanged {
+        column: name.to_owned(),
+        fitted: fitted.to_string(),
+        found: format!("{} ({found})", column.dtype()),
+    })
+}
+
+/// Whether every value of `column` is missing: null, or NaN for a float column. Such a
+/// column transforms (to index 0 or the imputed value for every row) but tells the model
+/// nothing, so transforms report it in their output's `all_null` and on stderr.
+pub(crate) fn all_missing(column: &Column) -> bool {
+    if column.is_empty() {
+        return false;
+    }
+    if column.null_count() == column.len() {
+        return true;
+    }
+    if column.dtype().is_float() {
+        if let Ok(values) = as_f64(column) {
+            return values.iter().all(|v| v.is_none_or(f64::is_nan));
+        }
+    }
+    false
+}
+
+/// The names among `names` whose column in `df` is entirely missing (see [`all_missing`]),
+/// each reported once on stderr as a warning naming `what` (the preprocessor).
+pub(crate) fn warn_all_missing<'a>(
+    df: &DataFrame,
+    names: impl Iterator<Item = &'a String>,
+    what: &str,
+) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for name in names {
+        if found.contains(name) {
+            continue;
+        }
+        if df.column(name).is_ok_and(all_missing) {
+            found.push(name.clone());
+        }
+    }
+    if !found.is_empty() && df.height() > 0 {
+        eprintln!(
+            "widedeep warning: {what}: column(s) {} are entirely null/NaN in the {} rows to transform; \
+             every row gets the unseen/imputed value",
+            found
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            df.height()
+        );
+    }
+    found
+}
+
 /// Checks that `column` can be used as a categorical (keyed) column.
 pub(crate) fn check_key_dtype(column: &Column, name: &str, allowed: KeyDtypes) -> Result<()> {
     let dtype = column.dtype();
-    let ok = matches!(dtype, DataType::String | DataType::Boolean | DataType::Null)
-        || dtype.is_categorical()
+    let ok = matches!(
+        dtype,
+        DataType::String | DataType::Binary | DataType::Boolean | DataType::Null
+    ) || dtype.is_categorical()
         || dtype.is_enum()
         || dtype.is_integer()
         || (allowed == KeyDtypes::DiscreteOrFloat && dtype.is_float());
@@ -84,8 +208,30 @@ pub(crate) fn wrong_type(name: &str, expected: &str, found: &DataType) -> Prepro
     }
 }
 
-/// The column cast to `String` (a cheap clone when it already is one).
-fn as_strings(column: &Column) -> Result<Column> {
+/// The column cast to `String` (a cheap clone when it already is one). A byte-string
+/// (`Binary`) column — what pandas writes for `bytes` objects — is read as UTF-8 text; bytes
+/// that are not UTF-8 are an [`InvalidUtf8`](PreprocessingError::InvalidUtf8) error naming
+/// the column and row.
+pub(crate) fn as_strings(column: &Column) -> Result<Column> {
+    if matches!(column.dtype(), DataType::Binary) {
+        let bytes = column.binary()?;
+        let mut texts: Vec<Option<&str>> = Vec::with_capacity(bytes.len());
+        for (row, value) in bytes.iter().enumerate() {
+            texts.push(match value {
+                Some(b) => {
+                    Some(
+                        std::str::from_utf8(b).map_err(|_| PreprocessingError::InvalidUtf8 {
+                            column: column.name().to_string(),
+                            row,
+                        })?,
+                    )
+                }
+                None => None,
+            });
+        }
+        let ca: StringChunked = texts.into_iter().collect();
+        return Ok(ca.with_name(column.name().clone()).into_column());
+    }
     Ok(column.cast(&DataType::String)?)
 }
 

@@ -42,6 +42,41 @@ pub enum PreprocessingError {
         /// The value found.
         value: f64,
     },
+    /// A finite value that leaves the range of the output type (`f32`) after the
+    /// transformation that applies to it (scaling, a target's encoding), or whose fitted
+    /// statistics overflow. Such a value would otherwise become an infinity or a NaN in the
+    /// model.
+    #[error("column `{column}` row {row}: the value {value} is out of range ({reason})")]
+    OutOfRange {
+        /// The offending column.
+        column: String,
+        /// Zero-based row of the first such value.
+        row: usize,
+        /// The input value.
+        value: f64,
+        /// What overflowed.
+        reason: String,
+    },
+    /// A column's dtype differs from the one it had at fit time in a way that changes how its
+    /// values are keyed (e.g. a categorical fitted on strings and given as integers, which
+    /// would map every row to "unknown").
+    #[error("column `{column}` had dtype class {fitted} at fit time, found {found}")]
+    DtypeChanged {
+        /// The offending column.
+        column: String,
+        /// The dtype class seen at fit time.
+        fitted: String,
+        /// The dtype found now.
+        found: String,
+    },
+    /// A byte-string (`Binary`) column used as text holds bytes that are not UTF-8.
+    #[error("column `{column}` row {row}: the bytes are not valid UTF-8 text")]
+    InvalidUtf8 {
+        /// The offending column.
+        column: String,
+        /// Zero-based row of the first such value.
+        row: usize,
+    },
     /// A null where none is allowed (a target).
     #[error("column `{column}` has a null at row {row}")]
     NullValue {

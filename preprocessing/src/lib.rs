@@ -24,6 +24,7 @@
 pub mod embed;
 pub mod error;
 pub mod image;
+pub mod quantize;
 pub mod tab;
 pub mod target;
 pub mod text;
@@ -32,13 +33,15 @@ pub mod wide;
 mod column;
 mod persist;
 
+pub use column::DtypeClass;
 pub use embed::{embed_dim, EmbeddingRule};
 pub use error::{PreprocessingError, Result};
 pub use image::{
     ImageBatches, ImageData, ImageMeta, ImagePreprocessor, ImageRows, ImageSource, Normalization,
     OnError,
 };
-pub use tab::{CatColumnMeta, Quantization, Scaling, TabData, TabMeta, TabPreprocessor};
-pub use target::{TargetData, TargetEncoder, TargetKind};
+pub use quantize::Quantization;
+pub use tab::{CatColumnMeta, Scaling, TabData, TabMeta, TabPreprocessor};
+pub use target::{TargetData, TargetEncoder, TargetKind, TargetScaling};
 pub use text::{Side, TextData, TextMeta, TextPreprocessor, Vocab};
 pub use wide::{WideData, WidePreprocessor};

@@ -6,10 +6,12 @@ use ndarray::Array2;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::column::{self, KeyDtypes};
+use crate::column::{self, DtypeClass, KeyDtypes};
 use crate::embed::{embed_dim, EmbeddingRule};
 use crate::error::{PreprocessingError, Result};
 use crate::persist;
+pub use crate::quantize::Quantization;
+use crate::quantize::{self, non_finite};
 use crate::wide::check_unique;
 
 /// Suffix of the name of a continuous column's missing-value indicator.
@@ -35,24 +37,6 @@ impl Scaling {
             Self::Columns(cols) => cols.iter().any(|c| c == column),
         }
     }
-}
-
-/// How a continuous column is turned into a categorical one by
-/// [`TabPreprocessor::quantize`].
-///
-/// Bins are right-closed, `(e_i, e_{i+1}]`, except the first, which also holds its lower edge;
-/// values below the first edge fall in the first bin and values above the last edge in the
-/// last bin. A value in bin `i` (0-based) gets the label `i + 1`; null and NaN get 0.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Quantization {
-    /// `n ≥ 2` bins with quantile edges fitted on the training data (the `k / n` quantiles,
-    /// linearly interpolated as NumPy's default, for `k = 0..=n`). Repeated edges are merged,
-    /// so a column with many equal values gets fewer bins; a constant column gets one.
-    Bins(usize),
-    /// Explicit bin edges, lowest to highest: `m + 1` strictly increasing finite values give
-    /// `m` bins.
-    Edges(Vec<f64>),
 }
 
 /// Prepares the input of the deep tabular component: categorical columns become an `i64`
@@ -124,29 +108,7 @@ struct FittedQuant {
 
 impl FittedQuant {
     fn n_bins(&self) -> usize {
-        self.edges.len().saturating_sub(1).max(1)
-    }
-
-    /// Label of `value`: 0 for null/NaN, else the 1-based bin (see [`Quantization`]).
-    #[inline]
-    fn label(&self, value: Option<f64>) -> i64 {
-        match value {
-            Some(v) if !v.is_nan() => {
-                let inner = &self.edges[1..self.edges.len().saturating_sub(1).max(1)];
-                inner.partition_point(|&e| e < v) as i64 + 1
-            }
-            _ => 0,
-        }
-    }
-
-    /// Midpoint of the bin with label `code` (`None` for 0 and out-of-range codes).
-    fn midpoint(&self, code: i64) -> Option<f64> {
-        let i = usize::try_from(code).ok()?.checked_sub(1)?;
-        if i >= self.n_bins() {
-            return None;
-        }
-        let hi = self.edges.get(i + 1).unwrap_or(&self.edges[i]);
-        Some((self.edges[i] + hi) / 2.0)
+        quantize::n_bins(&self.edges)
     }
 }
 
@@ -155,6 +117,9 @@ struct FittedCat {
     /// Distinct values in sorted order; value `categories[i]` has code `i + 1`.
     categories: Vec<String>,
     embed_dim: usize,
+    /// The column's dtype class at fit time (`None` in saves from before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dtype: Option<DtypeClass>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -170,16 +135,26 @@ struct FittedCont {
 }
 
 impl FittedCont {
-    /// The output value for one input value, or the offending value if it is infinite.
+    /// The output value for one input value: `Err(None)` if it is infinite,
+    /// `Err(Some(reason))` if the result does not fit in an `f32`.
     #[inline]
-    fn apply(&self, value: Option<f64>) -> std::result::Result<f64, f64> {
+    fn apply(&self, value: Option<f64>) -> std::result::Result<f32, Option<&'static str>> {
         let v = match value {
             Some(v) if v.is_nan() => self.median,
-            Some(v) if v.is_infinite() => return Err(v),
+            Some(v) if v.is_infinite() => return Err(None),
             Some(v) => v,
             None => self.median,
         };
-        Ok((v - self.mean) / self.std)
+        let out = ((v - self.mean) / self.std) as f32;
+        if out.is_finite() {
+            Ok(out)
+        } else {
+            Err(Some(if self.std == 1.0 && self.mean == 0.0 {
+                "beyond the range of f32"
+            } else {
+                "beyond the range of f32 after scaling"
+            }))
+        }
     }
 }
 
@@ -194,6 +169,9 @@ pub struct TabData {
     /// continuous columns that are not quantized plus the number of missing-indicator columns
     /// (listed in [`TabMeta::cont`]).
     pub cont: Array2<f32>,
+    /// Configured columns that were entirely null (or NaN) in the transformed frame: every
+    /// row got index 0 or the imputed value. Also reported on stderr.
+    pub all_null: Vec<String>,
 }
 
 impl TabData {
@@ -299,8 +277,7 @@ impl TabPreprocessor {
     /// assert_eq!(tab.meta().unwrap().cat[0].cardinality, 4);
     /// ```
     pub fn quantize(mut self, col: &str, q: Quantization) -> Self {
-        self.quantize.retain(|(c, _)| c != col);
-        self.quantize.push((col.to_owned(), q));
+        quantize::set(&mut self.quantize, col, q);
         self.fitted = None;
         self
     }
@@ -348,7 +325,8 @@ impl TabPreprocessor {
         self.check_columns(df)?;
         let cat = column::par_map(df.height(), self.cat_cols.len(), |j| {
             let name = &self.cat_cols[j];
-            let categories = column::distinct_keys(column::get(df, name)?)?;
+            let col = column::get(df, name)?;
+            let categories = column::distinct_keys(col)?;
             if categories.is_empty() {
                 return Err(PreprocessingError::all_null(name));
             }
@@ -359,6 +337,7 @@ impl TabPreprocessor {
             Ok(FittedCat {
                 categories,
                 embed_dim,
+                dtype: DtypeClass::of(col.dtype()),
             })
         })?;
         let plain: Vec<&String> = self.plain_cols().collect();
@@ -379,11 +358,20 @@ impl TabPreprocessor {
     /// Returns `cat` of shape `[df.height(), n_cat_cols + n_quantized]` and `cont` of shape
     /// `[df.height(), n_cont_out]`. Errors: [`NotFitted`](PreprocessingError::NotFitted),
     /// [`MissingColumn`](PreprocessingError::MissingColumn),
-    /// [`WrongType`](PreprocessingError::WrongType) and
-    /// [`NonFinite`](PreprocessingError::NonFinite) (an infinite continuous value).
+    /// [`WrongType`](PreprocessingError::WrongType),
+    /// [`DtypeChanged`](PreprocessingError::DtypeChanged) (a categorical column keyed
+    /// differently than at fit time, e.g. strings then integers),
+    /// [`NonFinite`](PreprocessingError::NonFinite) (an infinite continuous value) and
+    /// [`OutOfRange`](PreprocessingError::OutOfRange) (a finite value beyond `f32` after
+    /// scaling). A column that is entirely null is not an error: every row gets index 0 or
+    /// the imputed value, and the column is listed in [`TabData::all_null`] and reported on
+    /// stderr.
     pub fn transform(&self, df: &DataFrame) -> Result<TabData> {
         let fitted = self.fitted()?;
         self.check_columns(df)?;
+        for (name, f) in self.cat_cols.iter().zip(&fitted.cat) {
+            column::check_fitted_dtype(column::get(df, name)?, name, f.dtype)?;
+        }
         let n_rows = df.height();
 
         // Output column j < n_cat is categorical column j; the rest are quantized columns.
@@ -397,7 +385,7 @@ impl TabPreprocessor {
             } else {
                 let name = quantized[j - n_cat];
                 let values = column::as_f64(column::get(df, name)?)?;
-                fill_quantized(&values, &fitted.quant[j - n_cat], name, &mut out)?;
+                quantize::fill_labels(&values, &fitted.quant[j - n_cat].edges, name, &mut out)?;
             }
             Ok(out)
         })?;
@@ -423,7 +411,16 @@ impl TabPreprocessor {
             Ok(out)
         })?;
         let cont = column::assemble(n_rows, &cont_columns);
-        Ok(TabData { cat, cont })
+        let all_null = column::warn_all_missing(
+            df,
+            self.cat_cols.iter().chain(&self.continuous_cols),
+            "TabPreprocessor",
+        );
+        Ok(TabData {
+            cat,
+            cont,
+            all_null,
+        })
     }
 
     /// [`fit`](Self::fit) then [`transform`](Self::transform) on the same frame.
@@ -514,7 +511,7 @@ impl TabPreprocessor {
                     .cat
                     .column(n_cat + quant)
                     .iter()
-                    .map(|&code| f.midpoint(code))
+                    .map(|&code| quantize::midpoint(&f.edges, code))
                     .collect();
                 columns.push(values.with_name(name.as_str().into()).into_column());
                 quant += 1;
@@ -598,38 +595,7 @@ impl TabPreprocessor {
                     format!("`{col}` is not a continuous column"),
                 ));
             }
-            match q {
-                Quantization::Bins(n) if *n < 2 => {
-                    return Err(PreprocessingError::config(
-                        "quantize",
-                        format!("`{col}`: the number of bins must be at least 2, got {n}"),
-                    ));
-                }
-                Quantization::Bins(_) => {}
-                Quantization::Edges(edges) => {
-                    if edges.len() < 2 {
-                        return Err(PreprocessingError::config(
-                            "quantize",
-                            format!("`{col}`: needs at least 2 edges, got {}", edges.len()),
-                        ));
-                    }
-                    if let Some(e) = edges.iter().find(|e| !e.is_finite()) {
-                        return Err(PreprocessingError::config(
-                            "quantize",
-                            format!("`{col}`: edges must be finite, got {e}"),
-                        ));
-                    }
-                    if let Some(w) = edges.windows(2).find(|w| w[0] >= w[1]) {
-                        return Err(PreprocessingError::config(
-                            "quantize",
-                            format!(
-                                "`{col}`: edges must be strictly increasing, got {} then {}",
-                                w[0], w[1]
-                            ),
-                        ));
-                    }
-                }
-            }
+            q.validate(col)?;
         }
         for (col, dim) in &self.embed_dims {
             if !self.cat_cols.contains(col) && self.quantization_of(col).is_none() {
@@ -696,25 +662,8 @@ impl TabPreprocessor {
         let q = self
             .quantization_of(name)
             .expect("called for quantized columns only");
-        let edges = match q {
-            Quantization::Edges(edges) => edges.clone(),
-            Quantization::Bins(n) => {
-                let values = column::as_f64(col)?;
-                let mut observed = Vec::with_capacity(values.len() - values.null_count());
-                for (row, value) in values.iter().enumerate() {
-                    match value {
-                        Some(v) if v.is_infinite() => return Err(non_finite(name, row, v)),
-                        Some(v) if !v.is_nan() => observed.push(v),
-                        _ => {}
-                    }
-                }
-                if observed.is_empty() {
-                    return Err(PreprocessingError::all_null(name));
-                }
-                quantile_edges(&mut observed, *n)
-            }
-        };
-        let n_bins = edges.len().saturating_sub(1).max(1);
+        let edges = q.fit_edges(col, name)?;
+        let n_bins = quantize::n_bins(&edges);
         let embed_dim = self
             .embed_dims
             .iter()
@@ -724,35 +673,45 @@ impl TabPreprocessor {
     }
 
     fn fit_continuous(&self, col: &Column, name: &str) -> Result<FittedCont> {
-        let values = column::as_f64(col)?;
-        let mut observed = Vec::with_capacity(values.len() - values.null_count());
-        for (row, value) in values.iter().enumerate() {
-            match value {
-                Some(v) if v.is_infinite() => return Err(non_finite(name, row, v)),
-                Some(v) if !v.is_nan() => observed.push(v),
-                _ => {}
-            }
-        }
-        if observed.is_empty() {
-            return Err(PreprocessingError::all_null(name));
-        }
-        let n_missing = values.len() - observed.len();
+        let (mut observed, n_rows) = quantize::observed_values(col, name)?;
+        let n_missing = n_rows - observed.len();
         let median = median(&mut observed);
         let (mut mean, mut std) = (0.0, 1.0);
         if self.scaling.applies_to(name) {
             // Statistics of the imputed column: observed values plus `n_missing` medians.
-            let n = values.len() as f64;
+            let n = n_rows as f64;
             let missing = n_missing as f64;
-            mean = (observed.iter().sum::<f64>() + missing * median) / n;
-            let ss: f64 = observed
-                .iter()
-                .map(|v| (v - mean) * (v - mean))
-                .sum::<f64>()
-                + missing * (median - mean) * (median - mean);
-            std = (ss / n).sqrt();
+            let stats = |s: f64| {
+                let m = (observed.iter().map(|v| v / s).sum::<f64>() + missing * (median / s)) / n;
+                let ss: f64 = observed
+                    .iter()
+                    .map(|v| (v / s - m) * (v / s - m))
+                    .sum::<f64>()
+                    + missing * (median / s - m) * (median / s - m);
+                (m * s, (ss / n).sqrt() * s)
+            };
+            (mean, std) = stats(1.0);
+            if !mean.is_finite() || !std.is_finite() {
+                // Sums of values near f64::MAX overflow: the same on values divided by the
+                // largest magnitude.
+                let s = observed.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                (mean, std) = stats(s);
+            }
             // A constant column (up to rounding) is only centred.
             if !std.is_finite() || std <= 10.0 * f64::EPSILON * mean.abs() {
                 std = 1.0;
+            }
+            if !mean.is_finite() {
+                let s = observed.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                let row = column::as_f64(col)?
+                    .iter()
+                    .position(|v| v.is_some_and(|v| v.abs() == s));
+                return Err(PreprocessingError::OutOfRange {
+                    column: name.to_owned(),
+                    row: row.unwrap_or(0),
+                    value: s,
+                    reason: "the column's mean overflows".into(),
+                });
             }
         }
         Ok(FittedCont {
@@ -784,54 +743,9 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// The `k / n` quantiles (`k = 0..=n`) of `values` (non-empty, no NaN), linearly
-/// interpolated between order statistics, with repeated values merged. Reorders `values`.
-fn quantile_edges(values: &mut [f64], n: usize) -> Vec<f64> {
-    values.sort_unstable_by(f64::total_cmp);
-    let last = values.len() - 1;
-    let mut edges: Vec<f64> = Vec::with_capacity(n + 1);
-    for k in 0..=n {
-        let pos = last as f64 * k as f64 / n as f64;
-        let lo = (pos.floor() as usize).min(last);
-        let hi = (lo + 1).min(last);
-        let e = values[lo] + (pos - lo as f64) * (values[hi] - values[lo]);
-        if edges.last().is_none_or(|&prev| e > prev) {
-            edges.push(e);
-        }
-    }
-    if edges.len() == 1 {
-        edges.push(edges[0]);
-    }
-    edges
-}
-
-/// Writes the bin labels of one quantized column into `out` (shape `[n_rows]`).
-fn fill_quantized(
-    values: &Float64Chunked,
-    fitted: &FittedQuant,
-    name: &str,
-    out: &mut [i64],
-) -> Result<()> {
-    for (row, (slot, value)) in out.iter_mut().zip(values.iter()).enumerate() {
-        if let Some(v) = value.filter(|v| v.is_infinite()) {
-            return Err(non_finite(name, row, v));
-        }
-        *slot = fitted.label(value);
-    }
-    Ok(())
-}
-
 fn category(categories: &[String], code: i64) -> Option<&str> {
     let i = usize::try_from(code).ok()?.checked_sub(1)?;
     categories.get(i).map(String::as_str)
-}
-
-fn non_finite(name: &str, row: usize, value: f64) -> PreprocessingError {
-    PreprocessingError::NonFinite {
-        column: name.to_owned(),
-        row,
-        value,
-    }
 }
 
 /// Imputes and scales one continuous column into `out` (shape `[n_rows]`).
@@ -842,7 +756,18 @@ fn fill_continuous(
     out: &mut [f32],
 ) -> Result<()> {
     for (row, (slot, value)) in out.iter_mut().zip(values.iter()).enumerate() {
-        *slot = fitted.apply(value).map_err(|v| non_finite(name, row, v))? as f32;
+        *slot = fitted.apply(value).map_err(|why| {
+            let v = value.unwrap_or(f64::NAN);
+            match why {
+                None => non_finite(name, row, v),
+                Some(reason) => PreprocessingError::OutOfRange {
+                    column: name.to_owned(),
+                    row,
+                    value: v,
+                    reason: reason.to_owned(),
+                },
+            }
+        })?;
     }
     Ok(())
 }
@@ -1033,6 +958,7 @@ mod tests {
         let bad = TabData {
             cat: Array2::zeros((2, 2)),
             cont: Array2::zeros((2, 3)),
+            all_null: Vec::new(),
         };
         let err = tab.inverse_transform(&bad).unwrap_err();
         assert!(
@@ -1143,6 +1069,110 @@ mod tests {
         );
         let err = tab.transform(&df!("y" => [1.0f64]).unwrap()).unwrap_err();
         assert!(matches!(err, PreprocessingError::MissingColumn { ref column } if column == "x"));
+    }
+
+    #[test]
+    fn values_beyond_f32_are_typed_errors_naming_column_and_row() {
+        let fit = df!("x" => [1.0f64, 2.0, 3.0]).unwrap();
+        let mut tab = TabPreprocessor::new(&[], &["x"]);
+        tab.fit(&fit).unwrap();
+        let huge = df!("x" => [1.0f64, 1e300]).unwrap();
+        let err = tab.transform(&huge).unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::OutOfRange { ref column, row: 1, value, .. }
+                if column == "x" && value == 1e300),
+            "{err}"
+        );
+        // Unscaled: a value beyond f32 is caught too.
+        let mut raw = TabPreprocessor::new(&[], &["x"]).scaling(Scaling::None);
+        raw.fit(&fit).unwrap();
+        assert!(matches!(
+            raw.transform(&huge).unwrap_err(),
+            PreprocessingError::OutOfRange { row: 1, .. }
+        ));
+        // Fitted on huge values, scaling brings them back into range: no error, finite.
+        let big = df!("x" => [1e300f64, -1e300, f64::MAX, -f64::MAX]).unwrap();
+        let mut tab = TabPreprocessor::new(&[], &["x"]);
+        let data = tab.fit_transform(&big).unwrap();
+        assert!(data.cont.iter().all(|v| v.is_finite()), "{:?}", data.cont);
+        // Unscaled, the same values cannot be represented.
+        let mut raw = TabPreprocessor::new(&[], &["x"]).scaling(Scaling::None);
+        raw.fit(&big).unwrap();
+        assert!(raw.transform(&big).is_err());
+    }
+
+    #[test]
+    fn changed_dtype_is_an_error_and_all_null_is_reported() {
+        let fit = df!("c" => ["a", "b", "a"], "x" => [1.0f64, 2.0, 3.0]).unwrap();
+        let mut tab = TabPreprocessor::new(&["c"], &["x"]);
+        tab.fit(&fit).unwrap();
+        let ints = df!("c" => [1i64, 2, 3], "x" => [1.0f64, 2.0, 3.0]).unwrap();
+        let err = tab.transform(&ints).unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::DtypeChanged { ref column, ref fitted, .. }
+                if column == "c" && fitted == "text"),
+            "{err}"
+        );
+        // Categorical (dictionary) strings key like strings.
+        let mut cat = fit.clone();
+        let c = fit
+            .column("c")
+            .unwrap()
+            .cast(&DataType::from_categories(Categories::global()))
+            .unwrap();
+        cat.replace("c", c).unwrap();
+        assert_eq!(tab.transform(&cat).unwrap(), tab.transform(&fit).unwrap());
+        // An all-null column transforms, and is reported.
+        let nulls = df!(
+            "c" => [None::<&str>, None],
+            "x" => [None::<f64>, Some(f64::NAN)],
+        )
+        .unwrap();
+        let data = tab.transform(&nulls).unwrap();
+        assert_eq!(data.all_null, vec!["c", "x"]);
+        assert_eq!(data.cat.column(0).to_vec(), vec![0, 0]);
+        let null_dtype = DataFrame::new(
+            2,
+            vec![
+                Column::full_null("c".into(), 2, &DataType::Null),
+                Column::new("x".into(), [1.0f64, 2.0]),
+            ],
+        )
+        .unwrap();
+        assert_eq!(tab.transform(&null_dtype).unwrap().all_null, vec!["c"]);
+        assert!(tab.transform(&fit).unwrap().all_null.is_empty());
+    }
+
+    #[test]
+    fn utf8_byte_strings_are_text() {
+        let strings = df!("c" => ["x", "y", "x"]).unwrap();
+        let bytes = DataFrame::new(
+            3,
+            vec![Column::new(
+                "c".into(),
+                [b"x".as_slice(), b"y".as_slice(), b"x".as_slice()],
+            )],
+        )
+        .unwrap();
+        assert_eq!(bytes.column("c").unwrap().dtype(), &DataType::Binary);
+        let mut tab = TabPreprocessor::new(&["c"], &[]);
+        let expected = tab.fit_transform(&strings).unwrap();
+        assert_eq!(tab.transform(&bytes).unwrap(), expected);
+        let mut from_bytes = TabPreprocessor::new(&["c"], &[]);
+        assert_eq!(from_bytes.fit_transform(&bytes).unwrap(), expected);
+        let bad = DataFrame::new(
+            2,
+            vec![Column::new(
+                "c".into(),
+                [b"x".as_slice(), [0xff, 0xfe].as_slice()],
+            )],
+        )
+        .unwrap();
+        let err = tab.transform(&bad).unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::InvalidUtf8 { ref column, row: 1 } if column == "c"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,9 +5,37 @@ use std::path::Path;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::column;
+use crate::column::{self, DtypeClass};
 use crate::error::{PreprocessingError, Result};
 use crate::persist;
+
+/// How a regression target is scaled before training; predictions are mapped back with
+/// [`TargetEncoder::inverse_values`] (a `Pipeline` does it on `predict` and `evaluate`).
+/// Targets on very different scales (several regression targets, or one with a large
+/// spread) train much better scaled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetScaling {
+    /// Values pass through (the default).
+    #[default]
+    None,
+    /// `(y − mean) / std` (population standard deviation; 1 for a constant target).
+    Standard,
+    /// `(y − median) / IQR` (interquartile range, linearly interpolated quantiles; 1 when it
+    /// is 0): insensitive to outliers.
+    Robust,
+    /// `ln(1 + y)`, for non-negative, right-skewed targets (prices, counts); values must be
+    /// greater than −1.
+    Log,
+}
+
+/// Fitted statistics of a [`TargetScaling`]: `y' = (y − center) / scale` (after `ln(1 + y)`
+/// for [`TargetScaling::Log`], whose center is 0 and scale 1).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+struct FittedScale {
+    center: f64,
+    scale: f64,
+}
 
 /// The learning task, which decides how the target is encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +120,18 @@ pub struct TargetEncoder {
     /// Class labels in index order (empty for regression).
     classes: Vec<String>,
     fitted: bool,
+    /// Scaling of a regression target.
+    #[serde(default, skip_serializing_if = "is_default")]
+    scaling: TargetScaling,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fitted_scale: Option<FittedScale>,
+    /// The column's dtype class at fit time, for classification (absent in older saves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dtype: Option<DtypeClass>,
+}
+
+fn is_default(s: &TargetScaling) -> bool {
+    *s == TargetScaling::None
 }
 
 impl TargetEncoder {
@@ -103,7 +143,62 @@ impl TargetEncoder {
             positive_class: None,
             classes: Vec::new(),
             fitted: false,
+            scaling: TargetScaling::None,
+            fitted_scale: None,
+            dtype: None,
         }
+    }
+
+    /// Scales a regression target (see [`TargetScaling`]); checked by [`fit`](Self::fit),
+    /// which rejects it for classification targets
+    /// ([`InvalidConfig`](PreprocessingError::InvalidConfig), field `"scaling"`).
+    ///
+    /// ```
+    /// use polars::prelude::*;
+    /// use widedeep_preprocessing::{TargetData, TargetEncoder, TargetKind, TargetScaling};
+    ///
+    /// let df = df!("price" => [10.0f64, 20.0, 30.0]).unwrap();
+    /// let mut enc = TargetEncoder::new("price", TargetKind::Regression)
+    ///     .scaling(TargetScaling::Standard);
+    /// let TargetData::F32(y) = enc.fit_transform(&df).unwrap() else { unreachable!() };
+    /// assert!((y[0] + 1.2247).abs() < 1e-4 && y[1].abs() < 1e-6);
+    /// assert_eq!(enc.inverse_values(&y), vec![10.0, 20.0, 30.0]);
+    /// ```
+    pub fn scaling(mut self, scaling: TargetScaling) -> Self {
+        self.scaling = scaling;
+        self.fitted = false;
+        self.fitted_scale = None;
+        self
+    }
+
+    /// The configured scaling.
+    pub fn target_scaling(&self) -> TargetScaling {
+        self.scaling
+    }
+
+    /// Whether predictions need [`inverse_values`](Self::inverse_values) to come back to the
+    /// target's units (a fitted scaling other than [`TargetScaling::None`]).
+    pub fn is_scaled(&self) -> bool {
+        self.fitted_scale.is_some()
+    }
+
+    /// Maps scaled values (model predictions) back to the target's units; the identity
+    /// without a scaling.
+    pub fn inverse_values(&self, values: &[f32]) -> Vec<f32> {
+        let Some(f) = self.fitted_scale else {
+            return values.to_vec();
+        };
+        values
+            .iter()
+            .map(|&v| {
+                let y = f64::from(v) * f.scale + f.center;
+                let y = match self.scaling {
+                    TargetScaling::Log => y.exp_m1(),
+                    _ => y,
+                };
+                y as f32
+            })
+            .collect()
     }
 
     /// For a binary target, the class (in string form) to encode as `1.0`. It must be one of
@@ -160,12 +255,27 @@ impl TargetEncoder {
         }
         let col = self.checked_column(df)?;
         self.fitted = false;
+        self.fitted_scale = None;
+        self.dtype = None;
+        if self.scaling != TargetScaling::None && self.kind != TargetKind::Regression {
+            return Err(PreprocessingError::config(
+                "scaling",
+                format!(
+                    "target `{}` is a classification target; only regression targets are scaled",
+                    self.column
+                ),
+            ));
+        }
         self.classes = match self.kind {
             TargetKind::Regression => {
-                regression_values(col, &self.column)?;
+                let values = regression_values(col, &self.column)?;
+                self.fitted_scale = fit_scale(self.scaling, &values, &self.column)?;
                 Vec::new()
             }
-            TargetKind::Binary | TargetKind::Multiclass => self.fit_classes(col)?,
+            TargetKind::Binary | TargetKind::Multiclass => {
+                self.dtype = DtypeClass::of(col.dtype());
+                self.fit_classes(col)?
+            }
         };
         self.fitted = true;
         Ok(())
@@ -181,8 +291,12 @@ impl TargetEncoder {
             return Err(PreprocessingError::not_fitted("TargetEncoder"));
         }
         let col = self.checked_column(df)?;
+        column::check_fitted_dtype(col, &self.column, self.dtype)?;
         match self.kind {
-            TargetKind::Regression => Ok(TargetData::F32(regression_values(col, &self.column)?)),
+            TargetKind::Regression => {
+                let values = regression_values(col, &self.column)?;
+                Ok(TargetData::F32(self.scaled(&values)?))
+            }
             TargetKind::Binary => {
                 let codes = self.class_codes(col)?;
                 Ok(TargetData::F32(
@@ -207,6 +321,36 @@ impl TargetEncoder {
     /// Loads an encoder saved by [`save`](Self::save).
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         persist::load_json(path.as_ref())
+    }
+
+    /// The regression values scaled per the fitted scaling, as `f32`.
+    fn scaled(&self, values: &[f64]) -> Result<Vec<f32>> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(row, &v)| {
+                let out_of_range = |reason: &str| PreprocessingError::OutOfRange {
+                    column: self.column.clone(),
+                    row,
+                    value: v,
+                    reason: reason.into(),
+                };
+                let x = match (self.scaling, self.fitted_scale) {
+                    (TargetScaling::Log, Some(_)) if v <= -1.0 => {
+                        return Err(out_of_range("log scaling needs values greater than -1"))
+                    }
+                    (TargetScaling::Log, Some(f)) => (v.ln_1p() - f.center) / f.scale,
+                    (_, Some(f)) => (v - f.center) / f.scale,
+                    (_, None) => v,
+                };
+                let x = x as f32;
+                if x.is_finite() {
+                    Ok(x)
+                } else {
+                    Err(out_of_range("beyond the range of f32"))
+                }
+            })
+            .collect()
     }
 
     fn checked_column<'a>(&self, df: &'a DataFrame) -> Result<&'a Column> {
@@ -363,7 +507,7 @@ impl Values {
         } else if dtype.is_float() {
             Self::Float(column::as_f64(col)?)
         } else {
-            Self::Str(col.cast(&DataType::String)?)
+            Self::Str(column::as_strings(col)?)
         })
     }
 }
@@ -402,8 +546,8 @@ fn non_finite(name: &str, row: usize, value: f64) -> PreprocessingError {
     }
 }
 
-/// The values of a numeric regression target as `f32`, rejecting null, NaN and infinity.
-fn regression_values(col: &Column, name: &str) -> Result<Vec<f32>> {
+/// The values of a numeric regression target, rejecting null, NaN and infinity.
+fn regression_values(col: &Column, name: &str) -> Result<Vec<f64>> {
     let values = column::as_f64(col)?;
     let mut out = Vec::with_capacity(values.len());
     for (row, value) in values.iter().enumerate() {
@@ -415,10 +559,63 @@ fn regression_values(col: &Column, name: &str) -> Result<Vec<f32>> {
                 })
             }
             Some(v) if !v.is_finite() => return Err(non_finite(name, row, v)),
-            Some(v) => out.push(v as f32),
+            Some(v) => out.push(v),
         }
     }
     Ok(out)
+}
+
+/// The statistics of `scaling` on `values` (finite, non-empty).
+fn fit_scale(scaling: TargetScaling, values: &[f64], name: &str) -> Result<Option<FittedScale>> {
+    let n = values.len() as f64;
+    let out_of_range = |row: usize, reason: &str| PreprocessingError::OutOfRange {
+        column: name.to_owned(),
+        row,
+        value: values[row],
+        reason: reason.into(),
+    };
+    let unit = |s: f64| if s.is_finite() && s > 0.0 { s } else { 1.0 };
+    let fitted = match scaling {
+        TargetScaling::None => return Ok(None),
+        TargetScaling::Standard => {
+            let mean = values.iter().sum::<f64>() / n;
+            let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+            if !mean.is_finite() || !var.is_finite() {
+                return Err(out_of_range(0, "the target's mean or variance overflows"));
+            }
+            FittedScale {
+                center: mean,
+                scale: unit(var.sqrt()),
+            }
+        }
+        TargetScaling::Robust => {
+            let mut sorted = values.to_vec();
+            sorted.sort_unstable_by(f64::total_cmp);
+            let q = |p: f64| {
+                let pos = (sorted.len() - 1) as f64 * p;
+                let lo = pos.floor() as usize;
+                let hi = (lo + 1).min(sorted.len() - 1);
+                sorted[lo] + (pos - lo as f64) * (sorted[hi] - sorted[lo])
+            };
+            FittedScale {
+                center: q(0.5),
+                scale: unit(q(0.75) - q(0.25)),
+            }
+        }
+        TargetScaling::Log => {
+            if let Some(row) = values.iter().position(|&v| v <= -1.0) {
+                return Err(out_of_range(
+                    row,
+                    "log scaling needs values greater than -1",
+                ));
+            }
+            FittedScale {
+                center: 0.0,
+                scale: 1.0,
+            }
+        }
+    };
+    Ok(Some(fitted))
 }
 
 #[cfg(test)]
@@ -566,6 +763,99 @@ mod tests {
             .fit(&s)
             .unwrap_err();
         assert!(matches!(err, PreprocessingError::WrongType { ref column, .. } if column == "y"));
+    }
+
+    #[test]
+    fn regression_scaling_and_its_inverse() {
+        let df = df!("y" => [1.0f64, 2.0, 3.0, 4.0, 100.0]).unwrap();
+        let values =
+            |enc: &mut TargetEncoder| enc.fit_transform(&df).unwrap().as_f32().unwrap().to_vec();
+        // Standard: mean 22, population std sqrt(1522).
+        let mut std =
+            TargetEncoder::new("y", TargetKind::Regression).scaling(TargetScaling::Standard);
+        let y = values(&mut std);
+        let sd = 1522f64.sqrt();
+        for (got, raw) in y.iter().zip([1.0, 2.0, 3.0, 4.0, 100.0]) {
+            assert!((f64::from(*got) - (raw - 22.0) / sd).abs() < 1e-6);
+        }
+        // Robust: median 3, IQR 4 - 2 = 2.
+        let mut robust =
+            TargetEncoder::new("y", TargetKind::Regression).scaling(TargetScaling::Robust);
+        assert_eq!(values(&mut robust), vec![-1.0, -0.5, 0.0, 0.5, 48.5]);
+        // Log: ln(1 + y).
+        let mut log = TargetEncoder::new("y", TargetKind::Regression).scaling(TargetScaling::Log);
+        let y = values(&mut log);
+        assert!((y[4] - 101f32.ln()).abs() < 1e-6);
+        for enc in [&std, &robust, &log] {
+            assert!(enc.is_scaled());
+            let back = enc.inverse_values(enc.transform(&df).unwrap().as_f32().unwrap());
+            for (b, raw) in back.iter().zip([1.0f32, 2.0, 3.0, 4.0, 100.0]) {
+                assert!((b - raw).abs() < 1e-4 * raw.max(1.0), "{b} vs {raw}");
+            }
+        }
+        // Saved and loaded with the fitted statistics.
+        let back: TargetEncoder =
+            serde_json::from_str(&serde_json::to_string(&robust).unwrap()).unwrap();
+        assert_eq!(back, robust);
+        // A constant target scales by 1.
+        let c = df!("y" => [5.0f64, 5.0]).unwrap();
+        let mut enc =
+            TargetEncoder::new("y", TargetKind::Regression).scaling(TargetScaling::Standard);
+        assert_eq!(
+            enc.fit_transform(&c).unwrap(),
+            TargetData::F32(vec![0.0, 0.0])
+        );
+        // Errors: log of a value ≤ −1 names the row; classification targets are not scaled.
+        let neg = df!("y" => [0.5f64, -3.0]).unwrap();
+        let err = TargetEncoder::new("y", TargetKind::Regression)
+            .scaling(TargetScaling::Log)
+            .fit(&neg)
+            .unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::OutOfRange { row: 1, .. }),
+            "{err}"
+        );
+        let err = log.transform(&neg).unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::OutOfRange { row: 1, .. }),
+            "{err}"
+        );
+        let err = TargetEncoder::new("y", TargetKind::Binary)
+            .scaling(TargetScaling::Standard)
+            .fit(&df!("y" => [0i64, 1]).unwrap())
+            .unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::InvalidConfig { ref field, .. } if field == "scaling")
+        );
+        // Beyond f32 without scaling: a typed error naming the row, not an infinity.
+        let mut raw = TargetEncoder::new("y", TargetKind::Regression);
+        raw.fit(&df).unwrap();
+        let err = raw
+            .transform(&df!("y" => [1.0f64, 1e300]).unwrap())
+            .unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::OutOfRange { row: 1, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn class_dtype_changes_are_errors_and_bytes_are_text() {
+        let mut enc = TargetEncoder::new("y", TargetKind::Binary);
+        enc.fit(&df!("y" => ["0", "1"]).unwrap()).unwrap();
+        let err = enc.transform(&df!("y" => [0i64, 1]).unwrap()).unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::DtypeChanged { ref column, .. } if column == "y")
+        );
+        let bytes = DataFrame::new(
+            2,
+            vec![Column::new("y".into(), [b"1".as_slice(), b"0".as_slice()])],
+        )
+        .unwrap();
+        assert_eq!(
+            enc.transform(&bytes).unwrap(),
+            TargetData::F32(vec![1.0, 0.0])
+        );
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub struct TextData {
     pub ids: Array2<i64>,
     /// Number of non-pad tokens of each row (0 for a null or empty text).
     pub lengths: Vec<usize>,
+    /// The text column's name when it was entirely null in the transformed frame (every row
+    /// is all padding); also reported on stderr.
+    pub all_null: Vec<String>,
 }
 
 /// What a text model needs to know about the fitted preprocessor.
@@ -396,7 +399,10 @@ impl TextPreprocessor {
     pub fn transform(&self, df: &DataFrame) -> Result<TextData> {
         let fitted = self.fitted()?;
         let texts = read_texts(df, &self.text_col)?;
-        self.encode(fitted, texts.iter().map(|t| t.unwrap_or("")).collect())
+        let mut data = self.encode(fitted, texts.iter().map(|t| t.unwrap_or("")).collect())?;
+        data.all_null =
+            column::warn_all_missing(df, std::iter::once(&self.text_col), "TextPreprocessor");
+        Ok(data)
     }
 
     /// Token ids for plain strings (same rules as [`transform`](Self::transform)).
@@ -471,7 +477,11 @@ impl TextPreprocessor {
             }
             lengths.push(toks.len());
         }
-        Ok(TextData { ids, lengths })
+        Ok(TextData {
+            ids,
+            lengths,
+            all_null: Vec::new(),
+        })
     }
 
     /// [`fit`](Self::fit) then [`transform`](Self::transform).
@@ -650,11 +660,26 @@ fn split_ascii_words(t: &str, mut f: impl FnMut(&str)) {
     }
 }
 
-/// The texts of `column` (`None` for nulls); string or categorical dtype.
+/// The texts of `column` (`None` for nulls); string or UTF-8 bytes (`Binary`, what pandas
+/// writes for `bytes` objects) dtype.
 fn read_texts<'a>(df: &'a DataFrame, name: &str) -> Result<Vec<Option<&'a str>>> {
     let col = column::get(df, name)?;
     match col.dtype() {
         DataType::String => Ok(col.str()?.iter().collect()),
+        DataType::Binary => col
+            .binary()?
+            .iter()
+            .enumerate()
+            .map(|(row, b)| {
+                b.map(|b| {
+                    std::str::from_utf8(b).map_err(|_| PreprocessingError::InvalidUtf8 {
+                        column: name.to_owned(),
+                        row,
+                    })
+                })
+                .transpose()
+            })
+            .collect(),
         DataType::Null => Ok(vec![None; col.len()]),
         other => Err(column::wrong_type(name, "string", other)),
     }

@@ -6,9 +6,13 @@ use ndarray::Array2;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::column::{self, KeyDtypes};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use crate::column::{self, DtypeClass, KeyDtypes};
 use crate::error::{PreprocessingError, Result};
 use crate::persist;
+use crate::quantize::{self, Quantization};
 
 /// Separator between the parts of a crossed column's name and of its values.
 const CROSS_SEP: &str = "-";
@@ -25,8 +29,10 @@ const CROSS_SEP: &str = "-";
 /// with `-` (e.g. `"Bachelors-Adm-clerical"`) and its name is the column names joined the same
 /// way (e.g. `"education-occupation"`). A row with a null in any part gets index 0.
 ///
-/// Wide columns may have a string, categorical, boolean, integer or float dtype; values are
-/// keyed by their string form.
+/// Wide columns may have a string, categorical, boolean, integer, float or UTF-8 bytes dtype;
+/// values are keyed by their string form. A numeric column can instead be binned
+/// ([`quantize`](Self::quantize)): its values become bins such as `"(25, 40]"`, each with its
+/// own index, wherever the column is used (as a wide column or a part of a crossed one).
 ///
 /// ```
 /// use polars::prelude::*;
@@ -44,6 +50,9 @@ const CROSS_SEP: &str = "-";
 pub struct WidePreprocessor {
     wide_cols: Vec<String>,
     crossed_cols: Vec<Vec<String>>,
+    /// Continuous columns binned before keying, in the order they were set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    quantize: Vec<(String, Quantization)>,
     fitted: Option<WideFitted>,
 }
 
@@ -54,6 +63,13 @@ struct WideFitted {
     vocabs: Vec<Vec<String>>,
     /// Sorted distinct value tuples of each crossed column, in `crossed_cols` order.
     crossed: Vec<Vec<Vec<String>>>,
+    /// Bin edges of each quantized column, in `quantize` order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    edges: Vec<Vec<f64>>,
+    /// Dtype class of every column used, at fit time (empty in saves from before it was
+    /// recorded).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    dtypes: BTreeMap<String, DtypeClass>,
 }
 
 impl WideFitted {
@@ -72,6 +88,9 @@ pub struct WideData {
     /// Global indices, shape `[n_rows, n_wide_cols + n_crossed]`, standard (row-major) layout.
     /// Values lie in `0..=wide_dim`; 0 means null or unseen.
     pub indices: Array2<i64>,
+    /// Configured columns that were entirely null (or NaN) in the transformed frame: every
+    /// row got index 0 for them. Also reported on stderr.
+    pub all_null: Vec<String>,
 }
 
 impl WidePreprocessor {
@@ -80,8 +99,76 @@ impl WidePreprocessor {
         Self {
             wide_cols: wide_cols.iter().map(|c| (*c).to_owned()).collect(),
             crossed_cols: Vec::new(),
+            quantize: Vec::new(),
             fitted: None,
         }
+    }
+
+    /// Bins the numeric column `col` per `q` (replacing an earlier setting for the same
+    /// column): each bin becomes one wide feature, named like `"(25, 40]"` (the first bin is
+    /// closed on both sides, `"[17, 25]"`), wherever `col` is used — as a wide column or as a
+    /// part of a crossed column. Null and NaN get index 0; an infinite value is an error. The
+    /// same [`Quantization`] as [`TabPreprocessor::quantize`](crate::TabPreprocessor::quantize).
+    ///
+    /// ```
+    /// use polars::prelude::*;
+    /// use widedeep_preprocessing::{Quantization, WidePreprocessor};
+    ///
+    /// let df = df!("age" => [17.0f64, 25.0, 40.0, 70.0]).unwrap();
+    /// let mut wide = WidePreprocessor::new(&["age"])
+    ///     .quantize("age", Quantization::Edges(vec![0.0, 18.0, 65.0, 120.0]));
+    /// let data = wide.fit_transform(&df).unwrap();
+    /// assert_eq!(wide.wide_dim(), 3);
+    /// let names: Vec<String> = data.indices.iter().map(|&i| wide.feature_of(i).unwrap().1).collect();
+    /// assert_eq!(names, ["[0, 18]", "(18, 65]", "(18, 65]", "(65, 120]"]);
+    /// ```
+    pub fn quantize(mut self, col: &str, q: Quantization) -> Self {
+        quantize::set(&mut self.quantize, col, q);
+        self.fitted = None;
+        self
+    }
+
+    /// The fitted bin edges of the quantized column `col` (`None` for other columns or an
+    /// unfitted preprocessor).
+    pub fn bin_edges(&self, col: &str) -> Option<&[f64]> {
+        let j = self.quantize.iter().position(|(c, _)| c == col)?;
+        self.fitted.as_ref()?.edges.get(j).map(Vec::as_slice)
+    }
+
+    /// Every column read (wide columns, then crossed parts), each once.
+    fn used_cols(&self) -> Vec<&String> {
+        let mut cols: Vec<&String> = Vec::new();
+        for c in self
+            .wide_cols
+            .iter()
+            .chain(self.crossed_cols.iter().flatten())
+        {
+            if !cols.contains(&c) {
+                cols.push(c);
+            }
+        }
+        cols
+    }
+
+    /// `df` with each quantized column replaced by the names of its bins (a string column).
+    fn binned<'a>(&self, df: &'a DataFrame, edges: &[Vec<f64>]) -> Result<Cow<'a, DataFrame>> {
+        if self.quantize.is_empty() {
+            return Ok(Cow::Borrowed(df));
+        }
+        let mut out = df.clone();
+        for ((name, _), edges) in self.quantize.iter().zip(edges) {
+            let col = column::get(df, name)?;
+            column::check_numeric(col, name)?;
+            let values = column::as_f64(col)?;
+            let mut labels = vec![0i64; values.len()];
+            quantize::fill_labels(&values, edges, name, &mut labels)?;
+            let names: StringChunked = labels
+                .iter()
+                .map(|&l| (l > 0).then(|| quantize::bin_name(edges, l)))
+                .collect();
+            out.replace(name, names.with_name(name.as_str().into()).into_column())?;
+        }
+        Ok(Cow::Owned(out))
     }
 
     /// Adds crossed columns: each inner list names two or more columns to combine (they need
@@ -122,12 +209,22 @@ impl WidePreprocessor {
         if df.height() == 0 {
             return Err(PreprocessingError::EmptyFrame);
         }
-        for name in self
-            .wide_cols
+        let edges = self
+            .quantize
             .iter()
-            .chain(self.crossed_cols.iter().flatten())
-        {
-            checked_column(df, name)?;
+            .map(|(name, q)| {
+                let col = column::get(df, name)?;
+                column::check_numeric(col, name)?;
+                q.fit_edges(col, name)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let binned = self.binned(df, &edges)?;
+        let df = binned.as_ref();
+        let mut dtypes = BTreeMap::new();
+        for name in self.used_cols() {
+            if let Some(class) = DtypeClass::of(checked_column(df, name)?.dtype()) {
+                dtypes.insert(name.clone(), class);
+            }
         }
         let vocabs = column::par_map(df.height(), self.wide_cols.len(), |j| {
             let name = &self.wide_cols[j];
@@ -140,7 +237,12 @@ impl WidePreprocessor {
         let crossed = column::par_map(df.height(), self.crossed_cols.len(), |k| {
             fit_crossed(df, &self.crossed_cols[k])
         })?;
-        self.fitted = Some(WideFitted { vocabs, crossed });
+        self.fitted = Some(WideFitted {
+            vocabs,
+            crossed,
+            edges,
+            dtypes,
+        });
         Ok(())
     }
 
@@ -148,16 +250,18 @@ impl WidePreprocessor {
     ///
     /// Returns indices of shape `[df.height(), n_wide_cols + n_crossed]`. Errors:
     /// [`NotFitted`](PreprocessingError::NotFitted), [`MissingColumn`](PreprocessingError::MissingColumn),
-    /// [`WrongType`](PreprocessingError::WrongType).
+    /// [`WrongType`](PreprocessingError::WrongType),
+    /// [`DtypeChanged`](PreprocessingError::DtypeChanged) (a column keyed differently than at
+    /// fit time), [`NonFinite`](PreprocessingError::NonFinite) (an infinite value in a
+    /// quantized column). An entirely null column is listed in [`WideData::all_null`].
     pub fn transform(&self, df: &DataFrame) -> Result<WideData> {
         let fitted = self.fitted()?;
+        let binned = self.binned(df, &fitted.edges)?;
+        let df = binned.as_ref();
         // Check all columns up front so the first error is the first bad column.
-        for name in self
-            .wide_cols
-            .iter()
-            .chain(self.crossed_cols.iter().flatten())
-        {
-            checked_column(df, name)?;
+        for name in self.used_cols() {
+            let col = checked_column(df, name)?;
+            column::check_fitted_dtype(col, name, fitted.dtypes.get(name).copied())?;
         }
         let n_wide = self.wide_cols.len();
         let n_out = n_wide + self.crossed_cols.len();
@@ -183,7 +287,9 @@ impl WidePreprocessor {
             Ok(out)
         })?;
         let indices = column::assemble(n_rows, &columns);
-        Ok(WideData { indices })
+        let all_null =
+            column::warn_all_missing(df, self.used_cols().into_iter(), "WidePreprocessor");
+        Ok(WideData { indices, all_null })
     }
 
     /// [`fit`](Self::fit) then [`transform`](Self::transform) on the same frame.
@@ -250,6 +356,8 @@ impl WidePreprocessor {
             .ok_or_else(|| PreprocessingError::not_fitted("WidePreprocessor"))?;
         let consistent = fitted.vocabs.len() == self.wide_cols.len()
             && fitted.crossed.len() == self.crossed_cols.len()
+            && fitted.edges.len() == self.quantize.len()
+            && fitted.edges.iter().all(|e| !e.is_empty())
             && fitted
                 .crossed
                 .iter()
@@ -289,7 +397,17 @@ impl WidePreprocessor {
             .iter()
             .map(|p| p.join(CROSS_SEP))
             .collect();
-        check_unique(names.iter().map(String::as_str), "crossed_cols")
+        check_unique(names.iter().map(String::as_str), "crossed_cols")?;
+        for (col, q) in &self.quantize {
+            if !self.used_cols().contains(&col) {
+                return Err(PreprocessingError::config(
+                    "quantize",
+                    format!("`{col}` is not a wide column or a part of a crossed column"),
+                ));
+            }
+            q.validate(col)?;
+        }
+        Ok(())
     }
 }
 
@@ -481,6 +599,81 @@ mod tests {
         let data = wide.fit_transform(&df).unwrap();
         // b: false=1, true=2; f: "0.5"=3, "1.0"=4.
         assert_eq!(data.indices, array![[2, 3], [1, 4], [2, 3]]);
+    }
+
+    #[test]
+    fn quantized_columns_in_wide_and_crossed_columns() {
+        let df = df!(
+            "age" => [Some(20.0f64), Some(30.0), Some(50.0), None, Some(f64::NAN)],
+            "sex" => ["f", "m", "f", "m", "f"],
+        )
+        .unwrap();
+        let mut wide = WidePreprocessor::new(&["age"])
+            .crossed_cols(vec![vec!["age".into(), "sex".into()]])
+            .quantize("age", Quantization::Bins(2));
+        let data = wide.fit_transform(&df).unwrap();
+        // Edges: the 0, 0.5, 1 quantiles of [20, 30, 50] = [20, 30, 50].
+        assert_eq!(wide.bin_edges("age"), Some([20.0, 30.0, 50.0].as_slice()));
+        // age: "(30, 50]"=1, "[20, 30]"=2 (sorted by name); age-sex: 3 combinations.
+        assert_eq!(wide.wide_dim(), 5);
+        assert_eq!(data.indices.column(0).to_vec(), vec![2, 2, 1, 0, 0]);
+        assert_eq!(
+            wide.feature_of(1),
+            Some(("age".to_string(), "(30, 50]".to_string()))
+        );
+        let (name, value) = wide.feature_of(data.indices[[0, 1]]).unwrap();
+        assert_eq!((name.as_str(), value.as_str()), ("age-sex", "[20, 30]-f"));
+        // Out-of-range values fall in the outer bins; infinity is a typed error.
+        let new = df!("age" => [-5.0f64, 99.0], "sex" => ["f", "f"]).unwrap();
+        assert_eq!(
+            wide.transform(&new).unwrap().indices.column(0).to_vec(),
+            vec![2, 1]
+        );
+        let inf = df!("age" => [1.0f64, f64::INFINITY], "sex" => ["f", "f"]).unwrap();
+        let err = wide.transform(&inf).unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::NonFinite { ref column, row: 1, .. } if column == "age")
+        );
+        // Saved and loaded with its edges.
+        let json = serde_json::to_string(&wide).unwrap();
+        let back: WidePreprocessor = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.transform(&df).unwrap(), data);
+        // Only used, numeric columns can be quantized.
+        let err = WidePreprocessor::new(&["sex"])
+            .quantize("age", Quantization::Bins(2))
+            .fit(&df)
+            .unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::InvalidConfig { ref field, .. } if field == "quantize")
+        );
+        let err = WidePreprocessor::new(&["sex"])
+            .quantize("sex", Quantization::Bins(2))
+            .fit(&df)
+            .unwrap_err();
+        assert!(matches!(err, PreprocessingError::WrongType { ref column, .. } if column == "sex"));
+    }
+
+    #[test]
+    fn changed_dtype_is_an_error_and_all_null_is_reported() {
+        let mut wide = WidePreprocessor::new(&["edu"]);
+        wide.fit(&tiny()).unwrap();
+        let ints = df!("edu" => [1i64, 2, 3, 4]).unwrap();
+        let err = wide.transform(&ints).unwrap_err();
+        assert!(
+            matches!(err, PreprocessingError::DtypeChanged { ref column, ref fitted, .. }
+                if column == "edu" && fitted == "text"),
+            "{err}"
+        );
+        let nulls = df!("edu" => [None::<&str>, None]).unwrap();
+        let data = wide.transform(&nulls).unwrap();
+        assert_eq!(data.all_null, vec!["edu"]);
+        assert_eq!(data.indices.column(0).to_vec(), vec![0, 0]);
+        assert!(wide.transform(&tiny()).unwrap().all_null.is_empty());
+        // A save from before dtypes were recorded still transforms.
+        let mut json: serde_json::Value = serde_json::to_value(&wide).unwrap();
+        json["fitted"].as_object_mut().unwrap().remove("dtypes");
+        let old: WidePreprocessor = serde_json::from_value(json).unwrap();
+        assert!(old.transform(&ints).is_ok());
     }
 
     #[test]

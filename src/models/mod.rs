@@ -2,6 +2,7 @@
 //!
 //! Every deep component implements [`Component`], so users can plug in their own next to the
 //! built-in ones; the trainer only ever sees a [`WideDeep`].
+pub(crate) mod alloc;
 pub(crate) mod dropout;
 pub mod fusion;
 pub mod image;

@@ -28,16 +28,24 @@ impl WideConfig {
         if pred_dim <= 0 {
             return Err(WideDeepError::config("pred_dim", "must be positive"));
         }
+        let dims = [self.wide_dim.saturating_add(1), pred_dim];
+        crate::models::alloc::check_table("wide", "wide table", &dims, path.device())?;
         // Same scale as a linear layer with fan-in `wide_dim`; row 0 (unseen/null) stays zero.
         let bound = 1.0 / (self.wide_dim as f64).sqrt();
-        let weight = path.var(
-            "weight",
-            &[self.wide_dim + 1, pred_dim],
-            nn::Init::Uniform {
-                lo: -bound,
-                up: bound,
-            },
-        );
+        let weight = path
+            .f_var(
+                "weight",
+                &dims,
+                nn::Init::Uniform {
+                    lo: -bound,
+                    up: bound,
+                },
+            )
+            .map_err(|e| WideDeepError::ModelTooLarge {
+                component: "wide".into(),
+                requested: format!("wide table [{} × {pred_dim}]", dims[0]),
+                reason: crate::error::short_torch_message(&e.to_string()),
+            })?;
         tch::no_grad(|| {
             let _ = weight.get(0).zero_();
         });

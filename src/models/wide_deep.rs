@@ -1,5 +1,6 @@
 //! [`WideDeep`]: the wide part plus any deep components, joined additively or through a head.
 use crate::error::{Result, WideDeepError};
+use crate::models::alloc;
 use crate::models::fusion::AttentionFusion;
 use crate::models::{
     AttentionFusionConfig, Component, ImageModelConfig, Mlp, MlpConfig, ModelInput, TabModelConfig,
@@ -20,8 +21,12 @@ pub struct WideDeepConfig {
     /// `None`: each deep output is projected linearly to `pred_dim` and added to the wide output
     /// (the reference's default). `Some`: an MLP over the concatenated deep outputs.
     pub head: Option<HeadConfig>,
-    /// Width of the output: 1 for binary and regression, the class count for multiclass.
-    pub pred_dim: i64,
+    /// Width of the output: 1 for binary and regression, the class count for multiclass,
+    /// `objective.pred_dim()` in general. `None` (the default): taken from the objective when
+    /// the model meets its [`Trainer`](crate::training::Trainer) (1 until then), so a
+    /// multiclass or multi-target model needs no hand-set width.
+    #[serde(default)]
+    pub pred_dim: Option<i64>,
     /// Seed of the weight initialisation.
     #[serde(default = "default_seed")]
     pub seed: u64,
@@ -47,7 +52,7 @@ impl Default for WideDeepConfig {
             wide: None,
             deeptabular: None,
             head: None,
-            pred_dim: 1,
+            pred_dim: None,
             seed: default_seed(),
             deeptext: Vec::new(),
             deepimage: Vec::new(),
@@ -72,9 +77,15 @@ impl WideDeepConfig {
         self.head = Some(head);
         self
     }
+    /// Sets the output width explicitly (see [`WideDeepConfig::pred_dim`]).
     pub fn pred_dim(mut self, pred_dim: i64) -> Self {
-        self.pred_dim = pred_dim;
+        self.pred_dim = Some(pred_dim);
         self
+    }
+
+    /// The output width the model is built with: the set one, else 1.
+    pub fn output_width(&self) -> i64 {
+        self.pred_dim.unwrap_or(1)
     }
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
@@ -128,6 +139,10 @@ pub struct WideDeep {
     deep_names: Vec<String>,
     pred_dim: i64,
     config: Option<WideDeepConfig>,
+    /// Cleared by anything that may change the weights or their trainability after the
+    /// build (`var_store_mut`, `warm_start`, `set_trainable`): only an untouched model whose
+    /// config leaves `pred_dim` unset is rebuilt for its objective's width.
+    untouched: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for WideDeep {
@@ -143,37 +158,57 @@ impl std::fmt::Debug for WideDeep {
 
 impl WideDeep {
     /// Builds the model described by `config` on `device`, with weights drawn from `config.seed`.
+    ///
+    /// Tables sized by the data (wide table, categorical embeddings, vocabularies) are checked
+    /// before allocation, and no build step panics: a component too large to allocate is a
+    /// [`WideDeepError::ModelTooLarge`] naming it and the size asked for.
     pub fn new(config: &WideDeepConfig, device: Device) -> Result<Self> {
         let _rng_guard = crate::torch_rng_lock();
         tch::manual_seed(config.seed as i64);
+        alloc::start_build();
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let wide = config
             .wide
             .as_ref()
-            .map(|w| w.build(&(root.set_group(GROUP_WIDE) / "wide"), config.pred_dim))
+            .map(|w| {
+                alloc::guarded("wide", || {
+                    w.build(
+                        &(root.set_group(GROUP_WIDE) / "wide"),
+                        config.output_width(),
+                    )
+                })
+            })
             .transpose()?;
         let mut deep = Vec::new();
         if let Some(tab) = &config.deeptabular {
-            deep.push(tab.build(&(root.set_group(GROUP_TAB) / "deeptabular"))?);
+            deep.push(alloc::guarded("deeptabular", || {
+                tab.build(&(root.set_group(GROUP_TAB) / "deeptabular"))
+            })?);
         }
         let groups = config.group_names();
         for (i, t) in config.deeptext.iter().enumerate() {
             let g = GROUP_HEAD + 1 + i;
-            deep.push(t.build(&(root.set_group(g) / groups[g].as_str()))?);
+            deep.push(alloc::guarded(&groups[g], || {
+                t.build(&(root.set_group(g) / groups[g].as_str()))
+            })?);
         }
         for (i, m) in config.deepimage.iter().enumerate() {
             let g = GROUP_HEAD + 1 + config.deeptext.len() + i;
-            deep.push(m.build(&(root.set_group(g) / groups[g].as_str()))?);
+            deep.push(alloc::guarded(&groups[g], || {
+                m.build(&(root.set_group(g) / groups[g].as_str()))
+            })?);
         }
-        let mut model = Self::assemble_with(
-            vs,
-            wide,
-            deep,
-            config.head.as_ref(),
-            config.attention_fusion.as_ref(),
-            config.pred_dim,
-        )?;
+        let mut model = alloc::guarded("head", || {
+            Self::assemble_with(
+                vs,
+                wide,
+                deep,
+                config.head.as_ref(),
+                config.attention_fusion.as_ref(),
+                config.output_width(),
+            )
+        })?;
         model.deep_names = config
             .deeptabular
             .iter()
@@ -283,6 +318,7 @@ impl WideDeep {
                 .to_vec(),
             pred_dim,
             config: None,
+            untouched: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -383,7 +419,27 @@ impl WideDeep {
     }
 
     pub fn var_store_mut(&mut self) -> &mut nn::VarStore {
+        self.touch();
         &mut self.vs
+    }
+
+    fn touch(&self) {
+        self.untouched
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// This model rebuilt with output width `pred_dim`, when its config leaves the width to
+    /// the objective ([`WideDeepConfig::pred_dim`] `None`) and nothing has changed the model
+    /// since it was built; `None` otherwise.
+    pub(crate) fn rebuilt_for(&self, pred_dim: i64) -> Option<Result<WideDeep>> {
+        let config = self.config.as_ref()?;
+        if config.pred_dim.is_some() || !self.untouched.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        Some(WideDeep::new(
+            &config.clone().pred_dim(pred_dim),
+            self.device(),
+        ))
     }
 
     /// The wide part, if any.
@@ -429,6 +485,7 @@ impl WideDeep {
     ///
     /// A shared part whose variables differ in name or shape is an error naming it.
     pub fn warm_start(&mut self, from: &WideDeep) -> Result<Vec<String>> {
+        self.touch();
         let bad = |reason: String| WideDeepError::config("warm_start", reason);
         let mut shared: Vec<String> = Vec::new();
         if self.wide.is_some() && from.wide.is_some() {
@@ -514,6 +571,7 @@ impl WideDeep {
     /// [`WideDeep::param_groups`]); frozen variables get no gradient and the optimizer leaves
     /// them unchanged. An unknown group is an error listing the known ones.
     pub fn set_trainable(&self, group: &str, trainable: bool) -> Result<()> {
+        self.touch();
         let id = self.groups.iter().position(|g| g == group).ok_or_else(|| {
             WideDeepError::config(
                 "set_trainable.group",
@@ -661,6 +719,8 @@ mod tests {
             .deeptabular(tab());
         let m = WideDeep::new(&cfg, Device::Cpu).unwrap();
         m.set_trainable("deeptabular", false).unwrap();
+        // a training-mode forward draws dropout masks from libtorch's generator
+        let _rng = crate::torch_rng_lock();
         m.forward_t(&input(), true).sum(Kind::Float).backward();
         for (name, t) in m.var_store().variables() {
             let has_grad = t.grad().defined();

@@ -21,6 +21,10 @@ use widedeep_preprocessing::{ImageData, ImageRows, TabData, TargetData, TextData
 pub struct Dataset {
     pub input: ModelInput,
     pub target: Option<Tensor>,
+    /// Input columns that were entirely null (or NaN) in the DataFrame this data set was
+    /// transformed from (by [`Preprocessors::transform`](crate::pipeline::Preprocessors::transform)):
+    /// they carry no information for any row. Empty otherwise.
+    pub all_null: Vec<String>,
     len: i64,
     /// Per image column: `Some` when it is decoded per batch.
     lazy: Vec<Option<LazyImages>>,
@@ -87,6 +91,7 @@ impl Dataset {
         Ok(Self {
             input,
             target,
+            all_null: Vec::new(),
             len,
             lazy,
             prefetch: 2,
@@ -169,6 +174,7 @@ impl Dataset {
         Dataset {
             input,
             target,
+            all_null: self.all_null.clone(),
             len,
             lazy,
             prefetch: self.prefetch,

@@ -374,6 +374,54 @@ struct CheckpointMeta {
     config: TrainerConfig,
 }
 
+/// Errors with [`WideDeepError::NonFiniteResult`] at the first non-finite loss or metric of
+/// an evaluation record.
+pub(crate) fn check_finite_record(record: &BTreeMap<String, f64>) -> Result<()> {
+    match record.iter().find(|(_, v)| !v.is_finite()) {
+        None => Ok(()),
+        Some((name, value)) => Err(WideDeepError::NonFiniteResult {
+            what: name.clone(),
+            value: *value,
+            reason: if name == "loss" {
+                "the loss overflows on these targets".into()
+            } else {
+                "the metric is undefined on this data (e.g. ROC AUC with only one class \
+                 present) or overflows"
+                    .into()
+            },
+        }),
+    }
+}
+
+/// Errors with [`WideDeepError::NonFiniteResult`] at the first row of `out` (`[N, k]`)
+/// holding a NaN or an infinity.
+pub(crate) fn check_finite_rows(out: &Tensor) -> Result<()> {
+    if out.numel() == 0 || bool::try_from(out.isfinite().all())? {
+        return Ok(());
+    }
+    let bad = out
+        .isfinite()
+        .logical_not()
+        .reshape([out.size()[0], -1])
+        .any_dim(1, false);
+    let row = Vec::<bool>::try_from(bad)?
+        .iter()
+        .position(|&b| b)
+        .unwrap_or(0);
+    let value = out.get(row as i64).reshape([-1]);
+    let value = Vec::<f64>::try_from(value.to_kind(Kind::Double))?
+        .into_iter()
+        .find(|v| !v.is_finite())
+        .unwrap_or(f64::NAN);
+    Err(WideDeepError::NonFiniteResult {
+        what: format!("the model output of row {row}"),
+        value,
+        reason: "the model overflows on this row's inputs (values far outside the training \
+                 data?)"
+            .into(),
+    })
+}
+
 /// libtorch's seed for epoch `epoch` (dropout masks): `seed` for the first epoch, then a value
 /// derived from `(seed, epoch)` only, so resumed runs draw what uninterrupted ones do.
 fn torch_epoch_seed(seed: u64, epoch: usize) -> i64 {
@@ -387,9 +435,20 @@ fn torch_epoch_seed(seed: u64, epoch: usize) -> i64 {
 
 impl Trainer {
     /// Pairs a model with a training configuration; checks that they fit together.
+    ///
+    /// A model whose config leaves `pred_dim` unset (the default) gets its output width from
+    /// the objective here (`objective.pred_dim()`: the class count, the number of quantiles,
+    /// the blocks of a multi-target objective): it is rebuilt from its config with that width
+    /// and the same seed, unless it was changed after it was built (`var_store_mut`,
+    /// `warm_start`, `set_trainable`) — then set the width by hand.
     pub fn new(model: WideDeep, config: TrainerConfig) -> Result<Self> {
         config.validate()?;
         crate::device::keep_freed_host_memory();
+        let wanted = config.objective.pred_dim();
+        let model = match model.rebuilt_for(wanted) {
+            Some(rebuilt) if wanted >= 1 && wanted != model.pred_dim() => rebuilt?,
+            _ => model,
+        };
         config.objective.check_pred_dim(model.pred_dim())?;
         config.check_groups(&model.param_groups())?;
         Ok(Self {
@@ -1016,9 +1075,14 @@ impl Trainer {
     }
 
     /// Raw model outputs `[N, pred_dim]` (logits for classification) in evaluation mode.
+    ///
+    /// A non-finite output (the model overflowing on inputs far outside its training data)
+    /// is a [`WideDeepError::NonFiniteResult`] naming the first such row, never a silent NaN.
     pub fn predict_raw(&self, data: &Dataset) -> Result<Tensor> {
         self.model.check_input(&data.input)?;
-        Ok(self.run(data, false)?.outputs)
+        let out = self.run(data, false)?.outputs;
+        check_finite_rows(&out)?;
+        Ok(out)
     }
 
     /// Predictions: class indices `[N]` i64 for classification, values `[N]` f32 for regression.
@@ -1041,15 +1105,14 @@ impl Trainer {
     ) -> Result<BTreeMap<String, f64>> {
         self.check_data(data, "evaluation")?;
         let pass = self.run(data, true)?;
+        check_finite_rows(&pass.outputs)?;
         let mut record = BTreeMap::from([("loss".to_string(), pass.loss)]);
         let scores = self.config.objective.scores(&pass.outputs);
         let target = data.target.as_ref().expect("checked");
         for m in metrics.unwrap_or(&self.config.metrics) {
-            record.insert(
-                m.name().to_string(),
-                m.compute(&self.config.objective, &scores, target)?,
-            );
+            record.extend(m.compute_named(&self.config.objective, &scores, target)?);
         }
+        check_finite_record(&record)?;
         Ok(record)
     }
 
@@ -1094,8 +1157,9 @@ impl Trainer {
         target: &Tensor,
     ) -> Result<()> {
         for m in &self.config.metrics {
-            let v = m.compute(&self.config.objective, scores, target)?;
-            record.insert(format!("{prefix}{}", m.name()), v);
+            for (name, v) in m.compute_named(&self.config.objective, scores, target)? {
+                record.insert(format!("{prefix}{name}"), v);
+            }
         }
         Ok(())
     }

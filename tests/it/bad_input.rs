@@ -137,8 +137,33 @@ fn trainer_rejects_bad_configs_and_targets_by_name() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("r2"), "{err}");
-    let err = Trainer::new(
+    // an unset output width is taken from the objective...
+    let trainer = Trainer::new(
         model(&p),
+        TrainerConfig::new(Objective::Multiclass { n_classes: 3 }),
+    )
+    .unwrap();
+    assert_eq!(trainer.model().pred_dim(), 3);
+    assert_eq!(trainer.model().config().unwrap().pred_dim, Some(3));
+    // ...a set one must fit it
+    let set = WideDeep::new(
+        &WideDeepConfig::new()
+            .deeptabular(TabMlpConfig::from_meta(&p.tab_meta().unwrap()))
+            .pred_dim(1),
+        Device::Cpu,
+    )
+    .unwrap();
+    let err = Trainer::new(
+        set,
+        TrainerConfig::new(Objective::Multiclass { n_classes: 3 }),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("pred_dim"), "{err}");
+    // ...and so must the width of a model changed after it was built
+    let touched = model(&p);
+    touched.set_trainable("deeptabular", true).unwrap();
+    let err = Trainer::new(
+        touched,
         TrainerConfig::new(Objective::Multiclass { n_classes: 3 }),
     )
     .unwrap_err();
@@ -156,4 +181,95 @@ fn trainer_rejects_bad_configs_and_targets_by_name() {
         matches!(&err, WideDeepError::InputMismatch { input, .. } if input == "target"),
         "{err}"
     );
+}
+
+/// A pipeline fitted on `small()` (Wide on `city`, TabMlp on `city` + `size`, binary `y`).
+fn fitted_pipeline() -> Pipeline {
+    let mut prep = Preprocessors::new()
+        .wide(WidePreprocessor::new(&["city"]))
+        .tab(TabPreprocessor::new(&["city"], &["size"]))
+        .target(TargetEncoder::new("y", TargetKind::Binary));
+    let data = prep.fit_transform(&small()).unwrap();
+    let model = WideDeep::new(
+        &WideDeepConfig::new()
+            .wide(WideConfig::new(prep.wide_dim().unwrap()))
+            .deeptabular(TabMlpConfig::from_meta(&prep.tab_meta().unwrap())),
+        Device::Cpu,
+    )
+    .unwrap();
+    let mut trainer = Trainer::new(
+        model,
+        TrainerConfig::new(prep.objective().unwrap()).verbose(0),
+    )
+    .unwrap();
+    trainer.fit(&data, None).unwrap();
+    Pipeline::new(prep, trainer)
+}
+
+#[test]
+fn finite_values_beyond_f32_are_named_not_nan() {
+    let p = fitted_pipeline();
+    let mut df = small();
+    df.with_column(Column::new("size".into(), [1.0f64, 1e300, 3.0, 4.0]))
+        .unwrap();
+    let err = p.predict(&df).unwrap_err();
+    assert!(matches!(prep_err(err), P::OutOfRange { column, row: 1, .. } if column == "size"),);
+    // large but representable inputs that make the model overflow: a typed error naming the
+    // row, not NaN
+    df.with_column(Column::new("size".into(), [1.0f64, 3e37, 3.0, 4.0]))
+        .unwrap();
+    match p.predict_proba(&df) {
+        Ok(proba) => assert!(bool::try_from(proba.isfinite().all()).unwrap()),
+        Err(WideDeepError::NonFiniteResult { what, .. }) => {
+            assert!(what.contains("row 1"), "{what}")
+        }
+        Err(other) => panic!("unexpected {other}"),
+    }
+}
+
+#[test]
+fn a_changed_dtype_is_an_error_and_an_all_null_column_is_counted() {
+    let p = fitted_pipeline();
+    let mut df = small();
+    df.with_column(Column::new("city".into(), [1i64, 2, 1, 3]))
+        .unwrap();
+    let err = p.predict(&df).unwrap_err();
+    assert!(
+        matches!(prep_err(err), P::DtypeChanged { column, fitted, .. } if column == "city" && fitted == "text")
+    );
+    let mut df = small();
+    df.with_column(Column::full_null("city".into(), 4, &DataType::String))
+        .unwrap();
+    let data = p.preprocessors.transform(&df).unwrap();
+    assert_eq!(data.all_null, vec!["city"]);
+    assert!(p.predict(&df).is_ok());
+    assert!(p
+        .preprocessors
+        .transform(&small())
+        .unwrap()
+        .all_null
+        .is_empty());
+}
+
+#[test]
+fn byte_string_columns_from_pandas_parquet_are_text() {
+    // pandas writes `bytes` objects as Parquet BYTE_ARRAY without a UTF-8 annotation:
+    // Polars reads them as `Binary`
+    let cities: Vec<&[u8]> = vec![b"a", b"b", b"a", b"c"];
+    let mut df = small();
+    df.with_column(Column::new("city".into(), cities)).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("pandas.parquet");
+    ParquetWriter::new(std::fs::File::create(&path).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let read = ParquetReader::new(std::fs::File::open(&path).unwrap())
+        .finish()
+        .unwrap();
+    assert_eq!(read.column("city").unwrap().dtype(), &DataType::Binary);
+    let p = fitted_pipeline();
+    assert!(p
+        .predict_proba(&read)
+        .unwrap()
+        .equal(&p.predict_proba(&small()).unwrap()));
 }

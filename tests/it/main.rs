@@ -8,6 +8,7 @@ mod objectives;
 mod pipeline_io;
 mod readme;
 mod reproducibility;
+mod robustness;
 mod text_image;
 mod trainer_core;
 mod trainer_extras;

@@ -309,11 +309,45 @@ fn multi_target_model_learns_mixed_targets() {
         reduction: TargetReduction::Sum,
     };
     assert_eq!(obj.pred_dim(), 5);
-    // metrics do not apply to multi-target objectives
-    let cfg = TrainerConfig::new(obj.clone()).metrics([Metric::R2]);
-    assert!(Trainer::new(model(3, 5), cfg).is_err());
-    let trainer = fit(obj.clone(), 3, &train, &val, 10, vec![]);
+    // metrics apply per target (plus their mean); one applying to no target is refused
+    let reg_only = Objective::MultiTarget {
+        targets: vec![TargetSpec::Regression, TargetSpec::Regression],
+        weights: None,
+        reduction: TargetReduction::Mean,
+    };
+    let cfg = TrainerConfig::new(reg_only).metrics([Metric::Auc]);
+    assert!(Trainer::new(model(3, 2), cfg).is_err());
+    let trainer = fit(
+        obj.clone(),
+        3,
+        &train,
+        &val,
+        10,
+        vec![Metric::R2, Metric::Accuracy, Metric::Auc],
+    );
     falls(&trainer, "val_loss");
+    let scores = trainer.evaluate(&val, None).unwrap();
+    for key in [
+        "r2",
+        "r2[0]",
+        "accuracy",
+        "accuracy[1]",
+        "accuracy[2]",
+        "auc[1]",
+        "auc[2]",
+    ] {
+        assert!(scores.contains_key(key), "{key} missing from {scores:?}");
+    }
+    assert!(scores["r2[0]"] > 0.8, "{scores:?}");
+    assert_eq!(scores["r2"], scores["r2[0]"]);
+    assert!(
+        (scores["accuracy"] - (scores["accuracy[1]"] + scores["accuracy[2]"]) / 2.0).abs() < 1e-12
+    );
+    let last = trainer.history().epochs.last().unwrap();
+    assert!(
+        last.contains_key("val_auc[1]") && last.contains_key("val_r2"),
+        "{last:?}"
+    );
     let pred = trainer.predict(&val).unwrap();
     assert_eq!(pred.size(), [400, 3]);
     let y = targets(2000, 2400);
@@ -344,7 +378,15 @@ fn multi_target_model_learns_mixed_targets() {
     );
     assert!(mse < 0.2 * var);
     assert!(acc(1) > 0.9 && acc(2) > 0.85);
-    assert_eq!(trainer.predict_proba(&val).unwrap().size(), [400, 5]);
+    // per target: [N, T, C], C = 3 classes of the widest target
+    let proba = trainer.predict_proba(&val).unwrap();
+    assert_eq!(proba.size(), [400, 3, 3]);
+    let p_bin = proba.select(1, 1).select(1, 1);
+    let agree = p_bin
+        .gt(0.5)
+        .to_kind(tch::Kind::Float)
+        .eq_tensor(&pred.select(1, 1));
+    assert!(bool::try_from(agree.all()).unwrap());
     // a [N] target is refused with the reason
     let bad = dataset(&x[..30], 3, Tensor::from_slice(&reg[..10]));
     let mut t2 = Trainer::new(model(3, 5), TrainerConfig::new(obj).verbose(0)).unwrap();
@@ -500,4 +542,82 @@ fn multi_target_pipeline_from_a_dataframe() {
         .fit(&df)
         .unwrap_err();
     assert!(err.to_string().contains("multi_target"), "{err}");
+}
+
+/// Two regression targets on very different scales (California housing's median value, in
+/// $100k, and block population, in people): with standardised targets the shared model fits
+/// both; predictions and metrics come back in the targets' units; no `pred_dim` is set.
+#[test]
+fn scaled_targets_on_different_scales_train_and_come_back_in_their_units() {
+    let df = widedeep::datasets::california_housing().unwrap();
+    let (train, test) = widedeep::datasets::train_test_split(&df, 0.2, 5).unwrap();
+    let (train, test) = (train.head(Some(6000)), test.head(Some(1500)));
+    let feats = [
+        "MedInc",
+        "HouseAge",
+        "AveRooms",
+        "AveBedrms",
+        "AveOccup",
+        "Latitude",
+        "Longitude",
+    ];
+    let run = |scaling: TargetScaling| {
+        let mut prep = Preprocessors::new()
+            .tab(TabPreprocessor::new(&[], &feats))
+            .multi_target(
+                TargetEncoder::new("MedHouseVal", TargetKind::Regression).scaling(scaling),
+            )
+            .multi_target(
+                TargetEncoder::new("Population", TargetKind::Regression).scaling(scaling),
+            );
+        let data = prep.fit_transform(&train).unwrap();
+        let model = WideDeep::new(
+            &WideDeepConfig::new().deeptabular(TabMlpConfig::from_meta(&prep.tab_meta().unwrap())),
+            Device::Cpu,
+        )
+        .unwrap();
+        let cfg = TrainerConfig::new(prep.objective().unwrap())
+            .epochs(6)
+            .batch_size(128)
+            .lr(3e-3)
+            .metrics([Metric::R2, Metric::Mae])
+            .seed(2)
+            .verbose(0);
+        let mut trainer = Trainer::new(model, cfg).unwrap();
+        assert_eq!(trainer.model().pred_dim(), 2, "inferred from the objective");
+        trainer.fit(&data, None).unwrap();
+        Pipeline::new(prep, trainer)
+    };
+    let plain = run(TargetScaling::None).evaluate(&test, None).unwrap();
+    let scaled_pipeline = run(TargetScaling::Standard);
+    let scaled = scaled_pipeline.evaluate(&test, None).unwrap();
+    eprintln!("R² plain {plain:?}\nR² scaled {scaled:?}");
+    assert!(scaled["r2[0]"] > 0.5, "{scaled:?}");
+    assert!(scaled["r2"] > plain["r2"] + 0.1, "{plain:?} vs {scaled:?}");
+    // predictions in the targets' units: the MAE on the raw test values matches evaluate's
+    let pred = scaled_pipeline.predict(&test).unwrap();
+    let y: Vec<f64> = test
+        .column("MedHouseVal")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    let p0 = Vec::<f32>::try_from(pred.select(1, 0).contiguous()).unwrap();
+    let mae = p0
+        .iter()
+        .zip(&y)
+        .map(|(p, y)| (*p as f64 - y).abs())
+        .sum::<f64>()
+        / y.len() as f64;
+    assert!(
+        (mae - scaled["mae[0]"]).abs() < 1e-3 * mae.max(1.0),
+        "{mae} vs {scaled:?}"
+    );
+    assert!(mae < 1.0, "{mae} ($100k)");
+    // and a saved, reloaded pipeline scales the same way
+    let dir = tempfile::tempdir().unwrap();
+    scaled_pipeline.save(dir.path().join("p")).unwrap();
+    let loaded = Pipeline::load(dir.path().join("p"), Device::Cpu).unwrap();
+    assert!(loaded.predict(&test).unwrap().equal(&pred));
 }

@@ -627,8 +627,14 @@ impl AttnEmbeddings {
             let mut next = 0i64;
             for c in cat {
                 offsets.push(next);
-                next += c.cardinality as i64 - 1;
+                next = next.saturating_add((c.cardinality as i64).saturating_sub(1));
             }
+            crate::models::alloc::check_table(
+                prefix,
+                "categorical token table",
+                &[next + 1, d],
+                path.device(),
+            )?;
             let table = nn::embedding(
                 &p / "table",
                 next + 1,

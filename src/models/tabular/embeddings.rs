@@ -68,6 +68,12 @@ impl TabEmbeddings {
                 padding_idx: 0,
                 ..Default::default()
             };
+            crate::models::alloc::check_table(
+                prefix,
+                &format!("embedding of column `{}`", c.name),
+                &[c.cardinality as i64, c.embed_dim as i64],
+                path.device(),
+            )?;
             let emb = nn::embedding(
                 path / format!("emb_{i}"),
                 c.cardinality as i64,

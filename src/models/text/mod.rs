@@ -262,6 +262,12 @@ impl TokenEmbedding {
                 format!("must be positive, got {embed_dim}"),
             ));
         }
+        crate::models::alloc::check_table(
+            prefix,
+            "token embedding",
+            &[input.vocab_size, embed_dim],
+            path.device(),
+        )?;
         let weight = path.var(
             "weight",
             &[input.vocab_size, embed_dim],

@@ -136,6 +136,21 @@ impl Metric {
                 ));
             }
         }
+        if let Objective::MultiTarget { targets, .. } = objective {
+            // applies when it applies to at least one target (computed on those, plus their
+            // mean)
+            let single = multitarget_objectives(targets);
+            if single.iter().any(|o| self.check(o).is_ok()) {
+                return Ok(());
+            }
+            return Err(WideDeepError::config(
+                "metrics",
+                format!(
+                    "{} applies to none of the targets of the multi_target objective",
+                    self.name()
+                ),
+            ));
+        }
         let kind = objective.score_kind();
         let ok = match self {
             Metric::Accuracy
@@ -188,8 +203,49 @@ impl Metric {
         }
     }
 
-    /// Computes the metric from `scores` (see [`Objective::scores`]) and targets `[N]`.
+    /// The metric under its [`name`](Self::name) and, for a multi-target objective, also per
+    /// target: `name[i]` for each target `i` it applies to (R², RMSE and MAE for regression
+    /// targets; accuracy, AUC, F1, … for binary and multiclass ones), `name` being their
+    /// mean. These are the keys of the training history and of `evaluate`.
+    pub fn compute_named(
+        &self,
+        objective: &Objective,
+        scores: &Tensor,
+        target: &Tensor,
+    ) -> Result<Vec<(String, f64)>> {
+        let Objective::MultiTarget { targets, .. } = objective else {
+            return Ok(vec![(
+                self.name(),
+                self.compute(objective, scores, target)?,
+            )]);
+        };
+        self.check(objective)?;
+        let mut per_target = Vec::new();
+        for (i, (single, s, y)) in
+            crate::training::objectives::multitarget::per_target(targets, scores, target)
+                .into_iter()
+                .enumerate()
+        {
+            if self.check(&single).is_ok() {
+                per_target.push((
+                    format!("{}[{i}]", self.name()),
+                    self.compute(&single, &s, &y)?,
+                ));
+            }
+        }
+        let mean = per_target.iter().map(|(_, v)| v).sum::<f64>() / per_target.len() as f64;
+        let mut out = vec![(self.name(), mean)];
+        out.extend(per_target);
+        Ok(out)
+    }
+
+    /// Computes the metric from `scores` (see [`Objective::scores`]) and targets `[N]` (a
+    /// multi-target objective: `[N, T]`, and the value is the mean over the targets the
+    /// metric applies to; see [`compute_named`](Self::compute_named)).
     pub fn compute(&self, objective: &Objective, scores: &Tensor, target: &Tensor) -> Result<f64> {
+        if matches!(objective, Objective::MultiTarget { .. }) {
+            return Ok(self.compute_named(objective, scores, target)?[0].1);
+        }
         self.check(objective)?;
         let scores = scores.to_device(Device::Cpu).to_kind(Kind::Float);
         let target = target.to_device(Device::Cpu);
@@ -283,11 +339,26 @@ impl Metric {
     }
 }
 
+/// The single-target objective of each target of a multi-target objective.
+fn multitarget_objectives(targets: &[crate::training::TargetSpec]) -> Vec<Objective> {
+    targets
+        .iter()
+        .map(|t| match t {
+            crate::training::TargetSpec::Regression => Objective::Regression,
+            crate::training::TargetSpec::Binary { .. } => Objective::Binary,
+            crate::training::TargetSpec::Multiclass { n_classes, .. } => Objective::Multiclass {
+                n_classes: *n_classes,
+            },
+        })
+        .collect()
+}
+
 fn to_f32(t: &Tensor) -> Result<Vec<f32>> {
     Ok(Vec::<f32>::try_from(t.contiguous())?)
 }
 
-/// Coefficient of determination `1 − SS_res / SS_tot`.
+/// Coefficient of determination `1 − SS_res / SS_tot` (for a constant target, 1 when the
+/// predictions are exact and 0 otherwise, as scikit-learn's `force_finite`).
 pub fn r2(pred: &[f32], y: &[f32]) -> f64 {
     let mean = y.iter().map(|&v| v as f64).sum::<f64>() / y.len() as f64;
     let ss_res: f64 = pred
@@ -296,6 +367,11 @@ pub fn r2(pred: &[f32], y: &[f32]) -> f64 {
         .map(|(&p, &t)| (t as f64 - p as f64).powi(2))
         .sum();
     let ss_tot: f64 = y.iter().map(|&t| (t as f64 - mean).powi(2)).sum();
+    if ss_tot == 0.0 {
+        // a constant target: 1 for a perfect prediction, else 0 (scikit-learn's
+        // `force_finite`)
+        return if ss_res == 0.0 { 1.0 } else { 0.0 };
+    }
     1.0 - ss_res / ss_tot
 }
 

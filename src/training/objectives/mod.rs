@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tch::{Kind, Tensor};
 
 pub mod losses;
-mod multitarget;
+pub(crate) mod multitarget;
 #[cfg(test)]
 mod tests;
 

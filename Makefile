@@ -9,12 +9,14 @@ TORCH_ENV = VENV="$$(bash scripts/setup-libtorch.sh | tail -n 1)" && export PATH
 demo:
 	@$(TORCH_ENV) && cargo run --release --example adult
 
-## The whole test suite (unit, integration, doc tests) of the workspace.
+## The whole test suite (unit, integration, doc tests) of the workspace, in the release profile
+## so that it shares the dependencies' build with `make demo` (one cold build, not two).
 test:
-	@$(TORCH_ENV) && cargo test --workspace
+	@$(TORCH_ENV) && cargo test --release --workspace
 
+## rustfmt + clippy (warnings are errors), release profile like the rest.
 lint:
-	@$(TORCH_ENV) && cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings
+	@$(TORCH_ENV) && cargo fmt --all -- --check && cargo clippy --release --workspace --all-targets -- -D warnings
 
 ## The side-by-side suite against pytorch-widedeep 1.7.0 (all configurations, one markdown table).
 bench:

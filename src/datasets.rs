@@ -2,6 +2,7 @@
 //!
 //! The folder is found at `$WIDEDEEP_DATASETS` when set, else next to this crate's manifest.
 use crate::error::{Result, WideDeepError};
+use crate::macros::ensure;
 use polars::prelude::*;
 use std::path::PathBuf;
 
@@ -126,20 +127,18 @@ pub fn train_test_split(
 ) -> Result<(DataFrame, DataFrame)> {
     use rand::seq::SliceRandom;
     use rand::SeedableRng;
-    if !(test_fraction > 0.0 && test_fraction < 1.0) {
-        return Err(WideDeepError::config(
-            "test_fraction",
-            format!("must be in (0, 1), got {test_fraction}"),
-        ));
-    }
+    ensure!(
+        test_fraction > 0.0 && test_fraction < 1.0,
+        config("test_fraction"),
+        "must be in (0, 1), got {test_fraction}"
+    );
     let n = df.height();
     let n_test = (n as f64 * test_fraction).round() as usize;
-    if n_test == 0 || n_test == n {
-        return Err(WideDeepError::config(
-            "test_fraction",
-            format!("{test_fraction} of {n} rows leaves a part empty"),
-        ));
-    }
+    ensure!(
+        !(n_test == 0 || n_test == n),
+        config("test_fraction"),
+        "{test_fraction} of {n} rows leaves a part empty"
+    );
     let mut idx: Vec<IdxSize> = (0..n as IdxSize).collect();
     idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
     let take = |ix: &[IdxSize]| df.take(&IdxCa::from_vec("idx".into(), ix.to_vec()));

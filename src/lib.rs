@@ -34,6 +34,7 @@ pub mod datasets;
 pub mod device;
 pub mod error;
 pub mod explain;
+mod macros;
 pub mod models;
 pub mod pipeline;
 pub mod training;
@@ -52,8 +53,9 @@ pub mod prelude {
         GlobalImportance, Method, Output,
     };
     pub use crate::models::{
-        Activation, Component, ContNorm, HeadConfig, MaskType, MlpConfig, ModelInput, TabMlpConfig,
-        TabNetConfig, TabResnetConfig, WideConfig, WideDeep, WideDeepConfig,
+        Activation, Component, ComponentConfig, ContNorm, HeadConfig, MaskType, MlpConfig,
+        ModelInput, TabMlpConfig, TabNetConfig, TabResnetConfig, WideConfig, WideDeep,
+        WideDeepConfig,
     };
     pub use crate::models::{
         AttentionFusionConfig, AttentiveRnnConfig, Backbone, BackboneConfig, BasicRnnConfig,

@@ -7,6 +7,7 @@
 //! tokenizer as a Hugging Face `text_{i}_tokenizer.json` (for other tools; loading reads
 //! `pipeline.json`).
 use crate::error::{Result, WideDeepError};
+use crate::macros::{bail, ensure};
 use crate::models::{WideDeep, WideDeepConfig};
 use crate::training::{Dataset, History, Metric, Objective, TargetSpec, Trainer, TrainerConfig};
 use polars::prelude::DataFrame;
@@ -73,12 +74,11 @@ impl Preprocessors {
 
     /// Fits every preprocessor on `df`.
     pub fn fit(&mut self, df: &DataFrame) -> Result<()> {
-        if self.target.is_some() && !self.multi_target.is_empty() {
-            return Err(WideDeepError::config(
-                "multi_target",
-                "set either `target` or `multi_target`, not both",
-            ));
-        }
+        ensure!(
+            self.target.is_none() || self.multi_target.is_empty(),
+            config("multi_target"),
+            "set either `target` or `multi_target`, not both"
+        );
         if let Some(p) = &mut self.wide {
             p.fit(df)?;
         }
@@ -560,10 +560,11 @@ impl Pipeline {
                 } else {
                     "is a file, not a directory"
                 };
-                return Err(WideDeepError::config(
-                    "dir",
-                    format!("{} {what}; refusing to replace it", dir.display()),
-                ));
+                bail!(
+                    config("dir"),
+                    "{} {what}; refusing to replace it",
+                    dir.display()
+                );
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
             Err(e) => return Err(WideDeepError::io(dir, e)),

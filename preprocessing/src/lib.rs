@@ -31,6 +31,7 @@ pub mod text;
 pub mod wide;
 
 mod column;
+mod macros;
 mod persist;
 
 pub use column::DtypeClass;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::column;
 use crate::error::{PreprocessingError, Result};
+use crate::macros::{bail, ensure};
 
 /// How a continuous column is binned (turned into a categorical one).
 ///
@@ -31,31 +32,35 @@ impl Quantization {
     /// Checks the setting for column `col`; errors are
     /// [`InvalidConfig`](PreprocessingError::InvalidConfig) with field `"quantize"`.
     pub(crate) fn validate(&self, col: &str) -> Result<()> {
-        let bad = |reason: String| Err(PreprocessingError::config("quantize", reason));
         match self {
-            Quantization::Bins(n) if *n < 2 => bad(format!(
-                "`{col}`: the number of bins must be at least 2, got {n}"
-            )),
-            Quantization::Bins(_) => Ok(()),
+            Quantization::Bins(n) => {
+                ensure!(
+                    *n >= 2,
+                    config("quantize"),
+                    "`{col}`: the number of bins must be at least 2, got {n}"
+                );
+            }
             Quantization::Edges(edges) => {
-                if edges.len() < 2 {
-                    return bad(format!(
-                        "`{col}`: needs at least 2 edges, got {}",
-                        edges.len()
-                    ));
-                }
+                ensure!(
+                    edges.len() >= 2,
+                    config("quantize"),
+                    "`{col}`: needs at least 2 edges, got {}",
+                    edges.len()
+                );
                 if let Some(e) = edges.iter().find(|e| !e.is_finite()) {
-                    return bad(format!("`{col}`: edges must be finite, got {e}"));
+                    bail!(config("quantize"), "`{col}`: edges must be finite, got {e}");
                 }
                 if let Some(w) = edges.windows(2).find(|w| w[0] >= w[1]) {
-                    return bad(format!(
+                    bail!(
+                        config("quantize"),
                         "`{col}`: edges must be strictly increasing, got {} then {}",
-                        w[0], w[1]
-                    ));
+                        w[0],
+                        w[1]
+                    );
                 }
-                Ok(())
             }
         }
+        Ok(())
     }
 
     /// The bin edges for column `name`: the given ones, or quantiles of the finite values of

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use crate::column::{self, DtypeClass, KeyDtypes};
 use crate::error::{PreprocessingError, Result};
+use crate::macros::ensure;
 use crate::persist;
 use crate::quantize::{self, Quantization};
 
@@ -363,33 +364,28 @@ impl WidePreprocessor {
                 .iter()
                 .zip(&self.crossed_cols)
                 .all(|(combos, parts)| combos.iter().all(|c| c.len() == parts.len()));
-        if !consistent {
-            return Err(PreprocessingError::config(
-                "fitted",
-                "the fitted state does not match the configured columns",
-            ));
-        }
+        ensure!(
+            consistent,
+            config("fitted"),
+            "the fitted state does not match the configured columns"
+        );
         Ok(fitted)
     }
 
     fn validate_config(&self) -> Result<()> {
-        if self.wide_cols.is_empty() && self.crossed_cols.is_empty() {
-            return Err(PreprocessingError::config(
-                "wide_cols",
-                "no wide or crossed column given",
-            ));
-        }
+        ensure!(
+            !(self.wide_cols.is_empty() && self.crossed_cols.is_empty()),
+            config("wide_cols"),
+            "no wide or crossed column given"
+        );
         check_unique(self.wide_cols.iter().map(String::as_str), "wide_cols")?;
         for parts in &self.crossed_cols {
-            if parts.len() < 2 {
-                return Err(PreprocessingError::config(
-                    "crossed_cols",
-                    format!(
-                        "a crossed column needs at least two columns, got {:?}",
-                        parts
-                    ),
-                ));
-            }
+            ensure!(
+                parts.len() >= 2,
+                config("crossed_cols"),
+                "a crossed column needs at least two columns, got {:?}",
+                parts
+            );
             check_unique(parts.iter().map(String::as_str), "crossed_cols")?;
         }
         let names: Vec<String> = self
@@ -399,12 +395,11 @@ impl WidePreprocessor {
             .collect();
         check_unique(names.iter().map(String::as_str), "crossed_cols")?;
         for (col, q) in &self.quantize {
-            if !self.used_cols().contains(&col) {
-                return Err(PreprocessingError::config(
-                    "quantize",
-                    format!("`{col}` is not a wide column or a part of a crossed column"),
-                ));
-            }
+            ensure!(
+                self.used_cols().contains(&col),
+                config("quantize"),
+                "`{col}` is not a wide column or a part of a crossed column"
+            );
             q.validate(col)?;
         }
         Ok(())

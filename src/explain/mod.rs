@@ -51,6 +51,7 @@ pub use background::{Background, BackgroundKind, KMEANS_MAX_ROWS};
 pub use explanation::{Detail, DetailKind, Explanation, GlobalImportance};
 
 use crate::error::{Result, WideDeepError};
+use crate::macros::setters;
 use crate::models::{ModelInput, WideDeep};
 use crate::pipeline::{Pipeline, Preprocessors};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -227,12 +228,6 @@ impl Default for ExplainerConfig {
 
 fn yes() -> bool {
     true
-}
-
-macro_rules! setters {
-    ($($name:ident: $ty:ty),* $(,)?) => {
-        $(pub fn $name(mut self, v: $ty) -> Self { self.$name = v; self })*
-    };
 }
 
 impl ExplainerConfig {

@@ -1,8 +1,9 @@
 //! Attention fusion of the deep components' outputs (an alternative to adding their
 //! projections or concatenating them into a head).
-use crate::error::{Result, WideDeepError};
+use crate::error::Result;
+use crate::macros::ensure;
+use crate::models::checks::check_dropout;
 use crate::models::dropout::DropoutExt;
-use crate::models::mlp::check_dropout;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
@@ -42,19 +43,18 @@ impl AttentionFusionConfig {
     }
 
     pub(crate) fn build(&self, path: &nn::Path, widths: &[i64]) -> Result<AttentionFusion> {
-        if self.dim <= 0 {
-            return Err(WideDeepError::config(
-                "attention_fusion.dim",
-                format!("must be positive, got {}", self.dim),
-            ));
-        }
+        ensure!(
+            self.dim > 0,
+            config("attention_fusion.dim"),
+            "must be positive, got {}",
+            self.dim
+        );
         check_dropout(self.dropout, "attention_fusion.dropout")?;
-        if widths.is_empty() {
-            return Err(WideDeepError::config(
-                "attention_fusion",
-                "needs at least one deep component",
-            ));
-        }
+        ensure!(
+            !widths.is_empty(),
+            config("attention_fusion"),
+            "needs at least one deep component"
+        );
         let proj = widths
             .iter()
             .enumerate()

@@ -1,6 +1,9 @@
 //! The multi-layer perceptron shared by TabMlp, the WideDeep head and later components.
-use crate::error::{Result, WideDeepError};
+use crate::error::Result;
+use crate::macros::{bail, ensure};
+use crate::models::checks::check_dropout;
 use crate::models::dropout::DropoutExt;
+use crate::models::init::torch_linear;
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::ModuleT, Tensor};
 
@@ -85,17 +88,16 @@ impl MlpConfig {
 
     /// Checks the values; `prefix` names the owner in errors (e.g. `tab_mlp.mlp`).
     pub fn validate(&self, prefix: &str) -> Result<()> {
-        if self.hidden_dims.is_empty() {
-            return Err(WideDeepError::config(
-                format!("{prefix}.hidden_dims"),
-                "needs at least one layer",
-            ));
-        }
+        ensure!(
+            !self.hidden_dims.is_empty(),
+            config(format!("{prefix}.hidden_dims")),
+            "needs at least one layer"
+        );
         if let Some(d) = self.hidden_dims.iter().find(|&&d| d <= 0) {
-            return Err(WideDeepError::config(
-                format!("{prefix}.hidden_dims"),
-                format!("layer widths must be positive, got {d}"),
-            ));
+            bail!(
+                config(format!("{prefix}.hidden_dims")),
+                "layer widths must be positive, got {d}"
+            );
         }
         check_dropout(self.dropout, &format!("{prefix}.dropout"))
     }
@@ -103,12 +105,11 @@ impl MlpConfig {
     /// Builds the MLP for inputs of width `input_dim` under `path`.
     pub fn build(&self, path: &nn::Path, input_dim: i64, prefix: &str) -> Result<Mlp> {
         self.validate(prefix)?;
-        if input_dim <= 0 {
-            return Err(WideDeepError::config(
-                prefix.to_string(),
-                format!("input width must be positive, got {input_dim}"),
-            ));
-        }
+        ensure!(
+            input_dim > 0,
+            config(prefix.to_string()),
+            "input width must be positive, got {input_dim}"
+        );
         let mut layers = Vec::with_capacity(self.hidden_dims.len());
         let mut inp = input_dim;
         let n = self.hidden_dims.len();
@@ -127,16 +128,6 @@ impl MlpConfig {
             cfg: self.clone(),
         })
     }
-}
-
-pub(crate) fn check_dropout(p: f64, field: &str) -> Result<()> {
-    if !(0.0..1.0).contains(&p) {
-        return Err(WideDeepError::config(
-            field,
-            format!("must be in [0, 1), got {p}"),
-        ));
-    }
-    Ok(())
 }
 
 #[derive(Debug)]
@@ -179,25 +170,6 @@ impl Mlp {
     pub fn output_dim(&self) -> i64 {
         *self.cfg.hidden_dims.last().expect("validated non-empty")
     }
-}
-
-/// `nn::linear` with PyTorch's default initialisation (`U(±1/√in)` for weight and bias).
-pub(crate) fn torch_linear(path: &nn::Path, in_dim: i64, out_dim: i64, bias: bool) -> nn::Linear {
-    let bound = 1.0 / (in_dim.max(1) as f64).sqrt();
-    let init = nn::Init::Uniform {
-        lo: -bound,
-        up: bound,
-    };
-    nn::linear(
-        path,
-        in_dim,
-        out_dim,
-        nn::LinearConfig {
-            ws_init: init,
-            bs_init: Some(init),
-            bias,
-        },
-    )
 }
 
 #[cfg(test)]

@@ -3,9 +3,13 @@
 //! Every deep component implements [`Component`], so users can plug in their own next to the
 //! built-in ones; the trainer only ever sees a [`WideDeep`].
 pub(crate) mod alloc;
+pub(crate) mod checks;
 pub(crate) mod dropout;
+#[macro_use]
+mod registry;
 pub mod fusion;
 pub mod image;
+pub(crate) mod init;
 pub mod mc_dropout;
 pub mod mlp;
 pub mod tabular;
@@ -33,7 +37,7 @@ pub use text::{
 pub use wide::{Wide, WideConfig};
 pub use wide_deep::{HeadConfig, WideDeep, WideDeepConfig};
 
-use tch::{Device, Tensor};
+use tch::{nn, Device, Tensor};
 
 /// One mini-batch (or a whole data set) of model inputs, already on the model's device.
 ///
@@ -82,6 +86,26 @@ impl ModelInput {
     pub fn to_device(&self, device: Device) -> ModelInput {
         self.map(|t| t.to_device(device))
     }
+}
+
+/// The serializable configuration of a built-in [`Component`]: named, checked, buildable.
+///
+/// Every component config (`TabMlpConfig`, `SaintConfig`, `BasicRnnConfig`, `BackboneConfig`,
+/// …) implements it, and the config enums of [`WideDeepConfig`] (`TabModelConfig`,
+/// `TextModelConfig`, `ImageModelConfig`) dispatch to it. A new component needs its config
+/// to implement this trait and one line in its enum's registry (see `ARCHITECTURE.md`).
+pub trait ComponentConfig {
+    /// The component [`ComponentConfig::build`] returns.
+    type Component: Component + 'static;
+    /// The component's name: its tag in saved JSON (`"model": "tab_mlp"`) and the prefix of
+    /// the fields its errors name (`tab_mlp.mlp.dropout`).
+    const NAME: &'static str;
+    /// Checks every hyper-parameter without building anything; an error names the field
+    /// (`InvalidConfig { field: "saint.n_heads", .. }`).
+    fn validate(&self) -> crate::Result<()>;
+    /// Validates, then creates the component's weights under `path` (drawn from libtorch's
+    /// generator: [`WideDeep::new`] seeds it and holds [`crate::torch_rng_lock`]).
+    fn build(&self, path: &nn::Path) -> crate::Result<Self::Component>;
 }
 
 /// A deep component of a [`WideDeep`] model (TabMlp, a text or an image model, or your own).

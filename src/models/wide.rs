@@ -1,6 +1,8 @@
 //! The wide part: a linear model over one-hot (and crossed) features, stored as an embedding
 //! table of width `pred_dim` so a row costs a gather and a sum instead of a sparse matmul.
 use crate::error::{Result, WideDeepError};
+use crate::macros::ensure;
+use crate::models::checks::check_index_range;
 use crate::models::ModelInput;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
@@ -22,12 +24,12 @@ impl WideConfig {
     /// Builds the table with output width `pred_dim` (1 for binary/regression, the class count
     /// for multiclass).
     pub fn build(&self, path: &nn::Path, pred_dim: i64) -> Result<Wide> {
-        if self.wide_dim <= 0 {
-            return Err(WideDeepError::config("wide.wide_dim", "must be positive"));
-        }
-        if pred_dim <= 0 {
-            return Err(WideDeepError::config("pred_dim", "must be positive"));
-        }
+        ensure!(
+            self.wide_dim > 0,
+            config("wide.wide_dim"),
+            "must be positive"
+        );
+        ensure!(pred_dim > 0, config("pred_dim"), "must be positive");
         let dims = [self.wide_dim.saturating_add(1), pred_dim];
         crate::models::alloc::check_table("wide", "wide table", &dims, path.device())?;
         // Same scale as a linear layer with fan-in `wide_dim`; row 0 (unseen/null) stays zero.
@@ -107,27 +109,6 @@ impl Wide {
             })?;
         check_index_range(wide, "wide", self.cfg.wide_dim)
     }
-}
-
-/// Errors unless every index of `t` lies in `0..=max`.
-pub(crate) fn check_index_range(t: &Tensor, input: &str, max: i64) -> Result<()> {
-    if t.kind() != Kind::Int64 {
-        return Err(WideDeepError::InputMismatch {
-            input: input.into(),
-            reason: format!("expected i64 indices, got {:?}", t.kind()),
-        });
-    }
-    if t.numel() == 0 {
-        return Ok(());
-    }
-    let (lo, hi) = (t.min().int64_value(&[]), t.max().int64_value(&[]));
-    if lo < 0 || hi > max {
-        return Err(WideDeepError::InputMismatch {
-            input: input.into(),
-            reason: format!("indices must lie in 0..={max}, found {lo}..={hi}"),
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! [`WideDeep`]: the wide part plus any deep components, joined additively or through a head.
 use crate::error::{Result, WideDeepError};
+use crate::macros::ensure;
 use crate::models::alloc;
 use crate::models::fusion::AttentionFusion;
 use crate::models::{
@@ -245,24 +246,21 @@ impl WideDeep {
         attention_fusion: Option<&AttentionFusionConfig>,
         pred_dim: i64,
     ) -> Result<Self> {
-        if pred_dim <= 0 {
-            return Err(WideDeepError::config(
-                "pred_dim",
-                format!("must be positive, got {pred_dim}"),
-            ));
-        }
-        if wide.is_none() && deep.is_empty() {
-            return Err(WideDeepError::config(
-                "WideDeepConfig",
-                "needs a wide part or at least one deep component",
-            ));
-        }
-        if head.is_some() && deep.is_empty() {
-            return Err(WideDeepError::config(
-                "head",
-                "a head needs at least one deep component",
-            ));
-        }
+        ensure!(
+            pred_dim > 0,
+            config("pred_dim"),
+            "must be positive, got {pred_dim}"
+        );
+        ensure!(
+            !(wide.is_none() && deep.is_empty()),
+            config("WideDeepConfig"),
+            "needs a wide part or at least one deep component"
+        );
+        ensure!(
+            !(head.is_some() && deep.is_empty()),
+            config("head"),
+            "a head needs at least one deep component"
+        );
         let root = vs.root().set_group(GROUP_HEAD);
         let widths: Vec<i64> = deep.iter().map(|c| c.output_dim()).collect();
         let fusion = attention_fusion

@@ -1,5 +1,6 @@
 //! The [`Trainer`]: fits a [`WideDeep`] model, evaluates and predicts; checkpoints and resumes.
 use crate::error::{Result, WideDeepError};
+use crate::macros::setters;
 use crate::models::{ModelInput, WideDeep};
 use crate::training::amp;
 use crate::training::callbacks::{
@@ -99,13 +100,6 @@ impl Default for TrainerConfig {
             extras: TrainingExtras::default(),
         }
     }
-}
-
-macro_rules! setters {
-    ($($name:ident: $ty:ty),* $(,)?) => {
-        $(#[doc = concat!("Sets `", stringify!($name), "`.")]
-        pub fn $name(mut self, v: $ty) -> Self { self.$name = v; self })*
-    };
 }
 
 /// The resolved settings of one parameter group.

@@ -11,8 +11,8 @@
 mod mobilenet;
 
 use crate::error::{Result, WideDeepError};
+use crate::models::checks::check_dropout;
 use crate::models::dropout::DropoutExt;
-use crate::models::mlp::check_dropout;
 use crate::models::{Component, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -542,23 +542,17 @@ impl Component for SmallCnn {
 
 // ---------------------------------------------------------------------------------------------
 
-/// The serializable choice of image model inside a [`crate::models::WideDeepConfig`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "model", rename_all = "snake_case")]
-pub enum ImageModelConfig {
-    Backbone(BackboneConfig),
-    SmallCnn(SmallCnnConfig),
+component_enum! {
+    /// The serializable choice of image model inside a [`crate::models::WideDeepConfig`].
+    pub enum ImageModelConfig {
+        /// [`ImageBackbone`] (ResNet, MobileNetV2).
+        Backbone(BackboneConfig) = "backbone",
+        /// [`SmallCnn`].
+        SmallCnn(SmallCnnConfig) = "small_cnn",
+    }
 }
 
 impl ImageModelConfig {
-    /// Builds the component under `path`.
-    pub fn build(&self, path: &nn::Path) -> Result<Box<dyn Component>> {
-        Ok(match self {
-            ImageModelConfig::Backbone(c) => Box::new(c.build(path)?),
-            ImageModelConfig::SmallCnn(c) => Box::new(c.build(path)?),
-        })
-    }
-
     /// Which `input.image[i]` the model reads.
     pub fn image_index(&self) -> usize {
         match self {
@@ -568,15 +562,29 @@ impl ImageModelConfig {
     }
 }
 
-impl From<BackboneConfig> for ImageModelConfig {
-    fn from(c: BackboneConfig) -> Self {
-        ImageModelConfig::Backbone(c)
+// Transitional: the inherent `validate`/`build` move into this impl with the component
+// contract refactor.
+impl crate::models::ComponentConfig for BackboneConfig {
+    type Component = ImageBackbone;
+    const NAME: &'static str = "backbone";
+    fn validate(&self) -> Result<()> {
+        self.input.validate("backbone")
+    }
+    fn build(&self, path: &nn::Path) -> Result<ImageBackbone> {
+        BackboneConfig::build(self, path)
     }
 }
 
-impl From<SmallCnnConfig> for ImageModelConfig {
-    fn from(c: SmallCnnConfig) -> Self {
-        ImageModelConfig::SmallCnn(c)
+// Transitional: the inherent `validate`/`build` move into this impl with the component
+// contract refactor.
+impl crate::models::ComponentConfig for SmallCnnConfig {
+    type Component = SmallCnn;
+    const NAME: &'static str = "small_cnn";
+    fn validate(&self) -> Result<()> {
+        self.input.validate("small_cnn")
+    }
+    fn build(&self, path: &nn::Path) -> Result<SmallCnn> {
+        SmallCnnConfig::build(self, path)
     }
 }
 

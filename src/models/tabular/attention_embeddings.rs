@@ -15,9 +15,10 @@
 //!
 //! The `TabMlp` embeddings (different width per column) are [`crate::models::tabular::TabEmbeddings`].
 use crate::error::{Result, WideDeepError};
-use crate::models::mlp::check_dropout;
-pub(crate) use crate::models::mlp::torch_linear;
-use crate::models::wide::check_index_range;
+use crate::macros::setters;
+use crate::models::checks::check_dropout;
+use crate::models::checks::check_index_range;
+pub(crate) use crate::models::init::{torch_linear, torch_uniform, trunc_normal};
 use crate::models::{Activation, ContNorm, ModelInput};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::ModuleT, Device, Kind, Tensor};
@@ -182,22 +183,11 @@ impl Default for AttnEmbedConfig {
     }
 }
 
-/// Builder-style setters `pub fn field(mut self, v: T) -> Self` for config structs.
-macro_rules! config_setters {
-    ($($name:ident: $ty:ty),* $(,)?) => {
-        $(
-            #[doc = concat!("Sets `", stringify!($name), "`.")]
-            pub fn $name(mut self, v: $ty) -> Self { self.$name = v; self }
-        )*
-    };
-}
-pub(crate) use config_setters;
-
 impl AttnEmbedConfig {
     pub fn new() -> Self {
         Self::default()
     }
-    config_setters!(
+    setters!(
         cat_embed_dropout: f64,
         use_cat_bias: bool,
         cat_embed_activation: Option<Activation>,
@@ -296,42 +286,6 @@ impl AttnEmbedConfig {
         }
         Ok(())
     }
-}
-
-/// A `Linear`-like parameter drawn as PyTorch's default `nn.Linear` init: `U(±1/√fan_in)`.
-pub(crate) fn torch_uniform(path: &nn::Path, name: &str, dims: &[i64], fan_in: i64) -> Tensor {
-    let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
-    path.var(
-        name,
-        dims,
-        nn::Init::Uniform {
-            lo: -bound,
-            up: bound,
-        },
-    )
-}
-
-/// A parameter drawn from `N(0, std²)` truncated to `[lo, hi]` (inverse-CDF sampling).
-pub(crate) fn trunc_normal(
-    path: &nn::Path,
-    name: &str,
-    dims: &[i64],
-    std: f64,
-    lo: f64,
-    hi: f64,
-) -> Tensor {
-    let mut v = path.zeros(name, dims);
-    let phi = |x: f64| {
-        let z = Tensor::from(x / std / std::f64::consts::SQRT_2).erf();
-        0.5 * (1.0 + z.double_value(&[]))
-    };
-    let (a, b) = (phi(lo), phi(hi));
-    tch::no_grad(|| {
-        let u = Tensor::rand(dims, (Kind::Float, path.device())) * (b - a) + a;
-        let x = (u * 2.0 - 1.0).erfinv() * (std * std::f64::consts::SQRT_2);
-        v.copy_(&x.clamp(lo, hi));
-    });
-    v
 }
 
 #[derive(Debug)]

@@ -67,9 +67,11 @@ macro_rules! attention_component_methods {
 pub(crate) use attention_component_methods;
 
 use crate::error::{Result, WideDeepError};
-use crate::models::mlp::check_dropout;
-use crate::models::tabular::attention_embeddings::torch_linear;
-use crate::models::tabular::attention_embeddings::AttnEmbedConfig;
+use crate::models::init::torch_linear;
+// transitional re-export: the attention models import these from here
+pub(crate) use crate::models::checks::{
+    check_dropouts, check_ff_factor, check_heads, check_min, check_mlp_and_embed, check_transformer,
+};
 use crate::models::{Activation, Component, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
@@ -129,82 +131,6 @@ impl From<Activation> for TransformerActivation {
 
 // ---------------------------------------------------------------------------------------------
 // validation helpers
-
-pub(crate) fn check_min(value: i64, min: i64, field: String) -> Result<()> {
-    if value < min {
-        return Err(WideDeepError::config(
-            field,
-            format!("must be ≥ {min}, got {value}"),
-        ));
-    }
-    Ok(())
-}
-
-/// `d ≥ 1`, `h ≥ 1` and `d % h == 0`; the error names `{prefix}.n_heads`.
-pub(crate) fn check_heads(d: i64, h: i64, prefix: &str, d_name: &str, h_name: &str) -> Result<()> {
-    check_min(d, 1, format!("{prefix}.{d_name}"))?;
-    check_min(h, 1, format!("{prefix}.{h_name}"))?;
-    if d % h != 0 {
-        return Err(WideDeepError::config(
-            format!("{prefix}.{h_name}"),
-            format!("{d_name} ({d}) must be divisible by {h_name} ({h})"),
-        ));
-    }
-    Ok(())
-}
-
-pub(crate) fn check_dropouts(prefix: &str, fields: &[(&str, f64)]) -> Result<()> {
-    for (name, p) in fields {
-        check_dropout(*p, &format!("{prefix}.{name}"))?;
-    }
-    Ok(())
-}
-
-/// Hidden width of a feed-forward layer: `floor(d · ff_factor)`, at least 1.
-pub(crate) fn check_ff_factor(d: i64, ff_factor: f64, field: String) -> Result<i64> {
-    if !(ff_factor > 0.0 && ff_factor.is_finite()) || ((d as f64) * ff_factor).floor() < 1.0 {
-        return Err(WideDeepError::config(
-            field,
-            format!("must give a hidden width ≥ 1 (input width {d}), got {ff_factor}"),
-        ));
-    }
-    Ok(((d as f64) * ff_factor).floor() as i64)
-}
-
-/// The checks every transformer-style config shares (TabTransformer, FT-Transformer, SAINT,
-/// TabFastFormer), in this order: `n_heads` divides `input_dim`, `n_blocks ≥ 1`, both dropouts,
-/// `ff_factor`. Errors name the field under `name`.
-pub(crate) fn check_transformer(
-    name: &str,
-    input_dim: i64,
-    n_heads: i64,
-    n_blocks: i64,
-    (attn_dropout, ff_dropout): (f64, f64),
-    ff_factor: f64,
-) -> Result<()> {
-    check_heads(input_dim, n_heads, name, "input_dim", "n_heads")?;
-    check_min(n_blocks, 1, format!("{name}.n_blocks"))?;
-    check_dropouts(
-        name,
-        &[("attn_dropout", attn_dropout), ("ff_dropout", ff_dropout)],
-    )?;
-    check_ff_factor(input_dim, ff_factor, format!("{name}.ff_factor")).map(|_| ())
-}
-
-/// The last checks of every attention config: the MLP on top (if any), then the embedding
-/// options for tokens of width `input_dim` and `n_cont` continuous columns.
-pub(crate) fn check_mlp_and_embed(
-    name: &str,
-    mlp: Option<&MlpConfig>,
-    embed: &AttnEmbedConfig,
-    input_dim: i64,
-    n_cont: usize,
-) -> Result<()> {
-    if let Some(mlp) = mlp {
-        mlp.validate(&format!("{name}.mlp"))?;
-    }
-    embed.validate(input_dim, n_cont, &format!("{name}.embed"))
-}
 
 /// The optional MLP on top of `features` inputs, under `path/mlp`, and the model's output width.
 pub(crate) fn build_top_mlp(

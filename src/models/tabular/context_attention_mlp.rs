@@ -2,9 +2,8 @@
 //! rescaled by a softmax weight over the tokens, computed against a learned context vector —
 //! followed by a single-layer perceptron, with optional post-norm residuals (`with_addnorm`).
 use crate::error::Result;
-use crate::models::tabular::attention_embeddings::{
-    config_setters, AttnEmbedConfig, AttnEmbeddings, Embedded,
-};
+use crate::macros::setters;
+use crate::models::tabular::attention_embeddings::{AttnEmbedConfig, AttnEmbeddings, Embedded};
 use crate::models::tabular::attention_layers::attention_component_methods;
 use crate::models::tabular::attention_layers::{
     check_dropouts, check_min, importance_over_rows, pool_tokens, pooled_width,
@@ -64,7 +63,7 @@ impl ContextAttentionMlpConfig {
         }
     }
 
-    config_setters!(
+    setters!(
         input_dim: i64,
         attn_dropout: f64,
         with_addnorm: bool,
@@ -139,6 +138,19 @@ impl ContextAttentionMlp {
 
 impl Component for ContextAttentionMlp {
     attention_component_methods!(summed_key_mass);
+}
+
+// Transitional: the inherent `validate`/`build` move into this impl with the component
+// contract refactor.
+impl crate::models::ComponentConfig for ContextAttentionMlpConfig {
+    type Component = ContextAttentionMlp;
+    const NAME: &'static str = "context_attention_mlp";
+    fn validate(&self) -> Result<()> {
+        ContextAttentionMlpConfig::validate(self)
+    }
+    fn build(&self, path: &nn::Path) -> Result<ContextAttentionMlp> {
+        ContextAttentionMlpConfig::build(self, path)
+    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! Column embeddings shared by the tabular models: one embedding table per categorical column
 //! (row 0 = unseen/null) and an optional normalisation of the continuous block.
 use crate::error::{Result, WideDeepError};
+use crate::models::checks::check_dropout;
+use crate::models::checks::check_index_range;
 use crate::models::dropout::DropoutExt;
-use crate::models::mlp::check_dropout;
-use crate::models::wide::check_index_range;
 use crate::models::ModelInput;
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::ModuleT, Tensor};

@@ -3,9 +3,8 @@
 //! (the first block skips the attention normalisation); optional Linformer-style compression of
 //! keys and values along the token axis (`kv_compression_factor`, `kv_sharing`).
 use crate::error::{Result, WideDeepError};
-use crate::models::tabular::attention_embeddings::{
-    config_setters, AttnEmbedConfig, AttnEmbeddings, Embedded,
-};
+use crate::macros::setters;
+use crate::models::tabular::attention_embeddings::{AttnEmbedConfig, AttnEmbeddings, Embedded};
 use crate::models::tabular::attention_layers::attention_component_methods;
 use crate::models::tabular::attention_layers::{
     build_top_mlp, check_ff_factor, check_mlp_and_embed, check_transformer, dropout,
@@ -83,7 +82,7 @@ impl FtTransformerConfig {
         }
     }
 
-    config_setters!(
+    setters!(
         input_dim: i64,
         kv_compression_factor: Option<f64>,
         kv_sharing: bool,
@@ -321,6 +320,19 @@ impl Component for FtTransformer {
                 tokens_to_columns(&mass, cls, n)
             },
         ))
+    }
+}
+
+// Transitional: the inherent `validate`/`build` move into this impl with the component
+// contract refactor.
+impl crate::models::ComponentConfig for FtTransformerConfig {
+    type Component = FtTransformer;
+    const NAME: &'static str = "ft_transformer";
+    fn validate(&self) -> Result<()> {
+        FtTransformerConfig::validate(self)
+    }
+    fn build(&self, path: &nn::Path) -> Result<FtTransformer> {
+        FtTransformerConfig::build(self, path)
     }
 }
 

@@ -30,60 +30,31 @@ pub use tab_resnet::{TabResnet, TabResnetConfig};
 pub use tab_transformer::{TabTransformer, TabTransformerConfig};
 pub use tabnet::{entmax15, sparsemax, MaskType, TabNet, TabNetConfig};
 
-use crate::error::Result;
-use crate::models::Component;
-use serde::{Deserialize, Serialize};
-use tch::nn;
-
-/// The serializable choice of deep tabular model inside a [`crate::models::WideDeepConfig`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "model", rename_all = "snake_case")]
-pub enum TabModelConfig {
-    TabMlp(TabMlpConfig),
-    TabResnet(TabResnetConfig),
-    TabNet(TabNetConfig),
-    TabTransformer(TabTransformerConfig),
-    Saint(SaintConfig),
-    #[serde(rename = "ft_transformer")]
-    FtTransformer(FtTransformerConfig),
-    ContextAttentionMlp(ContextAttentionMlpConfig),
-    SelfAttentionMlp(SelfAttentionMlpConfig),
-    TabPerceiver(TabPerceiverConfig),
-    #[serde(rename = "tab_fastformer")]
-    TabFastFormer(TabFastFormerConfig),
+component_enum! {
+    /// The serializable choice of deep tabular model inside a [`crate::models::WideDeepConfig`].
+    pub enum TabModelConfig {
+        /// [`TabMlp`].
+        TabMlp(TabMlpConfig) = "tab_mlp",
+        /// [`TabResnet`].
+        TabResnet(TabResnetConfig) = "tab_resnet",
+        /// [`TabNet`].
+        TabNet(TabNetConfig) = "tab_net",
+        /// [`TabTransformer`].
+        TabTransformer(TabTransformerConfig) = "tab_transformer",
+        /// [`Saint`].
+        Saint(SaintConfig) = "saint",
+        /// [`FtTransformer`].
+        FtTransformer(FtTransformerConfig) = "ft_transformer",
+        /// [`ContextAttentionMlp`].
+        ContextAttentionMlp(ContextAttentionMlpConfig) = "context_attention_mlp",
+        /// [`SelfAttentionMlp`].
+        SelfAttentionMlp(SelfAttentionMlpConfig) = "self_attention_mlp",
+        /// [`TabPerceiver`].
+        TabPerceiver(TabPerceiverConfig) = "tab_perceiver",
+        /// [`TabFastFormer`].
+        TabFastFormer(TabFastFormerConfig) = "tab_fastformer",
+    }
 }
-
-/// `build` dispatch and `From<XxxConfig> for TabModelConfig` for every variant.
-macro_rules! tab_models {
-    ($($variant:ident($config:ty)),* $(,)?) => {
-        impl TabModelConfig {
-            /// Builds the component under `path`.
-            pub fn build(&self, path: &nn::Path) -> Result<Box<dyn Component>> {
-                Ok(match self {
-                    $(TabModelConfig::$variant(c) => Box::new(c.build(path)?),)*
-                })
-            }
-        }
-        $(impl From<$config> for TabModelConfig {
-            fn from(c: $config) -> Self {
-                TabModelConfig::$variant(c)
-            }
-        })*
-    };
-}
-
-tab_models!(
-    TabMlp(TabMlpConfig),
-    TabResnet(TabResnetConfig),
-    TabNet(TabNetConfig),
-    TabTransformer(TabTransformerConfig),
-    Saint(SaintConfig),
-    FtTransformer(FtTransformerConfig),
-    ContextAttentionMlp(ContextAttentionMlpConfig),
-    SelfAttentionMlp(SelfAttentionMlpConfig),
-    TabPerceiver(TabPerceiverConfig),
-    TabFastFormer(TabFastFormerConfig),
-);
 
 /// Shared fixtures and checks for the tabular models' unit tests.
 #[cfg(test)]

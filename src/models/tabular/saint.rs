@@ -6,9 +6,8 @@
 //! in training and in prediction (as in the reference): predictions change with the evaluation
 //! batch size. The row attention costs `O(batch²)` memory.
 use crate::error::Result;
-use crate::models::tabular::attention_embeddings::{
-    config_setters, AttnEmbedConfig, AttnEmbeddings, Embedded,
-};
+use crate::macros::setters;
+use crate::models::tabular::attention_embeddings::{AttnEmbedConfig, AttnEmbeddings, Embedded};
 use crate::models::tabular::attention_layers::attention_component_methods;
 use crate::models::tabular::attention_layers::{
     build_top_mlp, check_ff_factor, check_mlp_and_embed, check_transformer, importance_over_rows,
@@ -78,7 +77,7 @@ impl SaintConfig {
         }
     }
 
-    config_setters!(
+    setters!(
         input_dim: i64,
         n_heads: i64,
         use_qkv_bias: bool,
@@ -222,6 +221,19 @@ impl Component for Saint {
             .expect("blocks");
         tokens_to_columns(&mass, cls, n)
     });
+}
+
+// Transitional: the inherent `validate`/`build` move into this impl with the component
+// contract refactor.
+impl crate::models::ComponentConfig for SaintConfig {
+    type Component = Saint;
+    const NAME: &'static str = "saint";
+    fn validate(&self) -> Result<()> {
+        SaintConfig::validate(self)
+    }
+    fn build(&self, path: &nn::Path) -> Result<Saint> {
+        SaintConfig::build(self, path)
+    }
 }
 
 #[cfg(test)]

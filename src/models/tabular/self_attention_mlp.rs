@@ -2,9 +2,8 @@
 //! values are the tokens themselves (no value projection), followed by a single-layer
 //! perceptron, with optional post-norm residuals (`with_addnorm`).
 use crate::error::Result;
-use crate::models::tabular::attention_embeddings::{
-    config_setters, AttnEmbedConfig, AttnEmbeddings, Embedded,
-};
+use crate::macros::setters;
+use crate::models::tabular::attention_embeddings::{AttnEmbedConfig, AttnEmbeddings, Embedded};
 use crate::models::tabular::attention_layers::attention_component_methods;
 use crate::models::tabular::attention_layers::{
     check_dropouts, check_heads, check_min, importance_over_rows, pool_tokens, pooled_width,
@@ -70,7 +69,7 @@ impl SelfAttentionMlpConfig {
         }
     }
 
-    config_setters!(
+    setters!(
         input_dim: i64,
         attn_dropout: f64,
         n_heads: i64,
@@ -148,6 +147,19 @@ impl SelfAttentionMlp {
 
 impl Component for SelfAttentionMlp {
     attention_component_methods!(summed_key_mass);
+}
+
+// Transitional: the inherent `validate`/`build` move into this impl with the component
+// contract refactor.
+impl crate::models::ComponentConfig for SelfAttentionMlpConfig {
+    type Component = SelfAttentionMlp;
+    const NAME: &'static str = "self_attention_mlp";
+    fn validate(&self) -> Result<()> {
+        SelfAttentionMlpConfig::validate(self)
+    }
+    fn build(&self, path: &nn::Path) -> Result<SelfAttentionMlp> {
+        SelfAttentionMlpConfig::build(self, path)
+    }
 }
 
 #[cfg(test)]

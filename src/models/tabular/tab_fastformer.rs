@@ -2,9 +2,8 @@
 //! attention — global query and key vectors pooled by softmax weights over the tokens, linear
 //! in the number of tokens — and a feed-forward layer; optionally all blocks share weights.
 use crate::error::Result;
-use crate::models::tabular::attention_embeddings::{
-    config_setters, AttnEmbedConfig, AttnEmbeddings, Embedded,
-};
+use crate::macros::setters;
+use crate::models::tabular::attention_embeddings::{AttnEmbedConfig, AttnEmbeddings, Embedded};
 use crate::models::tabular::attention_layers::attention_component_methods;
 use crate::models::tabular::attention_layers::{
     build_top_mlp, check_ff_factor, check_mlp_and_embed, check_transformer, importance_over_rows,
@@ -82,7 +81,7 @@ impl TabFastFormerConfig {
         }
     }
 
-    config_setters!(
+    setters!(
         input_dim: i64,
         n_heads: i64,
         use_bias: bool,
@@ -209,6 +208,19 @@ impl TabFastFormer {
 
 impl Component for TabFastFormer {
     attention_component_methods!(summed_key_mass);
+}
+
+// Transitional: the inherent `validate`/`build` move into this impl with the component
+// contract refactor.
+impl crate::models::ComponentConfig for TabFastFormerConfig {
+    type Component = TabFastFormer;
+    const NAME: &'static str = "tab_fastformer";
+    fn validate(&self) -> Result<()> {
+        TabFastFormerConfig::validate(self)
+    }
+    fn build(&self, path: &nn::Path) -> Result<TabFastFormer> {
+        TabFastFormerConfig::build(self, path)
+    }
 }
 
 #[cfg(test)]

@@ -99,6 +99,19 @@ impl Component for TabMlp {
     }
 }
 
+// Transitional: the inherent `validate`/`build` move into this impl with the component
+// contract refactor.
+impl crate::models::ComponentConfig for TabMlpConfig {
+    type Component = TabMlp;
+    const NAME: &'static str = "tab_mlp";
+    fn validate(&self) -> Result<()> {
+        self.mlp.validate("tab_mlp.mlp")
+    }
+    fn build(&self, path: &nn::Path) -> Result<TabMlp> {
+        TabMlpConfig::build(self, path)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,8 +3,9 @@
 //! transformer; `n_perceiver_blocks` such blocks (optionally all sharing weights), and the mean
 //! of the latents is the output (optionally through an MLP). All layers are pre-norm.
 use crate::error::Result;
+use crate::macros::setters;
 use crate::models::tabular::attention_embeddings::{
-    config_setters, trunc_normal, AttnEmbedConfig, AttnEmbeddings, Embedded,
+    trunc_normal, AttnEmbedConfig, AttnEmbeddings, Embedded,
 };
 use crate::models::tabular::attention_layers::attention_component_methods;
 use crate::models::tabular::attention_layers::{
@@ -92,7 +93,7 @@ impl TabPerceiverConfig {
         }
     }
 
-    config_setters!(
+    setters!(
         input_dim: i64,
         n_cross_attns: i64,
         n_cross_attn_heads: i64,
@@ -344,6 +345,19 @@ impl Component for TabPerceiver {
             .expect("cross-attention layers");
         tokens_to_columns(&mass, cls, n)
     });
+}
+
+// Transitional: the inherent `validate`/`build` move into this impl with the component
+// contract refactor.
+impl crate::models::ComponentConfig for TabPerceiverConfig {
+    type Component = TabPerceiver;
+    const NAME: &'static str = "tab_perceiver";
+    fn validate(&self) -> Result<()> {
+        TabPerceiverConfig::validate(self)
+    }
+    fn build(&self, path: &nn::Path) -> Result<TabPerceiver> {
+        TabPerceiverConfig::build(self, path)
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! TabResnet: column embeddings followed by dense residual blocks and an optional MLP.
 use crate::error::{Result, WideDeepError};
+use crate::models::checks::check_dropout;
 use crate::models::dropout::DropoutExt;
-use crate::models::mlp::check_dropout;
 use crate::models::tabular::embeddings::{ContNorm, TabEmbeddings};
 use crate::models::{Component, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
@@ -287,6 +287,19 @@ impl Component for TabResnet {
 
     fn feature_names(&self) -> Vec<String> {
         self.embed.names()
+    }
+}
+
+// Transitional: the inherent `validate`/`build` move into this impl with the component
+// contract refactor.
+impl crate::models::ComponentConfig for TabResnetConfig {
+    type Component = TabResnet;
+    const NAME: &'static str = "tab_resnet";
+    fn validate(&self) -> Result<()> {
+        TabResnetConfig::validate(self)
+    }
+    fn build(&self, path: &nn::Path) -> Result<TabResnet> {
+        TabResnetConfig::build(self, path)
     }
 }
 

@@ -2,9 +2,8 @@
 //! transformer blocks; the continuous columns join after them (normalised), or are embedded as
 //! tokens too with `embed_continuous`; an optional MLP on top.
 use crate::error::{Result, WideDeepError};
-use crate::models::tabular::attention_embeddings::{
-    config_setters, AttnEmbedConfig, AttnEmbeddings, Embedded,
-};
+use crate::macros::setters;
+use crate::models::tabular::attention_embeddings::{AttnEmbedConfig, AttnEmbeddings, Embedded};
 use crate::models::tabular::attention_layers::attention_component_methods;
 use crate::models::tabular::attention_layers::{
     build_top_mlp, check_ff_factor, check_mlp_and_embed, check_transformer, importance_over_rows,
@@ -79,7 +78,7 @@ impl TabTransformerConfig {
         }
     }
 
-    config_setters!(
+    setters!(
         input_dim: i64,
         n_heads: i64,
         use_qkv_bias: bool,
@@ -214,6 +213,19 @@ impl TabTransformer {
 
 impl Component for TabTransformer {
     attention_component_methods!(summed_key_mass);
+}
+
+// Transitional: the inherent `validate`/`build` move into this impl with the component
+// contract refactor.
+impl crate::models::ComponentConfig for TabTransformerConfig {
+    type Component = TabTransformer;
+    const NAME: &'static str = "tab_transformer";
+    fn validate(&self) -> Result<()> {
+        TabTransformerConfig::validate(self)
+    }
+    fn build(&self, path: &nn::Path) -> Result<TabTransformer> {
+        TabTransformerConfig::build(self, path)
+    }
 }
 
 #[cfg(test)]

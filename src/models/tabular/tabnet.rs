@@ -8,8 +8,9 @@
 //! decision output `ReLU(d[i])` and the next attention features `a[i]`. The model's output is
 //! `Σ_i ReLU(d[i])`.
 use crate::error::{Result, WideDeepError};
+use crate::macros::setters;
+use crate::models::checks::check_dropout;
 use crate::models::dropout::DropoutExt;
-use crate::models::mlp::check_dropout;
 use crate::models::tabular::embeddings::{ContNorm, TabEmbeddings};
 use crate::models::tabular::tab_resnet::bn_t;
 use crate::models::{Component, ModelInput};
@@ -95,12 +96,6 @@ impl Default for TabNetConfig {
             lambda_sparse: 1e-3,
         }
     }
-}
-
-macro_rules! setters {
-    ($($name:ident: $ty:ty),* $(,)?) => {
-        $(pub fn $name(mut self, v: $ty) -> Self { self.$name = v; self })*
-    };
 }
 
 impl TabNetConfig {
@@ -803,6 +798,19 @@ fn entmax15_tau(c: &mut Vec<f64>) -> f64 {
         tau += (s2 - 1.0) / (2.0 * s1);
     }
     tau
+}
+
+// Transitional: the inherent `validate`/`build` move into this impl with the component
+// contract refactor.
+impl crate::models::ComponentConfig for TabNetConfig {
+    type Component = TabNet;
+    const NAME: &'static str = "tab_net";
+    fn validate(&self) -> Result<()> {
+        TabNetConfig::validate(self)
+    }
+    fn build(&self, path: &nn::Path) -> Result<TabNet> {
+        TabNetConfig::build(self, path)
+    }
 }
 
 #[cfg(test)]

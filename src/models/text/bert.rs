@@ -491,6 +491,19 @@ impl Component for Bert {
     }
 }
 
+// Transitional: the inherent `validate`/`build` move into this impl with the component
+// contract refactor.
+impl crate::models::ComponentConfig for BertConfig {
+    type Component = Bert;
+    const NAME: &'static str = "bert";
+    fn validate(&self) -> Result<()> {
+        BertConfig::validate(self)
+    }
+    fn build(&self, path: &nn::Path) -> Result<Bert> {
+        BertConfig::build(self, path)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,36 +18,31 @@ pub use rnn::{
 pub use transformer::{TextPooling, TextTransformer, TextTransformerConfig};
 
 use crate::error::{Result, WideDeepError};
-use crate::models::{Component, ModelInput};
+use crate::models::ModelInput;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tch::{nn, Kind, Tensor};
 use widedeep_preprocessing::TextMeta;
 
-/// The serializable choice of text model inside a [`crate::models::WideDeepConfig`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "model", rename_all = "snake_case")]
-pub enum TextModelConfig {
-    BasicRnn(BasicRnnConfig),
-    AttentiveRnn(AttentiveRnnConfig),
-    StackedAttentiveRnn(StackedAttentiveRnnConfig),
-    Transformer(TextTransformerConfig),
-    Bert(BertConfig),
+component_enum! {
+    /// The serializable choice of text model inside a [`crate::models::WideDeepConfig`].
+    pub enum TextModelConfig {
+        /// [`BasicRnn`].
+        BasicRnn(BasicRnnConfig) = "basic_rnn",
+        /// [`AttentiveRnn`].
+        AttentiveRnn(AttentiveRnnConfig) = "attentive_rnn",
+        /// [`StackedAttentiveRnn`].
+        StackedAttentiveRnn(StackedAttentiveRnnConfig) = "stacked_attentive_rnn",
+        /// [`TextTransformer`] (saved as `"transformer"` before 0.2).
+        #[serde(alias = "transformer")]
+        Transformer(TextTransformerConfig) = "text_transformer",
+        /// [`Bert`].
+        Bert(BertConfig) = "bert",
+    }
 }
 
 impl TextModelConfig {
-    /// Builds the component under `path`.
-    pub fn build(&self, path: &nn::Path) -> Result<Box<dyn Component>> {
-        Ok(match self {
-            TextModelConfig::BasicRnn(c) => Box::new(c.build(path)?),
-            TextModelConfig::AttentiveRnn(c) => Box::new(c.build(path)?),
-            TextModelConfig::StackedAttentiveRnn(c) => Box::new(c.build(path)?),
-            TextModelConfig::Transformer(c) => Box::new(c.build(path)?),
-            TextModelConfig::Bert(c) => Box::new(c.build(path)?),
-        })
-    }
-
     /// Which `input.text[i]` the model reads.
     pub fn text_index(&self) -> usize {
         match self {
@@ -105,23 +100,6 @@ macro_rules! token_component_methods {
     };
 }
 pub(crate) use token_component_methods;
-
-macro_rules! text_from {
-    ($($t:ident => $v:ident),*) => {$(
-        impl From<$t> for TextModelConfig {
-            fn from(c: $t) -> Self {
-                TextModelConfig::$v(c)
-            }
-        }
-    )*};
-}
-text_from!(
-    BasicRnnConfig => BasicRnn,
-    AttentiveRnnConfig => AttentiveRnn,
-    StackedAttentiveRnnConfig => StackedAttentiveRnn,
-    TextTransformerConfig => Transformer,
-    BertConfig => Bert
-);
 
 /// Which text input a model reads and its vocabulary (from [`TextMeta`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

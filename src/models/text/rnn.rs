@@ -4,8 +4,9 @@ use super::{
     AttentionStore, EmbeddingMatrix, TextInput, TokenEmbedding, MASK_FILL,
 };
 use crate::error::{Result, WideDeepError};
+use crate::macros::setters;
+use crate::models::checks::check_dropout;
 use crate::models::dropout::DropoutExt;
-use crate::models::mlp::check_dropout;
 use crate::models::{Component, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
@@ -49,12 +50,6 @@ pub enum RnnPooling {
     LastHidden,
     /// The mean of the outputs over the real tokens.
     Mean,
-}
-
-macro_rules! setters {
-    ($($name:ident: $ty:ty),* $(,)?) => {
-        $(pub fn $name(mut self, v: $ty) -> Self { self.$name = v; self })*
-    };
 }
 
 /// A multi-layer (bi)LSTM/GRU whose dropout follows the `train` flag of each call.
@@ -683,6 +678,45 @@ impl Component for StackedAttentiveRnn {
     }
     fn attention_weights(&self) -> Option<Vec<Tensor>> {
         self.weights.get()
+    }
+}
+
+// Transitional: the inherent `validate`/`build` move into this impl with the component
+// contract refactor.
+impl crate::models::ComponentConfig for BasicRnnConfig {
+    type Component = BasicRnn;
+    const NAME: &'static str = "basic_rnn";
+    fn validate(&self) -> Result<()> {
+        self.input.validate("basic_rnn")
+    }
+    fn build(&self, path: &nn::Path) -> Result<BasicRnn> {
+        BasicRnnConfig::build(self, path)
+    }
+}
+
+// Transitional: the inherent `validate`/`build` move into this impl with the component
+// contract refactor.
+impl crate::models::ComponentConfig for AttentiveRnnConfig {
+    type Component = AttentiveRnn;
+    const NAME: &'static str = "attentive_rnn";
+    fn validate(&self) -> Result<()> {
+        self.input.validate("attentive_rnn")
+    }
+    fn build(&self, path: &nn::Path) -> Result<AttentiveRnn> {
+        AttentiveRnnConfig::build(self, path)
+    }
+}
+
+// Transitional: the inherent `validate`/`build` move into this impl with the component
+// contract refactor.
+impl crate::models::ComponentConfig for StackedAttentiveRnnConfig {
+    type Component = StackedAttentiveRnn;
+    const NAME: &'static str = "stacked_attentive_rnn";
+    fn validate(&self) -> Result<()> {
+        self.input.validate("stacked_attentive_rnn")
+    }
+    fn build(&self, path: &nn::Path) -> Result<StackedAttentiveRnn> {
+        StackedAttentiveRnnConfig::build(self, path)
     }
 }
 

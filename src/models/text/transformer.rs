@@ -5,8 +5,9 @@ use super::{
     AttentionStore, EmbeddingMatrix, TextInput, TokenEmbedding, MASK_FILL,
 };
 use crate::error::{Result, WideDeepError};
+use crate::macros::setters;
+use crate::models::checks::check_dropout;
 use crate::models::dropout::DropoutExt;
-use crate::models::mlp::check_dropout;
 use crate::models::{Component, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
@@ -120,12 +121,6 @@ impl Default for TextTransformerConfig {
             head: None,
         }
     }
-}
-
-macro_rules! setters {
-    ($($name:ident: $ty:ty),* $(,)?) => {
-        $(pub fn $name(mut self, v: $ty) -> Self { self.$name = v; self })*
-    };
 }
 
 impl TextTransformerConfig {
@@ -339,6 +334,19 @@ impl Component for TextTransformer {
     }
     fn attention_weights(&self) -> Option<Vec<Tensor>> {
         self.weights.get()
+    }
+}
+
+// Transitional: the inherent `validate`/`build` move into this impl with the component
+// contract refactor.
+impl crate::models::ComponentConfig for TextTransformerConfig {
+    type Component = TextTransformer;
+    const NAME: &'static str = "text_transformer";
+    fn validate(&self) -> Result<()> {
+        self.input.validate("text_transformer")
+    }
+    fn build(&self, path: &nn::Path) -> Result<TextTransformer> {
+        TextTransformerConfig::build(self, path)
     }
 }
 

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! # widedeep
 //!
 //! Wide-and-deep models over tabular data (text and image components plug into the same

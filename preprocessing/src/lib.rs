@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Preprocessors for `widedeep`: Polars [`DataFrame`](polars::prelude::DataFrame)s in, plain
 //! [`ndarray`] arrays out. No libtorch.
 //!

@@ -1,7 +1,7 @@
 //! TabResnet, TabNet, quantized columns and Tab2Vec on Adult subsamples.
 use crate::common::*;
-use widedeep::models::tabular::Tab2Vec;
 use widedeep::models::TabModelConfig;
+use widedeep::pipeline::Tab2Vec;
 use widedeep::prelude::*;
 
 /// Tabular preprocessing only (no wide part), with `capital-gain` quantized into bins.

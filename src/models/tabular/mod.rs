@@ -7,7 +7,6 @@ pub mod ft_transformer;
 pub(crate) mod fused_attention;
 pub mod saint;
 pub mod self_attention_mlp;
-pub mod tab2vec;
 pub mod tab_fastformer;
 pub mod tab_mlp;
 pub mod tab_perceiver;
@@ -22,7 +21,6 @@ pub use embeddings::{ContNorm, TabEmbeddings};
 pub use ft_transformer::{FtTransformer, FtTransformerConfig};
 pub use saint::{Saint, SaintConfig};
 pub use self_attention_mlp::{SelfAttentionMlp, SelfAttentionMlpConfig};
-pub use tab2vec::Tab2Vec;
 pub use tab_fastformer::{TabFastFormer, TabFastFormerConfig};
 pub use tab_mlp::{TabMlp, TabMlpConfig};
 pub use tab_perceiver::{TabPerceiver, TabPerceiverConfig};
@@ -58,91 +56,4 @@ component_enum! {
 
 /// Shared fixtures and checks for the tabular models' unit tests.
 #[cfg(test)]
-pub(crate) mod testing {
-    use crate::models::{Component, ModelInput};
-    use tch::{Device, Kind, Tensor};
-    use widedeep_preprocessing::{CatColumnMeta, TabMeta};
-
-    pub fn meta() -> TabMeta {
-        TabMeta {
-            cat: vec![
-                CatColumnMeta {
-                    name: "a".into(),
-                    cardinality: 4,
-                    embed_dim: 3,
-                },
-                CatColumnMeta {
-                    name: "b".into(),
-                    cardinality: 3,
-                    embed_dim: 2,
-                },
-            ],
-            cont: vec!["x".into(), "y".into()],
-        }
-    }
-
-    /// `n` rows of `meta()`-shaped input (indices cycle through each column's range).
-    pub fn input(n: i64) -> ModelInput {
-        let cat: Vec<i64> = (0..n).flat_map(|i| [i % 4, (i + 1) % 3]).collect();
-        ModelInput {
-            cat: Some(Tensor::from_slice(&cat).view([n, 2])),
-            cont: Some(Tensor::randn([n, 2], (Kind::Float, Device::Cpu))),
-            ..Default::default()
-        }
-    }
-
-    /// Forward shapes, `forward_embedded ∘ embed == forward`, attention weight distributions and
-    /// a feature importance that sums to 1.
-    pub fn check_component(m: &dyn Component, out_dim: i64, embed_widths: &[i64]) {
-        let x = input(6);
-        m.check_input(&x).unwrap();
-        assert_eq!(m.output_dim(), out_dim);
-        assert_eq!(m.forward_t(&x, true).size(), [6, out_dim]);
-        let eval = m.forward_t(&x, false);
-        assert_eq!(eval.size(), [6, out_dim]);
-        let parts = m.embed(&x).expect("embed");
-        let widths: Vec<i64> = parts.iter().map(|p| p.size()[1]).collect();
-        assert_eq!(widths, embed_widths);
-        assert_eq!(m.feature_names(), ["a", "b", "x", "y"]);
-        let split = m.forward_embedded(&parts, false).expect("forward_embedded");
-        assert!(
-            eval.allclose(&split, 1e-5, 1e-5, false),
-            "forward_embedded ∘ embed differs from forward"
-        );
-        let weights = m.attention_weights().expect("attention weights");
-        assert!(!weights.is_empty());
-        for w in &weights {
-            assert_eq!(
-                w.size()[0],
-                if w.dim() == 4 && w.size()[0] == 1 {
-                    1
-                } else {
-                    6
-                }
-            );
-            let sums = w.sum_dim_intlist(-1, false, Kind::Float);
-            assert!(
-                sums.allclose(&Tensor::ones_like(&sums), 1e-4, 1e-4, false),
-                "attention rows must sum to 1: {:?}",
-                w.size()
-            );
-        }
-        let imp = m
-            .feature_importance(&input(37))
-            .expect("importance")
-            .unwrap();
-        assert_eq!(imp.len(), 4);
-        assert!(imp.iter().all(|&v| v >= 0.0), "{imp:?}");
-        assert!((imp.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{imp:?}");
-    }
-
-    /// The `InvalidConfig` message of a failed build must name `field`.
-    pub fn assert_config_error<T: std::fmt::Debug>(r: crate::Result<T>, field: &str) {
-        match r {
-            Err(crate::WideDeepError::InvalidConfig { field: f, reason }) => {
-                assert_eq!(f, field, "reason: {reason}")
-            }
-            other => panic!("expected InvalidConfig for `{field}`, got {other:?}"),
-        }
-    }
-}
+pub(crate) mod testing;

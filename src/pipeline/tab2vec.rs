@@ -21,7 +21,7 @@ use widedeep_preprocessing::TabPreprocessor;
 /// # fn main() -> widedeep::Result<()> {
 /// # let pipeline: widedeep::pipeline::Pipeline = unimplemented!();
 /// # let df: polars::prelude::DataFrame = unimplemented!();
-/// use widedeep::models::tabular::Tab2Vec;
+/// use widedeep::pipeline::Tab2Vec;
 /// let vectors = Tab2Vec::from_pipeline(&pipeline)?.keep_original(true).transform(&df)?;
 /// # Ok(())
 /// # }

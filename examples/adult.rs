@@ -3,7 +3,13 @@
 //! then 500 test predictions are explained with GradientSHAP: the top features by mean |SHAP|
 //! are printed and bar, beeswarm and waterfall plots written to `target/widedeep-demo/`.
 //!
+//! A logistic regression (linfa) on the same tabular columns is printed beside it as the
+//! classical baseline.
+//!
 //! Run: `make demo` (or `cargo run --release --example adult` with libtorch set up).
+#[path = "common/baselines.rs"]
+mod baselines;
+
 use anyhow::{ensure, Result};
 use std::time::Instant;
 use widedeep::datasets;
@@ -87,6 +93,11 @@ fn main() -> Result<()> {
         "test accuracy {acc:.4}  AUC {auc:.4}  F1 {:.4}  ({} epochs in {fit_secs:.1}s)",
         scores["f1"],
         trainer.history().len()
+    );
+
+    println!(
+        "{}",
+        baselines::logistic_regression(&prep, &train_df, &test_df)?
     );
 
     let pipeline = Pipeline::new(prep, trainer);

@@ -1,7 +1,11 @@
 //! TabMlp regression on California housing (bundled): predicts the median house value
-//! (`MedHouseVal`, in $100k) from 8 numeric block-group features; prints test R² and RMSE.
+//! (`MedHouseVal`, in $100k) from 8 numeric block-group features; prints test R² and RMSE,
+//! beside a linear regression (linfa) on the same columns as the classical baseline.
 //!
 //! Run: `cargo run --release --example california_housing`.
+#[path = "common/baselines.rs"]
+mod baselines;
+
 use anyhow::{ensure, Result};
 use widedeep::datasets;
 use widedeep::polars::prelude::{ChunkApply, IntoColumn, IntoSeries};
@@ -64,6 +68,10 @@ fn main() -> Result<()> {
         scores["r2"],
         scores["rmse"],
         trainer.history().len()
+    );
+    println!(
+        "{}",
+        baselines::linear_regression(&prep, &train_df, &test_df)?
     );
     ensure!(
         scores["r2"] >= 0.80,

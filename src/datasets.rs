@@ -56,6 +56,7 @@ pub mod adult_columns {
     ];
     /// The target column and its positive class.
     pub const TARGET: &str = "income";
+    /// The positive class of [`TARGET`].
     pub const POSITIVE_CLASS: &str = ">50K";
 
     /// The crossed wide columns: education × occupation and native-country × occupation.

@@ -1,5 +1,6 @@
 //! Device selection: CUDA when available, else CPU; `WIDEDEEP_DEVICE` overrides.
 use crate::error::{Result, WideDeepError};
+use crate::macros::bail;
 use tch::Device;
 
 /// Parses `cpu`, `cuda` or `cuda:N`. A CUDA device that is not present is an error.
@@ -10,7 +11,7 @@ pub fn parse_device(s: &str) -> Result<Device> {
         "cuda" | "gpu" => Device::Cuda(0),
         other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
             Some(Ok(n)) => Device::Cuda(n),
-            _ => return Err(WideDeepError::Device(s)),
+            _ => bail!(WideDeepError::Device(s)),
         },
     };
     match dev {

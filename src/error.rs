@@ -9,15 +9,28 @@ pub enum WideDeepError {
     Preprocessing(#[from] widedeep_preprocessing::PreprocessingError),
     /// A configuration value is invalid; `field` names it.
     #[error("invalid value for `{field}`: {reason}")]
-    InvalidConfig { field: String, reason: String },
+    InvalidConfig {
+        /// The field at fault, with its owner (`tab_mlp.mlp.dropout`, `trainer.lr`).
+        field: String,
+        /// Why the value is invalid.
+        reason: String,
+    },
     /// Model inputs do not match what the model was built for.
     #[error("input mismatch for `{input}`: {reason}")]
-    InputMismatch { input: String, reason: String },
+    InputMismatch {
+        /// The input at fault (`wide`, `cat`, `text[0]`, `target`, …).
+        input: String,
+        /// What does not match.
+        reason: String,
+    },
     /// Training diverged.
     #[error("non-finite loss ({value}) at epoch {epoch}, batch {batch}")]
     NonFiniteLoss {
+        /// 1-based epoch.
         epoch: usize,
+        /// 1-based batch within the epoch.
         batch: usize,
+        /// The loss value (NaN or ±inf).
         value: f64,
     },
     /// A prediction, loss or metric is not a finite number: the model overflowed on some
@@ -26,8 +39,11 @@ pub enum WideDeepError {
     /// `auc`, `loss`).
     #[error("{what} is not finite ({value}): {reason}")]
     NonFiniteResult {
+        /// What is not finite.
         what: String,
+        /// The value found.
         value: f64,
+        /// The likely cause.
         reason: String,
     },
     /// An operation needs something that was not provided (e.g. a target for `fit`).
@@ -35,10 +51,20 @@ pub enum WideDeepError {
     Missing(String),
     /// A saved pipeline directory is incomplete or from an incompatible version.
     #[error("cannot load pipeline from {path}: {reason}")]
-    BadPipeline { path: PathBuf, reason: String },
+    BadPipeline {
+        /// The pipeline directory.
+        path: PathBuf,
+        /// What is wrong, naming the file.
+        reason: String,
+    },
     /// A trainer checkpoint file is missing, corrupt or does not fit the model/configuration.
     #[error("cannot resume from checkpoint {path}: {reason}")]
-    BadCheckpoint { path: PathBuf, reason: String },
+    BadCheckpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A device string such as `cuda:1` could not be used.
     #[error("invalid device `{0}`: expected cpu, cuda or cuda:N with an available GPU")]
     Device(String),
@@ -47,20 +73,28 @@ pub enum WideDeepError {
     /// shape, or libtorch's byte count).
     #[error("cannot allocate `{component}`: {requested}: {reason}")]
     ModelTooLarge {
+        /// The component (`wide`, `deeptabular (tab_mlp)`, `deeptext_0`, …).
         component: String,
+        /// The size asked for.
         requested: String,
+        /// Why it cannot be allocated.
         reason: String,
     },
     /// An error raised by libtorch, its C++ backtrace removed (see [`short_torch_message`]).
     #[error(transparent)]
     Tch(tch::TchError),
+    /// An error raised by Polars.
     #[error(transparent)]
     Polars(#[from] polars::prelude::PolarsError),
+    /// An I/O error on `path`.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// A JSON (de)serialization error.
     #[error(transparent)]
     Json(#[from] serde_json::Error),
 }

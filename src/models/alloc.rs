@@ -9,6 +9,7 @@
 //! anywhere else (a huge hidden layer, a GPU out of memory) into the same typed error instead
 //! of a panic.
 use crate::error::{Result, WideDeepError};
+use crate::macros::bail;
 use std::cell::Cell;
 use std::sync::Once;
 use tch::Device;
@@ -117,7 +118,7 @@ pub(crate) fn check_table(component: &str, what: &str, dims: &[i64], device: Dev
         t
     });
     if elements > i64::MAX as u128 {
-        return Err(too_large(
+        bail!(too_large(
             format!("{what} [{shape}] = {elements} elements"),
             "more elements than a tensor can hold".into(),
         ));
@@ -125,7 +126,7 @@ pub(crate) fn check_table(component: &str, what: &str, dims: &[i64], device: Dev
     if device == Device::Cpu {
         if let Some(available) = available_memory() {
             if total > available as u128 {
-                return Err(too_large(
+                bail!(too_large(
                     format!("{what} [{shape}] = {}", human_bytes(bytes)),
                     format!(
                         "the model's tables need {} and the host has {} available; \

@@ -48,10 +48,15 @@ use tch::{nn, Device, Tensor};
 /// the image model normalises each batch on its device) or already normalised `f32`.
 #[derive(Debug, Default)]
 pub struct ModelInput {
+    /// Wide indices `[batch, n_wide]` i64 (global, 0 = unseen/null).
     pub wide: Option<Tensor>,
+    /// Categorical indices `[batch, n_cat]` i64 (per column, 0 = unseen/null).
     pub cat: Option<Tensor>,
+    /// Continuous values `[batch, n_cont]` f32.
     pub cont: Option<Tensor>,
+    /// Token ids `[batch, seq_len]` i64, one tensor per text column.
     pub text: Vec<Tensor>,
+    /// Pixels `[batch, 3, H, W]` (`u8`, or normalised `f32`), one tensor per image column.
     pub image: Vec<Tensor>,
 }
 

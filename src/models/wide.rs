@@ -15,6 +15,7 @@ pub struct WideConfig {
 }
 
 impl WideConfig {
+    /// A wide part over `wide_dim` features (`WidePreprocessor::wide_dim`).
     pub fn new(wide_dim: usize) -> Self {
         Self {
             wide_dim: wide_dim as i64,
@@ -78,6 +79,11 @@ pub struct Wide {
 }
 
 impl Wide {
+    /// The linear model: the sum of the weight rows of each row's indices, plus the bias.
+    ///
+    /// # Shapes
+    /// - `wide`: `[batch, n_wide]` i64 indices in `0..=wide_dim`
+    /// - returns `[batch, pred_dim]`
     pub fn forward(&self, wide: &Tensor) -> Tensor {
         Tensor::embedding(&self.weight, wide, 0, false, false).sum_dim_intlist(
             1,
@@ -86,6 +92,7 @@ impl Wide {
         ) + &self.bias
     }
 
+    /// The config it was built from.
     pub fn config(&self) -> &WideConfig {
         &self.cfg
     }
@@ -95,6 +102,7 @@ impl Wide {
         &self.weight
     }
 
+    /// The bias `[pred_dim]`.
     pub fn bias(&self) -> &Tensor {
         &self.bias
     }

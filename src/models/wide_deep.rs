@@ -1,6 +1,6 @@
 //! [`WideDeep`]: the wide part plus any deep components, joined additively or through a head.
 use crate::error::{Result, WideDeepError};
-use crate::macros::ensure;
+use crate::macros::{bail, ensure};
 use crate::models::alloc;
 use crate::models::fusion::AttentionFusion;
 use crate::models::{
@@ -17,7 +17,9 @@ pub type HeadConfig = MlpConfig;
 /// Serializable description of a [`WideDeep`] model: enough to rebuild it from a saved pipeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WideDeepConfig {
+    /// The wide (linear) part, if any.
     pub wide: Option<WideConfig>,
+    /// The deep tabular model, if any.
     pub deeptabular: Option<TabModelConfig>,
     /// `None`: each deep output is projected linearly to `pred_dim` and added to the wide output
     /// (the reference's default). `Some`: an MLP over the concatenated deep outputs.
@@ -63,17 +65,21 @@ impl Default for WideDeepConfig {
 }
 
 impl WideDeepConfig {
+    /// No component yet, `pred_dim` from the objective, seed 1.
     pub fn new() -> Self {
         Self::default()
     }
+    /// Sets the wide part.
     pub fn wide(mut self, wide: WideConfig) -> Self {
         self.wide = Some(wide);
         self
     }
+    /// Sets the deep tabular model (any tabular config, e.g. `TabMlpConfig`).
     pub fn deeptabular(mut self, tab: impl Into<TabModelConfig>) -> Self {
         self.deeptabular = Some(tab.into());
         self
     }
+    /// Joins the deep outputs through an MLP head instead of adding their projections.
     pub fn head(mut self, head: HeadConfig) -> Self {
         self.head = Some(head);
         self
@@ -88,6 +94,7 @@ impl WideDeepConfig {
     pub fn output_width(&self) -> i64 {
         self.pred_dim.unwrap_or(1)
     }
+    /// Sets the seed of the weight initialisation.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
@@ -102,6 +109,7 @@ impl WideDeepConfig {
         self.deepimage.push(image.into());
         self
     }
+    /// Fuses the deep outputs with learned per-row attention weights.
     pub fn attention_fusion(mut self, fusion: AttentionFusionConfig) -> Self {
         self.attention_fusion = Some(fusion);
         self
@@ -320,13 +328,20 @@ impl WideDeep {
         })
     }
 
-    /// Forward pass: `[batch, pred_dim]`. Call [`WideDeep::check_input`] first on user data.
+    /// Forward pass. Call [`WideDeep::check_input`] first on user data.
+    ///
+    /// # Shapes
+    /// - `input`: see [`ModelInput`] (every input the components read, `batch` rows)
+    /// - returns `[batch, pred_dim]` (logits for classification)
     pub fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
         self.forward_aux(input, train).0
     }
 
     /// Forward pass plus the sum of the components' auxiliary losses (see
     /// [`Component::forward_aux`]), which the trainer adds to the objective.
+    ///
+    /// # Shapes
+    /// - returns `([batch, pred_dim], Option<[]>)` (a scalar auxiliary loss)
     pub fn forward_aux(&self, input: &ModelInput, train: bool) -> (Tensor, Option<Tensor>) {
         let mut aux: Option<Tensor> = None;
         let mut run = |c: &dyn Component| {
@@ -356,6 +371,10 @@ impl WideDeep {
     /// (`[batch, output_dim]`, in [`WideDeep::components`] order): the projections summed with
     /// the wide output, or the head. `forward_t(x)` is `combine(wide(x), [c.forward_t(x)])`;
     /// attributions call it on features from [`Component::forward_embedded`].
+    ///
+    /// # Shapes
+    /// - `wide`: `[batch, pred_dim]`; `deep[i]`: `[batch, output_dim_i]`
+    /// - returns `[batch, pred_dim]`
     pub fn combine(&self, wide: Option<Tensor>, deep: &[Tensor], train: bool) -> Tensor {
         let mut out = wide;
         let mut add = |t: Tensor| {
@@ -399,10 +418,12 @@ impl WideDeep {
         Ok(())
     }
 
+    /// Width of the output, `[batch, pred_dim]`.
     pub fn pred_dim(&self) -> i64 {
         self.pred_dim
     }
 
+    /// The device the weights live on.
     pub fn device(&self) -> Device {
         self.vs.device()
     }
@@ -412,10 +433,13 @@ impl WideDeep {
         self.config.as_ref()
     }
 
+    /// The weights (and batch-norm statistics).
     pub fn var_store(&self) -> &nn::VarStore {
         &self.vs
     }
 
+    /// The weights, mutably (a model changed this way keeps its `pred_dim`: see
+    /// [`crate::training::Trainer::new`]).
     pub fn var_store_mut(&mut self) -> &mut nn::VarStore {
         self.touch();
         &mut self.vs
@@ -495,7 +519,7 @@ impl WideDeep {
             }
         }
         if shared.is_empty() {
-            return Err(bad("the models share no wide part or deep component".into()));
+            bail!(bad("the models share no wide part or deep component".into()));
         }
         let additive = |m: &WideDeep| m.head.is_none() && m.fusion.is_none();
         let both_additive = additive(self) && additive(from);
@@ -526,7 +550,7 @@ impl WideDeep {
                         ))
                     })?;
                     if d.size() != t.size() {
-                        return Err(bad(format!(
+                        bail!(bad(format!(
                             "`{from_prefix}`: `{target}` has shape {:?} here and {:?} in the source",
                             d.size(),
                             t.size()
@@ -541,7 +565,7 @@ impl WideDeep {
                     .filter(|k| k.starts_with(&format!("{to_prefix}.")))
                     .count();
                 if n != own {
-                    return Err(bad(format!(
+                    bail!(bad(format!(
                         "`{to_prefix}` has {own} variables here and {n} in the source"
                     )));
                 }

@@ -27,8 +27,11 @@ use widedeep_preprocessing::{
 /// The preprocessors of each input, fitted together on one DataFrame.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Preprocessors {
+    /// The wide part's input (`ModelInput::wide`).
     pub wide: Option<WidePreprocessor>,
+    /// The deep tabular input (`ModelInput::cat`, `ModelInput::cont`).
     pub tab: Option<TabPreprocessor>,
+    /// The target of a single-target model.
     pub target: Option<TargetEncoder>,
     /// One per text column, in the order of `ModelInput::text` (the fitted tokenizers are
     /// saved inside `pipeline.json`).
@@ -45,17 +48,21 @@ pub struct Preprocessors {
 }
 
 impl Preprocessors {
+    /// No preprocessor yet.
     pub fn new() -> Self {
         Self::default()
     }
+    /// Sets the wide preprocessor.
     pub fn wide(mut self, p: WidePreprocessor) -> Self {
         self.wide = Some(p);
         self
     }
+    /// Sets the tabular preprocessor.
     pub fn tab(mut self, p: TabPreprocessor) -> Self {
         self.tab = Some(p);
         self
     }
+    /// Sets the target encoder.
     pub fn target(mut self, p: TargetEncoder) -> Self {
         self.target = Some(p);
         self
@@ -457,11 +464,14 @@ const HISTORY: &str = "history.json";
 /// Preprocessors plus a trained model: DataFrame in, predictions out.
 #[derive(Debug)]
 pub struct Pipeline {
+    /// The fitted preprocessors.
     pub preprocessors: Preprocessors,
+    /// The trained model with its settings and history.
     pub trainer: Trainer,
 }
 
 impl Pipeline {
+    /// Bundles fitted preprocessors and a trainer (usually after `fit`).
     pub fn new(preprocessors: Preprocessors, trainer: Trainer) -> Self {
         Self {
             preprocessors,
@@ -520,6 +530,7 @@ impl Pipeline {
         Ok(record)
     }
 
+    /// The training history (per-epoch losses and metrics).
     pub fn history(&self) -> &History {
         self.trainer.history()
     }
@@ -571,7 +582,7 @@ impl Pipeline {
                 );
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-            Err(e) => return Err(WideDeepError::io(dir, e)),
+            Err(e) => bail!(WideDeepError::io(dir, e)),
         };
         std::fs::create_dir_all(&parent).map_err(|e| WideDeepError::io(&parent, e))?;
         let tmp = unused_sibling(&parent, &name, "tmp");
@@ -612,7 +623,7 @@ impl Pipeline {
             std::fs::rename(dir, &old).map_err(|e| WideDeepError::io(dir, e))?;
             if let Err(e) = std::fs::rename(&tmp, dir) {
                 let _ = std::fs::rename(&old, dir);
-                return Err(WideDeepError::io(dir, e));
+                bail!(WideDeepError::io(dir, e));
             }
             std::fs::remove_dir_all(&old).map_err(|e| WideDeepError::io(&old, e))
         })();
@@ -644,22 +655,23 @@ impl Pipeline {
         let manifest: Manifest =
             serde_json::from_value(value.clone()).map_err(|e| bad(format!("{MANIFEST}: {e}")))?;
         if manifest.format_version != FORMAT_VERSION {
-            return Err(bad(format!(
+            bail!(bad(format!(
                 "format version {} (this build reads {FORMAT_VERSION})",
                 manifest.format_version
             )));
         }
         let weights_path = dir.join(WEIGHTS);
         if let Some(sums) = &manifest.checksums {
-            if manifest_checksum(&value)? != sums.manifest {
-                return Err(bad(format!(
+            ensure!(
+                manifest_checksum(&value)? == sums.manifest,
+                bad(format!(
                     "{MANIFEST} does not match its checksum (edited or corrupted; remove its \
                      `checksums` field to load a deliberately edited file)"
-                )));
-            }
+                ))
+            );
             let bytes = std::fs::read(&weights_path).map_err(|e| bad(format!("{WEIGHTS}: {e}")))?;
             if checksum(&bytes) != sums.weights {
-                return Err(bad(format!(
+                bail!(bad(format!(
                     "{WEIGHTS} does not match the checksum recorded in {MANIFEST} (corrupted or \
                      replaced)"
                 )));

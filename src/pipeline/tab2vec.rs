@@ -1,5 +1,6 @@
 //! Tab2Vec: the learned vector representation of each row of a DataFrame, as a DataFrame.
 use crate::error::{Result, WideDeepError};
+use crate::macros::ensure;
 use crate::models::{Component, WideDeep};
 use crate::pipeline::{Pipeline, Preprocessors};
 use crate::training::Dataset;
@@ -101,16 +102,13 @@ impl<'a> Tab2Vec<'a> {
                     "the tabular component does not implement Component::embed".into(),
                 )
             })?;
-            if embedded.len() != names.len() {
-                return Err(WideDeepError::InputMismatch {
-                    input: "tab2vec".into(),
-                    reason: format!(
-                        "the component embeds {} columns but names {}",
-                        embedded.len(),
-                        names.len()
-                    ),
-                });
-            }
+            ensure!(
+                embedded.len() == names.len(),
+                input("tab2vec"),
+                "the component embeds {} columns but names {}",
+                embedded.len(),
+                names.len()
+            );
             for (slot, t) in parts.iter_mut().zip(embedded) {
                 let rows = t.size()[0];
                 slot.push(

@@ -12,6 +12,8 @@ use widedeep::datasets;
 use widedeep::prelude::*;
 use widedeep::training::{Optimizers, ParamGroup};
 
+#[path = "../examples/common/adult_model.rs"]
+mod adult_model;
 mod common;
 use common::arg;
 
@@ -36,14 +38,7 @@ fn main() -> Result<()> {
         .target(TargetEncoder::new("income", TargetKind::Binary).positive_class(">50K"));
     let data = prep.fit_transform(&df.head(Some(256 * 8)))?;
     let batches: Vec<Dataset> = data.batches(256).collect();
-    let cfg = WideDeepConfig::new()
-        .wide(WideConfig::new(prep.wide_dim()?))
-        .deeptabular(
-            TabMlpConfig::from_meta(&prep.tab_meta()?)
-                .cont_norm(ContNorm::BatchNorm)
-                .mlp(MlpConfig::default().hidden_dims([64, 32]).dropout(0.1)),
-        )
-        .seed(1);
+    let cfg = adult_model::wide_tabmlp(&prep)?;
     let objective = Objective::Binary;
     let model = WideDeep::new(&cfg, Device::Cpu)?;
     let mut tch_adam = tch::nn::Adam::default().build(model.var_store(), 1e-3)?;

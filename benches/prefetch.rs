@@ -9,6 +9,8 @@ use std::time::Instant;
 use widedeep::datasets;
 use widedeep::prelude::*;
 
+#[path = "../examples/common/adult_model.rs"]
+mod adult_model;
 mod common;
 use common::arg;
 
@@ -29,14 +31,7 @@ fn main() -> Result<()> {
         .target(TargetEncoder::new("income", TargetKind::Binary).positive_class(">50K"));
     let train = prep.fit_transform(&train_df)?;
     let run = |prefetch: bool| -> Result<f64> {
-        let model_cfg = WideDeepConfig::new()
-            .wide(WideConfig::new(prep.wide_dim()?))
-            .deeptabular(
-                TabMlpConfig::from_meta(&prep.tab_meta()?)
-                    .cont_norm(ContNorm::BatchNorm)
-                    .mlp(MlpConfig::default().hidden_dims([64, 32]).dropout(0.1)),
-            )
-            .seed(1);
+        let model_cfg = adult_model::wide_tabmlp(&prep)?;
         let model = WideDeep::new(&model_cfg, device)?;
         let config = TrainerConfig::new(prep.objective()?)
             .epochs(epochs)

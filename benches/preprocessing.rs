@@ -3,21 +3,11 @@
 //! of the median of 5 runs.
 //!
 //! Run: `cargo bench --bench preprocessing` (libtorch set up as in the README).
-use std::time::{Duration, Instant};
+
+mod common;
+use common::median_of;
 use widedeep::datasets;
 use widedeep::prelude::*;
-
-fn median_of<F: FnMut()>(runs: usize, mut f: F) -> Duration {
-    let mut times: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[runs / 2]
-}
 
 fn main() -> anyhow::Result<()> {
     let adult = datasets::adult()?;

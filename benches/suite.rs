@@ -40,16 +40,7 @@ use widedeep::preprocessing::TabMeta;
 const ADULT_CAT: [&str; 10] = datasets::adult_columns::CATEGORICAL;
 const ADULT_CONT: [&str; 3] = datasets::adult_columns::CONTINUOUS;
 const ADULT_WIDE: [&str; 8] = datasets::adult_columns::WIDE;
-const CALIFORNIA_CONT: [&str; 8] = [
-    "MedInc",
-    "HouseAge",
-    "AveRooms",
-    "AveBedrms",
-    "Population",
-    "AveOccup",
-    "Latitude",
-    "Longitude",
-];
+const CALIFORNIA_CONT: [&str; 8] = datasets::california_columns::FEATURES;
 const REVIEWS_CAT: [&str; 3] = ["Division Name", "Department Name", "Class Name"];
 const REVIEWS_CONT: [&str; 2] = ["Age", "Positive Feedback Count"];
 const SEED: u64 = 1;

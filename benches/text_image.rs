@@ -9,23 +9,13 @@
 //! Run: `cargo bench --bench text_image` (libtorch set up as in the README). The reference side
 //! runs `benches/text_image_reference.py` in the venv of `scripts/setup-bench-env.sh` (set
 //! `WIDEDEEP_BENCH_PYTHON` to another interpreter; the column stays empty if it cannot run).
-use std::time::{Duration, Instant};
+
+mod common;
+use common::median_of;
 use widedeep::datasets;
 use widedeep::prelude::*;
 
 const RUNS: usize = 5;
-
-fn median_of<F: FnMut()>(runs: usize, mut f: F) -> Duration {
-    let mut times: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[runs / 2]
-}
 
 fn reference() -> Option<serde_json::Value> {
     let python = match std::env::var("WIDEDEEP_BENCH_PYTHON") {

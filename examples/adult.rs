@@ -7,6 +7,8 @@
 //! classical baseline.
 //!
 //! Run: `make demo` (or `cargo run --release --example adult` with libtorch set up).
+#[path = "common/adult_model.rs"]
+mod adult_model;
 #[path = "common/baselines.rs"]
 mod baselines;
 
@@ -26,35 +28,13 @@ fn main() -> Result<()> {
         test_df.height()
     );
 
-    // capital gains and losses are mostly 0 with a long tail: as categories (about 120 distinct
-    // values each) both parts can learn their step-like effect
-    let wide_cols = [
-        "education",
-        "relationship",
-        "workclass",
-        "occupation",
-        "native-country",
-        "gender",
-        "capital-gain",
-        "capital-loss",
-    ];
-    let crossed = vec![
-        vec!["education".to_string(), "occupation".to_string()],
-        vec!["native-country".to_string(), "occupation".to_string()],
-    ];
-    let cat_cols = [
-        "workclass",
-        "education",
-        "marital-status",
-        "occupation",
-        "relationship",
-        "race",
-        "gender",
-        "native-country",
-        "capital-gain",
-        "capital-loss",
-    ];
-    let cont_cols = ["age", "educational-num", "hours-per-week"];
+    // the columns of `datasets::adult_columns`: every categorical column (capital gains and
+    // losses as categories: mostly 0 with a long tail, about 120 distinct values each, so both
+    // parts can learn their step-like effect), age, years of education and hours per week, and
+    // a wide part of eight columns with education × occupation and country × occupation
+    use datasets::adult_columns::{crossed, CATEGORICAL, CONTINUOUS, WIDE};
+    let (wide_cols, cat_cols, cont_cols) = (WIDE, CATEGORICAL, CONTINUOUS);
+    let crossed = crossed();
 
     let mut prep = Preprocessors::new()
         .wide(WidePreprocessor::new(&wide_cols).crossed_cols(crossed))
@@ -63,14 +43,7 @@ fn main() -> Result<()> {
     let train = prep.fit_transform(&train_df)?;
     let test = prep.transform(&test_df)?;
 
-    let model_cfg = WideDeepConfig::new()
-        .wide(WideConfig::new(prep.wide_dim()?))
-        .deeptabular(
-            TabMlpConfig::from_meta(&prep.tab_meta()?)
-                .cont_norm(ContNorm::BatchNorm)
-                .mlp(MlpConfig::default().hidden_dims([64, 32]).dropout(0.1)),
-        )
-        .seed(1);
+    let model_cfg = adult_model::wide_tabmlp(&prep)?;
     let model = WideDeep::new(&model_cfg, device)?;
     println!("model: {} trainable parameters", model.n_parameters());
 

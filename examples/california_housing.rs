@@ -25,16 +25,7 @@ fn main() -> Result<()> {
         df.with_column(logged.into_column())?;
     }
     let (train_df, test_df) = datasets::train_test_split(&df, 0.2, 42)?;
-    let cont = [
-        "MedInc",
-        "HouseAge",
-        "AveRooms",
-        "AveBedrms",
-        "Population",
-        "AveOccup",
-        "Latitude",
-        "Longitude",
-    ];
+    let cont = datasets::california_columns::FEATURES;
 
     let mut prep = Preprocessors::new()
         .tab(TabPreprocessor::new(&[], &cont))

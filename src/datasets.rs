@@ -41,6 +41,18 @@ pub mod adult_columns {
         "capital-gain",
         "capital-loss",
     ];
+    /// The categorical columns without `race` and `native-country`: the smaller set of the
+    /// quick tests and benchmarks.
+    pub const CATEGORICAL_SMALL: [&str; 8] = [
+        "workclass",
+        "education",
+        "marital-status",
+        "occupation",
+        "relationship",
+        "gender",
+        "capital-gain",
+        "capital-loss",
+    ];
     /// Continuous columns.
     pub const CONTINUOUS: [&str; 3] = ["age", "educational-num", "hours-per-week"];
     /// Columns of the wide (linear) part.
@@ -69,6 +81,23 @@ pub mod adult_columns {
         .map(|pair| pair.iter().map(|c| c.to_string()).collect())
         .collect()
     }
+}
+
+/// The California housing columns: the eight numeric block-group features and the target.
+pub mod california_columns {
+    /// The features, all continuous.
+    pub const FEATURES: [&str; 8] = [
+        "MedInc",
+        "HouseAge",
+        "AveRooms",
+        "AveBedrms",
+        "Population",
+        "AveOccup",
+        "Latitude",
+        "Longitude",
+    ];
+    /// The regression target: the median house value, in $100k.
+    pub const TARGET: &str = "MedHouseVal";
 }
 
 /// UCI Adult (census income): 48,842 rows × 15 columns; target `income` (`<=50K` / `>50K`).

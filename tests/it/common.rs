@@ -4,16 +4,7 @@ use widedeep::datasets;
 use widedeep::prelude::*;
 
 pub const WIDE: [&str; 4] = ["education", "relationship", "occupation", "gender"];
-pub const CAT: [&str; 8] = [
-    "workclass",
-    "education",
-    "marital-status",
-    "occupation",
-    "relationship",
-    "gender",
-    "capital-gain",
-    "capital-loss",
-];
+pub const CAT: [&str; 8] = datasets::adult_columns::CATEGORICAL_SMALL;
 pub const CONT: [&str; 3] = ["age", "educational-num", "hours-per-week"];
 
 /// `n_train` training and `n_test` test rows of Adult, drawn with a fixed seed.

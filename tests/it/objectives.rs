@@ -552,15 +552,11 @@ fn scaled_targets_on_different_scales_train_and_come_back_in_their_units() {
     let df = widedeep::datasets::california_housing().unwrap();
     let (train, test) = widedeep::datasets::train_test_split(&df, 0.2, 5).unwrap();
     let (train, test) = (train.head(Some(6000)), test.head(Some(1500)));
-    let feats = [
-        "MedInc",
-        "HouseAge",
-        "AveRooms",
-        "AveBedrms",
-        "AveOccup",
-        "Latitude",
-        "Longitude",
-    ];
+    // every feature but the population, which becomes the second target
+    let feats: Vec<&str> = widedeep::datasets::california_columns::FEATURES
+        .into_iter()
+        .filter(|c| *c != "Population")
+        .collect();
     let run = |scaling: TargetScaling| {
         let mut prep = Preprocessors::new()
             .tab(TabPreprocessor::new(&[], &feats))

@@ -6,15 +6,7 @@ use widedeep::prelude::*;
 
 /// Tabular preprocessing only (no wide part), with `capital-gain` quantized into bins.
 fn tab_preprocessors() -> Preprocessors {
-    let cat = [
-        "workclass",
-        "education",
-        "marital-status",
-        "occupation",
-        "relationship",
-        "gender",
-        "capital-loss",
-    ];
+    let cat: Vec<&str> = CAT.into_iter().filter(|c| *c != "capital-gain").collect();
     Preprocessors::new()
         .tab(
             TabPreprocessor::new(

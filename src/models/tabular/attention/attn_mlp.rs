@@ -3,6 +3,7 @@
 //! and the block that joins an attention to a perceptron.
 use super::activation::TransformerActivation;
 use super::block::{add_norm, layer_norm, TokenMixer};
+use super::model::TokenBlock;
 use super::multi_head::{attend, merge_heads, softmax_tokens, split_heads};
 use crate::models::dropout::dropout;
 use crate::models::init::torch_linear;
@@ -141,6 +142,8 @@ impl<A: TokenMixer> AttnMlpBlock<A> {
         }
     }
 }
+
+impl<A: TokenMixer + Send> TokenBlock for AttnMlpBlock<A> {}
 
 impl<A: TokenMixer> TokenMixer for AttnMlpBlock<A> {
     fn mix(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {

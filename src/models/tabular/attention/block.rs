@@ -3,6 +3,7 @@
 //! and one loop ([`run_blocks`]) serve every kind of attention.
 use super::activation::TransformerActivation;
 use super::additive::AdditiveAttention;
+use super::model::TokenBlock;
 use super::multi_head::MultiHeadAttention;
 use crate::models::dropout::dropout;
 use crate::models::init::torch_linear;
@@ -106,6 +107,8 @@ impl<A: TokenMixer> TransformerBlock<A> {
         }
     }
 }
+
+impl<A: TokenMixer + Send> TokenBlock for TransformerBlock<A> {}
 
 impl<A: TokenMixer> TokenMixer for TransformerBlock<A> {
     fn mix(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {

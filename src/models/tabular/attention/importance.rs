@@ -12,7 +12,7 @@ use tch::{Kind, Tensor};
 /// (`AttnEmbeddings`), `output_dim` and `attention` (`AttentionStore`) and a method
 /// `forward_embedded_inner(Embedded, train)`: the forward pass through the embeddings, the input
 /// check, the stored attention weights and the embedding-layer split. Each model writes its own
-/// `feature_importance`, or has it written by the arms below.
+/// `feature_importance`, or has it written by the second arm.
 macro_rules! attention_component_methods {
     () => {
         fn forward_t(&self, input: &$crate::models::ModelInput, train: bool) -> ::tch::Tensor {
@@ -64,13 +64,6 @@ macro_rules! attention_component_methods {
                 |$ws| $body,
             ))
         }
-    };
-    // ... with the attention each column's token receives, summed over blocks
-    // ([`summed_key_mass`])
-    (summed_key_mass) => {
-        $crate::models::tabular::attention::attention_component_methods!(importance: |_model, ws, cls, n| {
-            $crate::models::tabular::attention::summed_key_mass(ws, cls, n)
-        });
     };
 }
 pub(crate) use attention_component_methods;
@@ -168,21 +161,6 @@ pub(crate) fn tokens_to_columns(mass: &Tensor, has_cls: bool, n_columns: usize) 
     } else {
         cols
     }
-}
-
-/// Column importance of an attention model from one chunk's weights: the key mass summed over
-/// `weights` (one tensor per block), mapped to the `n_columns` input columns.
-///
-/// # Shapes
-/// - `weights`: tensors accepted by [`key_mass`], all with the same number of keys
-/// - returns `[n_columns]` f64
-pub(crate) fn summed_key_mass(weights: &[Tensor], has_cls: bool, n_columns: usize) -> Tensor {
-    let mass = weights
-        .iter()
-        .map(key_mass)
-        .reduce(|a, b| a + b)
-        .expect("blocks");
-    tokens_to_columns(&mass, has_cls, n_columns)
 }
 
 /// Global column importance of `component` over the rows of `input`: runs the forward pass in

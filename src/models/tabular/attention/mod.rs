@@ -10,7 +10,9 @@
 //!   feed-forward layer and the post-norm transformer block (`block`), the activations
 //!   ([`TransformerActivation`]);
 //! * `importance`: the stored attention weights, the pooling of tokens into the output, column
-//!   importances from attention, and the `Component` methods every attention model shares.
+//!   importances from attention, and the `Component` methods every attention model shares;
+//! * `model`: the body of the models whose blocks map tokens to tokens (all but SAINT and
+//!   TabPerceiver).
 //!
 //! Shape letters: `b` batch, `s`/`n` tokens, `l` key tokens, `h` heads, `d` model width,
 //! `e = d / h` head width.
@@ -22,6 +24,7 @@ mod config;
 pub mod embeddings;
 mod importance;
 mod linformer;
+mod model;
 mod multi_head;
 
 pub use activation::TransformerActivation;
@@ -32,11 +35,17 @@ pub use embeddings::{
 
 pub(crate) use additive::AdditiveAttention;
 pub(crate) use attn_mlp::{AttnMlpBlock, ContextAttention, QueryKeySelfAttention};
-pub(crate) use block::{layer_norm, run_blocks, FeedForward, TokenMixer, TransformerBlock};
+pub(crate) use block::{layer_norm, FeedForward, TokenMixer, TransformerBlock};
 pub(crate) use config::{attention_config, build_top_mlp};
 pub(crate) use importance::{
     apply_top_mlp, attention_component_methods, importance_over_rows, key_mass, pool_tokens,
-    pooled_width, summed_key_mass, tokens_to_columns, AttentionStore,
+    pooled_width, tokens_to_columns, AttentionStore,
 };
 pub(crate) use linformer::LinformerAttention;
+pub(crate) use model::{token_model_component, TokenBlock, TokenModel};
 pub(crate) use multi_head::MultiHeadAttention;
+
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;

@@ -171,6 +171,7 @@ impl TokenBlock for FtBlock {
 }
 
 impl TokenMixer for FtBlock {
+    /// Weights `[b, h, n, k]` (`k = n` without compression).
     fn mix(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
         let h = match &self.attn_norm {
             Some(ln) => x.apply(ln),

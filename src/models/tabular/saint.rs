@@ -85,6 +85,7 @@ impl ComponentConfig for SaintConfig {
     }
 }
 
+/// One SAINT block: attention over the columns of each row, then over the rows of the batch.
 #[derive(Debug)]
 struct SaintBlock {
     col: TransformerBlock,
@@ -108,6 +109,11 @@ pub struct Saint {
 }
 
 impl Saint {
+    /// The forward pass after the embeddings: column, then row attention in every block.
+    ///
+    /// # Shapes
+    /// - `e.tokens`: `[batch, n_tokens, input_dim]`
+    /// - returns `[batch, output_dim]`
     fn forward_embedded_inner(&self, e: Embedded, train: bool) -> Tensor {
         let mut x = e.tokens;
         let (b, n, d) = x.size3().expect("3-d tokens");

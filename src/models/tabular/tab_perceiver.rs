@@ -237,6 +237,10 @@ struct PerceiverLayer {
 }
 
 impl PerceiverLayer {
+    /// # Shapes
+    /// - `z`: `[b, n_latents, latent_dim]`, `x` (cross-attention only): `[b, n_tokens, d]`
+    /// - returns `[b, n_latents, latent_dim]` and the attention weights `[b, h, n_latents,
+    ///   n_tokens or n_latents]`
     fn forward_t(&self, z: &Tensor, x: Option<&Tensor>, train: bool) -> (Tensor, Tensor) {
         let q = z.apply(&self.q_norm);
         let kv = match (&self.kv_norm, x) {
@@ -250,6 +254,7 @@ impl PerceiverLayer {
     }
 }
 
+/// One perceiver block: cross-attention layers, then the latent transformer's layers.
 #[derive(Debug)]
 struct PerceiverBlock {
     cross: Vec<PerceiverLayer>,
@@ -277,6 +282,11 @@ pub struct TabPerceiver {
 }
 
 impl TabPerceiver {
+    /// The forward pass after the embeddings.
+    ///
+    /// # Shapes
+    /// - `e.tokens`: `[batch, n_tokens, input_dim]`
+    /// - returns `[batch, output_dim]`
     fn forward_embedded_inner(&self, e: Embedded, train: bool) -> Tensor {
         let x = e.tokens;
         let b = x.size()[0];

@@ -97,7 +97,8 @@ impl Slp {
         }
     }
 
-    /// `[.., d]` → `[.., d]`.
+    /// # Shapes
+    /// - `x`: `[.., d]`; returns `[.., d]`
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let y = self.act.apply(&x.apply(&self.lin));
         let y = match &self.norm {

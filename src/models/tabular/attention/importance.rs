@@ -74,12 +74,18 @@ pub(crate) struct AttentionStore(Mutex<Vec<Tensor>>);
 
 impl AttentionStore {
     /// Stores (detached) `weights`, replacing the previous ones.
+    ///
+    /// # Shapes
+    /// - `weights`: one tensor per block (shapes documented by each model)
     pub fn set(&self, weights: Vec<Tensor>) {
         let weights = weights.into_iter().map(|w| w.detach()).collect();
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = weights;
     }
 
     /// Shallow copies of the stored weights; `None` before the first forward pass.
+    ///
+    /// # Shapes
+    /// - returns the tensors given to [`AttentionStore::set`]
     pub fn get(&self) -> Option<Vec<Tensor>> {
         let w = self.0.lock().unwrap_or_else(|e| e.into_inner());
         (!w.is_empty()).then(|| w.iter().map(|t| t.shallow_clone()).collect())
@@ -167,6 +173,11 @@ pub(crate) fn tokens_to_columns(mass: &Tensor, has_cls: bool, n_columns: usize) 
 /// evaluation mode (no gradients) in chunks of rows moved to `device` (the model's) and sums
 /// `per_chunk(weights)` — the attention mass of each input column (`[n_columns]`, in
 /// `feature_names()` order) over the chunk's rows — then normalises to sum 1.
+///
+/// # Shapes
+/// - `input`: what `component` reads, `[n_rows, ..]` each
+/// - `per_chunk`: the stored attention weights of a chunk → `[n_columns]` f64 on the CPU
+/// - returns `n_columns` importances
 pub(crate) fn importance_over_rows(
     component: &dyn Component,
     input: &ModelInput,

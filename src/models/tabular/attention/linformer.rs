@@ -47,7 +47,10 @@ impl LinformerAttention {
         }
     }
 
-    /// The value compression matrix `F [n, k]` (`E` when shared).
+    /// The value compression matrix `F` (`E` when shared).
+    ///
+    /// # Shapes
+    /// - returns `[n_tokens, k]`
     pub fn value_compression(&self) -> &Tensor {
         self.f.as_ref().unwrap_or(&self.e)
     }

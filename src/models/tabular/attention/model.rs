@@ -72,8 +72,11 @@ pub(crate) use token_model_component;
 /// A block of a [`TokenModel`].
 pub(crate) trait TokenBlock: TokenMixer + Send {
     /// For a block whose attention reads compressed keys (Linformer): how the attention on each
-    /// of the `k` keys is shared among the tokens, `[n_tokens, k]` f64 on the CPU (columns sum
-    /// to 1). `None` (the default) when the keys are the tokens.
+    /// of the `k` keys is shared among the tokens (columns sum to 1). `None` (the default) when
+    /// the keys are the tokens.
+    ///
+    /// # Shapes
+    /// - returns `[n_tokens, k]` f64 on the CPU
     fn key_map(&self) -> Option<Tensor> {
         None
     }

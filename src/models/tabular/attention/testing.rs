@@ -5,10 +5,11 @@ use crate::models::{Component, ComponentConfig};
 use std::ops::DerefMut;
 use tch::{nn, Device};
 
-/// Builds an attention MLP config (from `testing::meta()`) in three variants, with tokens of width 6: as
-/// it comes, with post-norm residuals and one block, and with a gated activation and a `[CLS]`
-/// token. Checks each model with `check_component`, and that it records one attention tensor
-/// per block, the first of shape `weights_shape(n_tokens)`.
+/// Checks an attention MLP in three variants of `config()` (a config for
+/// `tabular::testing::meta()` with tokens of width 6): as it comes, with post-norm residuals
+/// and one block, and with a gated activation and a `[CLS]` token. Each model passes
+/// `check_component` and records one attention tensor per block, the first of shape
+/// `weights_shape(n_tokens)`.
 pub(crate) fn check_attn_mlp_variants<C>(config: impl Fn() -> C, weights_shape: fn(i64) -> Vec<i64>)
 where
     C: ComponentConfig + DerefMut<Target = AttnMlpBase<C>>,

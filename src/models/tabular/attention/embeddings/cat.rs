@@ -41,7 +41,7 @@ impl SharedEmbed {
                 "must be in (0, 1), got {frac_shared_embed}"
             );
             ensure!(
-                ((input_dim as f64) * frac_shared_embed).floor() >= 1.0,
+                ((input_dim as f64) * frac_shared_embed).floor() as i64 >= 1,
                 config(field),
                 "{frac_shared_embed} of input_dim {input_dim} is less than one dimension"
             );

@@ -106,9 +106,12 @@ impl ContEmbed {
         }
     }
 
-    /// Piecewise embedding with quantile bin edges fitted on `cont` (`[N, n_cont]` f32, e.g. the
-    /// training `Dataset`'s `input.cont`): `n_bins` bins per column (fewer where quantiles
-    /// coincide; see [`quantile_edges`]). Non-finite values are an error naming the column index.
+    /// Piecewise embedding with quantile bin edges fitted on `cont` (e.g. the training
+    /// `Dataset`'s `input.cont`): `n_bins` bins per column (fewer where quantiles coincide; see
+    /// [`quantile_edges`]). Non-finite values are an error naming the column index.
+    ///
+    /// # Shapes
+    /// - `cont`: `[N, n_cont]` f32, `N ≥ 1`
     pub fn piecewise_quantiles(cont: &Tensor, n_bins: usize) -> Result<Self> {
         let size = cont.size();
         ensure!(

@@ -13,7 +13,10 @@
 //! * an optional learned `[CLS]` token prepended to the sequence;
 //! * dropout of whole column embeddings ([`AttnEmbedConfig::full_embed_dropout`]).
 //!
-//! The `TabMlp` embeddings (different width per column) are [`crate::models::tabular::TabEmbeddings`].
+//! The options are [`AttnEmbedConfig`] (`config`), the categorical tokens and [`SharedEmbed`]
+//! are in `cat`, the continuous tokens and [`ContEmbed`] in `cont`; this module joins them into
+//! [`AttnEmbeddings`]. The `TabMlp` embeddings (different width per column) are
+//! [`crate::models::tabular::TabEmbeddings`].
 mod cat;
 mod config;
 mod cont;
@@ -335,8 +338,10 @@ pub(crate) fn check_cardinalities(cat: &[CatColumnMeta], prefix: &str) -> Result
     Ok(())
 }
 
-/// Checks that `input` has `cat [batch, cat.len()]` i64 indices within each column's range and
-/// `cont [batch, n_cont]` f32 values.
+/// Checks that `input` has i64 indices within each column's range and f32 values.
+///
+/// # Shapes
+/// - `input.cat`: `[batch, cat.len()]` i64, `input.cont`: `[batch, n_cont]` f32
 pub(crate) fn check_tab_input(
     input: &ModelInput,
     cat: &[CatColumnMeta],

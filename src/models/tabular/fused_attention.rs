@@ -17,7 +17,7 @@
 //! each (row, head) pair is drawn from its own stream, seeded by one draw from libtorch's
 //! generator per call, and regenerated for the backward pass (tests below).
 //!
-//! [`attend`]: crate::models::tabular::attention_layers::attend
+//! [`attend`]: crate::models::tabular::attention::multi_head::attend
 use crate::models::dropout::fill_mask;
 use std::ffi::c_void;
 use tch::{Device, Kind, Tensor};
@@ -411,7 +411,11 @@ extern "C" {
     ) -> i32;
 }
 
-/// Whether [`attend`] can take `q [b, h, s, e]`, `k, v [b, h, l, e]`.
+/// Whether [`attend`] can take these tensors: f32 on the CPU, at most `MAX_TOKENS` tokens
+/// and `MAX_HEAD_DIM` head dimensions.
+///
+/// # Shapes
+/// - `q`: `[b, h, s, e]`, `k`, `v`: `[b, h, l, e]`
 pub(crate) fn applies(q: &Tensor, k: &Tensor, v: &Tensor) -> bool {
     let ok = |t: &Tensor| t.device() == Device::Cpu && t.kind() == Kind::Float && t.dim() == 4;
     if !(ok(q) && ok(k) && ok(v)) {
@@ -428,8 +432,11 @@ pub(crate) fn applies(q: &Tensor, k: &Tensor, v: &Tensor) -> bool {
 }
 
 /// Softmax attention `softmax(q kᵀ · scale)` (weights dropped out with probability `p` when
-/// training) times `v`: `q [b, h, s, e]`, `k, v [b, h, l, e]` → (`[b, h, s, e]`, the weights
-/// `[b, h, s, l]` before dropout, without gradient). Needs [`applies`].
+/// training) times `v`. Needs [`applies`].
+///
+/// # Shapes
+/// - `q`: `[b, h, s, e]`, `k`, `v`: `[b, h, l, e]`
+/// - returns `[b, h, s, e]` and the weights `[b, h, s, l]` (before dropout, without gradient)
 pub(crate) fn attend(
     q: &Tensor,
     k: &Tensor,

@@ -1,6 +1,5 @@
 //! Deep models over the tabular input (categorical indices + continuous values).
-pub mod attention_embeddings;
-pub mod attention_layers;
+pub mod attention;
 pub mod context_attention_mlp;
 pub mod embeddings;
 pub mod ft_transformer;
@@ -14,8 +13,9 @@ pub mod tab_resnet;
 pub mod tab_transformer;
 pub mod tabnet;
 
-pub use attention_embeddings::{AttnEmbedConfig, AttnEmbeddings, ContEmbed, SharedEmbed};
-pub use attention_layers::TransformerActivation;
+pub use attention::{
+    AttnEmbedConfig, AttnEmbeddings, ContEmbed, SharedEmbed, TransformerActivation,
+};
 pub use context_attention_mlp::{ContextAttentionMlp, ContextAttentionMlpConfig};
 pub use embeddings::{ContNorm, TabEmbeddings};
 pub use ft_transformer::{FtTransformer, FtTransformerConfig};
@@ -27,6 +27,20 @@ pub use tab_perceiver::{TabPerceiver, TabPerceiverConfig};
 pub use tab_resnet::{TabResnet, TabResnetConfig};
 pub use tab_transformer::{TabTransformer, TabTransformerConfig};
 pub use tabnet::{entmax15, sparsemax, MaskType, TabNet, TabNetConfig};
+
+/// The attention embeddings' former path, kept for the code that uses it: they are in
+/// [`attention::embeddings`] now.
+pub mod attention_embeddings {
+    pub use super::attention::embeddings::{
+        quantile_edges, AttnEmbedConfig, AttnEmbeddings, ContEmbed, Embedded, SharedEmbed,
+    };
+}
+
+/// The attention layers' former path, kept for the code that uses it: the layers are in
+/// [`attention`] now.
+pub mod attention_layers {
+    pub use super::attention::TransformerActivation;
+}
 
 component_enum! {
     /// The serializable choice of deep tabular model inside a [`crate::models::WideDeepConfig`].

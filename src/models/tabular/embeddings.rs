@@ -4,7 +4,7 @@ use crate::error::Result;
 use crate::macros::{bail, ensure};
 use crate::models::checks::{check_dropout, check_index_range};
 use crate::models::dropout::DropoutExt;
-use crate::models::ModelInput;
+use crate::models::{ComponentConfig, ModelInput, TabMlpConfig, TabNetConfig, TabResnetConfig};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::ModuleT, Tensor};
 use widedeep_preprocessing::CatColumnMeta;
@@ -21,6 +21,69 @@ pub enum ContNorm {
     /// Layer normalisation over the continuous block (`cont_norm` in the weights).
     LayerNorm,
 }
+
+/// A config whose model starts with [`TabEmbeddings`] (TabMlp, TabResnet, TabNet): its
+/// column options are checked and built the same way by each.
+pub(crate) trait TabColumns: ComponentConfig {
+    /// The config's `cat_embed`, `cont_cols`, `cont_norm` and `embed_dropout`.
+    fn columns(&self) -> (&[CatColumnMeta], &[String], ContNorm, f64);
+
+    /// [`TabEmbeddings::validate`] of the columns; errors name the config
+    /// (`tab_mlp.embed_dropout`).
+    fn validate_columns(&self) -> Result<()> {
+        let (cat, cont, _, dropout) = self.columns();
+        TabEmbeddings::validate(cat, cont, dropout, Self::NAME)
+    }
+
+    /// [`TabEmbeddings::new`] under `path/embed`.
+    fn build_embeddings(&self, path: &nn::Path) -> Result<TabEmbeddings> {
+        let (cat, cont, norm, dropout) = self.columns();
+        TabEmbeddings::new(&(path / "embed"), cat, cont, norm, dropout, Self::NAME)
+    }
+}
+
+/// [`TabColumns`] for the configs with the fields `cat_embed`, `cont_cols`, `cont_norm` and
+/// `embed_dropout`.
+macro_rules! tab_columns {
+    ($($config:ty),*) => {$(
+        impl TabColumns for $config {
+            fn columns(&self) -> (&[CatColumnMeta], &[String], ContNorm, f64) {
+                (&self.cat_embed, &self.cont_cols, self.cont_norm, self.embed_dropout)
+            }
+        }
+    )*};
+}
+
+tab_columns!(TabMlpConfig, TabResnetConfig, TabNetConfig);
+
+/// The [`Component`](crate::models::Component) methods of the models that start with
+/// [`TabEmbeddings`] (field `embed`) and go on from the combined embeddings
+/// `[batch, Σ embed_dim + n_cont]` with a method `forward_combined(&Tensor, bool) -> Tensor`:
+/// the forward pass, the input check, the column names and the embedding-layer split.
+macro_rules! tab_embedding_methods {
+    () => {
+        fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
+            self.forward_combined(&self.embed.forward_t(input, train), train)
+        }
+
+        fn check_input(&self, input: &ModelInput) -> Result<()> {
+            self.embed.check_input(input)
+        }
+
+        fn feature_names(&self) -> Vec<String> {
+            self.embed.names()
+        }
+
+        fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
+            Some(self.embed.embed(input))
+        }
+
+        fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
+            Some(self.forward_combined(&self.embed.combine(parts, train), train))
+        }
+    };
+}
+pub(crate) use tab_embedding_methods;
 
 #[derive(Debug)]
 enum NormLayer {

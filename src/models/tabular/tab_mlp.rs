@@ -1,7 +1,9 @@
 //! TabMlp: column embeddings followed by an MLP.
 use crate::error::Result;
 use crate::macros::setters;
-use crate::models::tabular::embeddings::{ContNorm, TabEmbeddings};
+use crate::models::tabular::embeddings::{
+    tab_embedding_methods, ContNorm, TabColumns, TabEmbeddings,
+};
 use crate::models::{Component, ComponentConfig, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
@@ -47,25 +49,13 @@ impl ComponentConfig for TabMlpConfig {
     /// Checks the MLP (`tab_mlp.mlp.*`), then the embedding columns and options.
     fn validate(&self) -> Result<()> {
         self.mlp.validate("tab_mlp.mlp")?;
-        TabEmbeddings::validate(
-            &self.cat_embed,
-            &self.cont_cols,
-            self.embed_dropout,
-            Self::NAME,
-        )
+        self.validate_columns()
     }
 
     /// Validates, then builds the embeddings (`embed`) and the MLP (`mlp`) under `path`.
     fn build(&self, path: &nn::Path) -> Result<TabMlp> {
         self.validate()?;
-        let embed = TabEmbeddings::new(
-            &(path / "embed"),
-            &self.cat_embed,
-            &self.cont_cols,
-            self.cont_norm,
-            self.embed_dropout,
-            Self::NAME,
-        )?;
+        let embed = self.build_embeddings(path)?;
         let mlp = self
             .mlp
             .build(&(path / "mlp"), embed.output_dim(), "tab_mlp.mlp")?;
@@ -80,30 +70,18 @@ pub struct TabMlp {
     mlp: Mlp,
 }
 
-impl Component for TabMlp {
-    fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
-        self.mlp
-            .forward_t(&self.embed.forward_t(input, train), train)
+impl TabMlp {
+    /// The MLP on the combined embeddings `[batch, Σ embed_dim + n_cont]`.
+    fn forward_combined(&self, x: &Tensor, train: bool) -> Tensor {
+        self.mlp.forward_t(x, train)
     }
+}
+
+impl Component for TabMlp {
+    tab_embedding_methods!();
 
     fn output_dim(&self) -> i64 {
         self.mlp.output_dim()
-    }
-
-    fn check_input(&self, input: &ModelInput) -> Result<()> {
-        self.embed.check_input(input)
-    }
-
-    fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
-        Some(self.embed.embed(input))
-    }
-
-    fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
-        Some(self.mlp.forward_t(&self.embed.combine(parts, train), train))
-    }
-
-    fn feature_names(&self) -> Vec<String> {
-        self.embed.names()
     }
 }
 

@@ -3,7 +3,9 @@ use crate::error::Result;
 use crate::macros::{bail, ensure, setters};
 use crate::models::checks::check_dropout;
 use crate::models::dropout::DropoutExt;
-use crate::models::tabular::embeddings::{ContNorm, TabEmbeddings};
+use crate::models::tabular::embeddings::{
+    tab_embedding_methods, ContNorm, TabColumns, TabEmbeddings,
+};
 use crate::models::{Component, ComponentConfig, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::ModuleT, Tensor};
@@ -119,26 +121,14 @@ impl ComponentConfig for TabResnetConfig {
         if let Some(mlp) = &self.mlp {
             mlp.validate("tab_resnet.mlp")?;
         }
-        TabEmbeddings::validate(
-            &self.cat_embed,
-            &self.cont_cols,
-            self.embed_dropout,
-            Self::NAME,
-        )
+        self.validate_columns()
     }
 
     /// Validates, then builds the embeddings (`embed`), the input projection (`input`, when
     /// the widths differ), the blocks (`block_{i}`) and the MLP (`mlp`) under `path`.
     fn build(&self, path: &nn::Path) -> Result<TabResnet> {
         self.validate()?;
-        let embed = TabEmbeddings::new(
-            &(path / "embed"),
-            &self.cat_embed,
-            &self.cont_cols,
-            self.cont_norm,
-            self.embed_dropout,
-            Self::NAME,
-        )?;
+        let embed = self.build_embeddings(path)?;
         let dims = &self.blocks_dims;
         let input = (embed.output_dim() != dims[0]).then(|| {
             let p = path / "input";
@@ -250,7 +240,7 @@ pub struct TabResnet {
 
 impl TabResnet {
     /// The blocks (and MLP) on the combined embeddings `[batch, Σ embed_dim + n_cont]`.
-    fn encode(&self, x: &Tensor, train: bool) -> Tensor {
+    fn forward_combined(&self, x: &Tensor, train: bool) -> Tensor {
         let mut h = match &self.input {
             Some((lin, bn)) => bn_t(bn, &x.apply(lin), train),
             None => x.shallow_clone(),
@@ -266,30 +256,12 @@ impl TabResnet {
 }
 
 impl Component for TabResnet {
-    fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
-        self.encode(&self.embed.forward_t(input, train), train)
-    }
+    tab_embedding_methods!();
 
     fn output_dim(&self) -> i64 {
         self.mlp
             .as_ref()
             .map_or(self.output_dim, |m| m.output_dim())
-    }
-
-    fn check_input(&self, input: &ModelInput) -> Result<()> {
-        self.embed.check_input(input)
-    }
-
-    fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
-        Some(self.embed.embed(input))
-    }
-
-    fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
-        Some(self.encode(&self.embed.combine(parts, train), train))
-    }
-
-    fn feature_names(&self) -> Vec<String> {
-        self.embed.names()
     }
 }
 

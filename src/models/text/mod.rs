@@ -211,7 +211,9 @@ pub type EmbeddingMatrix = Arc<Array2<f32>>;
 /// and frozen.
 #[derive(Debug)]
 pub(crate) struct TokenEmbedding {
+    /// `[vocab_size, dim]`, the padding row zero at build.
     pub weight: Tensor,
+    /// Id of the padding token.
     pub pad_id: i64,
 }
 
@@ -303,8 +305,12 @@ impl TokenEmbedding {
         Tensor::embedding(&self.weight, ids, self.pad_id, false, false)
     }
 
-    /// The mask of real tokens `[batch, seq]` (bool) of embedded input: positions whose vector
-    /// equals the padding vector are padding.
+    /// The mask of real tokens of embedded input: positions whose vector equals the padding
+    /// vector are padding.
+    ///
+    /// # Shapes
+    /// - `emb`: `[batch, seq, dim]`
+    /// - returns `[batch, seq]` bool
     pub fn mask_from_embedded(&self, emb: &Tensor) -> Tensor {
         padding_mask_from_embedded(emb, &self.weight.get(self.pad_id))
     }
@@ -320,18 +326,29 @@ fn check_positive(value: i64, prefix: &str, field: &str) -> Result<()> {
     Ok(())
 }
 
-/// Real-token mask `[batch, seq]` of ids.
+/// Real-token mask of ids.
+///
+/// # Shapes
+/// - `ids`: `[batch, seq]` i64
+/// - returns `[batch, seq]` bool
 pub(crate) fn mask_from_ids(ids: &Tensor, pad_id: i64) -> Tensor {
     ids.ne(pad_id)
 }
 
 /// Real-token mask of embedded input: a position is padding when its vector equals `pad_vec`.
+///
+/// # Shapes
+/// - `emb`: `[batch, seq, d]`, `pad_vec`: `[d]`
+/// - returns `[batch, seq]` bool
 pub(crate) fn padding_mask_from_embedded(emb: &Tensor, pad_vec: &Tensor) -> Tensor {
     emb.ne_tensor(&pad_vec.view([1, 1, -1])).any_dim(-1, false)
 }
 
-/// Mean over the real positions: `[batch, seq, d]`, mask `[batch, seq]` → `[batch, d]`
-/// (zero for rows without real tokens).
+/// Mean over the real positions (zero for rows without real tokens).
+///
+/// # Shapes
+/// - `x`: `[batch, seq, d]`, `mask`: `[batch, seq]` bool
+/// - returns `[batch, d]`
 pub(crate) fn masked_mean(x: &Tensor, mask: &Tensor) -> Tensor {
     let m = mask.to_kind(x.kind()).unsqueeze(-1);
     let n = m.sum_dim_intlist(1, false, x.kind()).clamp_min(1.0);

@@ -1,8 +1,9 @@
 //! Recurrent text models: [`BasicRnn`], [`AttentiveRnn`] and [`StackedAttentiveRnn`].
 //!
 //! Their configs share the token embedding, the recurrent width and direction and the head
-//! through [`RnnBase`], flattened into each config's JSON (`{"input": .., "embed_dim": ..,
-//! "hidden_dim": .., "n_layers": .., ..}`, as before the fields were shared).
+//! through [`RnnBase`], and the first two the recurrent layers' options through [`RnnLayers`],
+//! both flattened into each config's JSON (`{"input": .., "embed_dim": .., "hidden_dim": ..,
+//! "n_layers": .., ..}`, the keys of the configs before the fields were shared).
 use super::{
     check_part, check_positive, embedding_and_head_setters, mask_from_ids, masked_mean,
     token_component_methods, AttentionStore, EmbeddingMatrix, TextInput, TokenEmbedding, MASK_FILL,
@@ -238,86 +239,122 @@ impl RnnBase {
     }
 }
 
-/// The builder setters of the [`RnnBase`] fields, on a config that holds it as `base`.
-macro_rules! rnn_base_setters {
-    () => {
-        /// Sets `embed_dim`.
-        pub fn embed_dim(mut self, v: i64) -> Self {
-            self.base.embed_dim = v;
-            self
-        }
-        /// Sets `freeze_embeddings`.
-        pub fn freeze_embeddings(mut self, v: bool) -> Self {
-            self.base.freeze_embeddings = v;
-            self
-        }
-        /// Sets `embed_dropout`.
-        pub fn embed_dropout(mut self, v: f64) -> Self {
-            self.base.embed_dropout = v;
-            self
-        }
-        /// Sets `hidden_dim`.
-        pub fn hidden_dim(mut self, v: i64) -> Self {
-            self.base.hidden_dim = v;
-            self
-        }
-        /// Sets `bidirectional`.
-        pub fn bidirectional(mut self, v: bool) -> Self {
-            self.base.bidirectional = v;
-            self
-        }
-        embedding_and_head_setters!(base);
-    };
-}
-
-/// Configuration of [`BasicRnn`] (the reference's defaults: LSTM, hidden 64, 3 layers, dropout
-/// 0.1 between layers, last hidden state).
+/// The recurrent layers of [`BasicRnnConfig`] and [`AttentiveRnnConfig`]: the cell, the
+/// depth and the dropout between layers. Each holds it as `layers`, flattened in its JSON.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct BasicRnnConfig {
-    /// The input, token embedding, width, direction and head.
-    #[serde(flatten)]
-    pub base: RnnBase,
+pub struct RnnLayers {
     /// The recurrent cell.
     pub rnn_type: RnnType,
     /// Number of stacked recurrent layers.
     pub n_layers: i64,
     /// Dropout between stacked layers.
     pub rnn_dropout: f64,
+}
+
+impl Default for RnnLayers {
+    fn default() -> Self {
+        Self {
+            rnn_type: RnnType::Lstm,
+            n_layers: 3,
+            rnn_dropout: 0.1,
+        }
+    }
+}
+
+impl RnnLayers {
+    /// Checks `hidden_dim` (the shared width, first), `n_layers` and `rnn_dropout`; errors
+    /// name the field under `prefix`.
+    fn validate(&self, hidden_dim: i64, prefix: &str) -> Result<()> {
+        check_positive(hidden_dim, prefix, "hidden_dim")?;
+        check_positive(self.n_layers, prefix, "n_layers")?;
+        check_dropout(self.rnn_dropout, &format!("{prefix}.rnn_dropout"))
+    }
+
+    /// The layers under `path/rnn`, reading `in_dim` features, with `base`'s width and
+    /// direction.
+    fn build(&self, path: &nn::Path, in_dim: i64, base: &RnnBase) -> RnnLayer {
+        RnnLayer::new(
+            &(path / "rnn"),
+            self.rnn_type,
+            in_dim,
+            base.hidden_dim,
+            self.n_layers,
+            base.bidirectional,
+            self.rnn_dropout,
+        )
+    }
+}
+
+/// Builder setters `pub fn name(mut self, v: T) -> Self` for fields of a config's flattened
+/// parts: `part_setters!(base.embed_dim: i64)` sets `self.base.embed_dim`.
+macro_rules! part_setters {
+    ($($part:ident . $name:ident: $ty:ty),* $(,)?) => {
+        $(
+            #[doc = concat!("Sets `", stringify!($name), "`.")]
+            pub fn $name(mut self, v: $ty) -> Self {
+                self.$part.$name = v;
+                self
+            }
+        )*
+    };
+}
+
+/// `new` and the builder setters of the [`RnnBase`] fields, on a config that holds it as
+/// `base`.
+macro_rules! rnn_base_methods {
+    () => {
+        /// A model for the text input described by `input` (see [`TextInput::from_meta`]).
+        pub fn new(input: TextInput) -> Self {
+            Self {
+                base: RnnBase {
+                    input,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+        }
+        part_setters!(
+            base.embed_dim: i64,
+            base.freeze_embeddings: bool,
+            base.embed_dropout: f64,
+            base.hidden_dim: i64,
+            base.bidirectional: bool,
+        );
+        embedding_and_head_setters!(base);
+    };
+}
+
+/// The builder setters of the [`RnnLayers`] fields, on a config that holds it as `layers`.
+macro_rules! rnn_layers_setters {
+    () => {
+        part_setters!(
+            layers.rnn_type: RnnType,
+            layers.n_layers: i64,
+            layers.rnn_dropout: f64,
+        );
+    };
+}
+
+/// Configuration of [`BasicRnn`] (the reference's defaults: LSTM, hidden 64, 3 layers, dropout
+/// 0.1 between layers, last hidden state).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BasicRnnConfig {
+    /// The input, token embedding, width, direction and head.
+    #[serde(flatten)]
+    pub base: RnnBase,
+    /// The cell, depth and dropout of the recurrent layers.
+    #[serde(flatten)]
+    pub layers: RnnLayers,
     /// How the outputs are pooled into one vector.
     pub pooling: RnnPooling,
 }
 
-impl Default for BasicRnnConfig {
-    fn default() -> Self {
-        Self {
-            base: RnnBase::default(),
-            rnn_type: RnnType::Lstm,
-            n_layers: 3,
-            rnn_dropout: 0.1,
-            pooling: RnnPooling::LastHidden,
-        }
-    }
-}
-
 impl BasicRnnConfig {
-    /// A model for the text input described by `input` (see [`TextInput::from_meta`]).
-    pub fn new(input: TextInput) -> Self {
-        Self {
-            base: RnnBase {
-                input,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-    }
-    rnn_base_setters!();
-    setters!(
-        rnn_type: RnnType,
-        n_layers: i64,
-        rnn_dropout: f64,
-        pooling: RnnPooling,
-    );
+    rnn_base_methods!();
+    rnn_layers_setters!();
+    setters!(pooling: RnnPooling);
 }
 
 impl ComponentConfig for BasicRnnConfig {
@@ -326,11 +363,8 @@ impl ComponentConfig for BasicRnnConfig {
 
     /// Checks `hidden_dim`, `n_layers`, `rnn_dropout`, then the shared fields.
     fn validate(&self) -> Result<()> {
-        let p = Self::NAME;
-        check_positive(self.base.hidden_dim, p, "hidden_dim")?;
-        check_positive(self.n_layers, p, "n_layers")?;
-        check_dropout(self.rnn_dropout, &format!("{p}.rnn_dropout"))?;
-        self.base.validate(p)
+        self.layers.validate(self.base.hidden_dim, Self::NAME)?;
+        self.base.validate(Self::NAME)
     }
 
     /// Validates, then builds the token embedding (`embed`), the RNN (`rnn`) and the head
@@ -339,15 +373,7 @@ impl ComponentConfig for BasicRnnConfig {
         self.validate()?;
         let b = &self.base;
         let embed = b.embedding(path, Self::NAME)?;
-        let rnn = RnnLayer::new(
-            &(path / "rnn"),
-            self.rnn_type,
-            embed.dim(),
-            b.hidden_dim,
-            self.n_layers,
-            b.bidirectional,
-            self.rnn_dropout,
-        );
+        let rnn = self.layers.build(path, embed.dim(), b);
         let head = build_head(&b.head, path, rnn.output_dim(), Self::NAME)?;
         Ok(BasicRnn {
             input: b.input.clone(),
@@ -446,47 +472,27 @@ pub struct AttentiveRnnConfig {
     /// The input, token embedding, width, direction and head.
     #[serde(flatten)]
     pub base: RnnBase,
-    /// The recurrent cell.
-    pub rnn_type: RnnType,
-    /// Number of stacked recurrent layers.
-    pub n_layers: i64,
-    /// Dropout between stacked layers.
-    pub rnn_dropout: f64,
+    /// The cell, depth and dropout of the recurrent layers.
+    #[serde(flatten)]
+    pub layers: RnnLayers,
     /// Dropout on the attention weights.
     pub attn_dropout: f64,
 }
 
 impl Default for AttentiveRnnConfig {
     fn default() -> Self {
-        let b = BasicRnnConfig::default();
         Self {
-            base: b.base,
-            rnn_type: b.rnn_type,
-            n_layers: b.n_layers,
-            rnn_dropout: b.rnn_dropout,
+            base: RnnBase::default(),
+            layers: RnnLayers::default(),
             attn_dropout: 0.1,
         }
     }
 }
 
 impl AttentiveRnnConfig {
-    /// A model for the text input described by `input` (see [`TextInput::from_meta`]).
-    pub fn new(input: TextInput) -> Self {
-        Self {
-            base: RnnBase {
-                input,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-    }
-    rnn_base_setters!();
-    setters!(
-        rnn_type: RnnType,
-        n_layers: i64,
-        rnn_dropout: f64,
-        attn_dropout: f64,
-    );
+    rnn_base_methods!();
+    rnn_layers_setters!();
+    setters!(attn_dropout: f64);
 }
 
 impl ComponentConfig for AttentiveRnnConfig {
@@ -495,12 +501,9 @@ impl ComponentConfig for AttentiveRnnConfig {
 
     /// Checks `hidden_dim`, `n_layers`, `rnn_dropout`, `attn_dropout`, then the shared fields.
     fn validate(&self) -> Result<()> {
-        let p = Self::NAME;
-        check_positive(self.base.hidden_dim, p, "hidden_dim")?;
-        check_positive(self.n_layers, p, "n_layers")?;
-        check_dropout(self.rnn_dropout, &format!("{p}.rnn_dropout"))?;
-        check_dropout(self.attn_dropout, &format!("{p}.attn_dropout"))?;
-        self.base.validate(p)
+        self.layers.validate(self.base.hidden_dim, Self::NAME)?;
+        check_dropout(self.attn_dropout, "attentive_rnn.attn_dropout")?;
+        self.base.validate(Self::NAME)
     }
 
     /// Validates, then builds the token embedding (`embed`), the RNN (`rnn`), the attention
@@ -509,15 +512,7 @@ impl ComponentConfig for AttentiveRnnConfig {
         self.validate()?;
         let b = &self.base;
         let embed = b.embedding(path, Self::NAME)?;
-        let rnn = RnnLayer::new(
-            &(path / "rnn"),
-            self.rnn_type,
-            embed.dim(),
-            b.hidden_dim,
-            self.n_layers,
-            b.bidirectional,
-            self.rnn_dropout,
-        );
+        let rnn = self.layers.build(path, embed.dim(), b);
         let attn = ContextAttention::new(&(path / "attn"), rnn.output_dim(), self.attn_dropout);
         let head = build_head(&b.head, path, rnn.output_dim(), Self::NAME)?;
         Ok(AttentiveRnn {
@@ -607,17 +602,7 @@ impl Default for StackedAttentiveRnnConfig {
 }
 
 impl StackedAttentiveRnnConfig {
-    /// A model for the text input described by `input` (see [`TextInput::from_meta`]).
-    pub fn new(input: TextInput) -> Self {
-        Self {
-            base: RnnBase {
-                input,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-    }
-    rnn_base_setters!();
+    rnn_base_methods!();
     setters!(
         rnn_type: RnnType,
         n_blocks: i64,
@@ -635,7 +620,7 @@ impl ComponentConfig for StackedAttentiveRnnConfig {
         let p = Self::NAME;
         check_positive(self.base.hidden_dim, p, "hidden_dim")?;
         check_positive(self.n_blocks, p, "n_blocks")?;
-        check_dropout(self.attn_dropout, &format!("{p}.attn_dropout"))?;
+        check_dropout(self.attn_dropout, "stacked_attentive_rnn.attn_dropout")?;
         self.base.validate(p)
     }
 

@@ -26,6 +26,7 @@ pub(crate) struct SelfAttention {
 }
 
 impl SelfAttention {
+    /// `query`, `key`, `value` (`d → d`) under `qkv` and the output projection at `out`.
     pub fn new(qkv: &nn::Path, out: &nn::Path, d: i64, n_heads: i64, dropout: f64) -> Self {
         let lin = |p: nn::Path| nn::linear(p, d, d, Default::default());
         Self {
@@ -38,7 +39,11 @@ impl SelfAttention {
         }
     }
 
-    /// Returns the output `[batch, seq, d]` and the weights `[batch, heads, seq, seq]`.
+    /// Attention of every position over the real positions (`mask`).
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, seq, d]`, `mask`: `[batch, seq]` bool (real tokens)
+    /// - returns the output `[batch, seq, d]` and the weights `[batch, heads, seq, seq]`
     pub fn forward(&self, x: &Tensor, mask: &Tensor, train: bool) -> (Tensor, Tensor) {
         let (b, s, d) = x.size3().expect("[batch, seq, d]");
         let h = self.n_heads;
@@ -85,22 +90,33 @@ pub enum TextPooling {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TextTransformerConfig {
+    /// Which text input the model reads, and its vocabulary.
     pub input: TextInput,
     /// Model width (the token embedding width).
     pub embed_dim: i64,
+    /// Initial embedding values `[vocab_size, embed_dim]`; not serialized (the trained values
+    /// are in the model's weights).
     #[serde(skip)]
     pub pretrained_embeddings: Option<EmbeddingMatrix>,
+    /// Keep the embeddings fixed during training.
     pub freeze_embeddings: bool,
+    /// Attention heads per block (must divide the embedding width).
     pub n_heads: i64,
+    /// Number of encoder blocks.
     pub n_blocks: i64,
     /// Width of the feed-forward layer as a multiple of `embed_dim`.
     pub ff_factor: i64,
+    /// Dropout on the attention weights.
     pub attn_dropout: f64,
+    /// Dropout on the embeddings and after each sub-layer.
     pub ff_dropout: f64,
+    /// The position encoding.
     pub positional: Positional,
     /// Longest sequence accepted (positions of the learned encoding).
     pub max_len: i64,
+    /// How the sequence is pooled.
     pub pooling: TextPooling,
+    /// Optional MLP on the pooled output.
     pub head: Option<MlpConfig>,
 }
 
@@ -125,6 +141,7 @@ impl Default for TextTransformerConfig {
 }
 
 impl TextTransformerConfig {
+    /// A model for the text input described by `input` (see [`TextInput::from_meta`]).
     pub fn new(input: TextInput) -> Self {
         Self {
             input,
@@ -258,6 +275,7 @@ fn sinusoidal(n: i64, d: i64) -> Tensor {
     angle.sin().where_self(&even, &angle.cos())
 }
 
+/// One post-norm encoder block: self-attention, then the GELU feed-forward layer.
 #[derive(Debug)]
 struct Block {
     attn: SelfAttention,
@@ -286,6 +304,8 @@ pub struct TextTransformer {
 }
 
 impl TextTransformer {
+    /// Positions, blocks, pooling and head from embedded tokens `[batch, seq, d]` and the
+    /// real-token mask `[batch, seq]`.
     fn run(&self, emb: &Tensor, mask: &Tensor, train: bool) -> Tensor {
         let b = emb.size()[0];
         let d = self.embed.dim();

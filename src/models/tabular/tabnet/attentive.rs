@@ -1,6 +1,6 @@
 //! TabNet's attentive transformer: the feature mask of a decision step from the previous
 //! step's attention features and the prior.
-use super::glu::GhostBatchNorm;
+use super::glu::{normal_linear, GhostBatchNorm};
 use super::sparsemax::MaskType;
 use tch::{nn, Tensor};
 
@@ -25,19 +25,7 @@ impl AttentiveTransformer {
     ) -> Self {
         // xavier normal with the reference's gain sqrt((in + out) / sqrt(4 in))
         let std = (1.0 / (attn_dim as f64).sqrt()).sqrt();
-        let fc = nn::linear(
-            path / "attn_fc",
-            attn_dim,
-            input_dim,
-            nn::LinearConfig {
-                ws_init: nn::Init::Randn {
-                    mean: 0.0,
-                    stdev: std,
-                },
-                bs_init: None,
-                bias: false,
-            },
-        );
+        let fc = normal_linear(&(path / "attn_fc"), attn_dim, input_dim, std);
         Self {
             fc,
             bn: bn(path / "attn_bn", input_dim),

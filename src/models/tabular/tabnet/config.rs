@@ -6,7 +6,7 @@ use super::sparsemax::MaskType;
 use crate::error::Result;
 use crate::macros::{ensure, setters};
 use crate::models::checks::check_dropout;
-use crate::models::tabular::embeddings::{ContNorm, TabEmbeddings};
+use crate::models::tabular::embeddings::{ContNorm, TabColumns};
 use crate::models::ComponentConfig;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
@@ -169,12 +169,7 @@ impl ComponentConfig for TabNetConfig {
             "must be ≥ 0, got {}",
             self.lambda_sparse
         );
-        TabEmbeddings::validate(
-            &self.cat_embed,
-            &self.cont_cols,
-            self.embed_dropout,
-            Self::NAME,
-        )
+        self.validate_columns()
     }
 
     /// Validates, then builds the embeddings, the shared GLU layers, the splitter, the steps
@@ -182,14 +177,7 @@ impl ComponentConfig for TabNetConfig {
     /// `path`, in this order.
     fn build(&self, path: &nn::Path) -> Result<TabNet> {
         self.validate()?;
-        let embed = TabEmbeddings::new(
-            &(path / "embed"),
-            &self.cat_embed,
-            &self.cont_cols,
-            self.cont_norm,
-            self.embed_dropout,
-            Self::NAME,
-        )?;
+        let embed = self.build_embeddings(path)?;
         let input_dim = embed.output_dim();
         let hidden = self.step_dim + self.attn_dim;
         let bn = |p: nn::Path, dim: i64| {

@@ -3,14 +3,13 @@
 use crate::models::dropout::DropoutExt;
 use tch::{nn, Tensor};
 
-/// A GLU layer's linear map `inp → 2 · out` without bias, initialised as the reference's
-/// (xavier normal with gain `sqrt((in + 2 out) / sqrt(in))`, i.e. std `sqrt(2 / sqrt(in))`).
-pub(super) fn glu_linear(path: &nn::Path, inp: i64, out: i64) -> nn::Linear {
-    let std = (2.0 / (inp as f64).sqrt()).sqrt();
+/// A linear map `inp → out` without bias, its weights drawn from `N(0, std²)` (the reference's
+/// xavier-normal initialisations).
+pub(super) fn normal_linear(path: &nn::Path, inp: i64, out: i64, std: f64) -> nn::Linear {
     nn::linear(
         path,
         inp,
-        2 * out,
+        out,
         nn::LinearConfig {
             ws_init: nn::Init::Randn {
                 mean: 0.0,
@@ -20,6 +19,12 @@ pub(super) fn glu_linear(path: &nn::Path, inp: i64, out: i64) -> nn::Linear {
             bias: false,
         },
     )
+}
+
+/// A GLU layer's linear map `inp → 2 · out` without bias, initialised as the reference's
+/// (xavier normal with gain `sqrt((in + 2 out) / sqrt(in))`, i.e. std `sqrt(2 / sqrt(in))`).
+pub(super) fn glu_linear(path: &nn::Path, inp: i64, out: i64) -> nn::Linear {
+    normal_linear(path, inp, 2 * out, (2.0 / (inp as f64).sqrt()).sqrt())
 }
 
 /// Batch normalisation that, in training, normalises each chunk of `virtual_batch_size` rows

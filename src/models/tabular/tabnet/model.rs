@@ -3,7 +3,7 @@ use super::attentive::AttentiveTransformer;
 use super::glu::FeatTransformer;
 use crate::error::Result;
 use crate::macros::{bail, ensure};
-use crate::models::tabular::embeddings::TabEmbeddings;
+use crate::models::tabular::embeddings::{tab_embedding_methods, TabEmbeddings};
 use crate::models::tabular::tab_resnet::bn_t;
 use crate::models::{Component, ModelInput};
 use std::sync::Mutex;
@@ -119,6 +119,11 @@ impl TabNet {
         }
     }
 
+    /// The output from the combined embeddings `[batch, input_dim]`, keeping the masks.
+    fn forward_combined(&self, emb: &Tensor, train: bool) -> Tensor {
+        self.run(emb, train, false).0
+    }
+
     /// Forward from the combined embeddings, keeping the masks; returns the output and the
     /// weighted sparsity loss when asked.
     fn run(&self, emb: &Tensor, train: bool, with_loss: bool) -> (Tensor, Option<Tensor>) {
@@ -211,10 +216,7 @@ impl TabNet {
 }
 
 impl Component for TabNet {
-    fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
-        self.run(&self.embed.forward_t(input, train), train, false)
-            .0
-    }
+    tab_embedding_methods!();
 
     fn forward_aux(&self, input: &ModelInput, train: bool) -> (Tensor, Option<Tensor>) {
         let with_loss = self.lambda_sparse > 0.0;
@@ -223,10 +225,6 @@ impl Component for TabNet {
 
     fn output_dim(&self) -> i64 {
         self.step_dim
-    }
-
-    fn check_input(&self, input: &ModelInput) -> Result<()> {
-        self.embed.check_input(input)
     }
 
     /// The per-step feature masks of the most recent forward pass, `[batch, n_columns]` each
@@ -240,17 +238,5 @@ impl Component for TabNet {
     /// rows and each column's embedding dimensions, normalised to sum 1. Evaluation mode.
     fn feature_importance(&self, input: &ModelInput) -> Option<Result<Vec<f64>>> {
         Some(self.importance(input))
-    }
-
-    fn feature_names(&self) -> Vec<String> {
-        self.embed.names()
-    }
-
-    fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
-        Some(self.embed.embed(input))
-    }
-
-    fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
-        Some(self.run(&self.embed.combine(parts, train), train, false).0)
     }
 }

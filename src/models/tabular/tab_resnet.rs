@@ -198,6 +198,10 @@ pub(crate) fn batch_norm(path: &nn::Path, dim: i64) -> nn::BatchNorm {
 
 /// Batch norm that falls back to the running statistics for a one-row training batch (batch
 /// statistics of a single row are undefined; libtorch would fail).
+///
+/// # Shapes
+/// - `x`: `[batch, dim]`
+/// - returns `[batch, dim]`
 pub(crate) fn bn_t(bn: &nn::BatchNorm, x: &Tensor, train: bool) -> Tensor {
     bn.forward_t(x, train && x.size()[0] > 1)
 }

@@ -54,7 +54,8 @@ pub struct TabNetConfig {
     /// The mask function of the attentive transformers.
     pub mask_type: MaskType,
     /// Weight of the sparsity regularisation (the masks' mean entropy) added to the training
-    /// loss through [`Component::forward_aux`]; 0 turns it off (≥ 0).
+    /// loss through [`Component::forward_aux`](crate::models::Component::forward_aux); 0 turns
+    /// it off (≥ 0).
     pub lambda_sparse: f64,
 }
 

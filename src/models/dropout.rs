@@ -10,6 +10,10 @@ use tch::{Device, Kind, Tensor};
 
 /// Dropout with probability `p` when training (see [`crate::models::dropout_on`]); the input
 /// itself otherwise.
+///
+/// # Shapes
+/// - `x`: any shape
+/// - returns the shape of `x`
 pub(crate) fn dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
     if !crate::models::dropout_on(train) || p == 0.0 {
         return x.shallow_clone();
@@ -19,6 +23,7 @@ pub(crate) fn dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
 
 /// [`dropout`] as a method, for chains: `x.apply(&lin).relu().dropout_t(p, train)`.
 pub(crate) trait DropoutExt {
+    /// [`dropout`] of `self`.
     fn dropout_t(&self, p: f64, train: bool) -> Tensor;
 }
 

@@ -1,7 +1,7 @@
 //! Attention fusion of the deep components' outputs (an alternative to adding their
 //! projections or concatenating them into a head).
 use crate::error::Result;
-use crate::macros::ensure;
+use crate::macros::{ensure, setters};
 use crate::models::checks::check_dropout;
 use crate::models::dropout::DropoutExt;
 use serde::{Deserialize, Serialize};
@@ -31,17 +31,18 @@ impl Default for AttentionFusionConfig {
 }
 
 impl AttentionFusionConfig {
+    /// Fusion in `dim` dimensions, without dropout.
     pub fn new(dim: i64) -> Self {
         Self {
             dim,
             ..Default::default()
         }
     }
-    pub fn dropout(mut self, p: f64) -> Self {
-        self.dropout = p;
-        self
-    }
+    setters!(dropout: f64);
 
+    /// Checks `dim` and `dropout`, then builds one projection per deep component (`proj_{i}`,
+    /// from its output width in `widths`), the scoring layer (`score`) and the context vector
+    /// (`context`) under `path`.
     pub(crate) fn build(&self, path: &nn::Path, widths: &[i64]) -> Result<AttentionFusion> {
         ensure!(
             self.dim > 0,
@@ -76,6 +77,7 @@ impl AttentionFusionConfig {
     }
 }
 
+/// A built [`AttentionFusionConfig`].
 #[derive(Debug)]
 pub(crate) struct AttentionFusion {
     proj: Vec<nn::Linear>,
@@ -85,7 +87,11 @@ pub(crate) struct AttentionFusion {
 }
 
 impl AttentionFusion {
-    /// Component outputs → fused `[batch, dim]` and weights `[batch, n]`.
+    /// Fuses the deep components' outputs.
+    ///
+    /// # Shapes
+    /// - `feats`: one `[batch, width_i]` tensor per component
+    /// - returns the fused vector `[batch, dim]` and the weights `[batch, n_components]`
     pub fn forward(&self, feats: &[Tensor], train: bool) -> (Tensor, Tensor) {
         let p: Vec<Tensor> = feats
             .iter()

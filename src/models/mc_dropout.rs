@@ -23,6 +23,7 @@ pub struct McDropoutGuard {
 }
 
 impl McDropoutGuard {
+    /// Turns Monte-Carlo dropout mode on for the current thread.
     pub fn new() -> Self {
         let previous = MC_DROPOUT.with(|c| c.replace(true));
         Self { previous }

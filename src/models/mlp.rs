@@ -1,6 +1,6 @@
 //! The multi-layer perceptron shared by TabMlp, the WideDeep head and later components.
 use crate::error::Result;
-use crate::macros::{bail, ensure};
+use crate::macros::{bail, ensure, setters};
 use crate::models::checks::check_dropout;
 use crate::models::dropout::DropoutExt;
 use crate::models::init::torch_linear;
@@ -11,15 +11,23 @@ use tch::{nn, nn::ModuleT, Tensor};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Activation {
+    /// `max(x, 0)` (the default).
     #[default]
     Relu,
+    /// `max(x, 0.01 x)`.
     LeakyRelu,
+    /// `tanh(x)`.
     Tanh,
+    /// The exact GELU, `x Φ(x)`.
     Gelu,
 }
 
 impl Activation {
     /// Applies the activation element-wise.
+    ///
+    /// # Shapes
+    /// - `x`: any shape
+    /// - returns the shape of `x`
     pub fn apply(self, x: &Tensor) -> Tensor {
         match self {
             Activation::Relu => x.relu(),
@@ -37,6 +45,7 @@ impl Activation {
 pub struct MlpConfig {
     /// Widths of the hidden layers; the last one is the output width.
     pub hidden_dims: Vec<i64>,
+    /// The activation after each linear layer.
     pub activation: Activation,
     /// Dropout probability after each layer, in `[0, 1)`.
     pub dropout: f64,
@@ -44,6 +53,8 @@ pub struct MlpConfig {
     pub batchnorm: bool,
     /// Batch normalisation in the last layer too.
     pub batchnorm_last: bool,
+    /// `Linear → activation → [BatchNorm] → Dropout` per layer (`true`, the default) or
+    /// `[BatchNorm] → Dropout → Linear → activation`.
     pub linear_first: bool,
 }
 
@@ -61,30 +72,18 @@ impl Default for MlpConfig {
 }
 
 impl MlpConfig {
+    /// Sets `hidden_dims`.
     pub fn hidden_dims(mut self, dims: impl Into<Vec<i64>>) -> Self {
         self.hidden_dims = dims.into();
         self
     }
-    pub fn activation(mut self, a: Activation) -> Self {
-        self.activation = a;
-        self
-    }
-    pub fn dropout(mut self, p: f64) -> Self {
-        self.dropout = p;
-        self
-    }
-    pub fn batchnorm(mut self, on: bool) -> Self {
-        self.batchnorm = on;
-        self
-    }
-    pub fn batchnorm_last(mut self, on: bool) -> Self {
-        self.batchnorm_last = on;
-        self
-    }
-    pub fn linear_first(mut self, on: bool) -> Self {
-        self.linear_first = on;
-        self
-    }
+    setters!(
+        activation: Activation,
+        dropout: f64,
+        batchnorm: bool,
+        batchnorm_last: bool,
+        linear_first: bool,
+    );
 
     /// Checks the values; `prefix` names the owner in errors (e.g. `tab_mlp.mlp`).
     pub fn validate(&self, prefix: &str) -> Result<()> {
@@ -102,7 +101,8 @@ impl MlpConfig {
         check_dropout(self.dropout, &format!("{prefix}.dropout"))
     }
 
-    /// Builds the MLP for inputs of width `input_dim` under `path`.
+    /// Builds the MLP for inputs of width `input_dim` under `path` (`dense_{i}.linear`,
+    /// `dense_{i}.bn`); `prefix` names the owner in errors.
     pub fn build(&self, path: &nn::Path, input_dim: i64, prefix: &str) -> Result<Mlp> {
         self.validate(prefix)?;
         ensure!(
@@ -130,6 +130,7 @@ impl MlpConfig {
     }
 }
 
+/// One layer: the linear map and its optional batch norm.
 #[derive(Debug)]
 struct Dense {
     linear: nn::Linear,
@@ -144,6 +145,11 @@ pub struct Mlp {
 }
 
 impl Mlp {
+    /// The layers in turn; `train` switches dropout and batch norm to training behaviour.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, input_dim]`
+    /// - returns `[batch, output_dim()]`
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let act = self.cfg.activation;
         let p = self.cfg.dropout;
@@ -169,6 +175,39 @@ impl Mlp {
     /// Width of the output.
     pub fn output_dim(&self) -> i64 {
         *self.cfg.hidden_dims.last().expect("validated non-empty")
+    }
+}
+
+/// Checks the optional `head` MLP of a component; errors name `{prefix}.head.*`.
+pub(crate) fn validate_head(head: &Option<MlpConfig>, prefix: &str) -> Result<()> {
+    match head {
+        Some(h) => h.validate(&format!("{prefix}.head")),
+        None => Ok(()),
+    }
+}
+
+/// Builds the optional `head` MLP of a component under `path/head`, for inputs of width
+/// `width`; errors name `{prefix}.head.*`.
+pub(crate) fn build_head(
+    head: &Option<MlpConfig>,
+    path: &nn::Path,
+    width: i64,
+    prefix: &str,
+) -> Result<Option<Mlp>> {
+    head.as_ref()
+        .map(|h| h.build(&(path / "head"), width, &format!("{prefix}.head")))
+        .transpose()
+}
+
+/// Applies the optional head to a component's pooled output.
+///
+/// # Shapes
+/// - `x`: `[batch, width]`
+/// - returns `[batch, head's last width]`, or `x` without a head
+pub(crate) fn apply_head(head: &Option<Mlp>, x: Tensor, train: bool) -> Tensor {
+    match head {
+        Some(h) => h.forward_t(&x, train),
+        None => x,
     }
 }
 

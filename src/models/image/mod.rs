@@ -9,11 +9,15 @@
 //! `(x / 255 − mean) / std` with the [`ImageInput`]'s statistics; an `f32` tensor is taken as
 //! already normalised.
 mod mobilenet;
+#[cfg(test)]
+mod tests;
 
 use crate::error::{Result, WideDeepError};
+use crate::macros::{bail, ensure, setters};
 use crate::models::checks::check_dropout;
 use crate::models::dropout::DropoutExt;
-use crate::models::{Component, Mlp, MlpConfig, ModelInput};
+use crate::models::mlp::{apply_head, build_head, validate_head};
+use crate::models::{Component, ComponentConfig, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -83,23 +87,26 @@ impl ImageInput {
         self
     }
 
+    /// Checks the statistics (finite means, positive finite standard deviations); the error
+    /// names `{field}.input.std`.
     fn validate(&self, field: &str) -> Result<()> {
-        if self.std.iter().any(|s| !(*s > 0.0 && s.is_finite()))
-            || self.mean.iter().any(|m| !m.is_finite())
-        {
-            return Err(WideDeepError::config(
-                format!("{field}.input.std"),
-                format!(
-                    "needs finite means and positive standard deviations, got {:?} / {:?}",
-                    self.mean, self.std
-                ),
-            ));
-        }
+        ensure!(
+            self.std.iter().all(|s| *s > 0.0 && s.is_finite())
+                && self.mean.iter().all(|m| m.is_finite()),
+            config(format!("{field}.input.std")),
+            "needs finite means and positive standard deviations, got {:?} / {:?}",
+            self.mean,
+            self.std
+        );
         Ok(())
     }
 
-    /// The model's input `[batch, 3, H, W]` f32: `input.image[image_index]`, normalised per
-    /// channel when it is `u8`, as is when it is `f32`.
+    /// The model's input: `input.image[image_index]`, normalised per channel when it is `u8`,
+    /// as is when it is `f32`.
+    ///
+    /// # Shapes
+    /// - `input.image[image_index]`: `[batch, 3, H, W]` u8 or f32
+    /// - returns `[batch, 3, H, W]` f32
     pub fn prepare(&self, input: &ModelInput) -> Tensor {
         let x = &input.image[self.image_index];
         if x.kind() != Kind::Uint8 {
@@ -119,24 +126,23 @@ impl ImageInput {
         x.to_kind(Kind::Float) * scale + shift
     }
 
+    /// Checks that `input.image[image_index]` exists and is u8 or f32 `[batch, 3, H, W]`.
     fn check(&self, input: &ModelInput) -> Result<()> {
-        let bad = |reason: String| WideDeepError::InputMismatch {
-            input: format!("image[{}] ({})", self.image_index, self.name),
-            reason,
-        };
-        let t = input.image.get(self.image_index).ok_or_else(|| {
-            bad(format!(
+        let name = format!("image[{}] ({})", self.image_index, self.name);
+        let Some(t) = input.image.get(self.image_index) else {
+            bail!(
+                input(name),
                 "missing: the input has {} image tensor(s)",
                 input.image.len()
-            ))
-        })?;
-        if !matches!(t.kind(), Kind::Float | Kind::Uint8) || t.dim() != 4 || t.size()[1] != 3 {
-            return Err(bad(format!(
-                "expected u8 or f32 [batch, 3, H, W], got {:?} {:?}",
-                t.kind(),
-                t.size()
-            )));
-        }
+            );
+        };
+        ensure!(
+            matches!(t.kind(), Kind::Float | Kind::Uint8) && t.dim() == 4 && t.size()[1] == 3,
+            input(name),
+            "expected u8 or f32 [batch, 3, H, W], got {:?} {:?}",
+            t.kind(),
+            t.size()
+        );
         Ok(())
     }
 }
@@ -145,10 +151,14 @@ impl ImageInput {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Backbone {
+    /// ResNet-18 (512 features; the default).
     #[default]
     Resnet18,
+    /// ResNet-34 (512 features).
     Resnet34,
+    /// ResNet-50 (2048 features).
     Resnet50,
+    /// MobileNetV2 (1280 features).
     MobilenetV2,
 }
 
@@ -174,7 +184,8 @@ impl Backbone {
         }
     }
 
-    /// Builds the feature extractor `[batch, 3, H, W]` → `[batch, output_dim]` under `path`.
+    /// Builds the feature extractor `[batch, 3, H, W]` → `[batch, output_dim]` under `path`
+    /// (torchvision's variable names).
     fn build(self, path: &nn::Path) -> Box<dyn ModuleT + Send> {
         use tch::vision::resnet;
         match self {
@@ -203,7 +214,9 @@ impl Backbone {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BackboneConfig {
+    /// Which image input the model reads, and its normalisation.
     pub input: ImageInput,
+    /// The architecture.
     pub backbone: Backbone,
     /// torchvision `state_dict` weights (`.safetensors`; `fc.*` / `classifier.*` and
     /// `num_batches_tracked` are ignored). Not serialized: a saved pipeline holds the weights.
@@ -212,6 +225,7 @@ pub struct BackboneConfig {
     /// `Some(n)`: only the last `n` blocks train (ResNet: stem, layer1–4; MobileNetV2: the 19
     /// feature blocks); `None`: all train.
     pub n_trainable: Option<usize>,
+    /// Optional MLP on the pooled features.
     pub head: Option<MlpConfig>,
 }
 
@@ -228,6 +242,8 @@ impl Default for BackboneConfig {
 }
 
 impl BackboneConfig {
+    /// A `backbone` model for the image input described by `input`, with random weights
+    /// (see [`BackboneConfig::weights`]).
     pub fn new(input: ImageInput, backbone: Backbone) -> Self {
         Self {
             input,
@@ -235,31 +251,48 @@ impl BackboneConfig {
             ..Default::default()
         }
     }
+    /// Initialises from torchvision weights at `path` (sets `weights`).
     pub fn weights(mut self, path: impl Into<PathBuf>) -> Self {
         self.weights = Some(path.into());
         self
     }
+    /// Trains only the last `n` blocks (sets `n_trainable`).
     pub fn n_trainable(mut self, n: usize) -> Self {
         self.n_trainable = Some(n);
         self
     }
+    /// Puts an MLP on the pooled features.
     pub fn head(mut self, head: MlpConfig) -> Self {
         self.head = Some(head);
         self
     }
+}
 
-    /// Validates, builds under `path`, loads the weights and freezes the early blocks.
-    pub fn build(&self, path: &nn::Path) -> Result<ImageBackbone> {
-        self.input.validate("backbone")?;
-        let blocks = self.backbone.blocks();
+impl ComponentConfig for BackboneConfig {
+    type Component = ImageBackbone;
+    const NAME: &'static str = "backbone";
+
+    /// Checks the input statistics, `n_trainable` (at most the backbone's blocks) and the
+    /// head, without reading the weights file.
+    fn validate(&self) -> Result<()> {
+        self.input.validate(Self::NAME)?;
         if let Some(n) = self.n_trainable {
-            if n > blocks.len() {
-                return Err(WideDeepError::config(
-                    "backbone.n_trainable",
-                    format!("{:?} has {} blocks, got {n}", self.backbone, blocks.len()),
-                ));
-            }
+            let n_blocks = self.backbone.blocks().len();
+            ensure!(
+                n <= n_blocks,
+                config("backbone.n_trainable"),
+                "{:?} has {n_blocks} blocks, got {n}",
+                self.backbone
+            );
         }
+        validate_head(&self.head, Self::NAME)
+    }
+
+    /// Validates, builds the backbone under `path/backbone`, loads the weights, freezes the
+    /// early blocks, and builds the head under `path/head`.
+    fn build(&self, path: &nn::Path) -> Result<ImageBackbone> {
+        self.validate()?;
+        let blocks = self.backbone.blocks();
         let bp = path / "backbone";
         let net = self.backbone.build(&bp);
         if self.weights.is_some() || self.n_trainable.is_some() {
@@ -283,11 +316,7 @@ impl BackboneConfig {
             }
         }
         let dim = self.backbone.output_dim();
-        let head = self
-            .head
-            .as_ref()
-            .map(|h| h.build(&(path / "head"), dim, "backbone.head"))
-            .transpose()?;
+        let head = build_head(&self.head, path, dim, Self::NAME)?;
         Ok(ImageBackbone {
             input: self.input.clone(),
             net,
@@ -306,9 +335,12 @@ fn load_torchvision(
     let bad = |reason: String| {
         WideDeepError::config("backbone.weights", format!("{}: {reason}", path.display()))
     };
-    if !path.is_file() {
-        return Err(bad("file not found".into()));
-    }
+    ensure!(
+        path.is_file(),
+        config("backbone.weights"),
+        "{}: file not found",
+        path.display()
+    );
     let file: HashMap<String, Tensor> = Tensor::read_safetensors(path)
         .map_err(|e| bad(e.to_string()))?
         .into_iter()
@@ -318,12 +350,13 @@ fn load_torchvision(
             let src = file
                 .get(name)
                 .ok_or_else(|| bad(format!("no tensor `{name}`")))?;
-            if &src.size() != shape {
-                return Err(bad(format!(
-                    "`{name}` has shape {:?}, the model {shape:?}",
-                    src.size()
-                )));
-            }
+            ensure!(
+                &src.size() == shape,
+                config("backbone.weights"),
+                "{}: `{name}` has shape {:?}, the model {shape:?}",
+                path.display(),
+                src.size()
+            );
             let v = var(name);
             v.shallow_clone()
                 .copy_(&src.to_kind(v.kind()).to_device(v.device()));
@@ -352,42 +385,49 @@ impl std::fmt::Debug for ImageBackbone {
 }
 
 impl ImageBackbone {
-    /// Backbone features `[batch, backbone output_dim]`, before the head.
+    /// Backbone features, before the head.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, 3, H, W]` f32, normalised
+    /// - returns `[batch, backbone.output_dim()]`
     pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
         self.net.forward_t(x, train)
     }
 }
 
-fn apply_head(head: &Option<Mlp>, f: Tensor, train: bool) -> Tensor {
-    match head {
-        Some(h) => h.forward_t(&f, train),
-        None => f,
-    }
+/// The [`Component`] impls of the image models: `input.prepare` (normalised pixels, the
+/// attribution point) → `self.features` → the head. Each model has the fields
+/// `input: ImageInput`, `dim: i64` (the features' width) and `head: Option<Mlp>`, and a method
+/// `features(&self, x: &Tensor, train: bool) -> Tensor`.
+macro_rules! image_component {
+    ($($model:ty),*) => {$(
+        impl Component for $model {
+            fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
+                let f = self.features(&self.input.prepare(input), train);
+                apply_head(&self.head, f, train)
+            }
+            fn output_dim(&self) -> i64 {
+                self.head.as_ref().map_or(self.dim, |h| h.output_dim())
+            }
+            fn check_input(&self, input: &ModelInput) -> Result<()> {
+                self.input.check(input)
+            }
+            fn feature_names(&self) -> Vec<String> {
+                vec![self.input.name.clone()]
+            }
+            fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
+                Some(vec![self.input.prepare(input)])
+            }
+            fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
+                let [x] = parts else { return None };
+                let f = self.features(x, train);
+                Some(apply_head(&self.head, f, train))
+            }
+        }
+    )*};
 }
 
-impl Component for ImageBackbone {
-    fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
-        let f = self.features(&self.input.prepare(input), train);
-        apply_head(&self.head, f, train)
-    }
-    fn output_dim(&self) -> i64 {
-        self.head.as_ref().map_or(self.dim, |h| h.output_dim())
-    }
-    fn check_input(&self, input: &ModelInput) -> Result<()> {
-        self.input.check(input)
-    }
-    fn feature_names(&self) -> Vec<String> {
-        vec![self.input.name.clone()]
-    }
-    fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
-        Some(vec![self.input.prepare(input)])
-    }
-    fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
-        let [x] = parts else { return None };
-        let f = self.features(x, train);
-        Some(apply_head(&self.head, f, train))
-    }
-}
+image_component!(ImageBackbone, SmallCnn);
 
 // ---------------------------------------------------------------------------------------------
 
@@ -396,12 +436,15 @@ impl Component for ImageBackbone {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SmallCnnConfig {
+    /// Which image input the model reads, and its normalisation.
     pub input: ImageInput,
     /// Output channels of each stage.
     pub channels: Vec<i64>,
+    /// Batch normalisation after each convolution (which then has no bias).
     pub batchnorm: bool,
     /// Dropout on the pooled features.
     pub dropout: f64,
+    /// Optional MLP on the pooled features.
     pub head: Option<MlpConfig>,
 }
 
@@ -418,38 +461,48 @@ impl Default for SmallCnnConfig {
 }
 
 impl SmallCnnConfig {
+    /// A model for the image input described by `input`.
     pub fn new(input: ImageInput) -> Self {
         Self {
             input,
             ..Default::default()
         }
     }
+    /// Sets `channels`.
     pub fn channels(mut self, c: impl Into<Vec<i64>>) -> Self {
         self.channels = c.into();
         self
     }
-    pub fn batchnorm(mut self, on: bool) -> Self {
-        self.batchnorm = on;
-        self
-    }
-    pub fn dropout(mut self, p: f64) -> Self {
-        self.dropout = p;
-        self
-    }
+    setters!(batchnorm: bool, dropout: f64);
+    /// Puts an MLP on the pooled features.
     pub fn head(mut self, head: MlpConfig) -> Self {
         self.head = Some(head);
         self
     }
+}
 
-    pub fn build(&self, path: &nn::Path) -> Result<SmallCnn> {
-        self.input.validate("small_cnn")?;
-        if self.channels.is_empty() || self.channels.iter().any(|&c| c <= 0) {
-            return Err(WideDeepError::config(
-                "small_cnn.channels",
-                format!("needs positive widths, got {:?}", self.channels),
-            ));
-        }
+impl ComponentConfig for SmallCnnConfig {
+    type Component = SmallCnn;
+    const NAME: &'static str = "small_cnn";
+
+    /// Checks the input statistics, the channels (at least one stage, positive widths), the
+    /// dropout and the head.
+    fn validate(&self) -> Result<()> {
+        self.input.validate(Self::NAME)?;
+        ensure!(
+            !self.channels.is_empty() && self.channels.iter().all(|&c| c > 0),
+            config("small_cnn.channels"),
+            "needs positive widths, got {:?}",
+            self.channels
+        );
         check_dropout(self.dropout, "small_cnn.dropout")?;
+        validate_head(&self.head, Self::NAME)
+    }
+
+    /// Validates, then builds the stages (`stage_{i}`: `conv`, `bn`) and the head (`head`)
+    /// under `path`.
+    fn build(&self, path: &nn::Path) -> Result<SmallCnn> {
+        self.validate()?;
         let mut stages = Vec::new();
         let mut c_in = 3;
         for (i, &c) in self.channels.iter().enumerate() {
@@ -471,11 +524,7 @@ impl SmallCnnConfig {
             stages.push((conv, bn));
             c_in = c;
         }
-        let head = self
-            .head
-            .as_ref()
-            .map(|h| h.build(&(path / "head"), c_in, "small_cnn.head"))
-            .transpose()?;
+        let head = build_head(&self.head, path, c_in, Self::NAME)?;
         Ok(SmallCnn {
             input: self.input.clone(),
             stages,
@@ -498,6 +547,8 @@ pub struct SmallCnn {
 }
 
 impl SmallCnn {
+    /// The stages then global average pooling and dropout: `[batch, 3, H, W]` →
+    /// `[batch, channels.last()]`.
     fn features(&self, x: &Tensor, train: bool) -> Tensor {
         let mut h = x.shallow_clone();
         for (conv, bn) in &self.stages {
@@ -513,30 +564,6 @@ impl SmallCnn {
         h.adaptive_avg_pool2d([1, 1])
             .flatten(1, -1)
             .dropout_t(self.dropout, train)
-    }
-}
-
-impl Component for SmallCnn {
-    fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
-        let f = self.features(&self.input.prepare(input), train);
-        apply_head(&self.head, f, train)
-    }
-    fn output_dim(&self) -> i64 {
-        self.head.as_ref().map_or(self.dim, |h| h.output_dim())
-    }
-    fn check_input(&self, input: &ModelInput) -> Result<()> {
-        self.input.check(input)
-    }
-    fn feature_names(&self) -> Vec<String> {
-        vec![self.input.name.clone()]
-    }
-    fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
-        Some(vec![self.input.prepare(input)])
-    }
-    fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
-        let [x] = parts else { return None };
-        let f = self.features(x, train);
-        Some(apply_head(&self.head, f, train))
     }
 }
 
@@ -559,159 +586,5 @@ impl ImageModelConfig {
             ImageModelConfig::Backbone(c) => c.input.image_index,
             ImageModelConfig::SmallCnn(c) => c.input.image_index,
         }
-    }
-}
-
-// Transitional: the inherent `validate`/`build` move into this impl with the component
-// contract refactor.
-impl crate::models::ComponentConfig for BackboneConfig {
-    type Component = ImageBackbone;
-    const NAME: &'static str = "backbone";
-    fn validate(&self) -> Result<()> {
-        self.input.validate("backbone")
-    }
-    fn build(&self, path: &nn::Path) -> Result<ImageBackbone> {
-        BackboneConfig::build(self, path)
-    }
-}
-
-// Transitional: the inherent `validate`/`build` move into this impl with the component
-// contract refactor.
-impl crate::models::ComponentConfig for SmallCnnConfig {
-    type Component = SmallCnn;
-    const NAME: &'static str = "small_cnn";
-    fn validate(&self) -> Result<()> {
-        self.input.validate("small_cnn")
-    }
-    fn build(&self, path: &nn::Path) -> Result<SmallCnn> {
-        SmallCnnConfig::build(self, path)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn img(n: i64, s: i64) -> ModelInput {
-        ModelInput {
-            image: vec![Tensor::randn([n, 3, s, s], (Kind::Float, Device::Cpu))],
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn small_cnn_shapes_and_embed_split() {
-        let _rng = crate::torch_rng_lock();
-        tch::manual_seed(6);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let m = SmallCnnConfig::new(ImageInput::new(0, "digit"))
-            .channels([4, 8])
-            .head(MlpConfig::default().hidden_dims([5]))
-            .build(&vs.root())
-            .unwrap();
-        let x = img(2, 28);
-        m.check_input(&x).unwrap();
-        assert_eq!(m.forward_t(&x, true).size(), [2, 5]);
-        let direct = m.forward_t(&x, false);
-        let split = m.forward_embedded(&m.embed(&x).unwrap(), false).unwrap();
-        assert!(direct.allclose(&split, 1e-6, 1e-6, false));
-        // tiny images are not pooled below 1×1
-        assert_eq!(m.forward_t(&img(1, 3), false).size(), [1, 5]);
-        let bad = ModelInput {
-            image: vec![Tensor::zeros([1, 1, 28, 28], (Kind::Float, Device::Cpu))],
-            ..Default::default()
-        };
-        let err = m.check_input(&bad).unwrap_err().to_string();
-        assert!(err.contains("digit"), "{err}");
-        assert!(SmallCnnConfig::default()
-            .channels([0])
-            .build(&vs.root())
-            .is_err());
-    }
-
-    #[test]
-    fn u8_inputs_are_normalised_per_batch_like_the_f32_form() {
-        let _rng = crate::torch_rng_lock();
-        tch::manual_seed(8);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let (mean, std) = ([0.2f32, 0.5, 0.7], [0.3f32, 0.1, 0.25]);
-        let m = SmallCnnConfig::new(ImageInput::new(0, "img").stats(mean, std))
-            .channels([4])
-            .build(&vs.root())
-            .unwrap();
-        let px =
-            Tensor::randint(256, [2, 3, 5, 5], (Kind::Int64, Device::Cpu)).to_kind(Kind::Uint8);
-        let data = widedeep_preprocessing::ImageData {
-            pixels: ndarray::Array4::from_shape_vec(
-                (2, 3, 5, 5),
-                Vec::<u8>::try_from(px.view([-1])).unwrap(),
-            )
-            .unwrap(),
-            n_failed: 0,
-        };
-        let f = data.normalized(mean, std);
-        let normalised = Tensor::from_slice(f.as_slice().unwrap()).view([2, 3, 5, 5]);
-        let raw = ModelInput {
-            image: vec![px],
-            ..Default::default()
-        };
-        let norm = ModelInput {
-            image: vec![normalised.shallow_clone()],
-            ..Default::default()
-        };
-        m.check_input(&raw).unwrap();
-        let (a, b) = (m.forward_t(&raw, false), m.forward_t(&norm, false));
-        assert!(a.allclose(&b, 1e-5, 1e-5, false));
-        // the attribution inputs are the normalised pixels
-        let e = m.embed(&raw).unwrap();
-        assert!(e[0].allclose(&normalised, 1e-5, 1e-5, false));
-        let err = SmallCnnConfig::new(ImageInput::default().stats(mean, [0.0, 1.0, 1.0]))
-            .build(&vs.root())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("small_cnn.input.std"), "{err}");
-    }
-
-    #[test]
-    fn backbones_build_freeze_and_reject_bad_weights() {
-        let _rng = crate::torch_rng_lock();
-        tch::manual_seed(7);
-        for backbone in [Backbone::Resnet18, Backbone::MobilenetV2] {
-            let vs = nn::VarStore::new(Device::Cpu);
-            let m = BackboneConfig::new(ImageInput::default(), backbone)
-                .n_trainable(1)
-                .build(&vs.root())
-                .unwrap();
-            assert_eq!(
-                m.forward_t(&img(2, 32), false).size(),
-                [2, backbone.output_dim()]
-            );
-            let vars = vs.variables();
-            let (frozen, last) = match backbone {
-                Backbone::MobilenetV2 => (
-                    "backbone.features.0.0.weight",
-                    "backbone.features.18.0.weight",
-                ),
-                _ => (
-                    "backbone.layer3.0.conv1.weight",
-                    "backbone.layer4.0.conv1.weight",
-                ),
-            };
-            assert!(!vars[frozen].requires_grad());
-            assert!(vars[last].requires_grad());
-        }
-        let vs = nn::VarStore::new(Device::Cpu);
-        let err = BackboneConfig::new(ImageInput::default(), Backbone::Resnet18)
-            .n_trainable(9)
-            .build(&vs.root())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("n_trainable"), "{err}");
-        let err = BackboneConfig::new(ImageInput::default(), Backbone::Resnet18)
-            .weights("/nonexistent/resnet.safetensors")
-            .build(&vs.root())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("backbone.weights"), "{err}");
     }
 }

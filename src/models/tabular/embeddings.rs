@@ -1,10 +1,10 @@
 //! Column embeddings shared by the tabular models: one embedding table per categorical column
 //! (row 0 = unseen/null) and an optional normalisation of the continuous block.
-use crate::error::{Result, WideDeepError};
-use crate::models::checks::check_dropout;
-use crate::models::checks::check_index_range;
+use crate::error::Result;
+use crate::macros::{bail, ensure};
+use crate::models::checks::{check_dropout, check_index_range};
 use crate::models::dropout::DropoutExt;
-use crate::models::ModelInput;
+use crate::models::{ComponentConfig, ModelInput, TabMlpConfig, TabNetConfig, TabResnetConfig};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::ModuleT, Tensor};
 use widedeep_preprocessing::CatColumnMeta;
@@ -13,11 +13,77 @@ use widedeep_preprocessing::CatColumnMeta;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ContNorm {
+    /// The continuous values as they are (the default).
     #[default]
     None,
+    /// Batch normalisation over the continuous block (`cont_norm` in the weights).
     BatchNorm,
+    /// Layer normalisation over the continuous block (`cont_norm` in the weights).
     LayerNorm,
 }
+
+/// A config whose model starts with [`TabEmbeddings`] (TabMlp, TabResnet, TabNet): its
+/// column options are checked and built the same way by each.
+pub(crate) trait TabColumns: ComponentConfig {
+    /// The config's `cat_embed`, `cont_cols`, `cont_norm` and `embed_dropout`.
+    fn columns(&self) -> (&[CatColumnMeta], &[String], ContNorm, f64);
+
+    /// [`TabEmbeddings::validate`] of the columns; errors name the config
+    /// (`tab_mlp.embed_dropout`).
+    fn validate_columns(&self) -> Result<()> {
+        let (cat, cont, _, dropout) = self.columns();
+        TabEmbeddings::validate(cat, cont, dropout, Self::NAME)
+    }
+
+    /// [`TabEmbeddings::new`] under `path/embed`.
+    fn build_embeddings(&self, path: &nn::Path) -> Result<TabEmbeddings> {
+        let (cat, cont, norm, dropout) = self.columns();
+        TabEmbeddings::new(&(path / "embed"), cat, cont, norm, dropout, Self::NAME)
+    }
+}
+
+/// [`TabColumns`] for the configs with the fields `cat_embed`, `cont_cols`, `cont_norm` and
+/// `embed_dropout`.
+macro_rules! tab_columns {
+    ($($config:ty),*) => {$(
+        impl TabColumns for $config {
+            fn columns(&self) -> (&[CatColumnMeta], &[String], ContNorm, f64) {
+                (&self.cat_embed, &self.cont_cols, self.cont_norm, self.embed_dropout)
+            }
+        }
+    )*};
+}
+
+tab_columns!(TabMlpConfig, TabResnetConfig, TabNetConfig);
+
+/// The [`Component`](crate::models::Component) methods of the models that start with
+/// [`TabEmbeddings`] (field `embed`) and go on from the combined embeddings
+/// `[batch, Σ embed_dim + n_cont]` with a method `forward_combined(&Tensor, bool) -> Tensor`:
+/// the forward pass, the input check, the column names and the embedding-layer split.
+macro_rules! tab_embedding_methods {
+    () => {
+        fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
+            self.forward_combined(&self.embed.forward_t(input, train), train)
+        }
+
+        fn check_input(&self, input: &ModelInput) -> Result<()> {
+            self.embed.check_input(input)
+        }
+
+        fn feature_names(&self) -> Vec<String> {
+            self.embed.names()
+        }
+
+        fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
+            Some(self.embed.embed(input))
+        }
+
+        fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
+            Some(self.forward_combined(&self.embed.combine(parts, train), train))
+        }
+    };
+}
+pub(crate) use tab_embedding_methods;
 
 #[derive(Debug)]
 enum NormLayer {
@@ -37,7 +103,36 @@ pub struct TabEmbeddings {
 }
 
 impl TabEmbeddings {
-    /// Builds the tables; `prefix` names the owner in errors.
+    /// Checks the options of [`TabEmbeddings::new`] without building anything: the dropout,
+    /// at least one column, every categorical column's cardinality (≥ 2) and width (≥ 1).
+    /// `prefix` names the owner in errors (`tab_mlp.embed_dropout`, `tab_mlp.cat_embed[city]`).
+    pub fn validate(
+        cat: &[CatColumnMeta],
+        cont: &[String],
+        dropout: f64,
+        prefix: &str,
+    ) -> Result<()> {
+        check_dropout(dropout, &format!("{prefix}.embed_dropout"))?;
+        ensure!(
+            !cat.is_empty() || !cont.is_empty(),
+            config(prefix),
+            "needs at least one categorical or continuous column"
+        );
+        for c in cat {
+            ensure!(
+                c.cardinality >= 2 && c.embed_dim >= 1,
+                config(format!("{prefix}.cat_embed[{}]", c.name)),
+                "cardinality must be ≥ 2 and embed_dim ≥ 1, got {} and {}",
+                c.cardinality,
+                c.embed_dim
+            );
+        }
+        Ok(())
+    }
+
+    /// Validates (see [`TabEmbeddings::validate`]), then builds one table per categorical
+    /// column under `path` (`emb_{i}`, row 0 zeroed) and the continuous normalisation
+    /// (`cont_norm`); `prefix` names the owner in errors.
     pub fn new(
         path: &nn::Path,
         cat: &[CatColumnMeta],
@@ -46,24 +141,9 @@ impl TabEmbeddings {
         dropout: f64,
         prefix: &str,
     ) -> Result<Self> {
-        check_dropout(dropout, &format!("{prefix}.embed_dropout"))?;
-        if cat.is_empty() && cont.is_empty() {
-            return Err(WideDeepError::config(
-                prefix.to_string(),
-                "needs at least one categorical or continuous column",
-            ));
-        }
+        Self::validate(cat, cont, dropout, prefix)?;
         let mut tables = Vec::with_capacity(cat.len());
         for (i, c) in cat.iter().enumerate() {
-            if c.cardinality < 2 || c.embed_dim == 0 {
-                return Err(WideDeepError::config(
-                    format!("{prefix}.cat_embed[{}]", c.name),
-                    format!(
-                        "cardinality must be ≥ 2 and embed_dim ≥ 1, got {} and {}",
-                        c.cardinality, c.embed_dim
-                    ),
-                ));
-            }
             let cfg = nn::EmbeddingConfig {
                 padding_idx: 0,
                 ..Default::default()
@@ -113,8 +193,12 @@ impl TabEmbeddings {
         self.cat.iter().map(|c| c.embed_dim as i64).sum::<i64>() + self.cont.len() as i64
     }
 
-    /// `[batch, output_dim()]`: the values of [`TabEmbeddings::embed`] then
-    /// [`TabEmbeddings::combine`], without the per-column split when nothing needs it.
+    /// The values of [`TabEmbeddings::embed`] then [`TabEmbeddings::combine`], without the
+    /// per-column split when nothing needs it.
+    ///
+    /// # Shapes
+    /// - `input.cat`: `[batch, n_cat]` i64, `input.cont`: `[batch, n_cont]` f32
+    /// - returns `[batch, output_dim()]`
     pub fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
         let cont = input.cont.as_ref().filter(|_| !self.cont.is_empty());
         let dropping = self.dropout > 0.0 && crate::models::dropout_on(train);
@@ -146,9 +230,13 @@ impl TabEmbeddings {
         }
     }
 
-    /// One tensor per input column, in the order of [`TabEmbeddings::names`]: each categorical
-    /// column's embedding `[batch, embed_dim]`, then each continuous column's raw value
-    /// `[batch, 1]`. This is where gradient attributions are taken.
+    /// One tensor per input column, in the order of [`TabEmbeddings::names`]. This is where
+    /// gradient attributions are taken.
+    ///
+    /// # Shapes
+    /// - `input.cat`: `[batch, n_cat]` i64, `input.cont`: `[batch, n_cont]` f32
+    /// - returns each categorical column's embedding `[batch, embed_dim]`, then each continuous
+    ///   column's raw value `[batch, 1]`
     pub fn embed(&self, input: &ModelInput) -> Vec<Tensor> {
         let mut parts = self.embed_cat(input);
         if let Some(cont) = input.cont.as_ref().filter(|_| !self.cont.is_empty()) {
@@ -159,7 +247,11 @@ impl TabEmbeddings {
 
     /// The rest of the embedding layer from (possibly perturbed) [`TabEmbeddings::embed`]
     /// output: dropout on the categorical embeddings, normalisation of the continuous block,
-    /// concatenation → `[batch, output_dim()]`.
+    /// concatenation.
+    ///
+    /// # Shapes
+    /// - `parts`: as [`TabEmbeddings::embed`] returns them
+    /// - returns `[batch, output_dim()]`
     pub fn combine(&self, parts: &[Tensor], train: bool) -> Tensor {
         let n_cat = self.cat.len();
         let mut out = Vec::with_capacity(2);
@@ -188,44 +280,38 @@ impl TabEmbeddings {
     }
 
     /// Checks presence, widths and index ranges of `cat` and `cont`.
+    ///
+    /// # Shapes
+    /// - `input.cat`: `[batch, n_cat]` i64 (each column's indices in `0..cardinality`),
+    ///   `input.cont`: `[batch, n_cont]` f32
     pub fn check_input(&self, input: &ModelInput) -> Result<()> {
         if !self.cat.is_empty() {
-            let cat = input
-                .cat
-                .as_ref()
-                .ok_or_else(|| mismatch("cat", "no categorical input"))?;
+            let Some(cat) = input.cat.as_ref() else {
+                bail!(input("cat"), "no categorical input");
+            };
             let size = cat.size();
-            if size.len() != 2 || size[1] != self.cat.len() as i64 {
-                return Err(mismatch(
-                    "cat",
-                    &format!("expected [batch, {}], got {size:?}", self.cat.len()),
-                ));
-            }
+            ensure!(
+                size.len() == 2 && size[1] == self.cat.len() as i64,
+                input("cat"),
+                "expected [batch, {}], got {size:?}",
+                self.cat.len()
+            );
             for (i, c) in self.cat.iter().enumerate() {
                 check_index_range(&cat.select(1, i as i64), &c.name, c.cardinality as i64 - 1)?;
             }
         }
         let n_cont = self.cont.len() as i64;
         if n_cont > 0 {
-            let cont = input
-                .cont
-                .as_ref()
-                .ok_or_else(|| mismatch("cont", "no continuous input"))?;
+            let Some(cont) = input.cont.as_ref() else {
+                bail!(input("cont"), "no continuous input");
+            };
             let size = cont.size();
-            if size.len() != 2 || size[1] != n_cont {
-                return Err(mismatch(
-                    "cont",
-                    &format!("expected [batch, {n_cont}], got {size:?}"),
-                ));
-            }
+            ensure!(
+                size.len() == 2 && size[1] == n_cont,
+                input("cont"),
+                "expected [batch, {n_cont}], got {size:?}"
+            );
         }
         Ok(())
-    }
-}
-
-fn mismatch(input: &str, reason: &str) -> WideDeepError {
-    WideDeepError::InputMismatch {
-        input: input.into(),
-        reason: reason.into(),
     }
 }

@@ -1,7 +1,10 @@
 //! TabMlp: column embeddings followed by an MLP.
 use crate::error::Result;
-use crate::models::tabular::embeddings::{ContNorm, TabEmbeddings};
-use crate::models::{Component, Mlp, MlpConfig, ModelInput};
+use crate::macros::setters;
+use crate::models::tabular::embeddings::{
+    tab_embedding_methods, ContNorm, TabColumns, TabEmbeddings,
+};
+use crate::models::{Component, ComponentConfig, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 use widedeep_preprocessing::{CatColumnMeta, TabMeta};
@@ -17,8 +20,10 @@ pub struct TabMlpConfig {
     /// Dropout on the concatenated categorical embeddings.
     #[serde(default)]
     pub embed_dropout: f64,
+    /// Normalisation of the continuous columns.
     #[serde(default)]
     pub cont_norm: ContNorm,
+    /// The MLP on the concatenated embeddings and continuous columns.
     #[serde(default)]
     pub mlp: MlpConfig,
 }
@@ -34,30 +39,23 @@ impl TabMlpConfig {
             mlp: MlpConfig::default(),
         }
     }
-    pub fn embed_dropout(mut self, p: f64) -> Self {
-        self.embed_dropout = p;
-        self
-    }
-    pub fn cont_norm(mut self, n: ContNorm) -> Self {
-        self.cont_norm = n;
-        self
-    }
-    pub fn mlp(mut self, mlp: MlpConfig) -> Self {
-        self.mlp = mlp;
-        self
+    setters!(embed_dropout: f64, cont_norm: ContNorm, mlp: MlpConfig);
+}
+
+impl ComponentConfig for TabMlpConfig {
+    type Component = TabMlp;
+    const NAME: &'static str = "tab_mlp";
+
+    /// Checks the MLP (`tab_mlp.mlp.*`), then the embedding columns and options.
+    fn validate(&self) -> Result<()> {
+        self.mlp.validate("tab_mlp.mlp")?;
+        self.validate_columns()
     }
 
-    /// Validates and builds the model under `path`.
-    pub fn build(&self, path: &nn::Path) -> Result<TabMlp> {
-        self.mlp.validate("tab_mlp.mlp")?;
-        let embed = TabEmbeddings::new(
-            &(path / "embed"),
-            &self.cat_embed,
-            &self.cont_cols,
-            self.cont_norm,
-            self.embed_dropout,
-            "tab_mlp",
-        )?;
+    /// Validates, then builds the embeddings (`embed`) and the MLP (`mlp`) under `path`.
+    fn build(&self, path: &nn::Path) -> Result<TabMlp> {
+        self.validate()?;
+        let embed = self.build_embeddings(path)?;
         let mlp = self
             .mlp
             .build(&(path / "mlp"), embed.output_dim(), "tab_mlp.mlp")?;
@@ -72,63 +70,27 @@ pub struct TabMlp {
     mlp: Mlp,
 }
 
-impl Component for TabMlp {
-    fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
-        self.mlp
-            .forward_t(&self.embed.forward_t(input, train), train)
-    }
-
-    fn output_dim(&self) -> i64 {
-        self.mlp.output_dim()
-    }
-
-    fn check_input(&self, input: &ModelInput) -> Result<()> {
-        self.embed.check_input(input)
-    }
-
-    fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
-        Some(self.embed.embed(input))
-    }
-
-    fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
-        Some(self.mlp.forward_t(&self.embed.combine(parts, train), train))
-    }
-
-    fn feature_names(&self) -> Vec<String> {
-        self.embed.names()
+impl TabMlp {
+    /// The MLP on the combined embeddings `[batch, Σ embed_dim + n_cont]`.
+    fn forward_combined(&self, x: &Tensor, train: bool) -> Tensor {
+        self.mlp.forward_t(x, train)
     }
 }
 
-// Transitional: the inherent `validate`/`build` move into this impl with the component
-// contract refactor.
-impl crate::models::ComponentConfig for TabMlpConfig {
-    type Component = TabMlp;
-    const NAME: &'static str = "tab_mlp";
-    fn validate(&self) -> Result<()> {
-        self.mlp.validate("tab_mlp.mlp")
-    }
-    fn build(&self, path: &nn::Path) -> Result<TabMlp> {
-        TabMlpConfig::build(self, path)
+impl Component for TabMlp {
+    tab_embedding_methods!();
+
+    fn output_dim(&self) -> i64 {
+        self.mlp.output_dim()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::tabular::testing::meta;
+    use crate::models::tabular::testing::{check_embed_then_forward, fixed_input as input, meta};
     use crate::models::{Activation, ContNorm};
     use tch::{Device, Kind};
-
-    fn input(n: i64) -> ModelInput {
-        let cat = Tensor::from_slice(&[1i64, 2, 3, 0, 0, 1])
-            .view([3, 2])
-            .narrow(0, 0, n);
-        ModelInput {
-            cat: Some(cat),
-            cont: Some(Tensor::randn([n, 2], (Kind::Float, Device::Cpu))),
-            ..Default::default()
-        }
-    }
 
     #[test]
     fn forward_shapes_for_several_configs() {
@@ -164,14 +126,7 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let cfg = TabMlpConfig::from_meta(&meta()).cont_norm(ContNorm::BatchNorm);
         let m = cfg.build(&vs.root()).unwrap();
-        let x = input(3);
-        let parts = m.embed(&x).unwrap();
-        let shapes: Vec<Vec<i64>> = parts.iter().map(|p| p.size()).collect();
-        assert_eq!(shapes, vec![vec![3, 3], vec![3, 2], vec![3, 1], vec![3, 1]]);
-        assert_eq!(m.feature_names(), vec!["a", "b", "x", "y"]);
-        let direct = m.forward_t(&x, false);
-        let split = m.forward_embedded(&parts, false).unwrap();
-        assert!(direct.allclose(&split, 1e-6, 1e-6, false));
+        check_embed_then_forward(&m, &input(3));
     }
 
     #[test]

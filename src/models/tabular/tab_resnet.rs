@@ -1,9 +1,12 @@
 //! TabResnet: column embeddings followed by dense residual blocks and an optional MLP.
-use crate::error::{Result, WideDeepError};
+use crate::error::Result;
+use crate::macros::{bail, ensure, setters};
 use crate::models::checks::check_dropout;
 use crate::models::dropout::DropoutExt;
-use crate::models::tabular::embeddings::{ContNorm, TabEmbeddings};
-use crate::models::{Component, Mlp, MlpConfig, ModelInput};
+use crate::models::tabular::embeddings::{
+    tab_embedding_methods, ContNorm, TabColumns, TabEmbeddings,
+};
+use crate::models::{Component, ComponentConfig, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::ModuleT, Tensor};
 use widedeep_preprocessing::{CatColumnMeta, TabMeta};
@@ -26,6 +29,7 @@ pub struct TabResnetConfig {
     /// Dropout on the concatenated categorical embeddings.
     #[serde(default)]
     pub embed_dropout: f64,
+    /// Normalisation of the continuous columns.
     #[serde(default)]
     pub cont_norm: ContNorm,
     /// Input and output widths of the blocks: `[200, 100, 100]` gives two blocks, 200 → 100 and
@@ -76,66 +80,55 @@ impl TabResnetConfig {
             ..Default::default()
         }
     }
-    pub fn embed_dropout(mut self, p: f64) -> Self {
-        self.embed_dropout = p;
-        self
-    }
-    pub fn cont_norm(mut self, n: ContNorm) -> Self {
-        self.cont_norm = n;
-        self
-    }
+    setters!(
+        embed_dropout: f64,
+        cont_norm: ContNorm,
+        blocks_dropout: f64,
+        simplify_blocks: bool,
+    );
+    /// Sets `blocks_dims`.
     pub fn blocks_dims(mut self, dims: impl Into<Vec<i64>>) -> Self {
         self.blocks_dims = dims.into();
         self
     }
-    pub fn blocks_dropout(mut self, p: f64) -> Self {
-        self.blocks_dropout = p;
-        self
-    }
-    pub fn simplify_blocks(mut self, on: bool) -> Self {
-        self.simplify_blocks = on;
-        self
-    }
+    /// Puts an MLP on top of the blocks.
     pub fn mlp(mut self, mlp: MlpConfig) -> Self {
         self.mlp = Some(mlp);
         self
     }
+}
 
-    /// Checks the values; errors name the field (`tab_resnet.blocks_dims`, ...).
-    pub fn validate(&self) -> Result<()> {
-        if self.blocks_dims.len() < 2 {
-            return Err(WideDeepError::config(
-                "tab_resnet.blocks_dims",
-                format!(
-                    "needs at least two widths (one block), got {:?}",
-                    self.blocks_dims
-                ),
-            ));
-        }
+impl ComponentConfig for TabResnetConfig {
+    type Component = TabResnet;
+    const NAME: &'static str = "tab_resnet";
+
+    /// Checks the blocks, the MLP, then the embedding columns and options; errors name the
+    /// field (`tab_resnet.blocks_dims`, ...).
+    fn validate(&self) -> Result<()> {
+        ensure!(
+            self.blocks_dims.len() >= 2,
+            config("tab_resnet.blocks_dims"),
+            "needs at least two widths (one block), got {:?}",
+            self.blocks_dims
+        );
         if let Some(d) = self.blocks_dims.iter().find(|&&d| d <= 0) {
-            return Err(WideDeepError::config(
-                "tab_resnet.blocks_dims",
-                format!("widths must be positive, got {d}"),
-            ));
+            bail!(
+                config("tab_resnet.blocks_dims"),
+                "widths must be positive, got {d}"
+            );
         }
         check_dropout(self.blocks_dropout, "tab_resnet.blocks_dropout")?;
         if let Some(mlp) = &self.mlp {
             mlp.validate("tab_resnet.mlp")?;
         }
-        Ok(())
+        self.validate_columns()
     }
 
-    /// Validates and builds the model under `path`.
-    pub fn build(&self, path: &nn::Path) -> Result<TabResnet> {
+    /// Validates, then builds the embeddings (`embed`), the input projection (`input`, when
+    /// the widths differ), the blocks (`block_{i}`) and the MLP (`mlp`) under `path`.
+    fn build(&self, path: &nn::Path) -> Result<TabResnet> {
         self.validate()?;
-        let embed = TabEmbeddings::new(
-            &(path / "embed"),
-            &self.cat_embed,
-            &self.cont_cols,
-            self.cont_norm,
-            self.embed_dropout,
-            "tab_resnet",
-        )?;
+        let embed = self.build_embeddings(path)?;
         let dims = &self.blocks_dims;
         let input = (embed.output_dim() != dims[0]).then(|| {
             let p = path / "input";
@@ -205,6 +198,10 @@ pub(crate) fn batch_norm(path: &nn::Path, dim: i64) -> nn::BatchNorm {
 
 /// Batch norm that falls back to the running statistics for a one-row training batch (batch
 /// statistics of a single row are undefined; libtorch would fail).
+///
+/// # Shapes
+/// - `x`: `[batch, dim]`
+/// - returns `[batch, dim]`
 pub(crate) fn bn_t(bn: &nn::BatchNorm, x: &Tensor, train: bool) -> Tensor {
     bn.forward_t(x, train && x.size()[0] > 1)
 }
@@ -247,7 +244,7 @@ pub struct TabResnet {
 
 impl TabResnet {
     /// The blocks (and MLP) on the combined embeddings `[batch, Σ embed_dim + n_cont]`.
-    fn encode(&self, x: &Tensor, train: bool) -> Tensor {
+    fn forward_combined(&self, x: &Tensor, train: bool) -> Tensor {
         let mut h = match &self.input {
             Some((lin, bn)) => bn_t(bn, &x.apply(lin), train),
             None => x.shallow_clone(),
@@ -263,62 +260,21 @@ impl TabResnet {
 }
 
 impl Component for TabResnet {
-    fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
-        self.encode(&self.embed.forward_t(input, train), train)
-    }
+    tab_embedding_methods!();
 
     fn output_dim(&self) -> i64 {
         self.mlp
             .as_ref()
             .map_or(self.output_dim, |m| m.output_dim())
     }
-
-    fn check_input(&self, input: &ModelInput) -> Result<()> {
-        self.embed.check_input(input)
-    }
-
-    fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
-        Some(self.embed.embed(input))
-    }
-
-    fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
-        Some(self.encode(&self.embed.combine(parts, train), train))
-    }
-
-    fn feature_names(&self) -> Vec<String> {
-        self.embed.names()
-    }
-}
-
-// Transitional: the inherent `validate`/`build` move into this impl with the component
-// contract refactor.
-impl crate::models::ComponentConfig for TabResnetConfig {
-    type Component = TabResnet;
-    const NAME: &'static str = "tab_resnet";
-    fn validate(&self) -> Result<()> {
-        TabResnetConfig::validate(self)
-    }
-    fn build(&self, path: &nn::Path) -> Result<TabResnet> {
-        TabResnetConfig::build(self, path)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::tabular::testing::meta;
-    use tch::{Device, Kind};
-
-    fn input(n: i64) -> ModelInput {
-        let cat = Tensor::from_slice(&[1i64, 2, 3, 0, 0, 1, 2, 2])
-            .view([4, 2])
-            .narrow(0, 0, n);
-        ModelInput {
-            cat: Some(cat),
-            cont: Some(Tensor::randn([n, 2], (Kind::Float, Device::Cpu))),
-            ..Default::default()
-        }
-    }
+    use crate::models::tabular::testing::{check_embed_then_forward, fixed_input as input, meta};
+    use crate::WideDeepError;
+    use tch::Device;
 
     #[test]
     fn forward_shapes_for_several_configs() {
@@ -403,14 +359,7 @@ mod tests {
             .mlp(MlpConfig::default().hidden_dims([4]))
             .build(&vs.root())
             .unwrap();
-        let x = input(4);
-        let parts = m.embed(&x).unwrap();
-        let shapes: Vec<Vec<i64>> = parts.iter().map(|p| p.size()).collect();
-        assert_eq!(shapes, vec![vec![4, 3], vec![4, 2], vec![4, 1], vec![4, 1]]);
-        assert_eq!(m.feature_names(), vec!["a", "b", "x", "y"]);
-        let direct = m.forward_t(&x, false);
-        let split = m.forward_embedded(&parts, false).unwrap();
-        assert!(direct.allclose(&split, 1e-6, 1e-6, false));
+        check_embed_then_forward(&m, &input(4));
     }
 
     #[test]

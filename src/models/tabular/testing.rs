@@ -3,6 +3,8 @@ use crate::models::{Component, ModelInput};
 use tch::{Device, Kind, Tensor};
 use widedeep_preprocessing::{CatColumnMeta, TabMeta};
 
+/// Two categorical columns, `a` (cardinality 4, width 3) and `b` (cardinality 3, width 2),
+/// and two continuous ones, `x` and `y`.
 pub fn meta() -> TabMeta {
     TabMeta {
         cat: vec![
@@ -29,6 +31,33 @@ pub fn input(n: i64) -> ModelInput {
         cont: Some(Tensor::randn([n, 2], (Kind::Float, Device::Cpu))),
         ..Default::default()
     }
+}
+
+/// `n ≤ 4` rows of `meta()`-shaped input with fixed indices (`[1, 2]`, `[3, 0]`, `[0, 1]`,
+/// `[2, 2]`) and random continuous values.
+pub fn fixed_input(n: i64) -> ModelInput {
+    let cat = Tensor::from_slice(&[1i64, 2, 3, 0, 0, 1, 2, 2])
+        .view([4, 2])
+        .narrow(0, 0, n);
+    ModelInput {
+        cat: Some(cat),
+        cont: Some(Tensor::randn([n, 2], (Kind::Float, Device::Cpu))),
+        ..Default::default()
+    }
+}
+
+/// On `meta()`-shaped input `x`: `embed` gives one part per column (`[batch, 3]`, `[batch, 2]`,
+/// `[batch, 1]`, `[batch, 1]`) named `a`, `b`, `x`, `y`, and `forward_embedded ∘ embed` equals
+/// `forward` in evaluation mode.
+pub fn check_embed_then_forward(m: &dyn Component, x: &ModelInput) {
+    let n = x.batch_size();
+    let parts = m.embed(x).unwrap();
+    let shapes: Vec<Vec<i64>> = parts.iter().map(|p| p.size()).collect();
+    assert_eq!(shapes, vec![vec![n, 3], vec![n, 2], vec![n, 1], vec![n, 1]]);
+    assert_eq!(m.feature_names(), vec!["a", "b", "x", "y"]);
+    let direct = m.forward_t(x, false);
+    let split = m.forward_embedded(&parts, false).unwrap();
+    assert!(direct.allclose(&split, 1e-6, 1e-6, false));
 }
 
 /// Forward shapes, `forward_embedded ∘ embed == forward`, attention weight distributions and

@@ -4,8 +4,10 @@
 use super::transformer::SelfAttention;
 use super::{check_part, mask_from_ids, masked_mean, padding_mask_from_embedded, TextInput};
 use crate::error::{Result, WideDeepError};
+use crate::macros::{ensure, setters};
 use crate::models::dropout::DropoutExt;
-use crate::models::{Component, Mlp, MlpConfig, ModelInput};
+use crate::models::mlp::{apply_head, build_head, validate_head};
+use crate::models::{Component, ComponentConfig, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,18 +18,30 @@ use widedeep_preprocessing::TextMeta;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BertParams {
+    /// Number of token ids (the tokenizer's vocabulary).
     pub vocab_size: i64,
+    /// Width of the token vectors.
     pub hidden_size: i64,
+    /// Number of encoder layers.
     pub num_hidden_layers: i64,
+    /// Attention heads per layer (must divide `hidden_size`).
     pub num_attention_heads: i64,
+    /// Width of the feed-forward layer.
     pub intermediate_size: i64,
     /// `gelu` (exact), `gelu_new` / `gelu_pytorch_tanh` (tanh approximation) or `relu`.
     pub hidden_act: String,
+    /// Longest sequence accepted (learned positions).
     pub max_position_embeddings: i64,
+    /// Number of token types (segments).
     pub type_vocab_size: i64,
+    /// Epsilon of the layer norms.
     pub layer_norm_eps: f64,
+    /// Id of the padding token in the checkpoint's vocabulary (informational: the
+    /// [`TextInput`]'s `pad_id` is the one used).
     pub pad_token_id: i64,
+    /// Dropout after the embeddings and each sub-layer.
     pub hidden_dropout_prob: f64,
+    /// Dropout on the attention weights.
     pub attention_probs_dropout_prob: f64,
 }
 
@@ -79,16 +93,20 @@ pub enum BertPooling {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BertConfig {
+    /// Which text input the model reads (tokenized with the model's own `tokenizer.json`).
     pub input: TextInput,
+    /// The architecture (from the checkpoint's `config.json`).
     pub params: BertParams,
     /// `model.safetensors` to initialise from. Not serialized: a saved pipeline holds the
     /// (fine-tuned) weights itself.
     #[serde(skip)]
     pub weights: Option<PathBuf>,
+    /// How the token outputs are pooled.
     pub pooling: BertPooling,
     /// `Some(k)`: only the last `k` encoder layers train (embeddings and earlier layers are
     /// frozen); `None`: everything trains.
     pub trainable_layers: Option<i64>,
+    /// Optional MLP on the pooled output.
     pub head: Option<MlpConfig>,
 }
 
@@ -122,23 +140,31 @@ impl BertConfig {
             ..Default::default()
         })
     }
-    pub fn pooling(mut self, p: BertPooling) -> Self {
-        self.pooling = p;
-        self
-    }
+    setters!(pooling: BertPooling);
+    /// Trains only the last `k` encoder layers (sets `trainable_layers`).
     pub fn trainable_layers(mut self, k: i64) -> Self {
         self.trainable_layers = Some(k);
         self
     }
+    /// Puts an MLP on the pooled output.
     pub fn head(mut self, head: MlpConfig) -> Self {
         self.head = Some(head);
         self
     }
+    /// Initialises from the `model.safetensors` at `path` (sets `weights`).
     pub fn weights(mut self, path: impl Into<PathBuf>) -> Self {
         self.weights = Some(path.into());
         self
     }
+}
 
+impl ComponentConfig for BertConfig {
+    type Component = Bert;
+    const NAME: &'static str = "bert";
+
+    /// Checks the input, the architecture's sizes and activation (the tokenizer's vocabulary
+    /// must be the model's), `trainable_layers` and the head, without reading the weights
+    /// file; errors name the field (`bert.params.num_attention_heads`).
     fn validate(&self) -> Result<()> {
         let p = &self.params;
         self.input.validate("bert")?;
@@ -151,47 +177,45 @@ impl BertConfig {
             (p.max_position_embeddings, "max_position_embeddings"),
             (p.type_vocab_size, "type_vocab_size"),
         ] {
-            if v <= 0 {
-                return Err(WideDeepError::config(
-                    format!("bert.params.{f}"),
-                    format!("must be positive, got {v}"),
-                ));
-            }
+            ensure!(
+                v > 0,
+                config(format!("bert.params.{f}")),
+                "must be positive, got {v}"
+            );
         }
-        if p.hidden_size % p.num_attention_heads != 0 {
-            return Err(WideDeepError::config(
-                "bert.params.num_attention_heads",
-                "must divide hidden_size",
-            ));
-        }
-        if self.input.vocab_size != p.vocab_size {
-            return Err(WideDeepError::config(
-                "bert.input.vocab_size",
-                format!(
-                    "the tokenizer has {} ids, the model {}: use the model's tokenizer.json",
-                    self.input.vocab_size, p.vocab_size
-                ),
-            ));
-        }
-        if !["gelu", "gelu_new", "gelu_pytorch_tanh", "relu"].contains(&p.hidden_act.as_str()) {
-            return Err(WideDeepError::config(
-                "bert.params.hidden_act",
-                format!("unsupported activation `{}`", p.hidden_act),
-            ));
-        }
+        ensure!(
+            p.hidden_size % p.num_attention_heads == 0,
+            config("bert.params.num_attention_heads"),
+            "must divide hidden_size"
+        );
+        ensure!(
+            self.input.vocab_size == p.vocab_size,
+            config("bert.input.vocab_size"),
+            "the tokenizer has {} ids, the model {}: use the model's tokenizer.json",
+            self.input.vocab_size,
+            p.vocab_size
+        );
+        ensure!(
+            ["gelu", "gelu_new", "gelu_pytorch_tanh", "relu"].contains(&p.hidden_act.as_str()),
+            config("bert.params.hidden_act"),
+            "unsupported activation `{}`",
+            p.hidden_act
+        );
         if let Some(k) = self.trainable_layers {
-            if !(0..=p.num_hidden_layers).contains(&k) {
-                return Err(WideDeepError::config(
-                    "bert.trainable_layers",
-                    format!("must be in 0..={}, got {k}", p.num_hidden_layers),
-                ));
-            }
+            ensure!(
+                (0..=p.num_hidden_layers).contains(&k),
+                config("bert.trainable_layers"),
+                "must be in 0..={}, got {k}",
+                p.num_hidden_layers
+            );
         }
-        Ok(())
+        validate_head(&self.head, Self::NAME)
     }
 
-    /// Validates, builds under `path` and loads the pretrained weights when set.
-    pub fn build(&self, path: &nn::Path) -> Result<Bert> {
+    /// Validates, builds under `path` (Hugging Face's variable names: `embeddings.*`,
+    /// `encoder.layer.{i}.*`, `pooler.dense` with [`BertPooling::Pooler`], then `head`), loads
+    /// the pretrained weights when set and freezes all but the last `trainable_layers`.
+    fn build(&self, path: &nn::Path) -> Result<Bert> {
         self.validate()?;
         let p = &self.params;
         let d = p.hidden_size;
@@ -301,11 +325,7 @@ impl BertConfig {
                 }
             }
         }
-        let head = self
-            .head
-            .as_ref()
-            .map(|h| h.build(&(path / "head"), d, "bert.head"))
-            .transpose()?;
+        let head = build_head(&self.head, path, d, Self::NAME)?;
         Ok(Bert {
             input: self.input.clone(),
             word,
@@ -346,9 +366,12 @@ fn load_weights(path: &Path, named: &[(String, Tensor)]) -> Result<()> {
     let bad = |reason: String| {
         WideDeepError::config("bert.weights", format!("{}: {reason}", path.display()))
     };
-    if !path.is_file() {
-        return Err(bad("file not found".into()));
-    }
+    ensure!(
+        path.is_file(),
+        config("bert.weights"),
+        "{}: file not found",
+        path.display()
+    );
     let file = Tensor::read_safetensors(path).map_err(|e| bad(e.to_string()))?;
     let map: HashMap<String, Tensor> = file
         .into_iter()
@@ -369,13 +392,14 @@ fn load_weights(path: &Path, named: &[(String, Tensor)]) -> Result<()> {
             let src = map
                 .get(name)
                 .ok_or_else(|| bad(format!("no tensor `{name}`")))?;
-            if src.size() != var.size() {
-                return Err(bad(format!(
-                    "`{name}` has shape {:?}, the model {:?}",
-                    src.size(),
-                    var.size()
-                )));
-            }
+            ensure!(
+                src.size() == var.size(),
+                config("bert.weights"),
+                "{}: `{name}` has shape {:?}, the model {:?}",
+                path.display(),
+                src.size(),
+                var.size()
+            );
             var.shallow_clone()
                 .copy_(&src.to_kind(var.kind()).to_device(var.device()));
         }
@@ -414,12 +438,18 @@ pub struct Bert {
 }
 
 impl Bert {
-    /// Token outputs of the last layer, `[batch, seq, hidden]`.
+    /// Token outputs of the last layer.
+    ///
+    /// # Shapes
+    /// - `ids`: `[batch, seq]` i64 (the model's own token ids)
+    /// - returns `[batch, seq, hidden_size]`
     pub fn encode(&self, ids: &Tensor, train: bool) -> Tensor {
         let emb = Tensor::embedding(&self.word, ids, -1, false, false);
         self.encode_embedded(&emb, &mask_from_ids(ids, self.input.pad_id), train)
     }
 
+    /// The encoder from the word embeddings `emb` `[batch, seq, hidden]` and the real-token
+    /// mask `[batch, seq]`.
     fn encode_embedded(&self, emb: &Tensor, mask: &Tensor, train: bool) -> Tensor {
         let pos = (mask.to_kind(Kind::Int64).cumsum(1, Kind::Int64) - 1).clamp_min(0);
         let x = emb
@@ -441,7 +471,12 @@ impl Bert {
         x
     }
 
-    /// The pooled sentence vector `[batch, hidden]` (before the head).
+    /// The pooled sentence vector (before the head).
+    ///
+    /// # Shapes
+    /// - `tokens`: `[batch, seq, hidden_size]` (from [`Bert::encode`]), `mask`: `[batch, seq]`
+    ///   bool (real tokens)
+    /// - returns `[batch, hidden_size]`
     pub fn pool(&self, tokens: &Tensor, mask: &Tensor) -> Tensor {
         match self.pooling {
             BertPooling::Mean => masked_mean(tokens, mask),
@@ -456,12 +491,10 @@ impl Bert {
         }
     }
 
+    /// Encoder, pooling and head from embedded tokens.
     fn run(&self, emb: &Tensor, mask: &Tensor, train: bool) -> Tensor {
         let pooled = self.pool(&self.encode_embedded(emb, mask, train), mask);
-        match &self.head {
-            Some(h) => h.forward_t(&pooled, train),
-            None => pooled,
-        }
+        apply_head(&self.head, pooled, train)
     }
 }
 
@@ -488,19 +521,6 @@ impl Component for Bert {
         let emb = check_part(parts)?;
         let mask = padding_mask_from_embedded(emb, &self.word.get(self.input.pad_id));
         Some(self.run(emb, &mask, train))
-    }
-}
-
-// Transitional: the inherent `validate`/`build` move into this impl with the component
-// contract refactor.
-impl crate::models::ComponentConfig for BertConfig {
-    type Component = Bert;
-    const NAME: &'static str = "bert";
-    fn validate(&self) -> Result<()> {
-        BertConfig::validate(self)
-    }
-    fn build(&self, path: &nn::Path) -> Result<Bert> {
-        BertConfig::build(self, path)
     }
 }
 

@@ -1,42 +1,30 @@
 //! Recurrent text models: [`BasicRnn`], [`AttentiveRnn`] and [`StackedAttentiveRnn`].
+//!
+//! Their configs share the token embedding, the recurrent width and direction and the head
+//! through [`RnnBase`], and the first two the recurrent layers' options through [`RnnLayers`],
+//! both flattened into each config's JSON (`{"input": .., "embed_dim": .., "hidden_dim": ..,
+//! "n_layers": .., ..}`, the keys of the configs before the fields were shared).
 use super::{
-    check_part, embedding_and_head_setters, mask_from_ids, masked_mean, token_component_methods,
-    AttentionStore, EmbeddingMatrix, TextInput, TokenEmbedding, MASK_FILL,
+    check_part, check_positive, embedding_and_head_setters, mask_from_ids, masked_mean,
+    token_component_methods, AttentionStore, EmbeddingMatrix, TextInput, TokenEmbedding, MASK_FILL,
 };
-use crate::error::{Result, WideDeepError};
+use crate::error::Result;
 use crate::macros::setters;
 use crate::models::checks::check_dropout;
 use crate::models::dropout::DropoutExt;
-use crate::models::{Component, Mlp, MlpConfig, ModelInput};
+use crate::models::mlp::{apply_head, build_head, validate_head};
+use crate::models::{Component, ComponentConfig, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
-
-/// `checked_embedding`: the input and embedding-dropout checks and the token embedding under
-/// `path/embed`, for the RNN configs (fields `input`, `embed_dim`, `pretrained_embeddings`,
-/// `freeze_embeddings`, `embed_dropout`).
-macro_rules! checked_embedding {
-    () => {
-        fn checked_embedding(&self, path: &nn::Path, p: &str) -> Result<TokenEmbedding> {
-            self.input.validate(p)?;
-            check_dropout(self.embed_dropout, &format!("{p}.embed_dropout"))?;
-            TokenEmbedding::new(
-                &(path / "embed"),
-                &self.input,
-                self.embed_dim,
-                self.pretrained_embeddings.as_ref(),
-                self.freeze_embeddings,
-                p,
-            )
-        }
-    };
-}
 
 /// The recurrent cell.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RnnType {
+    /// Long short-term memory (4 gates; the default).
     #[default]
     Lstm,
+    /// Gated recurrent unit (3 gates).
     Gru,
 }
 
@@ -180,47 +168,15 @@ fn last_hidden(out: &Tensor, mask: &Tensor, hidden: i64, bidirectional: bool) ->
     Tensor::cat(&[fwd, bwd], 1)
 }
 
-fn validate_rnn(prefix: &str, hidden: i64, n_layers: i64, dropout: f64) -> Result<()> {
-    if hidden <= 0 {
-        return Err(WideDeepError::config(
-            format!("{prefix}.hidden_dim"),
-            format!("must be positive, got {hidden}"),
-        ));
-    }
-    if n_layers <= 0 {
-        return Err(WideDeepError::config(
-            format!("{prefix}.n_layers"),
-            format!("must be positive, got {n_layers}"),
-        ));
-    }
-    check_dropout(dropout, &format!("{prefix}.rnn_dropout"))
-}
-
-fn build_head(
-    head: &Option<MlpConfig>,
-    path: &nn::Path,
-    width: i64,
-    prefix: &str,
-) -> Result<Option<Mlp>> {
-    head.as_ref()
-        .map(|h| h.build(&(path / "head"), width, &format!("{prefix}.head")))
-        .transpose()
-}
-
-fn apply_head(head: &Option<Mlp>, x: Tensor, train: bool) -> Tensor {
-    match head {
-        Some(h) => h.forward_t(&x, train),
-        None => x,
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 
-/// Configuration of [`BasicRnn`] (the reference's defaults: LSTM, hidden 64, 3 layers, dropout
-/// 0.1 between layers, last hidden state).
+/// The fields the three recurrent configs share: the text input, its token embeddings, the
+/// recurrent width and direction, and the head on the pooled output. Each config holds it as
+/// `base`, flattened in its JSON.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct BasicRnnConfig {
+pub struct RnnBase {
+    /// Which text input the model reads, and its vocabulary.
     pub input: TextInput,
     /// Width of the token embeddings (ignored with pretrained embeddings).
     pub embed_dim: i64,
@@ -232,18 +188,15 @@ pub struct BasicRnnConfig {
     pub freeze_embeddings: bool,
     /// Dropout on the token embeddings.
     pub embed_dropout: f64,
-    pub rnn_type: RnnType,
+    /// Width of the recurrent state (per direction).
     pub hidden_dim: i64,
-    pub n_layers: i64,
-    /// Dropout between stacked layers.
-    pub rnn_dropout: f64,
+    /// Read the text in both directions (the output width doubles).
     pub bidirectional: bool,
-    pub pooling: RnnPooling,
     /// Optional MLP on the pooled output.
     pub head: Option<MlpConfig>,
 }
 
-impl Default for BasicRnnConfig {
+impl Default for RnnBase {
     fn default() -> Self {
         Self {
             input: TextInput::default(),
@@ -251,59 +204,182 @@ impl Default for BasicRnnConfig {
             pretrained_embeddings: None,
             freeze_embeddings: false,
             embed_dropout: 0.0,
-            rnn_type: RnnType::Lstm,
             hidden_dim: 64,
-            n_layers: 3,
-            rnn_dropout: 0.1,
             bidirectional: false,
-            pooling: RnnPooling::LastHidden,
             head: None,
         }
     }
 }
 
-impl BasicRnnConfig {
-    /// A model for the text input described by `input` (see [`TextInput::from_meta`]).
-    pub fn new(input: TextInput) -> Self {
+impl RnnBase {
+    /// Checks the input, the embedding options and the head; errors name the field under
+    /// `prefix` (the config's name). `hidden_dim` is checked by each config, first.
+    fn validate(&self, prefix: &str) -> Result<()> {
+        self.input.validate(prefix)?;
+        check_dropout(self.embed_dropout, &format!("{prefix}.embed_dropout"))?;
+        TokenEmbedding::validate(
+            &self.input,
+            self.embed_dim,
+            self.pretrained_embeddings.as_ref(),
+            prefix,
+        )?;
+        validate_head(&self.head, prefix)
+    }
+
+    /// The token embedding under `path/embed`.
+    fn embedding(&self, path: &nn::Path, prefix: &str) -> Result<TokenEmbedding> {
+        TokenEmbedding::new(
+            &(path / "embed"),
+            &self.input,
+            self.embed_dim,
+            self.pretrained_embeddings.as_ref(),
+            self.freeze_embeddings,
+            prefix,
+        )
+    }
+}
+
+/// The recurrent layers of [`BasicRnnConfig`] and [`AttentiveRnnConfig`]: the cell, the
+/// depth and the dropout between layers. Each holds it as `layers`, flattened in its JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RnnLayers {
+    /// The recurrent cell.
+    pub rnn_type: RnnType,
+    /// Number of stacked recurrent layers.
+    pub n_layers: i64,
+    /// Dropout between stacked layers.
+    pub rnn_dropout: f64,
+}
+
+impl Default for RnnLayers {
+    fn default() -> Self {
         Self {
-            input,
-            ..Default::default()
+            rnn_type: RnnType::Lstm,
+            n_layers: 3,
+            rnn_dropout: 0.1,
         }
     }
-    setters!(
-        embed_dim: i64,
-        freeze_embeddings: bool,
-        embed_dropout: f64,
-        rnn_type: RnnType,
-        hidden_dim: i64,
-        n_layers: i64,
-        rnn_dropout: f64,
-        bidirectional: bool,
-        pooling: RnnPooling,
-    );
-    embedding_and_head_setters!();
-    checked_embedding!();
+}
 
-    /// Validates and builds the model under `path`.
-    pub fn build(&self, path: &nn::Path) -> Result<BasicRnn> {
-        let p = "basic_rnn";
-        validate_rnn(p, self.hidden_dim, self.n_layers, self.rnn_dropout)?;
-        let embed = self.checked_embedding(path, p)?;
-        let rnn = RnnLayer::new(
+impl RnnLayers {
+    /// Checks `hidden_dim` (the shared width, first), `n_layers` and `rnn_dropout`; errors
+    /// name the field under `prefix`.
+    fn validate(&self, hidden_dim: i64, prefix: &str) -> Result<()> {
+        check_positive(hidden_dim, prefix, "hidden_dim")?;
+        check_positive(self.n_layers, prefix, "n_layers")?;
+        check_dropout(self.rnn_dropout, &format!("{prefix}.rnn_dropout"))
+    }
+
+    /// The layers under `path/rnn`, reading `in_dim` features, with `base`'s width and
+    /// direction.
+    fn build(&self, path: &nn::Path, in_dim: i64, base: &RnnBase) -> RnnLayer {
+        RnnLayer::new(
             &(path / "rnn"),
             self.rnn_type,
-            embed.dim(),
-            self.hidden_dim,
+            in_dim,
+            base.hidden_dim,
             self.n_layers,
-            self.bidirectional,
+            base.bidirectional,
             self.rnn_dropout,
+        )
+    }
+}
+
+/// Builder setters `pub fn name(mut self, v: T) -> Self` for fields of a config's flattened
+/// parts: `part_setters!(base.embed_dim: i64)` sets `self.base.embed_dim`.
+macro_rules! part_setters {
+    ($($part:ident . $name:ident: $ty:ty),* $(,)?) => {
+        $(
+            #[doc = concat!("Sets `", stringify!($name), "`.")]
+            pub fn $name(mut self, v: $ty) -> Self {
+                self.$part.$name = v;
+                self
+            }
+        )*
+    };
+}
+
+/// `new` and the builder setters of the [`RnnBase`] fields, on a config that holds it as
+/// `base`.
+macro_rules! rnn_base_methods {
+    () => {
+        /// A model for the text input described by `input` (see [`TextInput::from_meta`]).
+        pub fn new(input: TextInput) -> Self {
+            Self {
+                base: RnnBase {
+                    input,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+        }
+        part_setters!(
+            base.embed_dim: i64,
+            base.freeze_embeddings: bool,
+            base.embed_dropout: f64,
+            base.hidden_dim: i64,
+            base.bidirectional: bool,
         );
-        let head = build_head(&self.head, path, rnn.output_dim(), p)?;
+        embedding_and_head_setters!(base);
+    };
+}
+
+/// The builder setters of the [`RnnLayers`] fields, on a config that holds it as `layers`.
+macro_rules! rnn_layers_setters {
+    () => {
+        part_setters!(
+            layers.rnn_type: RnnType,
+            layers.n_layers: i64,
+            layers.rnn_dropout: f64,
+        );
+    };
+}
+
+/// Configuration of [`BasicRnn`] (the reference's defaults: LSTM, hidden 64, 3 layers, dropout
+/// 0.1 between layers, last hidden state).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BasicRnnConfig {
+    /// The input, token embedding, width, direction and head.
+    #[serde(flatten)]
+    pub base: RnnBase,
+    /// The cell, depth and dropout of the recurrent layers.
+    #[serde(flatten)]
+    pub layers: RnnLayers,
+    /// How the outputs are pooled into one vector.
+    pub pooling: RnnPooling,
+}
+
+impl BasicRnnConfig {
+    rnn_base_methods!();
+    rnn_layers_setters!();
+    setters!(pooling: RnnPooling);
+}
+
+impl ComponentConfig for BasicRnnConfig {
+    type Component = BasicRnn;
+    const NAME: &'static str = "basic_rnn";
+
+    /// Checks `hidden_dim`, `n_layers`, `rnn_dropout`, then the shared fields.
+    fn validate(&self) -> Result<()> {
+        self.layers.validate(self.base.hidden_dim, Self::NAME)?;
+        self.base.validate(Self::NAME)
+    }
+
+    /// Validates, then builds the token embedding (`embed`), the RNN (`rnn`) and the head
+    /// (`head`) under `path`.
+    fn build(&self, path: &nn::Path) -> Result<BasicRnn> {
+        self.validate()?;
+        let b = &self.base;
+        let embed = b.embedding(path, Self::NAME)?;
+        let rnn = self.layers.build(path, embed.dim(), b);
+        let head = build_head(&b.head, path, rnn.output_dim(), Self::NAME)?;
         Ok(BasicRnn {
-            input: self.input.clone(),
+            input: b.input.clone(),
             embed,
             rnn,
-            embed_dropout: self.embed_dropout,
+            embed_dropout: b.embed_dropout,
             pooling: self.pooling,
             head,
         })
@@ -393,85 +469,58 @@ impl ContextAttention {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AttentiveRnnConfig {
-    pub input: TextInput,
-    pub embed_dim: i64,
-    #[serde(skip)]
-    pub pretrained_embeddings: Option<EmbeddingMatrix>,
-    pub freeze_embeddings: bool,
-    pub embed_dropout: f64,
-    pub rnn_type: RnnType,
-    pub hidden_dim: i64,
-    pub n_layers: i64,
-    pub rnn_dropout: f64,
-    pub bidirectional: bool,
+    /// The input, token embedding, width, direction and head.
+    #[serde(flatten)]
+    pub base: RnnBase,
+    /// The cell, depth and dropout of the recurrent layers.
+    #[serde(flatten)]
+    pub layers: RnnLayers,
     /// Dropout on the attention weights.
     pub attn_dropout: f64,
-    pub head: Option<MlpConfig>,
 }
 
 impl Default for AttentiveRnnConfig {
     fn default() -> Self {
-        let b = BasicRnnConfig::default();
         Self {
-            input: b.input,
-            embed_dim: b.embed_dim,
-            pretrained_embeddings: None,
-            freeze_embeddings: false,
-            embed_dropout: 0.0,
-            rnn_type: b.rnn_type,
-            hidden_dim: b.hidden_dim,
-            n_layers: b.n_layers,
-            rnn_dropout: b.rnn_dropout,
-            bidirectional: false,
+            base: RnnBase::default(),
+            layers: RnnLayers::default(),
             attn_dropout: 0.1,
-            head: None,
         }
     }
 }
 
 impl AttentiveRnnConfig {
-    pub fn new(input: TextInput) -> Self {
-        Self {
-            input,
-            ..Default::default()
-        }
-    }
-    setters!(
-        embed_dim: i64,
-        freeze_embeddings: bool,
-        embed_dropout: f64,
-        rnn_type: RnnType,
-        hidden_dim: i64,
-        n_layers: i64,
-        rnn_dropout: f64,
-        bidirectional: bool,
-        attn_dropout: f64,
-    );
-    embedding_and_head_setters!();
-    checked_embedding!();
+    rnn_base_methods!();
+    rnn_layers_setters!();
+    setters!(attn_dropout: f64);
+}
 
-    pub fn build(&self, path: &nn::Path) -> Result<AttentiveRnn> {
-        let p = "attentive_rnn";
-        validate_rnn(p, self.hidden_dim, self.n_layers, self.rnn_dropout)?;
-        check_dropout(self.attn_dropout, &format!("{p}.attn_dropout"))?;
-        let embed = self.checked_embedding(path, p)?;
-        let rnn = RnnLayer::new(
-            &(path / "rnn"),
-            self.rnn_type,
-            embed.dim(),
-            self.hidden_dim,
-            self.n_layers,
-            self.bidirectional,
-            self.rnn_dropout,
-        );
+impl ComponentConfig for AttentiveRnnConfig {
+    type Component = AttentiveRnn;
+    const NAME: &'static str = "attentive_rnn";
+
+    /// Checks `hidden_dim`, `n_layers`, `rnn_dropout`, `attn_dropout`, then the shared fields.
+    fn validate(&self) -> Result<()> {
+        self.layers.validate(self.base.hidden_dim, Self::NAME)?;
+        check_dropout(self.attn_dropout, "attentive_rnn.attn_dropout")?;
+        self.base.validate(Self::NAME)
+    }
+
+    /// Validates, then builds the token embedding (`embed`), the RNN (`rnn`), the attention
+    /// pooling (`attn`) and the head (`head`) under `path`.
+    fn build(&self, path: &nn::Path) -> Result<AttentiveRnn> {
+        self.validate()?;
+        let b = &self.base;
+        let embed = b.embedding(path, Self::NAME)?;
+        let rnn = self.layers.build(path, embed.dim(), b);
         let attn = ContextAttention::new(&(path / "attn"), rnn.output_dim(), self.attn_dropout);
-        let head = build_head(&self.head, path, rnn.output_dim(), p)?;
+        let head = build_head(&b.head, path, rnn.output_dim(), Self::NAME)?;
         Ok(AttentiveRnn {
-            input: self.input.clone(),
+            input: b.input.clone(),
             embed,
             rnn,
             attn,
-            embed_dropout: self.embed_dropout,
+            embed_dropout: b.embed_dropout,
             head,
             weights: AttentionStore::default(),
         })
@@ -526,85 +575,72 @@ impl Component for AttentiveRnn {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StackedAttentiveRnnConfig {
-    pub input: TextInput,
-    pub embed_dim: i64,
-    #[serde(skip)]
-    pub pretrained_embeddings: Option<EmbeddingMatrix>,
-    pub freeze_embeddings: bool,
-    pub embed_dropout: f64,
+    /// The input, token embedding, width, direction and head.
+    #[serde(flatten)]
+    pub base: RnnBase,
+    /// The recurrent cell (GRU by default).
     pub rnn_type: RnnType,
-    pub hidden_dim: i64,
-    pub bidirectional: bool,
+    /// Number of RNN + attention blocks.
     pub n_blocks: i64,
+    /// Dropout on the attention weights.
     pub attn_dropout: f64,
     /// `LayerNorm(rnn_out + attention-weighted rnn_out)` between blocks instead of the
     /// weighted output alone.
     pub with_addnorm: bool,
-    pub head: Option<MlpConfig>,
 }
 
 impl Default for StackedAttentiveRnnConfig {
     fn default() -> Self {
         Self {
-            input: TextInput::default(),
-            embed_dim: 32,
-            pretrained_embeddings: None,
-            freeze_embeddings: false,
-            embed_dropout: 0.0,
+            base: RnnBase::default(),
             rnn_type: RnnType::Gru,
-            hidden_dim: 64,
-            bidirectional: false,
             n_blocks: 3,
             attn_dropout: 0.1,
             with_addnorm: false,
-            head: None,
         }
     }
 }
 
 impl StackedAttentiveRnnConfig {
-    pub fn new(input: TextInput) -> Self {
-        Self {
-            input,
-            ..Default::default()
-        }
-    }
+    rnn_base_methods!();
     setters!(
-        embed_dim: i64,
-        freeze_embeddings: bool,
-        embed_dropout: f64,
         rnn_type: RnnType,
-        hidden_dim: i64,
-        bidirectional: bool,
         n_blocks: i64,
         attn_dropout: f64,
         with_addnorm: bool,
     );
-    embedding_and_head_setters!();
-    checked_embedding!();
+}
 
-    pub fn build(&self, path: &nn::Path) -> Result<StackedAttentiveRnn> {
-        let p = "stacked_attentive_rnn";
-        validate_rnn(p, self.hidden_dim, 1, 0.0)?;
-        if self.n_blocks <= 0 {
-            return Err(WideDeepError::config(
-                format!("{p}.n_blocks"),
-                format!("must be positive, got {}", self.n_blocks),
-            ));
-        }
-        check_dropout(self.attn_dropout, &format!("{p}.attn_dropout"))?;
-        let embed = self.checked_embedding(path, p)?;
+impl ComponentConfig for StackedAttentiveRnnConfig {
+    type Component = StackedAttentiveRnn;
+    const NAME: &'static str = "stacked_attentive_rnn";
+
+    /// Checks `hidden_dim`, `n_blocks`, `attn_dropout`, then the shared fields.
+    fn validate(&self) -> Result<()> {
+        let p = Self::NAME;
+        check_positive(self.base.hidden_dim, p, "hidden_dim")?;
+        check_positive(self.n_blocks, p, "n_blocks")?;
+        check_dropout(self.attn_dropout, "stacked_attentive_rnn.attn_dropout")?;
+        self.base.validate(p)
+    }
+
+    /// Validates, then builds the token embedding (`embed`), the blocks (`block_{i}`: `rnn`,
+    /// `attn`, `norm`) and the head (`head`) under `path`.
+    fn build(&self, path: &nn::Path) -> Result<StackedAttentiveRnn> {
+        self.validate()?;
+        let b = &self.base;
+        let embed = b.embedding(path, Self::NAME)?;
         let mut blocks = Vec::new();
         let mut inp = embed.dim();
-        for b in 0..self.n_blocks {
-            let bp = path / format!("block_{b}");
+        for i in 0..self.n_blocks {
+            let bp = path / format!("block_{i}");
             let rnn = RnnLayer::new(
                 &(&bp / "rnn"),
                 self.rnn_type,
                 inp,
-                self.hidden_dim,
+                b.hidden_dim,
                 1,
-                self.bidirectional,
+                b.bidirectional,
                 0.0,
             );
             let d = rnn.output_dim();
@@ -615,12 +651,12 @@ impl StackedAttentiveRnnConfig {
             blocks.push((rnn, attn, norm));
             inp = d;
         }
-        let head = build_head(&self.head, path, inp, p)?;
+        let head = build_head(&b.head, path, inp, Self::NAME)?;
         Ok(StackedAttentiveRnn {
-            input: self.input.clone(),
+            input: b.input.clone(),
             embed,
             blocks,
-            embed_dropout: self.embed_dropout,
+            embed_dropout: b.embed_dropout,
             head,
             out_dim: inp,
             weights: AttentionStore::default(),
@@ -681,218 +717,5 @@ impl Component for StackedAttentiveRnn {
     }
 }
 
-// Transitional: the inherent `validate`/`build` move into this impl with the component
-// contract refactor.
-impl crate::models::ComponentConfig for BasicRnnConfig {
-    type Component = BasicRnn;
-    const NAME: &'static str = "basic_rnn";
-    fn validate(&self) -> Result<()> {
-        self.input.validate("basic_rnn")
-    }
-    fn build(&self, path: &nn::Path) -> Result<BasicRnn> {
-        BasicRnnConfig::build(self, path)
-    }
-}
-
-// Transitional: the inherent `validate`/`build` move into this impl with the component
-// contract refactor.
-impl crate::models::ComponentConfig for AttentiveRnnConfig {
-    type Component = AttentiveRnn;
-    const NAME: &'static str = "attentive_rnn";
-    fn validate(&self) -> Result<()> {
-        self.input.validate("attentive_rnn")
-    }
-    fn build(&self, path: &nn::Path) -> Result<AttentiveRnn> {
-        AttentiveRnnConfig::build(self, path)
-    }
-}
-
-// Transitional: the inherent `validate`/`build` move into this impl with the component
-// contract refactor.
-impl crate::models::ComponentConfig for StackedAttentiveRnnConfig {
-    type Component = StackedAttentiveRnn;
-    const NAME: &'static str = "stacked_attentive_rnn";
-    fn validate(&self) -> Result<()> {
-        self.input.validate("stacked_attentive_rnn")
-    }
-    fn build(&self, path: &nn::Path) -> Result<StackedAttentiveRnn> {
-        StackedAttentiveRnnConfig::build(self, path)
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tch::Device;
-
-    fn input() -> TextInput {
-        TextInput {
-            text_index: 0,
-            name: "review".into(),
-            vocab_size: 20,
-            pad_id: 0,
-        }
-    }
-
-    fn ids(left: bool) -> ModelInput {
-        let rows: Vec<i64> = if left {
-            vec![0, 0, 3, 4, 5, 0, 0, 0, 0, 0, 1, 2, 3, 4, 19]
-        } else {
-            vec![3, 4, 5, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 19]
-        };
-        ModelInput {
-            text: vec![Tensor::from_slice(&rows).view([3, 5])],
-            ..Default::default()
-        }
-    }
-
-    fn check_embed_split(c: &dyn Component, x: &ModelInput) {
-        let direct = c.forward_t(x, false);
-        let parts = c.embed(x).unwrap();
-        assert_eq!(parts[0].size()[..2], [3, 5]);
-        let split = c.forward_embedded(&parts, false).unwrap();
-        assert!(
-            direct.allclose(&split, 1e-5, 1e-6, false),
-            "{direct} {split}"
-        );
-        assert!(bool::try_from(direct.isfinite().all()).unwrap());
-    }
-
-    #[test]
-    fn rnn_models_shapes_pooling_and_embed_split() {
-        let _rng = crate::torch_rng_lock();
-        tch::manual_seed(0);
-        for (rnn_type, bi, pooling) in [
-            (RnnType::Lstm, false, RnnPooling::LastHidden),
-            (RnnType::Gru, true, RnnPooling::LastHidden),
-            (RnnType::Lstm, true, RnnPooling::Mean),
-        ] {
-            let vs = nn::VarStore::new(Device::Cpu);
-            let m = BasicRnnConfig::new(input())
-                .embed_dim(6)
-                .hidden_dim(5)
-                .n_layers(2)
-                .rnn_type(rnn_type)
-                .bidirectional(bi)
-                .pooling(pooling)
-                .build(&vs.root())
-                .unwrap();
-            let x = ids(true);
-            m.check_input(&x).unwrap();
-            let y = m.forward_t(&x, true);
-            let want = if bi { 10 } else { 5 };
-            assert_eq!(y.size(), [3, want]);
-            assert_eq!(m.output_dim(), want);
-            check_embed_split(&m, &x);
-            check_embed_split(&m, &ids(false));
-        }
-        let vs = nn::VarStore::new(Device::Cpu);
-        let m = BasicRnnConfig::new(input())
-            .head(MlpConfig::default().hidden_dims([7]))
-            .build(&vs.root())
-            .unwrap();
-        assert_eq!(m.forward_t(&ids(true), false).size(), [3, 7]);
-    }
-
-    #[test]
-    fn last_hidden_ignores_padding_side() {
-        let _rng = crate::torch_rng_lock();
-        tch::manual_seed(1);
-        // a unidirectional RNN reads the same tokens; left or right padding (masked gather)
-        // gives the same last output when pads come after the text
-        let vs = nn::VarStore::new(Device::Cpu);
-        let m = BasicRnnConfig::new(input())
-            .embed_dim(4)
-            .hidden_dim(3)
-            .n_layers(1)
-            .build(&vs.root())
-            .unwrap();
-        let right = m.forward_t(&ids(false), false);
-        let single = ModelInput {
-            text: vec![Tensor::from_slice(&[3i64, 4, 5]).view([1, 3])],
-            ..Default::default()
-        };
-        let alone = m.forward_t(&single, false);
-        assert!(right.get(0).allclose(&alone.get(0), 1e-5, 1e-6, false));
-    }
-
-    #[test]
-    fn attentive_models_expose_normalised_weights() {
-        let _rng = crate::torch_rng_lock();
-        tch::manual_seed(2);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let m = AttentiveRnnConfig::new(input())
-            .embed_dim(6)
-            .hidden_dim(4)
-            .bidirectional(true)
-            .build(&vs.root())
-            .unwrap();
-        let x = ids(true);
-        assert_eq!(m.forward_t(&x, false).size(), [3, 8]);
-        let w = &m.attention_weights().unwrap()[0];
-        assert_eq!(w.size(), [3, 5]);
-        let sums = w.sum_dim_intlist(1, false, Kind::Float);
-        assert!(sums.allclose(
-            &Tensor::ones([3], (Kind::Float, Device::Cpu)),
-            1e-5,
-            1e-5,
-            false
-        ));
-        assert!(
-            w.get(0).get(0).double_value(&[]) < 1e-6,
-            "padding gets no weight"
-        );
-        check_embed_split(&m, &x);
-
-        let vs = nn::VarStore::new(Device::Cpu);
-        let s = StackedAttentiveRnnConfig::new(input())
-            .embed_dim(6)
-            .hidden_dim(4)
-            .n_blocks(2)
-            .with_addnorm(true)
-            .build(&vs.root())
-            .unwrap();
-        assert_eq!(s.forward_t(&x, true).size(), [3, 4]);
-        assert_eq!(s.attention_weights().unwrap().len(), 2);
-        check_embed_split(&s, &x);
-    }
-
-    #[test]
-    fn pretrained_frozen_embeddings_and_bad_configs() {
-        let _rng = crate::torch_rng_lock();
-        let vs = nn::VarStore::new(Device::Cpu);
-        let matrix = ndarray::Array2::from_shape_fn((20, 3), |(i, j)| (i * 3 + j) as f32);
-        let m = BasicRnnConfig::new(input())
-            .pretrained_embeddings(std::sync::Arc::new(matrix))
-            .freeze_embeddings(true)
-            .build(&vs.root())
-            .unwrap();
-        let w = &vs.variables()["embed.weight"];
-        assert_eq!(w.size(), [20, 3]);
-        assert!(!w.requires_grad());
-        assert_eq!(w.double_value(&[2, 1]), 7.0);
-        assert_eq!(w.double_value(&[0, 1]), 0.0, "padding row is zero");
-        assert_eq!(m.output_dim(), 64);
-        let bad = BasicRnnConfig::new(input()).hidden_dim(0);
-        let err = bad.build(&vs.root()).unwrap_err().to_string();
-        assert!(err.contains("basic_rnn.hidden_dim"), "{err}");
-        let bad = BasicRnnConfig::new(TextInput {
-            pad_id: 30,
-            ..input()
-        });
-        assert!(bad
-            .build(&vs.root())
-            .unwrap_err()
-            .to_string()
-            .contains("pad_id"));
-        let err = m
-            .check_input(&ModelInput {
-                text: vec![Tensor::from_slice(&[25i64]).view([1, 1])],
-                ..Default::default()
-            })
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("review") && err.contains("0..20"), "{err}");
-        assert!(m.check_input(&ModelInput::default()).is_err());
-    }
-}
+mod tests;

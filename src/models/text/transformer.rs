@@ -1,14 +1,15 @@
 //! [`TextTransformer`]: a Transformer encoder over token embeddings, and the multi-head
 //! self-attention shared with [`super::Bert`].
 use super::{
-    check_part, embedding_and_head_setters, mask_from_ids, masked_mean, token_component_methods,
-    AttentionStore, EmbeddingMatrix, TextInput, TokenEmbedding, MASK_FILL,
+    check_part, check_positive, embedding_and_head_setters, mask_from_ids, masked_mean,
+    token_component_methods, AttentionStore, EmbeddingMatrix, TextInput, TokenEmbedding, MASK_FILL,
 };
-use crate::error::{Result, WideDeepError};
-use crate::macros::setters;
+use crate::error::Result;
+use crate::macros::{ensure, setters};
 use crate::models::checks::check_dropout;
 use crate::models::dropout::DropoutExt;
-use crate::models::{Component, Mlp, MlpConfig, ModelInput};
+use crate::models::mlp::{apply_head, build_head, validate_head};
+use crate::models::{Component, ComponentConfig, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
@@ -25,6 +26,7 @@ pub(crate) struct SelfAttention {
 }
 
 impl SelfAttention {
+    /// `query`, `key`, `value` (`d → d`) under `qkv` and the output projection at `out`.
     pub fn new(qkv: &nn::Path, out: &nn::Path, d: i64, n_heads: i64, dropout: f64) -> Self {
         let lin = |p: nn::Path| nn::linear(p, d, d, Default::default());
         Self {
@@ -37,7 +39,11 @@ impl SelfAttention {
         }
     }
 
-    /// Returns the output `[batch, seq, d]` and the weights `[batch, heads, seq, seq]`.
+    /// Attention of every position over the real positions (`mask`).
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, seq, d]`, `mask`: `[batch, seq]` bool (real tokens)
+    /// - returns the output `[batch, seq, d]` and the weights `[batch, heads, seq, seq]`
     pub fn forward(&self, x: &Tensor, mask: &Tensor, train: bool) -> (Tensor, Tensor) {
         let (b, s, d) = x.size3().expect("[batch, seq, d]");
         let h = self.n_heads;
@@ -84,22 +90,33 @@ pub enum TextPooling {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TextTransformerConfig {
+    /// Which text input the model reads, and its vocabulary.
     pub input: TextInput,
     /// Model width (the token embedding width).
     pub embed_dim: i64,
+    /// Initial embedding values `[vocab_size, embed_dim]`; not serialized (the trained values
+    /// are in the model's weights).
     #[serde(skip)]
     pub pretrained_embeddings: Option<EmbeddingMatrix>,
+    /// Keep the embeddings fixed during training.
     pub freeze_embeddings: bool,
+    /// Attention heads per block (must divide the embedding width).
     pub n_heads: i64,
+    /// Number of encoder blocks.
     pub n_blocks: i64,
     /// Width of the feed-forward layer as a multiple of `embed_dim`.
     pub ff_factor: i64,
+    /// Dropout on the attention weights.
     pub attn_dropout: f64,
+    /// Dropout on the embeddings and after each sub-layer.
     pub ff_dropout: f64,
+    /// The position encoding.
     pub positional: Positional,
     /// Longest sequence accepted (positions of the learned encoding).
     pub max_len: i64,
+    /// How the sequence is pooled.
     pub pooling: TextPooling,
+    /// Optional MLP on the pooled output.
     pub head: Option<MlpConfig>,
 }
 
@@ -124,6 +141,7 @@ impl Default for TextTransformerConfig {
 }
 
 impl TextTransformerConfig {
+    /// A model for the text input described by `input` (see [`TextInput::from_meta`]).
     pub fn new(input: TextInput) -> Self {
         Self {
             input,
@@ -143,27 +161,44 @@ impl TextTransformerConfig {
         pooling: TextPooling,
     );
     embedding_and_head_setters!();
+}
 
-    /// Validates and builds the model under `path`.
-    pub fn build(&self, path: &nn::Path) -> Result<TextTransformer> {
-        let p = "text_transformer";
+impl ComponentConfig for TextTransformerConfig {
+    type Component = TextTransformer;
+    const NAME: &'static str = "text_transformer";
+
+    /// Checks the input, the sizes, the dropouts, the embedding options (`n_heads` must divide
+    /// the embedding width) and the head; errors name the field (`text_transformer.n_heads`).
+    fn validate(&self) -> Result<()> {
+        let p = Self::NAME;
         self.input.validate(p)?;
-        let positive = |v: i64, f: &str| {
-            if v <= 0 {
-                Err(WideDeepError::config(
-                    format!("{p}.{f}"),
-                    format!("must be positive, got {v}"),
-                ))
-            } else {
-                Ok(())
-            }
-        };
-        positive(self.n_heads, "n_heads")?;
-        positive(self.n_blocks, "n_blocks")?;
-        positive(self.ff_factor, "ff_factor")?;
-        positive(self.max_len, "max_len")?;
+        check_positive(self.n_heads, p, "n_heads")?;
+        check_positive(self.n_blocks, p, "n_blocks")?;
+        check_positive(self.ff_factor, p, "ff_factor")?;
+        check_positive(self.max_len, p, "max_len")?;
         check_dropout(self.attn_dropout, &format!("{p}.attn_dropout"))?;
         check_dropout(self.ff_dropout, &format!("{p}.ff_dropout"))?;
+        let d = TokenEmbedding::validate(
+            &self.input,
+            self.embed_dim,
+            self.pretrained_embeddings.as_ref(),
+            p,
+        )?;
+        ensure!(
+            d % self.n_heads == 0,
+            config(format!("{p}.n_heads")),
+            "must divide embed_dim {d}, got {}",
+            self.n_heads
+        );
+        validate_head(&self.head, p)
+    }
+
+    /// Validates, then builds the token embedding (`embed`), the learned positions
+    /// (`pos_embed`) or `[CLS]` vector (`cls`) when chosen, the blocks (`block_{i}`) and the
+    /// head (`head`) under `path`, in this order.
+    fn build(&self, path: &nn::Path) -> Result<TextTransformer> {
+        self.validate()?;
+        let p = Self::NAME;
         let embed = TokenEmbedding::new(
             &(path / "embed"),
             &self.input,
@@ -173,12 +208,6 @@ impl TextTransformerConfig {
             p,
         )?;
         let d = embed.dim();
-        if d % self.n_heads != 0 {
-            return Err(WideDeepError::config(
-                format!("{p}.n_heads"),
-                format!("must divide embed_dim {d}, got {}", self.n_heads),
-            ));
-        }
         let n_pos = self.max_len + 1; // room for [CLS]
         let pos = match self.positional {
             Positional::Sinusoidal => Some(sinusoidal(n_pos, d).to_device(path.device())),
@@ -220,11 +249,7 @@ impl TextTransformerConfig {
                 }
             })
             .collect();
-        let head = self
-            .head
-            .as_ref()
-            .map(|h| h.build(&(path / "head"), d, &format!("{p}.head")))
-            .transpose()?;
+        let head = build_head(&self.head, path, d, p)?;
         Ok(TextTransformer {
             input: self.input.clone(),
             embed,
@@ -250,6 +275,7 @@ fn sinusoidal(n: i64, d: i64) -> Tensor {
     angle.sin().where_self(&even, &angle.cos())
 }
 
+/// One post-norm encoder block: self-attention, then the GELU feed-forward layer.
 #[derive(Debug)]
 struct Block {
     attn: SelfAttention,
@@ -278,6 +304,8 @@ pub struct TextTransformer {
 }
 
 impl TextTransformer {
+    /// Positions, blocks, pooling and head from embedded tokens `[batch, seq, d]` and the
+    /// real-token mask `[batch, seq]`.
     fn run(&self, emb: &Tensor, mask: &Tensor, train: bool) -> Tensor {
         let b = emb.size()[0];
         let d = self.embed.dim();
@@ -315,10 +343,7 @@ impl TextTransformer {
             Some(_) => x.select(1, 0),
             None => masked_mean(&x, &mask),
         };
-        match &self.head {
-            Some(h) => h.forward_t(&pooled, train),
-            None => pooled,
-        }
+        apply_head(&self.head, pooled, train)
     }
 }
 
@@ -334,19 +359,6 @@ impl Component for TextTransformer {
     }
     fn attention_weights(&self) -> Option<Vec<Tensor>> {
         self.weights.get()
-    }
-}
-
-// Transitional: the inherent `validate`/`build` move into this impl with the component
-// contract refactor.
-impl crate::models::ComponentConfig for TextTransformerConfig {
-    type Component = TextTransformer;
-    const NAME: &'static str = "text_transformer";
-    fn validate(&self) -> Result<()> {
-        self.input.validate("text_transformer")
-    }
-    fn build(&self, path: &nn::Path) -> Result<TextTransformer> {
-        TextTransformerConfig::build(self, path)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Cross-checks against PyTorch: fixtures made once by `tests/fixtures/make_fixtures.py`.
 use std::path::{Path, PathBuf};
 use widedeep::models::{
-    Backbone, BackboneConfig, BertConfig, BertPooling, Component, ImageInput, ModelInput,
+    Backbone, BackboneConfig, BertConfig, BertPooling, Component, ComponentConfig, ImageInput,
+    ModelInput,
 };
 use widedeep::preprocessing::{Side, TextPreprocessor};
 use widedeep::tch::{nn, Device, Tensor};

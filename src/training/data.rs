@@ -459,6 +459,16 @@ impl Dataset {
     }
 }
 
+/// A data set without a target (for prediction); an error when `input` holds no tensor or its
+/// tensors disagree on the row count.
+impl TryFrom<ModelInput> for Dataset {
+    type Error = WideDeepError;
+
+    fn try_from(input: ModelInput) -> Result<Self> {
+        Self::new(input, None)
+    }
+}
+
 /// Stacks per-target columns into the `[N, T]` f32 target of a multi-target objective
 /// (column `i` = `columns[i]`; i64 class labels become exact f32 values).
 ///

@@ -3,19 +3,19 @@
 //!
 //! Shapes: the model output `out` is `[N, pred_dim]`; targets are `[N]` (f32 for binary and
 //! regression objectives, i64 for multiclass ones) or `[N, T]` for
-//! [`Objective::MultiTarget`]. The reference's names and aliases parse through [`FromStr`]
-//! (see its doc for the table).
-use crate::error::{Result, WideDeepError};
+//! [`Objective::MultiTarget`]. The reference's names and aliases parse through
+//! [`FromStr`](std::str::FromStr) (see its doc for the table).
+use crate::error::Result;
 use crate::macros::{bail, ensure};
 use crate::training::checks::{check_positive, non_negative};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 use tch::{Kind, Tensor};
 
 pub mod losses;
 pub(crate) mod multitarget;
+mod names;
 #[cfg(test)]
 mod tests;
 
@@ -398,7 +398,7 @@ impl Objective {
         }
     }
 
-    /// The objective's name (the canonical one accepted by [`FromStr`] where there is one).
+    /// The objective's name (the canonical one accepted by [`FromStr`](std::str::FromStr) where there is one).
     pub fn name(&self) -> &'static str {
         match self {
             Objective::Binary => "binary",
@@ -721,7 +721,8 @@ impl Objective {
 
     /// Checks a target tensor before training or evaluation: shape, element type and values
     /// (finite; 0/1 for binary; class indices for multiclass; `≥ 0` where the loss needs it).
-    /// Errors are [`WideDeepError::InputMismatch`] on `target` naming the problem.
+    /// Errors are [`WideDeepError::InputMismatch`](crate::WideDeepError::InputMismatch) on
+    /// `target` naming the problem.
     ///
     /// # Shapes
     /// - `target`: `[N]` (`[N, T]` for a multi-target objective)
@@ -800,83 +801,4 @@ fn median_column(quantiles: &[f64]) -> usize {
         .min_by(|a, b| (a.1 - 0.5).abs().total_cmp(&(b.1 - 0.5).abs()))
         .map(|(i, _)| i)
         .unwrap_or(0)
-}
-
-impl FromStr for Objective {
-    type Err = WideDeepError;
-
-    /// Parses the reference's names and aliases (case-insensitive):
-    ///
-    /// | names | objective |
-    /// |---|---|
-    /// | `binary`, `logistic`, `binary_logloss`, `binary_cross_entropy` | [`Objective::Binary`] |
-    /// | `binary_focal_loss`, `focal_loss` | [`Objective::BinaryFocal`] α 0.25, γ 2 |
-    /// | `multiclass`, `multi_logistic`, `multi_logloss`, `cross_entropy`, `categorical_cross_entropy` | [`Objective::Multiclass`] |
-    /// | `multiclass_focal_loss` | [`Objective::MulticlassFocal`] α 0.25, γ 2 |
-    /// | `regression`, `mse`, `l2`, `mean_squared_error` | [`Objective::Regression`] |
-    /// | `mean_absolute_error`, `mae`, `l1` | [`Objective::Mae`] |
-    /// | `mean_squared_log_error`, `msle` | [`Objective::Msle`] with softplus enforce-positive |
-    /// | `root_mean_squared_error`, `rmse` | [`Objective::Rmse`] |
-    /// | `root_mean_squared_log_error`, `rmsle` | [`Objective::Rmsle`] with softplus enforce-positive |
-    /// | `huber` | [`Objective::Huber`] δ 0.2 |
-    /// | `tweedie` | [`Objective::Tweedie`] p 1.5 with softplus enforce-positive |
-    /// | `zero_inflated_lognormal`, `ziln` | [`Objective::ZeroInflatedLognormal`] |
-    /// | `quantile` | [`Objective::Quantile`] with [`DEFAULT_QUANTILES`] |
-    /// | `focalr_mse`, `focalr_l1`, `focalr_rmse` | Focal-R β 0.2, γ 1, sigmoid |
-    ///
-    /// Multiclass objectives parse with `n_classes = 0`; set it (or build the variant
-    /// directly) before training. `multitarget` needs its targets, so it does not parse: build
-    /// [`Objective::MultiTarget`].
-    fn from_str(s: &str) -> Result<Self> {
-        let focal_r = (0.2, 1.0, FocalRActivation::Sigmoid);
-        let positive = |o: Objective| o.enforce_positive(PositiveActivation::Softplus);
-        Ok(match s.trim().to_ascii_lowercase().as_str() {
-            "binary" | "logistic" | "binary_logloss" | "binary_cross_entropy" => Objective::Binary,
-            "binary_focal_loss" | "focal_loss" => Objective::BinaryFocal {
-                alpha: 0.25,
-                gamma: 2.0,
-            },
-            "multiclass"
-            | "multi_logistic"
-            | "multi_logloss"
-            | "cross_entropy"
-            | "categorical_cross_entropy" => Objective::Multiclass { n_classes: 0 },
-            "multiclass_focal_loss" => Objective::MulticlassFocal {
-                n_classes: 0,
-                alpha: 0.25,
-                gamma: 2.0,
-            },
-            "regression" | "mse" | "l2" | "mean_squared_error" => Objective::Regression,
-            "mean_absolute_error" | "mae" | "l1" => Objective::Mae,
-            "mean_squared_log_error" | "msle" => positive(Objective::Msle),
-            "root_mean_squared_error" | "rmse" => Objective::Rmse,
-            "root_mean_squared_log_error" | "rmsle" => positive(Objective::Rmsle),
-            "huber" => Objective::Huber { delta: 0.2 },
-            "tweedie" => positive(Objective::Tweedie { p: 1.5 }),
-            "zero_inflated_lognormal" | "ziln" => Objective::ZeroInflatedLognormal,
-            "quantile" => Objective::Quantile {
-                quantiles: DEFAULT_QUANTILES.to_vec(),
-            },
-            "focalr_mse" => Objective::FocalRMse {
-                beta: focal_r.0,
-                gamma: focal_r.1,
-                activation: focal_r.2,
-            },
-            "focalr_l1" => Objective::FocalRL1 {
-                beta: focal_r.0,
-                gamma: focal_r.1,
-                activation: focal_r.2,
-            },
-            "focalr_rmse" => Objective::FocalRRmse {
-                beta: focal_r.0,
-                gamma: focal_r.1,
-                activation: focal_r.2,
-            },
-            "multitarget" | "multi_target" => bail!(
-                config("objective"),
-                "multitarget needs its targets: build Objective::MultiTarget {{ targets, .. }}"
-            ),
-            other => bail!(config("objective"), "unknown objective `{other}`"),
-        })
-    }
 }

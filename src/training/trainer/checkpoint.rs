@@ -3,7 +3,7 @@
 use super::optimization::{build_optimizers, Optimization};
 use super::{Trainer, TrainerConfig};
 use crate::error::{Result, WideDeepError};
-use crate::macros::ensure;
+use crate::macros::{bail, ensure};
 use crate::training::callbacks::{weights_cpu, write_atomic, EarlyStoppingState, History};
 use crate::training::optim::OptimizerStateMeta;
 use crate::training::schedulers::Scheduler;
@@ -109,10 +109,7 @@ impl Trainer {
     /// [`WideDeepError::BadCheckpoint`], both naming the file.
     pub fn resume(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let bad = |reason: String| WideDeepError::BadCheckpoint {
-            path: path.to_path_buf(),
-            reason,
-        };
+        let bad = |reason: String| bad_checkpoint(path, reason);
         std::fs::metadata(path).map_err(|e| WideDeepError::io(path, e))?;
         let tensors = Tensor::read_safetensors(path).map_err(|e| bad(e.to_string()))?;
         let mut parts = CheckpointTensors::default();
@@ -126,7 +123,7 @@ impl Trainer {
             } else if let Some(n) = k.strip_prefix("es_best/") {
                 parts.best.push((n.to_string(), t));
             } else {
-                return Err(bad(format!("unexpected tensor `{k}`")));
+                bail!(bad(format!("unexpected tensor `{k}`")));
             }
         }
         let meta = parts
@@ -150,12 +147,11 @@ impl Trainer {
                 meta.seed, self.config.seed
             ))
         );
-        self.check_weights(&parts.model).map_err(bad)?;
+        self.check_weights(&parts.model, path)?;
         let optimization = match &meta.optimizer {
-            Some(opt_meta) => Some(
-                self.restored_optimization(&meta, opt_meta, &parts.optim)
-                    .map_err(bad)?,
-            ),
+            Some(opt_meta) => {
+                Some(self.restored_optimization(&meta, opt_meta, &parts.optim, path)?)
+            }
             None => {
                 ensure!(
                     parts.optim.is_empty(),
@@ -199,44 +195,51 @@ impl Trainer {
         Ok(())
     }
 
-    /// Checks that `weights` holds every model variable with its shape, and nothing else;
-    /// the error is the reason.
-    fn check_weights(&self, weights: &BTreeMap<String, Tensor>) -> std::result::Result<(), String> {
+    /// Checks that `weights` holds every model variable with its shape, and nothing else.
+    fn check_weights(&self, weights: &BTreeMap<String, Tensor>, path: &Path) -> Result<()> {
         let vars = self.model.var_store().variables();
-        if vars.len() != weights.len() {
-            return Err(format!(
-                "holds {} model variables, the model has {}",
-                weights.len(),
-                vars.len()
-            ));
-        }
+        ensure!(
+            vars.len() == weights.len(),
+            bad_checkpoint(
+                path,
+                format!(
+                    "holds {} model variables, the model has {}",
+                    weights.len(),
+                    vars.len()
+                )
+            )
+        );
         for (k, v) in &vars {
-            let t = weights
-                .get(k)
-                .ok_or_else(|| format!("no weights for model variable `{k}`"))?;
-            if t.size() != v.size() {
-                return Err(format!(
-                    "`{k}` has shape {:?}, the model {:?}",
-                    t.size(),
-                    v.size()
+            let Some(t) = weights.get(k) else {
+                bail!(bad_checkpoint(
+                    path,
+                    format!("no weights for model variable `{k}`")
                 ));
-            }
+            };
+            ensure!(
+                t.size() == v.size(),
+                bad_checkpoint(
+                    path,
+                    format!("`{k}` has shape {:?}, the model {:?}", t.size(), v.size())
+                )
+            );
         }
         Ok(())
     }
 
     /// The optimizers with the saved state and the saved schedules, which must be those of
-    /// the configuration; the error is the reason.
+    /// the configuration.
     fn restored_optimization(
         &self,
         meta: &CheckpointMeta,
         opt_meta: &OptimizerStateMeta,
         buffers: &[(String, Tensor)],
-    ) -> std::result::Result<Optimization, String> {
+        path: &Path,
+    ) -> Result<Optimization> {
         let mut optimizers = build_optimizers(&self.model, &self.config);
         optimizers
             .load_state(opt_meta, buffers)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| bad_checkpoint(path, e.to_string()))?;
         let mut schedulers = BTreeMap::new();
         for g in optimizers.groups() {
             let s = self.config.group_settings(g.name());
@@ -247,13 +250,24 @@ impl Trainer {
                 }
                 (configured, _) => {
                     let field = configured.map_or_else(|| "lr_scheduler".to_string(), |c| c.0);
-                    return Err(format!(
-                        "the schedule of group `{}` differs from the configuration (`{field}`)",
-                        g.name()
+                    bail!(bad_checkpoint(
+                        path,
+                        format!(
+                            "the schedule of group `{}` differs from the configuration (`{field}`)",
+                            g.name()
+                        )
                     ));
                 }
             }
         }
         Ok(Optimization::with_schedulers(optimizers, schedulers))
+    }
+}
+
+/// [`WideDeepError::BadCheckpoint`] for the file `path`.
+fn bad_checkpoint(path: &Path, reason: String) -> WideDeepError {
+    WideDeepError::BadCheckpoint {
+        path: path.to_path_buf(),
+        reason,
     }
 }

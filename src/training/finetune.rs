@@ -48,7 +48,7 @@ pub struct FinetuneConfig {
     /// the layers from [`component_layers`].
     pub gradual: BTreeMap<String, Vec<String>>,
     /// Components to warm, in order; empty: every component of the model (wide, deeptabular,
-    /// deeptext_<i>, deepimage_<i>).
+    /// `deeptext_<i>`, `deepimage_<i>`).
     pub components: Vec<String>,
 }
 

@@ -36,6 +36,9 @@ pub struct ParamGroup {
 
 impl ParamGroup {
     /// A group over `params` (name, tensor) pairs; the tensors share storage with the model.
+    ///
+    /// # Shapes
+    /// - `params`: tensors of any shapes; the optimizer's buffers take their shapes
     pub fn new(
         name: impl Into<String>,
         optimizer: Optimizer,
@@ -163,6 +166,9 @@ impl Optimizers {
     }
 
     /// The state: metadata and the buffers as `(“<variable>/<buffer>”, tensor)` pairs on the CPU.
+    ///
+    /// # Shapes
+    /// - every buffer has its parameter's shape
     pub fn state(&self) -> (OptimizerStateMeta, Vec<(String, Tensor)>) {
         let mut meta = OptimizerStateMeta {
             lrs: self.lrs(),
@@ -186,6 +192,9 @@ impl Optimizers {
     /// Restores a state saved by [`Optimizers::state`] for the same model and optimizers.
     /// Errors (naming what is wrong) when a buffer does not belong to this optimizer or its
     /// shape differs.
+    ///
+    /// # Shapes
+    /// - `tensors`: every buffer with its parameter's shape
     pub fn load_state(
         &mut self,
         meta: &OptimizerStateMeta,

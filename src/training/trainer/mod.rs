@@ -1,6 +1,6 @@
 //! The [`Trainer`]: fits a [`WideDeep`] model, evaluates and predicts; checkpoints and resumes.
 //!
-//! - [`config`]: [`TrainerConfig`], its setters and validation;
+//! - `config`: [`TrainerConfig`], its setters and validation;
 //! - `fit`: the training loop ([`Trainer::fit`]);
 //! - `optimization`: the optimizers and learning-rate schedules that `fit` creates and later
 //!   fits continue;
@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use tch::Tensor;
 
 mod checkpoint;
-pub mod config;
+mod config;
 mod fit;
 mod optimization;
 mod predict;

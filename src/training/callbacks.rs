@@ -8,7 +8,7 @@ use crate::training::optim::Optimizers;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tch::Tensor;
 
 /// Per-epoch values: `loss`, each metric by name, and `val_`-prefixed validation values.
@@ -263,7 +263,11 @@ impl LrHistory {
     }
     /// A copy of the log so far.
     pub fn log(&self) -> LrLog {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.shared_log().clone()
+    }
+    /// The log shared by the clones.
+    fn shared_log(&self) -> MutexGuard<'_, LrLog> {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
     }
     /// One group's learning rate at the start of every epoch.
     pub fn epoch_series(&self, group: &str) -> Vec<f64> {
@@ -278,21 +282,13 @@ impl LrHistory {
 impl Callback for LrHistory {
     fn on_epoch_begin(&mut self, state: &mut TrainState) -> Result<()> {
         let lrs = state.lrs();
-        self.log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .epochs
-            .push(lrs);
+        self.shared_log().epochs.push(lrs);
         Ok(())
     }
     fn on_batch_begin(&mut self, state: &mut TrainState) -> Result<()> {
         if self.per_batch {
             let lrs = state.lrs();
-            self.log
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .batches
-                .push(lrs);
+            self.shared_log().batches.push(lrs);
         }
         Ok(())
     }

@@ -2,7 +2,9 @@
 //! bf16 autocast on CUDA devices and on the CPU (where libtorch runs bf16 matrix products through
 //! oneDNN: on CPUs with AVX512-BF16 or AMX several times faster than f32). fp16 on the CPU is a
 //! no-op (with one warning per process).
-use crate::error::{Result, WideDeepError};
+use crate::error::Result;
+use crate::macros::{ensure, setters};
+use crate::training::checks::positive;
 use serde::{Deserialize, Serialize};
 use std::sync::Once;
 use tch::{Device, Kind, Tensor};
@@ -30,9 +32,13 @@ pub enum Precision {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GradScalerConfig {
+    /// The loss scale of the first step.
     pub init_scale: f64,
+    /// The scale's factor after `growth_interval` good steps in a row (> 1).
     pub growth_factor: f64,
+    /// The scale's factor after a step with inf or NaN gradients (in (0, 1)).
     pub backoff_factor: f64,
+    /// Good steps in a row before the scale grows.
     pub growth_interval: usize,
 }
 
@@ -48,49 +54,38 @@ impl Default for GradScalerConfig {
 }
 
 impl GradScalerConfig {
-    pub fn init_scale(mut self, v: f64) -> Self {
-        self.init_scale = v;
-        self
-    }
-    pub fn growth_factor(mut self, v: f64) -> Self {
-        self.growth_factor = v;
-        self
-    }
-    pub fn backoff_factor(mut self, v: f64) -> Self {
-        self.backoff_factor = v;
-        self
-    }
-    pub fn growth_interval(mut self, v: usize) -> Self {
-        self.growth_interval = v;
-        self
-    }
+    setters!(
+        init_scale: f64,
+        growth_factor: f64,
+        backoff_factor: f64,
+        growth_interval: usize,
+    );
 
     /// Checks the values; errors name the field under `grad_scaler`.
     pub fn validate(&self) -> Result<()> {
-        if !(self.init_scale > 0.0 && self.init_scale.is_finite()) {
-            return Err(WideDeepError::config(
-                "grad_scaler.init_scale",
-                format!("must be positive, got {}", self.init_scale),
-            ));
-        }
-        if !(self.growth_factor > 1.0 && self.growth_factor.is_finite()) {
-            return Err(WideDeepError::config(
-                "grad_scaler.growth_factor",
-                format!("must be > 1, got {}", self.growth_factor),
-            ));
-        }
-        if !(self.backoff_factor > 0.0 && self.backoff_factor < 1.0) {
-            return Err(WideDeepError::config(
-                "grad_scaler.backoff_factor",
-                format!("must be in (0, 1), got {}", self.backoff_factor),
-            ));
-        }
-        if self.growth_interval == 0 {
-            return Err(WideDeepError::config(
-                "grad_scaler.growth_interval",
-                "must be ≥ 1",
-            ));
-        }
+        ensure!(
+            positive(self.init_scale),
+            config("grad_scaler.init_scale"),
+            "must be positive, got {}",
+            self.init_scale
+        );
+        ensure!(
+            self.growth_factor > 1.0 && self.growth_factor.is_finite(),
+            config("grad_scaler.growth_factor"),
+            "must be > 1, got {}",
+            self.growth_factor
+        );
+        ensure!(
+            self.backoff_factor > 0.0 && self.backoff_factor < 1.0,
+            config("grad_scaler.backoff_factor"),
+            "must be in (0, 1), got {}",
+            self.backoff_factor
+        );
+        ensure!(
+            self.growth_interval != 0,
+            config("grad_scaler.growth_interval"),
+            "must be ≥ 1"
+        );
         Ok(())
     }
 }
@@ -105,6 +100,7 @@ pub struct GradScaler {
 }
 
 impl GradScaler {
+    /// A scaler starting at `cfg.init_scale`.
     pub fn new(cfg: GradScalerConfig) -> Self {
         Self {
             scale: cfg.init_scale,
@@ -125,12 +121,18 @@ impl GradScaler {
     }
 
     /// `loss × scale`.
+    ///
+    /// # Shapes
+    /// - `loss`: any shape (a scalar `[]` in training); returns the same shape
     pub fn scale_loss(&self, loss: &Tensor) -> Tensor {
         loss * self.scale
     }
 
     /// Divides every gradient by the scale in place; returns whether any gradient holds an inf
     /// or NaN (one device synchronisation).
+    ///
+    /// # Shapes
+    /// - `grads`: tensors of any shapes (the parameters' gradients)
     pub fn unscale(&self, grads: &[Tensor]) -> Result<bool> {
         let inv = 1.0 / self.scale;
         let mut bad: Option<Tensor> = None;

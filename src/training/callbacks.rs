@@ -1,27 +1,35 @@
 //! Training history, the [`Callback`] trait and the built-in callbacks: early stopping,
 //! [`ModelCheckpoint`] and [`LrHistory`].
 use crate::error::{Result, WideDeepError};
+use crate::macros::{ensure, setters};
 use crate::models::WideDeep;
+use crate::training::checks::monitored;
 use crate::training::optim::Optimizers;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tch::Tensor;
 
 /// Per-epoch values: `loss`, each metric by name, and `val_`-prefixed validation values.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
+    /// One record per epoch, oldest first.
     pub epochs: Vec<BTreeMap<String, f64>>,
+}
+
+/// The values of `key` over `records` (NaN where a record lacks it).
+fn series(records: &[BTreeMap<String, f64>], key: &str) -> Vec<f64> {
+    records
+        .iter()
+        .map(|e| e.get(key).copied().unwrap_or(f64::NAN))
+        .collect()
 }
 
 impl History {
     /// The values of one key over the epochs (NaN where an epoch lacks it).
     pub fn series(&self, key: &str) -> Vec<f64> {
-        self.epochs
-            .iter()
-            .map(|e| e.get(key).copied().unwrap_or(f64::NAN))
-            .collect()
+        series(&self.epochs, key)
     }
 
     /// The last epoch's value of `key`.
@@ -29,10 +37,12 @@ impl History {
         self.epochs.last().and_then(|e| e.get(key).copied())
     }
 
+    /// The number of epochs recorded.
     pub fn len(&self) -> usize {
         self.epochs.len()
     }
 
+    /// Whether no epoch is recorded.
     pub fn is_empty(&self) -> bool {
         self.epochs.is_empty()
     }
@@ -45,8 +55,33 @@ pub enum Mode {
     /// `min` for losses, RMSE and MAE, `max` for the other metrics.
     #[default]
     Auto,
+    /// Lower is better.
     Min,
+    /// Higher is better.
     Max,
+}
+
+impl Mode {
+    /// Whether larger values of the history key `monitor` are better.
+    pub(crate) fn maximizes(self, monitor: &str) -> bool {
+        match self {
+            Mode::Min => false,
+            Mode::Max => true,
+            Mode::Auto => {
+                let key = monitor.trim_start_matches("val_");
+                !(key.contains("loss") || key == "rmse" || key == "mae")
+            }
+        }
+    }
+}
+
+/// Whether `value` improves on `best` (none yet: any finite value) by more than `min_delta`.
+fn improves(best: Option<f64>, value: f64, maximize: bool, min_delta: f64) -> bool {
+    match best {
+        None => value.is_finite(),
+        Some(best) if maximize => value > best + min_delta,
+        Some(best) => value < best - min_delta,
+    }
 }
 
 /// Stops training when `monitor` has not improved by more than `min_delta` for `patience`
@@ -56,9 +91,13 @@ pub enum Mode {
 pub struct EarlyStopping {
     /// A history key, e.g. `val_loss` (the default) or `val_auc`.
     pub monitor: String,
+    /// Whether `monitor` should go down or up.
     pub mode: Mode,
+    /// Epochs without improvement before stopping (at least 1).
     pub patience: usize,
+    /// The smallest change that counts as an improvement.
     pub min_delta: f64,
+    /// Put back the weights of the best epoch when training ends.
     pub restore_best_weights: bool,
 }
 
@@ -75,45 +114,32 @@ impl Default for EarlyStopping {
 }
 
 impl EarlyStopping {
+    /// Sets the monitored history key.
     pub fn monitor(mut self, key: &str) -> Self {
         self.monitor = key.into();
         self
     }
-    pub fn mode(mut self, mode: Mode) -> Self {
-        self.mode = mode;
-        self
-    }
-    pub fn patience(mut self, epochs: usize) -> Self {
-        self.patience = epochs;
-        self
-    }
-    pub fn min_delta(mut self, delta: f64) -> Self {
-        self.min_delta = delta;
-        self
-    }
-    pub fn restore_best_weights(mut self, on: bool) -> Self {
-        self.restore_best_weights = on;
-        self
-    }
+    setters!(
+        mode: Mode,
+        patience: usize,
+        min_delta: f64,
+        restore_best_weights: bool,
+    );
 
     /// Whether larger values of the monitored key are better.
     pub fn maximize(&self) -> bool {
-        match self.mode {
-            Mode::Min => false,
-            Mode::Max => true,
-            Mode::Auto => {
-                let key = self.monitor.trim_start_matches("val_");
-                !(key.contains("loss") || key == "rmse" || key == "mae")
-            }
-        }
+        self.mode.maximizes(&self.monitor)
     }
 }
 
 /// The running state of an [`EarlyStopping`] during one `fit` (saved in trainer checkpoints).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct EarlyStoppingState {
+    /// The best value so far.
     pub best: Option<f64>,
+    /// The epoch of `best`.
     pub best_epoch: usize,
+    /// Epochs since `best`.
     pub wait: usize,
 }
 
@@ -128,11 +154,7 @@ impl EarlyStoppingState {
 
     /// Records `value` of `epoch`; returns (improved, stop).
     pub fn update(&mut self, cfg: &EarlyStopping, epoch: usize, value: f64) -> (bool, bool) {
-        let improved = match self.best {
-            None => value.is_finite(),
-            Some(best) if cfg.maximize() => value > best + cfg.min_delta,
-            Some(best) => value < best - cfg.min_delta,
-        };
+        let improved = improves(self.best, value, cfg.maximize(), cfg.min_delta);
         if improved {
             self.best = Some(value);
             self.best_epoch = epoch;
@@ -148,6 +170,7 @@ impl EarlyStoppingState {
 /// the run and the optimizers' learning rates. A callback stops training after the current epoch
 /// with [`TrainState::request_stop`].
 pub struct TrainState<'a> {
+    /// The model being trained.
     pub model: &'a WideDeep,
     /// The history, the current epoch's record included in `on_epoch_end`.
     pub history: &'a History,
@@ -180,16 +203,20 @@ impl TrainState<'_> {
 /// default; an error aborts training and is returned by `fit`. Add callbacks with
 /// [`Trainer::add_callback`](crate::training::Trainer::add_callback).
 pub trait Callback: Send {
+    /// Before the first epoch of a `fit`.
     fn on_train_begin(&mut self, _state: &mut TrainState) -> Result<()> {
         Ok(())
     }
+    /// After the last epoch of a `fit` (and after early stopping restored the best weights).
     fn on_train_end(&mut self, _state: &mut TrainState) -> Result<()> {
         Ok(())
     }
+    /// Before every epoch.
     fn on_epoch_begin(&mut self, _state: &mut TrainState) -> Result<()> {
         Ok(())
     }
-    /// `record` is the epoch's metrics record (also the last entry of `state.history`).
+    /// After every epoch; `record` is the epoch's metrics record (also the last entry of
+    /// `state.history`).
     fn on_epoch_end(
         &mut self,
         _state: &mut TrainState,
@@ -197,10 +224,12 @@ pub trait Callback: Send {
     ) -> Result<()> {
         Ok(())
     }
+    /// Before every training batch.
     fn on_batch_begin(&mut self, _state: &mut TrainState) -> Result<()> {
         Ok(())
     }
-    /// `loss` is the batch's loss (NaN or infinite for a skipped batch).
+    /// After every training batch; `loss` is the batch's loss (NaN or infinite for a skipped
+    /// batch).
     fn on_batch_end(&mut self, _state: &mut TrainState, _loss: f64) -> Result<()> {
         Ok(())
     }
@@ -234,44 +263,32 @@ impl LrHistory {
     }
     /// A copy of the log so far.
     pub fn log(&self) -> LrLog {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.shared_log().clone()
+    }
+    /// The log shared by the clones.
+    fn shared_log(&self) -> MutexGuard<'_, LrLog> {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
     }
     /// One group's learning rate at the start of every epoch.
     pub fn epoch_series(&self, group: &str) -> Vec<f64> {
-        self.log()
-            .epochs
-            .iter()
-            .map(|e| e.get(group).copied().unwrap_or(f64::NAN))
-            .collect()
+        series(&self.log().epochs, group)
     }
     /// One group's learning rate at every batch.
     pub fn batch_series(&self, group: &str) -> Vec<f64> {
-        self.log()
-            .batches
-            .iter()
-            .map(|e| e.get(group).copied().unwrap_or(f64::NAN))
-            .collect()
+        series(&self.log().batches, group)
     }
 }
 
 impl Callback for LrHistory {
     fn on_epoch_begin(&mut self, state: &mut TrainState) -> Result<()> {
         let lrs = state.lrs();
-        self.log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .epochs
-            .push(lrs);
+        self.shared_log().epochs.push(lrs);
         Ok(())
     }
     fn on_batch_begin(&mut self, state: &mut TrainState) -> Result<()> {
         if self.per_batch {
             let lrs = state.lrs();
-            self.log
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .batches
-                .push(lrs);
+            self.shared_log().batches.push(lrs);
         }
         Ok(())
     }
@@ -324,12 +341,17 @@ pub(crate) fn weights_cpu(model: &WideDeep) -> Vec<(String, Tensor)> {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ModelCheckpoint {
+    /// The directory of the files (created when missing).
     pub dir: PathBuf,
+    /// The start of the file names.
     pub prefix: String,
     /// The history key compared with `save_best_only` (default `val_loss`).
     pub monitor: String,
+    /// Whether `monitor` should go down or up.
     pub mode: Mode,
+    /// Save only when `monitor` improved.
     pub save_best_only: bool,
+    /// Save every this many epochs.
     pub every_n_epochs: usize,
     /// At most this many files are kept (`None`: all).
     pub max_files: Option<usize>,
@@ -363,26 +385,18 @@ impl ModelCheckpoint {
             ..Default::default()
         }
     }
+    /// Sets the start of the file names.
     pub fn prefix(mut self, prefix: &str) -> Self {
         self.prefix = prefix.into();
         self
     }
+    /// Sets the history key compared with `save_best_only`.
     pub fn monitor(mut self, key: &str) -> Self {
         self.monitor = key.into();
         self
     }
-    pub fn mode(mut self, mode: Mode) -> Self {
-        self.mode = mode;
-        self
-    }
-    pub fn save_best_only(mut self, on: bool) -> Self {
-        self.save_best_only = on;
-        self
-    }
-    pub fn every_n_epochs(mut self, n: usize) -> Self {
-        self.every_n_epochs = n;
-        self
-    }
+    setters!(mode: Mode, save_best_only: bool, every_n_epochs: usize);
+    /// Keeps at most `n` files.
     pub fn max_files(mut self, n: usize) -> Self {
         self.max_files = Some(n);
         self
@@ -390,24 +404,21 @@ impl ModelCheckpoint {
 
     /// Checks the fields; errors name `model_checkpoint.<field>`.
     pub fn validate(&self) -> Result<()> {
-        if self.every_n_epochs == 0 {
-            return Err(WideDeepError::config(
-                "model_checkpoint.every_n_epochs",
-                "must be ≥ 1",
-            ));
-        }
-        if self.max_files == Some(0) {
-            return Err(WideDeepError::config(
-                "model_checkpoint.max_files",
-                "must be ≥ 1",
-            ));
-        }
-        if self.prefix.is_empty() || self.prefix.contains(['/', '\\']) {
-            return Err(WideDeepError::config(
-                "model_checkpoint.prefix",
-                "must be a non-empty file name prefix",
-            ));
-        }
+        ensure!(
+            self.every_n_epochs != 0,
+            config("model_checkpoint.every_n_epochs"),
+            "must be ≥ 1"
+        );
+        ensure!(
+            self.max_files != Some(0),
+            config("model_checkpoint.max_files"),
+            "must be ≥ 1"
+        );
+        ensure!(
+            !self.prefix.is_empty() && !self.prefix.contains(['/', '\\']),
+            config("model_checkpoint.prefix"),
+            "must be a non-empty file name prefix"
+        );
         Ok(())
     }
 
@@ -417,10 +428,7 @@ impl ModelCheckpoint {
     }
 
     fn maximize(&self) -> bool {
-        EarlyStopping::default()
-            .monitor(&self.monitor)
-            .mode(self.mode)
-            .maximize()
+        self.mode.maximizes(&self.monitor)
     }
 }
 
@@ -439,22 +447,8 @@ impl Callback for ModelCheckpoint {
             return Ok(());
         }
         if self.save_best_only {
-            let value = *record.get(&self.monitor).ok_or_else(|| {
-                WideDeepError::config(
-                    "model_checkpoint.monitor",
-                    format!(
-                        "`{}` is not recorded; available: {}",
-                        self.monitor,
-                        record.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                )
-            })?;
-            let improved = match self.best {
-                None => value.is_finite(),
-                Some(b) if self.maximize() => value > b,
-                Some(b) => value < b,
-            };
-            if !improved {
+            let value = monitored(record, &self.monitor, "model_checkpoint.monitor")?;
+            if !improves(self.best, value, self.maximize(), 0.0) {
                 return Ok(());
             }
             self.best = Some(value);

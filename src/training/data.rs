@@ -1,6 +1,7 @@
 //! Data sets of whole column tensors, batched by slicing (no per-row objects); image columns
 //! may instead be decoded batch by batch ([`Dataset::with_lazy_images`]).
 use crate::error::{Result, WideDeepError};
+use crate::macros::{bail, ensure};
 use crate::models::ModelInput;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -19,7 +20,9 @@ use widedeep_preprocessing::{ImageData, ImageRows, TabData, TargetData, TextData
 /// trainer uses), decoded on a worker thread `prefetch` batches ahead.
 #[derive(Debug)]
 pub struct Dataset {
+    /// The model inputs, every tensor with `len()` rows.
     pub input: ModelInput,
+    /// The target, `[N]` or `[N, T]` (see the type's documentation); `None` for prediction.
     pub target: Option<Tensor>,
     /// Input columns that were entirely null (or NaN) in the DataFrame this data set was
     /// transformed from (by [`Preprocessors::transform`](crate::pipeline::Preprocessors::transform)):
@@ -55,37 +58,41 @@ fn image_tensor(im: &ImageData) -> Tensor {
 
 impl Dataset {
     /// Wraps tensors whose first dimensions all equal the row count.
+    ///
+    /// # Shapes
+    /// - `input`: tensors of `N` rows each (see [`ModelInput`])
+    /// - `target`: `[N]` or `[N, T]`, f32, f64 or i64
     pub fn new(input: ModelInput, target: Option<Tensor>) -> Result<Self> {
         let len = input.batch_size();
-        if input.tensors().next().is_none() {
-            return Err(WideDeepError::Missing(
-                "a Dataset needs at least one input tensor".into(),
-            ));
-        }
+        ensure!(
+            input.tensors().next().is_some(),
+            missing(),
+            "a Dataset needs at least one input tensor"
+        );
         for (name, t) in named(&input)
             .into_iter()
             .chain(target.iter().map(|t| ("target".to_string(), t)))
         {
-            if t.size().first() != Some(&len) {
-                return Err(WideDeepError::InputMismatch {
-                    input: name,
-                    reason: format!("has {:?} rows, expected {len}", t.size().first()),
-                });
-            }
+            ensure!(
+                t.size().first() == Some(&len),
+                input(name),
+                "has {:?} rows, expected {len}",
+                t.size().first()
+            );
         }
         if let Some(t) = &target {
-            if !(1..=2).contains(&t.dim()) {
-                return Err(WideDeepError::InputMismatch {
-                    input: "target".into(),
-                    reason: format!("must be [N] or [N, T], got shape {:?}", t.size()),
-                });
-            }
-            if !matches!(t.kind(), Kind::Float | Kind::Double | Kind::Int64) {
-                return Err(WideDeepError::InputMismatch {
-                    input: "target".into(),
-                    reason: format!("must be f32, f64 or i64, got {:?}", t.kind()),
-                });
-            }
+            ensure!(
+                (1..=2).contains(&t.dim()),
+                input("target"),
+                "must be [N] or [N, T], got shape {:?}",
+                t.size()
+            );
+            ensure!(
+                matches!(t.kind(), Kind::Float | Kind::Double | Kind::Int64),
+                input("target"),
+                "must be f32, f64 or i64, got {:?}",
+                t.kind()
+            );
         }
         let lazy = vec![None; input.image.len()];
         Ok(Self {
@@ -106,12 +113,13 @@ impl Dataset {
     ///
     /// [`Trainer`]: crate::training::Trainer
     pub fn with_lazy_images(&mut self, source: ImageRows) -> Result<usize> {
-        if source.len() as i64 != self.len {
-            return Err(WideDeepError::InputMismatch {
-                input: format!("image[{}]", self.input.image.len()),
-                reason: format!("has {} rows, expected {}", source.len(), self.len),
-            });
-        }
+        ensure!(
+            source.len() as i64 == self.len,
+            input(format!("image[{}]", self.input.image.len())),
+            "has {} rows, expected {}",
+            source.len(),
+            self.len
+        );
         let size = source.output_size();
         self.input
             .image
@@ -202,6 +210,10 @@ impl Dataset {
     }
 
     /// Builds tensors from preprocessor outputs (on the CPU).
+    ///
+    /// # Shapes
+    /// - the result holds `input.wide` `[N, n_wide]` i64, `input.cat` `[N, n_cat]` i64,
+    ///   `input.cont` `[N, n_cont]` f32 (each when present) and the target `[N]`
     pub fn from_arrays(
         wide: Option<&WideData>,
         tab: Option<&TabData>,
@@ -211,8 +223,12 @@ impl Dataset {
     }
 
     /// Builds tensors from preprocessor outputs, text and image columns included (on the
-    /// CPU): `texts[i]` becomes `input.text[i]` `[N, maxlen]` i64, `images[i]` becomes
-    /// `input.image[i]` `[N, 3, H, W]` u8 (normalised per batch by the image model).
+    /// CPU).
+    ///
+    /// # Shapes
+    /// - as [`Dataset::from_arrays`], and `texts[i]` becomes `input.text[i]` `[N, maxlen]` i64,
+    ///   `images[i]` becomes `input.image[i]` `[N, 3, H, W]` u8 (normalised per batch by the
+    ///   image model)
     pub fn from_parts(
         wide: Option<&WideData>,
         tab: Option<&TabData>,
@@ -241,11 +257,7 @@ impl Dataset {
                 input.cont = Some(cont.view([n as i64, k as i64]));
             }
         }
-        let target = target.map(|t| match t {
-            TargetData::F32(v) => Tensor::from_slice(v),
-            TargetData::I64(v) => Tensor::from_slice(v),
-        });
-        Self::new(input, target)
+        Self::new(input, target.map(target_tensor))
     }
 
     /// Like [`Dataset::from_parts`], but the image columns are decoded per batch from
@@ -269,11 +281,7 @@ impl Dataset {
                 )],
                 ..Default::default()
             };
-            let target = target.map(|t| match t {
-                TargetData::F32(v) => Tensor::from_slice(v),
-                TargetData::I64(v) => Tensor::from_slice(v),
-            });
-            let mut d = Self::new(input, target)?;
+            let mut d = Self::new(input, target.map(target_tensor))?;
             d.input.image.clear();
             d.lazy.clear();
             ds = Ok(d);
@@ -290,11 +298,15 @@ impl Dataset {
         self.len
     }
 
+    /// Whether the data set has no rows.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
-    /// The rows at `index` (`[k]` i64), in that order.
+    /// The rows at `index`, in that order.
+    ///
+    /// # Shapes
+    /// - `index`: `[k]` i64 row indices; returns a data set of `k` rows
     pub fn select(&self, index: &Tensor) -> Dataset {
         let index = index.to_device(self.device());
         let picked: Vec<usize> = if self.is_lazy() {
@@ -314,7 +326,7 @@ impl Dataset {
         )
     }
 
-    /// Rows `start..start + len` without copying.
+    /// Rows `start..start + len` (cut at the end) without copying.
     pub fn slice(&self, start: i64, len: i64) -> Dataset {
         let len = len.min(self.len - start);
         self.with_parts(
@@ -341,6 +353,7 @@ impl Dataset {
         out
     }
 
+    /// The device of the (first) input tensor; the CPU for a data set without tensors.
     pub fn device(&self) -> Device {
         self.input
             .tensors()
@@ -352,6 +365,9 @@ impl Dataset {
     /// Consecutive batches of `batch_size` rows (the last one may be smaller). For a data set
     /// with lazy image columns the batches hold only their placeholders: use
     /// [`Dataset::try_batches`].
+    ///
+    /// # Shapes
+    /// - every tensor of a batch has `min(batch_size, rows left)` rows
     pub fn batches(&self, batch_size: i64) -> impl Iterator<Item = Dataset> + '_ {
         (0..self.len)
             .step_by(batch_size.max(1) as usize)
@@ -361,6 +377,10 @@ impl Dataset {
     /// Consecutive batches of `batch_size` rows with every input materialised: lazy image
     /// columns are decoded on a worker thread that stays `prefetch` batches ahead. A file that
     /// cannot be decoded is an error item naming it.
+    ///
+    /// # Shapes
+    /// - every tensor of a batch has `min(batch_size, rows left)` rows; lazy image columns
+    ///   become `[rows, 3, H, W]` u8
     pub fn try_batches(&self, batch_size: i64) -> Box<dyn Iterator<Item = Result<Dataset>> + '_> {
         let batch_size = batch_size.max(1);
         if !self.is_lazy() {
@@ -418,12 +438,11 @@ impl Dataset {
         stratify: bool,
         rng: &mut impl Rng,
     ) -> Result<(Dataset, Dataset)> {
-        if !(fraction > 0.0 && fraction < 1.0) {
-            return Err(WideDeepError::config(
-                "val_split",
-                format!("must be in (0, 1), got {fraction}"),
-            ));
-        }
+        ensure!(
+            fraction > 0.0 && fraction < 1.0,
+            config("val_split"),
+            "must be in (0, 1), got {fraction}"
+        );
         let groups: Vec<Vec<i64>> = match (&self.target, stratify) {
             // one label per row; multi-target data is split without stratification
             (Some(t), true) if t.dim() == 1 => {
@@ -444,12 +463,12 @@ impl Dataset {
             val.extend_from_slice(&g[..n_val]);
             train.extend_from_slice(&g[n_val..]);
         }
-        if train.is_empty() || val.is_empty() {
-            return Err(WideDeepError::config(
-                "val_split",
-                format!("{fraction} of {} rows leaves one part empty", self.len),
-            ));
-        }
+        ensure!(
+            !train.is_empty() && !val.is_empty(),
+            config("val_split"),
+            "{fraction} of {} rows leaves one part empty",
+            self.len
+        );
         train.sort_unstable();
         val.sort_unstable();
         Ok((
@@ -459,8 +478,21 @@ impl Dataset {
     }
 }
 
+/// A data set without a target (for prediction); an error when `input` holds no tensor or its
+/// tensors disagree on the row count.
+impl TryFrom<ModelInput> for Dataset {
+    type Error = WideDeepError;
+
+    fn try_from(input: ModelInput) -> Result<Self> {
+        Self::new(input, None)
+    }
+}
+
 /// Stacks per-target columns into the `[N, T]` f32 target of a multi-target objective
 /// (column `i` = `columns[i]`; i64 class labels become exact f32 values).
+///
+/// # Shapes
+/// - `columns`: `T` columns of `N` values each; returns `[N, T]` f32
 ///
 /// ```
 /// use widedeep::preprocessing::TargetData;
@@ -472,26 +504,26 @@ impl Dataset {
 /// assert_eq!(t.size(), [2, 2]);
 /// ```
 pub fn stack_targets(columns: &[TargetData]) -> Result<Tensor> {
-    let n = columns
-        .first()
-        .ok_or_else(|| WideDeepError::Missing("stack_targets needs at least one column".into()))?
-        .len();
+    let Some(first) = columns.first() else {
+        bail!(missing(), "stack_targets needs at least one column");
+    };
+    let n = first.len();
     let mut cols = Vec::with_capacity(columns.len());
     for (i, c) in columns.iter().enumerate() {
-        if c.len() != n {
-            return Err(WideDeepError::InputMismatch {
-                input: format!("target[{i}]"),
-                reason: format!("has {} rows, target[0] has {n}", c.len()),
-            });
-        }
+        ensure!(
+            c.len() == n,
+            input(format!("target[{i}]")),
+            "has {} rows, target[0] has {n}",
+            c.len()
+        );
         let t = match c {
             TargetData::F32(v) => Tensor::from_slice(v),
             TargetData::I64(v) => {
                 if let Some(big) = v.iter().find(|x| x.unsigned_abs() > 1 << 24) {
-                    return Err(WideDeepError::InputMismatch {
-                        input: format!("target[{i}]"),
-                        reason: format!("class label {big} is not exact in f32"),
-                    });
+                    bail!(
+                        input(format!("target[{i}]")),
+                        "class label {big} is not exact in f32"
+                    );
                 }
                 Tensor::from_slice(v).to_kind(Kind::Float)
             }
@@ -552,6 +584,15 @@ impl Drop for LazyBatches<'_> {
     }
 }
 
+/// A target column as a tensor: `[N]` f32 or i64.
+fn target_tensor(t: &TargetData) -> Tensor {
+    match t {
+        TargetData::F32(v) => Tensor::from_slice(v),
+        TargetData::I64(v) => Tensor::from_slice(v),
+    }
+}
+
+/// `[n, k]` i64 from an `n × k` array.
 fn array_i64(a: &ndarray::Array2<i64>) -> Tensor {
     let (n, k) = a.dim();
     let t = match a.as_slice() {
@@ -561,6 +602,7 @@ fn array_i64(a: &ndarray::Array2<i64>) -> Tensor {
     t.view([n as i64, k as i64])
 }
 
+/// Every input tensor with its name in errors (`wide`, `cat`, `text[0]`, …).
 fn named(input: &ModelInput) -> Vec<(String, &Tensor)> {
     let mut v = Vec::new();
     if let Some(t) = &input.wide {

@@ -3,8 +3,10 @@
 //!
 //! The fields live in [`TrainingExtras`], flattened into the `TrainerConfig` JSON; the setters
 //! are methods of `TrainerConfig`.
-use crate::error::{Result, WideDeepError};
+use crate::error::Result;
+use crate::macros::ensure;
 use crate::training::amp::{GradScalerConfig, Precision};
+use crate::training::checks::check_positive;
 use crate::training::finetune::FinetuneConfig;
 use crate::training::grad::GradSettings;
 use crate::training::init::{is_component_key, InitSpec};
@@ -64,13 +66,12 @@ impl TrainingExtras {
     pub fn validate(&self) -> Result<()> {
         for (k, spec) in &self.initializers {
             let field = format!("initializers.{k}");
-            if !is_component_key(k) {
-                return Err(WideDeepError::config(
-                    field,
-                    "not a component: use wide, deeptabular, deeptext, deeptext_<i>, \
-                     deepimage, deepimage_<i>, head or other",
-                ));
-            }
+            ensure!(
+                is_component_key(k),
+                config(field),
+                "not a component: use wide, deeptabular, deeptext, deeptext_<i>, deepimage, \
+                 deepimage_<i>, head or other"
+            );
             spec.validate(&field)?;
         }
         for (name, v) in [
@@ -78,20 +79,14 @@ impl TrainingExtras {
             ("clip_grad_value", self.clip_grad_value),
         ] {
             if let Some(v) = v {
-                if !(v > 0.0 && v.is_finite()) {
-                    return Err(WideDeepError::config(
-                        name,
-                        format!("must be positive, got {v}"),
-                    ));
-                }
+                check_positive(v, name)?;
             }
         }
-        if self.accumulate_grad_batches == 0 {
-            return Err(WideDeepError::config(
-                "accumulate_grad_batches",
-                "must be ≥ 1",
-            ));
-        }
+        ensure!(
+            self.accumulate_grad_batches != 0,
+            config("accumulate_grad_batches"),
+            "must be ≥ 1"
+        );
         if let Some(f) = &self.finetune {
             f.validate()?;
         }
@@ -126,34 +121,42 @@ impl TrainerConfig {
             .insert(component.to_string(), spec.into());
         self
     }
+    /// Rescales the gradients to a global L2 norm of at most `max_norm`.
     pub fn clip_grad_norm(mut self, max_norm: f64) -> Self {
         self.extras.clip_grad_norm = Some(max_norm);
         self
     }
+    /// Clamps every gradient element to `[-max, max]`.
     pub fn clip_grad_value(mut self, max: f64) -> Self {
         self.extras.clip_grad_value = Some(max);
         self
     }
+    /// Steps the optimizers once per `n` batches.
     pub fn accumulate_grad_batches(mut self, n: usize) -> Self {
         self.extras.accumulate_grad_batches = n;
         self
     }
+    /// Warms up the components before the joint training.
     pub fn finetune(mut self, f: FinetuneConfig) -> Self {
         self.extras.finetune = Some(f);
         self
     }
+    /// Draws the training rows by weight instead of shuffling.
     pub fn sampler(mut self, s: WeightedSampler) -> Self {
         self.extras.sampler = Some(s);
         self
     }
+    /// Sets the precision of the forward pass.
     pub fn precision(mut self, p: Precision) -> Self {
         self.extras.precision = p;
         self
     }
+    /// Sets the fp16 loss scaling.
     pub fn grad_scaler(mut self, s: GradScalerConfig) -> Self {
         self.extras.grad_scaler = s;
         self
     }
+    /// Turns prefetching of the next batch on a worker thread on or off.
     pub fn prefetch(mut self, on: bool) -> Self {
         self.extras.prefetch = Some(on);
         self
@@ -162,8 +165,11 @@ impl TrainerConfig {
 
 /// How the rows of each epoch are ordered: the stored order, a shuffle, or weighted draws.
 pub(crate) enum RowOrder {
+    /// The rows as stored.
     Stored,
+    /// A fresh shuffle of this many rows every epoch.
     Shuffled(i64),
+    /// Weighted draws with replacement.
     Sampled(RowSampler),
 }
 

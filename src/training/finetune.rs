@@ -6,8 +6,10 @@
 //! Built on [`Trainer::fit`]: each phase freezes parameters with `set_requires_grad(false)`,
 //! runs a plain `fit` (no validation, metrics or early stopping; the warm-up epochs are not
 //! recorded in the history) and restores the flags afterwards.
-use crate::error::{Result, WideDeepError};
+use crate::error::Result;
+use crate::macros::{ensure, setters};
 use crate::models::WideDeep;
+use crate::training::checks::positive;
 use crate::training::init::{component_of, in_component, is_component_key};
 use crate::training::{Dataset, Trainer};
 use rand::SeedableRng;
@@ -39,13 +41,14 @@ pub struct FinetuneConfig {
     pub epochs: usize,
     /// Learning rate of every warm-up phase (constant).
     pub lr: f64,
+    /// The layer-wise routine of the components in `gradual`.
     pub routine: Routine,
     /// Components warmed layer by layer, each with its layers from the bottom (input side) to
     /// the top, as variable-name prefixes (e.g. `deeptabular.mlp.dense_0`); an empty list takes
     /// the layers from [`component_layers`].
     pub gradual: BTreeMap<String, Vec<String>>,
     /// Components to warm, in order; empty: every component of the model (wide, deeptabular,
-    /// deeptext_<i>, deepimage_<i>).
+    /// `deeptext_<i>`, `deepimage_<i>`).
     pub components: Vec<String>,
 }
 
@@ -62,21 +65,11 @@ impl Default for FinetuneConfig {
 }
 
 impl FinetuneConfig {
+    /// The defaults: 5 epochs per component at learning rate 0.01, every component at once.
     pub fn new() -> Self {
         Self::default()
     }
-    pub fn epochs(mut self, n: usize) -> Self {
-        self.epochs = n;
-        self
-    }
-    pub fn lr(mut self, lr: f64) -> Self {
-        self.lr = lr;
-        self
-    }
-    pub fn routine(mut self, r: Routine) -> Self {
-        self.routine = r;
-        self
-    }
+    setters!(epochs: usize, lr: f64, routine: Routine);
     /// Warms `component` layer by layer; `layers` bottom → top (empty: derived).
     pub fn gradual(mut self, component: &str, layers: &[&str]) -> Self {
         self.gradual.insert(
@@ -85,6 +78,7 @@ impl FinetuneConfig {
         );
         self
     }
+    /// Warms only these components, in this order.
     pub fn components(mut self, c: &[&str]) -> Self {
         self.components = c.iter().map(|s| s.to_string()).collect();
         self
@@ -92,24 +86,19 @@ impl FinetuneConfig {
 
     /// Checks the values that do not depend on the model.
     pub fn validate(&self) -> Result<()> {
-        if self.epochs == 0 {
-            return Err(WideDeepError::config("finetune.epochs", "must be ≥ 1"));
-        }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(WideDeepError::config(
-                "finetune.lr",
-                format!("must be positive, got {}", self.lr),
-            ));
-        }
+        ensure!(self.epochs != 0, config("finetune.epochs"), "must be ≥ 1");
+        ensure!(
+            positive(self.lr),
+            config("finetune.lr"),
+            "must be positive, got {}",
+            self.lr
+        );
         for c in self.gradual.keys().chain(&self.components) {
-            if !is_warmable(c) {
-                return Err(WideDeepError::config(
-                    "finetune.components",
-                    format!(
-                        "`{c}` is not a component (wide, deeptabular, deeptext_<i>, deepimage_<i>)"
-                    ),
-                ));
-            }
+            ensure!(
+                is_warmable(c),
+                config("finetune.components"),
+                "`{c}` is not a component (wide, deeptabular, deeptext_<i>, deepimage_<i>)"
+            );
         }
         Ok(())
     }
@@ -125,36 +114,26 @@ impl FinetuneConfig {
         };
         let mut phases = Vec::new();
         for c in &comps {
-            if !present.contains(c) {
-                return Err(WideDeepError::config(
-                    "finetune.components",
-                    format!("the model has no component `{c}`"),
-                ));
-            }
+            ensure!(
+                present.contains(c),
+                config("finetune.components"),
+                "the model has no component `{c}`"
+            );
             let pred = prediction_layer(model, c);
-            let whole = || {
-                let mut t = vec![format!("{c}.")];
-                t.extend(pred.iter().cloned());
-                t
-            };
-            let Some(layers) = self.gradual.get(c) else {
-                phases.push(Phase {
-                    component: c.clone(),
-                    trainable: whole(),
-                    epochs: self.epochs,
-                });
-                continue;
-            };
-            let layers = if layers.is_empty() {
-                component_layers(model, c)
-            } else {
-                layers.clone()
+            // the layers to go through one by one: none for a component warmed all at once
+            let layers = match self.gradual.get(c) {
+                None => Vec::new(),
+                Some(layers) if layers.is_empty() => component_layers(model, c),
+                Some(layers) => layers.clone(),
             };
             if layers.is_empty() || pred.is_empty() {
-                // nothing to go through layer by layer (e.g. the wide part)
+                // all at once (also when there is nothing to go through layer by layer, e.g.
+                // the wide part)
+                let mut trainable = vec![format!("{c}.")];
+                trainable.extend(pred.iter().cloned());
                 phases.push(Phase {
                     component: c.clone(),
-                    trainable: whole(),
+                    trainable,
                     epochs: self.epochs,
                 });
                 continue;
@@ -191,8 +170,11 @@ impl FinetuneConfig {
 /// `epochs` epochs; every other parameter is frozen.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Phase {
+    /// The component warmed.
     pub component: String,
+    /// Name prefixes of the variables that train.
     pub trainable: Vec<String>,
+    /// Epochs of the phase.
     pub epochs: usize,
 }
 

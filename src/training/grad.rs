@@ -154,6 +154,9 @@ impl GradStep {
 }
 
 /// Clamps every gradient element to `[-max, max]` in place.
+///
+/// # Shapes
+/// - `grads`: tensors of any shapes (kept)
 pub fn clip_grad_value(grads: &[Tensor], max: f64) -> Result<()> {
     tch::no_grad(|| -> Result<()> {
         for g in grads {
@@ -166,6 +169,9 @@ pub fn clip_grad_value(grads: &[Tensor], max: f64) -> Result<()> {
 /// Scales the gradients in place so that their global L2 norm is at most `max_norm`
 /// (`torch.nn.utils.clip_grad_norm_`); returns the norm before clipping as a `[]` f32 tensor
 /// on the gradients' device (no synchronisation).
+///
+/// # Shapes
+/// - `grads`: tensors of any shapes (kept); returns `[]` f32
 pub fn clip_grad_norm(grads: &[Tensor], max_norm: f64) -> Result<Tensor> {
     tch::no_grad(|| -> Result<Tensor> {
         if grads.is_empty() {
@@ -190,6 +196,9 @@ pub fn clip_grad_norm(grads: &[Tensor], max_norm: f64) -> Result<Tensor> {
 }
 
 /// The global L2 norm of the gradients.
+///
+/// # Shapes
+/// - `grads`: tensors of any shapes
 pub fn grad_norm(grads: &[Tensor]) -> f64 {
     grads
         .iter()

@@ -1,7 +1,9 @@
 //! Weight initializers per model component (the reference's `initializers` dict), applied once
 //! before the first training epoch.
 use crate::error::{Result, WideDeepError};
+use crate::macros::{bail, ensure, setters};
 use crate::models::WideDeep;
+use crate::training::checks::{non_negative, positive};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -11,8 +13,10 @@ use tch::Tensor;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FanMode {
+    /// The number of inputs (keeps the variance of the forward pass).
     #[default]
     FanIn,
+    /// The number of outputs (keeps the variance of the backward pass).
     FanOut,
 }
 
@@ -20,13 +24,18 @@ pub enum FanMode {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Nonlinearity {
+    /// No activation (gain 1).
     Linear,
+    /// ReLU (gain √2).
     #[default]
     Relu,
     /// Leaky ReLU with this negative slope.
     LeakyRelu(f64),
+    /// tanh (gain 5/3).
     Tanh,
+    /// Sigmoid (gain 1).
     Sigmoid,
+    /// SELU (gain 3/4).
     Selu,
 }
 
@@ -47,37 +56,52 @@ impl Nonlinearity {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "name", rename_all = "snake_case")]
 pub enum Initializer {
+    /// `N(mean, std)`.
     Normal {
+        /// The mean.
         mean: f64,
+        /// The standard deviation (≥ 0).
         std: f64,
     },
+    /// `U(low, high)`.
     Uniform {
+        /// The lower bound.
         low: f64,
+        /// The upper bound (≥ `low`).
         high: f64,
     },
+    /// Every element `value`.
     Constant {
+        /// The value.
         value: f64,
     },
     /// `N(0, gain·√(2 / (fan_in + fan_out)))`.
     XavierNormal {
+        /// The scaling factor (see [`Nonlinearity::gain`]).
         gain: f64,
     },
     /// `U(±gain·√(6 / (fan_in + fan_out)))`.
     XavierUniform {
+        /// The scaling factor (see [`Nonlinearity::gain`]).
         gain: f64,
     },
     /// `N(0, gain / √fan)`.
     KaimingNormal {
+        /// Which fan divides.
         mode: FanMode,
+        /// The non-linearity whose gain is used.
         nonlinearity: Nonlinearity,
     },
     /// `U(±gain·√(3 / fan))`.
     KaimingUniform {
+        /// Which fan divides.
         mode: FanMode,
+        /// The non-linearity whose gain is used.
         nonlinearity: Nonlinearity,
     },
     /// A (semi-)orthogonal matrix times `gain` (the weight flattened to `[rows, rest]`).
     Orthogonal {
+        /// The scaling factor.
         gain: f64,
     },
 }
@@ -91,47 +115,26 @@ impl Initializer {
         )
     }
 
+    /// Checks the parameters; the error names `{field}.<parameter>`.
     fn validate(&self, field: &str) -> Result<()> {
-        let bad = |what: &str| {
-            Err(WideDeepError::config(
-                format!("{field}.{what}"),
-                "invalid value",
-            ))
-        };
-        match *self {
-            Initializer::Normal { mean, std } => {
-                if !mean.is_finite() {
-                    return bad("mean");
-                }
-                if !(std >= 0.0 && std.is_finite()) {
-                    return bad("std");
-                }
-            }
+        let bad = match *self {
+            Initializer::Normal { mean, .. } if !mean.is_finite() => Some("mean"),
+            Initializer::Normal { std, .. } => (!non_negative(std)).then_some("std"),
             Initializer::Uniform { low, high } => {
-                if !(low.is_finite() && high.is_finite() && low <= high) {
-                    return bad("high");
-                }
+                (!(low.is_finite() && high.is_finite() && low <= high)).then_some("high")
             }
-            Initializer::Constant { value } => {
-                if !value.is_finite() {
-                    return bad("value");
-                }
-            }
+            Initializer::Constant { value } => (!value.is_finite()).then_some("value"),
             Initializer::XavierNormal { gain }
             | Initializer::XavierUniform { gain }
-            | Initializer::Orthogonal { gain } => {
-                if !(gain > 0.0 && gain.is_finite()) {
-                    return bad("gain");
-                }
-            }
+            | Initializer::Orthogonal { gain } => (!positive(gain)).then_some("gain"),
             Initializer::KaimingNormal { nonlinearity, .. }
             | Initializer::KaimingUniform { nonlinearity, .. } => {
-                if let Nonlinearity::LeakyRelu(a) = nonlinearity {
-                    if !a.is_finite() {
-                        return bad("nonlinearity");
-                    }
-                }
+                matches!(nonlinearity, Nonlinearity::LeakyRelu(a) if !a.is_finite())
+                    .then_some("nonlinearity")
             }
+        };
+        if let Some(what) = bad {
+            bail!(config(format!("{field}.{what}")), "invalid value");
         }
         Ok(())
     }
@@ -207,9 +210,13 @@ impl Initializer {
 /// orthogonal), which skip 1-dimensional parameters (e.g. batch-norm weights).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InitSpec {
+    /// The scheme.
     pub init: Initializer,
+    /// Only variables whose names match this regular expression (`None`: all of the
+    /// component's).
     #[serde(default)]
     pub pattern: Option<String>,
+    /// Not the variables whose names match one of these regular expressions.
     #[serde(default)]
     pub exclude: Vec<String>,
     /// Also draw the biases from `init` (Normal, Uniform, Constant only).
@@ -229,21 +236,21 @@ impl From<Initializer> for InitSpec {
 }
 
 impl InitSpec {
+    /// `init` for every variable of the component.
     pub fn new(init: Initializer) -> Self {
         init.into()
     }
+    /// Restricts the spec to the variables whose names match `regex`.
     pub fn pattern(mut self, regex: &str) -> Self {
         self.pattern = Some(regex.to_string());
         self
     }
+    /// Leaves out the variables whose names match `regex` (in addition to earlier ones).
     pub fn exclude(mut self, regex: &str) -> Self {
         self.exclude.push(regex.to_string());
         self
     }
-    pub fn bias(mut self, on: bool) -> Self {
-        self.bias = on;
-        self
-    }
+    setters!(bias: bool);
 
     /// Checks the scheme and the regular expressions; `field` names the entry in errors.
     pub fn validate(&self, field: &str) -> Result<()> {
@@ -325,9 +332,11 @@ pub fn apply_initializers(
     let mut done = Vec::new();
     for (key, spec) in specs {
         let field = format!("initializers.{key}");
-        if !is_component_key(key) {
-            return Err(WideDeepError::config(field, "not a model component"));
-        }
+        ensure!(
+            is_component_key(key),
+            config(field),
+            "not a model component"
+        );
         let (pattern, exclude) = spec.regexes(&field)?;
         let mut matched = false;
         for name in &names {
@@ -358,12 +367,7 @@ pub fn apply_initializers(
             }
             done.push(name.to_string());
         }
-        if !matched {
-            return Err(WideDeepError::config(
-                field,
-                "the model has no such component",
-            ));
-        }
+        ensure!(matched, config(field), "the model has no such component");
     }
     done.sort();
     Ok(done)

@@ -4,6 +4,7 @@
 //! [`Trainer`].
 pub mod amp;
 pub mod callbacks;
+pub(crate) mod checks;
 pub mod data;
 pub mod extras;
 pub mod finetune;

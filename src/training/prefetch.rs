@@ -68,6 +68,10 @@ fn move_to(batch: Dataset, device: Device) -> Dataset {
 impl EpochBatches {
     /// The batches of one epoch; with `prefetch` a worker thread prepares the next batch while
     /// the caller works on the current one. Both ways give the same batches in the same order.
+    ///
+    /// # Shapes
+    /// - `order`: `[n]` i64 row indices of `data` (`n` may differ from `data.len()`: weighted
+    ///   draws); every tensor of a batch has `min(batch_size, rows left)` rows
     pub fn new(
         data: &Dataset,
         order: Option<&Tensor>,

@@ -2,6 +2,8 @@
 //! imbalanced classes: each epoch draws `num_samples` rows, row `i` with probability
 //! `w_i / Σ w`.
 use crate::error::{Result, WideDeepError};
+use crate::macros::{bail, ensure};
+use crate::training::checks::non_negative;
 use crate::training::{Dataset, Objective};
 use rand::distr::{weighted::WeightedIndex, Distribution};
 use rand::Rng;
@@ -24,6 +26,7 @@ pub enum SampleWeights {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WeightedSampler {
+    /// Where the weights come from.
     pub weights: SampleWeights,
     /// Rows drawn per epoch; `None`: as many as the training set has.
     pub num_samples: Option<usize>,
@@ -57,6 +60,7 @@ impl WeightedSampler {
             num_samples: None,
         }
     }
+    /// Draws `n` rows per epoch.
     pub fn num_samples(mut self, n: usize) -> Self {
         self.num_samples = Some(n);
         self
@@ -64,25 +68,25 @@ impl WeightedSampler {
 
     /// Checks the values that do not depend on the data.
     pub fn validate(&self) -> Result<()> {
-        if self.num_samples == Some(0) {
-            return Err(WideDeepError::config("sampler.num_samples", "must be ≥ 1"));
-        }
+        ensure!(
+            self.num_samples != Some(0),
+            config("sampler.num_samples"),
+            "must be ≥ 1"
+        );
         let w = match &self.weights {
             SampleWeights::InverseClassFrequency => return Ok(()),
             SampleWeights::Classes(w) | SampleWeights::Rows(w) => w,
         };
-        if w.is_empty() || w.iter().any(|x| !(x.is_finite() && *x >= 0.0)) {
-            return Err(WideDeepError::config(
-                "sampler.weights",
-                "must be finite, ≥ 0 and not empty",
-            ));
-        }
-        if !w.iter().any(|x| *x > 0.0) {
-            return Err(WideDeepError::config(
-                "sampler.weights",
-                "at least one weight must be positive",
-            ));
-        }
+        ensure!(
+            !w.is_empty() && w.iter().all(|x| non_negative(*x)),
+            config("sampler.weights"),
+            "must be finite, ≥ 0 and not empty"
+        );
+        ensure!(
+            w.iter().any(|x| *x > 0.0),
+            config("sampler.weights"),
+            "at least one weight must be positive"
+        );
         Ok(())
     }
 
@@ -91,28 +95,26 @@ impl WeightedSampler {
         self.validate()?;
         let n = data.len() as usize;
         let classes = || -> Result<Vec<i64>> {
-            if !objective.is_classification() {
-                return Err(WideDeepError::config(
-                    "sampler.weights",
-                    "class-based weights need a classification objective; use row weights",
-                ));
-            }
-            let t = data
-                .target
-                .as_ref()
-                .ok_or_else(|| WideDeepError::Missing("the sampler needs a target".into()))?;
+            ensure!(
+                objective.is_classification(),
+                config("sampler.weights"),
+                "class-based weights need a classification objective; use row weights"
+            );
+            let Some(t) = &data.target else {
+                bail!(missing(), "the sampler needs a target");
+            };
             Ok(Vec::<i64>::try_from(
                 t.to_device(Device::Cpu).to_kind(Kind::Int64).view([-1]),
             )?)
         };
         let w = match &self.weights {
             SampleWeights::Rows(w) => {
-                if w.len() != n {
-                    return Err(WideDeepError::config(
-                        "sampler.weights",
-                        format!("{} row weights for {n} training rows", w.len()),
-                    ));
-                }
+                ensure!(
+                    w.len() == n,
+                    config("sampler.weights"),
+                    "{} row weights for {n} training rows",
+                    w.len()
+                );
                 w.clone()
             }
             SampleWeights::Classes(cw) => classes()?
@@ -135,12 +137,11 @@ impl WeightedSampler {
                 c.iter().map(|k| 1.0 / counts[k] as f64).collect()
             }
         };
-        if !w.iter().any(|x| *x > 0.0) {
-            return Err(WideDeepError::config(
-                "sampler.weights",
-                "every training row has weight 0",
-            ));
-        }
+        ensure!(
+            w.iter().any(|x| *x > 0.0),
+            config("sampler.weights"),
+            "every training row has weight 0"
+        );
         Ok(w)
     }
 
@@ -171,6 +172,7 @@ impl RowSampler {
         self.n
     }
 
+    /// Whether a draw gives no row.
     pub fn is_empty(&self) -> bool {
         self.n == 0
     }

@@ -1,6 +1,7 @@
 //! Prediction uncertainty by Monte-Carlo dropout (Gal & Ghahramani, 2016): `n` forward passes
 //! with the dropout layers active and everything else (batch norm included) in evaluation mode.
-use crate::error::{Result, WideDeepError};
+use crate::error::Result;
+use crate::macros::ensure;
 use crate::models::mc_dropout::McDropoutGuard;
 use crate::training::{Dataset, Trainer};
 use tch::{Kind, Tensor};
@@ -20,10 +21,11 @@ pub struct Uncertainty {
 impl Trainer {
     /// Monte-Carlo dropout: `passes` predictions of `data` with dropout on and batch norm in
     /// evaluation mode, seeded with the trainer's seed. A model without dropout gives `std` 0.
+    ///
+    /// # Shapes
+    /// - returns `mean` and `std` `[N, k]` f32 and `class` `[N]` i64 (see [`Uncertainty`])
     pub fn predict_uncertainty(&self, data: &Dataset, passes: usize) -> Result<Uncertainty> {
-        if passes == 0 {
-            return Err(WideDeepError::config("passes", "must be ≥ 1"));
-        }
+        ensure!(passes != 0, config("passes"), "must be ≥ 1");
         let objective = self.config().objective.clone();
         let _rng = crate::torch_rng_lock();
         tch::manual_seed(self.config().seed as i64);

@@ -5,7 +5,9 @@
 //! probabilities `[N, k]` (multiclass: argmax for label metrics), values `[N]` (regression
 //! objectives; ZILN's expected value; the quantile closest to 0.5 for quantile regression),
 //! and [`Metric::check`] rejects metrics that do not fit the objective.
-use crate::error::{Result, WideDeepError};
+use crate::error::Result;
+use crate::macros::ensure;
+use crate::training::checks::positive;
 use crate::training::objectives::ScoreKind;
 use crate::training::Objective;
 use serde::{Deserialize, Serialize};
@@ -45,7 +47,10 @@ pub enum Metric {
     /// Mean absolute error.
     Mae,
     /// Multiclass: the target is among the `k` most likely classes.
-    TopKAccuracy { k: usize },
+    TopKAccuracy {
+        /// How many of the most likely classes count (1 to the number of classes).
+        k: usize,
+    },
     /// Micro-averaged precision (pooled counts over all classes).
     MicroPrecision,
     /// Micro-averaged recall.
@@ -53,17 +58,47 @@ pub enum Metric {
     /// Micro-averaged F1.
     MicroF1,
     /// `F_β = (1 + β²)·P·R / (β²·P + R)` (β > 0; β = 1 is F1), positive class for binary.
-    FBeta { beta: f64, average: Average },
+    FBeta {
+        /// The weight of recall over precision (> 0).
+        beta: f64,
+        /// How classes combine in multiclass problems.
+        average: Average,
+    },
     /// NDCG@k over groups of `n_items` rows (graded relevance `2^rel − 1`).
-    NdcgAtK { k: usize, n_items: usize },
+    NdcgAtK {
+        /// The top items scored (1 to `n_items`).
+        k: usize,
+        /// Rows per group.
+        n_items: usize,
+    },
     /// MAP@k over groups of `n_items` rows.
-    MapAtK { k: usize, n_items: usize },
+    MapAtK {
+        /// The top items scored (1 to `n_items`).
+        k: usize,
+        /// Rows per group.
+        n_items: usize,
+    },
     /// HitRatio@k over groups of `n_items` rows.
-    HitRatioAtK { k: usize, n_items: usize },
+    HitRatioAtK {
+        /// The top items scored (1 to `n_items`).
+        k: usize,
+        /// Rows per group.
+        n_items: usize,
+    },
     /// Precision@k over groups of `n_items` rows.
-    PrecisionAtK { k: usize, n_items: usize },
+    PrecisionAtK {
+        /// The top items scored (1 to `n_items`).
+        k: usize,
+        /// Rows per group.
+        n_items: usize,
+    },
     /// Recall@k over groups of `n_items` rows.
-    RecallAtK { k: usize, n_items: usize },
+    RecallAtK {
+        /// The top items scored (1 to `n_items`).
+        k: usize,
+        /// Rows per group.
+        n_items: usize,
+    },
 }
 
 impl Metric {
@@ -118,38 +153,30 @@ impl Metric {
     pub fn check(&self, objective: &Objective) -> Result<()> {
         let field = |f: &str| format!("metrics.{}.{f}", self.name());
         if let Some((k, n_items)) = self.ranking_params() {
-            if n_items == 0 {
-                return Err(WideDeepError::config(field("n_items"), "must be ≥ 1"));
-            }
-            if k == 0 || k > n_items {
-                return Err(WideDeepError::config(
-                    field("k"),
-                    format!("must be in 1..={n_items} (n_items), got {k}"),
-                ));
-            }
+            ensure!(n_items != 0, config(field("n_items")), "must be ≥ 1");
+            ensure!(
+                k != 0 && k <= n_items,
+                config(field("k")),
+                "must be in 1..={n_items} (n_items), got {k}"
+            );
         }
         if let Metric::FBeta { beta, .. } = self {
-            if !(*beta > 0.0 && beta.is_finite()) {
-                return Err(WideDeepError::config(
-                    field("beta"),
-                    format!("must be positive, got {beta}"),
-                ));
-            }
+            ensure!(
+                positive(*beta),
+                config(field("beta")),
+                "must be positive, got {beta}"
+            );
         }
         if let Objective::MultiTarget { targets, .. } = objective {
             // applies when it applies to at least one target (computed on those, plus their
             // mean)
-            let single = multitarget_objectives(targets);
-            if single.iter().any(|o| self.check(o).is_ok()) {
-                return Ok(());
-            }
-            return Err(WideDeepError::config(
-                "metrics",
-                format!(
-                    "{} applies to none of the targets of the multi_target objective",
-                    self.name()
-                ),
-            ));
+            ensure!(
+                targets.iter().any(|t| self.check(&t.objective()).is_ok()),
+                config("metrics"),
+                "{} applies to none of the targets of the multi_target objective",
+                self.name()
+            );
+            return Ok(());
         }
         let kind = objective.score_kind();
         let ok = match self {
@@ -166,12 +193,11 @@ impl Metric {
             ),
             Metric::TopKAccuracy { k } => match kind {
                 ScoreKind::Multiclass(n) => {
-                    if *k == 0 || (n >= 2 && *k as i64 > n) {
-                        return Err(WideDeepError::config(
-                            field("k"),
-                            format!("must be in 1..={n} (the number of classes), got {k}"),
-                        ));
-                    }
+                    ensure!(
+                        *k != 0 && (n < 2 || *k as i64 <= n),
+                        config(field("k")),
+                        "must be in 1..={n} (the number of classes), got {k}"
+                    );
                     true
                 }
                 _ => false,
@@ -189,24 +215,23 @@ impl Metric {
                 ScoreKind::Binary | ScoreKind::Value | ScoreKind::Quantiles(_)
             ),
         };
-        if ok {
-            Ok(())
-        } else {
-            Err(WideDeepError::config(
-                "metrics",
-                format!(
-                    "{} does not apply to the {} objective",
-                    self.name(),
-                    objective.name()
-                ),
-            ))
-        }
+        ensure!(
+            ok,
+            config("metrics"),
+            "{} does not apply to the {} objective",
+            self.name(),
+            objective.name()
+        );
+        Ok(())
     }
 
     /// The metric under its [`name`](Self::name) and, for a multi-target objective, also per
     /// target: `name[i]` for each target `i` it applies to (R², RMSE and MAE for regression
     /// targets; accuracy, AUC, F1, … for binary and multiclass ones), `name` being their
     /// mean. These are the keys of the training history and of `evaluate`.
+    ///
+    /// # Shapes
+    /// - as [`compute`](Self::compute)
     pub fn compute_named(
         &self,
         objective: &Objective,
@@ -242,6 +267,10 @@ impl Metric {
     /// Computes the metric from `scores` (see [`Objective::scores`]) and targets `[N]` (a
     /// multi-target objective: `[N, T]`, and the value is the mean over the targets the
     /// metric applies to; see [`compute_named`](Self::compute_named)).
+    ///
+    /// # Shapes
+    /// - `scores`: what [`Objective::scores`] returns for `objective` (`[N]` or `[N, k]`)
+    /// - `target`: `[N]` (`[N, T]` for a multi-target objective)
     pub fn compute(&self, objective: &Objective, scores: &Tensor, target: &Tensor) -> Result<f64> {
         if matches!(objective, Objective::MultiTarget { .. }) {
             return Ok(self.compute_named(objective, scores, target)?[0].1);
@@ -251,15 +280,12 @@ impl Metric {
         let target = target.to_device(Device::Cpu);
         let n = target.size().first().copied().unwrap_or(0);
         if let Some((_, n_items)) = self.ranking_params() {
-            if n % n_items as i64 != 0 {
-                return Err(WideDeepError::InputMismatch {
-                    input: "target".into(),
-                    reason: format!(
-                        "{}: {n} rows are not whole groups of n_items = {n_items}",
-                        self.name()
-                    ),
-                });
-            }
+            ensure!(
+                n % n_items as i64 == 0,
+                input("target"),
+                "{}: {n} rows are not whole groups of n_items = {n_items}",
+                self.name()
+            );
         }
         let kind = objective.score_kind();
         let value = match kind {
@@ -337,20 +363,6 @@ impl Metric {
             _ => f64::NAN,
         }
     }
-}
-
-/// The single-target objective of each target of a multi-target objective.
-fn multitarget_objectives(targets: &[crate::training::TargetSpec]) -> Vec<Objective> {
-    targets
-        .iter()
-        .map(|t| match t {
-            crate::training::TargetSpec::Regression => Objective::Regression,
-            crate::training::TargetSpec::Binary { .. } => Objective::Binary,
-            crate::training::TargetSpec::Multiclass { n_classes, .. } => Objective::Multiclass {
-                n_classes: *n_classes,
-            },
-        })
-        .collect()
 }
 
 fn to_f32(t: &Tensor) -> Result<Vec<f32>> {

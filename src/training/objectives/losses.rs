@@ -11,9 +11,35 @@ use tch::{Kind, Reduction, Tensor};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FocalRActivation {
+    /// `(2σ(β·e) − 1)^γ`.
     #[default]
     Sigmoid,
+    /// `tanh(β·|e|)^γ`.
     Tanh,
+}
+
+/// The weight of Focal-R losses (Yang et al. 2021): `(2σ(β·x) − 1)^γ` with `x` the absolute
+/// error (L1) or the squared error (MSE) for the sigmoid, `tanh(β·|e|)^γ` for tanh. The
+/// weight is part of the graph.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FocalRWeight {
+    /// The error scale (> 0).
+    pub beta: f64,
+    /// The exponent (≥ 0).
+    pub gamma: f64,
+    /// The activation.
+    pub activation: FocalRActivation,
+}
+
+impl FocalRWeight {
+    /// The weights of errors `e`; the sigmoid reads `sigmoid_arg` (`e` or `e²`).
+    fn of(&self, e: &Tensor, sigmoid_arg: &Tensor) -> Tensor {
+        match self.activation {
+            FocalRActivation::Tanh => (e.abs() * self.beta).tanh().pow_tensor_scalar(self.gamma),
+            FocalRActivation::Sigmoid => ((sigmoid_arg.abs() * self.beta).sigmoid() * 2.0 - 1.0)
+                .pow_tensor_scalar(self.gamma),
+        }
+    }
 }
 
 /// The activation that makes outputs positive when `enforce_positive` is on.
@@ -29,6 +55,9 @@ pub enum PositiveActivation {
 
 impl PositiveActivation {
     /// Applies the activation elementwise.
+    ///
+    /// # Shapes
+    /// - `x`: any shape; returns the same shape
     pub fn apply(&self, x: &Tensor) -> Tensor {
         match self {
             PositiveActivation::Softplus => x.softplus(),
@@ -51,6 +80,9 @@ fn vector_like(v: &[f64], like: &Tensor) -> Tensor {
 
 /// Binary cross-entropy on logits `[N]` against 0/1 targets `[N]`; `pos_weight` multiplies the
 /// loss of positive rows (torch's `BCEWithLogitsLoss(pos_weight)`).
+///
+/// # Shapes
+/// - `logits`, `target`: `[N]`; returns `[]`
 pub fn bce_with_logits(logits: &Tensor, target: &Tensor, pos_weight: Option<f64>) -> Tensor {
     let target = target.to_kind(logits.kind());
     let pw = pos_weight.map(|w| vector_like(&[w], logits));
@@ -59,6 +91,9 @@ pub fn bce_with_logits(logits: &Tensor, target: &Tensor, pos_weight: Option<f64>
 
 /// Cross-entropy of logits `[N, k]` against class indices `[N]` (i64); with `class_weight`
 /// (`k` values) the weighted mean `Σ w_yᵢ·lᵢ / Σ w_yᵢ` (torch's `CrossEntropyLoss(weight)`).
+///
+/// # Shapes
+/// - `logits`: `[N, k]`; `target`: `[N]` class indices; returns `[]`
 pub fn cross_entropy(logits: &Tensor, target: &Tensor, class_weight: Option<&[f64]>) -> Tensor {
     let w = class_weight.map(|w| vector_like(w, logits));
     logits.cross_entropy_loss::<Tensor>(&target.to_kind(Kind::Int64), w, Reduction::Mean, -100, 0.0)
@@ -69,6 +104,9 @@ pub fn cross_entropy(logits: &Tensor, target: &Tensor, class_weight: Option<&[f6
 /// targets `T`, `pₜ = P·T + (1 − P)(1 − T)` and `w = α·T + (1 − α)(1 − T)`, the loss is the mean
 /// over all `N·k` cells of `w·(1 − pₜ)^γ · BCE(P, T)`; the weight is not differentiated.
 /// `target` holds class indices `[N]` (f32 0/1 for binary, i64 for multiclass).
+///
+/// # Shapes
+/// - `out`: `[N, k]` (binary: `[N, 1]` or `[N]`); `target`: `[N]`; returns `[]`
 pub fn focal(out: &Tensor, target: &Tensor, alpha: f64, gamma: f64) -> Tensor {
     let n = out.size()[0];
     let logits = if out.size().last() == Some(&1) || out.dim() == 1 {
@@ -92,17 +130,26 @@ pub fn focal(out: &Tensor, target: &Tensor, alpha: f64, gamma: f64) -> Tensor {
     logits.binary_cross_entropy_with_logits::<Tensor>(&onehot, Some(weight), None, Reduction::Mean)
 }
 
-/// Mean squared error of predictions `[N]` against targets `[N]`.
+/// Mean squared error.
+///
+/// # Shapes
+/// - `pred`, `target`: `[N]`; returns `[]`
 pub fn mse(pred: &Tensor, target: &Tensor) -> Tensor {
     pred.mse_loss(&target.to_kind(pred.kind()), Reduction::Mean)
 }
 
 /// Mean absolute error.
+///
+/// # Shapes
+/// - `pred`, `target`: `[N]`; returns `[]`
 pub fn mae(pred: &Tensor, target: &Tensor) -> Tensor {
     pred.l1_loss(&target.to_kind(pred.kind()), Reduction::Mean)
 }
 
 /// Mean squared log error `mean((ln(1 + ŷ) − ln(1 + y))²)`; needs `ŷ, y ≥ 0`.
+///
+/// # Shapes
+/// - `pred`, `target`: `[N]`; returns `[]`
 pub fn msle(pred: &Tensor, target: &Tensor) -> Tensor {
     (pred.log1p() - target.to_kind(pred.kind()).log1p())
         .square()
@@ -111,6 +158,9 @@ pub fn msle(pred: &Tensor, target: &Tensor) -> Tensor {
 
 /// Huber loss in the reference's form (torch's `SmoothL1Loss(beta = δ)`): per element
 /// `0.5·e²/δ` when `|e| < δ`, else `|e| − 0.5·δ`; the mean over elements.
+///
+/// # Shapes
+/// - `pred`, `target`: `[N]`; returns `[]`
 pub fn huber(pred: &Tensor, target: &Tensor, delta: f64) -> Tensor {
     let e = (pred - target.to_kind(pred.kind())).abs();
     let quad = e.square() * (0.5 / delta);
@@ -120,6 +170,9 @@ pub fn huber(pred: &Tensor, target: &Tensor, delta: f64) -> Tensor {
 
 /// Tweedie deviance-style loss `mean(−y·ŷ^(1−p)/(1−p) + ŷ^(2−p)/(2−p))` for power `1 < p < 2`;
 /// needs `ŷ > 0`, `y ≥ 0`.
+///
+/// # Shapes
+/// - `pred`, `target`: `[N]`; returns `[]`
 pub fn tweedie(pred: &Tensor, target: &Tensor, p: f64) -> Tensor {
     let y = target.to_kind(pred.kind());
     let a = -(y * pred.pow_tensor_scalar(1.0 - p)) / (1.0 - p);
@@ -132,7 +185,10 @@ const ZILN_MIN_SCALE: f64 = 1.490_116_119_384_765_6e-8;
 
 /// Zero-inflated lognormal loss (Wang et al. 2019, customer lifetime value): `out` `[N, 3]`
 /// holds (logit of `P(y > 0)`, `μ`, raw scale `s`); with `σ = max(softplus(s), 1.49e-8)` the
-/// loss is `mean(BCE(logit, y > 0) − 1[y > 0]·ln LogNormal(y; μ, σ))`. Targets `[N]`, `y ≥ 0`.
+/// loss is `mean(BCE(logit, y > 0) − 1[y > 0]·ln LogNormal(y; μ, σ))`. Targets `y ≥ 0`.
+///
+/// # Shapes
+/// - `out`: `[N, 3]`; `target`: `[N]`; returns `[]`
 pub fn ziln(out: &Tensor, target: &Tensor) -> Tensor {
     let y = target.to_kind(out.kind()).view([-1]);
     let positive = y.gt(0.0).to_kind(out.kind());
@@ -150,8 +206,10 @@ pub fn ziln(out: &Tensor, target: &Tensor) -> Tensor {
     (cls - positive * log_prob).mean(out.kind())
 }
 
-/// The ZILN expected value `P(y > 0)·exp(μ + σ²/2)` with `σ = softplus(s)`: `[N]` from `out`
-/// `[N, 3]`.
+/// The ZILN expected value `P(y > 0)·exp(μ + σ²/2)` with `σ = softplus(s)`.
+///
+/// # Shapes
+/// - `out`: `[N, 3]`; returns `[N]`
 pub fn ziln_expected_value(out: &Tensor) -> Tensor {
     let p = out.select(1, 0).sigmoid();
     let mu = out.select(1, 1);
@@ -161,6 +219,9 @@ pub fn ziln_expected_value(out: &Tensor) -> Tensor {
 
 /// Pinball loss averaged over rows and quantiles: `out` `[N, Q]` (column `j` predicts quantile
 /// `qⱼ`), targets `[N]`; per cell `max(q·e, (q − 1)·e)` with `e = y − ŷ`.
+///
+/// # Shapes
+/// - `out`: `[N, Q]`; `target`: `[N]`; returns `[]`
 pub fn quantile(out: &Tensor, target: &Tensor, quantiles: &[f64]) -> Tensor {
     let e = target.to_kind(out.kind()).view([-1, 1]) - out;
     let q = vector_like(quantiles, out).view([1, -1]);
@@ -169,46 +230,25 @@ pub fn quantile(out: &Tensor, target: &Tensor, quantiles: &[f64]) -> Tensor {
     a.maximum(&b).mean(out.kind())
 }
 
-fn focal_r_weight(
-    e: &Tensor,
-    sigmoid_arg: &Tensor,
-    beta: f64,
-    gamma: f64,
-    act: FocalRActivation,
-) -> Tensor {
-    match act {
-        FocalRActivation::Tanh => (e.abs() * beta).tanh().pow_tensor_scalar(gamma),
-        FocalRActivation::Sigmoid => {
-            ((sigmoid_arg.abs() * beta).sigmoid() * 2.0 - 1.0).pow_tensor_scalar(gamma)
-        }
-    }
-}
-
 /// Focal-R L1: `mean(|e|·w)` with `w = (2σ(β|e|) − 1)^γ` (sigmoid) or `tanh(β|e|)^γ`.
-pub fn focal_r_l1(
-    pred: &Tensor,
-    target: &Tensor,
-    beta: f64,
-    gamma: f64,
-    act: FocalRActivation,
-) -> Tensor {
+///
+/// # Shapes
+/// - `pred`, `target`: `[N]`; returns `[]`
+pub fn focal_r_l1(pred: &Tensor, target: &Tensor, weight: FocalRWeight) -> Tensor {
     let e = pred - target.to_kind(pred.kind());
-    let w = focal_r_weight(&e, &e, beta, gamma, act);
+    let w = weight.of(&e, &e);
     (e.abs() * w).mean(pred.kind())
 }
 
 /// Focal-R MSE: `mean(e²·w)` with `w = (2σ(β·e²) − 1)^γ` (sigmoid, as the reference) or
 /// `tanh(β|e|)^γ`.
-pub fn focal_r_mse(
-    pred: &Tensor,
-    target: &Tensor,
-    beta: f64,
-    gamma: f64,
-    act: FocalRActivation,
-) -> Tensor {
+///
+/// # Shapes
+/// - `pred`, `target`: `[N]`; returns `[]`
+pub fn focal_r_mse(pred: &Tensor, target: &Tensor, weight: FocalRWeight) -> Tensor {
     let e = pred - target.to_kind(pred.kind());
     let sq = e.square();
-    let w = focal_r_weight(&e, &sq, beta, gamma, act);
+    let w = weight.of(&e, &sq);
     (sq * w).mean(pred.kind())
 }
 

@@ -3,17 +3,19 @@
 //!
 //! Shapes: the model output `out` is `[N, pred_dim]`; targets are `[N]` (f32 for binary and
 //! regression objectives, i64 for multiclass ones) or `[N, T]` for
-//! [`Objective::MultiTarget`]. The reference's names and aliases parse through [`FromStr`]
-//! (see its doc for the table).
-use crate::error::{Result, WideDeepError};
+//! [`Objective::MultiTarget`]. The reference's names and aliases parse through
+//! [`FromStr`](std::str::FromStr) (see its doc for the table).
+use crate::error::Result;
+use crate::macros::{bail, ensure};
+use crate::training::checks::{check_positive, non_negative};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 use tch::{Kind, Tensor};
 
 pub mod losses;
 pub(crate) mod multitarget;
+mod names;
 #[cfg(test)]
 mod tests;
 
@@ -28,13 +30,25 @@ pub const DEFAULT_QUANTILES: [f64; 7] = [0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 0.98];
 /// Shapes: `out` `[N, pred_dim()]`, `target` as the user's data provides it (`[N]` or
 /// `[N, T]`). The loss must be a scalar tensor that keeps the graph.
 pub trait CustomLoss: Send + Sync + fmt::Debug {
-    /// Mean loss of `out` against `target` (a scalar tensor).
+    /// Mean loss of `out` against `target`.
+    ///
+    /// # Shapes
+    /// - `out`: `[N, pred_dim()]`; `target`: `[N]` or `[N, T]`
+    /// - returns `[]` (a scalar that keeps the graph)
     fn loss(&self, out: &Tensor, target: &Tensor) -> Tensor;
     /// The model output width this loss expects.
     fn pred_dim(&self) -> i64;
-    /// Raw outputs → predictions (class indices `[N]` i64 or values `[N]` / `[N, k]` f32).
+    /// Raw outputs → predictions.
+    ///
+    /// # Shapes
+    /// - `out`: `[N, pred_dim()]`
+    /// - returns class indices `[N]` i64, or values `[N]` / `[N, k]` f32
     fn predict(&self, out: &Tensor) -> Tensor;
-    /// Raw outputs → class probabilities `[N, k]`; `None` (the default) for regressions.
+    /// Raw outputs → class probabilities; `None` (the default) for regressions.
+    ///
+    /// # Shapes
+    /// - `out`: `[N, pred_dim()]`
+    /// - returns `[N, k]`
     fn predict_proba(&self, _out: &Tensor) -> Option<Tensor> {
         None
     }
@@ -49,16 +63,23 @@ pub trait CustomLoss: Send + Sync + fmt::Debug {
     }
     /// Checks a target before training (the default accepts any finite target with one row
     /// per sample).
+    ///
+    /// # Shapes
+    /// - `target`: `[N]` or `[N, T]`
     fn check_target(&self, target: &Tensor) -> Result<()> {
-        let t = target.to_device(tch::Device::Cpu).to_kind(Kind::Double);
-        if !bool::try_from(t.isfinite().all())? {
-            return Err(WideDeepError::InputMismatch {
-                input: "target".into(),
-                reason: "contains NaN or infinite values".into(),
-            });
-        }
-        Ok(())
+        check_finite_target(target)
     }
+}
+
+/// Errors on `target` when it holds a NaN or an infinity.
+fn check_finite_target(target: &Tensor) -> Result<()> {
+    let t = target.to_device(tch::Device::Cpu).to_kind(Kind::Double);
+    ensure!(
+        bool::try_from(t.isfinite().all())?,
+        input("target"),
+        "contains NaN or infinite values"
+    );
+    Ok(())
 }
 
 /// A shared [`CustomLoss`]; equal only to itself (pointer equality).
@@ -66,6 +87,7 @@ pub trait CustomLoss: Send + Sync + fmt::Debug {
 pub struct CustomObjective(pub Arc<dyn CustomLoss>);
 
 impl CustomObjective {
+    /// Shares `loss`.
     pub fn new(loss: impl CustomLoss + 'static) -> Self {
         Self(Arc::new(loss))
     }
@@ -99,27 +121,43 @@ pub enum Objective {
     /// Multiclass classification: one logit per class, cross-entropy (`"multiclass"`,
     /// `"multi_logistic"`, `"multi_logloss"`, `"cross_entropy"`,
     /// `"categorical_cross_entropy"`). Targets `[N]` i64 in `0..n_classes`.
-    Multiclass { n_classes: i64 },
+    Multiclass {
+        /// The number of classes (≥ 2).
+        n_classes: i64,
+    },
     /// Regression with mean squared error (`"regression"`, `"mse"`, `"l2"`,
     /// `"mean_squared_error"`). Targets `[N]` f32.
     Regression,
     /// Binary cross-entropy whose positive rows weigh `pos_weight` (torch's
     /// `BCEWithLogitsLoss(pos_weight)`, the reference's `class_weight` for binary).
-    WeightedBinary { pos_weight: f64 },
+    WeightedBinary {
+        /// The weight of positive rows (> 0).
+        pos_weight: f64,
+    },
     /// Cross-entropy with one weight per class (weighted mean, torch's
     /// `CrossEntropyLoss(weight)`).
     WeightedMulticlass {
+        /// The number of classes (≥ 2).
         n_classes: i64,
+        /// One weight per class (≥ 0, not all 0).
         class_weight: Vec<f64>,
     },
     /// Binary focal loss (`"binary_focal_loss"`, `"focal_loss"`; α = 0.25, γ = 2 as the
     /// reference's trainer); see [`losses::focal`].
-    BinaryFocal { alpha: f64, gamma: f64 },
+    BinaryFocal {
+        /// The weight of the positive class, in [0, 1].
+        alpha: f64,
+        /// The focusing exponent (≥ 0; 0 is cross-entropy).
+        gamma: f64,
+    },
     /// Multiclass focal loss over one-vs-all sigmoids as the reference
     /// (`"multiclass_focal_loss"`); probabilities are still the softmax of the outputs.
     MulticlassFocal {
+        /// The number of classes (≥ 2).
         n_classes: i64,
+        /// The weight of each row's own class, in [0, 1].
         alpha: f64,
+        /// The focusing exponent (≥ 0).
         gamma: f64,
     },
     /// Mean absolute error (`"mean_absolute_error"`, `"mae"`, `"l1"`).
@@ -135,34 +173,52 @@ pub enum Objective {
     Rmsle,
     /// The reference's Huber loss (`"huber"`, δ = 0.2): `0.5·e²/δ` for `|e| < δ`, else
     /// `|e| − δ/2`.
-    Huber { delta: f64 },
+    Huber {
+        /// Where the loss turns from quadratic to linear (> 0).
+        delta: f64,
+    },
     /// Tweedie loss with power `1 < p < 2` (`"tweedie"`, p = 1.5) for zero-inflated,
     /// right-skewed targets `≥ 0`; needs strictly positive predictions, so it must be wrapped
     /// in [`Objective::EnforcePositive`] with softplus (the name parses to that).
-    Tweedie { p: f64 },
+    Tweedie {
+        /// The power, in (1, 2).
+        p: f64,
+    },
     /// Zero-inflated lognormal (`"zero_inflated_lognormal"`, `"ziln"`): 3 outputs (logit of
     /// `P(y > 0)`, `μ`, raw scale); predictions are the expected value
     /// `P(y > 0)·exp(μ + σ²/2)`. Targets `≥ 0`.
     ZeroInflatedLognormal,
     /// Quantile regression (`"quantile"`, the reference's 7 default quantiles): one output
     /// per quantile, pinball loss; predictions are `[N, Q]`.
-    Quantile { quantiles: Vec<f64> },
-    /// Focal-R MSE (`"focalr_mse"`, β = 0.2, γ = 1, sigmoid).
+    Quantile {
+        /// The quantiles, each in (0, 1).
+        quantiles: Vec<f64>,
+    },
+    /// Focal-R MSE (`"focalr_mse"`, β = 0.2, γ = 1, sigmoid); see [`losses::focal_r_mse`].
     FocalRMse {
+        /// The error scale of the weight (> 0).
         beta: f64,
+        /// The weight's exponent (≥ 0).
         gamma: f64,
+        /// The weight's activation.
         activation: FocalRActivation,
     },
-    /// Focal-R L1 (`"focalr_l1"`).
+    /// Focal-R L1 (`"focalr_l1"`); see [`losses::focal_r_l1`].
     FocalRL1 {
+        /// The error scale of the weight (> 0).
         beta: f64,
+        /// The weight's exponent (≥ 0).
         gamma: f64,
+        /// The weight's activation.
         activation: FocalRActivation,
     },
     /// Focal-R RMSE (`"focalr_rmse"`): the square root of the Focal-R MSE.
     FocalRRmse {
+        /// The error scale of the weight (> 0).
         beta: f64,
+        /// The weight's exponent (≥ 0).
         gamma: f64,
+        /// The weight's activation.
         activation: FocalRActivation,
     },
     /// Several targets in one model (target `[N, T]`, f32 holding values, 0/1 labels or class
@@ -170,9 +226,12 @@ pub enum Objective {
     /// [`TargetSpec`]; its loss is multiplied by `weights[i]` and the losses are combined by
     /// `reduction`. Predictions are `[N, T]` f32.
     MultiTarget {
+        /// The targets, in the order of the target's columns.
         targets: Vec<TargetSpec>,
+        /// One weight per target (`None`: all 1).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         weights: Option<Vec<f64>>,
+        /// How the weighted per-target losses combine.
         #[serde(default)]
         reduction: TargetReduction,
     },
@@ -180,7 +239,9 @@ pub enum Objective {
     /// (the reference's `enforce_positive`). `inner` must be a regression objective with
     /// value outputs (not ZILN, multi-target, custom or classification).
     EnforcePositive {
+        /// The activation applied to the outputs.
         activation: PositiveActivation,
+        /// The regression objective that sees the activated outputs.
         inner: Box<Objective>,
     },
     /// A user loss; cannot be saved in a pipeline.
@@ -205,44 +266,42 @@ pub(crate) enum ScoreKind {
     None,
 }
 
+/// Checks `n_classes` class weights: finite, ≥ 0, not all 0; errors name `field`.
 pub(crate) fn check_class_weight(w: &[f64], n_classes: i64, field: &str) -> Result<()> {
-    if w.len() as i64 != n_classes {
-        return Err(WideDeepError::config(
-            field,
-            format!("has {} weights for {n_classes} classes", w.len()),
-        ));
+    ensure!(
+        w.len() as i64 == n_classes,
+        config(field),
+        "has {} weights for {n_classes} classes",
+        w.len()
+    );
+    if let Some(bad) = w.iter().find(|v| !non_negative(**v)) {
+        bail!(config(field), "weights must be finite and ≥ 0, got {bad}");
     }
-    if let Some(bad) = w.iter().find(|v| !(**v >= 0.0 && v.is_finite())) {
-        return Err(WideDeepError::config(
-            field,
-            format!("weights must be finite and ≥ 0, got {bad}"),
-        ));
-    }
-    if w.iter().all(|v| *v == 0.0) {
-        return Err(WideDeepError::config(field, "weights are all 0"));
-    }
+    ensure!(
+        w.iter().any(|v| *v != 0.0),
+        config(field),
+        "weights are all 0"
+    );
     Ok(())
 }
 
-fn positive_param(v: f64, field: &str) -> Result<()> {
-    if v > 0.0 && v.is_finite() {
-        Ok(())
-    } else {
-        Err(WideDeepError::config(
-            field,
-            format!("must be positive, got {v}"),
-        ))
-    }
+/// Checks a focal exponent γ ≥ 0.
+fn check_gamma(gamma: f64) -> Result<()> {
+    ensure!(
+        non_negative(gamma),
+        config("objective.gamma"),
+        "must be ≥ 0, got {gamma}"
+    );
+    Ok(())
 }
 
-fn focal_r_params(beta: f64, gamma: f64) -> Result<()> {
-    positive_param(beta, "objective.beta")?;
-    if !(gamma >= 0.0 && gamma.is_finite()) {
-        return Err(WideDeepError::config(
-            "objective.gamma",
-            format!("must be ≥ 0, got {gamma}"),
-        ));
-    }
+/// Checks a multiclass objective's class count.
+fn check_n_classes(n_classes: i64) -> Result<()> {
+    ensure!(
+        n_classes >= 2,
+        config("n_classes"),
+        "multiclass needs at least 2 classes"
+    );
     Ok(())
 }
 
@@ -257,24 +316,21 @@ impl Objective {
                 [neg, pos] if *neg > 0.0 => Objective::WeightedBinary {
                     pos_weight: pos / neg,
                 },
-                _ => {
-                    return Err(WideDeepError::config(
-                        "class_weight",
-                        "binary takes [w_pos] or [w_neg, w_pos] with w_neg > 0",
-                    ))
-                }
+                _ => bail!(
+                    config("class_weight"),
+                    "binary takes [w_pos] or [w_neg, w_pos] with w_neg > 0"
+                ),
             },
             Objective::Multiclass { n_classes }
             | Objective::WeightedMulticlass { n_classes, .. } => Objective::WeightedMulticlass {
                 n_classes,
                 class_weight: weights.to_vec(),
             },
-            other => {
-                return Err(WideDeepError::config(
-                    "class_weight",
-                    format!("does not apply to the {} objective", other.name()),
-                ))
-            }
+            other => bail!(
+                config("class_weight"),
+                "does not apply to the {} objective",
+                other.name()
+            ),
         };
         obj.validate()?;
         Ok(obj)
@@ -342,7 +398,7 @@ impl Objective {
         }
     }
 
-    /// The objective's name (the canonical one accepted by [`FromStr`] where there is one).
+    /// The objective's name (the canonical one accepted by [`FromStr`](std::str::FromStr) where there is one).
     pub fn name(&self) -> &'static str {
         match self {
             Objective::Binary => "binary",
@@ -372,87 +428,72 @@ impl Objective {
     /// Checks the objective's own parameters; errors name the field (`objective.gamma`, …).
     pub fn validate(&self) -> Result<()> {
         self.validate_params()?;
-        if matches!(
-            self,
-            Objective::Msle | Objective::Rmsle | Objective::Tweedie { .. }
-        ) {
-            return Err(WideDeepError::config(
-                "objective",
-                format!(
-                    "{} needs positive predictions: wrap it with \
-                     `.enforce_positive(PositiveActivation::Softplus)` (parsing the name does \
-                     this)",
-                    self.name()
-                ),
-            ));
-        }
+        ensure!(
+            !matches!(
+                self,
+                Objective::Msle | Objective::Rmsle | Objective::Tweedie { .. }
+            ),
+            config("objective"),
+            "{} needs positive predictions: wrap it with \
+             `.enforce_positive(PositiveActivation::Softplus)` (parsing the name does this)",
+            self.name()
+        );
         Ok(())
     }
 
+    /// Checks the parameters of the objective (and of an `EnforcePositive`'s inner one).
     fn validate_params(&self) -> Result<()> {
         match self {
-            Objective::Multiclass { n_classes } | Objective::MulticlassFocal { n_classes, .. }
-                if *n_classes < 2 =>
-            {
-                return Err(WideDeepError::config(
-                    "n_classes",
-                    "multiclass needs at least 2 classes",
-                ))
-            }
+            Objective::Multiclass { n_classes } => check_n_classes(*n_classes)?,
             Objective::WeightedBinary { pos_weight } => {
-                positive_param(*pos_weight, "objective.pos_weight")?
+                check_positive(*pos_weight, "objective.pos_weight")?
             }
             Objective::WeightedMulticlass {
                 n_classes,
                 class_weight,
             } => {
-                if *n_classes < 2 {
-                    return Err(WideDeepError::config(
-                        "n_classes",
-                        "multiclass needs at least 2 classes",
-                    ));
-                }
+                check_n_classes(*n_classes)?;
                 check_class_weight(class_weight, *n_classes, "objective.class_weight")?;
             }
             Objective::BinaryFocal { alpha, gamma }
             | Objective::MulticlassFocal { alpha, gamma, .. } => {
-                if !(0.0..=1.0).contains(alpha) {
-                    return Err(WideDeepError::config(
-                        "objective.alpha",
-                        format!("must be in [0, 1], got {alpha}"),
-                    ));
+                if let Objective::MulticlassFocal { n_classes, .. } = self {
+                    check_n_classes(*n_classes)?;
                 }
-                if !(*gamma >= 0.0 && gamma.is_finite()) {
-                    return Err(WideDeepError::config(
-                        "objective.gamma",
-                        format!("must be ≥ 0, got {gamma}"),
-                    ));
-                }
+                ensure!(
+                    (0.0..=1.0).contains(alpha),
+                    config("objective.alpha"),
+                    "must be in [0, 1], got {alpha}"
+                );
+                check_gamma(*gamma)?;
             }
-            Objective::Huber { delta } => positive_param(*delta, "objective.delta")?,
-            Objective::Tweedie { p } if !(*p > 1.0 && *p < 2.0) => {
-                return Err(WideDeepError::config(
-                    "objective.p",
-                    format!("the Tweedie power must be in (1, 2), got {p}"),
-                ));
+            Objective::Huber { delta } => check_positive(*delta, "objective.delta")?,
+            Objective::Tweedie { p } => {
+                ensure!(
+                    *p > 1.0 && *p < 2.0,
+                    config("objective.p"),
+                    "the Tweedie power must be in (1, 2), got {p}"
+                );
             }
             Objective::Quantile { quantiles } => {
-                if quantiles.is_empty() {
-                    return Err(WideDeepError::config(
-                        "objective.quantiles",
-                        "needs at least one quantile",
-                    ));
-                }
+                ensure!(
+                    !quantiles.is_empty(),
+                    config("objective.quantiles"),
+                    "needs at least one quantile"
+                );
                 if let Some(q) = quantiles.iter().find(|q| !(**q > 0.0 && **q < 1.0)) {
-                    return Err(WideDeepError::config(
-                        "objective.quantiles",
-                        format!("quantiles must be in (0, 1), got {q}"),
-                    ));
+                    bail!(
+                        config("objective.quantiles"),
+                        "quantiles must be in (0, 1), got {q}"
+                    );
                 }
             }
             Objective::FocalRMse { beta, gamma, .. }
             | Objective::FocalRL1 { beta, gamma, .. }
-            | Objective::FocalRRmse { beta, gamma, .. } => focal_r_params(*beta, *gamma)?,
+            | Objective::FocalRRmse { beta, gamma, .. } => {
+                check_positive(*beta, "objective.beta")?;
+                check_gamma(*gamma)?;
+            }
             Objective::MultiTarget {
                 targets, weights, ..
             } => multitarget::validate(targets, weights.as_deref(), "objective")?,
@@ -469,21 +510,15 @@ impl Objective {
                     | Objective::FocalRL1 { .. }
                     | Objective::FocalRRmse { .. } => {}
                     Objective::Tweedie { .. } if *activation == PositiveActivation::Softplus => {}
-                    Objective::Tweedie { .. } => {
-                        return Err(WideDeepError::config(
-                            "objective.activation",
-                            "tweedie needs strictly positive predictions: use softplus, not relu",
-                        ))
-                    }
-                    other => {
-                        return Err(WideDeepError::config(
-                            "objective.inner",
-                            format!(
-                                "enforce_positive applies to value regressions, not {}",
-                                other.name()
-                            ),
-                        ))
-                    }
+                    Objective::Tweedie { .. } => bail!(
+                        config("objective.activation"),
+                        "tweedie needs strictly positive predictions: use softplus, not relu"
+                    ),
+                    other => bail!(
+                        config("objective.inner"),
+                        "enforce_positive applies to value regressions, not {}",
+                        other.name()
+                    ),
                 }
                 inner.validate_params()?;
             }
@@ -495,32 +530,30 @@ impl Objective {
     /// Checks the objective's parameters and that a model output width `pred_dim` fits it.
     pub fn check_pred_dim(&self, pred_dim: i64) -> Result<()> {
         if let Objective::Multiclass { n_classes } = self {
-            if *n_classes < 2 && pred_dim >= 2 {
-                return Err(WideDeepError::config(
-                    "n_classes",
-                    format!(
-                        "multiclass needs at least 2 classes (got {n_classes}; the model has \
-                         {pred_dim} outputs)"
-                    ),
-                ));
-            }
+            ensure!(
+                *n_classes >= 2 || pred_dim < 2,
+                config("n_classes"),
+                "multiclass needs at least 2 classes (got {n_classes}; the model has \
+                 {pred_dim} outputs)"
+            );
         }
-        if pred_dim != self.pred_dim() {
-            return Err(WideDeepError::config(
-                "pred_dim",
-                format!(
-                    "the {} objective needs {} output(s), the model has {pred_dim}",
-                    self.name(),
-                    self.pred_dim()
-                ),
-            ));
-        }
+        ensure!(
+            pred_dim == self.pred_dim(),
+            config("pred_dim"),
+            "the {} objective needs {} output(s), the model has {pred_dim}",
+            self.name(),
+            self.pred_dim()
+        );
         self.validate()
     }
 
-    /// Mean loss of raw outputs `out` `[batch, pred_dim]` against `target` (`[batch]` f32 for
-    /// binary and regression objectives, `[batch]` i64 for multiclass ones, `[batch, T]` for
-    /// multi-target). A scalar tensor that keeps the graph.
+    /// Mean loss of raw outputs `out` against `target`.
+    ///
+    /// # Shapes
+    /// - `out`: `[batch, pred_dim]`
+    /// - `target`: `[batch]` f32 for binary and regression objectives, `[batch]` i64 for
+    ///   multiclass ones, `[batch, T]` for multi-target
+    /// - returns `[]` (a scalar that keeps the graph)
     pub fn loss(&self, out: &Tensor, target: &Tensor) -> Tensor {
         let flat = || out.view([-1]);
         match self {
@@ -549,23 +582,28 @@ impl Objective {
                 beta,
                 gamma,
                 activation,
-            } => losses::focal_r_mse(&flat(), target, *beta, *gamma, *activation),
-            Objective::FocalRL1 {
+            }
+            | Objective::FocalRL1 {
                 beta,
                 gamma,
                 activation,
-            } => losses::focal_r_l1(&flat(), target, *beta, *gamma, *activation),
-            Objective::FocalRRmse {
+            }
+            | Objective::FocalRRmse {
                 beta,
                 gamma,
                 activation,
-            } => losses::sqrt_loss(&losses::focal_r_mse(
-                &flat(),
-                target,
-                *beta,
-                *gamma,
-                *activation,
-            )),
+            } => {
+                let weight = losses::FocalRWeight {
+                    beta: *beta,
+                    gamma: *gamma,
+                    activation: *activation,
+                };
+                match self {
+                    Objective::FocalRL1 { .. } => losses::focal_r_l1(&flat(), target, weight),
+                    Objective::FocalRMse { .. } => losses::focal_r_mse(&flat(), target, weight),
+                    _ => losses::sqrt_loss(&losses::focal_r_mse(&flat(), target, weight)),
+                }
+            }
             Objective::MultiTarget {
                 targets,
                 weights,
@@ -578,10 +616,14 @@ impl Objective {
         }
     }
 
-    /// Raw outputs → scores used by the metrics: probabilities of the positive class `[batch]`
-    /// (binary), class probabilities `[batch, k]` (multiclass), values `[batch]` (regression;
-    /// ZILN: the expected value), `[batch, Q]` (quantile), per-target blocks `[batch,
-    /// pred_dim]` (multi-target: values, sigmoid and softmax blocks), `predict` (custom).
+    /// Raw outputs → scores used by the metrics.
+    ///
+    /// # Shapes
+    /// - `out`: `[batch, pred_dim]`
+    /// - returns probabilities of the positive class `[batch]` (binary), class probabilities
+    ///   `[batch, k]` (multiclass), values `[batch]` (regression; ZILN: the expected value),
+    ///   `[batch, Q]` (quantile), per-target blocks `[batch, pred_dim]` (multi-target: values,
+    ///   sigmoid and softmax blocks), what [`CustomLoss::predict`] returns (custom)
     pub fn scores(&self, out: &Tensor) -> Tensor {
         match self {
             Objective::Binary
@@ -596,10 +638,14 @@ impl Objective {
         }
     }
 
-    /// Raw outputs → predictions: class indices `[batch]` i64 (classification), values
-    /// `[batch]` f32 (regression; ZILN: the expected value), `[batch, Q]` (quantile, column
-    /// `j` for `quantiles[j]`), `[batch, T]` f32 (multi-target), whatever
-    /// [`CustomLoss::predict`] returns (custom).
+    /// Raw outputs → predictions.
+    ///
+    /// # Shapes
+    /// - `out`: `[batch, pred_dim]`
+    /// - returns class indices `[batch]` i64 (classification), values `[batch]` f32
+    ///   (regression; ZILN: the expected value), `[batch, Q]` (quantile, column `j` for
+    ///   `quantiles[j]`), `[batch, T]` f32 (multi-target), whatever [`CustomLoss::predict`]
+    ///   returns (custom)
     pub fn predict(&self, out: &Tensor) -> Tensor {
         match self {
             Objective::Binary
@@ -619,9 +665,14 @@ impl Objective {
         }
     }
 
-    /// Raw outputs → class probabilities `[batch, n_classes]` (binary: `[1 − p, p]`;
-    /// multi-target: the classification targets' blocks side by side, see
-    /// [`TargetSpec`]). Regression objectives are an error.
+    /// Raw outputs → class probabilities (binary: `[1 − p, p]`). Regression objectives are an
+    /// error.
+    ///
+    /// # Shapes
+    /// - `out`: `[batch, pred_dim]`
+    /// - returns `[batch, n_classes]` f32; multi-target: `[batch, T, C]`, per target its
+    ///   class probabilities padded with zeros to the largest class count `C` (see
+    ///   [`TargetSpec`])
     pub fn predict_proba(&self, out: &Tensor) -> Result<Tensor> {
         match self {
             Objective::Binary
@@ -634,16 +685,18 @@ impl Objective {
             | Objective::WeightedMulticlass { .. }
             | Objective::MulticlassFocal { .. } => Ok(out.softmax(-1, Kind::Float)),
             Objective::MultiTarget { targets, .. } => multitarget::predict_proba(targets, out),
-            Objective::Custom(c) => c.0.predict_proba(out).ok_or_else(|| {
-                WideDeepError::config(
-                    "objective",
-                    format!("the custom objective `{}` has no predict_proba", c.0.name()),
-                )
-            }),
-            _ => Err(WideDeepError::config(
-                "objective",
-                "predict_proba needs a classification objective; use predict for regression",
-            )),
+            Objective::Custom(c) => match c.0.predict_proba(out) {
+                Some(p) => Ok(p),
+                None => bail!(
+                    config("objective"),
+                    "the custom objective `{}` has no predict_proba",
+                    c.0.name()
+                ),
+            },
+            _ => bail!(
+                config("objective"),
+                "predict_proba needs a classification objective; use predict for regression"
+            ),
         }
     }
 
@@ -668,12 +721,12 @@ impl Objective {
 
     /// Checks a target tensor before training or evaluation: shape, element type and values
     /// (finite; 0/1 for binary; class indices for multiclass; `≥ 0` where the loss needs it).
-    /// Errors are [`WideDeepError::InputMismatch`] on `target` naming the problem.
+    /// Errors are [`WideDeepError::InputMismatch`](crate::WideDeepError::InputMismatch) on
+    /// `target` naming the problem.
+    ///
+    /// # Shapes
+    /// - `target`: `[N]` (`[N, T]` for a multi-target objective)
     pub fn check_target(&self, target: &Tensor) -> Result<()> {
-        let bad = |reason: String| WideDeepError::InputMismatch {
-            input: "target".into(),
-            reason,
-        };
         match self {
             Objective::MultiTarget { targets, .. } => {
                 return multitarget::check_target(targets, target)
@@ -688,40 +741,40 @@ impl Objective {
             } else {
                 ""
             };
-            return Err(bad(format!(
+            bail!(
+                input("target"),
                 "the {} objective needs shape [N], got {:?}{hint}",
                 self.name(),
                 target.size()
-            )));
+            );
         }
-        let t = target.to_device(tch::Device::Cpu).to_kind(Kind::Double);
-        if !bool::try_from(t.isfinite().all())? {
-            return Err(bad("contains NaN or infinite values".into()));
-        }
+        check_finite_target(target)?;
         if target.size()[0] == 0 {
             return Ok(());
         }
+        let t = target.to_device(tch::Device::Cpu).to_kind(Kind::Double);
         let (lo, hi) = (t.min().double_value(&[]), t.max().double_value(&[]));
         if self.is_binary() {
-            if target.kind() != Kind::Float
-                || !bool::try_from(t.eq(0.0).logical_or(&t.eq(1.0)).all())?
-            {
-                return Err(bad("binary targets must be f32 values 0 or 1".into()));
-            }
+            let zero_one = bool::try_from(t.eq(0.0).logical_or(&t.eq(1.0)).all())?;
+            ensure!(
+                target.kind() == Kind::Float && zero_one,
+                input("target"),
+                "binary targets must be f32 values 0 or 1"
+            );
         } else if let Some(n_classes) = self.n_classes() {
-            if target.kind() != Kind::Int64 || lo < 0.0 || hi >= n_classes as f64 {
-                return Err(bad(format!(
-                    "multiclass targets must be i64 classes in 0..{n_classes}"
-                )));
-            }
+            ensure!(
+                target.kind() == Kind::Int64 && lo >= 0.0 && hi < n_classes as f64,
+                input("target"),
+                "multiclass targets must be i64 classes in 0..{n_classes}"
+            );
         } else {
-            if target.kind() != Kind::Float {
-                return Err(bad(format!(
-                    "{} targets must be f32, got {:?}",
-                    self.name(),
-                    target.kind()
-                )));
-            }
+            ensure!(
+                target.kind() == Kind::Float,
+                input("target"),
+                "{} targets must be f32, got {:?}",
+                self.name(),
+                target.kind()
+            );
             let needs_non_negative = matches!(
                 self,
                 Objective::Msle
@@ -729,12 +782,12 @@ impl Objective {
                     | Objective::Tweedie { .. }
                     | Objective::ZeroInflatedLognormal
             );
-            if needs_non_negative && lo < 0.0 {
-                return Err(bad(format!(
-                    "{} targets must be ≥ 0, found {lo}",
-                    self.name()
-                )));
-            }
+            ensure!(
+                !needs_non_negative || lo >= 0.0,
+                input("target"),
+                "{} targets must be ≥ 0, found {lo}",
+                self.name()
+            );
         }
         Ok(())
     }
@@ -748,90 +801,4 @@ fn median_column(quantiles: &[f64]) -> usize {
         .min_by(|a, b| (a.1 - 0.5).abs().total_cmp(&(b.1 - 0.5).abs()))
         .map(|(i, _)| i)
         .unwrap_or(0)
-}
-
-impl FromStr for Objective {
-    type Err = WideDeepError;
-
-    /// Parses the reference's names and aliases (case-insensitive):
-    ///
-    /// | names | objective |
-    /// |---|---|
-    /// | `binary`, `logistic`, `binary_logloss`, `binary_cross_entropy` | [`Objective::Binary`] |
-    /// | `binary_focal_loss`, `focal_loss` | [`Objective::BinaryFocal`] α 0.25, γ 2 |
-    /// | `multiclass`, `multi_logistic`, `multi_logloss`, `cross_entropy`, `categorical_cross_entropy` | [`Objective::Multiclass`] |
-    /// | `multiclass_focal_loss` | [`Objective::MulticlassFocal`] α 0.25, γ 2 |
-    /// | `regression`, `mse`, `l2`, `mean_squared_error` | [`Objective::Regression`] |
-    /// | `mean_absolute_error`, `mae`, `l1` | [`Objective::Mae`] |
-    /// | `mean_squared_log_error`, `msle` | [`Objective::Msle`] with softplus enforce-positive |
-    /// | `root_mean_squared_error`, `rmse` | [`Objective::Rmse`] |
-    /// | `root_mean_squared_log_error`, `rmsle` | [`Objective::Rmsle`] with softplus enforce-positive |
-    /// | `huber` | [`Objective::Huber`] δ 0.2 |
-    /// | `tweedie` | [`Objective::Tweedie`] p 1.5 with softplus enforce-positive |
-    /// | `zero_inflated_lognormal`, `ziln` | [`Objective::ZeroInflatedLognormal`] |
-    /// | `quantile` | [`Objective::Quantile`] with [`DEFAULT_QUANTILES`] |
-    /// | `focalr_mse`, `focalr_l1`, `focalr_rmse` | Focal-R β 0.2, γ 1, sigmoid |
-    ///
-    /// Multiclass objectives parse with `n_classes = 0`; set it (or build the variant
-    /// directly) before training. `multitarget` needs its targets, so it does not parse: build
-    /// [`Objective::MultiTarget`].
-    fn from_str(s: &str) -> Result<Self> {
-        let focal_r = (0.2, 1.0, FocalRActivation::Sigmoid);
-        let positive = |o: Objective| o.enforce_positive(PositiveActivation::Softplus);
-        Ok(match s.trim().to_ascii_lowercase().as_str() {
-            "binary" | "logistic" | "binary_logloss" | "binary_cross_entropy" => Objective::Binary,
-            "binary_focal_loss" | "focal_loss" => Objective::BinaryFocal {
-                alpha: 0.25,
-                gamma: 2.0,
-            },
-            "multiclass"
-            | "multi_logistic"
-            | "multi_logloss"
-            | "cross_entropy"
-            | "categorical_cross_entropy" => Objective::Multiclass { n_classes: 0 },
-            "multiclass_focal_loss" => Objective::MulticlassFocal {
-                n_classes: 0,
-                alpha: 0.25,
-                gamma: 2.0,
-            },
-            "regression" | "mse" | "l2" | "mean_squared_error" => Objective::Regression,
-            "mean_absolute_error" | "mae" | "l1" => Objective::Mae,
-            "mean_squared_log_error" | "msle" => positive(Objective::Msle),
-            "root_mean_squared_error" | "rmse" => Objective::Rmse,
-            "root_mean_squared_log_error" | "rmsle" => positive(Objective::Rmsle),
-            "huber" => Objective::Huber { delta: 0.2 },
-            "tweedie" => positive(Objective::Tweedie { p: 1.5 }),
-            "zero_inflated_lognormal" | "ziln" => Objective::ZeroInflatedLognormal,
-            "quantile" => Objective::Quantile {
-                quantiles: DEFAULT_QUANTILES.to_vec(),
-            },
-            "focalr_mse" => Objective::FocalRMse {
-                beta: focal_r.0,
-                gamma: focal_r.1,
-                activation: focal_r.2,
-            },
-            "focalr_l1" => Objective::FocalRL1 {
-                beta: focal_r.0,
-                gamma: focal_r.1,
-                activation: focal_r.2,
-            },
-            "focalr_rmse" => Objective::FocalRRmse {
-                beta: focal_r.0,
-                gamma: focal_r.1,
-                activation: focal_r.2,
-            },
-            "multitarget" | "multi_target" => {
-                return Err(WideDeepError::config(
-                    "objective",
-                    "multitarget needs its targets: build Objective::MultiTarget { targets, .. }",
-                ))
-            }
-            other => {
-                return Err(WideDeepError::config(
-                    "objective",
-                    format!("unknown objective `{other}`"),
-                ))
-            }
-        })
-    }
 }

@@ -1,6 +1,8 @@
 //! Several targets in one model: regression, binary and multiclass targets side by side.
-use super::losses;
-use crate::error::{Result, WideDeepError};
+use super::{losses, Objective};
+use crate::error::Result;
+use crate::macros::{bail, ensure};
+use crate::training::checks::{non_negative, positive};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
@@ -14,12 +16,15 @@ pub enum TargetSpec {
     Regression,
     /// Binary cross-entropy on one logit, optionally with a positive-class weight.
     Binary {
+        /// The weight of positive rows (`None`: 1).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pos_weight: Option<f64>,
     },
     /// Cross-entropy over `n_classes` logits, optionally with class weights.
     Multiclass {
+        /// The number of classes (≥ 2).
         n_classes: i64,
+        /// One weight per class (`None`: all 1).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         class_weight: Option<Vec<f64>>,
     },
@@ -41,6 +46,17 @@ impl TargetSpec {
             TargetSpec::Multiclass { .. } => "multiclass",
         }
     }
+
+    /// The (unweighted) objective this target would have alone, for the metrics.
+    pub(crate) fn objective(&self) -> Objective {
+        match self {
+            TargetSpec::Regression => Objective::Regression,
+            TargetSpec::Binary { .. } => Objective::Binary,
+            TargetSpec::Multiclass { n_classes, .. } => Objective::Multiclass {
+                n_classes: *n_classes,
+            },
+        }
+    }
 }
 
 /// How per-target losses combine (after the per-target weights).
@@ -54,33 +70,32 @@ pub enum TargetReduction {
     Sum,
 }
 
+/// Checks the targets and their weights; errors name `{field}.targets[i].<parameter>` or
+/// `{field}.weights`.
 pub(super) fn validate(targets: &[TargetSpec], weights: Option<&[f64]>, field: &str) -> Result<()> {
-    if targets.is_empty() {
-        return Err(WideDeepError::config(
-            format!("{field}.targets"),
-            "needs at least one target",
-        ));
-    }
+    ensure!(
+        !targets.is_empty(),
+        config(format!("{field}.targets")),
+        "needs at least one target"
+    );
     for (i, t) in targets.iter().enumerate() {
         match t {
             TargetSpec::Binary {
                 pos_weight: Some(w),
-            } if !(*w > 0.0 && w.is_finite()) => {
-                return Err(WideDeepError::config(
-                    format!("{field}.targets[{i}].pos_weight"),
-                    format!("must be positive, got {w}"),
-                ));
-            }
+            } => ensure!(
+                positive(*w),
+                config(format!("{field}.targets[{i}].pos_weight")),
+                "must be positive, got {w}"
+            ),
             TargetSpec::Multiclass {
                 n_classes,
                 class_weight,
             } => {
-                if *n_classes < 2 {
-                    return Err(WideDeepError::config(
-                        format!("{field}.targets[{i}].n_classes"),
-                        format!("must be ≥ 2, got {n_classes}"),
-                    ));
-                }
+                ensure!(
+                    *n_classes >= 2,
+                    config(format!("{field}.targets[{i}].n_classes")),
+                    "must be ≥ 2, got {n_classes}"
+                );
                 if let Some(w) = class_weight {
                     super::check_class_weight(
                         w,
@@ -93,35 +108,42 @@ pub(super) fn validate(targets: &[TargetSpec], weights: Option<&[f64]>, field: &
         }
     }
     if let Some(w) = weights {
-        if w.len() != targets.len() {
-            return Err(WideDeepError::config(
-                format!("{field}.weights"),
-                format!("has {} values for {} targets", w.len(), targets.len()),
-            ));
-        }
-        if let Some(bad) = w.iter().find(|v| !(**v >= 0.0 && v.is_finite())) {
-            return Err(WideDeepError::config(
-                format!("{field}.weights"),
-                format!("must be finite and ≥ 0, got {bad}"),
-            ));
+        ensure!(
+            w.len() == targets.len(),
+            config(format!("{field}.weights")),
+            "has {} values for {} targets",
+            w.len(),
+            targets.len()
+        );
+        if let Some(bad) = w.iter().find(|v| !non_negative(**v)) {
+            bail!(
+                config(format!("{field}.weights")),
+                "must be finite and ≥ 0, got {bad}"
+            );
         }
     }
     Ok(())
 }
 
-/// Column offset of each target's block.
-fn offsets(targets: &[TargetSpec]) -> Vec<i64> {
-    targets
-        .iter()
-        .scan(0, |acc, t| {
-            let start = *acc;
-            *acc += t.width();
-            Some(start)
-        })
-        .collect()
+/// Each target with its block of `out`'s columns.
+///
+/// # Shapes
+/// - `out`: `[N, Σ widths]`; the blocks are `[N, width]` views
+fn blocks<'a>(
+    targets: &'a [TargetSpec],
+    out: &'a Tensor,
+) -> impl Iterator<Item = (&'a TargetSpec, Tensor)> + 'a {
+    targets.iter().scan(0, move |start, spec| {
+        let block = out.narrow(1, *start, spec.width());
+        *start += spec.width();
+        Some((spec, block))
+    })
 }
 
-/// Weighted, reduced loss of `out` `[N, Σ widths]` against `target` `[N, T]`.
+/// Weighted, reduced loss of `out` against `target`.
+///
+/// # Shapes
+/// - `out`: `[N, Σ widths]`; `target`: `[N, T]`; returns `[]`
 pub(super) fn loss(
     targets: &[TargetSpec],
     weights: Option<&[f64]>,
@@ -129,12 +151,9 @@ pub(super) fn loss(
     out: &Tensor,
     target: &Tensor,
 ) -> Tensor {
-    let losses: Vec<Tensor> = targets
-        .iter()
-        .zip(offsets(targets))
+    let losses: Vec<Tensor> = blocks(targets, out)
         .enumerate()
-        .map(|(i, (spec, start))| {
-            let o = out.narrow(1, start, spec.width());
+        .map(|(i, (spec, o))| {
             let y = target.select(1, i as i64);
             let l = match spec {
                 TargetSpec::Regression => losses::mse(&o.view([-1]), &y),
@@ -162,71 +181,52 @@ pub(super) fn loss(
 /// (binary, multiclass or regression), its scores (`[N]` probabilities or values, `[N, k]`
 /// class probabilities; `scores` as [`scores`] gives them) and its target column (`[N]` f32,
 /// or i64 class indices).
+///
+/// # Shapes
+/// - `scores`: `[N, Σ widths]`; `target`: `[N, T]`
 pub(crate) fn per_target(
     targets: &[TargetSpec],
     scores: &Tensor,
     target: &Tensor,
-) -> Vec<(super::Objective, Tensor, Tensor)> {
-    targets
-        .iter()
-        .zip(offsets(targets))
+) -> Vec<(Objective, Tensor, Tensor)> {
+    blocks(targets, scores)
         .enumerate()
-        .map(|(i, (spec, start))| {
-            let s = scores.narrow(1, start, spec.width()).contiguous();
+        .map(|(i, (spec, s))| {
+            let s = s.contiguous();
             let y = target.select(1, i as i64);
             match spec {
-                TargetSpec::Regression => (
-                    super::Objective::Regression,
-                    s.reshape([-1]),
-                    y.to_kind(Kind::Float),
-                ),
-                TargetSpec::Binary { .. } => (
-                    super::Objective::Binary,
-                    s.reshape([-1]),
-                    y.to_kind(Kind::Float),
-                ),
-                TargetSpec::Multiclass { n_classes, .. } => (
-                    super::Objective::Multiclass {
-                        n_classes: *n_classes,
-                    },
-                    s,
-                    y.to_kind(Kind::Int64),
-                ),
+                TargetSpec::Multiclass { .. } => (spec.objective(), s, y.to_kind(Kind::Int64)),
+                _ => (spec.objective(), s.reshape([-1]), y.to_kind(Kind::Float)),
             }
         })
         .collect()
 }
 
-/// Per-target predictions `[N, T]` f32: values, 0/1 labels or class indices.
+/// Per-target predictions: values, 0/1 labels or class indices.
+///
+/// # Shapes
+/// - `out`: `[N, Σ widths]`; returns `[N, T]` f32
 pub(super) fn predict(targets: &[TargetSpec], out: &Tensor) -> Tensor {
-    let cols: Vec<Tensor> = targets
-        .iter()
-        .zip(offsets(targets))
-        .map(|(spec, start)| {
-            let o = out.narrow(1, start, spec.width());
-            match spec {
-                TargetSpec::Regression => o.view([-1]).to_kind(Kind::Float),
-                TargetSpec::Binary { .. } => o.view([-1]).gt(0.0).to_kind(Kind::Float),
-                TargetSpec::Multiclass { .. } => o.argmax(-1, false).to_kind(Kind::Float),
-            }
+    let cols: Vec<Tensor> = blocks(targets, out)
+        .map(|(spec, o)| match spec {
+            TargetSpec::Regression => o.view([-1]).to_kind(Kind::Float),
+            TargetSpec::Binary { .. } => o.view([-1]).gt(0.0).to_kind(Kind::Float),
+            TargetSpec::Multiclass { .. } => o.argmax(-1, false).to_kind(Kind::Float),
         })
         .collect();
     Tensor::stack(&cols, 1)
 }
 
-/// Per-target scores `[N, Σ widths]`: values (regression), `σ(logit)` (binary), softmax
-/// blocks (multiclass).
+/// Per-target scores: values (regression), `σ(logit)` (binary), softmax blocks (multiclass).
+///
+/// # Shapes
+/// - `out`: `[N, Σ widths]`; returns `[N, Σ widths]`
 pub(super) fn scores(targets: &[TargetSpec], out: &Tensor) -> Tensor {
-    let cols: Vec<Tensor> = targets
-        .iter()
-        .zip(offsets(targets))
-        .map(|(spec, start)| {
-            let o = out.narrow(1, start, spec.width());
-            match spec {
-                TargetSpec::Regression => o,
-                TargetSpec::Binary { .. } => o.sigmoid(),
-                TargetSpec::Multiclass { .. } => o.softmax(-1, Kind::Float),
-            }
+    let cols: Vec<Tensor> = blocks(targets, out)
+        .map(|(spec, o)| match spec {
+            TargetSpec::Regression => o,
+            TargetSpec::Binary { .. } => o.sigmoid(),
+            TargetSpec::Multiclass { .. } => o.softmax(-1, Kind::Float),
         })
         .collect();
     Tensor::cat(&cols, 1)
@@ -238,27 +238,24 @@ pub(super) fn scores(targets: &[TargetSpec], out: &Tensor) -> Tensor {
 /// one — with zeros in the columns beyond its class count; a regression target's slice is all
 /// zeros (its values come from `predict`). So `proba[:, t, 1]` is the positive-class
 /// probability of binary target `t` (a multilabel model's labels).
+///
+/// # Shapes
+/// - `out`: `[N, Σ widths]`; returns `[N, T, C]` f32
 pub(super) fn predict_proba(targets: &[TargetSpec], out: &Tensor) -> Result<Tensor> {
-    let c = targets
-        .iter()
-        .filter_map(|t| match t {
-            TargetSpec::Regression => None,
-            TargetSpec::Binary { .. } => Some(2),
-            TargetSpec::Multiclass { n_classes, .. } => Some(*n_classes),
-        })
-        .max()
-        .ok_or_else(|| {
-            WideDeepError::config(
-                "objective",
-                "predict_proba needs at least one classification target",
-            )
-        })?;
+    let classes = targets.iter().filter_map(|t| match t {
+        TargetSpec::Regression => None,
+        TargetSpec::Binary { .. } => Some(2),
+        TargetSpec::Multiclass { n_classes, .. } => Some(*n_classes),
+    });
+    let Some(c) = classes.max() else {
+        bail!(
+            config("objective"),
+            "predict_proba needs at least one classification target"
+        );
+    };
     let n = out.size()[0];
-    let slices: Vec<Tensor> = targets
-        .iter()
-        .zip(offsets(targets))
-        .map(|(spec, start)| {
-            let o = out.narrow(1, start, spec.width());
+    let slices: Vec<Tensor> = blocks(targets, out)
+        .map(|(spec, o)| {
             let p = match spec {
                 TargetSpec::Regression => {
                     return Tensor::zeros([n, c], (Kind::Float, out.device()));
@@ -281,48 +278,49 @@ pub(super) fn predict_proba(targets: &[TargetSpec], out: &Tensor) -> Result<Tens
     Ok(Tensor::stack(&slices, 1))
 }
 
-/// Checks a `[N, T]` target: its shape, its type and each column's values.
+/// Checks a target: its shape, its type and each column's values.
+///
+/// # Shapes
+/// - `target`: `[N, T]` with `T = targets.len()`
 pub(super) fn check_target(targets: &[TargetSpec], target: &Tensor) -> Result<()> {
-    let bad = |reason: String| WideDeepError::InputMismatch {
-        input: "target".into(),
-        reason,
-    };
     let size = target.size();
-    if size.len() != 2 || size[1] != targets.len() as i64 {
-        return Err(bad(format!(
-            "a multi-target objective with {} targets needs shape [N, {}], got {size:?}",
-            targets.len(),
-            targets.len()
-        )));
-    }
-    if !matches!(target.kind(), Kind::Float | Kind::Double | Kind::Int64) {
-        return Err(bad(format!(
-            "multi-target targets must be f32, f64 or i64, got {:?}",
-            target.kind()
-        )));
-    }
+    ensure!(
+        size.len() == 2 && size[1] == targets.len() as i64,
+        input("target"),
+        "a multi-target objective with {} targets needs shape [N, {}], got {size:?}",
+        targets.len(),
+        targets.len()
+    );
+    ensure!(
+        matches!(target.kind(), Kind::Float | Kind::Double | Kind::Int64),
+        input("target"),
+        "multi-target targets must be f32, f64 or i64, got {:?}",
+        target.kind()
+    );
     let t = target.to_device(tch::Device::Cpu).to_kind(Kind::Double);
     for (i, spec) in targets.iter().enumerate() {
         let col = t.select(1, i as i64);
         let what = format!("target[:, {i}] ({})", spec.name());
-        if !bool::try_from(col.isfinite().all())? {
-            return Err(bad(format!("{what} contains NaN or infinite values")));
-        }
+        ensure!(
+            bool::try_from(col.isfinite().all())?,
+            input("target"),
+            "{what} contains NaN or infinite values"
+        );
         match spec {
             TargetSpec::Regression => {}
-            TargetSpec::Binary { .. } => {
-                if !bool::try_from(col.eq(0.0).logical_or(&col.eq(1.0)).all())? {
-                    return Err(bad(format!("{what} must hold 0 or 1")));
-                }
-            }
+            TargetSpec::Binary { .. } => ensure!(
+                bool::try_from(col.eq(0.0).logical_or(&col.eq(1.0)).all())?,
+                input("target"),
+                "{what} must hold 0 or 1"
+            ),
             TargetSpec::Multiclass { n_classes, .. } => {
                 let integral = bool::try_from(col.eq_tensor(&col.round()).all())?;
                 let (lo, hi) = (col.min().double_value(&[]), col.max().double_value(&[]));
-                if !integral || lo < 0.0 || hi >= *n_classes as f64 {
-                    return Err(bad(format!(
-                        "{what} must hold class indices in 0..{n_classes}"
-                    )));
-                }
+                ensure!(
+                    integral && lo >= 0.0 && hi < *n_classes as f64,
+                    input("target"),
+                    "{what} must hold class indices in 0..{n_classes}"
+                );
             }
         }
     }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::training::Metric;
+use crate::WideDeepError;
 
 fn f(v: &[f32]) -> Tensor {
     Tensor::from_slice(v)

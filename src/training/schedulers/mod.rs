@@ -6,18 +6,25 @@
 //! every epoch (a [`LrScheduler::LinearWarmup`] after every batch or epoch, as configured).
 //! As in PyTorch, a freshly built scheduler has already taken "step 0": its learning rate is the
 //! schedule's value at step 0.
-use crate::error::{Result, WideDeepError};
+use crate::error::Result;
+use crate::macros::ensure;
 use crate::training::callbacks::Mode;
+use crate::training::checks::{monitored, non_negative, positive};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::f64::consts::PI;
+
+#[cfg(test)]
+mod tests;
 
 /// How [`LrScheduler::OneCycle`] moves between its learning rates.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Anneal {
+    /// Cosine annealing.
     #[default]
     Cos,
+    /// Linear interpolation.
     Linear,
 }
 
@@ -38,8 +45,10 @@ pub enum CyclicMode {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ThresholdMode {
+    /// Better means beyond `best · (1 ± threshold)`.
     #[default]
     Rel,
+    /// Better means beyond `best ± threshold`.
     Abs,
 }
 
@@ -50,17 +59,38 @@ pub enum ThresholdMode {
 #[serde(tag = "name", rename_all = "snake_case")]
 pub enum LrScheduler {
     /// `base · gamma^⌊t / step_size⌋` (per epoch).
-    Step { step_size: usize, gamma: f64 },
+    Step {
+        /// Epochs between decays (≥ 1).
+        step_size: usize,
+        /// The decay factor.
+        gamma: f64,
+    },
     /// `base · gamma^(number of milestones ≤ t)` (per epoch).
-    MultiStep { milestones: Vec<usize>, gamma: f64 },
+    MultiStep {
+        /// The epochs of the decays, strictly increasing.
+        milestones: Vec<usize>,
+        /// The decay factor.
+        gamma: f64,
+    },
     /// `base · gamma^t` (per epoch).
-    Exponential { gamma: f64 },
+    Exponential {
+        /// The decay factor per epoch.
+        gamma: f64,
+    },
     /// `eta_min + (base − eta_min)(1 + cos(π t / t_max)) / 2` (per epoch).
-    CosineAnnealing { t_max: usize, eta_min: f64 },
+    CosineAnnealing {
+        /// Epochs of the half cosine period (≥ 1).
+        t_max: usize,
+        /// The smallest learning rate.
+        eta_min: f64,
+    },
     /// SGDR: cosine annealing restarted after `t_0`, then `t_0 · t_mult`, … epochs.
     CosineAnnealingWarmRestarts {
+        /// Epochs of the first cycle (≥ 1).
         t_0: usize,
+        /// Factor of each cycle's length over the previous one's (≥ 1).
         t_mult: usize,
+        /// The smallest learning rate.
         eta_min: f64,
     },
     /// The 1cycle policy (per batch): from `max_lr / div_factor` up to `max_lr` over the first
@@ -68,45 +98,72 @@ pub enum LrScheduler {
     /// `max_lr` defaults to the group's learning rate, `total_steps` to epochs × batches of the
     /// first `fit`. (PyTorch also cycles the momentum by default; this does not.)
     OneCycle {
+        /// The peak learning rate (`None`: the group's learning rate).
         max_lr: Option<f64>,
+        /// The schedule's length in batches (`None`: epochs × batches of the first `fit`).
         total_steps: Option<usize>,
+        /// The fraction of the steps spent increasing the learning rate.
         pct_start: f64,
+        /// How the learning rate moves between its values.
         anneal_strategy: Anneal,
+        /// `max_lr / div_factor` is the starting learning rate.
         div_factor: f64,
+        /// The final learning rate is the starting one divided by this.
         final_div_factor: f64,
+        /// A third phase back down to the starting learning rate before the final descent
+        /// (fast.ai's variant), instead of two phases.
         three_phase: bool,
     },
     /// Cyclical learning rate (per batch) between `base_lr` (default: the group's learning
     /// rate) and `max_lr`, `step_size_up` batches up and `step_size_down` (default: up) down.
     Cyclic {
+        /// The lower bound (`None`: the group's learning rate).
         base_lr: Option<f64>,
+        /// The upper bound.
         max_lr: f64,
+        /// Batches of the increasing half cycle (≥ 1).
         step_size_up: usize,
+        /// Batches of the decreasing half cycle (`None`: `step_size_up`).
         step_size_down: Option<usize>,
+        /// The amplitude policy.
         mode: CyclicMode,
+        /// `ExpRange`'s factor per batch.
         gamma: f64,
     },
     /// Multiplies the learning rate by `factor` when `monitor` (default: `val_loss` when there is
     /// validation data, else `loss`) has not improved for more than `patience` epochs; then waits
     /// `cooldown` epochs; never goes below `min_lr`.
     ReduceOnPlateau {
+        /// The history key watched (`None`: `val_loss`, or `loss` without validation data).
         monitor: Option<String>,
+        /// Whether `monitor` should go down or up.
         mode: Mode,
+        /// The factor of each reduction, in (0, 1).
         factor: f64,
+        /// Epochs without improvement tolerated.
         patience: usize,
+        /// The smallest change that counts as an improvement.
         threshold: f64,
+        /// Whether `threshold` is relative or absolute.
         threshold_mode: ThresholdMode,
+        /// Epochs to wait after a reduction before counting again.
         cooldown: usize,
+        /// The smallest learning rate.
         min_lr: f64,
+        /// Reductions smaller than this are skipped.
         eps: f64,
     },
     /// Linear warm-up from `base · start_factor` to `base` over `warmup` steps (batches when
     /// `per_batch`, else epochs), then `then` (which starts counting its own steps at the end of
     /// the warm-up) or the constant `base`.
     LinearWarmup {
+        /// Steps of the warm-up (≥ 1).
         warmup: usize,
+        /// Count the warm-up in batches (else in epochs).
         per_batch: bool,
+        /// The first learning rate is `base · start_factor`, in (0, 1].
         start_factor: f64,
+        /// The schedule after the warm-up (`None`: constant `base`); not another warm-up.
         then: Option<Box<LrScheduler>>,
     },
 }
@@ -195,55 +252,35 @@ impl LrScheduler {
 
     /// Checks the parameters; errors name `{field}.<parameter>`.
     pub fn validate(&self, field: &str) -> Result<()> {
-        let err = |name: &str, reason: &str| {
-            Err(WideDeepError::config(format!("{field}.{name}"), reason))
+        let need = |ok: bool, name: &str, reason: &str| -> Result<()> {
+            ensure!(ok, config(format!("{field}.{name}")), "{reason}");
+            Ok(())
         };
-        let pos = |v: f64| v > 0.0 && v.is_finite();
-        let nonneg = |v: f64| v >= 0.0 && v.is_finite();
+        let (at_least_one, is_positive, is_non_negative) =
+            ("must be ≥ 1", "must be positive", "must be ≥ 0");
         match self {
             Self::Step { step_size, gamma } => {
-                if *step_size == 0 {
-                    return err("step_size", "must be ≥ 1");
-                }
-                if !pos(*gamma) {
-                    return err("gamma", "must be positive");
-                }
+                need(*step_size != 0, "step_size", at_least_one)?;
+                need(positive(*gamma), "gamma", is_positive)?;
             }
             Self::MultiStep { milestones, gamma } => {
-                if milestones.windows(2).any(|w| w[0] >= w[1]) {
-                    return err("milestones", "must be strictly increasing");
-                }
-                if !pos(*gamma) {
-                    return err("gamma", "must be positive");
-                }
+                let increasing = milestones.windows(2).all(|w| w[0] < w[1]);
+                need(increasing, "milestones", "must be strictly increasing")?;
+                need(positive(*gamma), "gamma", is_positive)?;
             }
-            Self::Exponential { gamma } => {
-                if !pos(*gamma) {
-                    return err("gamma", "must be positive");
-                }
-            }
+            Self::Exponential { gamma } => need(positive(*gamma), "gamma", is_positive)?,
             Self::CosineAnnealing { t_max, eta_min } => {
-                if *t_max == 0 {
-                    return err("t_max", "must be ≥ 1");
-                }
-                if !nonneg(*eta_min) {
-                    return err("eta_min", "must be ≥ 0");
-                }
+                need(*t_max != 0, "t_max", at_least_one)?;
+                need(non_negative(*eta_min), "eta_min", is_non_negative)?;
             }
             Self::CosineAnnealingWarmRestarts {
                 t_0,
                 t_mult,
                 eta_min,
             } => {
-                if *t_0 == 0 {
-                    return err("t_0", "must be ≥ 1");
-                }
-                if *t_mult == 0 {
-                    return err("t_mult", "must be ≥ 1");
-                }
-                if !nonneg(*eta_min) {
-                    return err("eta_min", "must be ≥ 0");
-                }
+                need(*t_0 != 0, "t_0", at_least_one)?;
+                need(*t_mult != 0, "t_mult", at_least_one)?;
+                need(non_negative(*eta_min), "eta_min", is_non_negative)?;
             }
             Self::OneCycle {
                 max_lr,
@@ -253,21 +290,12 @@ impl LrScheduler {
                 final_div_factor,
                 ..
             } => {
-                if max_lr.is_some_and(|v| !pos(v)) {
-                    return err("max_lr", "must be positive");
-                }
-                if *total_steps == Some(0) {
-                    return err("total_steps", "must be ≥ 1");
-                }
-                if !(0.0..=1.0).contains(pct_start) {
-                    return err("pct_start", "must be in [0, 1]");
-                }
-                if !pos(*div_factor) {
-                    return err("div_factor", "must be positive");
-                }
-                if !pos(*final_div_factor) {
-                    return err("final_div_factor", "must be positive");
-                }
+                need(max_lr.is_none_or(positive), "max_lr", is_positive)?;
+                need(*total_steps != Some(0), "total_steps", at_least_one)?;
+                let in_unit = (0.0..=1.0).contains(pct_start);
+                need(in_unit, "pct_start", "must be in [0, 1]")?;
+                need(positive(*div_factor), "div_factor", is_positive)?;
+                need(positive(*final_div_factor), "final_div_factor", is_positive)?;
             }
             Self::Cyclic {
                 base_lr,
@@ -277,18 +305,11 @@ impl LrScheduler {
                 gamma,
                 ..
             } => {
-                if base_lr.is_some_and(|v| !pos(v)) {
-                    return err("base_lr", "must be positive");
-                }
-                if !pos(*max_lr) {
-                    return err("max_lr", "must be positive");
-                }
-                if *step_size_up == 0 || *step_size_down == Some(0) {
-                    return err("step_size_up", "step sizes must be ≥ 1");
-                }
-                if !pos(*gamma) {
-                    return err("gamma", "must be positive");
-                }
+                need(base_lr.is_none_or(positive), "base_lr", is_positive)?;
+                need(positive(*max_lr), "max_lr", is_positive)?;
+                let steps = *step_size_up != 0 && *step_size_down != Some(0);
+                need(steps, "step_size_up", "step sizes must be ≥ 1")?;
+                need(positive(*gamma), "gamma", is_positive)?;
             }
             Self::ReduceOnPlateau {
                 factor,
@@ -297,18 +318,14 @@ impl LrScheduler {
                 eps,
                 ..
             } => {
-                if !(*factor > 0.0 && *factor < 1.0) {
-                    return err("factor", "must be in (0, 1)");
-                }
-                if !nonneg(*threshold) {
-                    return err("threshold", "must be ≥ 0");
-                }
-                if !nonneg(*min_lr) {
-                    return err("min_lr", "must be ≥ 0");
-                }
-                if !nonneg(*eps) {
-                    return err("eps", "must be ≥ 0");
-                }
+                need(
+                    *factor > 0.0 && *factor < 1.0,
+                    "factor",
+                    "must be in (0, 1)",
+                )?;
+                need(non_negative(*threshold), "threshold", is_non_negative)?;
+                need(non_negative(*min_lr), "min_lr", is_non_negative)?;
+                need(non_negative(*eps), "eps", is_non_negative)?;
             }
             Self::LinearWarmup {
                 warmup,
@@ -316,16 +333,12 @@ impl LrScheduler {
                 then,
                 ..
             } => {
-                if *warmup == 0 {
-                    return err("warmup", "must be ≥ 1");
-                }
-                if !(*start_factor > 0.0 && *start_factor <= 1.0) {
-                    return err("start_factor", "must be in (0, 1]");
-                }
+                need(*warmup != 0, "warmup", at_least_one)?;
+                let in_range = *start_factor > 0.0 && *start_factor <= 1.0;
+                need(in_range, "start_factor", "must be in (0, 1]")?;
                 if let Some(t) = then {
-                    if matches!(**t, Self::LinearWarmup { .. }) {
-                        return err("then", "cannot be another warm-up");
-                    }
+                    let nested = matches!(**t, Self::LinearWarmup { .. });
+                    need(!nested, "then", "cannot be another warm-up")?;
                     t.validate(&format!("{field}.then"))?;
                 }
             }
@@ -411,6 +424,7 @@ impl Scheduler {
     pub fn lr(&self) -> f64 {
         self.lr
     }
+    /// The schedule being run.
     pub fn config(&self) -> &LrScheduler {
         &self.config
     }
@@ -578,15 +592,7 @@ impl Scheduler {
                         "loss".into()
                     }
                 });
-                let value = *record.get(&key).ok_or_else(|| {
-                    WideDeepError::config(
-                        format!("{field}.monitor"),
-                        format!(
-                            "`{key}` is not recorded; available: {}",
-                            record.keys().cloned().collect::<Vec<_>>().join(", ")
-                        ),
-                    )
-                })?;
+                let value = monitored(record, &key, format!("{field}.monitor"))?;
                 let maximize = match mode {
                     Mode::Min => false,
                     Mode::Max => true,
@@ -645,232 +651,5 @@ impl Scheduler {
             return Ok(());
         }
         self.advance(Some(record), field)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn epochs(cfg: &LrScheduler, base: f64, n: usize) -> Vec<f64> {
-        let mut s = Scheduler::new(cfg, base, 100, "s").unwrap();
-        let rec = BTreeMap::new();
-        let mut v = vec![s.lr()];
-        for _ in 1..n {
-            s.on_epoch_end(&rec, "s").unwrap();
-            v.push(s.lr());
-        }
-        v
-    }
-
-    fn batches(cfg: &LrScheduler, base: f64, total: usize, n: usize) -> Vec<f64> {
-        let mut s = Scheduler::new(cfg, base, total, "s").unwrap();
-        let mut v = vec![s.lr()];
-        for _ in 1..n {
-            s.on_batch_end();
-            v.push(s.lr());
-        }
-        v
-    }
-
-    fn close(got: &[f64], want: &[f64]) {
-        assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
-        for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            assert!(
-                (g - w).abs() <= 1e-12 + 1e-9 * w.abs(),
-                "step {i}: {g} vs {w}\n{got:?}\n{want:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn step_multistep_exponential_closed_forms() {
-        close(
-            &epochs(&LrScheduler::step(2, 0.5), 1.0, 6),
-            &[1.0, 1.0, 0.5, 0.5, 0.25, 0.25],
-        );
-        close(
-            &epochs(&LrScheduler::multi_step([1, 4], 0.1), 1.0, 6),
-            &[1.0, 0.1, 0.1, 0.1, 0.01, 0.01],
-        );
-        close(
-            &epochs(&LrScheduler::exponential(0.9), 0.1, 4),
-            &[0.1, 0.09, 0.081, 0.0729],
-        );
-    }
-
-    // The values below are PyTorch 2.11's, printed by `tests/fixtures/scheduler_reference.py`.
-    #[test]
-    fn cosine_schedules_match_pytorch() {
-        close(
-            &epochs(&LrScheduler::cosine(4, 0.01), 0.1, 7),
-            &[
-                0.1,
-                0.08681980515339464,
-                0.05500000000000001,
-                0.023180194846605363,
-                0.01,
-                0.023180194846605363,
-                0.05500000000000002,
-            ],
-        );
-        close(
-            &epochs(&LrScheduler::cosine_warm_restarts(2, 2, 0.0), 1.0, 9),
-            &[
-                1.0,
-                0.5,
-                1.0,
-                0.8535533905932737,
-                0.5,
-                0.14644660940672627,
-                1.0,
-                0.9619397662556434,
-                0.8535533905932737,
-            ],
-        );
-    }
-
-    #[test]
-    fn one_cycle_matches_pytorch() {
-        close(
-            &batches(&LrScheduler::one_cycle(Some(1.0)), 0.1, 10, 10),
-            &[
-                0.040000000000000036,
-                0.52,
-                1.0,
-                0.9504846320134737,
-                0.8117456539497631,
-                0.6112620219362893,
-                0.38874197806371075,
-                0.18825834605023697,
-                0.049519367986526286,
-                4e-06,
-            ],
-        );
-        let three = LrScheduler::OneCycle {
-            max_lr: Some(1.0),
-            total_steps: Some(10),
-            pct_start: 0.3,
-            anneal_strategy: Anneal::Linear,
-            div_factor: 10.0,
-            final_div_factor: 100.0,
-            three_phase: true,
-        };
-        close(
-            &batches(&three, 0.1, 999, 10),
-            &[
-                0.1, 0.55, 1.0, 0.55, 0.1, 0.0802, 0.0604, 0.0406, 0.0208, 0.001,
-            ],
-        );
-    }
-
-    #[test]
-    fn cyclic_matches_pytorch() {
-        let tri2 = LrScheduler::Cyclic {
-            base_lr: Some(0.1),
-            max_lr: 1.0,
-            step_size_up: 2,
-            step_size_down: Some(3),
-            mode: CyclicMode::Triangular2,
-            gamma: 1.0,
-        };
-        close(
-            &batches(&tri2, 0.5, 10, 11),
-            &[0.1, 0.55, 1.0, 0.7, 0.4, 0.1, 0.325, 0.55, 0.4, 0.25, 0.1],
-        );
-        let exp = LrScheduler::Cyclic {
-            base_lr: None,
-            max_lr: 1.0,
-            step_size_up: 2,
-            step_size_down: None,
-            mode: CyclicMode::ExpRange,
-            gamma: 0.9,
-        };
-        close(
-            &batches(&exp, 0.2, 10, 6),
-            &[0.2, 0.56, 0.848, 0.4916, 0.2, 0.436196],
-        );
-    }
-
-    #[test]
-    fn reduce_on_plateau_matches_pytorch() {
-        let cfg = LrScheduler::ReduceOnPlateau {
-            monitor: Some("val_loss".into()),
-            mode: Mode::Auto,
-            factor: 0.5,
-            patience: 1,
-            threshold: 0.01,
-            threshold_mode: ThresholdMode::Rel,
-            cooldown: 1,
-            min_lr: 0.03,
-            eps: 1e-8,
-        };
-        let mut s = Scheduler::new(&cfg, 0.2, 1, "lr_scheduler").unwrap();
-        let losses = [
-            1.0, 0.9, 0.895, 0.895, 0.8, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9,
-        ];
-        let mut lrs = Vec::new();
-        for l in losses {
-            s.on_epoch_end(
-                &BTreeMap::from([("val_loss".to_string(), l)]),
-                "lr_scheduler",
-            )
-            .unwrap();
-            lrs.push(s.lr());
-        }
-        close(
-            &lrs,
-            &[
-                0.2, 0.2, 0.2, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.03, 0.03, 0.03,
-            ],
-        );
-        let e = s
-            .on_epoch_end(&BTreeMap::from([("loss".to_string(), 1.0)]), "lr_scheduler")
-            .unwrap_err();
-        assert!(e.to_string().contains("lr_scheduler.monitor"), "{e}");
-    }
-
-    #[test]
-    fn warmup_then_inner_schedule() {
-        let cfg = LrScheduler::warmup(3, false, Some(LrScheduler::step(2, 0.1)));
-        close(
-            &epochs(&cfg, 0.9, 8),
-            &[0.3, 0.5, 0.7, 0.9, 0.9, 0.09, 0.09, 0.009],
-        );
-        // per-batch warm-up hands over to a per-batch schedule
-        let cfg = LrScheduler::warmup(2, true, Some(LrScheduler::one_cycle(None)));
-        let v = batches(&cfg, 1.0, 10, 4);
-        close(&v, &[1.0 / 3.0, 2.0 / 3.0, 0.04, 0.52]);
-    }
-
-    #[test]
-    fn state_round_trips_and_validation_names_fields() {
-        let mut s =
-            Scheduler::new(&LrScheduler::cosine_warm_restarts(3, 2, 0.0), 1.0, 1, "x").unwrap();
-        for _ in 0..4 {
-            s.on_epoch_end(&BTreeMap::new(), "x").unwrap();
-        }
-        let json = serde_json::to_string(&s).unwrap();
-        let mut r: Scheduler = serde_json::from_str(&json).unwrap();
-        assert_eq!(r, s);
-        s.on_epoch_end(&BTreeMap::new(), "x").unwrap();
-        r.on_epoch_end(&BTreeMap::new(), "x").unwrap();
-        assert_eq!(r.lr(), s.lr());
-        let e = Scheduler::new(
-            &LrScheduler::step(0, 0.1),
-            1.0,
-            1,
-            "component_lr_scheduler.wide",
-        )
-        .unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("component_lr_scheduler.wide.step_size"),
-            "{e}"
-        );
-        let e = LrScheduler::warmup(2, false, Some(LrScheduler::exponential(-1.0)))
-            .validate("lr_scheduler")
-            .unwrap_err();
-        assert!(e.to_string().contains("lr_scheduler.then.gamma"), "{e}");
     }
 }

@@ -1,0 +1,412 @@
+//! The training loop: [`Trainer::fit`], its epochs and batches, early stopping and the progress
+//! display.
+use super::optimization::Optimization;
+use super::{Trainer, TrainerConfig};
+use crate::error::{Result, WideDeepError};
+use crate::macros::ensure;
+use crate::training::amp;
+use crate::training::callbacks::{Callback, EarlyStoppingState, History, TrainState};
+use crate::training::checks::monitored;
+use crate::training::extras::RowOrder;
+use crate::training::grad::GradStep;
+use crate::training::prefetch::EpochBatches;
+use crate::training::Dataset;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use tch::{nn, Tensor};
+
+/// Everything a running `fit` works with besides the trainer's model, history and
+/// early-stopping state. Created by `fit`; its optimizers and schedules go back to the trainer
+/// when the run ends (also on an error), for the next `fit`, `save_checkpoint` and `lrs`.
+struct FitState {
+    /// The optimizers and schedules: the trainer's (from an earlier `fit` or `resume`), or
+    /// fresh ones.
+    optimization: Optimization,
+    /// Clipping, accumulation and fp16 loss scaling of this run (training extras).
+    grad: GradStep,
+    /// Splits off the validation rows, then shuffles epoch after epoch.
+    rng: ChaCha8Rng,
+    /// The trainer's callbacks, taken out of it for the run.
+    callbacks: Vec<Box<dyn Callback>>,
+    /// Batches per epoch.
+    n_batches: usize,
+}
+
+impl FitState {
+    /// Runs the callbacks' hook `f`; returns whether one of them requested a stop.
+    fn hooks(
+        &mut self,
+        trainer: &Trainer,
+        epoch: usize,
+        batch: usize,
+        mut f: impl FnMut(&mut dyn Callback, &mut TrainState) -> Result<()>,
+    ) -> Result<bool> {
+        if self.callbacks.is_empty() {
+            return Ok(false);
+        }
+        let mut state = TrainState {
+            model: &trainer.model,
+            history: &trainer.history,
+            epoch,
+            batch,
+            n_batches: self.n_batches,
+            optimizers: &self.optimization.optimizers,
+            stop: false,
+        };
+        for c in self.callbacks.iter_mut() {
+            f(c.as_mut(), &mut state)?;
+        }
+        Ok(state.stop)
+    }
+}
+
+/// What one epoch accumulates.
+#[derive(Default)]
+struct EpochSums {
+    loss_sum: f64,
+    seen: i64,
+    skipped: usize,
+    outs: Vec<Tensor>,
+    targets: Vec<Tensor>,
+    stop: bool,
+    /// The progress bar, the epoch and the last epoch of this `fit` (for the summary line).
+    bar: Option<(ProgressBar, usize, usize)>,
+}
+
+/// libtorch's seed for epoch `epoch` (dropout masks): `seed` for the first epoch, then a value
+/// derived from `(seed, epoch)` only, so resumed runs draw what uninterrupted ones do.
+fn torch_epoch_seed(seed: u64, epoch: usize) -> i64 {
+    if epoch == 0 {
+        return seed as i64;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(epoch as u64);
+    (rand::RngCore::next_u64(&mut rng) >> 1) as i64
+}
+
+impl Trainer {
+    /// Trains for `config.epochs` epochs. Validation data is `val` when given, else a
+    /// `val_split` of `train`, else none. Returns the history (one entry per epoch run, earlier
+    /// `fit` calls and resumed epochs included).
+    pub fn fit(&mut self, train: &Dataset, val: Option<&Dataset>) -> Result<&History> {
+        self.check_data(train, "training")?;
+        if let Some(v) = val {
+            self.check_data(v, "validation")?;
+        }
+        self.before_fit(train, val)?; // extras: initializers, warm-up
+        let cfg = self.config.clone();
+        let _rng_guard = crate::torch_rng_lock();
+        // one generator splits, then shuffles epoch after epoch; it continues across `fit` calls
+        // and resumes (its position is saved in checkpoints)
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let split;
+        let (train, val) = match (val, cfg.val_split) {
+            (Some(v), _) => (train, Some(v)),
+            (None, Some(f)) => {
+                split = train.split(f, cfg.objective.is_classification(), &mut rng)?;
+                (&split.0, Some(&split.1))
+            }
+            (None, None) => (train, None),
+        };
+        if let Some(es) = &cfg.early_stopping {
+            ensure!(
+                val.is_some() || !es.monitor.starts_with("val_"),
+                config("early_stopping.monitor"),
+                "`{}` needs validation data (pass it or set val_split)",
+                es.monitor
+            );
+        }
+        if let Some(pos) = self.shuffle_pos {
+            rng.set_word_pos(pos);
+        }
+        // extras: row order (shuffle or weighted sampler), clipping/accumulation/AMP
+        let order = self.row_order(train)?;
+        let n_batches = order.rows(train.len()).div_ceil(cfg.batch_size);
+        let grad = GradStep::new(cfg.extras.grad_settings(), self.model.var_store());
+        let optimization = match self.optimization.take() {
+            Some(o) => o,
+            None => Optimization::new(&self.model, &cfg, n_batches * cfg.epochs.max(1))?,
+        };
+        if !std::mem::take(&mut self.resumed) {
+            self.es_state = EarlyStoppingState::new();
+            self.best_weights = None;
+        }
+        let mut state = FitState {
+            optimization,
+            grad,
+            rng,
+            callbacks: std::mem::take(&mut self.callbacks),
+            n_batches,
+        };
+        let result = self.fit_epochs(&cfg, &mut state, (train, &order), val);
+        let FitState {
+            optimization,
+            mut callbacks,
+            ..
+        } = state;
+        self.optimization = Some(optimization);
+        callbacks.append(&mut self.callbacks);
+        self.callbacks = callbacks;
+        result?;
+        Ok(&self.history)
+    }
+
+    /// The epoch loop of `fit`.
+    fn fit_epochs(
+        &mut self,
+        cfg: &TrainerConfig,
+        state: &mut FitState,
+        train: (&Dataset, &RowOrder),
+        val: Option<&Dataset>,
+    ) -> Result<()> {
+        let first = self.history.len();
+        state.hooks(self, first, 0, |c, s| c.on_train_begin(s))?;
+        for _ in 0..cfg.epochs {
+            let epoch = self.history.len();
+            let total = first + cfg.epochs;
+            let mut sums = self.train_epoch(cfg, state, train, (epoch, total))?;
+            self.shuffle_pos = Some(state.rng.get_word_pos());
+            let record = self.epoch_record(cfg, &mut sums, val)?;
+            let es_stop = self.early_stopping_update(cfg, epoch, &record)?;
+            self.history.epochs.push(record.clone());
+            state.optimization.on_epoch_end(&record)?;
+            let cb_stop = state.hooks(self, epoch, 0, |c, s| c.on_epoch_end(s, &record))?;
+            if es_stop && cfg.verbose > 0 {
+                eprintln!(
+                    "early stopping after epoch {} (best: epoch {})",
+                    epoch + 1,
+                    self.es_state.best_epoch + 1
+                );
+            }
+            if es_stop || cb_stop || sums.stop {
+                break;
+            }
+        }
+        if let Some(weights) = self.best_weights.take() {
+            restore(self.model.var_store(), &weights);
+        }
+        let last = self.history.len().saturating_sub(1);
+        state.hooks(self, last, 0, |c, s| c.on_train_end(s))?;
+        Ok(())
+    }
+
+    /// One pass over the (shuffled) training data with an optimizer step per batch.
+    fn train_epoch(
+        &mut self,
+        cfg: &TrainerConfig,
+        state: &mut FitState,
+        (train, order): (&Dataset, &RowOrder),
+        (epoch, total_epochs): (usize, usize),
+    ) -> Result<EpochSums> {
+        tch::manual_seed(torch_epoch_seed(cfg.seed, epoch));
+        // the stored order, a shuffle (the draws of `Dataset::shuffled`) or weighted draws
+        let rows = order.epoch(&mut state.rng);
+        let mut sums = EpochSums {
+            stop: state.hooks(self, epoch, 0, |c, s| c.on_epoch_begin(s))?,
+            ..Default::default()
+        };
+        let bar = progress_bar(cfg.verbose, state.n_batches, epoch, total_epochs);
+        let device = self.model.device();
+        let prefetch = cfg.extras.prefetch_on(device);
+        let batches = EpochBatches::new(train, rows.as_ref(), cfg.batch_size, device, prefetch);
+        for (b, batch) in batches.enumerate() {
+            // lazy image columns: this batch's images are decoded now
+            let batch = if batch.is_lazy() {
+                batch.materialize()?.to_device(device)
+            } else {
+                batch
+            };
+            sums.stop |= state.hooks(self, epoch, b, |c, s| c.on_batch_begin(s))?;
+            let (lv, out) = match self.train_step(cfg, state, &batch, epoch, b) {
+                Ok(x) => x,
+                Err(e) => {
+                    bar.abandon();
+                    return Err(e);
+                }
+            };
+            if lv.is_finite() {
+                sums.loss_sum += lv * batch.len() as f64;
+                sums.seen += batch.len();
+                if !cfg.metrics.is_empty() {
+                    sums.outs.push(out.detach());
+                    sums.targets
+                        .push(batch.target.as_ref().expect("checked").shallow_clone());
+                }
+            } else {
+                sums.skipped += 1;
+            }
+            state.optimization.on_batch_end();
+            sums.stop |= state.hooks(self, epoch, b, |c, s| c.on_batch_end(s, lv))?;
+            bar.inc(1);
+            if b % 20 == 0 && sums.seen > 0 {
+                bar.set_message(format!("loss {:.4}", sums.loss_sum / sums.seen as f64));
+            }
+        }
+        state
+            .grad
+            .finish_epoch(&mut state.optimization.optimizers)?;
+        sums.bar = Some((bar, epoch, total_epochs));
+        Ok(sums)
+    }
+
+    /// Forward, loss, backward and optimizer step on one batch; returns the batch loss and the
+    /// outputs `[batch, pred_dim]`. A non-finite loss is an error naming the (1-based) epoch and
+    /// the batch, or, with `skip_nonfinite_batches`, a skipped batch (no step).
+    fn train_step(
+        &self,
+        cfg: &TrainerConfig,
+        state: &mut FitState,
+        batch: &Dataset,
+        epoch: usize,
+        b: usize,
+    ) -> Result<(f64, Tensor)> {
+        let target = batch.target.as_ref().expect("checked");
+        // autocast with mixed precision; the loss is computed in f32
+        let (out, aux) = state
+            .grad
+            .forward(|| self.model.forward_aux(&batch.input, true));
+        let (out, aux) = (amp::to_f32(out), aux.map(amp::to_f32));
+        let loss = match aux {
+            Some(aux) => cfg.objective.loss(&out, target) + aux,
+            None => cfg.objective.loss(&out, target),
+        };
+        let lv = loss.double_value(&[]);
+        if !lv.is_finite() {
+            ensure!(
+                cfg.skip_nonfinite_batches,
+                WideDeepError::NonFiniteLoss {
+                    epoch: epoch + 1,
+                    batch: b,
+                    value: lv,
+                }
+            );
+            return Ok((lv, out));
+        }
+        // clipping, accumulation and loss scaling around the optimizer step
+        state
+            .grad
+            .backward(&loss, &mut state.optimization.optimizers)?;
+        Ok((lv, out))
+    }
+
+    /// The epoch's record: `loss`, `skipped_batches` (when skipping is on), training metrics and
+    /// the validation loss and metrics.
+    fn epoch_record(
+        &self,
+        cfg: &TrainerConfig,
+        sums: &mut EpochSums,
+        val: Option<&Dataset>,
+    ) -> Result<BTreeMap<String, f64>> {
+        let mut record = BTreeMap::new();
+        let loss = if sums.seen > 0 {
+            sums.loss_sum / sums.seen as f64
+        } else {
+            f64::NAN
+        };
+        record.insert("loss".to_string(), loss);
+        if cfg.skip_nonfinite_batches {
+            record.insert("skipped_batches".to_string(), sums.skipped as f64);
+        }
+        if !sums.outs.is_empty() {
+            let scores = cfg.objective.scores(&Tensor::cat(&sums.outs, 0));
+            let target = Tensor::cat(&sums.targets, 0);
+            self.add_metrics(&mut record, "", &scores, &target)?;
+        }
+        if let Some(v) = val {
+            let pass = self.run(v, true)?;
+            record.insert("val_loss".to_string(), pass.loss);
+            let scores = cfg.objective.scores(&pass.outputs);
+            self.add_metrics(
+                &mut record,
+                "val_",
+                &scores,
+                v.target.as_ref().expect("checked"),
+            )?;
+        }
+        if let Some((bar, epoch, total)) = sums.bar.take() {
+            finish_bar(&bar, cfg.verbose, epoch, total, &summarize(&record));
+        }
+        Ok(record)
+    }
+
+    /// Updates early stopping with the epoch's record; returns whether to stop.
+    fn early_stopping_update(
+        &mut self,
+        cfg: &TrainerConfig,
+        epoch: usize,
+        record: &BTreeMap<String, f64>,
+    ) -> Result<bool> {
+        let Some(es) = &cfg.early_stopping else {
+            return Ok(false);
+        };
+        let value = monitored(record, &es.monitor, "early_stopping.monitor")?;
+        let (improved, stop) = self.es_state.update(es, epoch, value);
+        if improved && es.restore_best_weights {
+            self.best_weights = Some(snapshot(self.model.var_store()));
+        }
+        Ok(stop)
+    }
+}
+
+fn snapshot(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    vs.variables()
+        .into_iter()
+        .map(|(k, v)| (k, v.detach().copy()))
+        .collect()
+}
+
+fn restore(vs: &nn::VarStore, weights: &[(String, Tensor)]) {
+    let vars = vs.variables();
+    tch::no_grad(|| {
+        for (k, w) in weights {
+            if let Some(v) = vars.get(k) {
+                v.shallow_clone().copy_(w);
+            }
+        }
+    });
+}
+
+/// The record as one line: the losses first, then the training metrics, then the validation
+/// values.
+fn summarize(record: &BTreeMap<String, f64>) -> String {
+    let mut keys: Vec<&String> = record.keys().collect();
+    keys.sort_by_key(|k| {
+        (
+            k.starts_with("val_"),
+            k.as_str() != "loss" && k.as_str() != "val_loss",
+            k.as_str(),
+        )
+    });
+    keys.iter()
+        .map(|k| format!("{k} {:.4}", record[*k]))
+        .collect::<Vec<_>>()
+        .join("  ")
+}
+
+fn progress_bar(verbose: u8, n: usize, epoch: usize, epochs: usize) -> ProgressBar {
+    if verbose == 0 || !std::io::stderr().is_terminal() {
+        return ProgressBar::with_draw_target(Some(n as u64), ProgressDrawTarget::hidden());
+    }
+    let bar = ProgressBar::new(n as u64);
+    let style =
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {elapsed} {msg}")
+            .expect("valid template")
+            .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(format!("{}/{epochs}", epoch + 1));
+    bar
+}
+
+fn finish_bar(bar: &ProgressBar, verbose: u8, epoch: usize, epochs: usize, summary: &str) {
+    if verbose == 0 {
+        return;
+    }
+    if bar.is_hidden() {
+        eprintln!("epoch {}/{epochs}: {summary}", epoch + 1);
+    } else {
+        bar.finish_with_message(summary.to_string());
+    }
+}

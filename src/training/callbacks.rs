@@ -62,13 +62,15 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// Whether larger values of the history key `monitor` are better.
+    /// Whether larger values of the history key `monitor` are better. `Auto`: lower is better
+    /// for losses, RMSE and MAE (also per target, `val_mae[1]`), higher for the rest.
     pub(crate) fn maximizes(self, monitor: &str) -> bool {
         match self {
             Mode::Min => false,
             Mode::Max => true,
             Mode::Auto => {
                 let key = monitor.trim_start_matches("val_");
+                let key = key.split('[').next().unwrap_or(key);
                 !(key.contains("loss") || key == "rmse" || key == "mae")
             }
         }
@@ -486,6 +488,22 @@ mod tests {
         assert_eq!(s.update(&cfg, 2, 0.495), (false, false)); // within min_delta
         assert_eq!(s.update(&cfg, 3, 0.6), (false, true));
         assert_eq!(s.best_epoch, 1);
+    }
+
+    #[test]
+    fn auto_mode_is_one_rule_for_every_monitor() {
+        for (key, up) in [
+            ("val_loss", false),
+            ("rmse", false),
+            ("val_mae", false),
+            ("val_mae[1]", false),
+            ("val_auc", true),
+            ("r2[0]", true),
+            ("accuracy", true),
+        ] {
+            assert_eq!(Mode::Auto.maximizes(key), up, "{key}");
+        }
+        assert!(Mode::Max.maximizes("loss") && !Mode::Min.maximizes("auc"));
     }
 
     #[test]

@@ -593,14 +593,7 @@ impl Scheduler {
                     }
                 });
                 let value = monitored(record, &key, format!("{field}.monitor"))?;
-                let maximize = match mode {
-                    Mode::Min => false,
-                    Mode::Max => true,
-                    Mode::Auto => {
-                        let k = key.trim_start_matches("val_");
-                        !(k.contains("loss") || k == "rmse")
-                    }
-                };
+                let maximize = mode.maximizes(&key);
                 let p = &mut self.plateau;
                 let better = match p.best {
                     None => !value.is_nan(),

@@ -2,7 +2,7 @@
 //! per-channel statistics the deep image component normalises them with (per batch, on the
 //! model's device).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc;
 
 use image::DynamicImage;
@@ -12,8 +12,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::column;
+use crate::contract::{Fit, Persist, Transform};
 use crate::error::{PreprocessingError, Result};
-use crate::persist;
 
 /// ImageNet channel means (RGB, on the `[0, 1]` scale).
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -231,9 +231,6 @@ impl ImagePreprocessor {
     pub fn output_size(&self) -> (u32, u32) {
         (self.width, self.height)
     }
-    pub fn is_fitted(&self) -> bool {
-        self.fitted.is_some()
-    }
     /// The per-channel `(mean, std)` used for normalisation (after `fit`).
     pub fn stats(&self) -> Result<([f32; 3], [f32; 3])> {
         let f = self.fitted()?;
@@ -273,12 +270,6 @@ impl ImagePreprocessor {
         self.fitted
             .as_ref()
             .ok_or_else(|| PreprocessingError::not_fitted("ImagePreprocessor"))
-    }
-
-    /// Sets the normalisation statistics: fixed ones, or (for [`Normalization::Fitted`]) the
-    /// per-channel mean and standard deviation of the images of `df`.
-    pub fn fit(&mut self, df: &DataFrame) -> Result<&mut Self> {
-        self.fit_inner(df, false).map(|_| self)
     }
 
     fn fit_inner(&mut self, df: &DataFrame, keep: bool) -> Result<Option<ImageData>> {
@@ -331,15 +322,6 @@ impl ImagePreprocessor {
         Ok(kept)
     }
 
-    /// Decodes every image of `df`: `u8` `[n_rows, 3, height, width]`.
-    pub fn transform(&self, df: &DataFrame) -> Result<ImageData> {
-        let fitted = self.fitted()?;
-        let raws = self.raws(df)?;
-        let data = self.decode_range(&raws, 0..raws.len(), fitted)?;
-        self.warn(&data, raws.len());
-        Ok(data)
-    }
-
     /// Decoding, resizing and cropping only: RGB bytes `[n_rows, height, width, 3]` (HWC, not
     /// normalised; needs no `fit`) and the number of zero images of failed rows
     /// ([`OnError::Zero`]). A compact form for caching or for other tools.
@@ -351,17 +333,6 @@ impl ImagePreprocessor {
         let shape = (raws.len(), self.height as usize, self.width as usize, 3);
         let pixels = ndarray::Array4::from_shape_vec(shape, batch.data).expect("sized above");
         Ok((pixels, n_failed))
-    }
-
-    /// [`fit`](Self::fit) then [`transform`](Self::transform), decoding each image once.
-    pub fn fit_transform(&mut self, df: &DataFrame) -> Result<ImageData> {
-        match self.fit_inner(df, true)? {
-            Some(data) => {
-                self.warn(&data, df.height());
-                Ok(data)
-            }
-            None => self.transform(df),
-        }
     }
 
     /// Decodes the images of `df` batch by batch on a worker thread that stays up to
@@ -417,16 +388,6 @@ impl ImagePreprocessor {
                 data.n_failed, self.img_col
             );
         }
-    }
-
-    /// Saves the preprocessor as JSON.
-    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        persist::save_json(self, path.as_ref())
-    }
-
-    /// Loads a preprocessor saved by [`save`](Self::save).
-    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        persist::load_json(path.as_ref())
     }
 
     fn raws<'a>(&self, df: &'a DataFrame) -> Result<Vec<Raw<'a>>> {
@@ -676,6 +637,45 @@ impl ImagePreprocessor {
         })
     }
 }
+
+impl Fit for ImagePreprocessor {
+    /// Sets the normalisation statistics: fixed ones, or (for [`Normalization::Fitted`]) the
+    /// per-channel mean and standard deviation of the images of `df`.
+    fn fit(&mut self, df: &DataFrame) -> Result<()> {
+        self.fit_inner(df, false).map(|_| ())
+    }
+
+    fn is_fitted(&self) -> bool {
+        self.fitted.is_some()
+    }
+}
+
+impl Transform for ImagePreprocessor {
+    /// `u8` pixels, see [`ImageData`].
+    type Output = ImageData;
+
+    /// Decodes every image of `df`: `u8` `[n_rows, 3, height, width]`.
+    fn transform(&self, df: &DataFrame) -> Result<ImageData> {
+        let fitted = self.fitted()?;
+        let raws = self.raws(df)?;
+        let data = self.decode_range(&raws, 0..raws.len(), fitted)?;
+        self.warn(&data, raws.len());
+        Ok(data)
+    }
+
+    /// [`fit`](Self::fit) then [`transform`](Self::transform), decoding each image once.
+    fn fit_transform(&mut self, df: &DataFrame) -> Result<ImageData> {
+        match self.fit_inner(df, true)? {
+            Some(data) => {
+                self.warn(&data, df.height());
+                Ok(data)
+            }
+            None => self.transform(df),
+        }
+    }
+}
+
+impl Persist for ImagePreprocessor {}
 
 /// Decoded RGB bytes of a batch (phase 1).
 struct U8Batch {

@@ -32,10 +32,12 @@ pub mod text;
 pub mod wide;
 
 mod column;
+mod contract;
 mod macros;
 mod persist;
 
 pub use column::DtypeClass;
+pub use contract::{Fit, Persist, Transform};
 pub use embed::{embed_dim, EmbeddingRule};
 pub use error::{PreprocessingError, Result};
 pub use image::{

@@ -1,15 +1,13 @@
 //! Label encoding, imputation and scaling for the deep tabular component.
 
-use std::path::Path;
-
 use ndarray::Array2;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::column::{self, DtypeClass, KeyDtypes};
+use crate::contract::{Fit, Persist, Transform};
 use crate::embed::{embed_dim, EmbeddingRule};
 use crate::error::{PreprocessingError, Result};
-use crate::persist;
 pub use crate::quantize::Quantization;
 use crate::quantize::{self, non_finite};
 use crate::wide::check_unique;
@@ -60,7 +58,7 @@ impl Scaling {
 ///
 /// ```
 /// use polars::prelude::*;
-/// use widedeep_preprocessing::TabPreprocessor;
+/// use widedeep_preprocessing::{TabPreprocessor, Transform};
 ///
 /// let df = df!(
 ///     "city" => ["Oslo", "Lima", "Oslo"],
@@ -265,7 +263,7 @@ impl TabPreprocessor {
     ///
     /// ```
     /// use polars::prelude::*;
-    /// use widedeep_preprocessing::{Quantization, TabPreprocessor};
+    /// use widedeep_preprocessing::{Quantization, TabPreprocessor, Transform};
     ///
     /// let df = df!("age" => [17.0f64, 25.0, 40.0, 70.0], "hours" => [10.0f64, 40.0, 45.0, 60.0])
     ///     .unwrap();
@@ -298,135 +296,6 @@ impl TabPreprocessor {
     /// The configured continuous columns.
     pub fn continuous_cols(&self) -> &[String] {
         &self.continuous_cols
-    }
-
-    /// Whether [`fit`](Self::fit) has been called successfully.
-    pub fn is_fitted(&self) -> bool {
-        self.fitted.is_some()
-    }
-
-    /// Learns categories, medians and scaling statistics from `df`.
-    ///
-    /// Errors: [`InvalidConfig`](PreprocessingError::InvalidConfig) (no column, embedding
-    /// dimension 0, `embed_dim_for`/`Scaling::Columns`/`quantize` naming an unlisted column,
-    /// bad bins or edges),
-    /// [`DuplicateColumn`](PreprocessingError::DuplicateColumn),
-    /// [`ConflictingRole`](PreprocessingError::ConflictingRole),
-    /// [`EmptyFrame`](PreprocessingError::EmptyFrame),
-    /// [`MissingColumn`](PreprocessingError::MissingColumn),
-    /// [`WrongType`](PreprocessingError::WrongType),
-    /// [`AllNull`](PreprocessingError::AllNull) (no non-null, non-NaN value) and
-    /// [`NonFinite`](PreprocessingError::NonFinite) (an infinite continuous value).
-    pub fn fit(&mut self, df: &DataFrame) -> Result<()> {
-        self.validate_config()?;
-        if df.height() == 0 {
-            return Err(PreprocessingError::EmptyFrame);
-        }
-        self.check_columns(df)?;
-        let cat = column::par_map(df.height(), self.cat_cols.len(), |j| {
-            let name = &self.cat_cols[j];
-            let col = column::get(df, name)?;
-            let categories = column::distinct_keys(col)?;
-            if categories.is_empty() {
-                return Err(PreprocessingError::all_null(name));
-            }
-            let embed_dim = self.embed_dims.iter().find(|(c, _)| c == name).map_or_else(
-                || embed_dim(categories.len() + 1, self.embedding_rule),
-                |(_, d)| *d,
-            );
-            Ok(FittedCat {
-                categories,
-                embed_dim,
-                dtype: DtypeClass::of(col.dtype()),
-            })
-        })?;
-        let plain: Vec<&String> = self.plain_cols().collect();
-        let cont = column::par_map(df.height(), plain.len(), |j| {
-            self.fit_continuous(column::get(df, plain[j])?, plain[j])
-        })?;
-        let quantized: Vec<&String> = self.quant_cols().collect();
-        let quant = column::par_map(df.height(), quantized.len(), |j| {
-            let name = quantized[j];
-            self.fit_quantized(column::get(df, name)?, name)
-        })?;
-        self.fitted = Some(TabFitted { cat, cont, quant });
-        Ok(())
-    }
-
-    /// Encodes `df` with the fitted state.
-    ///
-    /// Returns `cat` of shape `[df.height(), n_cat_cols + n_quantized]` and `cont` of shape
-    /// `[df.height(), n_cont_out]`. Errors: [`NotFitted`](PreprocessingError::NotFitted),
-    /// [`MissingColumn`](PreprocessingError::MissingColumn),
-    /// [`WrongType`](PreprocessingError::WrongType),
-    /// [`DtypeChanged`](PreprocessingError::DtypeChanged) (a categorical column keyed
-    /// differently than at fit time, e.g. strings then integers),
-    /// [`NonFinite`](PreprocessingError::NonFinite) (an infinite continuous value) and
-    /// [`OutOfRange`](PreprocessingError::OutOfRange) (a finite value beyond `f32` after
-    /// scaling). A column that is entirely null is not an error: every row gets index 0 or
-    /// the imputed value, and the column is listed in [`TabData::all_null`] and reported on
-    /// stderr.
-    pub fn transform(&self, df: &DataFrame) -> Result<TabData> {
-        let fitted = self.fitted()?;
-        self.check_columns(df)?;
-        for (name, f) in self.cat_cols.iter().zip(&fitted.cat) {
-            column::check_fitted_dtype(column::get(df, name)?, name, f.dtype)?;
-        }
-        let n_rows = df.height();
-
-        // Output column j < n_cat is categorical column j; the rest are quantized columns.
-        let n_cat = self.cat_cols.len();
-        let quantized: Vec<&String> = self.quant_cols().collect();
-        let cat_columns = column::par_map(n_rows, n_cat + quantized.len(), |j| {
-            let mut out = vec![0i64; n_rows];
-            if j < n_cat {
-                let col = column::get(df, &self.cat_cols[j])?;
-                column::encode_into(col, &fitted.cat[j].categories, 0, &mut out)?;
-            } else {
-                let name = quantized[j - n_cat];
-                let values = column::as_f64(column::get(df, name)?)?;
-                quantize::fill_labels(&values, &fitted.quant[j - n_cat].edges, name, &mut out)?;
-            }
-            Ok(out)
-        })?;
-        let cat = column::assemble(n_rows, &cat_columns);
-        drop(cat_columns);
-
-        // Output column j < n_cont is plain continuous column j; the rest are indicators.
-        let plain: Vec<&String> = self.plain_cols().collect();
-        let n_cont = plain.len();
-        let sources: Vec<usize> = (0..n_cont)
-            .chain((0..n_cont).filter(|&j| fitted.cont[j].indicator))
-            .collect();
-        let cont_columns = column::par_map(n_rows, sources.len(), |j| {
-            let src = sources[j];
-            let name = plain[src];
-            let values = column::as_f64(column::get(df, name)?)?;
-            let mut out = vec![0f32; n_rows];
-            if j < n_cont {
-                fill_continuous(&values, &fitted.cont[src], name, &mut out)?;
-            } else {
-                fill_indicator(&values, &mut out);
-            }
-            Ok(out)
-        })?;
-        let cont = column::assemble(n_rows, &cont_columns);
-        let all_null = column::warn_all_missing(
-            df,
-            self.cat_cols.iter().chain(&self.continuous_cols),
-            "TabPreprocessor",
-        );
-        Ok(TabData {
-            cat,
-            cont,
-            all_null,
-        })
-    }
-
-    /// [`fit`](Self::fit) then [`transform`](Self::transform) on the same frame.
-    pub fn fit_transform(&mut self, df: &DataFrame) -> Result<TabData> {
-        self.fit(df)?;
-        self.transform(df)
     }
 
     /// Column metadata: names, cardinalities and embedding dimensions of the categorical
@@ -536,17 +405,6 @@ impl TabPreprocessor {
         let fitted = self.fitted.as_ref()?;
         let j = self.cat_cols.iter().position(|c| c == col)?;
         category(&fitted.cat.get(j)?.categories, index)
-    }
-
-    /// Saves the preprocessor (configuration and fitted state) as JSON, atomically: a failed
-    /// save leaves no partial file.
-    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        persist::save_json(self, path.as_ref())
-    }
-
-    /// Loads a preprocessor saved by [`save`](Self::save).
-    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        persist::load_json(path.as_ref())
     }
 
     /// The fitted state, checked against the configuration (it may come from a hand-edited
@@ -722,6 +580,137 @@ impl TabPreprocessor {
         })
     }
 }
+
+impl Fit for TabPreprocessor {
+    /// Learns categories, medians and scaling statistics from `df`.
+    ///
+    /// Errors: [`InvalidConfig`](PreprocessingError::InvalidConfig) (no column, embedding
+    /// dimension 0, `embed_dim_for`/`Scaling::Columns`/`quantize` naming an unlisted column,
+    /// bad bins or edges),
+    /// [`DuplicateColumn`](PreprocessingError::DuplicateColumn),
+    /// [`ConflictingRole`](PreprocessingError::ConflictingRole),
+    /// [`EmptyFrame`](PreprocessingError::EmptyFrame),
+    /// [`MissingColumn`](PreprocessingError::MissingColumn),
+    /// [`WrongType`](PreprocessingError::WrongType),
+    /// [`AllNull`](PreprocessingError::AllNull) (no non-null, non-NaN value) and
+    /// [`NonFinite`](PreprocessingError::NonFinite) (an infinite continuous value).
+    fn fit(&mut self, df: &DataFrame) -> Result<()> {
+        self.validate_config()?;
+        if df.height() == 0 {
+            return Err(PreprocessingError::EmptyFrame);
+        }
+        self.check_columns(df)?;
+        let cat = column::par_map(df.height(), self.cat_cols.len(), |j| {
+            let name = &self.cat_cols[j];
+            let col = column::get(df, name)?;
+            let categories = column::distinct_keys(col)?;
+            if categories.is_empty() {
+                return Err(PreprocessingError::all_null(name));
+            }
+            let embed_dim = self.embed_dims.iter().find(|(c, _)| c == name).map_or_else(
+                || embed_dim(categories.len() + 1, self.embedding_rule),
+                |(_, d)| *d,
+            );
+            Ok(FittedCat {
+                categories,
+                embed_dim,
+                dtype: DtypeClass::of(col.dtype()),
+            })
+        })?;
+        let plain: Vec<&String> = self.plain_cols().collect();
+        let cont = column::par_map(df.height(), plain.len(), |j| {
+            self.fit_continuous(column::get(df, plain[j])?, plain[j])
+        })?;
+        let quantized: Vec<&String> = self.quant_cols().collect();
+        let quant = column::par_map(df.height(), quantized.len(), |j| {
+            let name = quantized[j];
+            self.fit_quantized(column::get(df, name)?, name)
+        })?;
+        self.fitted = Some(TabFitted { cat, cont, quant });
+        Ok(())
+    }
+
+    fn is_fitted(&self) -> bool {
+        self.fitted.is_some()
+    }
+}
+
+impl Transform for TabPreprocessor {
+    /// Categorical codes and continuous values, see [`TabData`].
+    type Output = TabData;
+
+    /// Encodes `df` with the fitted state.
+    ///
+    /// Returns `cat` of shape `[df.height(), n_cat_cols + n_quantized]` and `cont` of shape
+    /// `[df.height(), n_cont_out]`. Errors: [`NotFitted`](PreprocessingError::NotFitted),
+    /// [`MissingColumn`](PreprocessingError::MissingColumn),
+    /// [`WrongType`](PreprocessingError::WrongType),
+    /// [`DtypeChanged`](PreprocessingError::DtypeChanged) (a categorical column keyed
+    /// differently than at fit time, e.g. strings then integers),
+    /// [`NonFinite`](PreprocessingError::NonFinite) (an infinite continuous value) and
+    /// [`OutOfRange`](PreprocessingError::OutOfRange) (a finite value beyond `f32` after
+    /// scaling). A column that is entirely null is not an error: every row gets index 0 or
+    /// the imputed value, and the column is listed in [`TabData::all_null`] and reported on
+    /// stderr.
+    fn transform(&self, df: &DataFrame) -> Result<TabData> {
+        let fitted = self.fitted()?;
+        self.check_columns(df)?;
+        for (name, f) in self.cat_cols.iter().zip(&fitted.cat) {
+            column::check_fitted_dtype(column::get(df, name)?, name, f.dtype)?;
+        }
+        let n_rows = df.height();
+
+        // Output column j < n_cat is categorical column j; the rest are quantized columns.
+        let n_cat = self.cat_cols.len();
+        let quantized: Vec<&String> = self.quant_cols().collect();
+        let cat_columns = column::par_map(n_rows, n_cat + quantized.len(), |j| {
+            let mut out = vec![0i64; n_rows];
+            if j < n_cat {
+                let col = column::get(df, &self.cat_cols[j])?;
+                column::encode_into(col, &fitted.cat[j].categories, 0, &mut out)?;
+            } else {
+                let name = quantized[j - n_cat];
+                let values = column::as_f64(column::get(df, name)?)?;
+                quantize::fill_labels(&values, &fitted.quant[j - n_cat].edges, name, &mut out)?;
+            }
+            Ok(out)
+        })?;
+        let cat = column::assemble(n_rows, &cat_columns);
+        drop(cat_columns);
+
+        // Output column j < n_cont is plain continuous column j; the rest are indicators.
+        let plain: Vec<&String> = self.plain_cols().collect();
+        let n_cont = plain.len();
+        let sources: Vec<usize> = (0..n_cont)
+            .chain((0..n_cont).filter(|&j| fitted.cont[j].indicator))
+            .collect();
+        let cont_columns = column::par_map(n_rows, sources.len(), |j| {
+            let src = sources[j];
+            let name = plain[src];
+            let values = column::as_f64(column::get(df, name)?)?;
+            let mut out = vec![0f32; n_rows];
+            if j < n_cont {
+                fill_continuous(&values, &fitted.cont[src], name, &mut out)?;
+            } else {
+                fill_indicator(&values, &mut out);
+            }
+            Ok(out)
+        })?;
+        let cont = column::assemble(n_rows, &cont_columns);
+        let all_null = column::warn_all_missing(
+            df,
+            self.cat_cols.iter().chain(&self.continuous_cols),
+            "TabPreprocessor",
+        );
+        Ok(TabData {
+            cat,
+            cont,
+            all_null,
+        })
+    }
+}
+
+impl Persist for TabPreprocessor {}
 
 /// Median of `values` (non-empty, no NaN); the mean of the two middle values for an even
 /// count. Reorders `values`.

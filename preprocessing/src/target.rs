@@ -1,13 +1,11 @@
 //! Encoding of the target column.
 
-use std::path::Path;
-
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::column::{self, DtypeClass};
+use crate::contract::{Fit, Persist, Transform};
 use crate::error::{PreprocessingError, Result};
-use crate::persist;
 
 /// How a regression target is scaled before training; predictions are mapped back with
 /// [`TargetEncoder::inverse_values`] (a `Pipeline` does it on `predict` and `evaluate`).
@@ -105,7 +103,7 @@ impl TargetData {
 ///
 /// ```
 /// use polars::prelude::*;
-/// use widedeep_preprocessing::{TargetData, TargetEncoder, TargetKind};
+/// use widedeep_preprocessing::{TargetData, TargetEncoder, TargetKind, Transform};
 ///
 /// let df = df!("income" => ["<=50K", ">50K", "<=50K"]).unwrap();
 /// let mut enc = TargetEncoder::new("income", TargetKind::Binary);
@@ -155,7 +153,7 @@ impl TargetEncoder {
     ///
     /// ```
     /// use polars::prelude::*;
-    /// use widedeep_preprocessing::{TargetData, TargetEncoder, TargetKind, TargetScaling};
+    /// use widedeep_preprocessing::{TargetData, TargetEncoder, TargetKind, TargetScaling, Transform};
     ///
     /// let df = df!("price" => [10.0f64, 20.0, 30.0]).unwrap();
     /// let mut enc = TargetEncoder::new("price", TargetKind::Regression)
@@ -233,94 +231,6 @@ impl TargetEncoder {
     /// The label of class `index`, `None` when out of range.
     pub fn label_of(&self, index: usize) -> Option<&str> {
         self.classes.get(index).map(String::as_str)
-    }
-
-    /// Whether [`fit`](Self::fit) has been called successfully.
-    pub fn is_fitted(&self) -> bool {
-        self.fitted
-    }
-
-    /// Learns the classes (classification) and checks the values.
-    ///
-    /// Errors: [`EmptyFrame`](PreprocessingError::EmptyFrame),
-    /// [`MissingColumn`](PreprocessingError::MissingColumn),
-    /// [`WrongType`](PreprocessingError::WrongType),
-    /// [`NullValue`](PreprocessingError::NullValue),
-    /// [`NonFinite`](PreprocessingError::NonFinite), and
-    /// [`InvalidConfig`](PreprocessingError::InvalidConfig) with field `"target"` (wrong
-    /// number of classes) or `"positive_class"` (not one of the classes).
-    pub fn fit(&mut self, df: &DataFrame) -> Result<()> {
-        if df.height() == 0 {
-            return Err(PreprocessingError::EmptyFrame);
-        }
-        let col = self.checked_column(df)?;
-        self.fitted = false;
-        self.fitted_scale = None;
-        self.dtype = None;
-        if self.scaling != TargetScaling::None && self.kind != TargetKind::Regression {
-            return Err(PreprocessingError::config(
-                "scaling",
-                format!(
-                    "target `{}` is a classification target; only regression targets are scaled",
-                    self.column
-                ),
-            ));
-        }
-        self.classes = match self.kind {
-            TargetKind::Regression => {
-                let values = regression_values(col, &self.column)?;
-                self.fitted_scale = fit_scale(self.scaling, &values, &self.column)?;
-                Vec::new()
-            }
-            TargetKind::Binary | TargetKind::Multiclass => {
-                self.dtype = DtypeClass::of(col.dtype());
-                self.fit_classes(col)?
-            }
-        };
-        self.fitted = true;
-        Ok(())
-    }
-
-    /// Encodes the target column of `df`: `F32` of length `df.height()` for binary and
-    /// regression, `I64` for multiclass.
-    ///
-    /// Errors: [`NotFitted`](PreprocessingError::NotFitted) and those of
-    /// [`fit`](Self::fit), plus [`UnknownClass`](PreprocessingError::UnknownClass).
-    pub fn transform(&self, df: &DataFrame) -> Result<TargetData> {
-        if !self.fitted {
-            return Err(PreprocessingError::not_fitted("TargetEncoder"));
-        }
-        let col = self.checked_column(df)?;
-        column::check_fitted_dtype(col, &self.column, self.dtype)?;
-        match self.kind {
-            TargetKind::Regression => {
-                let values = regression_values(col, &self.column)?;
-                Ok(TargetData::F32(self.scaled(&values)?))
-            }
-            TargetKind::Binary => {
-                let codes = self.class_codes(col)?;
-                Ok(TargetData::F32(
-                    codes.into_iter().map(|c| c as f32).collect(),
-                ))
-            }
-            TargetKind::Multiclass => Ok(TargetData::I64(self.class_codes(col)?)),
-        }
-    }
-
-    /// [`fit`](Self::fit) then [`transform`](Self::transform) on the same frame.
-    pub fn fit_transform(&mut self, df: &DataFrame) -> Result<TargetData> {
-        self.fit(df)?;
-        self.transform(df)
-    }
-
-    /// Saves the encoder as JSON, atomically.
-    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        persist::save_json(self, path.as_ref())
-    }
-
-    /// Loads an encoder saved by [`save`](Self::save).
-    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        persist::load_json(path.as_ref())
     }
 
     /// The regression values scaled per the fitted scaling, as `f32`.
@@ -488,6 +398,86 @@ impl TargetEncoder {
         }
     }
 }
+
+impl Fit for TargetEncoder {
+    /// Learns the classes (classification) and checks the values.
+    ///
+    /// Errors: [`EmptyFrame`](PreprocessingError::EmptyFrame),
+    /// [`MissingColumn`](PreprocessingError::MissingColumn),
+    /// [`WrongType`](PreprocessingError::WrongType),
+    /// [`NullValue`](PreprocessingError::NullValue),
+    /// [`NonFinite`](PreprocessingError::NonFinite), and
+    /// [`InvalidConfig`](PreprocessingError::InvalidConfig) with field `"target"` (wrong
+    /// number of classes) or `"positive_class"` (not one of the classes).
+    fn fit(&mut self, df: &DataFrame) -> Result<()> {
+        if df.height() == 0 {
+            return Err(PreprocessingError::EmptyFrame);
+        }
+        let col = self.checked_column(df)?;
+        self.fitted = false;
+        self.fitted_scale = None;
+        self.dtype = None;
+        if self.scaling != TargetScaling::None && self.kind != TargetKind::Regression {
+            return Err(PreprocessingError::config(
+                "scaling",
+                format!(
+                    "target `{}` is a classification target; only regression targets are scaled",
+                    self.column
+                ),
+            ));
+        }
+        self.classes = match self.kind {
+            TargetKind::Regression => {
+                let values = regression_values(col, &self.column)?;
+                self.fitted_scale = fit_scale(self.scaling, &values, &self.column)?;
+                Vec::new()
+            }
+            TargetKind::Binary | TargetKind::Multiclass => {
+                self.dtype = DtypeClass::of(col.dtype());
+                self.fit_classes(col)?
+            }
+        };
+        self.fitted = true;
+        Ok(())
+    }
+
+    fn is_fitted(&self) -> bool {
+        self.fitted
+    }
+}
+
+impl Transform for TargetEncoder {
+    /// One label or value per row, see [`TargetData`].
+    type Output = TargetData;
+
+    /// Encodes the target column of `df`: `F32` of length `df.height()` for binary and
+    /// regression, `I64` for multiclass.
+    ///
+    /// Errors: [`NotFitted`](PreprocessingError::NotFitted) and those of
+    /// [`fit`](Self::fit), plus [`UnknownClass`](PreprocessingError::UnknownClass).
+    fn transform(&self, df: &DataFrame) -> Result<TargetData> {
+        if !self.fitted {
+            return Err(PreprocessingError::not_fitted("TargetEncoder"));
+        }
+        let col = self.checked_column(df)?;
+        column::check_fitted_dtype(col, &self.column, self.dtype)?;
+        match self.kind {
+            TargetKind::Regression => {
+                let values = regression_values(col, &self.column)?;
+                Ok(TargetData::F32(self.scaled(&values)?))
+            }
+            TargetKind::Binary => {
+                let codes = self.class_codes(col)?;
+                Ok(TargetData::F32(
+                    codes.into_iter().map(|c| c as f32).collect(),
+                ))
+            }
+            TargetKind::Multiclass => Ok(TargetData::I64(self.class_codes(col)?)),
+        }
+    }
+}
+
+impl Persist for TargetEncoder {}
 
 /// A classification target column, viewed in the form its values are keyed by.
 enum Values {

@@ -22,8 +22,8 @@ use tokenizers::{
 };
 
 use crate::column;
+use crate::contract::{Fit, Persist, Transform};
 use crate::error::{PreprocessingError, Result};
-use crate::persist;
 
 /// Token of the padding id in vocabularies trained here (id 0).
 pub const PAD_TOKEN: &str = "[PAD]";
@@ -108,7 +108,7 @@ pub struct TextMeta {
 ///
 /// ```
 /// use polars::prelude::*;
-/// use widedeep_preprocessing::{TextPreprocessor, Vocab};
+/// use widedeep_preprocessing::{TextPreprocessor, Transform, Vocab};
 ///
 /// let df = df!("review" => [Some("Great dress, great fit"), None, Some("too small")]).unwrap();
 /// let mut text = TextPreprocessor::new("review")
@@ -235,10 +235,6 @@ impl TextPreprocessor {
         &self.text_col
     }
 
-    pub fn is_fitted(&self) -> bool {
-        self.fitted.is_some()
-    }
-
     fn validate(&self) -> Result<()> {
         if self.maxlen == 0 {
             return Err(PreprocessingError::config("maxlen", "must be ≥ 1"));
@@ -273,9 +269,221 @@ impl TextPreprocessor {
         (!parts.is_empty()).then(|| Sequence::new(parts))
     }
 
+    fn fitted(&self) -> Result<&TextFitted> {
+        self.fitted
+            .as_ref()
+            .ok_or_else(|| PreprocessingError::not_fitted("TextPreprocessor"))
+    }
+
+    /// Token ids for plain strings (same rules as [`transform`](Self::transform)).
+    pub fn transform_texts(&self, texts: &[&str]) -> Result<TextData> {
+        let fitted = self.fitted()?;
+        self.encode(fitted, texts.to_vec())
+    }
+
+    fn encode(&self, fitted: &TextFitted, texts: Vec<&str>) -> Result<TextData> {
+        let n = texts.len();
+        let maxlen = self.maxlen;
+        let pad = fitted.pad_id as i64;
+        let encodings: Vec<Vec<u32>> = if matches!(self.vocab, Vocab::Word { .. }) {
+            // word-level: plain-ASCII texts take a direct split + lookup path that gives the
+            // same ids as the tokenizer (checked by a test), the others go through it
+            let words = fitted
+                .word_ids
+                .get_or_init(|| fitted.tokenizer.get_vocab(false));
+            let unk = words.get(UNK_TOKEN).copied().unwrap_or(1);
+            texts
+                .par_iter()
+                .map(|t| {
+                    if fast_eligible(t) {
+                        let lower;
+                        let t = if self.lowercase {
+                            lower = t.to_ascii_lowercase();
+                            lower.as_str()
+                        } else {
+                            t
+                        };
+                        let mut ids = Vec::new();
+                        split_ascii_words(t, |w| ids.push(words.get(w).copied().unwrap_or(unk)));
+                        if ids.len() > maxlen {
+                            match self.truncation_side {
+                                Side::Left => {
+                                    ids.drain(..ids.len() - maxlen);
+                                }
+                                Side::Right => ids.truncate(maxlen),
+                            }
+                        }
+                        Ok(ids)
+                    } else {
+                        Ok(fitted
+                            .tokenizer
+                            .encode_fast(*t, true)
+                            .map_err(tok_err)?
+                            .get_ids()
+                            .to_vec())
+                    }
+                })
+                .collect::<Result<_>>()?
+        } else {
+            fitted
+                .tokenizer
+                .encode_batch_fast(texts, true)
+                .map_err(tok_err)?
+                .iter()
+                .map(|e| e.get_ids().to_vec())
+                .collect()
+        };
+        let mut ids = Array2::<i64>::from_elem((n, maxlen), pad);
+        let mut lengths = Vec::with_capacity(n);
+        let flat = ids.as_slice_mut().expect("standard layout");
+        for (row, toks) in flat.chunks_exact_mut(maxlen).zip(&encodings) {
+            let toks = &toks[..toks.len().min(maxlen)];
+            let start = match self.padding_side {
+                Side::Left => maxlen - toks.len(),
+                Side::Right => 0,
+            };
+            for (slot, &t) in row[start..].iter_mut().zip(toks) {
+                *slot = t as i64;
+            }
+            lengths.push(toks.len());
+        }
+        Ok(TextData {
+            ids,
+            lengths,
+            all_null: Vec::new(),
+        })
+    }
+
+    /// Vocabulary size, pad id and sequence length, for building a text model.
+    pub fn meta(&self) -> Result<TextMeta> {
+        let f = self.fitted()?;
+        Ok(TextMeta {
+            name: self.text_col.clone(),
+            vocab_size: f.vocab_size,
+            pad_id: f.pad_id as i64,
+            maxlen: self.maxlen,
+        })
+    }
+
+    /// The embedding matrix `[vocab_size, dim]` built from the word vectors at fit time
+    /// (`None` without word vectors, or after loading a saved preprocessor).
+    pub fn embedding_matrix(&self) -> Option<Arc<Array2<f32>>> {
+        self.fitted.as_ref()?.embedding_matrix.clone()
+    }
+
+    /// The fitted tokenizer.
+    pub fn tokenizer(&self) -> Result<&Tokenizer> {
+        Ok(&self.fitted()?.tokenizer)
+    }
+
+    /// The id of `token`, if it is in the vocabulary.
+    pub fn token_to_id(&self, token: &str) -> Option<i64> {
+        self.fitted
+            .as_ref()?
+            .tokenizer
+            .token_to_id(token)
+            .map(i64::from)
+    }
+
+    /// Writes the fitted tokenizer as a Hugging Face `tokenizer.json`.
+    pub fn save_tokenizer(&self, path: impl AsRef<Path>) -> Result<()> {
+        let text = self.fitted()?.tokenizer.to_string(true).map_err(tok_err)?;
+        std::fs::write(path, text)?;
+        Ok(())
+    }
+}
+
+impl TextPreprocessor {
+    /// A word-level tokenizer whose vocabulary is counted here (in parallel; plain-ASCII
+    /// texts by a direct split) with the rules of the tokenizers crate's `WordLevelTrainer`:
+    /// `[PAD]`, `[UNK]`, then the words seen at least `min_freq` times by decreasing count
+    /// (ties by word), `max_vocab` in all.
+    fn word_tokenizer(
+        &self,
+        texts: &[Option<&str>],
+        min_freq: u64,
+        max_vocab: usize,
+    ) -> Result<Tokenizer> {
+        let mut tokenizer = Tokenizer::new(
+            WordLevel::builder()
+                .unk_token(UNK_TOKEN.into())
+                .build()
+                .map_err(tok_err)?,
+        );
+        if let Some(n) = self.normalizer() {
+            tokenizer.with_normalizer(Some(n));
+        }
+        tokenizer.with_pre_tokenizer(Some(Whitespace {}));
+        let counts: HashMap<String, u64> = texts
+            .par_iter()
+            .flatten()
+            .try_fold(HashMap::new, |mut m: HashMap<String, u64>, t| {
+                let mut add = |w: &str| match m.get_mut(w) {
+                    Some(c) => *c += 1,
+                    None => {
+                        m.insert(w.to_owned(), 1);
+                    }
+                };
+                if fast_eligible(t) {
+                    if self.lowercase {
+                        split_ascii_words(&t.to_ascii_lowercase(), &mut add);
+                    } else {
+                        split_ascii_words(t, &mut add);
+                    }
+                } else {
+                    let mut normalized = NormalizedString::from(*t);
+                    if let Some(n) = tokenizer.get_normalizer() {
+                        n.normalize(&mut normalized).map_err(tok_err)?;
+                    }
+                    let mut pre = PreTokenizedString::from(normalized);
+                    Whitespace {}.pre_tokenize(&mut pre).map_err(tok_err)?;
+                    for (w, _, _) in pre.get_splits(OffsetReferential::Original, OffsetType::Byte) {
+                        add(w);
+                    }
+                }
+                Ok::<_, PreprocessingError>(m)
+            })
+            .try_reduce(HashMap::new, |mut a, b| {
+                for (k, v) in b {
+                    *a.entry(k).or_default() += v;
+                }
+                Ok(a)
+            })?;
+        let mut ordered: Vec<(&String, &u64)> =
+            counts.iter().filter(|(_, &c)| c >= min_freq).collect();
+        ordered.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+        let mut vocab = serde_json::Map::new();
+        for (i, w) in [PAD_TOKEN, UNK_TOKEN]
+            .into_iter()
+            .chain(ordered.iter().map(|(w, _)| w.as_str()))
+            .take(max_vocab)
+            .enumerate()
+        {
+            vocab.insert(w.to_owned(), serde_json::Value::from(i));
+        }
+        let spec = serde_json::json!({
+            "type": "WordLevel",
+            "vocab": vocab,
+            "unk_token": UNK_TOKEN,
+        });
+        let model: WordLevel = serde_json::from_str(&spec.to_string())?;
+        let mut out = Tokenizer::new(model);
+        if let Some(n) = self.normalizer() {
+            out.with_normalizer(Some(n));
+        }
+        out.with_pre_tokenizer(Some(Whitespace {}));
+        out.add_special_tokens(&[
+            AddedToken::from(PAD_TOKEN, true),
+            AddedToken::from(UNK_TOKEN, true),
+        ]);
+        Ok(out)
+    }
+}
+
+impl Fit for TextPreprocessor {
     /// Learns the vocabulary from the non-null texts of `df` (or reads the pretrained
     /// tokenizer), and the embedding matrix when word vectors are set.
-    pub fn fit(&mut self, df: &DataFrame) -> Result<&mut Self> {
+    fn fit(&mut self, df: &DataFrame) -> Result<()> {
         self.validate()?;
         if df.height() == 0 {
             return Err(PreprocessingError::EmptyFrame);
@@ -385,18 +593,21 @@ impl TextPreprocessor {
             embedding_matrix,
             word_ids: Default::default(),
         });
-        Ok(self)
+        Ok(())
     }
 
-    fn fitted(&self) -> Result<&TextFitted> {
-        self.fitted
-            .as_ref()
-            .ok_or_else(|| PreprocessingError::not_fitted("TextPreprocessor"))
+    fn is_fitted(&self) -> bool {
+        self.fitted.is_some()
     }
+}
+
+impl Transform for TextPreprocessor {
+    /// Token ids and lengths, see [`TextData`].
+    type Output = TextData;
 
     /// Token ids `[n_rows, maxlen]` for the texts of `df`. Unknown words map to `[UNK]`, null
     /// texts to an all-padding row.
-    pub fn transform(&self, df: &DataFrame) -> Result<TextData> {
+    fn transform(&self, df: &DataFrame) -> Result<TextData> {
         let fitted = self.fitted()?;
         let texts = read_texts(df, &self.text_col)?;
         let mut data = self.encode(fitted, texts.iter().map(|t| t.unwrap_or("")).collect())?;
@@ -404,227 +615,9 @@ impl TextPreprocessor {
             column::warn_all_missing(df, std::iter::once(&self.text_col), "TextPreprocessor");
         Ok(data)
     }
-
-    /// Token ids for plain strings (same rules as [`transform`](Self::transform)).
-    pub fn transform_texts(&self, texts: &[&str]) -> Result<TextData> {
-        let fitted = self.fitted()?;
-        self.encode(fitted, texts.to_vec())
-    }
-
-    fn encode(&self, fitted: &TextFitted, texts: Vec<&str>) -> Result<TextData> {
-        let n = texts.len();
-        let maxlen = self.maxlen;
-        let pad = fitted.pad_id as i64;
-        let encodings: Vec<Vec<u32>> = if matches!(self.vocab, Vocab::Word { .. }) {
-            // word-level: plain-ASCII texts take a direct split + lookup path that gives the
-            // same ids as the tokenizer (checked by a test), the others go through it
-            let words = fitted
-                .word_ids
-                .get_or_init(|| fitted.tokenizer.get_vocab(false));
-            let unk = words.get(UNK_TOKEN).copied().unwrap_or(1);
-            texts
-                .par_iter()
-                .map(|t| {
-                    if fast_eligible(t) {
-                        let lower;
-                        let t = if self.lowercase {
-                            lower = t.to_ascii_lowercase();
-                            lower.as_str()
-                        } else {
-                            t
-                        };
-                        let mut ids = Vec::new();
-                        split_ascii_words(t, |w| ids.push(words.get(w).copied().unwrap_or(unk)));
-                        if ids.len() > maxlen {
-                            match self.truncation_side {
-                                Side::Left => {
-                                    ids.drain(..ids.len() - maxlen);
-                                }
-                                Side::Right => ids.truncate(maxlen),
-                            }
-                        }
-                        Ok(ids)
-                    } else {
-                        Ok(fitted
-                            .tokenizer
-                            .encode_fast(*t, true)
-                            .map_err(tok_err)?
-                            .get_ids()
-                            .to_vec())
-                    }
-                })
-                .collect::<Result<_>>()?
-        } else {
-            fitted
-                .tokenizer
-                .encode_batch_fast(texts, true)
-                .map_err(tok_err)?
-                .iter()
-                .map(|e| e.get_ids().to_vec())
-                .collect()
-        };
-        let mut ids = Array2::<i64>::from_elem((n, maxlen), pad);
-        let mut lengths = Vec::with_capacity(n);
-        let flat = ids.as_slice_mut().expect("standard layout");
-        for (row, toks) in flat.chunks_exact_mut(maxlen).zip(&encodings) {
-            let toks = &toks[..toks.len().min(maxlen)];
-            let start = match self.padding_side {
-                Side::Left => maxlen - toks.len(),
-                Side::Right => 0,
-            };
-            for (slot, &t) in row[start..].iter_mut().zip(toks) {
-                *slot = t as i64;
-            }
-            lengths.push(toks.len());
-        }
-        Ok(TextData {
-            ids,
-            lengths,
-            all_null: Vec::new(),
-        })
-    }
-
-    /// [`fit`](Self::fit) then [`transform`](Self::transform).
-    pub fn fit_transform(&mut self, df: &DataFrame) -> Result<TextData> {
-        self.fit(df)?;
-        self.transform(df)
-    }
-
-    /// Vocabulary size, pad id and sequence length, for building a text model.
-    pub fn meta(&self) -> Result<TextMeta> {
-        let f = self.fitted()?;
-        Ok(TextMeta {
-            name: self.text_col.clone(),
-            vocab_size: f.vocab_size,
-            pad_id: f.pad_id as i64,
-            maxlen: self.maxlen,
-        })
-    }
-
-    /// The embedding matrix `[vocab_size, dim]` built from the word vectors at fit time
-    /// (`None` without word vectors, or after loading a saved preprocessor).
-    pub fn embedding_matrix(&self) -> Option<Arc<Array2<f32>>> {
-        self.fitted.as_ref()?.embedding_matrix.clone()
-    }
-
-    /// The fitted tokenizer.
-    pub fn tokenizer(&self) -> Result<&Tokenizer> {
-        Ok(&self.fitted()?.tokenizer)
-    }
-
-    /// The id of `token`, if it is in the vocabulary.
-    pub fn token_to_id(&self, token: &str) -> Option<i64> {
-        self.fitted
-            .as_ref()?
-            .tokenizer
-            .token_to_id(token)
-            .map(i64::from)
-    }
-
-    /// Writes the fitted tokenizer as a Hugging Face `tokenizer.json`.
-    pub fn save_tokenizer(&self, path: impl AsRef<Path>) -> Result<()> {
-        let text = self.fitted()?.tokenizer.to_string(true).map_err(tok_err)?;
-        std::fs::write(path, text)?;
-        Ok(())
-    }
-
-    /// Saves the preprocessor (configuration and fitted tokenizer) as JSON.
-    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        persist::save_json(self, path.as_ref())
-    }
-
-    /// Loads a preprocessor saved by [`save`](Self::save).
-    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        persist::load_json(path.as_ref())
-    }
 }
 
-impl TextPreprocessor {
-    /// A word-level tokenizer whose vocabulary is counted here (in parallel; plain-ASCII
-    /// texts by a direct split) with the rules of the tokenizers crate's `WordLevelTrainer`:
-    /// `[PAD]`, `[UNK]`, then the words seen at least `min_freq` times by decreasing count
-    /// (ties by word), `max_vocab` in all.
-    fn word_tokenizer(
-        &self,
-        texts: &[Option<&str>],
-        min_freq: u64,
-        max_vocab: usize,
-    ) -> Result<Tokenizer> {
-        let mut tokenizer = Tokenizer::new(
-            WordLevel::builder()
-                .unk_token(UNK_TOKEN.into())
-                .build()
-                .map_err(tok_err)?,
-        );
-        if let Some(n) = self.normalizer() {
-            tokenizer.with_normalizer(Some(n));
-        }
-        tokenizer.with_pre_tokenizer(Some(Whitespace {}));
-        let counts: HashMap<String, u64> = texts
-            .par_iter()
-            .flatten()
-            .try_fold(HashMap::new, |mut m: HashMap<String, u64>, t| {
-                let mut add = |w: &str| match m.get_mut(w) {
-                    Some(c) => *c += 1,
-                    None => {
-                        m.insert(w.to_owned(), 1);
-                    }
-                };
-                if fast_eligible(t) {
-                    if self.lowercase {
-                        split_ascii_words(&t.to_ascii_lowercase(), &mut add);
-                    } else {
-                        split_ascii_words(t, &mut add);
-                    }
-                } else {
-                    let mut normalized = NormalizedString::from(*t);
-                    if let Some(n) = tokenizer.get_normalizer() {
-                        n.normalize(&mut normalized).map_err(tok_err)?;
-                    }
-                    let mut pre = PreTokenizedString::from(normalized);
-                    Whitespace {}.pre_tokenize(&mut pre).map_err(tok_err)?;
-                    for (w, _, _) in pre.get_splits(OffsetReferential::Original, OffsetType::Byte) {
-                        add(w);
-                    }
-                }
-                Ok::<_, PreprocessingError>(m)
-            })
-            .try_reduce(HashMap::new, |mut a, b| {
-                for (k, v) in b {
-                    *a.entry(k).or_default() += v;
-                }
-                Ok(a)
-            })?;
-        let mut ordered: Vec<(&String, &u64)> =
-            counts.iter().filter(|(_, &c)| c >= min_freq).collect();
-        ordered.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
-        let mut vocab = serde_json::Map::new();
-        for (i, w) in [PAD_TOKEN, UNK_TOKEN]
-            .into_iter()
-            .chain(ordered.iter().map(|(w, _)| w.as_str()))
-            .take(max_vocab)
-            .enumerate()
-        {
-            vocab.insert(w.to_owned(), serde_json::Value::from(i));
-        }
-        let spec = serde_json::json!({
-            "type": "WordLevel",
-            "vocab": vocab,
-            "unk_token": UNK_TOKEN,
-        });
-        let model: WordLevel = serde_json::from_str(&spec.to_string())?;
-        let mut out = Tokenizer::new(model);
-        if let Some(n) = self.normalizer() {
-            out.with_normalizer(Some(n));
-        }
-        out.with_pre_tokenizer(Some(Whitespace {}));
-        out.add_special_tokens(&[
-            AddedToken::from(PAD_TOKEN, true),
-            AddedToken::from(UNK_TOKEN, true),
-        ]);
-        Ok(out)
-    }
-}
+impl Persist for TextPreprocessor {}
 
 /// Whether `t` can skip the tokenizer: plain ASCII (normalisation is then just lowercasing) and
 /// no special-token text.

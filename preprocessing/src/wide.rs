@@ -1,7 +1,5 @@
 //! Global index encoding for the wide (linear) component.
 
-use std::path::Path;
-
 use ndarray::Array2;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -10,9 +8,9 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::column::{self, DtypeClass, KeyDtypes};
+use crate::contract::{Fit, Persist, Transform};
 use crate::error::{PreprocessingError, Result};
 use crate::macros::ensure;
-use crate::persist;
 use crate::quantize::{self, Quantization};
 
 /// Separator between the parts of a crossed column's name and of its values.
@@ -37,7 +35,7 @@ const CROSS_SEP: &str = "-";
 ///
 /// ```
 /// use polars::prelude::*;
-/// use widedeep_preprocessing::WidePreprocessor;
+/// use widedeep_preprocessing::{Transform, WidePreprocessor};
 ///
 /// let df = df!("color" => ["red", "blue", "red"], "size" => ["S", "M", "S"]).unwrap();
 /// let mut wide = WidePreprocessor::new(&["color", "size"])
@@ -113,7 +111,7 @@ impl WidePreprocessor {
     ///
     /// ```
     /// use polars::prelude::*;
-    /// use widedeep_preprocessing::{Quantization, WidePreprocessor};
+    /// use widedeep_preprocessing::{Quantization, Transform, WidePreprocessor};
     ///
     /// let df = df!("age" => [17.0f64, 25.0, 40.0, 70.0]).unwrap();
     /// let mut wide = WidePreprocessor::new(&["age"])
@@ -190,115 +188,6 @@ impl WidePreprocessor {
         &self.crossed_cols
     }
 
-    /// Whether [`fit`](Self::fit) has been called successfully.
-    pub fn is_fitted(&self) -> bool {
-        self.fitted.is_some()
-    }
-
-    /// Learns the vocabulary of every wide and crossed column from `df`.
-    ///
-    /// Errors: [`InvalidConfig`](PreprocessingError::InvalidConfig) when no column is
-    /// configured or a crossed column has fewer than two parts,
-    /// [`DuplicateColumn`](PreprocessingError::DuplicateColumn),
-    /// [`EmptyFrame`](PreprocessingError::EmptyFrame),
-    /// [`MissingColumn`](PreprocessingError::MissingColumn),
-    /// [`WrongType`](PreprocessingError::WrongType) and
-    /// [`AllNull`](PreprocessingError::AllNull) (for a crossed column: no row with all parts
-    /// non-null).
-    pub fn fit(&mut self, df: &DataFrame) -> Result<()> {
-        self.validate_config()?;
-        if df.height() == 0 {
-            return Err(PreprocessingError::EmptyFrame);
-        }
-        let edges = self
-            .quantize
-            .iter()
-            .map(|(name, q)| {
-                let col = column::get(df, name)?;
-                column::check_numeric(col, name)?;
-                q.fit_edges(col, name)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let binned = self.binned(df, &edges)?;
-        let df = binned.as_ref();
-        let mut dtypes = BTreeMap::new();
-        for name in self.used_cols() {
-            if let Some(class) = DtypeClass::of(checked_column(df, name)?.dtype()) {
-                dtypes.insert(name.clone(), class);
-            }
-        }
-        let vocabs = column::par_map(df.height(), self.wide_cols.len(), |j| {
-            let name = &self.wide_cols[j];
-            let vocab = column::distinct_keys(checked_column(df, name)?)?;
-            if vocab.is_empty() {
-                return Err(PreprocessingError::all_null(name));
-            }
-            Ok(vocab)
-        })?;
-        let crossed = column::par_map(df.height(), self.crossed_cols.len(), |k| {
-            fit_crossed(df, &self.crossed_cols[k])
-        })?;
-        self.fitted = Some(WideFitted {
-            vocabs,
-            crossed,
-            edges,
-            dtypes,
-        });
-        Ok(())
-    }
-
-    /// Encodes `df` with the fitted vocabularies.
-    ///
-    /// Returns indices of shape `[df.height(), n_wide_cols + n_crossed]`. Errors:
-    /// [`NotFitted`](PreprocessingError::NotFitted), [`MissingColumn`](PreprocessingError::MissingColumn),
-    /// [`WrongType`](PreprocessingError::WrongType),
-    /// [`DtypeChanged`](PreprocessingError::DtypeChanged) (a column keyed differently than at
-    /// fit time), [`NonFinite`](PreprocessingError::NonFinite) (an infinite value in a
-    /// quantized column). An entirely null column is listed in [`WideData::all_null`].
-    pub fn transform(&self, df: &DataFrame) -> Result<WideData> {
-        let fitted = self.fitted()?;
-        let binned = self.binned(df, &fitted.edges)?;
-        let df = binned.as_ref();
-        // Check all columns up front so the first error is the first bad column.
-        for name in self.used_cols() {
-            let col = checked_column(df, name)?;
-            column::check_fitted_dtype(col, name, fitted.dtypes.get(name).copied())?;
-        }
-        let n_wide = self.wide_cols.len();
-        let n_out = n_wide + self.crossed_cols.len();
-        let offsets: Vec<i64> = fitted
-            .sizes()
-            .scan(0i64, |acc, size| {
-                let start = *acc;
-                *acc += size as i64;
-                Some(start)
-            })
-            .collect();
-        let n_rows = df.height();
-        let columns = column::par_map(n_rows, n_out, |j| {
-            let mut out = vec![0i64; n_rows];
-            if j < n_wide {
-                let col = checked_column(df, &self.wide_cols[j])?;
-                column::encode_into(col, &fitted.vocabs[j], offsets[j], &mut out)?;
-            } else {
-                let k = j - n_wide;
-                let (parts, combos) = (&self.crossed_cols[k], &fitted.crossed[k]);
-                transform_crossed(df, parts, combos, offsets[j], &mut out)?;
-            }
-            Ok(out)
-        })?;
-        let indices = column::assemble(n_rows, &columns);
-        let all_null =
-            column::warn_all_missing(df, self.used_cols().into_iter(), "WidePreprocessor");
-        Ok(WideData { indices, all_null })
-    }
-
-    /// [`fit`](Self::fit) then [`transform`](Self::transform) on the same frame.
-    pub fn fit_transform(&mut self, df: &DataFrame) -> Result<WideData> {
-        self.fit(df)?;
-        self.transform(df)
-    }
-
     /// Number of distinct fitted `(column, value)` pairs over all wide and crossed columns;
     /// indices run `1..=wide_dim()`, so an embedding table needs `wide_dim() + 1` rows.
     /// 0 before fitting.
@@ -336,16 +225,6 @@ impl WidePreprocessor {
             rest -= combos.len();
         }
         None
-    }
-
-    /// Saves the preprocessor (configuration and fitted state) as JSON, atomically.
-    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        persist::save_json(self, path.as_ref())
-    }
-
-    /// Loads a preprocessor saved by [`save`](Self::save).
-    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        persist::load_json(path.as_ref())
     }
 
     /// The fitted state, checked against the configuration (it may come from a hand-edited
@@ -405,6 +284,117 @@ impl WidePreprocessor {
         Ok(())
     }
 }
+
+impl Fit for WidePreprocessor {
+    /// Learns the vocabulary of every wide and crossed column from `df`.
+    ///
+    /// Errors: [`InvalidConfig`](PreprocessingError::InvalidConfig) when no column is
+    /// configured or a crossed column has fewer than two parts,
+    /// [`DuplicateColumn`](PreprocessingError::DuplicateColumn),
+    /// [`EmptyFrame`](PreprocessingError::EmptyFrame),
+    /// [`MissingColumn`](PreprocessingError::MissingColumn),
+    /// [`WrongType`](PreprocessingError::WrongType) and
+    /// [`AllNull`](PreprocessingError::AllNull) (for a crossed column: no row with all parts
+    /// non-null).
+    fn fit(&mut self, df: &DataFrame) -> Result<()> {
+        self.validate_config()?;
+        if df.height() == 0 {
+            return Err(PreprocessingError::EmptyFrame);
+        }
+        let edges = self
+            .quantize
+            .iter()
+            .map(|(name, q)| {
+                let col = column::get(df, name)?;
+                column::check_numeric(col, name)?;
+                q.fit_edges(col, name)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let binned = self.binned(df, &edges)?;
+        let df = binned.as_ref();
+        let mut dtypes = BTreeMap::new();
+        for name in self.used_cols() {
+            if let Some(class) = DtypeClass::of(checked_column(df, name)?.dtype()) {
+                dtypes.insert(name.clone(), class);
+            }
+        }
+        let vocabs = column::par_map(df.height(), self.wide_cols.len(), |j| {
+            let name = &self.wide_cols[j];
+            let vocab = column::distinct_keys(checked_column(df, name)?)?;
+            if vocab.is_empty() {
+                return Err(PreprocessingError::all_null(name));
+            }
+            Ok(vocab)
+        })?;
+        let crossed = column::par_map(df.height(), self.crossed_cols.len(), |k| {
+            fit_crossed(df, &self.crossed_cols[k])
+        })?;
+        self.fitted = Some(WideFitted {
+            vocabs,
+            crossed,
+            edges,
+            dtypes,
+        });
+        Ok(())
+    }
+
+    fn is_fitted(&self) -> bool {
+        self.fitted.is_some()
+    }
+}
+
+impl Transform for WidePreprocessor {
+    /// Global indices, see [`WideData`].
+    type Output = WideData;
+
+    /// Encodes `df` with the fitted vocabularies.
+    ///
+    /// Returns indices of shape `[df.height(), n_wide_cols + n_crossed]`. Errors:
+    /// [`NotFitted`](PreprocessingError::NotFitted), [`MissingColumn`](PreprocessingError::MissingColumn),
+    /// [`WrongType`](PreprocessingError::WrongType),
+    /// [`DtypeChanged`](PreprocessingError::DtypeChanged) (a column keyed differently than at
+    /// fit time), [`NonFinite`](PreprocessingError::NonFinite) (an infinite value in a
+    /// quantized column). An entirely null column is listed in [`WideData::all_null`].
+    fn transform(&self, df: &DataFrame) -> Result<WideData> {
+        let fitted = self.fitted()?;
+        let binned = self.binned(df, &fitted.edges)?;
+        let df = binned.as_ref();
+        // Check all columns up front so the first error is the first bad column.
+        for name in self.used_cols() {
+            let col = checked_column(df, name)?;
+            column::check_fitted_dtype(col, name, fitted.dtypes.get(name).copied())?;
+        }
+        let n_wide = self.wide_cols.len();
+        let n_out = n_wide + self.crossed_cols.len();
+        let offsets: Vec<i64> = fitted
+            .sizes()
+            .scan(0i64, |acc, size| {
+                let start = *acc;
+                *acc += size as i64;
+                Some(start)
+            })
+            .collect();
+        let n_rows = df.height();
+        let columns = column::par_map(n_rows, n_out, |j| {
+            let mut out = vec![0i64; n_rows];
+            if j < n_wide {
+                let col = checked_column(df, &self.wide_cols[j])?;
+                column::encode_into(col, &fitted.vocabs[j], offsets[j], &mut out)?;
+            } else {
+                let k = j - n_wide;
+                let (parts, combos) = (&self.crossed_cols[k], &fitted.crossed[k]);
+                transform_crossed(df, parts, combos, offsets[j], &mut out)?;
+            }
+            Ok(out)
+        })?;
+        let indices = column::assemble(n_rows, &columns);
+        let all_null =
+            column::warn_all_missing(df, self.used_cols().into_iter(), "WidePreprocessor");
+        Ok(WideData { indices, all_null })
+    }
+}
+
+impl Persist for WidePreprocessor {}
 
 /// Errors with [`PreprocessingError::DuplicateColumn`] on the first repeated name.
 pub(crate) fn check_unique<'a>(names: impl Iterator<Item = &'a str>, field: &str) -> Result<()> {

@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use widedeep::models::{
     Backbone, BackboneConfig, BertConfig, BertPooling, Component, ImageInput, ModelInput,
 };
-use widedeep::preprocessing::{Side, TextPreprocessor};
+use widedeep::preprocessing::{Side, TextPreprocessor, Transform};
 use widedeep::tch::{nn, Device, Tensor};
 
 fn fixtures() -> PathBuf {

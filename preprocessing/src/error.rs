@@ -173,6 +173,14 @@ impl PreprocessingError {
         }
     }
 
+    pub(crate) fn non_finite(column: &str, row: usize, value: f64) -> Self {
+        Self::NonFinite {
+            column: column.to_owned(),
+            row,
+            value,
+        }
+    }
+
     pub(crate) fn config(field: &str, reason: impl Into<String>) -> Self {
         Self::InvalidConfig {
             field: field.to_owned(),

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::column;
 use crate::contract::{Fit, Persist, Transform};
 use crate::error::{PreprocessingError, Result};
+use crate::macros::{bail, ensure};
 
 /// ImageNet channel means (RGB, on the `[0, 1]` scale).
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -249,19 +250,19 @@ impl ImagePreprocessor {
     }
 
     fn validate(&self) -> Result<()> {
-        if self.width == 0 || self.height == 0 {
-            return Err(PreprocessingError::config(
-                "size",
-                format!("must be positive, got {}×{}", self.width, self.height),
-            ));
-        }
+        ensure!(
+            self.width > 0 && self.height > 0,
+            config("size"),
+            "must be positive, got {}×{}",
+            self.width,
+            self.height
+        );
         if let Normalization::Custom { std, .. } = &self.normalization {
-            if std.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
-                return Err(PreprocessingError::config(
-                    "normalization.std",
-                    "must be positive",
-                ));
-            }
+            ensure!(
+                std.iter().all(|s| *s > 0.0 && s.is_finite()),
+                config("normalization.std"),
+                "must be positive"
+            );
         }
         Ok(())
     }
@@ -274,9 +275,7 @@ impl ImagePreprocessor {
 
     fn fit_inner(&mut self, df: &DataFrame, keep: bool) -> Result<Option<ImageData>> {
         self.validate()?;
-        if df.height() == 0 {
-            return Err(PreprocessingError::EmptyFrame);
-        }
+        ensure!(df.height() > 0, PreprocessingError::EmptyFrame);
         let raws = self.raws(df)?;
         let (mean, std, kept) = match &self.normalization {
             Normalization::ImageNet => (IMAGENET_MEAN, IMAGENET_STD, None),
@@ -300,9 +299,7 @@ impl ImagePreprocessor {
                         kept = Some(batch);
                     }
                 }
-                if ok == 0 {
-                    return Err(PreprocessingError::all_null(&self.img_col));
-                }
+                ensure!(ok > 0, PreprocessingError::all_null(&self.img_col));
                 let n = (ok * (self.width * self.height) as usize) as f64 * 255.0;
                 let mut mean = [0f32; 3];
                 let mut std = [0f32; 3];
@@ -343,9 +340,7 @@ impl ImagePreprocessor {
         batch_size: usize,
         prefetch: usize,
     ) -> Result<ImageBatches> {
-        if batch_size == 0 {
-            return Err(PreprocessingError::config("batch_size", "must be ≥ 1"));
-        }
+        ensure!(batch_size >= 1, config("batch_size"), "must be ≥ 1");
         let fitted = self.fitted()?.clone();
         let raws = self.owned_raws(df)?;
         let this = self.clone();
@@ -508,7 +503,7 @@ impl ImagePreprocessor {
                     }
                 }
                 Err(e) => match self.on_error {
-                    OnError::Fail => return Err(e),
+                    OnError::Fail => bail!(e),
                     OnError::Zero => failed[i] = true,
                 },
             }
@@ -585,7 +580,7 @@ impl ImagePreprocessor {
     fn decode_one(&self, raw: Raw<'_>, row: usize) -> Result<Pixels> {
         let img = match raw {
             Raw::Null => {
-                return Err(PreprocessingError::NullValue {
+                bail!(PreprocessingError::NullValue {
                     column: self.img_col.clone(),
                     row,
                 })
@@ -989,10 +984,11 @@ impl ImageRows {
     /// [`ImagePreprocessor::transform`]. Errors name the file or row.
     pub fn decode(&self, rows: &[usize]) -> Result<ImageData> {
         if let Some(&r) = rows.iter().find(|&&r| r >= self.raws.len()) {
-            return Err(PreprocessingError::config(
-                "rows",
-                format!("row {r} out of range for {} rows", self.raws.len()),
-            ));
+            bail!(
+                config("rows"),
+                "row {r} out of range for {} rows",
+                self.raws.len()
+            );
         }
         let picked = Picked {
             raws: &self.raws,

@@ -8,8 +8,9 @@ use crate::column::{self, DtypeClass, KeyDtypes};
 use crate::contract::{Fit, Persist, Transform};
 use crate::embed::{embed_dim, EmbeddingRule};
 use crate::error::{PreprocessingError, Result};
+use crate::macros::{bail, ensure};
+use crate::quantize;
 pub use crate::quantize::Quantization;
-use crate::quantize::{self, non_finite};
 use crate::wide::check_unique;
 
 /// Suffix of the name of a continuous column's missing-value indicator.
@@ -347,21 +348,17 @@ impl TabPreprocessor {
         let n_cat = self.cat_cols.len();
         let n_cat_out = n_cat + fitted.quant.len();
         let n_cont_out = fitted.cont.len() + fitted.cont.iter().filter(|f| f.indicator).count();
-        if data.cat.ncols() != n_cat_out
-            || data.cont.ncols() != n_cont_out
-            || data.cont.nrows() != n_rows
-        {
-            return Err(PreprocessingError::config(
-                "data",
-                format!(
-                    "expected cat [n, {}] and cont [n, {}], got cat {:?} and cont {:?}",
-                    n_cat_out,
-                    n_cont_out,
-                    data.cat.shape(),
-                    data.cont.shape()
-                ),
-            ));
-        }
+        ensure!(
+            data.cat.ncols() == n_cat_out
+                && data.cont.ncols() == n_cont_out
+                && data.cont.nrows() == n_rows,
+            config("data"),
+            "expected cat [n, {}] and cont [n, {}], got cat {:?} and cont {:?}",
+            n_cat_out,
+            n_cont_out,
+            data.cat.shape(),
+            data.cont.shape()
+        );
         let mut columns = Vec::with_capacity(self.cat_cols.len() + self.continuous_cols.len());
         for (j, (name, f)) in self.cat_cols.iter().zip(&fitted.cat).enumerate() {
             let values: StringChunked = data
@@ -414,26 +411,24 @@ impl TabPreprocessor {
             .fitted
             .as_ref()
             .ok_or_else(|| PreprocessingError::not_fitted("TabPreprocessor"))?;
-        if fitted.cat.len() != self.cat_cols.len()
-            || fitted.cont.len() != self.plain_cols().count()
-            || fitted.quant.len() != self.quant_cols().count()
-            || fitted.quant.iter().any(|q| q.edges.is_empty())
-        {
-            return Err(PreprocessingError::config(
-                "fitted",
-                "the fitted state does not match the configured columns",
-            ));
-        }
+        let consistent = fitted.cat.len() == self.cat_cols.len()
+            && fitted.cont.len() == self.plain_cols().count()
+            && fitted.quant.len() == self.quant_cols().count()
+            && fitted.quant.iter().all(|q| !q.edges.is_empty());
+        ensure!(
+            consistent,
+            config("fitted"),
+            "the fitted state does not match the configured columns"
+        );
         Ok(fitted)
     }
 
     fn validate_config(&self) -> Result<()> {
-        if self.cat_cols.is_empty() && self.continuous_cols.is_empty() {
-            return Err(PreprocessingError::config(
-                "columns",
-                "no categorical or continuous column given",
-            ));
-        }
+        ensure!(
+            !self.cat_cols.is_empty() || !self.continuous_cols.is_empty(),
+            config("columns"),
+            "no categorical or continuous column given"
+        );
         check_unique(self.cat_cols.iter().map(String::as_str), "cat_cols")?;
         check_unique(
             self.continuous_cols.iter().map(String::as_str),
@@ -444,44 +439,35 @@ impl TabPreprocessor {
             .iter()
             .find(|c| self.continuous_cols.contains(c))
         {
-            return Err(PreprocessingError::ConflictingRole { column: c.clone() });
+            bail!(PreprocessingError::ConflictingRole { column: c.clone() });
         }
         for (col, q) in &self.quantize {
-            if !self.continuous_cols.contains(col) {
-                return Err(PreprocessingError::config(
-                    "quantize",
-                    format!("`{col}` is not a continuous column"),
-                ));
-            }
+            ensure!(
+                self.continuous_cols.contains(col),
+                config("quantize"),
+                "`{col}` is not a continuous column"
+            );
             q.validate(col)?;
         }
         for (col, dim) in &self.embed_dims {
-            if !self.cat_cols.contains(col) && self.quantization_of(col).is_none() {
-                return Err(PreprocessingError::config(
-                    "embed_dim_for",
-                    format!("`{col}` is not a categorical or quantized column"),
-                ));
-            }
-            if *dim == 0 {
-                return Err(PreprocessingError::config(
-                    "embed_dim_for",
-                    format!("embedding dimension of `{col}` must be at least 1"),
-                ));
-            }
+            ensure!(
+                self.cat_cols.contains(col) || self.quantization_of(col).is_some(),
+                config("embed_dim_for"),
+                "`{col}` is not a categorical or quantized column"
+            );
+            ensure!(
+                *dim >= 1,
+                config("embed_dim_for"),
+                "embedding dimension of `{col}` must be at least 1"
+            );
         }
         if let Scaling::Columns(cols) = &self.scaling {
             check_unique(cols.iter().map(String::as_str), "scaling")?;
             if let Some(col) = cols.iter().find(|c| !self.continuous_cols.contains(c)) {
-                return Err(PreprocessingError::config(
-                    "scaling",
-                    format!("`{col}` is not a continuous column"),
-                ));
+                bail!(config("scaling"), "`{col}` is not a continuous column");
             }
             if let Some(col) = cols.iter().find(|c| self.quantization_of(c).is_some()) {
-                return Err(PreprocessingError::config(
-                    "scaling",
-                    format!("`{col}` is quantized, not scaled"),
-                ));
+                bail!(config("scaling"), "`{col}` is quantized, not scaled");
             }
         }
         Ok(())
@@ -564,7 +550,7 @@ impl TabPreprocessor {
                 let row = column::as_f64(col)?
                     .iter()
                     .position(|v| v.is_some_and(|v| v.abs() == s));
-                return Err(PreprocessingError::OutOfRange {
+                bail!(PreprocessingError::OutOfRange {
                     column: name.to_owned(),
                     row: row.unwrap_or(0),
                     value: s,
@@ -596,17 +582,13 @@ impl Fit for TabPreprocessor {
     /// [`NonFinite`](PreprocessingError::NonFinite) (an infinite continuous value).
     fn fit(&mut self, df: &DataFrame) -> Result<()> {
         self.validate_config()?;
-        if df.height() == 0 {
-            return Err(PreprocessingError::EmptyFrame);
-        }
+        ensure!(df.height() > 0, PreprocessingError::EmptyFrame);
         self.check_columns(df)?;
         let cat = column::par_map(df.height(), self.cat_cols.len(), |j| {
             let name = &self.cat_cols[j];
             let col = column::get(df, name)?;
             let categories = column::distinct_keys(col)?;
-            if categories.is_empty() {
-                return Err(PreprocessingError::all_null(name));
-            }
+            ensure!(!categories.is_empty(), PreprocessingError::all_null(name));
             let embed_dim = self.embed_dims.iter().find(|(c, _)| c == name).map_or_else(
                 || embed_dim(categories.len() + 1, self.embedding_rule),
                 |(_, d)| *d,
@@ -748,7 +730,7 @@ fn fill_continuous(
         *slot = fitted.apply(value).map_err(|why| {
             let v = value.unwrap_or(f64::NAN);
             match why {
-                None => non_finite(name, row, v),
+                None => PreprocessingError::non_finite(name, row, v),
                 Some(reason) => PreprocessingError::OutOfRange {
                     column: name.to_owned(),
                     row,

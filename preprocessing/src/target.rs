@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::column::{self, DtypeClass};
 use crate::contract::{Fit, Persist, Transform};
 use crate::error::{PreprocessingError, Result};
+use crate::macros::{bail, ensure};
 
 /// How a regression target is scaled before training; predictions are mapped back with
 /// [`TargetEncoder::inverse_values`] (a `Pipeline` does it on `predict` and `evaluate`).
@@ -247,7 +248,7 @@ impl TargetEncoder {
                 };
                 let x = match (self.scaling, self.fitted_scale) {
                     (TargetScaling::Log, Some(_)) if v <= -1.0 => {
-                        return Err(out_of_range("log scaling needs values greater than -1"))
+                        bail!(out_of_range("log scaling needs values greater than -1"))
                     }
                     (TargetScaling::Log, Some(f)) => (v.ln_1p() - f.center) / f.scale,
                     (_, Some(f)) => (v - f.center) / f.scale,
@@ -289,9 +290,7 @@ impl TargetEncoder {
                 no_nulls(&ca, name)?;
                 let mut set = PlHashSet::new();
                 for (row, v) in ca.iter().flatten().enumerate() {
-                    if !v.is_finite() {
-                        return Err(non_finite(name, row, v));
-                    }
+                    ensure!(v.is_finite(), PreprocessingError::non_finite(name, row, v));
                     set.insert(float_key(v));
                 }
                 let mut v: Vec<f64> = set.into_iter().map(f64::from_bits).collect();
@@ -308,38 +307,31 @@ impl TargetEncoder {
             }
         };
         let n = classes.len();
-        match self.kind {
-            TargetKind::Binary if n != 2 => Err(PreprocessingError::config(
-                "target",
-                format!("binary target `{name}` has {n} distinct value(s), expected exactly 2"),
-            )),
-            TargetKind::Multiclass if n < 2 => Err(PreprocessingError::config(
-                "target",
-                format!(
-                    "multiclass target `{name}` has {n} distinct value(s), expected at least 2"
-                ),
-            )),
-            TargetKind::Binary => {
-                if let Some(positive) = &self.positive_class {
-                    let pos = classes
-                        .iter()
-                        .position(|c| same_label(c, positive))
-                        .ok_or_else(|| {
-                            PreprocessingError::config(
-                                "positive_class",
-                                format!(
-                                    "`{positive}` is not a class of `{name}` (classes: {classes:?})"
-                                ),
-                            )
-                        })?;
-                    if pos == 0 {
-                        classes.swap(0, 1);
-                    }
-                }
-                Ok(classes)
-            }
-            _ => Ok(classes),
+        if self.kind == TargetKind::Multiclass {
+            ensure!(
+                n >= 2,
+                config("target"),
+                "multiclass target `{name}` has {n} distinct value(s), expected at least 2"
+            );
+            return Ok(classes);
         }
+        ensure!(
+            n == 2,
+            config("target"),
+            "binary target `{name}` has {n} distinct value(s), expected exactly 2"
+        );
+        if let Some(positive) = &self.positive_class {
+            let Some(pos) = classes.iter().position(|c| same_label(c, positive)) else {
+                bail!(
+                    config("positive_class"),
+                    "`{positive}` is not a class of `{name}` (classes: {classes:?})"
+                );
+            };
+            if pos == 0 {
+                classes.swap(0, 1);
+            }
+        }
+        Ok(classes)
     }
 
     /// Class index of every row.
@@ -375,9 +367,7 @@ impl TargetEncoder {
                     .flatten()
                     .enumerate()
                     .map(|(row, v)| {
-                        if !v.is_finite() {
-                            return Err(non_finite(name, row, v));
-                        }
+                        ensure!(v.is_finite(), PreprocessingError::non_finite(name, row, v));
                         lookup
                             .get(&float_key(v))
                             .copied()
@@ -410,22 +400,17 @@ impl Fit for TargetEncoder {
     /// [`InvalidConfig`](PreprocessingError::InvalidConfig) with field `"target"` (wrong
     /// number of classes) or `"positive_class"` (not one of the classes).
     fn fit(&mut self, df: &DataFrame) -> Result<()> {
-        if df.height() == 0 {
-            return Err(PreprocessingError::EmptyFrame);
-        }
+        ensure!(df.height() > 0, PreprocessingError::EmptyFrame);
         let col = self.checked_column(df)?;
         self.fitted = false;
         self.fitted_scale = None;
         self.dtype = None;
-        if self.scaling != TargetScaling::None && self.kind != TargetKind::Regression {
-            return Err(PreprocessingError::config(
-                "scaling",
-                format!(
-                    "target `{}` is a classification target; only regression targets are scaled",
-                    self.column
-                ),
-            ));
-        }
+        ensure!(
+            self.scaling == TargetScaling::None || self.kind == TargetKind::Regression,
+            config("scaling"),
+            "target `{}` is a classification target; only regression targets are scaled",
+            self.column
+        );
         self.classes = match self.kind {
             TargetKind::Regression => {
                 let values = regression_values(col, &self.column)?;
@@ -456,9 +441,7 @@ impl Transform for TargetEncoder {
     /// Errors: [`NotFitted`](PreprocessingError::NotFitted) and those of
     /// [`fit`](Self::fit), plus [`UnknownClass`](PreprocessingError::UnknownClass).
     fn transform(&self, df: &DataFrame) -> Result<TargetData> {
-        if !self.fitted {
-            return Err(PreprocessingError::not_fitted("TargetEncoder"));
-        }
+        ensure!(self.fitted, PreprocessingError::not_fitted("TargetEncoder"));
         let col = self.checked_column(df)?;
         column::check_fitted_dtype(col, &self.column, self.dtype)?;
         match self.kind {
@@ -528,14 +511,6 @@ fn same_label(a: &str, b: &str) -> bool {
     a == b || matches!((a.parse::<f64>(), b.parse::<f64>()), (Ok(x), Ok(y)) if x == y)
 }
 
-fn non_finite(name: &str, row: usize, value: f64) -> PreprocessingError {
-    PreprocessingError::NonFinite {
-        column: name.to_owned(),
-        row,
-        value,
-    }
-}
-
 /// The values of a numeric regression target, rejecting null, NaN and infinity.
 fn regression_values(col: &Column, name: &str) -> Result<Vec<f64>> {
     let values = column::as_f64(col)?;
@@ -543,12 +518,12 @@ fn regression_values(col: &Column, name: &str) -> Result<Vec<f64>> {
     for (row, value) in values.iter().enumerate() {
         match value {
             None => {
-                return Err(PreprocessingError::NullValue {
+                bail!(PreprocessingError::NullValue {
                     column: name.to_owned(),
                     row,
                 })
             }
-            Some(v) if !v.is_finite() => return Err(non_finite(name, row, v)),
+            Some(v) if !v.is_finite() => bail!(PreprocessingError::non_finite(name, row, v)),
             Some(v) => out.push(v),
         }
     }
@@ -570,9 +545,10 @@ fn fit_scale(scaling: TargetScaling, values: &[f64], name: &str) -> Result<Optio
         TargetScaling::Standard => {
             let mean = values.iter().sum::<f64>() / n;
             let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
-            if !mean.is_finite() || !var.is_finite() {
-                return Err(out_of_range(0, "the target's mean or variance overflows"));
-            }
+            ensure!(
+                mean.is_finite() && var.is_finite(),
+                out_of_range(0, "the target's mean or variance overflows")
+            );
             FittedScale {
                 center: mean,
                 scale: unit(var.sqrt()),
@@ -594,7 +570,7 @@ fn fit_scale(scaling: TargetScaling, values: &[f64], name: &str) -> Result<Optio
         }
         TargetScaling::Log => {
             if let Some(row) = values.iter().position(|&v| v <= -1.0) {
-                return Err(out_of_range(
+                bail!(out_of_range(
                     row,
                     "log scaling needs values greater than -1",
                 ));

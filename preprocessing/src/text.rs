@@ -24,6 +24,7 @@ use tokenizers::{
 use crate::column;
 use crate::contract::{Fit, Persist, Transform};
 use crate::error::{PreprocessingError, Result};
+use crate::macros::ensure;
 
 /// Token of the padding id in vocabularies trained here (id 0).
 pub const PAD_TOKEN: &str = "[PAD]";
@@ -236,24 +237,21 @@ impl TextPreprocessor {
     }
 
     fn validate(&self) -> Result<()> {
-        if self.maxlen == 0 {
-            return Err(PreprocessingError::config("maxlen", "must be ≥ 1"));
-        }
+        ensure!(self.maxlen >= 1, config("maxlen"), "must be ≥ 1");
         match &self.vocab {
-            Vocab::Word { max_vocab, .. } if *max_vocab < 3 => Err(PreprocessingError::config(
-                "vocab.max_vocab",
-                format!("must be ≥ 3 (two special tokens and a word), got {max_vocab}"),
-            )),
-            Vocab::WordPiece { vocab_size, .. } | Vocab::Bpe { vocab_size, .. }
-                if *vocab_size < 3 =>
-            {
-                Err(PreprocessingError::config(
-                    "vocab.vocab_size",
-                    format!("must be ≥ 3, got {vocab_size}"),
-                ))
-            }
-            _ => Ok(()),
+            Vocab::Word { max_vocab, .. } => ensure!(
+                *max_vocab >= 3,
+                config("vocab.max_vocab"),
+                "must be ≥ 3 (two special tokens and a word), got {max_vocab}"
+            ),
+            Vocab::WordPiece { vocab_size, .. } | Vocab::Bpe { vocab_size, .. } => ensure!(
+                *vocab_size >= 3,
+                config("vocab.vocab_size"),
+                "must be ≥ 3, got {vocab_size}"
+            ),
+            Vocab::Pretrained { .. } => {}
         }
+        Ok(())
     }
 
     fn normalizer(&self) -> Option<Sequence> {
@@ -485,9 +483,7 @@ impl Fit for TextPreprocessor {
     /// tokenizer), and the embedding matrix when word vectors are set.
     fn fit(&mut self, df: &DataFrame) -> Result<()> {
         self.validate()?;
-        if df.height() == 0 {
-            return Err(PreprocessingError::EmptyFrame);
-        }
+        ensure!(df.height() > 0, PreprocessingError::EmptyFrame);
         let texts = read_texts(df, &self.text_col)?;
         let specials = || {
             vec![
@@ -503,9 +499,10 @@ impl Fit for TextPreprocessor {
                 })?
             }
             trained => {
-                if texts.iter().all(Option::is_none) {
-                    return Err(PreprocessingError::all_null(&self.text_col));
-                }
+                ensure!(
+                    texts.iter().any(Option::is_some),
+                    PreprocessingError::all_null(&self.text_col)
+                );
                 if let Vocab::Word {
                     min_freq,
                     max_vocab,
@@ -699,24 +696,26 @@ fn embedding_matrix(
         let values: std::result::Result<Vec<f32>, _> = parts.map(str::parse::<f32>).collect();
         let values = values.map_err(|e| bad(format!("line {}: {e}", i + 1)))?;
         if dim == 0 {
-            if values.is_empty() {
-                return Err(bad(format!("line {}: no vector values", i + 1)));
-            }
+            ensure!(
+                !values.is_empty(),
+                bad(format!("line {}: no vector values", i + 1))
+            );
             dim = values.len();
-        } else if values.len() != dim {
-            return Err(bad(format!(
-                "line {}: {} values, expected {dim}",
-                i + 1,
-                values.len()
-            )));
+        } else {
+            ensure!(
+                values.len() == dim,
+                bad(format!(
+                    "line {}: {} values, expected {dim}",
+                    i + 1,
+                    values.len()
+                ))
+            );
         }
         if let Some(&id) = vocab.get(word) {
             rows[id as usize] = Some(values);
         }
     }
-    if dim == 0 {
-        return Err(bad("no word vectors".into()));
-    }
+    ensure!(dim > 0, bad("no word vectors".into()));
     let found: Vec<&Vec<f32>> = rows.iter().flatten().collect();
     let mut mean = vec![0f32; dim];
     for v in &found {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use crate::column::{self, DtypeClass, KeyDtypes};
 use crate::contract::{Fit, Persist, Transform};
 use crate::error::{PreprocessingError, Result};
-use crate::macros::ensure;
+use crate::macros::{bail, ensure};
 use crate::quantize::{self, Quantization};
 
 /// Separator between the parts of a crossed column's name and of its values.
@@ -253,7 +253,7 @@ impl WidePreprocessor {
 
     fn validate_config(&self) -> Result<()> {
         ensure!(
-            !(self.wide_cols.is_empty() && self.crossed_cols.is_empty()),
+            !self.wide_cols.is_empty() || !self.crossed_cols.is_empty(),
             config("wide_cols"),
             "no wide or crossed column given"
         );
@@ -298,9 +298,7 @@ impl Fit for WidePreprocessor {
     /// non-null).
     fn fit(&mut self, df: &DataFrame) -> Result<()> {
         self.validate_config()?;
-        if df.height() == 0 {
-            return Err(PreprocessingError::EmptyFrame);
-        }
+        ensure!(df.height() > 0, PreprocessingError::EmptyFrame);
         let edges = self
             .quantize
             .iter()
@@ -321,9 +319,7 @@ impl Fit for WidePreprocessor {
         let vocabs = column::par_map(df.height(), self.wide_cols.len(), |j| {
             let name = &self.wide_cols[j];
             let vocab = column::distinct_keys(checked_column(df, name)?)?;
-            if vocab.is_empty() {
-                return Err(PreprocessingError::all_null(name));
-            }
+            ensure!(!vocab.is_empty(), PreprocessingError::all_null(name));
             Ok(vocab)
         })?;
         let crossed = column::par_map(df.height(), self.crossed_cols.len(), |k| {
@@ -401,7 +397,7 @@ pub(crate) fn check_unique<'a>(names: impl Iterator<Item = &'a str>, field: &str
     let mut seen = PlHashSet::new();
     for name in names {
         if !seen.insert(name) {
-            return Err(PreprocessingError::DuplicateColumn {
+            bail!(PreprocessingError::DuplicateColumn {
                 column: name.to_owned(),
                 field: field.to_owned(),
             });
@@ -448,9 +444,10 @@ fn fit_crossed(df: &DataFrame, parts: &[String]) -> Result<Vec<Vec<String>>> {
             seen.insert(key.clone().into_boxed_slice());
         }
     }
-    if seen.is_empty() {
-        return Err(PreprocessingError::all_null(&parts.join(CROSS_SEP)));
-    }
+    ensure!(
+        !seen.is_empty(),
+        PreprocessingError::all_null(&parts.join(CROSS_SEP))
+    );
     let mut combos: Vec<Vec<String>> = seen
         .into_iter()
         .map(|key| {

@@ -13,6 +13,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PreprocessingError, Result};
+use crate::macros::bail;
 
 /// Looks up `name` in `df`, mapping absence to [`PreprocessingError::MissingColumn`].
 pub(crate) fn get<'a>(df: &'a DataFrame, name: &str) -> Result<&'a Column> {
@@ -171,6 +172,20 @@ pub(crate) fn warn_all_missing<'a>(
         );
     }
     found
+}
+
+/// Errors with [`PreprocessingError::DuplicateColumn`] on the first repeated name.
+pub(crate) fn check_unique(names: &[String], field: &str) -> Result<()> {
+    let mut seen = PlHashSet::new();
+    for name in names {
+        if !seen.insert(name.as_str()) {
+            bail!(PreprocessingError::DuplicateColumn {
+                column: name.to_owned(),
+                field: field.to_owned(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Checks that `column` can be used as a categorical (keyed) column.

@@ -181,13 +181,6 @@ impl PreprocessingError {
         }
     }
 
-    pub(crate) fn config(field: &str, reason: impl Into<String>) -> Self {
-        Self::InvalidConfig {
-            field: field.to_owned(),
-            reason: reason.into(),
-        }
-    }
-
     pub(crate) fn not_fitted(what: &str) -> Self {
         Self::NotFitted {
             what: what.to_owned(),

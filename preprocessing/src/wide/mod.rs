@@ -1,17 +1,22 @@
 //! Global index encoding for the wide (linear) component.
 
-use ndarray::Array2;
-use polars::prelude::*;
-use serde::{Deserialize, Serialize};
+mod crossed;
+#[cfg(test)]
+mod tests;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use crate::column::{self, DtypeClass, KeyDtypes};
+use ndarray::Array2;
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::column::{self, check_unique, DtypeClass, KeyDtypes};
 use crate::contract::{Fit, Persist, Transform};
 use crate::error::{PreprocessingError, Result};
-use crate::macros::{bail, ensure};
+use crate::macros::ensure;
 use crate::quantize::{self, Quantization};
+use crossed::{fit_crossed, transform_crossed};
 
 /// Separator between the parts of a crossed column's name and of its values.
 const CROSS_SEP: &str = "-";
@@ -257,7 +262,7 @@ impl WidePreprocessor {
             config("wide_cols"),
             "no wide or crossed column given"
         );
-        check_unique(self.wide_cols.iter().map(String::as_str), "wide_cols")?;
+        check_unique(&self.wide_cols, "wide_cols")?;
         for parts in &self.crossed_cols {
             ensure!(
                 parts.len() >= 2,
@@ -265,14 +270,14 @@ impl WidePreprocessor {
                 "a crossed column needs at least two columns, got {:?}",
                 parts
             );
-            check_unique(parts.iter().map(String::as_str), "crossed_cols")?;
+            check_unique(parts, "crossed_cols")?;
         }
         let names: Vec<String> = self
             .crossed_cols
             .iter()
             .map(|p| p.join(CROSS_SEP))
             .collect();
-        check_unique(names.iter().map(String::as_str), "crossed_cols")?;
+        check_unique(&names, "crossed_cols")?;
         for (col, q) in &self.quantize {
             ensure!(
                 self.used_cols().contains(&col),
@@ -392,357 +397,8 @@ impl Transform for WidePreprocessor {
 
 impl Persist for WidePreprocessor {}
 
-/// Errors with [`PreprocessingError::DuplicateColumn`] on the first repeated name.
-pub(crate) fn check_unique<'a>(names: impl Iterator<Item = &'a str>, field: &str) -> Result<()> {
-    let mut seen = PlHashSet::new();
-    for name in names {
-        if !seen.insert(name) {
-            bail!(PreprocessingError::DuplicateColumn {
-                column: name.to_owned(),
-                field: field.to_owned(),
-            });
-        }
-    }
-    Ok(())
-}
-
 fn checked_column<'a>(df: &'a DataFrame, name: &str) -> Result<&'a Column> {
     let col = column::get(df, name)?;
     column::check_key_dtype(col, name, KeyDtypes::DiscreteOrFloat)?;
     Ok(col)
-}
-
-/// Per-part codes of a crossed column: for each part, the code (1-based position in
-/// `vocab`, 0 = null/unseen) of every row.
-fn part_codes(df: &DataFrame, parts: &[String], vocabs: &[Vec<String>]) -> Result<Vec<Vec<i64>>> {
-    parts
-        .iter()
-        .zip(vocabs)
-        .map(|(name, vocab)| {
-            let col = checked_column(df, name)?;
-            let mut codes = vec![0i64; df.height()];
-            column::encode_into(col, vocab, 0, &mut codes)?;
-            Ok(codes)
-        })
-        .collect()
-}
-
-/// Learns the sorted distinct value tuples of a crossed column.
-fn fit_crossed(df: &DataFrame, parts: &[String]) -> Result<Vec<Vec<String>>> {
-    let vocabs = parts
-        .iter()
-        .map(|name| column::distinct_keys(checked_column(df, name)?))
-        .collect::<Result<Vec<_>>>()?;
-    let codes = part_codes(df, parts, &vocabs)?;
-    let mut seen: PlHashSet<Box<[i64]>> = PlHashSet::new();
-    let mut key = vec![0i64; parts.len()];
-    for row in 0..df.height() {
-        for (slot, part) in key.iter_mut().zip(&codes) {
-            *slot = part[row];
-        }
-        if key.iter().all(|&c| c > 0) && !seen.contains(key.as_slice()) {
-            seen.insert(key.clone().into_boxed_slice());
-        }
-    }
-    ensure!(
-        !seen.is_empty(),
-        PreprocessingError::all_null(&parts.join(CROSS_SEP))
-    );
-    let mut combos: Vec<Vec<String>> = seen
-        .into_iter()
-        .map(|key| {
-            key.iter()
-                .zip(&vocabs)
-                .map(|(&c, vocab)| vocab[(c - 1) as usize].clone())
-                .collect()
-        })
-        .collect();
-    combos.sort_unstable();
-    Ok(combos)
-}
-
-/// Writes into `out` (shape `[n_rows]`) the global indices of a crossed column:
-/// `offset + 1 ..= offset + combos.len()`, 0 for null/unseen.
-fn transform_crossed(
-    df: &DataFrame,
-    parts: &[String],
-    combos: &[Vec<String>],
-    offset: i64,
-    out: &mut [i64],
-) -> Result<()> {
-    // Per-part vocabularies restricted to the values that occur in a fitted combination.
-    let vocabs: Vec<Vec<String>> = (0..parts.len())
-        .map(|p| {
-            let mut values: Vec<String> = combos.iter().map(|c| c[p].clone()).collect();
-            values.sort_unstable();
-            values.dedup();
-            values
-        })
-        .collect();
-    let lookup: PlHashMap<Box<[i64]>, i64> = combos
-        .iter()
-        .enumerate()
-        .map(|(i, combo)| {
-            let key: Box<[i64]> = combo
-                .iter()
-                .zip(&vocabs)
-                .map(|(value, vocab)| {
-                    // Every combination value is in its part's vocabulary by construction.
-                    vocab.binary_search(value).map_or(0, |pos| pos as i64 + 1)
-                })
-                .collect();
-            (key, offset + i as i64 + 1)
-        })
-        .collect();
-    let codes = part_codes(df, parts, &vocabs)?;
-    let mut key = vec![0i64; parts.len()];
-    for (row, slot) in out.iter_mut().enumerate() {
-        for (k, part) in key.iter_mut().zip(&codes) {
-            *k = part[row];
-        }
-        if key.iter().all(|&c| c > 0) {
-            *slot = lookup.get(key.as_slice()).copied().unwrap_or(0);
-        } else {
-            *slot = 0;
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use ndarray::array;
-
-    use super::*;
-
-    fn tiny() -> DataFrame {
-        df!(
-            "edu" => [Some("Bachelors"), Some("HS"), Some("Bachelors"), None],
-            "occ" => [Some("Adm-clerical"), Some("Sales"), Some("Sales"), Some("Sales")],
-            "age" => [30i64, 40, 30, 50],
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn indices_on_tiny_frame() {
-        let mut wide = WidePreprocessor::new(&["edu", "occ", "age"]);
-        let data = wide.fit_transform(&tiny()).unwrap();
-        // edu: Bachelors=1, HS=2; occ: Adm-clerical=3, Sales=4; age: "30"=5, "40"=6, "50"=7.
-        let expected = array![[1, 3, 5], [2, 4, 6], [1, 4, 5], [0, 4, 7]];
-        assert_eq!(data.indices, expected);
-        assert_eq!(wide.wide_dim(), 7);
-        assert_eq!(wide.feature_names(), vec!["edu", "occ", "age"]);
-        assert_eq!(
-            wide.feature_of(6),
-            Some(("age".to_string(), "40".to_string()))
-        );
-        assert_eq!(wide.feature_of(0), None);
-        assert_eq!(wide.feature_of(8), None);
-    }
-
-    #[test]
-    fn unseen_and_null_are_zero() {
-        let mut wide = WidePreprocessor::new(&["edu", "age"]);
-        wide.fit(&tiny()).unwrap();
-        let new = df!(
-            "edu" => [Some("PhD"), None, Some("HS")],
-            "age" => [Some(30i64), Some(99), None],
-        )
-        .unwrap();
-        let data = wide.transform(&new).unwrap();
-        // edu: Bachelors=1, HS=2; age: 30=3, 40=4, 50=5.
-        assert_eq!(data.indices, array![[0, 3], [0, 0], [2, 0]]);
-    }
-
-    #[test]
-    fn crossed_columns() {
-        let mut wide =
-            WidePreprocessor::new(&["edu"]).crossed_cols(vec![vec!["edu".into(), "occ".into()]]);
-        let data = wide.fit_transform(&tiny()).unwrap();
-        // edu: Bachelors=1, HS=2; edu-occ (sorted tuples): Bachelors-Adm-clerical=3,
-        // Bachelors-Sales=4, HS-Sales=5; row 3 has a null edu -> 0.
-        assert_eq!(data.indices, array![[1, 3], [2, 5], [1, 4], [0, 0]]);
-        assert_eq!(wide.wide_dim(), 5);
-        assert_eq!(wide.feature_names(), vec!["edu", "edu-occ"]);
-        assert_eq!(
-            wide.feature_of(3),
-            Some(("edu-occ".to_string(), "Bachelors-Adm-clerical".to_string()))
-        );
-        // An unseen combination of seen values is 0 as well.
-        let new = df!("edu" => ["HS"], "occ" => ["Adm-clerical"]).unwrap();
-        assert_eq!(wide.transform(&new).unwrap().indices, array![[2, 0]]);
-    }
-
-    #[test]
-    fn bool_and_float_columns() {
-        let df = df!("b" => [true, false, true], "f" => [0.5f64, 1.0, 0.5]).unwrap();
-        let mut wide = WidePreprocessor::new(&["b", "f"]);
-        let data = wide.fit_transform(&df).unwrap();
-        // b: false=1, true=2; f: "0.5"=3, "1.0"=4.
-        assert_eq!(data.indices, array![[2, 3], [1, 4], [2, 3]]);
-    }
-
-    #[test]
-    fn quantized_columns_in_wide_and_crossed_columns() {
-        let df = df!(
-            "age" => [Some(20.0f64), Some(30.0), Some(50.0), None, Some(f64::NAN)],
-            "sex" => ["f", "m", "f", "m", "f"],
-        )
-        .unwrap();
-        let mut wide = WidePreprocessor::new(&["age"])
-            .crossed_cols(vec![vec!["age".into(), "sex".into()]])
-            .quantize("age", Quantization::Bins(2));
-        let data = wide.fit_transform(&df).unwrap();
-        // Edges: the 0, 0.5, 1 quantiles of [20, 30, 50] = [20, 30, 50].
-        assert_eq!(wide.bin_edges("age"), Some([20.0, 30.0, 50.0].as_slice()));
-        // age: "(30, 50]"=1, "[20, 30]"=2 (sorted by name); age-sex: 3 combinations.
-        assert_eq!(wide.wide_dim(), 5);
-        assert_eq!(data.indices.column(0).to_vec(), vec![2, 2, 1, 0, 0]);
-        assert_eq!(
-            wide.feature_of(1),
-            Some(("age".to_string(), "(30, 50]".to_string()))
-        );
-        let (name, value) = wide.feature_of(data.indices[[0, 1]]).unwrap();
-        assert_eq!((name.as_str(), value.as_str()), ("age-sex", "[20, 30]-f"));
-        // Out-of-range values fall in the outer bins; infinity is a typed error.
-        let new = df!("age" => [-5.0f64, 99.0], "sex" => ["f", "f"]).unwrap();
-        assert_eq!(
-            wide.transform(&new).unwrap().indices.column(0).to_vec(),
-            vec![2, 1]
-        );
-        let inf = df!("age" => [1.0f64, f64::INFINITY], "sex" => ["f", "f"]).unwrap();
-        let err = wide.transform(&inf).unwrap_err();
-        assert!(
-            matches!(err, PreprocessingError::NonFinite { ref column, row: 1, .. } if column == "age")
-        );
-        // Saved and loaded with its edges.
-        let json = serde_json::to_string(&wide).unwrap();
-        let back: WidePreprocessor = serde_json::from_str(&json).unwrap();
-        assert_eq!(back.transform(&df).unwrap(), data);
-        // Only used, numeric columns can be quantized.
-        let err = WidePreprocessor::new(&["sex"])
-            .quantize("age", Quantization::Bins(2))
-            .fit(&df)
-            .unwrap_err();
-        assert!(
-            matches!(err, PreprocessingError::InvalidConfig { ref field, .. } if field == "quantize")
-        );
-        let err = WidePreprocessor::new(&["sex"])
-            .quantize("sex", Quantization::Bins(2))
-            .fit(&df)
-            .unwrap_err();
-        assert!(matches!(err, PreprocessingError::WrongType { ref column, .. } if column == "sex"));
-    }
-
-    #[test]
-    fn changed_dtype_is_an_error_and_all_null_is_reported() {
-        let mut wide = WidePreprocessor::new(&["edu"]);
-        wide.fit(&tiny()).unwrap();
-        let ints = df!("edu" => [1i64, 2, 3, 4]).unwrap();
-        let err = wide.transform(&ints).unwrap_err();
-        assert!(
-            matches!(err, PreprocessingError::DtypeChanged { ref column, ref fitted, .. }
-                if column == "edu" && fitted == "text"),
-            "{err}"
-        );
-        let nulls = df!("edu" => [None::<&str>, None]).unwrap();
-        let data = wide.transform(&nulls).unwrap();
-        assert_eq!(data.all_null, vec!["edu"]);
-        assert_eq!(data.indices.column(0).to_vec(), vec![0, 0]);
-        assert!(wide.transform(&tiny()).unwrap().all_null.is_empty());
-        // A save from before dtypes were recorded still transforms.
-        let mut json: serde_json::Value = serde_json::to_value(&wide).unwrap();
-        json["fitted"].as_object_mut().unwrap().remove("dtypes");
-        let old: WidePreprocessor = serde_json::from_value(json).unwrap();
-        assert!(old.transform(&ints).is_ok());
-    }
-
-    #[test]
-    fn categorical_dtype_matches_strings() {
-        let strings = tiny();
-        let cat_dtype = DataType::from_categories(Categories::global());
-        let edu = strings.column("edu").unwrap().cast(&cat_dtype).unwrap();
-        let cats = DataFrame::new(4, vec![edu]).unwrap();
-        let mut wide = WidePreprocessor::new(&["edu"]);
-        wide.fit(&strings).unwrap();
-        assert_eq!(
-            wide.transform(&cats).unwrap().indices,
-            wide.transform(&strings).unwrap().indices
-        );
-    }
-
-    #[test]
-    fn validation_errors() {
-        let df = tiny();
-        let err = WidePreprocessor::new(&[]).fit(&df).unwrap_err();
-        assert!(
-            matches!(err, PreprocessingError::InvalidConfig { ref field, .. } if field == "wide_cols")
-        );
-        let err = WidePreprocessor::new(&["nope"]).fit(&df).unwrap_err();
-        assert!(
-            matches!(err, PreprocessingError::MissingColumn { ref column } if column == "nope")
-        );
-        let err = WidePreprocessor::new(&["edu", "edu"]).fit(&df).unwrap_err();
-        assert!(
-            matches!(err, PreprocessingError::DuplicateColumn { ref column, .. } if column == "edu")
-        );
-        let err = WidePreprocessor::new(&["edu"])
-            .crossed_cols(vec![vec!["edu".into()]])
-            .fit(&df)
-            .unwrap_err();
-        assert!(
-            matches!(err, PreprocessingError::InvalidConfig { ref field, .. } if field == "crossed_cols")
-        );
-        let empty = df.head(Some(0));
-        let err = WidePreprocessor::new(&["edu"]).fit(&empty).unwrap_err();
-        assert!(matches!(err, PreprocessingError::EmptyFrame));
-        let nulls = df!("x" => [None::<&str>, None]).unwrap();
-        let err = WidePreprocessor::new(&["x"]).fit(&nulls).unwrap_err();
-        assert!(matches!(err, PreprocessingError::AllNull { ref column } if column == "x"));
-        let err = WidePreprocessor::new(&["edu"]).transform(&df).unwrap_err();
-        assert!(matches!(err, PreprocessingError::NotFitted { .. }));
-    }
-
-    #[test]
-    fn adult_wide_dim_and_names() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/adult.parquet");
-        let df = ParquetReader::new(std::fs::File::open(path).unwrap())
-            .finish()
-            .unwrap();
-        let mut wide = WidePreprocessor::new(&["education", "relationship", "workclass"])
-            .crossed_cols(vec![vec!["education".into(), "occupation".into()]]);
-        let data = wide.fit_transform(&df).unwrap();
-        assert_eq!(data.indices.shape(), &[48_842, 4]);
-        // 16 + 6 + 9 single values; 225 education-occupation pairs (Python Polars:
-        // df.select("education", "occupation").unique().height).
-        assert_eq!(wide.wide_dim(), 16 + 6 + 9 + 225);
-        assert_eq!(
-            wide.feature_names(),
-            vec![
-                "education",
-                "relationship",
-                "workclass",
-                "education-occupation"
-            ]
-        );
-        assert!(data.indices.iter().all(|&i| i > 0 && i <= 256));
-        // Row 0: education "11th", occupation "Machine-op-inspct".
-        let (name, value) = wide.feature_of(data.indices[[0, 3]]).unwrap();
-        assert_eq!(name, "education-occupation");
-        assert_eq!(value, "11th-Machine-op-inspct");
-    }
-
-    #[test]
-    fn save_load_round_trip() {
-        let mut wide = WidePreprocessor::new(&["edu", "age"])
-            .crossed_cols(vec![vec!["edu".into(), "occ".into()]]);
-        let before = wide.fit_transform(&tiny()).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("wide.json");
-        wide.save(&path).unwrap();
-        let loaded = WidePreprocessor::load(&path).unwrap();
-        assert_eq!(loaded, wide);
-        assert_eq!(loaded.transform(&tiny()).unwrap(), before);
-    }
 }

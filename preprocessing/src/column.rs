@@ -229,25 +229,26 @@ pub(crate) fn wrong_type(name: &str, expected: &str, found: &DataType) -> Prepro
 /// the column and row.
 pub(crate) fn as_strings(column: &Column) -> Result<Column> {
     if matches!(column.dtype(), DataType::Binary) {
-        let bytes = column.binary()?;
-        let mut texts: Vec<Option<&str>> = Vec::with_capacity(bytes.len());
-        for (row, value) in bytes.iter().enumerate() {
-            texts.push(match value {
-                Some(b) => {
-                    Some(
-                        std::str::from_utf8(b).map_err(|_| PreprocessingError::InvalidUtf8 {
-                            column: column.name().to_string(),
-                            row,
-                        })?,
-                    )
-                }
-                None => None,
-            });
-        }
+        let texts = utf8_texts(column.binary()?, column.name())?;
         let ca: StringChunked = texts.into_iter().collect();
         return Ok(ca.with_name(column.name().clone()).into_column());
     }
     Ok(column.cast(&DataType::String)?)
+}
+
+/// The values of a byte-string column `name` read as UTF-8 text (`None` for nulls), borrowed;
+/// bytes that are not UTF-8 are an [`InvalidUtf8`](PreprocessingError::InvalidUtf8) error
+/// naming the column and row.
+pub(crate) fn utf8_texts<'a>(bytes: &'a BinaryChunked, name: &str) -> Result<Vec<Option<&'a str>>> {
+    let mut texts = Vec::with_capacity(bytes.len());
+    for (row, value) in bytes.iter().enumerate() {
+        let text = value.map(std::str::from_utf8).transpose();
+        texts.push(text.map_err(|_| PreprocessingError::InvalidUtf8 {
+            column: name.to_owned(),
+            row,
+        })?);
+    }
+    Ok(texts)
 }
 
 /// The column cast to `Float64`.

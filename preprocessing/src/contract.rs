@@ -13,7 +13,8 @@ use polars::prelude::DataFrame;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{PreprocessingError, Result};
+use crate::macros::ensure;
 use crate::persist;
 
 /// Learns a preprocessor's state (vocabularies, statistics, …) from a DataFrame.
@@ -89,4 +90,38 @@ pub trait Persist: Serialize + DeserializeOwned {
     fn load(path: impl AsRef<Path>) -> Result<Self> {
         persist::load_json(path.as_ref())
     }
+}
+
+/// The fitted state of the preprocessor `what`: [`NotFitted`](PreprocessingError::NotFitted)
+/// when there is none, [`InvalidConfig`](PreprocessingError::InvalidConfig) (field `"fitted"`)
+/// when `matches` finds that it does not fit the configuration (a hand-edited JSON file).
+pub(crate) fn fitted_state<'a, F>(
+    fitted: Option<&'a F>,
+    what: &str,
+    matches: impl FnOnce(&F) -> bool,
+) -> Result<&'a F> {
+    let fitted = fitted.ok_or_else(|| PreprocessingError::not_fitted(what))?;
+    ensure!(
+        matches(fitted),
+        config("fitted"),
+        "the fitted state does not match the configured columns"
+    );
+    Ok(fitted)
+}
+
+/// Saves `prep`, loads it back and checks that the loaded preprocessor equals it and
+/// transforms `df` into `expected`; returns the loaded one.
+#[cfg(test)]
+pub(crate) fn assert_save_load<P>(prep: &P, df: &DataFrame, expected: &P::Output) -> P
+where
+    P: Persist + Transform + PartialEq + std::fmt::Debug,
+    P::Output: PartialEq + std::fmt::Debug,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("preprocessor.json");
+    prep.save(&path).unwrap();
+    let loaded = P::load(&path).unwrap();
+    assert_eq!(&loaded, prep);
+    assert_eq!(&loaded.transform(df).unwrap(), expected);
+    loaded
 }

@@ -14,7 +14,7 @@ use ndarray::Array4;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::contract::{Fit, Persist, Transform};
+use crate::contract::{self, Fit, Persist, Transform};
 use crate::error::{PreprocessingError, Result};
 use crate::macros::ensure;
 pub use stream::{ImageBatches, ImageRows};
@@ -245,10 +245,9 @@ impl ImagePreprocessor {
         Ok(())
     }
 
+    /// The fitted state ([`NotFitted`](PreprocessingError::NotFitted) before `fit`).
     fn fitted(&self) -> Result<&ImageFitted> {
-        self.fitted
-            .as_ref()
-            .ok_or_else(|| PreprocessingError::not_fitted("ImagePreprocessor"))
+        contract::fitted_state(self.fitted.as_ref(), "ImagePreprocessor", |_| true)
     }
 
     fn fit_inner(&mut self, df: &DataFrame, keep: bool) -> Result<Option<ImageData>> {

@@ -1,6 +1,7 @@
 //! Tests of the image preprocessor.
 
 use super::*;
+use crate::contract::assert_save_load;
 use image::{GrayImage, ImageFormat, Luma, Rgb, RgbImage};
 use std::io::Cursor;
 
@@ -15,6 +16,20 @@ fn gradient() -> image::DynamicImage {
     image::DynamicImage::ImageRgb8(RgbImage::from_fn(6, 4, |x, y| {
         Rgb([(x * 40) as u8, (y * 60) as u8, 100])
     }))
+}
+
+/// PNG bytes of a `w × h` gray image whose pixels are all `value`.
+fn gray(w: u32, h: u32, value: u8) -> Vec<u8> {
+    png(&image::DynamicImage::ImageLuma8(GrayImage::from_pixel(
+        w,
+        h,
+        Luma([value]),
+    )))
+}
+
+/// A bytes frame of `n` 5×5 gray images, image `i` of value `i * step`.
+fn gray_frame(n: u8, step: u8) -> DataFrame {
+    bytes_frame((0..n).map(|i| Some(gray(5, 5, i * step))).collect())
 }
 
 fn bytes_frame(images: Vec<Option<Vec<u8>>>) -> DataFrame {
@@ -46,8 +61,7 @@ fn center_crop_without_resize_keeps_the_middle_columns() {
 
 #[test]
 fn grayscale_smaller_than_the_crop_is_upscaled_to_rgb() {
-    let gray = image::DynamicImage::ImageLuma8(GrayImage::from_pixel(3, 2, Luma([51])));
-    let df = bytes_frame(vec![Some(png(&gray))]);
+    let df = bytes_frame(vec![Some(gray(3, 2, 51))]);
     let mut p = ImagePreprocessor::from_bytes("img").size(8, 8);
     let d = p.fit_transform(&df).unwrap();
     assert_eq!(d.pixels.shape(), &[1, 3, 8, 8]);
@@ -63,9 +77,7 @@ fn grayscale_smaller_than_the_crop_is_upscaled_to_rgb() {
 
 #[test]
 fn fitted_statistics_and_save_load() {
-    let a = image::DynamicImage::ImageLuma8(GrayImage::from_pixel(4, 4, Luma([0])));
-    let b = image::DynamicImage::ImageLuma8(GrayImage::from_pixel(4, 4, Luma([255])));
-    let df = bytes_frame(vec![Some(png(&a)), Some(png(&b))]);
+    let df = bytes_frame(vec![Some(gray(4, 4, 0)), Some(gray(4, 4, 255))]);
     let mut p = ImagePreprocessor::from_bytes("img")
         .size(4, 4)
         .normalization(Normalization::Fitted);
@@ -82,12 +94,7 @@ fn fitted_statistics_and_save_load() {
         .normalization(Normalization::Fitted);
     alone.fit(&df).unwrap();
     assert_eq!(alone.stats().unwrap(), (mean, std));
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("img.json");
-    p.save(&path).unwrap();
-    let q = ImagePreprocessor::load(&path).unwrap();
-    assert_eq!(p, q);
-    assert_eq!(q.transform(&df).unwrap(), d);
+    assert_save_load(&p, &df, &d);
 }
 
 #[test]
@@ -131,14 +138,7 @@ fn missing_and_corrupt_images_fail_or_become_zero() {
 
 #[test]
 fn rows_decode_any_rows_like_the_full_transform() {
-    let imgs: Vec<Option<Vec<u8>>> = (0..5)
-        .map(|i| {
-            Some(png(&image::DynamicImage::ImageLuma8(
-                GrayImage::from_pixel(5, 5, Luma([i * 40])),
-            )))
-        })
-        .collect();
-    let df = bytes_frame(imgs);
+    let df = gray_frame(5, 40);
     let mut p = ImagePreprocessor::from_bytes("img").size(3, 3);
     let full = p.fit_transform(&df).unwrap();
     let rows = p.rows(&df).unwrap();
@@ -163,14 +163,7 @@ fn rows_decode_any_rows_like_the_full_transform() {
 
 #[test]
 fn batches_equal_the_full_transform() {
-    let imgs: Vec<Option<Vec<u8>>> = (0..7)
-        .map(|i| {
-            Some(png(&image::DynamicImage::ImageLuma8(
-                GrayImage::from_pixel(5, 5, Luma([i * 30])),
-            )))
-        })
-        .collect();
-    let df = bytes_frame(imgs);
+    let df = gray_frame(7, 30);
     let mut p = ImagePreprocessor::from_bytes("img").size(3, 3);
     let full = p.fit_transform(&df).unwrap();
     let batches = p.batches(&df, 3, 2).unwrap();

@@ -10,7 +10,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::column::{self, check_unique, KeyDtypes};
-use crate::contract::Persist;
+use crate::contract::{self, Persist};
 use crate::embed::EmbeddingRule;
 use crate::error::{PreprocessingError, Result};
 use crate::macros::{bail, ensure};
@@ -342,20 +342,12 @@ impl TabPreprocessor {
     /// The fitted state, checked against the configuration (it may come from a hand-edited
     /// JSON file).
     fn fitted(&self) -> Result<&TabFitted> {
-        let fitted = self
-            .fitted
-            .as_ref()
-            .ok_or_else(|| PreprocessingError::not_fitted("TabPreprocessor"))?;
-        let consistent = fitted.cat.len() == self.cat_cols.len()
-            && fitted.cont.len() == self.plain_cols().count()
-            && fitted.quant.len() == self.quant_cols().count()
-            && fitted.quant.iter().all(|q| !q.edges.is_empty());
-        ensure!(
-            consistent,
-            config("fitted"),
-            "the fitted state does not match the configured columns"
-        );
-        Ok(fitted)
+        contract::fitted_state(self.fitted.as_ref(), "TabPreprocessor", |fitted| {
+            fitted.cat.len() == self.cat_cols.len()
+                && fitted.cont.len() == self.plain_cols().count()
+                && fitted.quant.len() == self.quant_cols().count()
+                && fitted.quant.iter().all(|q| !q.edges.is_empty())
+        })
     }
 
     fn validate_config(&self) -> Result<()> {

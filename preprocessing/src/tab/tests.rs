@@ -5,7 +5,7 @@ use std::fs::File;
 use ndarray::array;
 
 use super::*;
-use crate::contract::{Fit, Transform};
+use crate::contract::{assert_save_load, Fit, Transform};
 
 fn approx(a: f32, b: f64) -> bool {
     (f64::from(a) - b).abs() < 1e-5
@@ -149,28 +149,21 @@ fn inverse_transform_round_trip() {
         color,
         vec![Some("red"), Some("blue"), None, Some("red"), Some("green")]
     );
-    let x: Vec<f64> = back
-        .column("x")
-        .unwrap()
-        .f64()
-        .unwrap()
-        .iter()
-        .flatten()
-        .collect();
-    let expected = [1.0, 3.0, 3.0, 3.0, 10.0];
-    for (g, e) in x.iter().zip(expected) {
-        assert!((g - e).abs() < 1e-5, "{g} vs {e}");
-    }
-    let n: Vec<f64> = back
-        .column("n")
-        .unwrap()
-        .f64()
-        .unwrap()
-        .iter()
-        .flatten()
-        .collect();
-    for (g, e) in n.iter().zip([2.0, 4.0, 4.0, 4.0, 6.0]) {
-        assert!((g - e).abs() < 1e-5, "{g} vs {e}");
+    for (name, expected) in [
+        ("x", [1.0, 3.0, 3.0, 3.0, 10.0]),
+        ("n", [2.0, 4.0, 4.0, 4.0, 6.0]),
+    ] {
+        let values: Vec<f64> = back
+            .column(name)
+            .unwrap()
+            .f64()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
+        for (g, e) in values.iter().zip(expected) {
+            assert!((g - e).abs() < 1e-5, "{g} vs {e}");
+        }
     }
     let bad = TabData {
         cat: Array2::zeros((2, 2)),
@@ -188,12 +181,7 @@ fn save_load_gives_identical_output() {
         .embedding_rule(EmbeddingRule::Google)
         .embed_dim_for("color", 7);
     let before = tab.fit_transform(&small()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("tab.json");
-    tab.save(&path).unwrap();
-    let loaded = TabPreprocessor::load(&path).unwrap();
-    assert_eq!(loaded, tab);
-    assert_eq!(loaded.transform(&small()).unwrap(), before);
+    let loaded = assert_save_load(&tab, &small(), &before);
     assert_eq!(loaded.meta().unwrap().cat[0].embed_dim, 7);
 }
 
@@ -440,22 +428,6 @@ fn load_errors_are_typed() {
 #[test]
 fn adult_shapes_and_cardinalities() {
     let df = adult();
-    let cats = [
-        "workclass",
-        "education",
-        "marital-status",
-        "occupation",
-        "relationship",
-        "race",
-        "gender",
-        "native-country",
-    ];
-    let mut tab = TabPreprocessor::new(&cats, &["age", "hours-per-week"]);
-    let data = tab.fit_transform(&df).unwrap();
-    assert_eq!(data.cat.shape(), &[48_842, 8]);
-    assert_eq!(data.cont.shape(), &[48_842, 2]);
-    assert!(data.cat.is_standard_layout() && data.cont.is_standard_layout());
-    let meta = tab.meta().unwrap();
     // Distinct values + 1 (checked with Python Polars); fastai_new embedding dims.
     let expected = [
         ("workclass", 10, 6),
@@ -467,6 +439,13 @@ fn adult_shapes_and_cardinalities() {
         ("gender", 3, 3),
         ("native-country", 43, 13),
     ];
+    let cats: Vec<&str> = expected.iter().map(|(name, _, _)| *name).collect();
+    let mut tab = TabPreprocessor::new(&cats, &["age", "hours-per-week"]);
+    let data = tab.fit_transform(&df).unwrap();
+    assert_eq!(data.cat.shape(), &[48_842, 8]);
+    assert_eq!(data.cont.shape(), &[48_842, 2]);
+    assert!(data.cat.is_standard_layout() && data.cont.is_standard_layout());
+    let meta = tab.meta().unwrap();
     for (m, (name, card, dim)) in meta.cat.iter().zip(expected) {
         assert_eq!(
             (m.name.as_str(), m.cardinality, m.embed_dim),
@@ -595,12 +574,7 @@ fn explicit_edges_follow_the_categorical_columns() {
         vec![Some(1.5), Some(4.0), Some(4.0), Some(4.0), Some(7.5)]
     );
     // Save and load keep the edges.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("tab.json");
-    tab.save(&path).unwrap();
-    let loaded = TabPreprocessor::load(&path).unwrap();
-    assert_eq!(loaded, tab);
-    assert_eq!(loaded.transform(&small()).unwrap(), data);
+    assert_save_load(&tab, &small(), &data);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use std::fs::File;
 
 use super::*;
+use crate::contract::assert_save_load;
 
 fn read(name: &str) -> DataFrame {
     let path = format!("{}/../datasets/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -295,10 +296,5 @@ fn save_load_round_trip() {
     let df = df!("y" => ["yes", "no", "yes"]).unwrap();
     let mut enc = TargetEncoder::new("y", TargetKind::Binary).positive_class("no");
     let before = enc.fit_transform(&df).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("target.json");
-    enc.save(&path).unwrap();
-    let loaded = TargetEncoder::load(&path).unwrap();
-    assert_eq!(loaded, enc);
-    assert_eq!(loaded.transform(&df).unwrap(), before);
+    assert_save_load(&enc, &df, &before);
 }

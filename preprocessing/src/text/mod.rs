@@ -17,7 +17,7 @@ use tokenizers::utils::truncation::{TruncationDirection, TruncationParams, Trunc
 use tokenizers::Tokenizer;
 
 use crate::column;
-use crate::contract::{Fit, Persist, Transform};
+use crate::contract::{self, Fit, Persist, Transform};
 use crate::error::{PreprocessingError, Result};
 use crate::macros::ensure;
 
@@ -249,10 +249,9 @@ impl TextPreprocessor {
         Ok(())
     }
 
+    /// The fitted state ([`NotFitted`](PreprocessingError::NotFitted) before `fit`).
     fn fitted(&self) -> Result<&TextFitted> {
-        self.fitted
-            .as_ref()
-            .ok_or_else(|| PreprocessingError::not_fitted("TextPreprocessor"))
+        contract::fitted_state(self.fitted.as_ref(), "TextPreprocessor", |_| true)
     }
 
     /// Token ids for plain strings (same rules as [`transform`](Self::transform)).
@@ -373,20 +372,7 @@ fn read_texts<'a>(df: &'a DataFrame, name: &str) -> Result<Vec<Option<&'a str>>>
     let col = column::get(df, name)?;
     match col.dtype() {
         DataType::String => Ok(col.str()?.iter().collect()),
-        DataType::Binary => col
-            .binary()?
-            .iter()
-            .enumerate()
-            .map(|(row, b)| {
-                b.map(|b| {
-                    std::str::from_utf8(b).map_err(|_| PreprocessingError::InvalidUtf8 {
-                        column: name.to_owned(),
-                        row,
-                    })
-                })
-                .transpose()
-            })
-            .collect(),
+        DataType::Binary => column::utf8_texts(col.binary()?, name),
         DataType::Null => Ok(vec![None; col.len()]),
         other => Err(column::wrong_type(name, "string", other)),
     }

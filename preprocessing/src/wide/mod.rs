@@ -12,7 +12,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::column::{self, check_unique, DtypeClass, KeyDtypes};
-use crate::contract::{Fit, Persist, Transform};
+use crate::contract::{self, Fit, Persist, Transform};
 use crate::error::{PreprocessingError, Result};
 use crate::macros::ensure;
 use crate::quantize::{self, Quantization};
@@ -235,25 +235,17 @@ impl WidePreprocessor {
     /// The fitted state, checked against the configuration (it may come from a hand-edited
     /// JSON file).
     fn fitted(&self) -> Result<&WideFitted> {
-        let fitted = self
-            .fitted
-            .as_ref()
-            .ok_or_else(|| PreprocessingError::not_fitted("WidePreprocessor"))?;
-        let consistent = fitted.vocabs.len() == self.wide_cols.len()
-            && fitted.crossed.len() == self.crossed_cols.len()
-            && fitted.edges.len() == self.quantize.len()
-            && fitted.edges.iter().all(|e| !e.is_empty())
-            && fitted
-                .crossed
-                .iter()
-                .zip(&self.crossed_cols)
-                .all(|(combos, parts)| combos.iter().all(|c| c.len() == parts.len()));
-        ensure!(
-            consistent,
-            config("fitted"),
-            "the fitted state does not match the configured columns"
-        );
-        Ok(fitted)
+        contract::fitted_state(self.fitted.as_ref(), "WidePreprocessor", |fitted| {
+            fitted.vocabs.len() == self.wide_cols.len()
+                && fitted.crossed.len() == self.crossed_cols.len()
+                && fitted.edges.len() == self.quantize.len()
+                && fitted.edges.iter().all(|e| !e.is_empty())
+                && fitted
+                    .crossed
+                    .iter()
+                    .zip(&self.crossed_cols)
+                    .all(|(combos, parts)| combos.iter().all(|c| c.len() == parts.len()))
+        })
     }
 
     fn validate_config(&self) -> Result<()> {

@@ -3,6 +3,7 @@
 use ndarray::array;
 
 use super::*;
+use crate::contract::assert_save_load;
 
 fn tiny() -> DataFrame {
     df!(
@@ -225,10 +226,5 @@ fn save_load_round_trip() {
     let mut wide =
         WidePreprocessor::new(&["edu", "age"]).crossed_cols(vec![vec!["edu".into(), "occ".into()]]);
     let before = wide.fit_transform(&tiny()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("wide.json");
-    wide.save(&path).unwrap();
-    let loaded = WidePreprocessor::load(&path).unwrap();
-    assert_eq!(loaded, wide);
-    assert_eq!(loaded.transform(&tiny()).unwrap(), before);
+    assert_save_load(&wide, &tiny(), &before);
 }

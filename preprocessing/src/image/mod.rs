@@ -32,7 +32,10 @@ pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ImageSource {
     /// The column holds file paths (strings) relative to `root`.
-    Paths { root: PathBuf },
+    Paths {
+        /// The directory the paths are relative to.
+        root: PathBuf,
+    },
     /// The column holds encoded image files (binary dtype).
     Bytes,
 }
@@ -47,7 +50,12 @@ pub enum Normalization {
     /// `(x − mean) / std` with the mean and standard deviation of the training images.
     Fitted,
     /// Given statistics.
-    Custom { mean: [f32; 3], std: [f32; 3] },
+    Custom {
+        /// Per-channel (RGB) means on the `[0, 1]` scale.
+        mean: [f32; 3],
+        /// Per-channel (RGB) standard deviations on the `[0, 1]` scale (positive).
+        std: [f32; 3],
+    },
     /// Values stay in `[0, 1]`.
     None,
 }
@@ -69,11 +77,14 @@ pub enum OnError {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Filter {
+    /// Nearest neighbour (box filter when downscaling).
     Nearest,
     /// Bilinear (the default).
     #[default]
     Triangle,
+    /// Bicubic (Catmull-Rom spline).
     CatmullRom,
+    /// Lanczos with a window of 3 pixels.
     Lanczos3,
 }
 
@@ -90,6 +101,10 @@ pub struct ImageData {
 
 impl ImageData {
     /// `(x / 255 − mean) / std` per channel: normalised `f32` `[n_rows, 3, height, width]`.
+    ///
+    /// # Shapes
+    /// - `self.pixels`: `[n_rows, 3, height, width]` u8; `mean`, `std`: `[3]` (RGB)
+    /// - returns `[n_rows, 3, height, width]` f32
     pub fn normalized(&self, mean: [f32; 3], std: [f32; 3]) -> Array4<f32> {
         let lut: [[f32; 256]; 3] =
             std::array::from_fn(|c| std::array::from_fn(|v| (v as f32 / 255.0 - mean[c]) / std[c]));
@@ -108,12 +123,14 @@ impl ImageData {
 pub struct ImageMeta {
     /// The image column.
     pub name: String,
-    /// Output width and height in pixels.
+    /// Output width in pixels.
     pub width: u32,
+    /// Output height in pixels.
     pub height: u32,
-    /// Per-channel (RGB) normalisation statistics on the `[0, 1]` scale: the model computes
+    /// Per-channel (RGB) means on the `[0, 1]` scale: the model computes
     /// `(x / 255 − mean) / std`.
     pub mean: [f32; 3],
+    /// Per-channel (RGB) standard deviations on the `[0, 1]` scale.
     pub std: [f32; 3],
 }
 
@@ -164,6 +181,8 @@ impl ImagePreprocessor {
         Self::new(img_col, ImageSource::Bytes)
     }
 
+    /// Images of the column `img_col` read from `source`, with the defaults: 224 × 224,
+    /// [`Normalization::ImageNet`], [`OnError::Fail`], [`Filter::Triangle`].
     pub fn new(img_col: &str, source: ImageSource) -> Self {
         Self {
             img_col: img_col.to_owned(),
@@ -183,14 +202,17 @@ impl ImagePreprocessor {
         self.height = height;
         self
     }
+    /// How the model normalises the pixels (default [`Normalization::ImageNet`]).
     pub fn normalization(mut self, n: Normalization) -> Self {
         self.normalization = n;
         self
     }
+    /// What a missing or undecodable image gives (default [`OnError::Fail`]).
     pub fn on_error(mut self, on_error: OnError) -> Self {
         self.on_error = on_error;
         self
     }
+    /// The resampling filter of the resize (default [`Filter::Triangle`]).
     pub fn filter(mut self, filter: Filter) -> Self {
         self.filter = filter;
         self
@@ -299,6 +321,10 @@ impl ImagePreprocessor {
     /// Decoding, resizing and cropping only: RGB bytes `[n_rows, height, width, 3]` (HWC, not
     /// normalised; needs no `fit`) and the number of zero images of failed rows
     /// ([`OnError::Zero`]). A compact form for caching or for other tools.
+    ///
+    /// # Shapes
+    /// - `df`: `n_rows = df.height()` rows with the image column
+    /// - returns `[n_rows, height, width, 3]` u8 and the number of failed rows
     pub fn decode_resize(&self, df: &DataFrame) -> Result<(ndarray::Array4<u8>, usize)> {
         self.validate()?;
         let raws = self.raws(df)?;
@@ -336,6 +362,10 @@ impl Transform for ImagePreprocessor {
     type Output = ImageData;
 
     /// Decodes every image of `df`: `u8` `[n_rows, 3, height, width]`.
+    ///
+    /// # Shapes
+    /// - `df`: `n_rows = df.height()` rows with the image column
+    /// - returns `pixels`: `[n_rows, 3, height, width]` u8
     fn transform(&self, df: &DataFrame) -> Result<ImageData> {
         let fitted = self.fitted()?;
         let raws = self.raws(df)?;
@@ -345,6 +375,10 @@ impl Transform for ImagePreprocessor {
     }
 
     /// [`fit`](Self::fit) then [`transform`](Self::transform), decoding each image once.
+    ///
+    /// # Shapes
+    /// - `df`: `n_rows = df.height()` rows with the image column
+    /// - returns `pixels`: `[n_rows, 3, height, width]` u8
     fn fit_transform(&mut self, df: &DataFrame) -> Result<ImageData> {
         match self.fit_inner(df, true)? {
             Some(data) => {

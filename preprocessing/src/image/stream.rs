@@ -13,6 +13,11 @@ use crate::macros::{bail, ensure};
 impl ImagePreprocessor {
     /// Decodes the images of `df` batch by batch on a worker thread that stays up to
     /// `prefetch` batches ahead of the consumer, so that only those batches are in memory.
+    ///
+    /// # Shapes
+    /// - `df`: `n_rows = df.height()` rows with the image column
+    /// - yields `n_rows.div_ceil(batch_size)` batches of `pixels` `[batch_size, 3, height, width]`
+    ///   u8 (the last one shorter)
     pub fn batches(
         &self,
         df: &DataFrame,
@@ -80,6 +85,7 @@ impl ImageRows {
     pub fn len(&self) -> usize {
         self.raws.len()
     }
+    /// Whether there are no rows.
     pub fn is_empty(&self) -> bool {
         self.raws.len() == 0
     }
@@ -89,7 +95,11 @@ impl ImageRows {
     }
     /// Decodes `rows` (indices into the DataFrame, any order, repeats allowed) in parallel:
     /// `u8` `[rows.len(), 3, height, width]`, equal to those rows of
-    /// [`ImagePreprocessor::transform`]. Errors name the file or row.
+    /// [`ImagePreprocessor::transform`](crate::Transform::transform). Errors name the file or row.
+    ///
+    /// # Shapes
+    /// - `rows`: `[n]` row indices, each below [`len`](Self::len)
+    /// - returns `pixels`: `[n, 3, height, width]` u8
     pub fn decode(&self, rows: &[usize]) -> Result<ImageData> {
         if let Some(&r) = rows.iter().find(|&&r| r >= self.raws.len()) {
             bail!(

@@ -92,7 +92,7 @@ pub struct TabPreprocessor {
     fitted: Option<TabFitted>,
 }
 
-/// Output of [`TabPreprocessor::transform`]. Both arrays have standard (row-major) layout.
+/// Output of [`TabPreprocessor::transform`](crate::Transform::transform). Both arrays have standard (row-major) layout.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TabData {
     /// Categorical codes, shape `[n_rows, n_cat_cols + n_quantized]` (`[n_rows, 0]` without
@@ -142,7 +142,7 @@ pub struct CatColumnMeta {
 impl TabPreprocessor {
     /// A preprocessor with the given categorical and continuous columns, the
     /// [`FastaiNew`](EmbeddingRule::FastaiNew) embedding rule, [`Scaling::All`] and no
-    /// missing indicators. The configuration is validated by [`fit`](Self::fit).
+    /// missing indicators. The configuration is validated by [`fit`](crate::Fit::fit).
     pub fn new(cat_cols: &[&str], continuous_cols: &[&str]) -> Self {
         Self {
             cat_cols: cat_cols.iter().map(|c| (*c).to_owned()).collect(),
@@ -192,7 +192,7 @@ impl TabPreprocessor {
     /// `q` (replacing an earlier setting for the same column) and the bin labels are embedded
     /// like any categorical column. `col` must be one of the continuous columns; its embedding
     /// dimension comes from [`embed_dim_for`](Self::embed_dim_for) or else the rule applied
-    /// to `n_bins + 1`. Checked by [`fit`](Self::fit): `Bins(n)` needs `n ≥ 2`, `Edges` at
+    /// to `n_bins + 1`. Checked by [`fit`](crate::Fit::fit): `Bins(n)` needs `n ≥ 2`, `Edges` at
     /// least two finite, strictly increasing values
     /// ([`InvalidConfig`](PreprocessingError::InvalidConfig), field `"quantize"`, naming the
     /// column).
@@ -277,6 +277,10 @@ impl TabPreprocessor {
     /// Errors: [`NotFitted`](PreprocessingError::NotFitted), and
     /// [`InvalidConfig`](PreprocessingError::InvalidConfig) (field `"data"`) if the arrays'
     /// shapes do not match this preprocessor.
+    ///
+    /// # Shapes
+    /// - `data.cat`: `[n_rows, n_cat_cols + n_quantized]` i64, `data.cont`: `[n_rows, n_cont_out]` f32
+    /// - returns a DataFrame of `n_rows` rows and `n_cat_cols + n_continuous_cols` columns
     pub fn inverse_transform(&self, data: &TabData) -> Result<DataFrame> {
         let fitted = self.fitted()?;
         let n_rows = data.cat.nrows();

@@ -50,6 +50,11 @@ impl Transform for TabPreprocessor {
     /// scaling). A column that is entirely null is not an error: every row gets index 0 or
     /// the imputed value, and the column is listed in [`TabData::all_null`] and reported on
     /// stderr.
+    ///
+    /// # Shapes
+    /// - `df`: `n_rows = df.height()` rows with every configured column
+    /// - returns `cat`: `[n_rows, n_cat_cols + n_quantized]` i64 (codes `0..cardinality`),
+    ///   `cont`: `[n_rows, n_cont_out]` f32 (see [`TabMeta::cont`](crate::TabMeta::cont))
     fn transform(&self, df: &DataFrame) -> Result<TabData> {
         let fitted = self.fitted()?;
         self.check_columns(df)?;

@@ -246,6 +246,10 @@ impl Transform for TargetEncoder {
     ///
     /// Errors: [`NotFitted`](PreprocessingError::NotFitted) and those of
     /// [`fit`](Self::fit), plus [`UnknownClass`](PreprocessingError::UnknownClass).
+    ///
+    /// # Shapes
+    /// - `df`: `n_rows = df.height()` rows with the target column
+    /// - returns `[n_rows]`: f32 (binary `0.0`/`1.0`, regression) or i64 (multiclass `0..k`)
     fn transform(&self, df: &DataFrame) -> Result<TargetData> {
         ensure!(self.fitted, PreprocessingError::not_fitted("TargetEncoder"));
         let col = self.checked_column(df)?;

@@ -50,6 +50,10 @@ impl TargetEncoder {
 
     /// Maps scaled values (model predictions) back to the target's units; the identity
     /// without a scaling.
+    ///
+    /// # Shapes
+    /// - `values`: `[n]` f32 in the scaled units
+    /// - returns `[n]` f32 in the target's units
     pub fn inverse_values(&self, values: &[f32]) -> Vec<f32> {
         let Some(f) = self.fitted_scale else {
             return values.to_vec();

@@ -33,14 +33,32 @@ pub enum Vocab {
     /// One id per word (split on whitespace and punctuation), like the reference: words seen at
     /// least `min_freq` times in the training texts, the `max_vocab` most frequent (the two
     /// special tokens included).
-    Word { min_freq: u64, max_vocab: usize },
+    Word {
+        /// Occurrences a token needs in the training texts to enter the vocabulary.
+        min_freq: u64,
+        /// Most ids in all (at least 3).
+        max_vocab: usize,
+    },
     /// A WordPiece sub-word vocabulary of `vocab_size` pieces trained on the training texts.
-    WordPiece { min_freq: u64, vocab_size: usize },
+    WordPiece {
+        /// Occurrences a token needs in the training texts to enter the vocabulary.
+        min_freq: u64,
+        /// Number of pieces, special tokens included (at least 3).
+        vocab_size: usize,
+    },
     /// A byte-pair-encoding vocabulary of `vocab_size` pieces trained on the training texts.
-    Bpe { min_freq: u64, vocab_size: usize },
+    Bpe {
+        /// Occurrences a token needs in the training texts to enter the vocabulary.
+        min_freq: u64,
+        /// Number of pieces, special tokens included (at least 3).
+        vocab_size: usize,
+    },
     /// A Hugging Face `tokenizer.json` (BERT-family models); read at `fit`, then kept in the
     /// fitted state (the file is not needed afterwards).
-    Pretrained { path: PathBuf },
+    Pretrained {
+        /// The `tokenizer.json` file.
+        path: PathBuf,
+    },
 }
 
 impl Default for Vocab {
@@ -56,8 +74,10 @@ impl Default for Vocab {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
+    /// The start of the sequence (the default).
     #[default]
     Left,
+    /// The end of the sequence.
     Right,
 }
 
@@ -196,26 +216,33 @@ impl TextPreprocessor {
             .truncation_side(Side::Right)
     }
 
+    /// Where the vocabulary comes from (default: [`Vocab::Word`] with `min_freq` 5 and
+    /// `max_vocab` 30,000).
     pub fn vocab(mut self, vocab: Vocab) -> Self {
         self.vocab = vocab;
         self
     }
+    /// Whether trained vocabularies lowercase the texts (default on).
     pub fn lowercase(mut self, on: bool) -> Self {
         self.lowercase = on;
         self
     }
+    /// Whether trained vocabularies strip accents (default on).
     pub fn strip_accents(mut self, on: bool) -> Self {
         self.strip_accents = on;
         self
     }
+    /// Length of every output sequence (default 80, at least 1).
     pub fn maxlen(mut self, maxlen: usize) -> Self {
         self.maxlen = maxlen;
         self
     }
+    /// Which end of a short sequence is padded (default [`Side::Left`]).
     pub fn padding_side(mut self, side: Side) -> Self {
         self.padding_side = side;
         self
     }
+    /// Which end of a long sequence is cut (default [`Side::Left`]).
     pub fn truncation_side(mut self, side: Side) -> Self {
         self.truncation_side = side;
         self
@@ -255,6 +282,10 @@ impl TextPreprocessor {
     }
 
     /// Token ids for plain strings (same rules as [`transform`](Self::transform)).
+    ///
+    /// # Shapes
+    /// - `texts`: `[n]` strings
+    /// - returns `ids`: `[n, maxlen]` i64 in `0..vocab_size`, `lengths`: `[n]`
     pub fn transform_texts(&self, texts: &[&str]) -> Result<TextData> {
         let fitted = self.fitted()?;
         self.encode(fitted, texts.to_vec())
@@ -354,6 +385,10 @@ impl Transform for TextPreprocessor {
 
     /// Token ids `[n_rows, maxlen]` for the texts of `df`. Unknown words map to `[UNK]`, null
     /// texts to an all-padding row.
+    ///
+    /// # Shapes
+    /// - `df`: `n_rows = df.height()` rows with the text column
+    /// - returns `ids`: `[n_rows, maxlen]` i64 in `0..vocab_size`, `lengths`: `[n_rows]`
     fn transform(&self, df: &DataFrame) -> Result<TextData> {
         let fitted = self.fitted()?;
         let texts = read_texts(df, &self.text_col)?;

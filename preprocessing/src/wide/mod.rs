@@ -348,6 +348,10 @@ impl Transform for WidePreprocessor {
     /// [`DtypeChanged`](PreprocessingError::DtypeChanged) (a column keyed differently than at
     /// fit time), [`NonFinite`](PreprocessingError::NonFinite) (an infinite value in a
     /// quantized column). An entirely null column is listed in [`WideData::all_null`].
+    ///
+    /// # Shapes
+    /// - `df`: `n_rows = df.height()` rows with every wide and crossed part column
+    /// - returns `indices`: `[n_rows, n_wide_cols + n_crossed]` i64 in `0..=wide_dim()`
     fn transform(&self, df: &DataFrame) -> Result<WideData> {
         let fitted = self.fitted()?;
         let binned = self.binned(df, &fitted.edges)?;

@@ -13,7 +13,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PreprocessingError, Result};
-use crate::macros::bail;
+use crate::macros::{bail, ensure};
 
 /// Looks up `name` in `df`, mapping absence to [`PreprocessingError::MissingColumn`].
 pub(crate) fn get<'a>(df: &'a DataFrame, name: &str) -> Result<&'a Column> {
@@ -115,14 +115,15 @@ pub(crate) fn check_fitted_dtype(
     let (Some(fitted), Some(found)) = (fitted, DtypeClass::of(column.dtype())) else {
         return Ok(());
     };
-    if fitted == found {
-        return Ok(());
-    }
-    Err(PreprocessingError::DtypeChanged {
-        column: name.to_owned(),
-        fitted: fitted.to_string(),
-        found: format!("{} ({found})", column.dtype()),
-    })
+    ensure!(
+        fitted == found,
+        PreprocessingError::DtypeChanged {
+            column: name.to_owned(),
+            fitted: fitted.to_string(),
+            found: format!("{} ({found})", column.dtype()),
+        }
+    );
+    Ok(())
 }
 
 /// Whether every value of `column` is missing: null, or NaN for a float column. Such a
@@ -198,21 +199,18 @@ pub(crate) fn check_key_dtype(column: &Column, name: &str, allowed: KeyDtypes) -
         || dtype.is_enum()
         || dtype.is_integer()
         || (allowed == KeyDtypes::DiscreteOrFloat && dtype.is_float());
-    if ok {
-        Ok(())
-    } else {
-        Err(wrong_type(name, allowed.expected(), dtype))
-    }
+    ensure!(ok, wrong_type(name, allowed.expected(), dtype));
+    Ok(())
 }
 
 /// Checks that `column` is numeric (integer or float; an all-null column also passes).
 pub(crate) fn check_numeric(column: &Column, name: &str) -> Result<()> {
     let dtype = column.dtype();
-    if dtype.is_primitive_numeric() || matches!(dtype, DataType::Null) {
-        Ok(())
-    } else {
-        Err(wrong_type(name, "numeric", dtype))
-    }
+    ensure!(
+        dtype.is_primitive_numeric() || matches!(dtype, DataType::Null),
+        wrong_type(name, "numeric", dtype)
+    );
+    Ok(())
 }
 
 pub(crate) fn wrong_type(name: &str, expected: &str, found: &DataType) -> PreprocessingError {

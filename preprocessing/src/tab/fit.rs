@@ -11,6 +11,7 @@ use crate::error::{PreprocessingError, Result};
 use crate::macros::{bail, ensure};
 use crate::quantize;
 
+/// What `fit` learned (saved under `fitted` in the JSON).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(super) struct TabFitted {
     /// One entry per categorical column, in `cat_cols` order.
@@ -22,10 +23,12 @@ pub(super) struct TabFitted {
     pub(super) quant: Vec<FittedQuant>,
 }
 
+/// A quantized continuous column.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(super) struct FittedQuant {
     /// Bin edges, lowest to highest (two equal values for a constant column).
     pub(super) edges: Vec<f64>,
+    /// Embedding dimension of the bin labels.
     pub(super) embed_dim: usize,
 }
 
@@ -36,16 +39,19 @@ impl FittedQuant {
     }
 }
 
+/// A categorical column.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(super) struct FittedCat {
     /// Distinct values in sorted order; value `categories[i]` has code `i + 1`.
     pub(super) categories: Vec<String>,
+    /// Embedding dimension.
     pub(super) embed_dim: usize,
     /// The column's dtype class at fit time (`None` in saves from before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) dtype: Option<DtypeClass>,
 }
 
+/// A continuous column that stays continuous.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(super) struct FittedCont {
     /// Imputation value for null and NaN.

@@ -147,13 +147,13 @@ impl Values {
 
 /// Errors with [`PreprocessingError::NullValue`] at the first null of `ca`.
 fn no_nulls<T: PolarsDataType>(ca: &ChunkedArray<T>, name: &str) -> Result<()> {
-    match ca.first_null() {
-        Some(row) => Err(PreprocessingError::NullValue {
+    if let Some(row) = ca.first_null() {
+        bail!(PreprocessingError::NullValue {
             column: name.to_owned(),
             row,
-        }),
-        None => Ok(()),
+        });
     }
+    Ok(())
 }
 
 /// Hash key of a finite float; `-0.0` and `0.0` share one.

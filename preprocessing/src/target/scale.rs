@@ -92,11 +92,8 @@ impl TargetEncoder {
                     (_, None) => v,
                 };
                 let x = x as f32;
-                if x.is_finite() {
-                    Ok(x)
-                } else {
-                    Err(out_of_range("beyond the range of f32"))
-                }
+                ensure!(x.is_finite(), out_of_range("beyond the range of f32"));
+                Ok(x)
             })
             .collect()
     }

@@ -83,6 +83,7 @@ pub mod prelude {
         EmbeddingRule, Quantization, Scaling, TabPreprocessor, TargetEncoder, TargetKind,
         TargetScaling, WidePreprocessor,
     };
+    pub use widedeep_preprocessing::{Fit, Persist, Transform};
     pub use widedeep_preprocessing::{
         ImagePreprocessor, Normalization, OnError, Side, TextPreprocessor, Vocab,
     };

@@ -13,6 +13,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PreprocessingError, Result};
+use crate::macros::{bail, ensure};
 
 /// Looks up `name` in `df`, mapping absence to [`PreprocessingError::MissingColumn`].
 pub(crate) fn get<'a>(df: &'a DataFrame, name: &str) -> Result<&'a Column> {
@@ -114,14 +115,15 @@ pub(crate) fn check_fitted_dtype(
     let (Some(fitted), Some(found)) = (fitted, DtypeClass::of(column.dtype())) else {
         return Ok(());
     };
-    if fitted == found {
-        return Ok(());
-    }
-    Err(PreprocessingError::DtypeChanged {
-        column: name.to_owned(),
-        fitted: fitted.to_string(),
-        found: format!("{} ({found})", column.dtype()),
-    })
+    ensure!(
+        fitted == found,
+        PreprocessingError::DtypeChanged {
+            column: name.to_owned(),
+            fitted: fitted.to_string(),
+            found: format!("{} ({found})", column.dtype()),
+        }
+    );
+    Ok(())
 }
 
 /// Whether every value of `column` is missing: null, or NaN for a float column. Such a
@@ -173,6 +175,20 @@ pub(crate) fn warn_all_missing<'a>(
     found
 }
 
+/// Errors with [`PreprocessingError::DuplicateColumn`] on the first repeated name.
+pub(crate) fn check_unique(names: &[String], field: &str) -> Result<()> {
+    let mut seen = PlHashSet::new();
+    for name in names {
+        if !seen.insert(name.as_str()) {
+            bail!(PreprocessingError::DuplicateColumn {
+                column: name.to_owned(),
+                field: field.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Checks that `column` can be used as a categorical (keyed) column.
 pub(crate) fn check_key_dtype(column: &Column, name: &str, allowed: KeyDtypes) -> Result<()> {
     let dtype = column.dtype();
@@ -183,21 +199,18 @@ pub(crate) fn check_key_dtype(column: &Column, name: &str, allowed: KeyDtypes) -
         || dtype.is_enum()
         || dtype.is_integer()
         || (allowed == KeyDtypes::DiscreteOrFloat && dtype.is_float());
-    if ok {
-        Ok(())
-    } else {
-        Err(wrong_type(name, allowed.expected(), dtype))
-    }
+    ensure!(ok, wrong_type(name, allowed.expected(), dtype));
+    Ok(())
 }
 
 /// Checks that `column` is numeric (integer or float; an all-null column also passes).
 pub(crate) fn check_numeric(column: &Column, name: &str) -> Result<()> {
     let dtype = column.dtype();
-    if dtype.is_primitive_numeric() || matches!(dtype, DataType::Null) {
-        Ok(())
-    } else {
-        Err(wrong_type(name, "numeric", dtype))
-    }
+    ensure!(
+        dtype.is_primitive_numeric() || matches!(dtype, DataType::Null),
+        wrong_type(name, "numeric", dtype)
+    );
+    Ok(())
 }
 
 pub(crate) fn wrong_type(name: &str, expected: &str, found: &DataType) -> PreprocessingError {
@@ -214,25 +227,26 @@ pub(crate) fn wrong_type(name: &str, expected: &str, found: &DataType) -> Prepro
 /// the column and row.
 pub(crate) fn as_strings(column: &Column) -> Result<Column> {
     if matches!(column.dtype(), DataType::Binary) {
-        let bytes = column.binary()?;
-        let mut texts: Vec<Option<&str>> = Vec::with_capacity(bytes.len());
-        for (row, value) in bytes.iter().enumerate() {
-            texts.push(match value {
-                Some(b) => {
-                    Some(
-                        std::str::from_utf8(b).map_err(|_| PreprocessingError::InvalidUtf8 {
-                            column: column.name().to_string(),
-                            row,
-                        })?,
-                    )
-                }
-                None => None,
-            });
-        }
+        let texts = utf8_texts(column.binary()?, column.name())?;
         let ca: StringChunked = texts.into_iter().collect();
         return Ok(ca.with_name(column.name().clone()).into_column());
     }
     Ok(column.cast(&DataType::String)?)
+}
+
+/// The values of a byte-string column `name` read as UTF-8 text (`None` for nulls), borrowed;
+/// bytes that are not UTF-8 are an [`InvalidUtf8`](PreprocessingError::InvalidUtf8) error
+/// naming the column and row.
+pub(crate) fn utf8_texts<'a>(bytes: &'a BinaryChunked, name: &str) -> Result<Vec<Option<&'a str>>> {
+    let mut texts = Vec::with_capacity(bytes.len());
+    for (row, value) in bytes.iter().enumerate() {
+        let text = value.map(std::str::from_utf8).transpose();
+        texts.push(text.map_err(|_| PreprocessingError::InvalidUtf8 {
+            column: name.to_owned(),
+            row,
+        })?);
+    }
+    Ok(texts)
 }
 
 /// The column cast to `Float64`.

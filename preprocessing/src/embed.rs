@@ -56,6 +56,13 @@ pub fn embed_dim(n_cat: usize, rule: EmbeddingRule) -> usize {
 mod tests {
     use super::*;
 
+    /// Checks `embed_dim(n_cat, rule)` against `(n_cat, dim)` pairs.
+    fn assert_dims(rule: EmbeddingRule, cases: &[(usize, usize)]) {
+        for &(n, d) in cases {
+            assert_eq!(embed_dim(n, rule), d, "{rule:?}, n_cat = {n}");
+        }
+    }
+
     #[test]
     fn fastai_new_matches_reference_numbers() {
         // Values computed with Python: min(600, round(1.6 * n ** 0.56)).
@@ -68,9 +75,7 @@ mod tests {
             (100, 21),
             (1000, 77),
         ];
-        for (n, d) in cases {
-            assert_eq!(embed_dim(n, EmbeddingRule::FastaiNew), d, "n_cat = {n}");
-        }
+        assert_dims(EmbeddingRule::FastaiNew, &cases);
         assert_eq!(embed_dim(1_000_000, EmbeddingRule::FastaiNew), 600);
     }
 
@@ -85,9 +90,7 @@ mod tests {
             (100, 50),
             (1000, 50),
         ];
-        for (n, d) in cases {
-            assert_eq!(embed_dim(n, EmbeddingRule::FastaiOld), d, "n_cat = {n}");
-        }
+        assert_dims(EmbeddingRule::FastaiOld, &cases);
     }
 
     #[test]
@@ -101,9 +104,7 @@ mod tests {
             (1000, 6),
             (1_000_000, 32),
         ];
-        for (n, d) in cases {
-            assert_eq!(embed_dim(n, EmbeddingRule::Google), d, "n_cat = {n}");
-        }
+        assert_dims(EmbeddingRule::Google, &cases);
     }
 
     #[test]

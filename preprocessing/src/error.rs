@@ -173,10 +173,11 @@ impl PreprocessingError {
         }
     }
 
-    pub(crate) fn config(field: &str, reason: impl Into<String>) -> Self {
-        Self::InvalidConfig {
-            field: field.to_owned(),
-            reason: reason.into(),
+    pub(crate) fn non_finite(column: &str, row: usize, value: f64) -> Self {
+        Self::NonFinite {
+            column: column.to_owned(),
+            row,
+            value,
         }
     }
 

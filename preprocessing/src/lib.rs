@@ -4,23 +4,48 @@
 //!
 //! * [`WidePreprocessor`] turns categorical (and crossed) columns into one `i64` matrix of
 //!   global indices for the wide (linear) component, shape `[n_rows, n_wide_cols + n_crossed]`.
-//! * [`TabPreprocessor`] label-encodes categorical columns into an `i64` matrix
-//!   `[n_rows, n_cat_cols]` and imputes/scales continuous columns into an `f32` matrix
-//!   `[n_rows, n_cont_out]`, and reports the column metadata ([`TabMeta`]) the deep tabular
+//! * [`TabPreprocessor`] label-encodes categorical (and binned continuous) columns into an
+//!   `i64` matrix `[n_rows, n_cat_cols + n_quantized]` and imputes/scales continuous columns
+//!   into an `f32` matrix `[n_rows, n_cont_out]`, and reports the column metadata ([`TabMeta`]) the deep tabular
 //!   models need (cardinalities, embedding dimensions).
 //! * [`TextPreprocessor`] tokenizes a text column into an `i64` matrix of token ids
 //!   `[n_rows, maxlen]` (trained word-level / WordPiece / BPE vocabulary or a Hugging Face
 //!   `tokenizer.json`), optionally with an embedding matrix from GloVe-format word vectors.
-//! * [`ImagePreprocessor`] decodes an image column (paths or bytes) in parallel into a
-//!   normalised `f32` array `[n_rows, 3, height, width]`, or batch by batch with prefetch.
-//! * [`TargetEncoder`] turns the target column into `f32` (binary, regression) or `i64`
-//!   (multiclass) labels.
+//! * [`ImagePreprocessor`] decodes an image column (paths or bytes) in parallel into `u8` RGB
+//!   pixels `[n_rows, 3, height, width]` (the image model normalises them per batch;
+//!   [`ImageData::normalized`] gives the `f32` form), or batch by batch with prefetch.
+//! * [`TargetEncoder`] turns the target column into `[n_rows]` `f32` (binary, regression) or
+//!   `i64` (multiclass) labels.
 //!
 //! Index `0` is reserved everywhere for null and unseen values, so transforming new data never
 //! fails because of a category that was not present at fit time. Every bad input gives a typed
 //! [`PreprocessingError`] naming the offending column; nothing here panics on user data.
 //!
-//! All fitted preprocessors are `serde` types and save to / load from JSON.
+//! # The contract
+//!
+//! Every preprocessor implements the same three traits (after linfa's `Fit` / `Transformer`
+//! split), so there is one way to use any of them:
+//!
+//! * [`Fit`]: `fit(&mut self, df) -> Result<()>` checks the configuration and learns the
+//!   fitted state from a DataFrame; `is_fitted(&self)` says whether it has one.
+//! * [`Transform`]: `transform(&self, df) -> Result<Self::Output>` applies the fitted state
+//!   (each preprocessor's `Output` is listed above, with its shapes), and
+//!   `fit_transform(&mut self, df)` does both on one frame.
+//! * [`Persist`]: `save(path)` writes the configuration and fitted state as JSON (atomically),
+//!   `load(path)` reads it back.
+//!
+//! Bring them into scope to call these methods:
+//!
+//! ```
+//! use polars::prelude::*;
+//! use widedeep_preprocessing::{Fit, TargetEncoder, TargetKind, Transform};
+//!
+//! let df = df!("y" => ["no", "yes", "no"]).unwrap();
+//! let mut target = TargetEncoder::new("y", TargetKind::Binary);
+//! assert!(!target.is_fitted());
+//! let y = target.fit_transform(&df).unwrap();
+//! assert_eq!(y.as_f32(), Some(&[0.0, 1.0, 0.0][..]));
+//! ```
 
 pub mod embed;
 pub mod error;
@@ -32,10 +57,12 @@ pub mod text;
 pub mod wide;
 
 mod column;
+mod contract;
 mod macros;
 mod persist;
 
 pub use column::DtypeClass;
+pub use contract::{Fit, Persist, Transform};
 pub use embed::{embed_dim, EmbeddingRule};
 pub use error::{PreprocessingError, Result};
 pub use image::{

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::macros::bail;
 
 /// Serializes `value` as pretty JSON to `path` atomically: the JSON is written to a temporary
 /// file in the same directory, flushed, then renamed over `path`. On any failure the temporary
@@ -20,7 +21,7 @@ pub(crate) fn save_json<T: Serialize>(value: &T, path: &Path) -> Result<()> {
     let written = write_and_sync(&tmp, &json).and_then(|()| fs::rename(&tmp, path));
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
-        return Err(e.into());
+        bail!(e);
     }
     Ok(())
 }

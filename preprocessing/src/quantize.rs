@@ -91,14 +91,12 @@ pub(crate) fn observed_values(col: &Column, name: &str) -> Result<(Vec<f64>, usi
     let mut observed = Vec::with_capacity(values.len() - values.null_count());
     for (row, value) in values.iter().enumerate() {
         match value {
-            Some(v) if v.is_infinite() => return Err(non_finite(name, row, v)),
+            Some(v) if v.is_infinite() => bail!(PreprocessingError::non_finite(name, row, v)),
             Some(v) if !v.is_nan() => observed.push(v),
             _ => {}
         }
     }
-    if observed.is_empty() {
-        return Err(PreprocessingError::all_null(name));
-    }
+    ensure!(!observed.is_empty(), PreprocessingError::all_null(name));
     Ok((observed, values.len()))
 }
 
@@ -149,7 +147,7 @@ pub(crate) fn fill_labels(
 ) -> Result<()> {
     for (row, (slot, value)) in out.iter_mut().zip(values.iter()).enumerate() {
         if let Some(v) = value.filter(|v| v.is_infinite()) {
-            return Err(non_finite(name, row, v));
+            bail!(PreprocessingError::non_finite(name, row, v));
         }
         *slot = label(edges, value);
     }
@@ -175,14 +173,6 @@ pub(crate) fn quantile_edges(values: &mut [f64], n: usize) -> Vec<f64> {
         edges.push(edges[0]);
     }
     edges
-}
-
-pub(crate) fn non_finite(name: &str, row: usize, value: f64) -> PreprocessingError {
-    PreprocessingError::NonFinite {
-        column: name.to_owned(),
-        row,
-        value,
-    }
 }
 
 #[cfg(test)]

@@ -20,8 +20,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::{Device, Tensor};
 use widedeep_preprocessing::{
-    ImageData, ImageMeta, ImagePreprocessor, TabData, TabMeta, TabPreprocessor, TargetData,
-    TargetEncoder, TargetKind, TextData, TextMeta, TextPreprocessor, WideData, WidePreprocessor,
+    Fit, ImageData, ImageMeta, ImagePreprocessor, TabData, TabMeta, TabPreprocessor, TargetData,
+    TargetEncoder, TargetKind, TextData, TextMeta, TextPreprocessor, Transform, WideData,
+    WidePreprocessor,
 };
 
 /// The preprocessors of each input, fitted together on one DataFrame.

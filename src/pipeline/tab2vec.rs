@@ -7,7 +7,7 @@ use crate::training::Dataset;
 use polars::prelude::{Column, DataFrame, IntoColumn, NamedFrom, Series};
 use std::collections::HashSet;
 use tch::{Device, Kind, Tensor};
-use widedeep_preprocessing::TabPreprocessor;
+use widedeep_preprocessing::{TabPreprocessor, Transform};
 
 /// Turns DataFrame rows into the vectors a fitted tabular model sees at its embedding layer (the
 /// reference's `Tab2Vec`): each categorical column becomes its embedding, `embed_dim` columns

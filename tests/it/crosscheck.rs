@@ -4,7 +4,7 @@ use widedeep::models::{
     Backbone, BackboneConfig, BertConfig, BertPooling, Component, ComponentConfig, ImageInput,
     ModelInput,
 };
-use widedeep::preprocessing::{Side, TextPreprocessor};
+use widedeep::preprocessing::{Side, TextPreprocessor, Transform};
 use widedeep::tch::{nn, Device, Tensor};
 
 fn fixtures() -> PathBuf {

@@ -458,10 +458,7 @@ impl<'a> Explainer<'a> {
             // the players of the game actually played (without the wide-only features when the
             // wide part is taken in closed form)
             let players = if ex.splits_wide() {
-                ex.features
-                    .iter()
-                    .filter(|f| f.slots.iter().any(|s| !matches!(s, Slot::Wide(_))))
-                    .count()
+                ex.game_players().len()
             } else {
                 ex.players().len()
             };
@@ -547,14 +544,11 @@ impl<'a> Explainer<'a> {
     /// The mean (linked) output over the background, `[k]`: the base value of the Shapley
     /// methods and of GradientSHAP.
     pub fn expected_value(&self) -> Vec<f64> {
-        let k = self.n_outputs();
-        let mut base = vec![0.0; k];
-        for (m, w) in self.background.weights().iter().enumerate() {
-            for (o, b) in base.iter_mut().enumerate() {
-                *b += w * self.bg_outputs[m * k + o];
-            }
-        }
-        base
+        weighted_mean(
+            self.background.weights(),
+            &self.bg_outputs,
+            self.n_outputs(),
+        )
     }
 
     /// Attributions for every row of `input` (tensors in the layout the model was trained on).
@@ -675,6 +669,19 @@ impl<'a> Explainer<'a> {
     pub(crate) fn players(&self) -> Vec<usize> {
         (0..self.features.len())
             .filter(|&j| !self.features[j].slots.is_empty())
+            .collect()
+    }
+
+    /// Indices of the features that own a column of a deep component: the players of the
+    /// game on the deep components when the wide part is taken in closed form.
+    pub(crate) fn game_players(&self) -> Vec<usize> {
+        (0..self.features.len())
+            .filter(|&j| {
+                self.features[j]
+                    .slots
+                    .iter()
+                    .any(|s| !matches!(s, Slot::Wide(_)))
+            })
             .collect()
     }
 
@@ -1127,6 +1134,17 @@ pub(crate) fn fmt_num(v: f64) -> String {
         let s = format!("{v:.4}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
+}
+
+/// The weighted mean `[k]` of `rows` (`[weights.len(), k]`, row-major).
+pub(crate) fn weighted_mean(weights: &[f64], rows: &[f64], k: usize) -> Vec<f64> {
+    let mut mean = vec![0.0; k];
+    for (m, w) in weights.iter().enumerate() {
+        for (o, b) in mean.iter_mut().enumerate() {
+            *b += w * rows[m * k + o];
+        }
+    }
+    mean
 }
 
 /// A float tensor's values as `Vec<f64>` (any shape, row-major).

@@ -549,3 +549,19 @@ fn token_ids(x: &ModelInput, index: usize, seq_len: usize) -> Option<Vec<i64>> {
     )
     .ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::gauss_legendre;
+
+    #[test]
+    fn gauss_legendre_integrates_polynomials() {
+        let (x, w) = gauss_legendre(5);
+        assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        // exact up to degree 9 on [0, 1]
+        let i: f64 = x.iter().zip(&w).map(|(x, w)| w * x.powi(9)).sum();
+        assert!((i - 0.1).abs() < 1e-12);
+        let (x1, w1) = gauss_legendre(1);
+        assert!((x1[0] - 0.5).abs() < 1e-12 && (w1[0] - 1.0).abs() < 1e-12);
+    }
+}

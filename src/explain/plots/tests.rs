@@ -203,3 +203,39 @@ fn token_highlighting_is_deterministic_and_skips_padding() {
     let text = std::fs::read_to_string(&page).unwrap();
     assert!(text.starts_with("<!DOCTYPE html>") && text.contains("widedeep-tokens"));
 }
+
+#[test]
+fn plots_write_png_and_svg() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = crate::explain::explanation::tests::toy();
+    let opts = super::PlotOptions::default();
+    for ext in ["png", "svg"] {
+        let bar = dir.path().join(format!("bar.{ext}"));
+        let swarm = dir.path().join(format!("swarm.{ext}"));
+        let fall = dir.path().join(format!("fall.{ext}"));
+        super::bar(&e.global_importance(), &bar, &opts).unwrap();
+        super::beeswarm(&e, 0, &swarm, &opts).unwrap();
+        super::waterfall(&e, 1, 0, &fall, &opts.clone().max_features(2)).unwrap();
+        for p in [&bar, &swarm, &fall] {
+            let bytes = std::fs::read(p).unwrap();
+            assert!(bytes.len() > 1000, "{}", p.display());
+            if ext == "png" {
+                assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+            } else {
+                let text = String::from_utf8(bytes).unwrap();
+                assert!(text.contains("<svg"));
+            }
+        }
+        if ext == "svg" {
+            let text = std::fs::read_to_string(&fall).unwrap();
+            // max_features 2: the largest of row 1 (a = 1) and the other two summed
+            assert!(
+                text.contains("a = y") && text.contains("2 other features"),
+                "{text}"
+            );
+        }
+    }
+    assert!(super::bar(&e.global_importance(), dir.path().join("x.jpg"), &opts).is_err());
+    assert!(super::waterfall(&e, 5, 0, dir.path().join("w.png"), &opts).is_err());
+    assert!(super::beeswarm(&e, 1, dir.path().join("b.png"), &opts).is_err());
+}

@@ -1,7 +1,8 @@
 //! Global importances that components compute themselves (attention weights, TabNet's feature
 //! masks) through [`Component::feature_importance`], exposed as [`GlobalImportance`].
 use super::GlobalImportance;
-use crate::error::{Result, WideDeepError};
+use crate::error::Result;
+use crate::macros::{bail, ensure};
 use crate::models::{Component, ModelInput, WideDeep};
 
 impl GlobalImportance {
@@ -14,26 +15,23 @@ impl GlobalImportance {
         component: usize,
         input: &ModelInput,
     ) -> Result<GlobalImportance> {
-        let comp = model.components().get(component).ok_or_else(|| {
-            WideDeepError::config(
-                "component",
-                format!(
-                    "index {component} out of range: the model has {} deep components",
-                    model.components().len()
-                ),
-            )
-        })?;
+        let Some(comp) = model.components().get(component) else {
+            bail!(
+                config("component"),
+                "index {component} out of range: the model has {} deep components",
+                model.components().len()
+            );
+        };
         model.check_input(input)?;
         let input = input.to_device(model.device());
-        from(comp.as_ref(), component, &input)?.ok_or_else(|| {
-            WideDeepError::config(
-                "component",
-                format!(
-                    "deep component {component} reports no feature importance (only attention \
-                     models and TabNet do); use Explanation::global_importance"
-                ),
-            )
-        })
+        let Some(importance) = from(comp.as_ref(), component, &input)? else {
+            bail!(
+                config("component"),
+                "deep component {component} reports no feature importance (only attention \
+                 models and TabNet do); use Explanation::global_importance"
+            );
+        };
+        Ok(importance)
     }
 
     /// The importances of every deep component that reports one, in component order.
@@ -50,6 +48,7 @@ impl GlobalImportance {
     }
 }
 
+/// The importance component `comp` (index `c`) reports over `input`, if it reports one.
 fn from(comp: &dyn Component, c: usize, input: &ModelInput) -> Result<Option<GlobalImportance>> {
     let Some(imp) = tch::no_grad(|| comp.feature_importance(input)) else {
         return Ok(None);
@@ -61,16 +60,13 @@ fn from(comp: &dyn Component, c: usize, input: &ModelInput) -> Result<Option<Glo
             .map(|i| format!("deep{c}_{i}"))
             .collect();
     }
-    if names.len() != importance.len() {
-        return Err(WideDeepError::config(
-            "component",
-            format!(
-                "deep component {c} reports {} importances for {} feature names",
-                importance.len(),
-                names.len()
-            ),
-        ));
-    }
+    ensure!(
+        names.len() == importance.len(),
+        config("component"),
+        "deep component {c} reports {} importances for {} feature names",
+        importance.len(),
+        names.len()
+    );
     Ok(Some(GlobalImportance {
         source: format!("feature_importance of deep component {c}"),
         feature_names: names,

@@ -7,7 +7,8 @@
 //! `[batch, seq_len, d]` also keep a value per token, image parts `[batch, C, H, W]` one per
 //! region of a grid.
 use super::{Attribution, Detail, DetailKind, Explainer, IgBaseline, Method};
-use crate::error::{Result, WideDeepError};
+use crate::error::Result;
+use crate::macros::{bail, ensure};
 use crate::models::{Component, ModelInput};
 use indicatif::ProgressBar;
 use rand::seq::SliceRandom;
@@ -63,18 +64,15 @@ pub(super) fn check_support(ex: &Explainer) -> Result<()> {
                 .and_then(|parts| comp.forward_embedded(&parts, false))
                 .is_some()
         });
-        if !ok {
-            return Err(WideDeepError::config(
-                "explain.method",
-                format!(
-                    "{} needs Component::embed and Component::forward_embedded, which deep \
-                     component {c} ({}) does not implement; use Method::KernelShap, \
-                     Method::Permutation or Method::Exact (model-agnostic) for this model",
-                    ex.config.method.name(),
-                    short_name(comp.as_ref())
-                ),
-            ));
-        }
+        ensure!(
+            ok,
+            config("explain.method"),
+            "{} needs Component::embed and Component::forward_embedded, which deep component \
+             {c} ({}) does not implement; use Method::KernelShap, Method::Permutation or \
+             Method::Exact (model-agnostic) for this model",
+            ex.config.method.name(),
+            short_name(comp.as_ref())
+        );
     }
     let (split, direct) = tch::no_grad(|| -> Result<(Tensor, Tensor)> {
         let (parts, ranges) = embed_all(ex, &sample)?;
@@ -86,14 +84,12 @@ pub(super) fn check_support(ex: &Explainer) -> Result<()> {
     let scale = 1.0 + direct.abs().max().double_value(&[]);
     let diff = (split - &direct).abs().max().double_value(&[]);
     if diff.is_nan() || diff > 1e-4 * scale {
-        return Err(WideDeepError::config(
-            "explain.method",
-            format!(
-                "forward_embedded(embed(x)) differs from forward_t(x) by {diff:.3e} for this \
-                 model, so gradient attributions would not explain it; use a model-agnostic \
-                 method (KernelShap, Permutation, Exact)"
-            ),
-        ));
+        bail!(
+            config("explain.method"),
+            "forward_embedded(embed(x)) differs from forward_t(x) by {diff:.3e} for this \
+             model, so gradient attributions would not explain it; use a model-agnostic method \
+             (KernelShap, Permutation, Exact)"
+        );
     }
     Ok(())
 }
@@ -112,12 +108,12 @@ pub(super) fn embed_all(
     }
     let mut ranges = Vec::new();
     for (c, comp) in ex.model.components().iter().enumerate() {
-        let p = comp.embed(input).ok_or_else(|| {
-            WideDeepError::config(
-                "explain.method",
-                format!("deep component {c} does not implement Component::embed"),
-            )
-        })?;
+        let Some(p) = comp.embed(input) else {
+            bail!(
+                config("explain.method"),
+                "deep component {c} does not implement Component::embed"
+            );
+        };
         ranges.push(parts.len()..parts.len() + p.len());
         parts.extend(p);
     }

@@ -2,7 +2,7 @@
 //! terms up to order 3, read through the fit's exact Shapley values.
 use super::coalitions::{binom, has, Coalitions};
 use super::kernel::{kernel_coalitions, KernelDesign};
-use super::linalg::{cholesky, cholesky_solve};
+use super::linalg::solve;
 
 /// Number of interaction terms of a k-additive game on `pr` players (orders 1..=k).
 pub(super) fn k_additive_terms(pr: usize, order: usize) -> usize {
@@ -142,17 +142,16 @@ impl SurrogateFit {
             terms.of(drawn.get(i), pr, &mut list);
             Terms::accumulate(&mut a, nt, &list, drawn.weights[i]);
         }
-        let chol = cholesky(a, nt);
         // u = A⁻¹ 1 and Z = A⁻¹ Shᵀ (Sh: [pr, nt], Sh_iT = 1/|T| for i ∈ T), solved together
         let nrhs = pr + 1;
-        let mut z = vec![0.0; nt * nrhs];
+        let mut rhs = vec![0.0; nt * nrhs];
         for (t, (m, len)) in terms.members.iter().enumerate() {
             for &i in &m[..*len] {
-                z[t * nrhs + i] = 1.0 / *len as f64;
+                rhs[t * nrhs + i] = 1.0 / *len as f64;
             }
-            z[t * nrhs + pr] = 1.0;
+            rhs[t * nrhs + pr] = 1.0;
         }
-        cholesky_solve(&chol, &mut z, nt, nrhs);
+        let z = solve(a, rhs, nt, nrhs);
         let u = |t: usize| z[t * nrhs + pr];
         let u_sum: f64 = (0..nt).map(u).sum();
         // φ = Sh m with m = A⁻¹ b − u (uᵀ b − Δ) / uᵀ1:  φ = G b + h Δ / uᵀ1,

@@ -218,3 +218,77 @@ fn paired_sampling_recovers_a_game_without_odd_interactions_of_order_three_or_mo
     let err = max_diff(&phi, &exact);
     assert!(err < 1e-9, "{err}");
 }
+
+/// Timing harness (run with `cargo test --release -p widedeep --lib solve_timings --
+/// --ignored --nocapture`): the symmetric solve of the KernelSHAP regression (n = players − 1,
+/// one right-hand side per output) and of the k-additive surrogate (n = its terms, players + 1
+/// right-hand sides) through faer, as [`solve`] does, against libtorch's `linalg_cholesky` +
+/// `cholesky_solve` on the same systems; prints µs per solve and the largest difference.
+#[test]
+#[ignore]
+fn solve_timings() {
+    use std::time::Instant;
+    use tch::Tensor;
+    /// A symmetric positive definite `[n, n]` matrix (a Gram matrix of pseudo-random rows).
+    fn spd(n: usize) -> Vec<f64> {
+        let mut state = n as u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        let m: Vec<f64> = (0..2 * n * n).map(|_| next()).collect();
+        let mut a = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..n {
+                a[i * n + j] = (0..2 * n)
+                    .map(|k| m[i * 2 * n + k] * m[j * 2 * n + k])
+                    .sum();
+            }
+        }
+        a
+    }
+    /// µs per call of `f`, over at least 0.2 s.
+    fn micros(mut f: impl FnMut() -> f64) -> f64 {
+        let mut reps = 1;
+        loop {
+            let start = Instant::now();
+            let sink: f64 = (0..reps).map(|_| f()).sum();
+            std::hint::black_box(sink);
+            let secs = start.elapsed().as_secs_f64();
+            if secs > 0.2 {
+                return secs / reps as f64 * 1e6;
+            }
+            reps *= 2;
+        }
+    }
+    println!("libtorch threads: {}", tch::get_num_threads());
+    println!("| system | n | rhs | faer (µs) | libtorch (µs) | max abs diff |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let regression = [5, 10, 11, 20, 50].map(|n| ("regression", n, 1));
+    let surrogate = [8, 10, 11, 12, 13].map(|pr| ("surrogate", k_additive(pr), pr + 1));
+    for (system, n, nrhs) in regression.into_iter().chain(surrogate) {
+        let a = spd(n);
+        let b: Vec<f64> = (0..n * nrhs).map(|i| (i % 7) as f64 - 3.0).collect();
+        let with_faer = || solve(a.clone(), b.clone(), n, nrhs);
+        let with_torch = || {
+            let trace: f64 = (0..n).map(|i| a[i * n + i].abs()).sum();
+            let ridge = Tensor::eye(n as i64, (tch::Kind::Double, tch::Device::Cpu))
+                * (1e-12 * trace / n as f64);
+            let am = Tensor::from_slice(&a).view([n as i64, n as i64]) + ridge;
+            let bm = Tensor::from_slice(&b).view([n as i64, nrhs as i64]);
+            let x = bm.cholesky_solve(&am.linalg_cholesky(false), false);
+            Vec::<f64>::try_from(x.contiguous().view([-1])).unwrap()
+        };
+        let diff = max_diff(&with_faer(), &with_torch());
+        let t_faer = micros(|| with_faer()[0]);
+        let t_torch = micros(|| with_torch()[0]);
+        println!("| {system} | {n} | {nrhs} | {t_faer:.1} | {t_torch:.1} | {diff:.1e} |");
+    }
+}
+
+/// Terms of the 3-additive surrogate on `pr` players.
+fn k_additive(pr: usize) -> usize {
+    (1..=3).map(|j| binom(pr, j) as usize).sum()
+}

@@ -1,11 +1,11 @@
 //! The data shown beside the values: each row's feature values as numbers (for colouring) and
 //! text (categories, decoded text, image shapes), and the token strings of token values.
 use super::features::Slot;
-use super::{Detail, DetailKind, Explainer, Explanation};
+use super::{host_values, to_vec_f64, Detail, DetailKind, Explainer, Explanation};
 use crate::error::Result;
 use crate::models::ModelInput;
 use polars::prelude::{DataFrame, DataType};
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 impl Explainer<'_> {
     /// The data shown for each row and feature: a continuous value, else a categorical or wide
@@ -15,14 +15,7 @@ impl Explainer<'_> {
         let p = self.features.len();
         let col_f64 = |t: &Option<Tensor>, j: usize| -> Vec<f64> {
             t.as_ref()
-                .map(|t| {
-                    Vec::<f64>::try_from(
-                        t.select(1, j as i64)
-                            .to_kind(Kind::Double)
-                            .to_device(Device::Cpu),
-                    )
-                    .unwrap_or_default()
-                })
+                .map(|t| to_vec_f64(&t.select(1, j as i64)))
                 .unwrap_or_default()
         };
         let mut data = vec![None; n * p];
@@ -76,9 +69,7 @@ impl Explainer<'_> {
                     Slot::Text(c) => {
                         let ids = &x.text[c];
                         let len = ids.size().get(1).copied().unwrap_or(0) as usize;
-                        let flat: Vec<i64> =
-                            Vec::try_from(ids.to_device(Device::Cpu).contiguous().view([-1]))
-                                .unwrap_or_default();
+                        let flat: Vec<i64> = host_values(ids, Kind::Int64).unwrap_or_default();
                         for (r, row) in flat.chunks(len.max(1)).enumerate().take(n) {
                             display[r * p + j] = self.text_of(c, row);
                         }

@@ -6,7 +6,7 @@
 //! part, summed over the part's non-batch dimensions into its feature; text parts
 //! `[batch, seq_len, d]` also keep a value per token, image parts `[batch, C, H, W]` one per
 //! region of a grid.
-use super::{Attribution, Detail, DetailKind, Explainer, IgBaseline, Method};
+use super::{host_values, Attribution, Detail, DetailKind, Explainer, IgBaseline, Method};
 use crate::error::Result;
 use crate::macros::{bail, ensure};
 use crate::models::{Component, ModelInput};
@@ -15,7 +15,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::ops::Range;
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 /// How a part's attribution is refined below the feature level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -537,13 +537,7 @@ fn token_ids(x: &ModelInput, index: usize, seq_len: usize) -> Option<Vec<i64>> {
     if ids.size().get(1) != Some(&(seq_len as i64)) {
         return None;
     }
-    Vec::<i64>::try_from(
-        ids.to_kind(Kind::Int64)
-            .to_device(Device::Cpu)
-            .contiguous()
-            .view([-1]),
-    )
-    .ok()
+    host_values(ids, Kind::Int64)
 }
 
 #[cfg(test)]

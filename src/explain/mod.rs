@@ -80,15 +80,22 @@ pub(crate) fn weighted_mean(weights: &[f64], rows: &[f64], k: usize) -> Vec<f64>
     mean
 }
 
+/// A tensor's values converted to `kind` (`T`'s) on the host, row-major (any shape).
+pub(crate) fn host_values<T>(t: &Tensor, kind: Kind) -> Option<Vec<T>>
+where
+    Vec<T>: TryFrom<Tensor>,
+{
+    let flat = t
+        .to_kind(kind)
+        .to_device(Device::Cpu)
+        .contiguous()
+        .view([-1]);
+    Vec::<T>::try_from(flat).ok()
+}
+
 /// A float tensor's values as `Vec<f64>` (any shape, row-major).
 pub(crate) fn to_vec_f64(t: &Tensor) -> Vec<f64> {
-    Vec::<f64>::try_from(
-        t.to_kind(Kind::Double)
-            .to_device(Device::Cpu)
-            .contiguous()
-            .view([-1]),
-    )
-    .unwrap_or_default()
+    host_values(t, Kind::Double).unwrap_or_default()
 }
 
 #[cfg(test)]

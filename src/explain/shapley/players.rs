@@ -1,8 +1,8 @@
 //! The players of the coalition game: which player owns each input column, and which players
 //! can change the output of a row at all (their columns differ from some background row).
-use crate::explain::{Explainer, Slot};
+use crate::explain::{host_values, Explainer, Slot};
 use crate::models::ModelInput;
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 /// Player index of every input column, per input.
 pub(super) struct PlayerMap {
@@ -82,7 +82,7 @@ impl PlayerMap {
 
 /// A boolean tensor's values on the host (any shape, row-major).
 fn host_bools(t: &Tensor) -> Vec<bool> {
-    Vec::try_from(t.to_device(Device::Cpu).flatten(0, -1)).unwrap_or_default()
+    host_values(t, Kind::Bool).unwrap_or_default()
 }
 
 /// `[n]`: whether each row of `xt` (`[n, ...]`) differs from row `m` of `bt` anywhere.

@@ -10,6 +10,9 @@ impl GlobalImportance {
     /// (attention weights or feature masks, see [`Component::feature_importance`]), named by
     /// its [`Component::feature_names`]. Errors when it reports none: use
     /// [`super::Explanation::global_importance`] (mean |SHAP|) for any model.
+    ///
+    /// # Shapes
+    /// - `input`: `[n, ...]` per input, as the model takes it
     pub fn from_component(
         model: &WideDeep,
         component: usize,
@@ -35,6 +38,9 @@ impl GlobalImportance {
     }
 
     /// The importances of every deep component that reports one, in component order.
+    ///
+    /// # Shapes
+    /// - `input`: `[n, ...]` per input, as the model takes it
     pub fn from_model(model: &WideDeep, input: &ModelInput) -> Result<Vec<GlobalImportance>> {
         model.check_input(input)?;
         let input = input.to_device(model.device());

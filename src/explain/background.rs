@@ -44,6 +44,9 @@ pub struct Background {
 
 impl Background {
     /// Wraps given rows with given weights (normalised to sum 1).
+    ///
+    /// # Shapes
+    /// - `input`: `[M, ...]` per input, `weights`: `[M]`
     pub fn weighted(input: ModelInput, weights: Vec<f64>) -> Result<Self> {
         let n = input.batch_size() as usize;
         let field = "explain.background";
@@ -74,6 +77,9 @@ impl Background {
 
     /// `n` rows of `data` drawn uniformly without replacement (all rows when `n ≥` their
     /// number), equal weights.
+    ///
+    /// # Shapes
+    /// - `data`: `[N, ...]` per input; the background holds `[min(n, N), ...]`
     pub fn sample(data: &ModelInput, n: usize, seed: u64) -> Result<Self> {
         let total = check_data(data)?;
         let rows: Vec<usize> = if n >= total {
@@ -94,6 +100,10 @@ impl Background {
     /// categorical codes would not be), weighted by its cluster's share of the rows. Text and
     /// image columns take no part in the distance; data with only those falls back to
     /// [`Background::sample`].
+    ///
+    /// # Shapes
+    /// - `data`: `[N, ...]` per input; the background holds `[≤ k, ...]` (an empty cluster
+    ///   gives no row)
     pub fn kmeans(data: &ModelInput, k: usize, seed: u64) -> Result<Self> {
         let total = check_data(data)?;
         if k >= total {
@@ -143,7 +153,10 @@ impl Background {
         self.weights.is_empty()
     }
 
-    /// The rows, `[len(), ...]` per input.
+    /// The rows.
+    ///
+    /// # Shapes
+    /// - returns `[len(), ...]` per input
     pub fn input(&self) -> &ModelInput {
         &self.input
     }

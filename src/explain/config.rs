@@ -269,6 +269,9 @@ impl ExplainerConfig {
 
     /// Validates, draws the background from `data` and builds an explainer for `model` (input
     /// names from the tabular component where it reports them, else `wide_0`, `cat_0`, ...).
+    ///
+    /// # Shapes
+    /// - `data`: `[N, ...]` per input, as the model takes it
     pub fn build<'a>(&self, model: &'a WideDeep, data: &ModelInput) -> Result<Explainer<'a>> {
         Explainer::new(model, data, self)
     }

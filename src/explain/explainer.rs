@@ -49,6 +49,9 @@ impl std::fmt::Debug for Explainer<'_> {
 
 impl<'a> Explainer<'a> {
     /// An explainer whose background is drawn from `data` as `config` says.
+    ///
+    /// # Shapes
+    /// - `data`: `[N, ...]` per input, as the model takes it
     pub fn new(model: &'a WideDeep, data: &ModelInput, config: &ExplainerConfig) -> Result<Self> {
         config.validate()?;
         model.check_input(data)?;
@@ -58,6 +61,9 @@ impl<'a> Explainer<'a> {
 
     /// An explainer with a given background and input names (`None`: defaults as in
     /// [`Explainer::new`]).
+    ///
+    /// # Shapes
+    /// - `background`: `[M, ...]` per input, as the model takes it
     pub fn with_background(
         model: &'a WideDeep,
         background: Background,

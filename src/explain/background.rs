@@ -1,7 +1,7 @@
 //! The background data set: the rows that stand in for "feature absent" (Shapley methods) or
 //! serve as references (gradient methods), with a weight each.
 use crate::error::{Result, WideDeepError};
-use crate::macros::ensure;
+use crate::macros::{bail, ensure};
 use crate::models::ModelInput;
 use linfa::traits::{Fit, Predict};
 use linfa::DatasetBase;
@@ -67,7 +67,9 @@ impl Background {
             "weights must be finite and non-negative"
         );
         let total: f64 = weights.iter().sum();
-        ensure!(total > 0.0, config(field), "weights sum to 0");
+        if total <= 0.0 {
+            bail!(config(field), "weights sum to 0");
+        }
         Ok(Self {
             input,
             weights: weights.iter().map(|w| w / total).collect(),

@@ -32,16 +32,11 @@ fn main() -> anyhow::Result<()> {
     let explain_df = test_df.head(Some(rows));
 
     // ---- Wide + TabMlp, 12 features (11 columns + one crossed column)
-    let cat = [
-        "workclass",
-        "education",
-        "marital-status",
-        "occupation",
-        "relationship",
-        "gender",
-        "capital-gain",
-        "capital-loss",
-    ];
+    // the categorical columns but race and native-country
+    let cat: Vec<&str> = datasets::adult_columns::CATEGORICAL
+        .into_iter()
+        .filter(|c| !matches!(*c, "race" | "native-country"))
+        .collect();
     let cont = datasets::adult_columns::CONTINUOUS;
     let mut prep = Preprocessors::new()
         .wide(

@@ -1,10 +1,17 @@
 //! The background data set: the rows that stand in for "feature absent" (Shapley methods) or
 //! serve as references (gradient methods), with a weight each.
 use crate::error::{Result, WideDeepError};
+use crate::macros::{bail, ensure};
 use crate::models::ModelInput;
+use linfa::traits::{Fit, Predict};
+use linfa::DatasetBase;
+use linfa_clustering::KMeans;
+use ndarray::Array2;
 use rand::seq::index::sample as sample_indices;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rand_xoshiro::rand_core::SeedableRng as _;
+use rand_xoshiro::Xoshiro256Plus;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
@@ -23,6 +30,10 @@ pub enum BackgroundKind {
 /// At most this many rows are clustered by [`Background::kmeans`] (a seeded sample of them).
 pub const KMEANS_MAX_ROWS: usize = 10_000;
 
+/// Most Lloyd iterations of [`Background::kmeans`] (it stops earlier when the centres move by
+/// less than linfa's default tolerance, 10⁻⁴).
+const KMEANS_MAX_ITERATIONS: u64 = 100;
+
 /// Background rows (a [`ModelInput`] of `len()` rows) with weights summing to 1.
 #[derive(Debug)]
 pub struct Background {
@@ -33,32 +44,31 @@ pub struct Background {
 
 impl Background {
     /// Wraps given rows with given weights (normalised to sum 1).
+    ///
+    /// # Shapes
+    /// - `input`: `[M, ...]` per input, `weights`: `[M]`
     pub fn weighted(input: ModelInput, weights: Vec<f64>) -> Result<Self> {
         let n = input.batch_size() as usize;
-        if input.tensors().next().is_none() || n == 0 {
-            return Err(WideDeepError::config(
-                "explain.background",
-                "needs at least one row",
-            ));
-        }
-        if weights.len() != n {
-            return Err(WideDeepError::config(
-                "explain.background",
-                format!("{} weights for {n} rows", weights.len()),
-            ));
-        }
-        if weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
-            return Err(WideDeepError::config(
-                "explain.background",
-                "weights must be finite and non-negative",
-            ));
-        }
+        let field = "explain.background";
+        ensure!(
+            input.tensors().next().is_some() && n > 0,
+            config(field),
+            "needs at least one row"
+        );
+        ensure!(
+            weights.len() == n,
+            config(field),
+            "{} weights for {n} rows",
+            weights.len()
+        );
+        ensure!(
+            weights.iter().all(|w| w.is_finite() && *w >= 0.0),
+            config(field),
+            "weights must be finite and non-negative"
+        );
         let total: f64 = weights.iter().sum();
         if total <= 0.0 {
-            return Err(WideDeepError::config(
-                "explain.background",
-                "weights sum to 0",
-            ));
+            bail!(config(field), "weights sum to 0");
         }
         Ok(Self {
             input,
@@ -69,6 +79,9 @@ impl Background {
 
     /// `n` rows of `data` drawn uniformly without replacement (all rows when `n ≥` their
     /// number), equal weights.
+    ///
+    /// # Shapes
+    /// - `data`: `[N, ...]` per input; the background holds `[min(n, N), ...]`
     pub fn sample(data: &ModelInput, n: usize, seed: u64) -> Result<Self> {
         let total = check_data(data)?;
         let rows: Vec<usize> = if n >= total {
@@ -82,26 +95,29 @@ impl Background {
         Ok(Self::from_rows(data, rows.clone(), vec![1.0; rows.len()]))
     }
 
-    /// A k-means summary of `data` in `k` weighted rows: k-means (k-means++ start, Lloyd
-    /// iterations) over the wide and categorical columns one-hot encoded and the continuous
+    /// A k-means summary of `data` in `k` weighted rows: k-means (linfa's, k-means++ start,
+    /// seeded) over the wide and categorical columns one-hot encoded and the continuous
     /// columns standardised, on at most [`KMEANS_MAX_ROWS`] rows; each centre is then replaced
     /// by the data row nearest to it, so every background row is a real input (a centre of
     /// categorical codes would not be), weighted by its cluster's share of the rows. Text and
     /// image columns take no part in the distance; data with only those falls back to
     /// [`Background::sample`].
+    ///
+    /// # Shapes
+    /// - `data`: `[N, ...]` per input; the background holds `[≤ k, ...]` (an empty cluster
+    ///   gives no row)
     pub fn kmeans(data: &ModelInput, k: usize, seed: u64) -> Result<Self> {
         let total = check_data(data)?;
         if k >= total {
             return Self::sample(data, k, seed);
         }
-        if k == 0 {
-            return Err(WideDeepError::config(
-                "explain.background_size",
-                "must be at least 1",
-            ));
-        }
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        ensure!(
+            k > 0,
+            config("explain.background_size"),
+            "must be at least 1"
+        );
         let fit_rows: Vec<usize> = if total > KMEANS_MAX_ROWS {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let mut r = sample_indices(&mut rng, total, KMEANS_MAX_ROWS).into_vec();
             r.sort_unstable();
             r
@@ -112,38 +128,12 @@ impl Background {
         let Some(x) = tch::no_grad(|| features(data, &idx)) else {
             return Self::sample(data, k, seed);
         };
-        let assign = tch::no_grad(|| lloyd(&x, k, &mut rng));
-        let (centres, labels) = assign;
-        // medoid of each cluster: the row nearest its centre
-        let d = tch::no_grad(|| sq_dist(&x, &centres)); // [n, k]
-        let labels: Vec<i64> = Vec::<i64>::try_from(&labels).unwrap_or_default();
-        let dist: Vec<f32> = Vec::<f32>::try_from(d.contiguous().view([-1])).unwrap_or_default();
-        let n = fit_rows.len();
-        let mut best: Vec<Option<(f32, usize)>> = vec![None; k];
-        let mut size = vec![0usize; k];
-        for (i, &c) in labels.iter().enumerate() {
-            let c = c as usize;
-            size[c] += 1;
-            let di = dist[i * k + c];
-            if best[c].is_none_or(|(bd, _)| di < bd) {
-                best[c] = Some((di, i));
-            }
-        }
-        let mut picked: Vec<(usize, f64)> = Vec::new();
-        for c in 0..k {
-            if let Some((_, i)) = best[c] {
-                let row = fit_rows[i];
-                match picked.iter_mut().find(|(r, _)| *r == row) {
-                    Some((_, w)) => *w += size[c] as f64 / n as f64,
-                    None => picked.push((row, size[c] as f64 / n as f64)),
-                }
-            }
-        }
-        picked.sort_by_key(|(r, _)| *r);
-        let (rows, weights): (Vec<usize>, Vec<f64>) = picked.into_iter().unzip();
+        let (rows, weights) = cluster_medoids(&x, k, seed)?;
+        let rows = rows.into_iter().map(|i| fit_rows[i]).collect();
         Ok(Self::from_rows(data, rows, weights))
     }
 
+    /// Rows `rows` of `data` with weights `weights` (normalised to sum 1).
     fn from_rows(data: &ModelInput, rows: Vec<usize>, weights: Vec<f64>) -> Self {
         let idx = Tensor::from_slice(&rows.iter().map(|&r| r as i64).collect::<Vec<_>>());
         let input = data.map(|t| t.index_select(0, &idx.to_device(t.device())));
@@ -160,11 +150,15 @@ impl Background {
         self.weights.len()
     }
 
+    /// Whether there are no rows (never, for a background that was built).
     pub fn is_empty(&self) -> bool {
         self.weights.is_empty()
     }
 
-    /// The rows, `[len(), ...]` per input.
+    /// The rows.
+    ///
+    /// # Shapes
+    /// - returns `[len(), ...]` per input
     pub fn input(&self) -> &ModelInput {
         &self.input
     }
@@ -179,6 +173,7 @@ impl Background {
         &self.rows
     }
 
+    /// A copy with the rows on `device`.
     pub(crate) fn to_device(&self, device: Device) -> Background {
         Background {
             input: self.input.to_device(device),
@@ -188,14 +183,14 @@ impl Background {
     }
 }
 
+/// The number of rows of `data`; errors when it has none.
 fn check_data(data: &ModelInput) -> Result<usize> {
     let n = data.batch_size();
-    if data.tensors().next().is_none() || n <= 0 {
-        return Err(WideDeepError::config(
-            "explain.background",
-            "the background data has no rows",
-        ));
-    }
+    ensure!(
+        data.tensors().next().is_some() && n > 0,
+        config("explain.background"),
+        "the background data has no rows"
+    );
     Ok(n as usize)
 }
 
@@ -236,64 +231,50 @@ fn features(data: &ModelInput, idx: &Tensor) -> Option<Tensor> {
     }
 }
 
-/// Squared distances `[n, k]` between the rows of `x` and the centres `c`.
-fn sq_dist(x: &Tensor, c: &Tensor) -> Tensor {
-    let xx = x.pow_tensor_scalar(2).sum_dim_intlist(1, true, Kind::Float);
-    let cc = c.pow_tensor_scalar(2).sum_dim_intlist(1, true, Kind::Float);
-    (xx - x.matmul(&c.transpose(0, 1)) * 2.0 + cc.transpose(0, 1)).clamp_min(0.0)
-}
-
-/// k-means++ start then Lloyd iterations: (centres `[k, D]`, labels `[n]`).
-fn lloyd(x: &Tensor, k: usize, rng: &mut ChaCha8Rng) -> (Tensor, Tensor) {
-    let n = x.size()[0] as usize;
-    let mut chosen = vec![rng.random_range(0..n) as i64];
-    let mut d2: Vec<f32> = Vec::new();
-    while chosen.len() < k {
-        let c = x.index_select(0, &Tensor::from_slice(&chosen[chosen.len() - 1..]));
-        let d = sq_dist(x, &c).view([-1]);
-        let d: Vec<f32> = Vec::<f32>::try_from(&d).unwrap_or_default();
-        if d2.is_empty() {
-            d2 = d;
-        } else {
-            for (a, b) in d2.iter_mut().zip(d) {
-                *a = a.min(b);
-            }
-        }
-        let total: f64 = d2.iter().map(|&v| v as f64).sum();
-        let next = if total <= 0.0 {
-            // fewer distinct rows than k: any row not yet chosen
-            (0..n as i64).find(|i| !chosen.contains(i)).unwrap_or(0)
-        } else {
-            let mut u = rng.random::<f64>() * total;
-            let mut pick = n - 1;
-            for (i, &v) in d2.iter().enumerate() {
-                u -= v as f64;
-                if u <= 0.0 {
-                    pick = i;
-                    break;
-                }
-            }
-            pick as i64
-        };
-        chosen.push(next);
-    }
-    let mut centres = x.index_select(0, &Tensor::from_slice(&chosen));
-    let mut labels = sq_dist(x, &centres).argmin(1, false);
-    for _ in 0..100 {
-        let onehot = labels.one_hot(k as i64).to_kind(Kind::Float); // [n, k]
-        let counts = onehot.sum_dim_intlist(0, false, Kind::Float); // [k]
-        let sums = onehot.transpose(0, 1).matmul(x); // [k, D]
-        let empty = counts.eq(0.0).unsqueeze(1);
-        let means = sums / counts.clamp_min(1.0).unsqueeze(1);
-        centres = centres.where_self(&empty, &means);
-        let next = sq_dist(x, &centres).argmin(1, false);
-        let same = next.equal(&labels);
-        labels = next;
-        if same {
-            break;
+/// k-means of the rows of `x` into `k` clusters (linfa: one run from a k-means++ start seeded
+/// by `seed`, then Lloyd iterations), then each cluster's medoid: the row nearest its centre.
+/// Returns the medoids' row indices (ascending) with their clusters' shares of the rows.
+///
+/// # Shapes
+/// - `x`: `[n, D]` f32
+fn cluster_medoids(x: &Tensor, k: usize, seed: u64) -> Result<(Vec<usize>, Vec<f64>)> {
+    let (n, d) = (x.size()[0] as usize, x.size()[1] as usize);
+    let flat: Vec<f32> = Vec::try_from(x.contiguous().view([-1]))?;
+    let fail = |e: &dyn std::fmt::Display| {
+        WideDeepError::config("explain.background", format!("k-means: {e}"))
+    };
+    let records = Array2::from_shape_vec((n, d), flat).map_err(|e| fail(&e))?;
+    let dataset = DatasetBase::from(records);
+    let model = KMeans::params_with_rng(k, Xoshiro256Plus::seed_from_u64(seed))
+        .n_runs(1)
+        .max_n_iterations(KMEANS_MAX_ITERATIONS)
+        .fit(&dataset)
+        .map_err(|e| fail(&e))?;
+    let labels = model.predict(&dataset);
+    let centres = model.centroids();
+    // medoid of each cluster: the row nearest its centre (the first on ties)
+    let mut best: Vec<Option<(f32, usize)>> = vec![None; k];
+    let mut size = vec![0usize; k];
+    for (i, &c) in labels.iter().enumerate() {
+        size[c] += 1;
+        let row = dataset.records().row(i);
+        let di: f32 = row
+            .iter()
+            .zip(centres.row(c))
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum();
+        if best[c].is_none_or(|(bd, _)| di < bd) {
+            best[c] = Some((di, i));
         }
     }
-    (centres, labels)
+    // (each row is in one cluster: the medoids are distinct; empty clusters have none)
+    let mut picked: Vec<(usize, f64)> = best
+        .iter()
+        .zip(&size)
+        .filter_map(|(b, &s)| b.map(|(_, i)| (i, s as f64 / n as f64)))
+        .collect();
+    picked.sort_by_key(|(r, _)| *r);
+    Ok(picked.into_iter().unzip())
 }
 
 #[cfg(test)]

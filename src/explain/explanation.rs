@@ -1,5 +1,6 @@
 //! [`Explanation`] (per-row attributions) and [`GlobalImportance`] (one score per feature).
 use crate::error::{Result, WideDeepError};
+use crate::macros::{bail, ensure};
 use polars::prelude::{Column, DataFrame};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -13,14 +14,22 @@ pub enum DetailKind {
     /// rows, `tokens` their strings `[N, seq_len]` when the text preprocessor is known (an
     /// explainer made by [`crate::explain::Explainer::for_pipeline`]), else it is empty.
     Tokens {
+        /// Token positions per row.
         seq_len: usize,
+        /// `[N, seq_len]`: the token ids of the explained rows.
         token_ids: Vec<i64>,
+        /// `[N, seq_len]`: the token strings, or empty.
         #[serde(default)]
         tokens: Vec<String>,
     },
     /// A `rows × cols` grid of image regions (row-major), each the sum over its pixels and the
     /// three channels.
-    Regions { rows: usize, cols: usize },
+    Regions {
+        /// Rows of regions.
+        rows: usize,
+        /// Columns of regions.
+        cols: usize,
+    },
 }
 
 /// Token or region values of one feature, `values` `[N, positions, outputs]` row-major; they
@@ -29,8 +38,10 @@ pub enum DetailKind {
 pub struct Detail {
     /// The feature (text or image column) they refine.
     pub feature: String,
+    /// Tokens or regions, and their layout.
     #[serde(flatten)]
     pub kind: DetailKind,
+    /// `[N, positions, outputs]`.
     pub values: Vec<f64>,
 }
 
@@ -59,10 +70,13 @@ pub struct Explanation {
     pub method: String,
     /// What is explained: `"raw"` (logits, or the value for regression) or `"probability"`.
     pub output: String,
+    /// One name per explained output (e.g. `logit P(>50K)`).
     pub output_names: Vec<String>,
+    /// One name per feature.
     pub feature_names: Vec<String>,
     /// For each feature, the model inputs it covers (e.g. `["wide:education", "cat:education"]`).
     pub groups: Vec<Vec<String>>,
+    /// Number of explained rows N.
     pub n_rows: usize,
     /// `[N, n_features, n_outputs]`.
     pub values: Vec<f64>,
@@ -83,10 +97,12 @@ pub struct Explanation {
 }
 
 impl Explanation {
+    /// Number of features.
     pub fn n_features(&self) -> usize {
         self.feature_names.len()
     }
 
+    /// Number of explained outputs.
     pub fn n_outputs(&self) -> usize {
         self.output_names.len()
     }
@@ -96,10 +112,12 @@ impl Explanation {
         self.values[(row * self.n_features() + feature) * self.n_outputs() + output]
     }
 
+    /// The base value of output `output` for row `row`.
     pub fn base_value(&self, row: usize, output: usize) -> f64 {
         self.base_values[row * self.n_outputs() + output]
     }
 
+    /// The explained output f(x) `output` of row `row`.
     pub fn prediction(&self, row: usize, output: usize) -> f64 {
         self.predictions[row * self.n_outputs() + output]
     }
@@ -162,59 +180,44 @@ impl Explanation {
     /// Mean |value| of each feature over the rows (and over the outputs when there are
     /// several).
     pub fn global_importance(&self) -> GlobalImportance {
-        let (p, k) = (self.n_features(), self.n_outputs());
-        let mut imp = vec![0.0; p];
+        self.mean_abs(0..self.n_outputs())
+    }
+
+    /// Mean |value| of each feature for output `output` only.
+    pub fn global_importance_for(&self, output: usize) -> GlobalImportance {
+        self.mean_abs(output..output + 1)
+    }
+
+    /// Mean |value| of each feature over the rows and the outputs `outputs`.
+    fn mean_abs(&self, outputs: std::ops::Range<usize>) -> GlobalImportance {
+        let mut imp = vec![0.0; self.n_features()];
         for r in 0..self.n_rows {
             for (j, acc) in imp.iter_mut().enumerate() {
-                for o in 0..k {
+                for o in outputs.clone() {
                     *acc += self.value(r, j, o).abs();
                 }
             }
         }
-        let denom = (self.n_rows * k).max(1) as f64;
+        let denom = (self.n_rows * outputs.len()).max(1) as f64;
         GlobalImportance {
             source: format!(
                 "mean |{} value| on {}",
                 self.method,
-                self.output_names.join(", ")
+                self.output_names[outputs].join(", ")
             ),
             feature_names: self.feature_names.clone(),
             importance: imp.into_iter().map(|v| v / denom).collect(),
         }
     }
 
-    /// Mean |value| of each feature for output `output` only.
-    pub fn global_importance_for(&self, output: usize) -> GlobalImportance {
-        let p = self.n_features();
-        let mut imp = vec![0.0; p];
-        for r in 0..self.n_rows {
-            for (j, acc) in imp.iter_mut().enumerate() {
-                *acc += self.value(r, j, output).abs();
-            }
-        }
-        GlobalImportance {
-            source: format!(
-                "mean |{} value| on {}",
-                self.method, self.output_names[output]
-            ),
-            feature_names: self.feature_names.clone(),
-            importance: imp
-                .into_iter()
-                .map(|v| v / self.n_rows.max(1) as f64)
-                .collect(),
-        }
-    }
-
     /// The rows `rows`, in that order, as a new explanation.
     pub fn select_rows(&self, rows: &[usize]) -> Result<Explanation> {
         if let Some(&bad) = rows.iter().find(|&&r| r >= self.n_rows) {
-            return Err(WideDeepError::config(
-                "rows",
-                format!(
-                    "row {bad} out of range (the explanation has {})",
-                    self.n_rows
-                ),
-            ));
+            bail!(
+                config("rows"),
+                "row {bad} out of range (the explanation has {})",
+                self.n_rows
+            );
         }
         let (p, k) = (self.n_features(), self.n_outputs());
         let pick = |v: &[f64], width: usize| -> Vec<f64> {
@@ -340,6 +343,7 @@ impl Explanation {
         Ok(serde_json::to_string(self)?)
     }
 
+    /// An explanation from [`Explanation::to_json`]'s text, its shapes checked.
     pub fn from_json(text: &str) -> Result<Self> {
         let e: Explanation = serde_json::from_str(text)?;
         e.check_shapes()?;
@@ -352,6 +356,7 @@ impl Explanation {
         std::fs::write(path, self.to_json()?).map_err(|e| WideDeepError::io(path, e))
     }
 
+    /// Reads [`Explanation::save_json`]'s file.
     pub fn load_json(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| WideDeepError::io(path, e))?;
@@ -371,20 +376,18 @@ impl Explanation {
             ("groups", self.groups.len(), p),
         ];
         for (field, got, want) in checks {
-            if got != want {
-                return Err(WideDeepError::config(
-                    format!("explanation.{field}"),
-                    format!("has {got} entries, expected {want}"),
-                ));
-            }
+            ensure!(
+                got == want,
+                config(format!("explanation.{field}")),
+                "has {got} entries, expected {want}"
+            );
         }
         for d in &self.details {
-            if d.values.len() != n * d.positions() * k {
-                return Err(WideDeepError::config(
-                    format!("explanation.details[{}]", d.feature),
-                    "values do not match rows × positions × outputs",
-                ));
-            }
+            ensure!(
+                d.values.len() == n * d.positions() * k,
+                config(format!("explanation.details[{}]", d.feature)),
+                "values do not match rows × positions × outputs"
+            );
         }
         Ok(())
     }
@@ -397,7 +400,9 @@ impl Explanation {
 pub struct GlobalImportance {
     /// Where the scores come from (e.g. `"mean |kernel_shap| (raw)"`).
     pub source: String,
+    /// One name per feature.
     pub feature_names: Vec<String>,
+    /// One score per feature.
     pub importance: Vec<f64>,
 }
 
@@ -450,6 +455,7 @@ impl GlobalImportance {
         )?)
     }
 
+    /// The importances as JSON.
     pub fn to_json(&self) -> Result<String> {
         Ok(serde_json::to_string(self)?)
     }
@@ -559,15 +565,8 @@ pub(crate) mod tests {
     fn dataframe_with_data_carries_the_shown_values() {
         let df = toy().to_dataframe_with_data().unwrap();
         assert_eq!(df.width(), 7 + 3);
-        let a: Vec<String> = df
-            .column("a_shown")
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .map(|s| s.unwrap_or_default().to_string())
-            .collect();
-        assert_eq!(a, ["x", "y", "z"]);
+        let a = df.column("a_shown").unwrap().str().unwrap();
+        assert_eq!(a.iter().flatten().collect::<Vec<_>>(), ["x", "y", "z"]);
     }
 
     #[test]

@@ -6,15 +6,16 @@
 //! part, summed over the part's non-batch dimensions into its feature; text parts
 //! `[batch, seq_len, d]` also keep a value per token, image parts `[batch, C, H, W]` one per
 //! region of a grid.
-use super::{Attribution, Detail, DetailKind, Explainer, IgBaseline, Method};
-use crate::error::{Result, WideDeepError};
+use super::{host_values, Attribution, Detail, DetailKind, Explainer, IgBaseline, Method};
+use crate::error::Result;
+use crate::macros::{bail, ensure};
 use crate::models::{Component, ModelInput};
 use indicatif::ProgressBar;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::ops::Range;
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 /// How a part's attribution is refined below the feature level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,18 +64,15 @@ pub(super) fn check_support(ex: &Explainer) -> Result<()> {
                 .and_then(|parts| comp.forward_embedded(&parts, false))
                 .is_some()
         });
-        if !ok {
-            return Err(WideDeepError::config(
-                "explain.method",
-                format!(
-                    "{} needs Component::embed and Component::forward_embedded, which deep \
-                     component {c} ({}) does not implement; use Method::KernelShap, \
-                     Method::Permutation or Method::Exact (model-agnostic) for this model",
-                    ex.config.method.name(),
-                    short_name(comp.as_ref())
-                ),
-            ));
-        }
+        ensure!(
+            ok,
+            config("explain.method"),
+            "{} needs Component::embed and Component::forward_embedded, which deep component \
+             {c} ({}) does not implement; use Method::KernelShap, Method::Permutation or \
+             Method::Exact (model-agnostic) for this model",
+            ex.config.method.name(),
+            short_name(comp.as_ref())
+        );
     }
     let (split, direct) = tch::no_grad(|| -> Result<(Tensor, Tensor)> {
         let (parts, ranges) = embed_all(ex, &sample)?;
@@ -86,14 +84,12 @@ pub(super) fn check_support(ex: &Explainer) -> Result<()> {
     let scale = 1.0 + direct.abs().max().double_value(&[]);
     let diff = (split - &direct).abs().max().double_value(&[]);
     if diff.is_nan() || diff > 1e-4 * scale {
-        return Err(WideDeepError::config(
-            "explain.method",
-            format!(
-                "forward_embedded(embed(x)) differs from forward_t(x) by {diff:.3e} for this \
-                 model, so gradient attributions would not explain it; use a model-agnostic \
-                 method (KernelShap, Permutation, Exact)"
-            ),
-        ));
+        bail!(
+            config("explain.method"),
+            "forward_embedded(embed(x)) differs from forward_t(x) by {diff:.3e} for this \
+             model, so gradient attributions would not explain it; use a model-agnostic method \
+             (KernelShap, Permutation, Exact)"
+        );
     }
     Ok(())
 }
@@ -112,12 +108,12 @@ pub(super) fn embed_all(
     }
     let mut ranges = Vec::new();
     for (c, comp) in ex.model.components().iter().enumerate() {
-        let p = comp.embed(input).ok_or_else(|| {
-            WideDeepError::config(
-                "explain.method",
-                format!("deep component {c} does not implement Component::embed"),
-            )
-        })?;
+        let Some(p) = comp.embed(input) else {
+            bail!(
+                config("explain.method"),
+                "deep component {c} does not implement Component::embed"
+            );
+        };
         ranges.push(parts.len()..parts.len() + p.len());
         parts.extend(p);
     }
@@ -541,11 +537,21 @@ fn token_ids(x: &ModelInput, index: usize, seq_len: usize) -> Option<Vec<i64>> {
     if ids.size().get(1) != Some(&(seq_len as i64)) {
         return None;
     }
-    Vec::<i64>::try_from(
-        ids.to_kind(Kind::Int64)
-            .to_device(Device::Cpu)
-            .contiguous()
-            .view([-1]),
-    )
-    .ok()
+    host_values(ids, Kind::Int64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gauss_legendre;
+
+    #[test]
+    fn gauss_legendre_integrates_polynomials() {
+        let (x, w) = gauss_legendre(5);
+        assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        // exact up to degree 9 on [0, 1]
+        let i: f64 = x.iter().zip(&w).map(|(x, w)| w * x.powi(9)).sum();
+        assert!((i - 0.1).abs() < 1e-12);
+        let (x1, w1) = gauss_legendre(1);
+        assert!((x1[0] - 0.5).abs() < 1e-12 && (w1[0] - 1.0).abs() < 1e-12);
+    }
 }

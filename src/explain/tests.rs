@@ -1,7 +1,10 @@
 //! Tests of the explainers: closed forms, agreement between methods, text and image
 //! attributions through small custom components, errors.
 use super::*;
-use crate::models::{Component, MlpConfig, TabMlpConfig, WideConfig, WideDeepConfig};
+use crate::error::WideDeepError;
+use crate::models::{
+    Component, MlpConfig, ModelInput, TabMlpConfig, WideConfig, WideDeep, WideDeepConfig,
+};
 use tch::nn;
 use widedeep_preprocessing::{CatColumnMeta, TabMeta};
 
@@ -861,51 +864,4 @@ fn batching_does_not_change_the_values() {
         let err = max_diff(&a.values, &b.values);
         assert!(err < 1e-5, "{}: {err}", method.name());
     }
-}
-
-#[test]
-fn gauss_legendre_integrates_polynomials() {
-    let (x, w) = gradients::gauss_legendre(5);
-    assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12);
-    // exact up to degree 9 on [0, 1]
-    let i: f64 = x.iter().zip(&w).map(|(x, w)| w * x.powi(9)).sum();
-    assert!((i - 0.1).abs() < 1e-12);
-    let (x1, w1) = gradients::gauss_legendre(1);
-    assert!((x1[0] - 0.5).abs() < 1e-12 && (w1[0] - 1.0).abs() < 1e-12);
-}
-
-#[test]
-fn plots_write_png_and_svg() {
-    let dir = tempfile::tempdir().unwrap();
-    let e = super::explanation::tests::toy();
-    let opts = plots::PlotOptions::default();
-    for ext in ["png", "svg"] {
-        let bar = dir.path().join(format!("bar.{ext}"));
-        let swarm = dir.path().join(format!("swarm.{ext}"));
-        let fall = dir.path().join(format!("fall.{ext}"));
-        plots::bar(&e.global_importance(), &bar, &opts).unwrap();
-        plots::beeswarm(&e, 0, &swarm, &opts).unwrap();
-        plots::waterfall(&e, 1, 0, &fall, &opts.clone().max_features(2)).unwrap();
-        for p in [&bar, &swarm, &fall] {
-            let bytes = std::fs::read(p).unwrap();
-            assert!(bytes.len() > 1000, "{}", p.display());
-            if ext == "png" {
-                assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
-            } else {
-                let text = String::from_utf8(bytes).unwrap();
-                assert!(text.contains("<svg"));
-            }
-        }
-        if ext == "svg" {
-            let text = std::fs::read_to_string(&fall).unwrap();
-            // max_features 2: the largest of row 1 (a = 1) and the other two summed
-            assert!(
-                text.contains("a = y") && text.contains("2 other features"),
-                "{text}"
-            );
-        }
-    }
-    assert!(plots::bar(&e.global_importance(), dir.path().join("x.jpg"), &opts).is_err());
-    assert!(plots::waterfall(&e, 5, 0, dir.path().join("w.png"), &opts).is_err());
-    assert!(plots::beeswarm(&e, 1, dir.path().join("b.png"), &opts).is_err());
 }

@@ -32,6 +32,12 @@ fn explain(
         .unwrap()
 }
 
+/// The string column `name` of `df`, with `null` for the missing values.
+fn strings(df: &polars::prelude::DataFrame, name: &str, null: &str) -> Vec<String> {
+    let col = df.column(name).unwrap().str().unwrap().clone();
+    col.iter().map(|v| v.unwrap_or(null).to_string()).collect()
+}
+
 fn max_diff(a: &[f64], b: &[f64]) -> f64 {
     a.iter()
         .zip(b)
@@ -63,14 +69,7 @@ fn adult_pipeline_explained_by_every_method() {
         .into_no_null_iter()
         .collect();
     assert_eq!(exact.data_value(3, age), Some(ages[3]));
-    let educations: Vec<String> = rows
-        .column("education")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .map(|v| v.unwrap_or("null").to_string())
-        .collect();
+    let educations = strings(&rows, "education", "null");
     assert_eq!(exact.display_value(3, edu), educations[3]);
     // the base value is the mean logit over the background; values add up to the logit
     let logits = pipeline
@@ -190,14 +189,7 @@ fn text_and_image_values_are_shown_and_exported() {
     trainer.fit(&data, None).unwrap();
     let pipeline = Pipeline::new(prep, trainer);
     let rows = df.head(Some(6));
-    let paths: Vec<String> = rows
-        .column("image")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .map(|s| s.unwrap_or_default().to_string())
-        .collect();
+    let paths = strings(&rows, "image", "");
     for method in [Method::GradientShap { samples: 20 }, Method::Exact] {
         let config = ExplainerConfig::new(method)
             .background_size(8)
@@ -216,14 +208,7 @@ fn text_and_image_values_are_shown_and_exported() {
         assert_eq!(e.display_value(3, note), "null");
         assert_eq!(e.display_value(1, image), paths[1]);
         let frame = e.to_dataframe_with_data().unwrap();
-        let shown: Vec<String> = frame
-            .column("note_shown")
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .map(|s| s.unwrap_or_default().to_string())
-            .collect();
+        let shown = strings(&frame, "note_shown", "");
         assert_eq!(shown[2], "add two");
         let back = Explanation::from_json(&e.to_json().unwrap()).unwrap();
         assert_eq!(back.display, e.display);

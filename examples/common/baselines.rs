@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use anyhow::{anyhow, Result};
-use linfa::prelude::*;
+use linfa::traits::{Fit as _, Predict as _};
 use linfa_linear::LinearRegression;
 use linfa_logistic::LogisticRegression;
 use ndarray::{Array1, Array2};

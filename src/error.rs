@@ -80,7 +80,7 @@ pub enum WideDeepError {
         /// Why it cannot be allocated.
         reason: String,
     },
-    /// An error raised by libtorch, its C++ backtrace removed (see [`short_torch_message`]).
+    /// An error raised by libtorch, its C++ backtrace removed (only the lines before `Exception raised from …`).
     #[error(transparent)]
     Tch(tch::TchError),
     /// An error raised by Polars.

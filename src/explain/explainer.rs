@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use polars::prelude::DataFrame;
 use std::io::IsTerminal;
 
-/// Computes attributions for a [`WideDeep`] model; see the [module docs](self).
+/// Computes attributions for a [`WideDeep`] model; see the [module docs](crate::explain).
 pub struct Explainer<'a> {
     /// The explained model.
     pub(super) model: &'a WideDeep,

@@ -1,4 +1,5 @@
-//! Feature attributions (SHAP values and integrated gradients) for any [`WideDeep`] model, over
+//! Feature attributions (SHAP values and integrated gradients) for any
+//! [`WideDeep`](crate::models::WideDeep) model, over
 //! every input: wide, tabular, text and image columns.
 //!
 //! An [`Explainer`] holds a model, a [`Background`] (rows standing in for "feature absent",

@@ -7,7 +7,7 @@ use crate::models::dropout::DropoutExt;
 use crate::models::{ComponentConfig, ModelInput, TabMlpConfig, TabNetConfig, TabResnetConfig};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::ModuleT, Tensor};
-use widedeep_preprocessing::CatColumnMeta;
+use widedeep_preprocessing::{CatColumnMeta, TabMeta};
 
 /// Normalisation applied to the continuous columns before they join the embeddings.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,19 +42,74 @@ pub(crate) trait TabColumns: ComponentConfig {
     }
 }
 
-/// [`TabColumns`] for the configs with the fields `cat_embed`, `cont_cols`, `cont_norm` and
-/// `embed_dropout`.
-macro_rules! tab_columns {
+/// The embedding part of the configs that start with [`TabEmbeddings`] (TabMlp, TabResnet,
+/// TabNet): flattened into each config (`#[serde(flatten)]`), so its fields sit at the top of
+/// the config's JSON, and reached through `Deref` (`config.cat_embed`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TabEmbedConfig {
+    /// One entry per categorical column: name, cardinality (incl. the 0 slot), embedding width.
+    #[serde(default)]
+    pub cat_embed: Vec<CatColumnMeta>,
+    /// Names of the continuous input columns (missing-indicator columns included).
+    #[serde(default)]
+    pub cont_cols: Vec<String>,
+    /// Dropout on the concatenated categorical embeddings.
+    #[serde(default)]
+    pub embed_dropout: f64,
+    /// Normalisation of the continuous columns.
+    #[serde(default)]
+    pub cont_norm: ContNorm,
+}
+
+impl TabEmbedConfig {
+    /// The columns, cardinalities and embedding widths of a fitted `TabPreprocessor`; no
+    /// dropout, no normalisation.
+    pub fn from_meta(meta: &TabMeta) -> Self {
+        Self {
+            cat_embed: meta.cat.clone(),
+            cont_cols: meta.cont.clone(),
+            ..Self::default()
+        }
+    }
+}
+
+/// `Deref`/`DerefMut` to the config's [`TabEmbedConfig`] (field `embed`), [`TabColumns`], and
+/// the builder setters of the embedding options.
+macro_rules! tab_embed_config {
     ($($config:ty),*) => {$(
+        impl std::ops::Deref for $config {
+            type Target = TabEmbedConfig;
+            fn deref(&self) -> &TabEmbedConfig {
+                &self.embed
+            }
+        }
+        impl std::ops::DerefMut for $config {
+            fn deref_mut(&mut self) -> &mut TabEmbedConfig {
+                &mut self.embed
+            }
+        }
         impl TabColumns for $config {
             fn columns(&self) -> (&[CatColumnMeta], &[String], ContNorm, f64) {
-                (&self.cat_embed, &self.cont_cols, self.cont_norm, self.embed_dropout)
+                let e = &self.embed;
+                (&e.cat_embed, &e.cont_cols, e.cont_norm, e.embed_dropout)
+            }
+        }
+        impl $config {
+            /// Sets `embed_dropout`: dropout on the concatenated categorical embeddings.
+            pub fn embed_dropout(mut self, v: f64) -> Self {
+                self.embed.embed_dropout = v;
+                self
+            }
+            /// Sets `cont_norm`: the normalisation of the continuous columns.
+            pub fn cont_norm(mut self, v: ContNorm) -> Self {
+                self.embed.cont_norm = v;
+                self
             }
         }
     )*};
 }
 
-tab_columns!(TabMlpConfig, TabResnetConfig, TabNetConfig);
+tab_embed_config!(TabMlpConfig, TabResnetConfig, TabNetConfig);
 
 /// The [`Component`](crate::models::Component) methods of the models that start with
 /// [`TabEmbeddings`] (field `embed`) and go on from the combined embeddings

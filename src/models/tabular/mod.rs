@@ -17,7 +17,7 @@ pub use attention::{
     AttnEmbedConfig, AttnEmbeddings, ContEmbed, SharedEmbed, TransformerActivation,
 };
 pub use context_attention_mlp::{ContextAttentionMlp, ContextAttentionMlpConfig};
-pub use embeddings::{ContNorm, TabEmbeddings};
+pub use embeddings::{ContNorm, TabEmbedConfig, TabEmbeddings};
 pub use ft_transformer::{FtTransformer, FtTransformerConfig};
 pub use saint::{Saint, SaintConfig};
 pub use self_attention_mlp::{SelfAttentionMlp, SelfAttentionMlpConfig};

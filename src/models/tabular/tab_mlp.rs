@@ -2,27 +2,21 @@
 use crate::error::Result;
 use crate::macros::setters;
 use crate::models::tabular::embeddings::{
-    tab_embedding_methods, ContNorm, TabColumns, TabEmbeddings,
+    tab_embedding_methods, TabColumns, TabEmbedConfig, TabEmbeddings,
 };
 use crate::models::{Component, ComponentConfig, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
-use widedeep_preprocessing::{CatColumnMeta, TabMeta};
+use widedeep_preprocessing::TabMeta;
 
 /// Configuration of [`TabMlp`]. Start from [`TabMlpConfig::from_meta`] with the fitted
 /// `TabPreprocessor`'s metadata, then adjust with the setters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TabMlpConfig {
-    /// One entry per categorical column: name, cardinality (incl. the 0 slot), embedding width.
-    pub cat_embed: Vec<CatColumnMeta>,
-    /// Names of the continuous input columns (missing-indicator columns included).
-    pub cont_cols: Vec<String>,
-    /// Dropout on the concatenated categorical embeddings.
-    #[serde(default)]
-    pub embed_dropout: f64,
-    /// Normalisation of the continuous columns.
-    #[serde(default)]
-    pub cont_norm: ContNorm,
+    /// The columns and their embedding options (flattened: `cat_embed`, `cont_cols`,
+    /// `embed_dropout`, `cont_norm` at the top of the JSON).
+    #[serde(flatten)]
+    pub embed: TabEmbedConfig,
     /// The MLP on the concatenated embeddings and continuous columns.
     #[serde(default)]
     pub mlp: MlpConfig,
@@ -32,14 +26,11 @@ impl TabMlpConfig {
     /// Columns, cardinalities and embedding widths from a fitted `TabPreprocessor`.
     pub fn from_meta(meta: &TabMeta) -> Self {
         Self {
-            cat_embed: meta.cat.clone(),
-            cont_cols: meta.cont.clone(),
-            embed_dropout: 0.0,
-            cont_norm: ContNorm::None,
+            embed: TabEmbedConfig::from_meta(meta),
             mlp: MlpConfig::default(),
         }
     }
-    setters!(embed_dropout: f64, cont_norm: ContNorm, mlp: MlpConfig);
+    setters!(mlp: MlpConfig);
 }
 
 impl ComponentConfig for TabMlpConfig {

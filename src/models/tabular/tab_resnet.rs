@@ -4,12 +4,12 @@ use crate::macros::{bail, ensure, setters};
 use crate::models::checks::check_dropout;
 use crate::models::dropout::DropoutExt;
 use crate::models::tabular::embeddings::{
-    tab_embedding_methods, ContNorm, TabColumns, TabEmbeddings,
+    tab_embedding_methods, TabColumns, TabEmbedConfig, TabEmbeddings,
 };
 use crate::models::{Component, ComponentConfig, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::ModuleT, Tensor};
-use widedeep_preprocessing::{CatColumnMeta, TabMeta};
+use widedeep_preprocessing::TabMeta;
 
 /// Configuration of [`TabResnet`] (the reference's `TabResnet`). Start from
 /// [`TabResnetConfig::from_meta`] with the fitted `TabPreprocessor`'s metadata, then adjust with
@@ -22,16 +22,10 @@ use widedeep_preprocessing::{CatColumnMeta, TabMeta};
 /// linear + BN when the widths differ). An optional [`Mlp`] follows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TabResnetConfig {
-    /// One entry per categorical column: name, cardinality (incl. the 0 slot), embedding width.
-    pub cat_embed: Vec<CatColumnMeta>,
-    /// Names of the continuous input columns (missing-indicator columns included).
-    pub cont_cols: Vec<String>,
-    /// Dropout on the concatenated categorical embeddings.
-    #[serde(default)]
-    pub embed_dropout: f64,
-    /// Normalisation of the continuous columns.
-    #[serde(default)]
-    pub cont_norm: ContNorm,
+    /// The columns and their embedding options (flattened: `cat_embed`, `cont_cols`,
+    /// `embed_dropout`, `cont_norm` at the top of the JSON).
+    #[serde(flatten)]
+    pub embed: TabEmbedConfig,
     /// Input and output widths of the blocks: `[200, 100, 100]` gives two blocks, 200 → 100 and
     /// 100 → 100. At least two entries.
     #[serde(default = "default_blocks_dims")]
@@ -58,10 +52,7 @@ fn default_blocks_dropout() -> f64 {
 impl Default for TabResnetConfig {
     fn default() -> Self {
         Self {
-            cat_embed: Vec::new(),
-            cont_cols: Vec::new(),
-            embed_dropout: 0.0,
-            cont_norm: ContNorm::None,
+            embed: TabEmbedConfig::default(),
             blocks_dims: default_blocks_dims(),
             blocks_dropout: default_blocks_dropout(),
             simplify_blocks: false,
@@ -75,14 +66,11 @@ impl TabResnetConfig {
     /// fields take the reference's defaults (blocks `[200, 100, 100]`, block dropout 0.1, no MLP).
     pub fn from_meta(meta: &TabMeta) -> Self {
         Self {
-            cat_embed: meta.cat.clone(),
-            cont_cols: meta.cont.clone(),
+            embed: TabEmbedConfig::from_meta(meta),
             ..Default::default()
         }
     }
     setters!(
-        embed_dropout: f64,
-        cont_norm: ContNorm,
         blocks_dropout: f64,
         simplify_blocks: bool,
     );
@@ -273,6 +261,7 @@ impl Component for TabResnet {
 mod tests {
     use super::*;
     use crate::models::tabular::testing::{check_embed_then_forward, fixed_input as input, meta};
+    use crate::models::ContNorm;
     use crate::WideDeepError;
     use tch::Device;
 

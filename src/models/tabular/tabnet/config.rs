@@ -6,26 +6,22 @@ use super::sparsemax::MaskType;
 use crate::error::Result;
 use crate::macros::{ensure, setters};
 use crate::models::checks::check_dropout;
-use crate::models::tabular::embeddings::{ContNorm, TabColumns};
+use crate::models::tabular::embeddings::{TabColumns, TabEmbedConfig};
 use crate::models::ComponentConfig;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use tch::nn;
-use widedeep_preprocessing::{CatColumnMeta, TabMeta};
+use widedeep_preprocessing::TabMeta;
 
 /// Configuration of [`TabNet`]. Start from [`TabNetConfig::from_meta`] with the fitted
 /// `TabPreprocessor`'s metadata, then adjust with the setters. Defaults are the reference's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TabNetConfig {
-    /// One entry per categorical column: name, cardinality (incl. the 0 slot), embedding width.
-    pub cat_embed: Vec<CatColumnMeta>,
-    /// Names of the continuous input columns (missing-indicator columns included).
-    pub cont_cols: Vec<String>,
-    /// Dropout on the concatenated categorical embeddings.
-    pub embed_dropout: f64,
-    /// Normalisation of the continuous columns.
-    pub cont_norm: ContNorm,
+    /// The columns and their embedding options (flattened: `cat_embed`, `cont_cols`,
+    /// `embed_dropout`, `cont_norm` at the top of the JSON).
+    #[serde(flatten)]
+    pub embed: TabEmbedConfig,
     /// Number of decision steps (≥ 1).
     pub n_steps: usize,
     /// Width of each step's decision output, and of the model's output (≥ 1).
@@ -62,10 +58,7 @@ pub struct TabNetConfig {
 impl Default for TabNetConfig {
     fn default() -> Self {
         Self {
-            cat_embed: Vec::new(),
-            cont_cols: Vec::new(),
-            embed_dropout: 0.0,
-            cont_norm: ContNorm::None,
+            embed: TabEmbedConfig::default(),
             n_steps: 3,
             step_dim: 8,
             attn_dim: 8,
@@ -87,14 +80,11 @@ impl TabNetConfig {
     /// Columns, cardinalities and embedding widths from a fitted `TabPreprocessor`.
     pub fn from_meta(meta: &TabMeta) -> Self {
         Self {
-            cat_embed: meta.cat.clone(),
-            cont_cols: meta.cont.clone(),
+            embed: TabEmbedConfig::from_meta(meta),
             ..Default::default()
         }
     }
     setters!(
-        embed_dropout: f64,
-        cont_norm: ContNorm,
         n_steps: usize,
         step_dim: i64,
         attn_dim: i64,

@@ -43,6 +43,13 @@ pub struct WideDeepConfig {
     /// projections (or concatenating them into the head).
     #[serde(default)]
     pub attention_fusion: Option<AttentionFusionConfig>,
+    /// Without head or fusion, a deep component whose output is one wide while `pred_dim` is 1
+    /// (DeepFM's summed FM term, a recommender's logit) is already the prediction: it is added
+    /// to the output as it is, with no projection (the reference's rule). `true` for configs
+    /// made by [`WideDeepConfig::new`]; `false` (always project) for pipelines saved before the
+    /// rule existed, whose files hold a projection for every component.
+    #[serde(default)]
+    pub direct_logits: bool,
 }
 
 fn default_seed() -> u64 {
@@ -60,6 +67,7 @@ impl Default for WideDeepConfig {
             deeptext: Vec::new(),
             deepimage: Vec::new(),
             attention_fusion: None,
+            direct_logits: true,
         }
     }
 }
@@ -109,6 +117,11 @@ impl WideDeepConfig {
         self.deepimage.push(image.into());
         self
     }
+    /// Whether width-1 components skip the projection (see [`WideDeepConfig::direct_logits`]).
+    pub fn direct_logits(mut self, direct: bool) -> Self {
+        self.direct_logits = direct;
+        self
+    }
     /// Fuses the deep outputs with learned per-row attention weights.
     pub fn attention_fusion(mut self, fusion: AttentionFusionConfig) -> Self {
         self.attention_fusion = Some(fusion);
@@ -137,8 +150,9 @@ pub struct WideDeep {
     vs: nn::VarStore,
     wide: Option<Wide>,
     deep: Vec<Box<dyn Component>>,
-    /// Without head: one projection per deep component. With head: the head's output layer only.
-    proj: Vec<nn::Linear>,
+    /// Without head: one projection per deep component (`None`: a width-1 component added as
+    /// it is, see [`WideDeepConfig::direct_logits`]). With head or fusion: the output layer only.
+    proj: Vec<Option<nn::Linear>>,
     head: Option<Mlp>,
     fusion: Option<AttentionFusion>,
     fusion_weights: std::sync::Mutex<Option<Tensor>>,
@@ -216,6 +230,7 @@ impl WideDeep {
                 config.head.as_ref(),
                 config.attention_fusion.as_ref(),
                 config.output_width(),
+                config.direct_logits,
             )
         })?;
         model.deep_names = config
@@ -232,7 +247,8 @@ impl WideDeep {
     /// Builds a model from your own components. Build them on paths of `vs` (e.g.
     /// `vs.root() / "custom"`) so their weights train and save with the rest. Such a model trains
     /// and predicts like any other, but a pipeline holding it cannot be saved (there is no config
-    /// to rebuild it from).
+    /// to rebuild it from). Without a head, a component of width 1 is added to the output as it
+    /// is when `pred_dim` is 1 (see [`WideDeepConfig::direct_logits`]).
     pub fn from_components(
         vs: nn::VarStore,
         wide: Option<&WideConfig>,
@@ -243,7 +259,7 @@ impl WideDeep {
         let wide = wide
             .map(|w| w.build(&(vs.root() / "wide"), pred_dim))
             .transpose()?;
-        Self::assemble_with(vs, wide, deep, head, None, pred_dim)
+        Self::assemble_with(vs, wide, deep, head, None, pred_dim, true)
     }
 
     fn assemble_with(
@@ -253,6 +269,7 @@ impl WideDeep {
         head: Option<&HeadConfig>,
         attention_fusion: Option<&AttentionFusionConfig>,
         pred_dim: i64,
+        direct_logits: bool,
     ) -> Result<Self> {
         ensure!(
             pred_dim > 0,
@@ -287,23 +304,26 @@ impl WideDeep {
                     pred_dim,
                     Default::default(),
                 );
-                (Some(mlp), vec![out])
+                (Some(mlp), vec![Some(out)])
             }
             (None, Some(f)) => {
                 let out = nn::linear(&root / "head_out", f.dim, pred_dim, Default::default());
-                (None, vec![out])
+                (None, vec![Some(out)])
             }
             (None, None) => {
                 let proj = deep
                     .iter()
                     .enumerate()
                     .map(|(i, c)| {
-                        nn::linear(
-                            &root / format!("proj_{i}"),
-                            c.output_dim(),
-                            pred_dim,
-                            Default::default(),
-                        )
+                        let direct = direct_logits && c.output_dim() == 1 && pred_dim == 1;
+                        (!direct).then(|| {
+                            nn::linear(
+                                &root / format!("proj_{i}"),
+                                c.output_dim(),
+                                pred_dim,
+                                Default::default(),
+                            )
+                        })
                     })
                     .collect();
                 (None, proj)
@@ -395,16 +415,26 @@ impl WideDeep {
             (Some(head), fused) => {
                 let x = fused.unwrap_or_else(|| Tensor::cat(deep, 1));
                 let h = head.forward_t(&x, train);
-                add(h.apply(&self.proj[0]));
+                add(h.apply(self.out_layer()));
             }
-            (None, Some(fused)) => add(fused.apply(&self.proj[0])),
+            (None, Some(fused)) => add(fused.apply(self.out_layer())),
             (None, None) => {
                 for (f, p) in deep.iter().zip(&self.proj) {
-                    add(f.apply(p));
+                    add(match p {
+                        Some(p) => f.apply(p),
+                        None => f.shallow_clone(),
+                    });
                 }
             }
         }
         out.expect("a wide part or a deep component is present")
+    }
+
+    /// The output layer after a head or the fusion.
+    fn out_layer(&self) -> &nn::Linear {
+        self.proj[0]
+            .as_ref()
+            .expect("a head or fusion always has its output layer")
     }
 
     /// Validates that `input` matches the model: present inputs, widths, index ranges.
@@ -503,7 +533,9 @@ impl WideDeep {
     /// copied too and the projections of this model's other deep components (and its wide
     /// part, when `from` has none) are set to zero, so that the warm-started model starts out
     /// computing exactly `from`'s output and training only adds to it (e.g. a tabular
-    /// correction on top of a trained text model). Returns the names of the copied parts.
+    /// correction on top of a trained text model; a width-1 component added without projection
+    /// (see [`WideDeepConfig::direct_logits`]) has nothing to zero and adds its own output).
+    /// Returns the names of the copied parts.
     ///
     /// A shared part whose variables differ in name or shape is an error naming it.
     pub fn warm_start(&mut self, from: &WideDeep) -> Result<Vec<String>> {
@@ -530,7 +562,9 @@ impl WideDeep {
             for n in shared.iter().filter(|n| *n != "wide") {
                 let i = self.deep_names.iter().position(|d| d == n).expect("shared");
                 let j = from.deep_names.iter().position(|d| d == n).expect("shared");
-                pairs.push((format!("proj_{j}"), format!("proj_{i}")));
+                if self.proj[i].is_some() && from.proj[j].is_some() {
+                    pairs.push((format!("proj_{j}"), format!("proj_{i}")));
+                }
             }
         }
         let dst = self.vs.variables();
@@ -669,12 +703,45 @@ mod tests {
         let m = WideDeep::new(&cfg, Device::Cpu).unwrap();
         let x = input();
         let wide = m.wide().unwrap().forward(x.wide.as_ref().unwrap());
-        let deep = m.components()[0].forward_t(&x, false).apply(&m.proj[0]);
+        let deep = m.components()[0]
+            .forward_t(&x, false)
+            .apply(m.proj[0].as_ref().unwrap());
         let diff = (m.forward_t(&x, false) - wide - deep)
             .abs()
             .max()
             .double_value(&[]);
         assert!(diff < 1e-6, "{diff}");
+    }
+
+    #[test]
+    fn a_width_one_component_is_the_prediction_unless_asked_or_saved_otherwise() {
+        let narrow = tab().mlp(MlpConfig::default().hidden_dims([8, 1]));
+        let x = input();
+        let cfg = WideDeepConfig::new()
+            .wide(WideConfig::new(5))
+            .deeptabular(narrow.clone());
+        let m = WideDeep::new(&cfg, Device::Cpu).unwrap();
+        assert!(m.proj[0].is_none());
+        assert!(!m.vs.variables().keys().any(|k| k.starts_with("proj_")));
+        let wide = m.wide().unwrap().forward(x.wide.as_ref().unwrap());
+        let deep = m.components()[0].forward_t(&x, false);
+        let diff = (m.forward_t(&x, false) - wide - deep)
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(diff < 1e-6, "{diff}");
+        // wider predictions, or the rule switched off, keep the projection
+        let m3 = WideDeep::new(&cfg.clone().pred_dim(3), Device::Cpu).unwrap();
+        assert!(m3.proj[0].is_some());
+        let off = WideDeep::new(&cfg.clone().direct_logits(false), Device::Cpu).unwrap();
+        assert!(off.proj[0].is_some());
+        // a config saved before the field existed reads as `false`: its projection loads
+        let mut json = serde_json::to_value(&cfg).unwrap();
+        json.as_object_mut().unwrap().remove("direct_logits");
+        let old: WideDeepConfig = serde_json::from_value(json).unwrap();
+        assert!(!old.direct_logits);
+        assert!(WideDeep::new(&old, Device::Cpu).unwrap().proj[0].is_some());
+        assert!(WideDeepConfig::new().direct_logits);
     }
 
     #[test]

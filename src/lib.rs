@@ -68,6 +68,9 @@ pub mod prelude {
         SelfAttentionMlpConfig, SharedEmbed, TabFastFormerConfig, TabPerceiverConfig,
         TabTransformerConfig, TransformerActivation,
     };
+    pub use crate::models::{
+        AutoIntConfig, AutoIntPlusConfig, DcnConfig, DcnV2Config, GdcnConfig, Structure,
+    };
     pub use crate::pipeline::{Pipeline, Preprocessors};
     pub use crate::training::{Average, CustomLoss, PositiveActivation, TargetSpec};
     pub use crate::training::{

@@ -12,6 +12,7 @@ pub mod image;
 pub(crate) mod init;
 pub mod mc_dropout;
 pub mod mlp;
+pub mod rec;
 pub mod tabular;
 pub mod text;
 pub mod wide;
@@ -23,6 +24,9 @@ pub use image::{
 };
 pub use mc_dropout::dropout_on;
 pub use mlp::{Activation, Mlp, MlpConfig};
+pub use rec::{
+    AutoIntConfig, AutoIntPlusConfig, DcnConfig, DcnV2Config, GdcnConfig, Reduction, Structure,
+};
 pub use tabular::{
     AttnEmbedConfig, ContEmbed, ContNorm, ContextAttentionMlpConfig, FtTransformerConfig, MaskType,
     SaintConfig, SelfAttentionMlpConfig, SharedEmbed, TabFastFormerConfig, TabMlp, TabMlpConfig,

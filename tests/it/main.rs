@@ -7,6 +7,7 @@ mod learning;
 mod objectives;
 mod pipeline_io;
 mod readme;
+mod rec_cross;
 mod reproducibility;
 mod robustness;
 mod text_image;

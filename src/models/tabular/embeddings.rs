@@ -110,6 +110,7 @@ macro_rules! tab_embed_config {
 }
 
 tab_embed_config!(TabMlpConfig, TabResnetConfig, TabNetConfig);
+pub(crate) use tab_embed_config;
 
 /// The [`Component`](crate::models::Component) methods of the models that start with
 /// [`TabEmbeddings`] (field `embed`) and go on from the combined embeddings

@@ -65,6 +65,16 @@ component_enum! {
         TabPerceiver(TabPerceiverConfig) = "tab_perceiver",
         /// [`TabFastFormer`].
         TabFastFormer(TabFastFormerConfig) = "tab_fastformer",
+        /// [`AutoInt`](crate::models::rec::AutoInt).
+        AutoInt(crate::models::rec::AutoIntConfig) = "autoint",
+        /// [`AutoIntPlus`](crate::models::rec::AutoIntPlus).
+        AutoIntPlus(crate::models::rec::AutoIntPlusConfig) = "autoint_plus",
+        /// [`Dcn`](crate::models::rec::Dcn).
+        Dcn(crate::models::rec::DcnConfig) = "dcn",
+        /// [`DcnV2`](crate::models::rec::DcnV2).
+        DcnV2(crate::models::rec::DcnV2Config) = "dcnv2",
+        /// [`Gdcn`](crate::models::rec::Gdcn).
+        Gdcn(crate::models::rec::GdcnConfig) = "gdcn",
     }
 }
 

@@ -243,7 +243,7 @@ impl FieldEmbeddings {
             for (i, table) in self.tables.iter().enumerate() {
                 let mut v = cat.select(1, i as i64).apply(table);
                 if let Some(b) = &self.bias {
-                    v = v + b.get(i as i64);
+                    v += b.get(i as i64);
                 }
                 if let Some(a) = self.activation {
                     v = a.apply(&v);

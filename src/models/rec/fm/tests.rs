@@ -246,6 +246,17 @@ fn deepffm_shapes_embed_split_and_options() {
         check_fm_component(&m, out, &[12, 12, 12, 12]);
         json_round_trip(c);
     }
+    // the gradient reaches the tables, the per-field biases and the continuous vectors
+    let (vs, m) = build(&cfg);
+    m.forward_t(&input(6), true).sum(Kind::Float).backward();
+    let vars = vs.variables();
+    for name in ["embed.cat_0.weight", "embed.cat_bias", "embed.cont"] {
+        let g = vars[name].grad();
+        assert!(
+            g.defined() && g.abs().sum(Kind::Float).double_value(&[]) > 0.0,
+            "{name}"
+        );
+    }
     // categorical columns only, as the reference
     let (_vs, m) = build(&DeepFfmConfig::from_meta(&columns(false), 3));
     let x = two_rows(None);

@@ -122,6 +122,45 @@ fn no_single_column_predicts_the_click() {
     assert!((rate - 0.5).abs() < 0.02, "click rate {rate}");
 }
 
+#[test]
+fn pipelines_with_the_fm_models_save_and_load() {
+    // Adult with a wide part and continuous columns (embedded as tokens / value-scaled
+    // vectors), one epoch: the reloaded pipeline rebuilds the model from its JSON config and
+    // predicts the same
+    let (train_df, test_df) = crate::common::adult_split(600, 50);
+    let mut prep = crate::common::adult_preprocessors();
+    let train = prep.fit_transform(&train_df).unwrap();
+    let tab = prep.tab_meta().unwrap();
+    let models: [TabModelConfig; 3] = [
+        DeepFmConfig::from_meta(&tab, 4).mlp(mlp()).into(),
+        DeepFfmConfig::from_meta(&tab, 4).into(),
+        XDeepFmConfig::from_meta(&tab, 4)
+            .cin_layer_dims([8, 4])
+            .cin_split_half(true)
+            .reduce_sum(false)
+            .mlp(mlp())
+            .into(),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    for model in models {
+        let name = model.name();
+        let cfg = WideDeepConfig::new()
+            .wide(WideConfig::new(prep.wide_dim().unwrap()))
+            .deeptabular(model)
+            .seed(3);
+        let model = WideDeep::new(&cfg, Device::Cpu).unwrap();
+        let mut trainer = Trainer::new(model, crate::common::trainer_config(&prep, 3, 1)).unwrap();
+        trainer.fit(&train, None).unwrap();
+        let pipeline = Pipeline::new(prep.clone(), trainer);
+        let dir = tmp.path().join(name);
+        pipeline.save(&dir).unwrap();
+        let loaded = Pipeline::load(&dir, Device::Cpu).unwrap();
+        let a = pipeline.predict_proba(&test_df).unwrap();
+        assert_eq!(a.size(), [50, 2], "{name}");
+        assert!(a.equal(&loaded.predict_proba(&test_df).unwrap()), "{name}");
+    }
+}
+
 fn mlp() -> RecMlpConfig {
     RecMlpConfig::new([64, 32]).mlp_dropout(0.1)
 }

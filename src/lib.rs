@@ -71,6 +71,7 @@ pub mod prelude {
     pub use crate::models::{
         AutoIntConfig, AutoIntPlusConfig, DcnConfig, DcnV2Config, GdcnConfig, Structure,
     };
+    pub use crate::models::{DeepFfmConfig, DeepFmConfig, RecMlpConfig, XDeepFmConfig};
     pub use crate::pipeline::{Pipeline, Preprocessors};
     pub use crate::training::{Average, CustomLoss, PositiveActivation, TargetSpec};
     pub use crate::training::{

@@ -3,18 +3,28 @@
 //! [`TabModelConfig`](crate::models::TabModelConfig).
 //!
 //! * feature-interaction models over the column embeddings: [`AutoInt`] and [`AutoIntPlus`]
-//!   (multi-head self-attention), [`Dcn`], [`DcnV2`] and [`Gdcn`] (cross networks).
+//!   (multi-head self-attention), [`Dcn`], [`DcnV2`] and [`Gdcn`] (cross networks);
+//! * factorization machines: [`DeepFm`], [`DeepFfm`] (field-aware) and [`XDeepFm`]
+//!   (compressed interaction network), with the optional MLP [`RecMlpConfig`].
 mod cross;
+mod fm;
 
 pub mod autoint;
 pub mod autoint_plus;
 pub mod dcn;
 pub mod dcnv2;
+pub mod deepffm;
+pub mod deepfm;
 pub mod gdcn;
+pub mod xdeepfm;
 
 pub use autoint::{AutoInt, AutoIntConfig, Reduction};
 pub use autoint_plus::{AutoIntPlus, AutoIntPlusConfig};
 pub use cross::Structure;
 pub use dcn::{Dcn, DcnConfig};
 pub use dcnv2::{DcnV2, DcnV2Config};
+pub use deepffm::{DeepFfm, DeepFfmConfig};
+pub use deepfm::{DeepFm, DeepFmConfig};
+pub use fm::{factorization_machine, RecMlpConfig};
 pub use gdcn::{Gdcn, GdcnConfig};
+pub use xdeepfm::{XDeepFm, XDeepFmConfig};

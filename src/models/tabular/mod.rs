@@ -75,6 +75,12 @@ component_enum! {
         DcnV2(crate::models::rec::DcnV2Config) = "dcnv2",
         /// [`Gdcn`](crate::models::rec::Gdcn).
         Gdcn(crate::models::rec::GdcnConfig) = "gdcn",
+        /// [`DeepFm`](crate::models::rec::DeepFm).
+        DeepFm(crate::models::rec::DeepFmConfig) = "deepfm",
+        /// [`DeepFfm`](crate::models::rec::DeepFfm).
+        DeepFfm(crate::models::rec::DeepFfmConfig) = "deepffm",
+        /// [`XDeepFm`](crate::models::rec::XDeepFm).
+        XDeepFm(crate::models::rec::XDeepFmConfig) = "xdeepfm",
     }
 }
 

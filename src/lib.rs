@@ -71,6 +71,7 @@ pub mod prelude {
     pub use crate::models::{
         AutoIntConfig, AutoIntPlusConfig, DcnConfig, DcnV2Config, GdcnConfig, Structure,
     };
+    pub use crate::models::{DinConfig, SeqInput, SeqTransformerConfig, UnitActivation};
     pub use crate::pipeline::{Pipeline, Preprocessors};
     pub use crate::training::{Average, CustomLoss, PositiveActivation, TargetSpec};
     pub use crate::training::{
@@ -90,6 +91,7 @@ pub mod prelude {
     pub use widedeep_preprocessing::{
         ImagePreprocessor, Normalization, OnError, Side, TextPreprocessor, Vocab,
     };
+    pub use widedeep_preprocessing::{SequencePreprocessor, SequenceSpec};
 }
 
 use std::sync::{Mutex, MutexGuard};

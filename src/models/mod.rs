@@ -27,6 +27,7 @@ pub use mlp::{Activation, Mlp, MlpConfig};
 pub use rec::{
     AutoIntConfig, AutoIntPlusConfig, DcnConfig, DcnV2Config, GdcnConfig, Reduction, Structure,
 };
+pub use rec::{DinConfig, SeqTransformerConfig, UnitActivation};
 pub use tabular::{
     AttnEmbedConfig, ContEmbed, ContNorm, ContextAttentionMlpConfig, FtTransformerConfig, MaskType,
     SaintConfig, SelfAttentionMlpConfig, SharedEmbed, TabFastFormerConfig, TabMlp, TabMlpConfig,

@@ -4,17 +4,24 @@
 //!
 //! * feature-interaction models over the column embeddings: [`AutoInt`] and [`AutoIntPlus`]
 //!   (multi-head self-attention), [`Dcn`], [`DcnV2`] and [`Gdcn`] (cross networks).
+//! * behaviour-sequence models over `ModelInput::seq` (a `SequencePreprocessor`'s output):
+//!   [`Din`] (target attention over the history) and [`SeqTransformer`].
 mod cross;
+mod sequence;
 
 pub mod autoint;
 pub mod autoint_plus;
 pub mod dcn;
 pub mod dcnv2;
+pub mod din;
 pub mod gdcn;
+pub mod seq_transformer;
 
 pub use autoint::{AutoInt, AutoIntConfig, Reduction};
 pub use autoint_plus::{AutoIntPlus, AutoIntPlusConfig};
 pub use cross::Structure;
 pub use dcn::{Dcn, DcnConfig};
 pub use dcnv2::{DcnV2, DcnV2Config};
+pub use din::{Din, DinConfig, UnitActivation};
 pub use gdcn::{Gdcn, GdcnConfig};
+pub use seq_transformer::{SeqTransformer, SeqTransformerConfig};

@@ -75,6 +75,10 @@ component_enum! {
         DcnV2(crate::models::rec::DcnV2Config) = "dcnv2",
         /// [`Gdcn`](crate::models::rec::Gdcn).
         Gdcn(crate::models::rec::GdcnConfig) = "gdcn",
+        /// [`Din`](crate::models::rec::Din).
+        Din(crate::models::rec::DinConfig) = "din",
+        /// [`SeqTransformer`](crate::models::rec::SeqTransformer).
+        SeqTransformer(crate::models::rec::SeqTransformerConfig) = "seq_transformer",
     }
 }
 

@@ -18,6 +18,7 @@ use polars::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
+use widedeep::explain::IgBaseline;
 use widedeep::prelude::*;
 
 const CLUSTERS: i64 = 10;
@@ -157,6 +158,34 @@ fn din_learns_interests_and_its_pipeline_round_trips() {
     );
     eprintln!("DIN attention: {on_same:.3} on the target's cluster, {on_other:.3} elsewhere");
     assert!(on_same > 1.5 * on_other, "{on_same} vs {on_other}");
+
+    // gradient attributions reach the history through the embedding split
+    let method = Method::IntegratedGradients {
+        steps: 32,
+        baseline: IgBaseline::BackgroundRows,
+    };
+    let config = ExplainerConfig::new(method)
+        .background_size(16)
+        .verbose(0)
+        .seed(1);
+    let explanation = Explainer::new(
+        pipeline.trainer.model(),
+        &train.slice(0, 600).input,
+        &config,
+    )
+    .unwrap()
+    .explain(&test.slice(0, 20).input)
+    .unwrap();
+    eprintln!(
+        "DIN integrated gradients: features {:?}, additivity gap {:.2e}",
+        explanation.feature_names,
+        explanation.relative_additivity_gap()
+    );
+    for name in ["target_item", "item", "item_mask", "clicked", "device"] {
+        assert!(explanation.feature_index(name).is_some(), "{name}");
+    }
+    assert_eq!(explanation.n_features(), 5);
+    assert!(explanation.relative_additivity_gap() < 0.05);
 
     // save, load, predict the same
     let tmp = tempfile::tempdir().unwrap();

@@ -3,7 +3,7 @@
 //! the user's behaviour history through an activation unit, the attention-weighted history
 //! (the user's interest in this item) joins the target item's embedding, the pooled other
 //! sequence columns and the tabular columns, and an MLP reads them all.
-use super::sequence::{check_seq, empty_meta, masked_softmax, seq_of, table, validate_meta};
+use super::sequence::{check_seq, empty_meta, position_weights, table, validate_meta};
 use crate::error::Result;
 use crate::macros::setters;
 use crate::models::checks::{check_dropout, check_min};
@@ -11,7 +11,6 @@ use crate::models::init::torch_linear;
 use crate::models::tabular::attention::AttentionStore;
 use crate::models::tabular::embeddings::{tab_embed_config, TabColumns, TabEmbedConfig};
 use crate::models::tabular::TabEmbeddings;
-use crate::models::text::padding_mask_from_embedded;
 use crate::models::{Component, ComponentConfig, ContNorm, Mlp, MlpConfig, ModelInput};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::ModuleT, Tensor};
@@ -43,7 +42,9 @@ pub enum UnitActivation {
 /// Unlike the reference, whose softmax runs over every position and then zeroes the padding
 /// (so the weights of a short history sum to less than 1), the padding positions are masked
 /// before the softmax: the weights over the real positions sum to 1, and a history without
-/// real positions gets an interest of zero.
+/// real positions gets an interest of zero. The mask is one of the embedded parts
+/// ([`Component::embed`]), so that gradient attributions follow a continuous path between
+/// histories of different lengths.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DinConfig {
@@ -262,8 +263,9 @@ impl ActivationUnit {
 ///
 /// [`Component::embed`] parts, in the order of [`Component::feature_names`]: the target item's
 /// embedding `[batch, d]` (`target_<item>`), the history's `[batch, L, d]` (`<item>`), the
-/// actions' `[batch, L, 1]`, each other sequence column's `[batch, L, d_j]`, then the tabular
-/// parts.
+/// history mask `[batch, L]` (`<item>_mask`: 1 on real positions, 0 on padding; between the
+/// two on an explainer's path), the actions' `[batch, L, 1]`, each other sequence column's
+/// `[batch, L, d_j]`, then the tabular parts.
 #[derive(Debug)]
 pub struct Din {
     items: nn::Embedding,
@@ -278,26 +280,25 @@ pub struct Din {
 }
 
 impl Din {
-    /// Number of sequence parts in [`Component::embed`]'s output (target, history, actions,
-    /// others).
+    /// Number of sequence parts in [`Component::embed`]'s output (target, history, mask,
+    /// actions, others).
     fn n_seq_parts(&self) -> usize {
-        2 + usize::from(self.actions.is_some()) + self.others.len()
+        3 + usize::from(self.actions.is_some()) + self.others.len()
     }
 
-    /// The forward pass from the embedded parts and the real-position mask of the history.
+    /// The forward pass from the embedded parts.
     ///
     /// # Shapes
-    /// - `parts`: as [`Component::embed`] returns them, `mask`: `[b, L]` bool
+    /// - `parts`: as [`Component::embed`] returns them
     /// - returns `[b, output_dim]`
-    fn run(&self, parts: &[Tensor], mask: &Tensor, train: bool) -> Tensor {
+    fn run(&self, parts: &[Tensor], train: bool) -> Tensor {
         let target = &parts[0];
-        let mut history = parts[1].shallow_clone();
-        let mut k = 2;
-        if self.actions.is_some() {
-            history *= &parts[2];
-            k = 3;
-        }
-        let w = masked_softmax(&self.unit.scores(target, &history, train), mask);
+        // (out of place: the parts belong to the caller, e.g. an explainer's path points)
+        let (history, mut k) = match self.actions {
+            Some(_) => (&parts[1] * &parts[3], 4),
+            None => (parts[1].shallow_clone(), 3),
+        };
+        let w = position_weights(&self.unit.scores(target, &history, train), &parts[2]);
         self.attention.set(vec![w.shallow_clone()]);
         let kind = history.kind();
         let interest = (w.to_kind(kind).unsqueeze(-1) * &history).sum_dim_intlist(1, false, kind);
@@ -320,8 +321,10 @@ impl Din {
 
 impl Component for Din {
     fn forward_t(&self, input: &ModelInput, train: bool) -> Tensor {
-        let parts = self.embed(input).expect("Din embeds");
-        self.run(&parts, &seq_of(input).items.ne(0), train)
+        let parts = self
+            .embed(input)
+            .expect("the sequence input is checked by check_input");
+        self.run(&parts, train)
     }
 
     fn output_dim(&self) -> i64 {
@@ -342,7 +345,11 @@ impl Component for Din {
 
     fn feature_names(&self) -> Vec<String> {
         let item = &self.seq.items.name;
-        let mut names = vec![format!("target_{item}"), item.clone()];
+        let mut names = vec![
+            format!("target_{item}"),
+            item.clone(),
+            format!("{item}_mask"),
+        ];
         names.extend(self.seq.actions.iter().map(|a| a.name.clone()));
         names.extend(self.seq.others.iter().map(|c| c.name.clone()));
         if let Some(tab) = &self.tab {
@@ -353,10 +360,9 @@ impl Component for Din {
 
     fn embed(&self, input: &ModelInput) -> Option<Vec<Tensor>> {
         let seq = input.seq.as_ref()?;
-        let mut parts = vec![
-            seq.target_item.apply(&self.items),
-            seq.items.apply(&self.items),
-        ];
+        let history = seq.items.apply(&self.items);
+        let mask = seq.items.ne(0).to_kind(history.kind());
+        let mut parts = vec![seq.target_item.apply(&self.items), history, mask];
         if let Some(table) = &self.actions {
             parts.push(seq.actions.as_ref()?.apply(table));
         }
@@ -374,18 +380,19 @@ impl Component for Din {
 
     fn forward_embedded(&self, parts: &[Tensor], train: bool) -> Option<Tensor> {
         ensure_parts(self, parts)?;
-        // a position is padding where its item embedding is the padding row's
-        let mask = padding_mask_from_embedded(&parts[1], &self.items.ws.get(0));
-        Some(self.run(parts, &mask, train))
+        Some(self.run(parts, train))
     }
 }
 
 /// `Some(())` when `parts` has the shapes [`Din::embed`] gives.
 fn ensure_parts(m: &Din, parts: &[Tensor]) -> Option<()> {
     let n_tab = m.tab.as_ref().map_or(0, |t| t.names().len());
-    let ok = parts.len() == m.n_seq_parts() + n_tab
+    let n_seq = m.n_seq_parts();
+    let ok = parts.len() == n_seq + n_tab
         && parts[0].dim() == 2
-        && parts[1..m.n_seq_parts()].iter().all(|p| p.dim() == 3)
+        && parts[1].dim() == 3
+        && parts[2].dim() == 2
+        && parts[3..n_seq].iter().all(|p| p.dim() == 3)
         && parts.iter().all(|p| p.is_floating_point());
     ok.then_some(())
 }

@@ -148,15 +148,19 @@ pub(crate) fn check_seq(input: &ModelInput, meta: &SequenceMeta, n_others: usize
 }
 
 /// Attention weights over the real history positions: a softmax of `scores` over the
-/// positions where `mask` is set, 0 elsewhere (a row without real positions gets all zeros).
-/// Computed in `f32`.
+/// positions where `real` is 1, exactly 0 where it is 0 (a row without real positions gets all
+/// zeros), computed in `f32` as `softmax(scores + ln(real + ε)) · real / (real + ε)`
+/// (`ε = 1e-30`). For a 0/1 `real` this is the masked softmax (up to a relative `1e-30`);
+/// a fractional `real` (a gradient explainer's path between two inputs) moves it
+/// continuously between the two.
 ///
 /// # Shapes
-/// - `scores`: `[b, L]` (any float kind), `mask`: `[b, L]` bool
+/// - `scores`: `[b, L]` (any float kind), `real`: `[b, L]` float in `[0, 1]`
 /// - returns `[b, L]` f32
-pub(crate) fn masked_softmax(scores: &Tensor, mask: &Tensor) -> Tensor {
-    let filled = scores
-        .to_kind(Kind::Float)
-        .masked_fill(&mask.logical_not(), crate::models::text::MASK_FILL);
-    filled.softmax(-1, Kind::Float) * mask.to_kind(Kind::Float)
+pub(crate) fn position_weights(scores: &Tensor, real: &Tensor) -> Tensor {
+    const EPS: f64 = 1e-30;
+    let real = real.to_kind(Kind::Float);
+    let shifted = &real + EPS;
+    let w = (scores.to_kind(Kind::Float) + shifted.log()).softmax(-1, Kind::Float);
+    w * (real / shifted)
 }

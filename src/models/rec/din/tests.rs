@@ -161,6 +161,7 @@ fn full_model_shapes_embed_split_and_real_positions_sum_to_one() {
             vec![
                 vec![n, 4],
                 vec![n, 3, 4],
+                vec![n, 3],
                 vec![n, 3, 1],
                 vec![n, 3, 3],
                 vec![n, 3, 2],
@@ -175,6 +176,7 @@ fn full_model_shapes_embed_split_and_real_positions_sum_to_one() {
             [
                 "target_item",
                 "item",
+                "item_mask",
                 "action",
                 "other0",
                 "other1",
@@ -191,6 +193,10 @@ fn full_model_shapes_embed_split_and_real_positions_sum_to_one() {
         close(&sums, &[1., 1., 1., 1.]);
         close(&to_vec(&w.get(2).narrow(0, 0, 2)), &[0., 0.]);
         assert!(m.forward_embedded(&parts[..3], false).is_none());
+        assert_eq!(
+            to_vec(&parts[2]),
+            [0., 1., 1., 1., 1., 1., 0., 0., 1., 1., 1., 1.]
+        );
         // without the MLP: target and interest (4 + 4), pooled others (3 + 2), tabular (3 +
         // 2 + 2)
         let vs = nn::VarStore::new(Device::Cpu);
@@ -272,4 +278,31 @@ fn invalid_configs_are_typed_errors() {
         "din.seq.items",
     );
     assert!(good.build(&root).is_ok());
+}
+
+#[test]
+fn a_fractional_mask_moves_the_weights_continuously() {
+    use crate::models::rec::sequence::position_weights;
+    let scores = Tensor::from_slice(&[0.5f32, 2.0, -1.0, 3.0]).view([1, 4]);
+    let at = |r: &[f32]| {
+        to_vec(&position_weights(
+            &scores,
+            &Tensor::from_slice(r).view([1, 4]),
+        ))
+    };
+    // 0/1: the softmax over the real positions
+    let (a, b) = (0.5f32.exp(), (-1f32).exp());
+    close(&at(&[1., 0., 1., 0.]), &[a / (a + b), 0., b / (a + b), 0.]);
+    close(&at(&[0., 0., 0., 0.]), &[0., 0., 0., 0.]);
+    // r_j scales position j's share: r e^s / Σ r e^s
+    let c = 2f32.exp();
+    let sum = a + 0.5 * c + b;
+    close(
+        &at(&[1., 0.5, 1., 0.]),
+        &[a / sum, 0.5 * c / sum, b / sum, 0.],
+    );
+    // and vanishes with it
+    let near = at(&[1., 1e-7, 1., 0.]);
+    close(&near, &at(&[1., 0., 1., 0.]));
+    assert!(near[1] > 0.0);
 }

@@ -195,8 +195,10 @@ impl Transform for SequencePreprocessor {
     /// [`WrongType`](PreprocessingError::WrongType),
     /// [`DtypeChanged`](PreprocessingError::DtypeChanged) (a sequence column keyed
     /// differently than at fit time), [`NullValue`](PreprocessingError::NullValue) (a null
-    /// user id or time), [`NonFinite`](PreprocessingError::NonFinite) (a NaN time) and
-    /// [`NoSamples`](PreprocessingError::NoSamples) (no sample left, e.g. an empty frame).
+    /// user id or time), [`NonFinite`](PreprocessingError::NonFinite) (a NaN time),
+    /// [`NoSamples`](PreprocessingError::NoSamples) (no sample left, e.g. an empty frame) and
+    /// [`InvalidConfig`](PreprocessingError::InvalidConfig) (`max_seq_length`: histories too
+    /// large to allocate).
     ///
     /// # Shapes
     /// - `df`: interactions, one per row, with every configured column
@@ -230,9 +232,19 @@ impl Transform for SequencePreprocessor {
         check_some_samples(&report, min_history)?;
 
         let n = report.n_samples;
-        let mut hist = vec![PAD_ID; n * l];
-        let mut hist_actions = vec![PAD_ID; if actions.is_some() { n * l } else { 0 }];
-        let mut hist_others = vec![vec![PAD_ID; n * l]; others.len()];
+        // the history arrays: checked before they are allocated
+        let cells = n
+            .checked_mul(l)
+            .filter(|&c| c <= isize::MAX as usize / std::mem::size_of::<i64>());
+        let Some(cells) = cells else {
+            bail!(
+                config("max_seq_length"),
+                "{n} samples × {l} positions do not fit in memory"
+            );
+        };
+        let mut hist = vec![PAD_ID; cells];
+        let mut hist_actions = vec![PAD_ID; if actions.is_some() { cells } else { 0 }];
+        let mut hist_others = vec![vec![PAD_ID; cells]; others.len()];
         let (mut target, mut lengths, mut rows) = (
             Vec::with_capacity(n),
             Vec::with_capacity(n),

@@ -236,6 +236,15 @@ fn bad_input_is_a_typed_error_naming_the_column() {
         Err(PreprocessingError::EmptyFrame)
     ));
 
+    // histories too long to allocate
+    let mut huge =
+        SequencePreprocessor::new(SequenceSpec::new("user", "item", "ts", usize::MAX / 2));
+    let err = huge.fit_transform(&df).unwrap_err();
+    assert!(
+        matches!(err, PreprocessingError::InvalidConfig { ref field, .. } if field == "max_seq_length"),
+        "{err}"
+    );
+
     // items fitted as strings and given as integers would all be unseen
     let ints = df!("user" => [1i64, 1], "item" => [1i64, 2], "ts" => [1i64, 2]).unwrap();
     let err = seq.transform(&ints).unwrap_err();

@@ -72,6 +72,7 @@ pub mod prelude {
         AutoIntConfig, AutoIntPlusConfig, DcnConfig, DcnV2Config, GdcnConfig, Structure,
     };
     pub use crate::models::{DeepFfmConfig, DeepFmConfig, RecMlpConfig, XDeepFmConfig};
+    pub use crate::models::{DinConfig, SeqInput, SeqTransformerConfig, UnitActivation};
     pub use crate::pipeline::{Pipeline, Preprocessors};
     pub use crate::training::{Average, CustomLoss, PositiveActivation, TargetSpec};
     pub use crate::training::{
@@ -91,6 +92,7 @@ pub mod prelude {
     pub use widedeep_preprocessing::{
         ImagePreprocessor, Normalization, OnError, Side, TextPreprocessor, Vocab,
     };
+    pub use widedeep_preprocessing::{SequencePreprocessor, SequenceSpec};
 }
 
 use std::sync::{Mutex, MutexGuard};

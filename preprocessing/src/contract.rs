@@ -21,8 +21,9 @@ use crate::persist;
 ///
 /// Implemented by [`WidePreprocessor`](crate::WidePreprocessor),
 /// [`TabPreprocessor`](crate::TabPreprocessor), [`TargetEncoder`](crate::TargetEncoder),
-/// [`TextPreprocessor`](crate::TextPreprocessor) and
-/// [`ImagePreprocessor`](crate::ImagePreprocessor).
+/// [`TextPreprocessor`](crate::TextPreprocessor),
+/// [`ImagePreprocessor`](crate::ImagePreprocessor) and
+/// [`SequencePreprocessor`](crate::SequencePreprocessor).
 pub trait Fit {
     /// Checks the configuration, then learns the fitted state from the rows of `df`; a
     /// successful fit replaces any earlier state. Each implementation lists its errors.
@@ -48,7 +49,8 @@ pub trait Fit {
 /// ```
 pub trait Transform: Fit {
     /// What [`transform`](Self::transform) returns: plain arrays with one row per row of the
-    /// DataFrame (each implementation documents the shapes).
+    /// DataFrame, or per sample for the sequence preprocessor (each implementation documents
+    /// the shapes).
     type Output;
 
     /// Encodes the rows of `df` with the fitted state. Errors with

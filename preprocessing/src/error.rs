@@ -146,6 +146,17 @@ pub enum PreprocessingError {
         /// The tokenizer's message.
         reason: String,
     },
+    /// No user of the frame has more than `min_history` interactions, so no behaviour
+    /// sequence (sample) can be built.
+    #[error(
+        "no sample is left: none of the {users} users has more than {min_history} interaction(s)"
+    )]
+    NoSamples {
+        /// Distinct users in the frame.
+        users: usize,
+        /// The configured minimum history.
+        min_history: usize,
+    },
     /// An error raised by Polars.
     #[error(transparent)]
     Polars(#[from] polars::prelude::PolarsError),

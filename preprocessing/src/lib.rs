@@ -14,6 +14,10 @@
 //! * [`ImagePreprocessor`] decodes an image column (paths or bytes) in parallel into `u8` RGB
 //!   pixels `[n_rows, 3, height, width]` (the image model normalises them per batch;
 //!   [`ImageData::normalized`] gives the `f32` form), or batch by batch with prefetch.
+//! * [`SequencePreprocessor`] builds per-user behaviour sequences (the items seen before each
+//!   interaction, sorted by time) for the sequence recommenders: `i64` histories
+//!   `[n_samples, max_seq_length]`, target items `[n_samples]`, and the samples' rows of the
+//!   frame for the other preprocessors.
 //! * [`TargetEncoder`] turns the target column into `[n_rows]` `f32` (binary, regression) or
 //!   `i64` (multiclass) labels.
 //!
@@ -51,6 +55,7 @@ pub mod embed;
 pub mod error;
 pub mod image;
 pub mod quantize;
+pub mod sequence;
 pub mod tab;
 pub mod target;
 pub mod text;
@@ -70,6 +75,9 @@ pub use image::{
     OnError,
 };
 pub use quantize::Quantization;
+pub use sequence::{
+    SequenceData, SequenceMeta, SequencePreprocessor, SequenceReport, SequenceSpec,
+};
 pub use tab::{CatColumnMeta, Scaling, TabData, TabMeta, TabPreprocessor};
 pub use target::{TargetData, TargetEncoder, TargetKind, TargetScaling};
 pub use text::{Side, TextData, TextMeta, TextPreprocessor, Vocab};

@@ -198,9 +198,12 @@ pub(super) fn default_names(model: &WideDeep, l: Layout, background: &ModelInput
     if has_tab {
         if let Some(tab) = model.components().first() {
             let tab_names = tab.feature_names();
-            if tab_names.len() == l.cat + l.cont && !tab_names.is_empty() {
-                names.cat = tab_names[..l.cat].to_vec();
-                names.cont = tab_names[l.cat..].to_vec();
+            // a sequence model (DIN) names its sequence parts first, its columns last
+            let n = l.cat + l.cont;
+            if tab_names.len() >= n && n > 0 {
+                let columns = &tab_names[tab_names.len() - n..];
+                names.cat = columns[..l.cat].to_vec();
+                names.cont = columns[l.cat..].to_vec();
             }
         }
     }

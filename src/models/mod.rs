@@ -28,6 +28,7 @@ pub use rec::{
     AutoIntConfig, AutoIntPlusConfig, DcnConfig, DcnV2Config, GdcnConfig, Reduction, Structure,
 };
 pub use rec::{DeepFfmConfig, DeepFmConfig, RecMlpConfig, XDeepFmConfig};
+pub use rec::{DinConfig, SeqTransformerConfig, UnitActivation};
 pub use tabular::{
     AttnEmbedConfig, ContEmbed, ContNorm, ContextAttentionMlpConfig, FtTransformerConfig, MaskType,
     SaintConfig, SelfAttentionMlpConfig, SharedEmbed, TabFastFormerConfig, TabMlp, TabMlpConfig,
@@ -50,7 +51,8 @@ use tch::{nn, Device, Tensor};
 /// unseen); `cat` `[batch, n_cat]` i64 per-column indices (0 = unseen/null); `cont`
 /// `[batch, n_cont]` f32; `text` one `[batch, seq_len]` i64 tensor per text column; `image` one
 /// `[batch, 3, H, W]` tensor per image column: `u8` pixels (what `ImagePreprocessor` gives;
-/// the image model normalises each batch on its device) or already normalised `f32`.
+/// the image model normalises each batch on its device) or already normalised `f32`; `seq` the
+/// behaviour sequences of the sequence recommenders ([`SeqInput`]).
 #[derive(Debug, Default)]
 pub struct ModelInput {
     /// Wide indices `[batch, n_wide]` i64 (global, 0 = unseen/null).
@@ -63,6 +65,59 @@ pub struct ModelInput {
     pub text: Vec<Tensor>,
     /// Pixels `[batch, 3, H, W]` (`u8`, or normalised `f32`), one tensor per image column.
     pub image: Vec<Tensor>,
+    /// Behaviour sequences (histories and target items) of the sequence recommenders.
+    pub seq: Option<SeqInput>,
+}
+
+/// The behaviour sequences of a batch (what `SequencePreprocessor` gives): item histories,
+/// target items and the aligned action and other sequence columns. Codes: `0` = padding,
+/// `1` = unseen, one item vocabulary for history and target.
+#[derive(Debug)]
+pub struct SeqInput {
+    /// History item codes `[batch, L]` i64, oldest first, left-padded with 0.
+    pub items: Tensor,
+    /// Target item codes `[batch]` i64.
+    pub target_item: Tensor,
+    /// Action codes of the history `[batch, L]` i64 (0 on padding), if any.
+    pub actions: Option<Tensor>,
+    /// One `[batch, L]` i64 tensor of codes per other sequence column.
+    pub others: Vec<Tensor>,
+}
+
+impl SeqInput {
+    /// All tensors, in a fixed order (items, target items, actions, others).
+    pub fn tensors(&self) -> impl Iterator<Item = &Tensor> {
+        std::iter::once(&self.items)
+            .chain(std::iter::once(&self.target_item))
+            .chain(self.actions.iter())
+            .chain(self.others.iter())
+    }
+
+    /// Every tensor with its name in errors (`seq.items`, `seq.others[0]`, …).
+    pub fn named(&self) -> Vec<(String, &Tensor)> {
+        let mut v = vec![
+            ("seq.items".to_string(), &self.items),
+            ("seq.target_item".to_string(), &self.target_item),
+        ];
+        v.extend(self.actions.iter().map(|t| ("seq.actions".to_string(), t)));
+        v.extend(
+            self.others
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (format!("seq.others[{i}]"), t)),
+        );
+        v
+    }
+
+    /// Applies `f` to every tensor, keeping the structure.
+    pub fn map(&self, f: impl Fn(&Tensor) -> Tensor) -> SeqInput {
+        SeqInput {
+            items: f(&self.items),
+            target_item: f(&self.target_item),
+            actions: self.actions.as_ref().map(&f),
+            others: self.others.iter().map(&f).collect(),
+        }
+    }
 }
 
 impl ModelInput {
@@ -71,7 +126,7 @@ impl ModelInput {
         self.tensors().next().map(|t| t.size()[0]).unwrap_or(0)
     }
 
-    /// All tensors present, in a fixed order (wide, cat, cont, texts, images).
+    /// All tensors present, in a fixed order (wide, cat, cont, texts, images, sequences).
     pub fn tensors(&self) -> impl Iterator<Item = &Tensor> {
         self.wide
             .iter()
@@ -79,6 +134,7 @@ impl ModelInput {
             .chain(self.cont.iter())
             .chain(self.text.iter())
             .chain(self.image.iter())
+            .chain(self.seq.iter().flat_map(SeqInput::tensors))
     }
 
     /// Applies `f` to every tensor present, keeping the structure.
@@ -89,6 +145,7 @@ impl ModelInput {
             cont: self.cont.as_ref().map(&f),
             text: self.text.iter().map(&f).collect(),
             image: self.image.iter().map(&f).collect(),
+            seq: self.seq.as_ref().map(|s| s.map(&f)),
         }
     }
 

@@ -20,9 +20,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::{Device, Tensor};
 use widedeep_preprocessing::{
-    Fit, ImageData, ImageMeta, ImagePreprocessor, TabData, TabMeta, TabPreprocessor, TargetData,
-    TargetEncoder, TargetKind, TextData, TextMeta, TextPreprocessor, Transform, WideData,
-    WidePreprocessor,
+    Fit, ImageData, ImageMeta, ImagePreprocessor, SequenceData, SequenceMeta, SequencePreprocessor,
+    TabData, TabMeta, TabPreprocessor, TargetData, TargetEncoder, TargetKind, TextData, TextMeta,
+    TextPreprocessor, Transform, WideData, WidePreprocessor,
 };
 
 /// The preprocessors of each input, fitted together on one DataFrame.
@@ -46,6 +46,13 @@ pub struct Preprocessors {
     /// [`Preprocessors::objective`] an [`Objective::MultiTarget`]. Used instead of `target`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub multi_target: Vec<TargetEncoder>,
+    /// Behaviour sequences (`ModelInput::seq`) for the sequence recommenders. With it, the
+    /// frame becomes one sample per interaction with enough history (see
+    /// [`SequencePreprocessor`]) and every other preprocessor fits and transforms the
+    /// samples' rows ([`SequenceData::frame`]): predictions are per sample, in the order of
+    /// [`SequenceData::rows`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<SequencePreprocessor>,
 }
 
 impl Preprocessors {
@@ -83,9 +90,31 @@ impl Preprocessors {
         self.image.push(p);
         self
     }
+    /// Sets the behaviour-sequence preprocessor (its output is `input.seq`).
+    pub fn seq(mut self, p: SequencePreprocessor) -> Self {
+        self.seq = Some(p);
+        self
+    }
 
-    /// Fits every preprocessor on `df`.
+    /// The samples of `df` when a sequence preprocessor is set (see
+    /// [`Preprocessors::seq`](Self::seq)): the frame the other preprocessors work on is then
+    /// [`SequenceData::frame`].
+    fn sequences(&self, df: &DataFrame) -> Result<Option<SequenceData>> {
+        Ok(self.seq.as_ref().map(|p| p.transform(df)).transpose()?)
+    }
+
+    /// Fits every preprocessor on `df` (with a sequence preprocessor: it on `df`, the others
+    /// on the samples' rows).
     pub fn fit(&mut self, df: &DataFrame) -> Result<()> {
+        let seq = match &mut self.seq {
+            Some(p) => Some(p.fit_transform(df)?),
+            None => None,
+        };
+        self.fit_rows(seq.as_ref().map_or(df, |s| &s.frame))
+    }
+
+    /// Fits every preprocessor but the sequence one on `df`.
+    fn fit_rows(&mut self, df: &DataFrame) -> Result<()> {
         ensure!(
             self.target.is_none() || self.multi_target.is_empty(),
             config("multi_target"),
@@ -117,12 +146,14 @@ impl Preprocessors {
     /// null in `df` are listed in [`Dataset::all_null`] (and reported on stderr); a column
     /// whose dtype changed since `fit` is an error.
     pub fn transform(&self, df: &DataFrame) -> Result<Dataset> {
+        let seq = self.sequences(df)?;
+        let df = seq.as_ref().map_or(df, |s| &s.frame);
         let images = self
             .image
             .iter()
             .map(|p| p.transform(df))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        self.transform_with_images(df, &images)
+        self.transform_with_images(df, &images, seq.as_ref())
     }
 
     /// Like [`Preprocessors::transform`], but the images are not decoded here: the data set
@@ -131,14 +162,38 @@ impl Preprocessors {
     /// and prediction give the same results as with `transform`. Fit first (`fit` decodes in
     /// chunks, so it does not hold every image either).
     pub fn transform_lazy(&self, df: &DataFrame) -> Result<Dataset> {
+        let seq = self.sequences(df)?;
+        let df = seq.as_ref().map_or(df, |s| &s.frame);
         let images = self
             .image
             .iter()
             .map(|p| p.rows(df))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let (wide, tab, texts, target, multi) = self.transform_parts(df)?;
-        let mut data =
-            Dataset::from_parts_lazy(wide.as_ref(), tab.as_ref(), &texts, images, target.as_ref())?;
+        let mut data = match &seq {
+            // the sequences are an input: the lazy images join them
+            Some(seq) => {
+                let mut data = Dataset::from_all(
+                    Some(seq),
+                    wide.as_ref(),
+                    tab.as_ref(),
+                    &texts,
+                    &[],
+                    target.as_ref(),
+                )?;
+                for rows in images {
+                    data.with_lazy_images(rows)?;
+                }
+                data
+            }
+            None => Dataset::from_parts_lazy(
+                wide.as_ref(),
+                tab.as_ref(),
+                &texts,
+                images,
+                target.as_ref(),
+            )?,
+        };
         if multi.is_some() {
             data.target = multi;
         }
@@ -194,10 +249,21 @@ impl Preprocessors {
         Ok((wide, tab, texts, target, multi))
     }
 
-    fn transform_with_images(&self, df: &DataFrame, images: &[ImageData]) -> Result<Dataset> {
+    fn transform_with_images(
+        &self,
+        df: &DataFrame,
+        images: &[ImageData],
+        seq: Option<&SequenceData>,
+    ) -> Result<Dataset> {
         let (wide, tab, texts, target, multi) = self.transform_parts(df)?;
-        let mut data =
-            Dataset::from_parts(wide.as_ref(), tab.as_ref(), &texts, images, target.as_ref())?;
+        let mut data = Dataset::from_all(
+            seq,
+            wide.as_ref(),
+            tab.as_ref(),
+            &texts,
+            images,
+            target.as_ref(),
+        )?;
         if multi.is_some() {
             data.target = multi;
         }
@@ -206,8 +272,13 @@ impl Preprocessors {
     }
     /// Fits every preprocessor on `df` and transforms it (images are decoded once).
     pub fn fit_transform(&mut self, df: &DataFrame) -> Result<Dataset> {
+        let seq = match &mut self.seq {
+            Some(p) => Some(p.fit_transform(df)?),
+            None => None,
+        };
+        let df = seq.as_ref().map_or(df, |s| &s.frame);
         let mut images = std::mem::take(&mut self.image);
-        let fitted = self.fit(df);
+        let fitted = self.fit_rows(df);
         let decoded = fitted.and_then(|_| {
             images
                 .iter_mut()
@@ -215,7 +286,17 @@ impl Preprocessors {
                 .collect::<Result<Vec<_>>>()
         });
         self.image = images;
-        self.transform_with_images(df, &decoded?)
+        self.transform_with_images(df, &decoded?, seq.as_ref())
+    }
+
+    /// Sizes of the fitted sequence columns (for `DinConfig::from_meta`,
+    /// `SeqTransformerConfig::from_meta`).
+    pub fn seq_meta(&self) -> Result<SequenceMeta> {
+        let p = self
+            .seq
+            .as_ref()
+            .ok_or_else(|| WideDeepError::Missing("no sequence preprocessor".into()))?;
+        Ok(p.meta()?)
     }
 
     /// Metadata of the fitted text preprocessor `i` (vocabulary size, pad id, length).
@@ -480,7 +561,8 @@ impl Pipeline {
         }
     }
 
-    /// Predictions for the rows of `df`: class indices (`[N]` i64) or values (`[N]` f32;
+    /// Predictions for the rows of `df` (with a sequence preprocessor: for its samples, in
+    /// the order of [`SequenceData::rows`]): class indices (`[N]` i64) or values (`[N]` f32;
     /// `[N, T]` for a multi-target model, see [`Objective::predict`]). Regression values are
     /// in the target's units: a target scaled by its encoder is mapped back.
     pub fn predict(&self, df: &DataFrame) -> Result<Tensor> {

@@ -2,12 +2,14 @@
 //! may instead be decoded batch by batch ([`Dataset::with_lazy_images`]).
 use crate::error::{Result, WideDeepError};
 use crate::macros::{bail, ensure};
-use crate::models::ModelInput;
+use crate::models::{ModelInput, SeqInput};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use std::sync::{mpsc, Arc};
 use tch::{Device, Kind, Tensor};
-use widedeep_preprocessing::{ImageData, ImageRows, TabData, TargetData, TextData, WideData};
+use widedeep_preprocessing::{
+    ImageData, ImageRows, SequenceData, TabData, TargetData, TextData, WideData,
+};
 
 /// Model inputs for `len()` rows plus an optional target: `[N]` f32 (binary, regression) or
 /// i64 (multiclass), or `[N, T]` for a multi-target objective (build it with
@@ -206,6 +208,7 @@ impl Dataset {
                     None => f(t),
                 })
                 .collect(),
+            seq: self.input.seq.as_ref().map(|s| s.map(&f)),
         }
     }
 
@@ -236,9 +239,39 @@ impl Dataset {
         images: &[ImageData],
         target: Option<&TargetData>,
     ) -> Result<Self> {
+        Self::from_all(None, wide, tab, texts, images, target)
+    }
+
+    /// Builds tensors from the behaviour sequences of a `SequencePreprocessor` and the
+    /// outputs of the other preprocessors on its [`SequenceData::frame`] (rows aligned with
+    /// the samples), on the CPU.
+    ///
+    /// # Shapes
+    /// - as [`Dataset::from_arrays`] with `N = seq.n_samples()`, and `input.seq`:
+    ///   `items` `[N, L]` i64, `target_item` `[N]` i64, `actions` `[N, L]` i64 (with an action
+    ///   column), `others[i]` `[N, L]` i64 (see [`SeqInput`])
+    pub fn from_sequences(
+        seq: &SequenceData,
+        wide: Option<&WideData>,
+        tab: Option<&TabData>,
+        target: Option<&TargetData>,
+    ) -> Result<Self> {
+        Self::from_all(Some(seq), wide, tab, &[], &[], target)
+    }
+
+    /// [`Dataset::from_parts`] with optional behaviour sequences.
+    pub(crate) fn from_all(
+        seq: Option<&SequenceData>,
+        wide: Option<&WideData>,
+        tab: Option<&TabData>,
+        texts: &[TextData],
+        images: &[ImageData],
+        target: Option<&TargetData>,
+    ) -> Result<Self> {
         let mut input = ModelInput {
             text: texts.iter().map(|t| array_i64(&t.ids)).collect(),
             image: images.iter().map(image_tensor).collect(),
+            seq: seq.map(seq_input),
             ..Default::default()
         };
         if let Some(w) = wide {
@@ -592,6 +625,16 @@ fn target_tensor(t: &TargetData) -> Tensor {
     }
 }
 
+/// The tensors of behaviour sequences: `[N, L]` histories, `[N]` target items.
+fn seq_input(s: &SequenceData) -> SeqInput {
+    SeqInput {
+        items: array_i64(&s.items),
+        target_item: Tensor::from_slice(&s.target_item.to_vec()),
+        actions: s.actions.as_ref().map(array_i64),
+        others: s.others.iter().map(array_i64).collect(),
+    }
+}
+
 /// `[n, k]` i64 from an `n × k` array.
 fn array_i64(a: &ndarray::Array2<i64>) -> Tensor {
     let (n, k) = a.dim();
@@ -628,6 +671,9 @@ fn named(input: &ModelInput) -> Vec<(String, &Tensor)> {
             .enumerate()
             .map(|(i, t)| (format!("image[{i}]"), t)),
     );
+    if let Some(seq) = &input.seq {
+        v.extend(seq.named());
+    }
     v
 }
 

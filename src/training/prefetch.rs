@@ -13,7 +13,7 @@ pub struct EpochBatches {
 }
 
 enum Inner {
-    Plain(Plan),
+    Plain(Box<Plan>),
     Prefetch {
         rx: Option<Receiver<Dataset>>,
         worker: Option<JoinHandle<()>>,
@@ -91,7 +91,7 @@ impl EpochBatches {
         };
         if !prefetch {
             return Self {
-                inner: Inner::Plain(plan),
+                inner: Inner::Plain(Box::new(plan)),
             };
         }
         // one batch waits in the channel while the next one is being prepared

@@ -285,6 +285,8 @@ pub(super) fn eval_coalitions(
                 cont: mix_cols(&x.cont, &bg.cont, &xn, &bn, Some(&map.cont)),
                 text: mix_whole(&x.text, &bg.text, &map.text),
                 image: mix_whole(&x.image, &bg.image, &map.image),
+                // behaviour sequences are not players: each row keeps its own
+                seq: x.seq.as_ref().map(|s| s.map(|t| t.index_select(0, &r()))),
             };
             let raw = if map.deep_only {
                 ex.deep_output(&mixed)

@@ -5,9 +5,12 @@
 //! * feature-interaction models over the column embeddings: [`AutoInt`] and [`AutoIntPlus`]
 //!   (multi-head self-attention), [`Dcn`], [`DcnV2`] and [`Gdcn`] (cross networks);
 //! * factorization machines: [`DeepFm`], [`DeepFfm`] (field-aware) and [`XDeepFm`]
-//!   (compressed interaction network), with the optional MLP [`RecMlpConfig`].
+//!   (compressed interaction network), with the optional MLP [`RecMlpConfig`];
+//! * behaviour-sequence models over `ModelInput::seq` (a `SequencePreprocessor`'s output):
+//!   [`Din`] (target attention over the history) and [`SeqTransformer`].
 mod cross;
 mod fm;
+mod sequence;
 
 pub mod autoint;
 pub mod autoint_plus;
@@ -15,7 +18,9 @@ pub mod dcn;
 pub mod dcnv2;
 pub mod deepffm;
 pub mod deepfm;
+pub mod din;
 pub mod gdcn;
+pub mod seq_transformer;
 pub mod xdeepfm;
 
 pub use autoint::{AutoInt, AutoIntConfig, Reduction};
@@ -25,6 +30,8 @@ pub use dcn::{Dcn, DcnConfig};
 pub use dcnv2::{DcnV2, DcnV2Config};
 pub use deepffm::{DeepFfm, DeepFfmConfig};
 pub use deepfm::{DeepFm, DeepFmConfig};
+pub use din::{Din, DinConfig, UnitActivation};
 pub use fm::{factorization_machine, RecMlpConfig};
 pub use gdcn::{Gdcn, GdcnConfig};
+pub use seq_transformer::{SeqTransformer, SeqTransformerConfig};
 pub use xdeepfm::{XDeepFm, XDeepFmConfig};

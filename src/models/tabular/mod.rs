@@ -81,6 +81,10 @@ component_enum! {
         DeepFfm(crate::models::rec::DeepFfmConfig) = "deepffm",
         /// [`XDeepFm`](crate::models::rec::XDeepFm).
         XDeepFm(crate::models::rec::XDeepFmConfig) = "xdeepfm",
+        /// [`Din`](crate::models::rec::Din).
+        Din(crate::models::rec::DinConfig) = "din",
+        /// [`SeqTransformer`](crate::models::rec::SeqTransformer).
+        SeqTransformer(crate::models::rec::SeqTransformerConfig) = "seq_transformer",
     }
 }
 

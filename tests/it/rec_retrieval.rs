@@ -7,6 +7,11 @@
 //! last interaction is held out (leave-last-out); the rest trains. Popularity captures `b_j`
 //! only; the latent factors need collaborative filtering. The test also scores the true
 //! affinities (the oracle) as a ceiling, and checks the sampled protocol on the same model.
+//!
+//! Measured (full ranking, HR@10 over 400 users and 299 items): popularity 0.113, oracle
+//! 0.623, two-tower 0.463 (0.275 without the log-Q correction, 0.480 with 64 extra uniform
+//! negatives); the sampled protocol gives the two-tower 0.648 and popularity 0.253. The whole
+//! test takes about a second.
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
@@ -133,17 +138,26 @@ fn two_tower_beats_popularity_on_full_ranking() {
         .seed(3);
     let model = TwoTower::new(&model_cfg, Device::Cpu).unwrap();
     let cfg = RetrievalConfig::default()
-        .epochs(15)
+        .epochs(10)
         .batch_size(256)
         .lr(0.02)
         .seed(4);
     let retriever = Retriever::fit(model, &train, &cfg).unwrap();
+    // the same without the log-Q correction, and with 64 uniform extra negatives per batch
+    let variant = |c: RetrievalConfig| {
+        let model = TwoTower::new(&model_cfg, Device::Cpu).unwrap();
+        let r = Retriever::fit(model, &train, &c).unwrap();
+        task.evaluate(&r, Protocol::Full, k).unwrap()
+    };
+    let uncorrected = variant(cfg.clone().log_q_correction(false));
+    let extra = variant(cfg.clone().extra_negatives(64));
     let full = task.evaluate(&retriever, Protocol::Full, k).unwrap();
     let sampled = task.evaluate(&retriever, Protocol::sampled(5), k).unwrap();
     let pop_sampled = task
         .evaluate(&Popularity::new(&train), Protocol::sampled(5), k)
         .unwrap();
     eprintln!("popularity: {pop}\noracle:     {best}\ntwo-tower:  {full}");
+    eprintln!("no log-Q:   {uncorrected}\n+64 extra:  {extra}");
     eprintln!("sampled:    two-tower {sampled}\n            popularity {pop_sampled}");
     eprintln!("loss by epoch: {:?}", retriever.history());
     eprintln!("{:.1} s", start.elapsed().as_secs_f64());
@@ -153,12 +167,20 @@ fn two_tower_beats_popularity_on_full_ranking() {
     let h = retriever.history();
     assert!(h[h.len() - 1] < h[0] - 0.3, "the loss falls: {h:?}");
     assert!(
-        full.hit_rate > pop.hit_rate + 0.08,
+        full.hit_rate > pop.hit_rate + 0.2,
         "two-tower HR@{k} {:.3} vs popularity {:.3}",
         full.hit_rate,
         pop.hit_rate
     );
     assert!(full.ndcg > pop.ndcg && full.mrr > pop.mrr);
+    // in-batch negatives over-penalise popular items unless corrected
+    assert!(
+        full.hit_rate > uncorrected.hit_rate + 0.1,
+        "log-Q {:.3} vs none {:.3}",
+        full.hit_rate,
+        uncorrected.hit_rate
+    );
+    assert!(extra.hit_rate > pop.hit_rate + 0.2, "{extra}");
     assert!(
         full.hit_rate <= best.hit_rate + 0.05,
         "no model beats the truth by much"

@@ -1,10 +1,18 @@
 //! Loaders for the data sets bundled in `datasets/`, returned as Polars DataFrames.
 //!
 //! The folder is found at `$WIDEDEEP_DATASETS` when set, else next to this crate's manifest.
+//! MovieLens 100k, whose licence forbids redistribution, is not bundled: [`movielens100k`]
+//! fetches it on first use.
 use crate::error::{Result, WideDeepError};
 use crate::macros::ensure;
 use polars::prelude::*;
 use std::path::PathBuf;
+
+mod movielens;
+pub use movielens::{
+    movielens100k, movielens100k_cache_dir, movielens100k_from_dir, MovieLens100k, GENRES,
+    MOVIELENS_DIR_VAR,
+};
 
 /// The folder holding the bundled data files.
 pub fn datasets_dir() -> PathBuf {

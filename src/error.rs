@@ -97,6 +97,14 @@ pub enum WideDeepError {
     /// A JSON (de)serialization error.
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    /// A data set that is not bundled cannot be fetched, or its files lack what is expected.
+    #[error("data set `{name}`: {reason}")]
+    Dataset {
+        /// The data set (`movielens100k`).
+        name: String,
+        /// What failed, and what to do about it.
+        reason: String,
+    },
 }
 
 impl WideDeepError {

@@ -18,6 +18,8 @@
 //!   interaction, sorted by time) for the sequence recommenders: `i64` histories
 //!   `[n_samples, max_seq_length]`, target items `[n_samples]`, and the samples' rows of the
 //!   frame for the other preprocessors.
+//! * [`interactions`]: implicit-feedback tools — per-user leave-last-out and global time
+//!   splits, seeded negative sampling, dense id indices ([`interactions::IdIndex`]).
 //! * [`TargetEncoder`] turns the target column into `[n_rows]` `f32` (binary, regression) or
 //!   `i64` (multiclass) labels.
 //!
@@ -54,6 +56,7 @@
 pub mod embed;
 pub mod error;
 pub mod image;
+pub mod interactions;
 pub mod quantize;
 pub mod sequence;
 pub mod tab;

@@ -15,6 +15,7 @@ pub mod mlp;
 pub mod rec;
 pub mod tabular;
 pub mod text;
+pub(crate) mod weights;
 pub mod wide;
 pub mod wide_deep;
 

@@ -762,8 +762,8 @@ impl Pipeline {
         }
         let history: History =
             serde_json::from_str(&read(HISTORY)?).map_err(|e| bad(format!("{HISTORY}: {e}")))?;
-        let mut model = WideDeep::new(&manifest.model, device)?;
-        load_weights(&mut model, &weights_path)
+        let model = WideDeep::new(&manifest.model, device)?;
+        crate::models::weights::load_var_store(model.var_store(), &weights_path)
             .map_err(|reason| bad(format!("{WEIGHTS}: {reason}")))?;
         let mut trainer = Trainer::new(model, manifest.trainer)?;
         trainer.set_history(history);
@@ -781,46 +781,6 @@ fn unused_sibling(parent: &Path, name: &str, what: &str) -> PathBuf {
         .map(|n| parent.join(format!(".{name}.{what}-{pid}-{n}")))
         .find(|p| std::fs::symlink_metadata(p).is_err())
         .expect("some name is free")
-}
-
-/// Copies the tensors of the `.safetensors` file at `path` into `model`: every model tensor
-/// must be there with its shape, and nothing else. Errors name the tensor (and both shapes).
-fn load_weights(model: &mut WideDeep, path: &Path) -> std::result::Result<(), String> {
-    let saved = Tensor::read_safetensors(path)
-        .map_err(|e| crate::error::short_torch_message(&e.to_string()))?;
-    let mut saved: BTreeMap<String, Tensor> = saved.into_iter().collect();
-    let vars = model.var_store().variables();
-    let mut names: Vec<&String> = vars.keys().collect();
-    names.sort();
-    for name in &names {
-        let Some(t) = saved.get(name.as_str()) else {
-            return Err(format!("tensor `{name}` of the model is missing"));
-        };
-        let (want, got) = (vars[name.as_str()].size(), t.size());
-        if want != got {
-            return Err(format!(
-                "tensor `{name}` has shape {got:?}, the model expects {want:?}"
-            ));
-        }
-    }
-    if let Some(extra) = saved.keys().find(|k| !vars.contains_key(k.as_str())) {
-        return Err(format!("tensor `{extra}` is not part of the model"));
-    }
-    tch::no_grad(|| {
-        for name in names {
-            let t = saved.remove(name.as_str()).expect("checked above");
-            vars[name.as_str()]
-                .shallow_clone()
-                .f_copy_(&t)
-                .map_err(|e| {
-                    format!(
-                        "tensor `{name}`: {}",
-                        crate::error::short_torch_message(&e.to_string())
-                    )
-                })?;
-        }
-        Ok(())
-    })
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {

@@ -9,6 +9,7 @@ mod pipeline_io;
 mod readme;
 mod rec_cross;
 mod rec_fm;
+mod rec_retrieval;
 mod rec_seq;
 mod reproducibility;
 mod robustness;

@@ -7,7 +7,9 @@
 //! * factorization machines: [`DeepFm`], [`DeepFfm`] (field-aware) and [`XDeepFm`]
 //!   (compressed interaction network), with the optional MLP [`RecMlpConfig`];
 //! * behaviour-sequence models over `ModelInput::seq` (a `SequencePreprocessor`'s output):
-//!   [`Din`] (target attention over the history) and [`SeqTransformer`].
+//!   [`Din`] (target attention over the history) and [`SeqTransformer`];
+//! * retrieval: [`TwoTower`], user and item towers scored by a dot product or cosine (trained
+//!   by [`Retriever`](crate::training::retrieval::Retriever)).
 mod cross;
 mod fm;
 mod sequence;
@@ -21,6 +23,7 @@ pub mod deepfm;
 pub mod din;
 pub mod gdcn;
 pub mod seq_transformer;
+pub mod two_tower;
 pub mod xdeepfm;
 
 pub use autoint::{AutoInt, AutoIntConfig, Reduction};
@@ -34,4 +37,7 @@ pub use din::{Din, DinConfig, UnitActivation};
 pub use fm::{factorization_machine, RecMlpConfig};
 pub use gdcn::{Gdcn, GdcnConfig};
 pub use seq_transformer::{SeqTransformer, SeqTransformerConfig};
+pub use two_tower::{
+    top_k_excluding, FeatureTable, Similarity, TowerConfig, TwoTower, TwoTowerConfig,
+};
 pub use xdeepfm::{XDeepFm, XDeepFmConfig};

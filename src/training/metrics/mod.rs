@@ -17,6 +17,7 @@ mod classification;
 pub mod ranking;
 #[cfg(test)]
 mod tests;
+pub mod topk;
 
 pub use classification::{accuracy, binary_auc, ovr_macro_auc, top_k_accuracy, Average};
 use classification::{count_score, Score};

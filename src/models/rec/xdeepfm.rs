@@ -196,24 +196,27 @@ impl Cin {
     pub fn forward(&self, x0: &Tensor) -> Tensor {
         let (b, n, d) = x0.size3().expect("tokens [b, n, d]");
         let kind = x0.kind();
+        // the maps live as [b, d, maps]: each layer is then one [b·d, n·h_in] × [n·h_in, H]
+        // matrix product instead of b small batched ones
+        let x0 = x0.transpose(1, 2); // [b, d, n]
         let mut prev = x0.shallow_clone();
         let mut pooled = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
-            let h_in = prev.size()[1];
-            // [b, n, 1, d] ⊙ [b, 1, h_in, d] → [b, n·h_in, d]
-            let z = (x0.unsqueeze(2) * prev.unsqueeze(1)).reshape([b, n * h_in, d]);
-            let mut maps = layer.weight.matmul(&z) + layer.bias.unsqueeze(-1); // [b, H, d]
+            let h_in = prev.size()[2];
+            // [b, d, n, 1] ⊙ [b, d, 1, h_in] → [b, d, n·h_in] (index i·h_in + j)
+            let z = (x0.unsqueeze(3) * prev.unsqueeze(2)).reshape([b, d, n * h_in]);
+            let mut maps = z.matmul(&layer.weight.tr()) + &layer.bias; // [b, d, H]
             if let Some(a) = self.activation {
                 maps = a.apply(&maps);
             }
-            let h = maps.size()[1];
+            let h = maps.size()[2];
             if layer.passed < h {
                 let rest = h - layer.passed;
-                let out = maps.narrow(1, layer.passed, rest);
-                pooled.push(out.sum_dim_intlist(2, false, kind));
-                prev = maps.narrow(1, 0, layer.passed);
+                let out = maps.narrow(2, layer.passed, rest);
+                pooled.push(out.sum_dim_intlist(1, false, kind));
+                prev = maps.narrow(2, 0, layer.passed);
             } else {
-                pooled.push(maps.sum_dim_intlist(2, false, kind));
+                pooled.push(maps.sum_dim_intlist(1, false, kind));
                 prev = maps;
             }
         }

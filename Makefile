@@ -20,7 +20,7 @@ lint:
 
 ## The side-by-side suite against pytorch-widedeep 1.7.0 (all configurations, one markdown table).
 bench:
-	@$(TORCH_ENV) && bash scripts/setup-bench-env.sh >/dev/null && cargo bench --bench suite
+	@$(TORCH_ENV) && bash scripts/setup-bench-env.sh >/dev/null && cargo bench --bench suite && cargo bench --bench recsys
 
 ## Criterion micro-benchmarks (preprocessors, one training step); reports changes between runs.
 bench-micro:

@@ -9,7 +9,7 @@
 //! Run: `cargo bench --bench tabnet -- [--epochs 10] [--threads 1] [--repeats 3] [--dim 16]`
 //! (`--dim`: `step_dim` = `attn_dim`)
 //! (libtorch set up as in the README; `WIDEDEEP_BENCH_VENV` moves the reference venv).
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -17,6 +17,9 @@ use widedeep::datasets;
 use widedeep::models::TabModelConfig;
 use widedeep::polars::prelude::{DataFrame, ParquetWriter};
 use widedeep::prelude::*;
+
+mod common;
+use common::{bench_venv, reference_json};
 
 const CAT: [&str; 10] = datasets::adult_columns::CATEGORICAL;
 const CONT: [&str; 3] = datasets::adult_columns::CONTINUOUS;
@@ -110,8 +113,8 @@ fn ours(train_df: &DataFrame, test_df: &DataFrame, epochs: usize, dim: usize) ->
 fn reference(dir: &Path, venv: &Path, epochs: usize, threads: usize, dim: usize) -> Result<Run> {
     let params = serde_json::json!({"cat": CAT, "cont": CONT, "tabnet": tabnet_params(dim)});
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/tabnet_reference.py");
-    let out = Command::new(venv.join("bin/python"))
-        .arg(script)
+    let mut cmd = Command::new(venv.join("bin/python"));
+    cmd.arg(script)
         .arg("--train")
         .arg(dir.join("train.parquet"))
         .arg("--test")
@@ -121,19 +124,8 @@ fn reference(dir: &Path, venv: &Path, epochs: usize, threads: usize, dim: usize)
         .args(["--batch-size", &BATCH.to_string()])
         .args(["--lr", &LR.to_string()])
         .args(["--lambda-sparse", &LAMBDA_SPARSE.to_string()])
-        .args(["--threads", &threads.to_string()])
-        .output()
-        .context("running the reference script")?;
-    if !out.status.success() {
-        bail!("reference failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .context("no JSON line from the reference")?;
-    let v: serde_json::Value = serde_json::from_str(line)?;
+        .args(["--threads", &threads.to_string()]);
+    let v = reference_json(&mut cmd, "tabnet")?;
     let get = |k: &str| v[k].as_f64().with_context(|| format!("reference `{k}`"));
     Ok(Run {
         wall: get("secs_per_epoch")?,
@@ -141,24 +133,6 @@ fn reference(dir: &Path, venv: &Path, epochs: usize, threads: usize, dim: usize)
         accuracy: get("accuracy")?,
         auc: get("auc")?,
     })
-}
-
-fn bench_venv() -> Result<std::path::PathBuf> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/setup-bench-env.sh");
-    let out = Command::new("bash").arg(script).output()?;
-    if !out.status.success() {
-        bail!(
-            "setting up the reference venv failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let path = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .context("no venv path")?
-        .trim()
-        .to_string();
-    Ok(path.into())
 }
 
 fn arg(args: &[String], name: &str, default: usize) -> Result<usize> {

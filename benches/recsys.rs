@@ -7,7 +7,8 @@
 //! libtorch threads, validating every epoch. Prints one markdown table: test AUC and log-loss
 //! and seconds per epoch of each model on both sides.
 //!
-//! Run: `cargo bench --bench recsys -- [--epochs 3] [--threads 1] [--models deepfm,dcn]`
+//! Run: `cargo bench --bench recsys -- [--epochs 3] [--threads 1] [--models deepfm,dcn] [--bf16]`
+//! (`--bf16`: our side trains in bf16 autocast, which the reference does not offer)
 //! (libtorch set up as in the README; MovieLens is fetched on first use, see
 //! `datasets::movielens100k`; `WIDEDEEP_BENCH_VENV` moves the reference venv).
 use anyhow::{Context, Result};
@@ -15,6 +16,7 @@ use std::path::Path;
 use std::process::Command;
 use widedeep::datasets;
 use widedeep::polars::prelude::ParquetWriter;
+use widedeep::prelude::Precision;
 
 mod common;
 use common::{bench_venv, reference_json};
@@ -110,6 +112,12 @@ fn main() -> Result<()> {
     let epochs: usize = value("--epochs").map_or(Ok(3), |v| v.parse())?;
     let threads: usize = value("--threads").map_or(Ok(1), |v| v.parse())?;
     let wanted: Option<Vec<&str>> = value("--models").map(|v| v.split(',').collect());
+    // our side in bf16 autocast (the reference has no such option: a different comparison)
+    let precision = if args.iter().any(|a| a == "--bf16") {
+        Precision::Bf16
+    } else {
+        Precision::Fp32
+    };
     tch::set_num_threads(threads as i32);
 
     let ml = datasets::movielens100k()?;
@@ -124,7 +132,7 @@ fn main() -> Result<()> {
     println!(
         "MovieLens 100k CTR ({report}), 6 categorical columns embedded with {EMBED} \
          dimensions + a wide part, batch {BATCH}, Adam lr {LR}, {epochs} epochs, {threads} \
-         libtorch thread(s)\n"
+         libtorch thread(s), our side in {precision:?}\n"
     );
     println!(
         "| model | AUC ours | AUC reference | Δ AUC | log-loss ours | log-loss reference | s/epoch ours | s/epoch reference | speed-up |"
@@ -135,7 +143,7 @@ fn main() -> Result<()> {
             continue;
         }
         eprintln!("{label}: widedeep");
-        let a = movielens::train_ctr(name, &split, epochs)?;
+        let a = movielens::train_ctr(name, &split, epochs, precision)?;
         eprintln!("{label}: pytorch-widedeep");
         let b = reference(dir.path(), &venv, name, &params, epochs, threads)?;
         println!(

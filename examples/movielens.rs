@@ -66,7 +66,7 @@ fn main() -> Result<()> {
         ("dcnv2", "Wide + DCN-V2"),
         ("gdcn", "Wide + GDCN"),
     ] {
-        let run = movielens::train_ctr(name, &split, CTR_EPOCHS)?;
+        let run = movielens::train_ctr(name, &split, CTR_EPOCHS, Precision::Fp32)?;
         println!(
             "| {label} | {:.4} | {:.4} | {:.2} |",
             run.auc, run.logloss, run.epoch_s

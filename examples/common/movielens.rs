@@ -227,8 +227,14 @@ pub fn log_loss(p: &[f32], y: &[i64]) -> f64 {
 }
 
 /// Trains `name` (see [`ctr_model`]) with a wide part on `split[0]`, validating on `split[1]`,
-/// with Adam (lr [`LR`]), batch [`BATCH`], seed [`SEED`]; evaluates on `split[2]`.
-pub fn train_ctr(name: &str, split: &[DataFrame; 3], epochs: usize) -> Result<Run> {
+/// with Adam (lr [`LR`]), batch [`BATCH`], seed [`SEED`] and `precision`; evaluates on
+/// `split[2]`.
+pub fn train_ctr(
+    name: &str,
+    split: &[DataFrame; 3],
+    epochs: usize,
+    precision: Precision,
+) -> Result<Run> {
     let mut tab = TabPreprocessor::new(&CTR_CAT, &[]);
     for c in CTR_CAT {
         tab = tab.embed_dim_for(c, EMBED);
@@ -253,6 +259,7 @@ pub fn train_ctr(name: &str, split: &[DataFrame; 3], epochs: usize) -> Result<Ru
         .eval_batch_size(4096)
         .lr(LR)
         .seed(SEED)
+        .precision(precision)
         .verbose(0);
     let mut trainer = Trainer::new(model, trainer_config)?;
     let t = Instant::now();

@@ -67,7 +67,7 @@ fn to_vec(t: &Tensor) -> Vec<f32> {
 fn close(a: &[f32], b: &[f32]) {
     assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
     for (x, y) in a.iter().zip(b) {
-        assert!((x - y).abs() < 1e-5, "{a:?} vs {b:?}");
+        assert!((x - y).abs() < 1e-6, "{a:?} vs {b:?}");
     }
 }
 

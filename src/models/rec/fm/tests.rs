@@ -26,7 +26,7 @@ fn rows(rows: &[&[f32]]) -> Tensor {
 fn assert_close(got: &Tensor, expected: &[&[f32]]) {
     let expected = rows(expected);
     assert!(
-        got.allclose(&expected, 1e-5, 1e-5, false),
+        got.allclose(&expected, 1e-6, 1e-6, false),
         "got {got:?}, expected {expected:?}"
     );
 }
@@ -292,7 +292,7 @@ fn cin_layers_match_hand_computed_values() {
             .sum_dim_intlist(1, true, Kind::Float);
     assert!(m
         .forward_t(&x, false)
-        .allclose(&expected, 1e-5, 1e-5, false));
+        .allclose(&expected, 1e-6, 1e-6, false));
 
     // ReLU: layer 0 → (0, 2.25), pooled 2.25; layer 1 on it: (0, 4.5) → 4.5, (0, −2.25) → 0
     let (vs, m) = build(

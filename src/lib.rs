@@ -73,6 +73,7 @@ pub mod prelude {
     };
     pub use crate::models::{DeepFfmConfig, DeepFmConfig, RecMlpConfig, XDeepFmConfig};
     pub use crate::models::{DinConfig, SeqInput, SeqTransformerConfig, UnitActivation};
+    pub use crate::pipeline::{ParquetPredict, ParquetPredictReport};
     pub use crate::pipeline::{Pipeline, Preprocessors};
     pub use crate::training::{Average, CustomLoss, PositiveActivation, TargetSpec};
     pub use crate::training::{

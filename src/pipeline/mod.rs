@@ -6,8 +6,10 @@
 //! BERT / ResNet weights included), `history.json`, and for each text column a copy of its
 //! tokenizer as a Hugging Face `text_{i}_tokenizer.json` (for other tools; loading reads
 //! `pipeline.json`).
+mod parquet;
 mod tab2vec;
 
+pub use parquet::{ParquetPredict, ParquetPredictReport};
 pub use tab2vec::Tab2Vec;
 
 use crate::error::{Result, WideDeepError};

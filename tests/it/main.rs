@@ -5,6 +5,7 @@ mod crosscheck;
 mod explain;
 mod learning;
 mod objectives;
+mod parquet_stream;
 mod pipeline_io;
 mod readme;
 mod rec_cross;

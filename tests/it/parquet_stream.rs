@@ -1,0 +1,405 @@
+//! Page-by-page prediction and evaluation from Parquet files (`Pipeline::predict_parquet`,
+//! `Pipeline::evaluate_parquet`).
+use crate::common::*;
+use polars::prelude::*;
+use std::path::Path;
+use tch::Tensor;
+use widedeep::prelude::*;
+
+/// Adult rows with `hours-per-week` as f64 (so a test can plant an infinity) and an `id`.
+fn adult_frames(n_train: usize, n_test: usize) -> (DataFrame, DataFrame) {
+    let (a, b) = adult_split(n_train, n_test);
+    let prepare = |mut df: DataFrame, first_id: i64| {
+        let hours = df
+            .column("hours-per-week")
+            .unwrap()
+            .cast(&DataType::Float64)
+            .unwrap();
+        df.with_column(hours).unwrap();
+        let ids: Vec<i64> = (0..df.height() as i64).map(|i| first_id + 7 * i).collect();
+        df.with_column(Column::new("id".into(), ids)).unwrap();
+        df
+    };
+    (prepare(a, 0), prepare(b, 1_000_000))
+}
+
+/// A Wide + TabMlp binary classifier trained two epochs on 3 000 Adult rows, and 1 500 test
+/// rows.
+fn binary_pipeline() -> (Pipeline, DataFrame) {
+    let (train_df, test_df) = adult_frames(3_000, 1_500);
+    let mut prep = adult_preprocessors();
+    let train = prep.fit_transform(&train_df).unwrap();
+    let mut trainer = wide_tabmlp_trainer(&prep, 3, 2);
+    trainer.fit(&train, None).unwrap();
+    (Pipeline::new(prep, trainer), test_df)
+}
+
+/// Writes `df` to `path` in row groups of 256 rows (the last one shorter).
+fn write_parquet(df: &DataFrame, path: &Path) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = ParquetWriter::new(file).batched(df.schema()).unwrap();
+    for offset in (0..df.height()).step_by(256) {
+        let mut group = df.slice(offset as i64, 256);
+        group.rechunk_mut_par();
+        writer.write_batch(&group).unwrap();
+    }
+    writer.finish().unwrap();
+}
+
+/// `f` applied to consecutive slices of `df` of `sizes` rows, concatenated along the rows:
+/// what a page-by-page pass computes.
+fn by_pages(df: &DataFrame, sizes: &[usize], f: impl Fn(&DataFrame) -> Tensor) -> Tensor {
+    let mut offset = 0;
+    let parts: Vec<Tensor> = sizes
+        .iter()
+        .map(|&n| {
+            let t = f(&df.slice(offset as i64, n));
+            offset += n;
+            t
+        })
+        .collect();
+    assert_eq!(offset, df.height());
+    Tensor::cat(&parts, 0)
+}
+
+/// `a` and `b` agree to float rounding (results of the same model over batches of different
+/// sizes may differ in the last bits: BLAS kernels depend on the matrix size).
+fn close(a: &[f32], b: &[f32], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= 1e-5 * y.abs().max(1.0),
+            "{what} row {i}: {x} vs {y}"
+        );
+    }
+}
+
+fn read_parquet(path: &Path) -> DataFrame {
+    ParquetReader::new(std::fs::File::open(path).unwrap())
+        .finish()
+        .unwrap()
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn f32s(df: &DataFrame, col: &str) -> Vec<f32> {
+    df.column(col)
+        .unwrap()
+        .f32()
+        .unwrap()
+        .into_no_null_iter()
+        .collect()
+}
+
+fn i64s(df: &DataFrame, col: &str) -> Vec<i64> {
+    df.column(col)
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect()
+}
+
+#[test]
+fn parquet_predictions_equal_predict_on_the_frame() {
+    let (pipeline, test_df) = binary_pipeline();
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.parquet");
+    write_parquet(&test_df, &input);
+    let frame = read_parquet(&input);
+
+    // row groups 256 × 5 + 220, pages of at most 600 rows: 512, 512, 476
+    let out = tmp.path().join("pred.parquet");
+    let options = ParquetPredict::default().batch_rows(600).keep(["id"]);
+    let report = pipeline.predict_parquet(&input, &out, &options).unwrap();
+    assert_eq!(
+        report,
+        ParquetPredictReport {
+            rows: 1_500,
+            pages: 3,
+            output: out.clone()
+        }
+    );
+    let written = read_parquet(&out);
+    let classes = pipeline.preprocessors.target.as_ref().unwrap().classes();
+    assert_eq!(classes.len(), 2);
+    let expected_names: Vec<String> = ["id", "prediction", "prediction_label"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(classes.iter().map(|c| format!("proba_{c}")))
+        .collect();
+    let got_names: Vec<String> = written
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(got_names, expected_names);
+    assert_eq!(i64s(&written, "id"), i64s(&frame, "id"));
+
+    // exactly what predict / predict_proba compute on the pages, and what they compute on the
+    // whole frame (classes exactly, probabilities to float rounding)
+    let pages = [512, 512, 476];
+    let pred = Vec::<i64>::try_from(pipeline.predict(&frame).unwrap()).unwrap();
+    let paged = by_pages(&frame, &pages, |df| pipeline.predict(df).unwrap());
+    assert_eq!(Vec::<i64>::try_from(paged).unwrap(), pred);
+    assert_eq!(i64s(&written, "prediction"), pred);
+    let labels: Vec<String> = written
+        .column("prediction_label")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|s| s.unwrap().to_string())
+        .collect();
+    let want: Vec<String> = pred.iter().map(|&c| classes[c as usize].clone()).collect();
+    assert_eq!(labels, want);
+    let proba = pipeline.predict_proba(&frame).unwrap();
+    let paged = by_pages(&frame, &pages, |df| pipeline.predict_proba(df).unwrap());
+    for (j, c) in classes.iter().enumerate() {
+        let col = format!("proba_{c}");
+        let p = Vec::<f32>::try_from(paged.select(1, j as i64).contiguous()).unwrap();
+        assert_eq!(f32s(&written, &col), p, "{col}");
+        let whole = Vec::<f32>::try_from(proba.select(1, j as i64).contiguous()).unwrap();
+        close(&f32s(&written, &col), &whole, &col);
+    }
+    // both classes are predicted somewhere (the test is not vacuous)
+    assert!(pred.contains(&0) && pred.contains(&1));
+
+    // pages smaller than a row group (each group split in three): the same file
+    let small = tmp.path().join("small.parquet");
+    let report = pipeline
+        .predict_parquet(
+            &input,
+            &small,
+            &ParquetPredict::default().batch_rows(100).keep(["id"]),
+        )
+        .unwrap();
+    assert_eq!((report.rows, report.pages), (1_500, 18));
+    let small_df = read_parquet(&small);
+    assert_eq!(small_df.get_column_names(), written.get_column_names());
+    assert_eq!(i64s(&small_df, "id"), i64s(&written, "id"));
+    assert_eq!(i64s(&small_df, "prediction"), pred);
+    for c in classes {
+        let col = format!("proba_{c}");
+        close(&f32s(&small_df, &col), &f32s(&written, &col), &col);
+    }
+    // nothing but the input and the two outputs
+    assert_eq!(
+        names(tmp.path()),
+        vec!["in.parquet", "pred.parquet", "small.parquet"]
+    );
+}
+
+#[test]
+fn parquet_evaluation_equals_evaluate_on_the_frame() {
+    let (pipeline, test_df) = binary_pipeline();
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.parquet");
+    write_parquet(&test_df, &input);
+    let frame = read_parquet(&input);
+    let whole = pipeline.evaluate(&frame, None).unwrap();
+    for batch_rows in [300, 1_000_000] {
+        let paged = pipeline.evaluate_parquet(&input, batch_rows, None).unwrap();
+        assert_eq!(
+            paged.keys().collect::<Vec<_>>(),
+            whole.keys().collect::<Vec<_>>()
+        );
+        for (k, v) in &whole {
+            assert!((paged[k] - v).abs() < 1e-9, "{k}: {} vs {v}", paged[k]);
+        }
+    }
+    assert_eq!(
+        whole.keys().collect::<Vec<_>>(),
+        ["accuracy", "auc", "loss"]
+    );
+    // without the target column
+    let no_target = tmp.path().join("no_target.parquet");
+    write_parquet(&test_df.drop("income").unwrap(), &no_target);
+    let err = pipeline
+        .evaluate_parquet(&no_target, 500, None)
+        .unwrap_err();
+    assert!(matches!(err, WideDeepError::Missing(_)), "{err}");
+}
+
+#[test]
+fn bad_pages_and_existing_outputs_are_typed_errors_leaving_nothing() {
+    let (pipeline, test_df) = binary_pipeline();
+    let tmp = tempfile::tempdir().unwrap();
+
+    // an infinite value in the last page (rows 1024..1500)
+    let mut bad = test_df.clone();
+    let mut hours: Vec<f64> = bad
+        .column("hours-per-week")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    hours[1_400] = f64::INFINITY;
+    bad.with_column(Column::new("hours-per-week".into(), hours))
+        .unwrap();
+    let input = tmp.path().join("bad.parquet");
+    write_parquet(&bad, &input);
+    let out = tmp.path().join("pred.parquet");
+    let options = ParquetPredict::default().batch_rows(600);
+    let err = pipeline
+        .predict_parquet(&input, &out, &options)
+        .unwrap_err();
+    let WideDeepError::InputMismatch {
+        input: column,
+        reason,
+    } = &err
+    else {
+        panic!("expected InputMismatch, got {err}");
+    };
+    assert_eq!(column, "hours-per-week");
+    for part in ["bad.parquet", "page 3 of 3", "rows 1024..1500", "row 376"] {
+        assert!(reason.contains(part), "`{part}` not in: {reason}");
+    }
+    assert_eq!(names(tmp.path()), vec!["bad.parquet"]);
+    // the same for evaluation
+    let err = pipeline.evaluate_parquet(&input, 600, None).unwrap_err();
+    assert!(
+        matches!(&err, WideDeepError::InputMismatch { input, .. } if input == "hours-per-week"),
+        "{err}"
+    );
+
+    // a missing input column
+    let missing = tmp.path().join("missing.parquet");
+    write_parquet(&test_df.drop("age").unwrap(), &missing);
+    let err = pipeline
+        .predict_parquet(&missing, &out, &options)
+        .unwrap_err();
+    assert!(
+        matches!(&err, WideDeepError::InputMismatch { input, reason }
+            if input == "age" && reason.contains("missing.parquet")),
+        "{err}"
+    );
+    // a kept column the file lacks, and a zero page size
+    let err = pipeline
+        .predict_parquet(&missing, &out, &options.clone().keep(["nope"]))
+        .unwrap_err();
+    assert!(
+        matches!(&err, WideDeepError::InputMismatch { input, .. } if input == "nope"),
+        "{err}"
+    );
+    let err = pipeline
+        .predict_parquet(&missing, &out, &ParquetPredict::default().batch_rows(0))
+        .unwrap_err();
+    assert!(
+        matches!(&err, WideDeepError::InvalidConfig { field, .. } if field == "batch_rows"),
+        "{err}"
+    );
+    // a file that is not there
+    let err = pipeline
+        .predict_parquet(tmp.path().join("absent.parquet"), &out, &options)
+        .unwrap_err();
+    assert!(matches!(err, WideDeepError::Io { .. }), "{err}");
+    assert_eq!(names(tmp.path()), vec!["bad.parquet", "missing.parquet"]);
+
+    // an existing output is kept unless overwrite is set
+    let good = tmp.path().join("good.parquet");
+    write_parquet(&test_df, &good);
+    std::fs::write(&out, b"keep me").unwrap();
+    let err = pipeline.predict_parquet(&good, &out, &options).unwrap_err();
+    assert!(
+        matches!(&err, WideDeepError::InvalidConfig { field, .. } if field == "overwrite"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
+    // a failing page does not touch it either, even with overwrite
+    let err = pipeline
+        .predict_parquet(&input, &out, &options.clone().overwrite(true))
+        .unwrap_err();
+    assert!(matches!(err, WideDeepError::InputMismatch { .. }), "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
+    let report = pipeline
+        .predict_parquet(&good, &out, &options.clone().overwrite(true))
+        .unwrap();
+    assert_eq!(report.rows, 1_500);
+    assert_eq!(read_parquet(&out).height(), 1_500);
+    // writing over the input is refused
+    let err = pipeline
+        .predict_parquet(&good, &good, &options.clone().overwrite(true))
+        .unwrap_err();
+    assert!(
+        matches!(&err, WideDeepError::InvalidConfig { field, .. } if field == "output"),
+        "{err}"
+    );
+    assert_eq!(
+        names(tmp.path()),
+        vec![
+            "bad.parquet",
+            "good.parquet",
+            "missing.parquet",
+            "pred.parquet"
+        ]
+    );
+}
+
+#[test]
+fn a_scaled_regression_writes_predictions_in_target_units() {
+    let (train_df, test_df) = adult_frames(2_000, 700);
+    let mut prep = Preprocessors::new()
+        .wide(WidePreprocessor::new(&WIDE))
+        .tab(TabPreprocessor::new(&CAT, &["age", "educational-num"]))
+        .target(
+            TargetEncoder::new("hours-per-week", TargetKind::Regression)
+                .scaling(TargetScaling::Standard),
+        );
+    let train = prep.fit_transform(&train_df).unwrap();
+    let model = WideDeep::new(&wide_tabmlp_config(&prep, 4), Device::Cpu).unwrap();
+    let config = TrainerConfig::new(prep.objective().unwrap())
+        .epochs(1)
+        .batch_size(128)
+        .metrics([Metric::R2, Metric::Rmse])
+        .seed(4)
+        .verbose(0);
+    let mut trainer = Trainer::new(model, config).unwrap();
+    trainer.fit(&train, None).unwrap();
+    let pipeline = Pipeline::new(prep, trainer);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.parquet");
+    write_parquet(&test_df, &input);
+    let frame = read_parquet(&input);
+    let out = tmp.path().join("pred.parquet");
+    let options = ParquetPredict::default().batch_rows(300).keep(["id"]);
+    let report = pipeline.predict_parquet(&input, &out, &options).unwrap();
+    // row groups 256, 256, 188 each fit in a page of 300
+    assert_eq!((report.rows, report.pages), (700, 3));
+    let written = read_parquet(&out);
+    let got_names: Vec<&str> = written
+        .get_column_names()
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    assert_eq!(got_names, ["id", "prediction"]);
+    let got = f32s(&written, "prediction");
+    let paged = by_pages(&frame, &[256, 256, 188], |df| pipeline.predict(df).unwrap());
+    assert_eq!(got, Vec::<f32>::try_from(paged).unwrap());
+    let pred = Vec::<f32>::try_from(pipeline.predict(&frame).unwrap()).unwrap();
+    close(&got, &pred, "prediction");
+    // in hours per week (the scaled target has mean 0 and unit variance)
+    let mean = got.iter().sum::<f32>() / got.len() as f32;
+    assert!((25.0..60.0).contains(&mean), "mean prediction {mean}");
+
+    let whole = pipeline.evaluate(&frame, None).unwrap();
+    let paged = pipeline.evaluate_parquet(&input, 300, None).unwrap();
+    assert_eq!(
+        whole.keys().collect::<Vec<_>>(),
+        paged.keys().collect::<Vec<_>>()
+    );
+    for (k, v) in &whole {
+        assert!((paged[k] - v).abs() < 1e-9, "{k}: {} vs {v}", paged[k]);
+    }
+    // RMSE in hours, not in standard deviations
+    assert!(whole["rmse"] > 3.0, "{whole:?}");
+}

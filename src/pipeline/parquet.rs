@@ -1,11 +1,5 @@
 //! Prediction and evaluation straight from Parquet files, page by page, so that memory is
-//! bounded by one page of rows rather than by the file.
-//!
-//! A page is a run of consecutive rows read with Polars' own Parquet reader: consecutive row
-//! groups are merged into one page while they fit in `batch_rows`, and a row group larger than
-//! `batch_rows` is split into equal slices, so pages follow the file's row groups where they
-//! can. Each page goes through the pipeline's preprocessors and model exactly as
-//! [`Pipeline::predict`] and [`Pipeline::predict_proba`] would process it.
+//! bounded by one page of rows rather than by the file (see [`ParquetPredict`]).
 use super::{unused_sibling, Pipeline};
 use crate::error::{Result, WideDeepError};
 use crate::macros::{bail, ensure};
@@ -22,6 +16,13 @@ use tch::{Kind, Tensor};
 use widedeep_preprocessing::PreprocessingError;
 
 /// Options of [`Pipeline::predict_parquet`].
+///
+/// The input is read in pages of consecutive rows with Polars' own Parquet reader:
+/// consecutive row groups are merged into one page while they fit in `batch_rows`, and a row
+/// group larger than `batch_rows` is split into equal slices of at most `batch_rows` rows
+/// (decoded slice by slice), so pages follow the file's row groups where they can. Each page
+/// goes through the preprocessors and the model exactly as [`Pipeline::predict`] and
+/// [`Pipeline::predict_proba`] would process it.
 ///
 /// ```
 /// use widedeep::pipeline::ParquetPredict;
@@ -296,9 +297,10 @@ impl Pipeline {
 
     /// Predicts on the Parquet file `input` and writes the predictions to the Parquet file
     /// `output`, page by page: at most `options.batch_rows` rows are in memory at once (see
-    /// the [module](self) documentation for how pages follow the row groups), and the
-    /// predictions equal those of [`Pipeline::predict`] / [`Pipeline::predict_proba`] on the
-    /// whole file.
+    /// [`ParquetPredict`] for how pages follow the row groups). The predictions are those of
+    /// [`Pipeline::predict`] / [`Pipeline::predict_proba`] on each page; on the whole file
+    /// they agree to float rounding (the model's matrix products may round differently for
+    /// batches of different sizes), class predictions exactly but at exact ties.
     ///
     /// The output has one row per input row, in order, with the columns:
     /// - the `options.keep` columns, copied from the input;

@@ -342,6 +342,23 @@ fn bad_pages_and_existing_outputs_are_typed_errors_leaving_nothing() {
             "pred.parquet"
         ]
     );
+
+    // a sequence preprocessor builds samples across rows, so pages cannot be independent
+    let mut pipeline = pipeline;
+    pipeline.preprocessors.seq = Some(SequencePreprocessor::new(SequenceSpec::new(
+        "user", "item", "time", 5,
+    )));
+    let seq_field = |e: WideDeepError| matches!(&e, WideDeepError::InvalidConfig { field, .. } if field == "preprocessors.seq");
+    let other = tmp.path().join("other.parquet");
+    assert!(seq_field(
+        pipeline
+            .predict_parquet(&good, &other, &options)
+            .unwrap_err()
+    ));
+    assert!(seq_field(
+        pipeline.evaluate_parquet(&good, 600, None).unwrap_err()
+    ));
+    assert!(!other.exists());
 }
 
 #[test]

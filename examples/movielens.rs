@@ -16,7 +16,7 @@
 //! 3. **One explained recommendation**: DIN's top movie for a test user, with the attention
 //!    weights over the user's last 20 movies and GradientSHAP values of the score's parts.
 //!
-//! Run: `cargo run --release --example movielens` (about 5 minutes on 2 CPU cores).
+//! Run: `cargo run --release --example movielens` (about a minute on 2 CPU cores).
 #[path = "common/movielens.rs"]
 mod movielens;
 

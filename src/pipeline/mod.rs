@@ -7,9 +7,11 @@
 //! tokenizer as a Hugging Face `text_{i}_tokenizer.json` (for other tools; loading reads
 //! `pipeline.json`).
 mod parquet;
+mod sample;
 mod tab2vec;
 
 pub use parquet::{ParquetPredict, ParquetPredictReport};
+pub use sample::sample_parquet;
 pub use tab2vec::Tab2Vec;
 
 use crate::error::{Result, WideDeepError};

@@ -81,12 +81,12 @@ pub struct ParquetPredictReport {
 }
 
 /// A Parquet file opened for reading page by page.
-struct Source {
+pub(super) struct Source {
     path: PathBuf,
     metadata: FileMetadataRef,
     columns: Vec<String>,
     /// `(first row, rows)` of each page.
-    pages: Vec<(usize, usize)>,
+    pub(super) pages: Vec<(usize, usize)>,
 }
 
 /// Pages over row groups of `groups` rows each: consecutive groups merged while they fit in
@@ -118,7 +118,7 @@ fn plan_pages(groups: &[usize], batch_rows: usize) -> Vec<(usize, usize)> {
 }
 
 /// Opens `path` and plans its pages.
-fn open(path: &Path, batch_rows: usize) -> Result<Source> {
+pub(super) fn open(path: &Path, batch_rows: usize) -> Result<Source> {
     ensure!(
         batch_rows > 0,
         config("batch_rows"),
@@ -142,7 +142,7 @@ fn open(path: &Path, batch_rows: usize) -> Result<Source> {
     ensure!(
         !pages.is_empty(),
         missing(),
-        "{} has no rows to predict on",
+        "{} has no rows",
         path.display()
     );
     Ok(Source {
@@ -188,7 +188,7 @@ impl Source {
     /// [`WideDeepError::InputMismatch`] naming the column (row numbers in the message count
     /// from the page's first row); a non-finite model output stays
     /// [`WideDeepError::NonFiniteResult`].
-    fn page_error(&self, i: usize, e: WideDeepError) -> WideDeepError {
+    pub(super) fn page_error(&self, i: usize, e: WideDeepError) -> WideDeepError {
         let at = self.at(i);
         match e {
             WideDeepError::Preprocessing(p) => {
@@ -225,7 +225,7 @@ impl Source {
     }
 
     /// Reads page `i`.
-    fn read(&self, i: usize) -> Result<DataFrame> {
+    pub(super) fn read(&self, i: usize) -> Result<DataFrame> {
         let (start, len) = self.pages[i];
         let file = File::open(&self.path).map_err(|e| WideDeepError::io(&self.path, e))?;
         let mut reader = ParquetReader::new(file).with_slice(Some((start, len)));

@@ -1,9 +1,10 @@
 //! Page-by-page prediction and evaluation from Parquet files (`Pipeline::predict_parquet`,
-//! `Pipeline::evaluate_parquet`).
+//! `Pipeline::evaluate_parquet`), and seeded row samples of a Parquet file (`sample_parquet`).
 use crate::common::*;
 use polars::prelude::*;
 use std::path::Path;
 use tch::Tensor;
+use widedeep::pipeline::sample_parquet;
 use widedeep::prelude::*;
 
 /// Adult rows with `hours-per-week` as f64 (so a test can plant an infinity) and an `id`.
@@ -36,10 +37,15 @@ fn binary_pipeline() -> (Pipeline, DataFrame) {
 
 /// Writes `df` to `path` in row groups of 256 rows (the last one shorter).
 fn write_parquet(df: &DataFrame, path: &Path) {
+    write_groups(df, path, 256);
+}
+
+/// Writes `df` to `path` in row groups of `rows` rows (the last one shorter).
+fn write_groups(df: &DataFrame, path: &Path, rows: usize) {
     let file = std::fs::File::create(path).unwrap();
     let mut writer = ParquetWriter::new(file).batched(df.schema()).unwrap();
-    for offset in (0..df.height()).step_by(256) {
-        let mut group = df.slice(offset as i64, 256);
+    for offset in (0..df.height()).step_by(rows) {
+        let mut group = df.slice(offset as i64, rows);
         group.rechunk_mut_par();
         writer.write_batch(&group).unwrap();
     }
@@ -419,4 +425,186 @@ fn a_scaled_regression_writes_predictions_in_target_units() {
     }
     // RMSE in hours, not in standard deviations
     assert!(whole["rmse"] > 3.0, "{whole:?}");
+}
+
+/// 40 rows (`id` 0..40 and columns of several dtypes, with nulls) in 4 row groups of 10.
+fn small_file(path: &Path) -> DataFrame {
+    let ids: Vec<i64> = (0..40).collect();
+    let x: Vec<f64> = (0..40).map(|i| i as f64 * 0.5 - 3.0).collect();
+    let s: Vec<Option<String>> = (0..40)
+        .map(|i| (i % 7 != 3).then(|| format!("s{i}")))
+        .collect();
+    let b: Vec<Option<bool>> = (0..40)
+        .map(|i| (i % 5 != 0).then_some(i % 2 == 0))
+        .collect();
+    let f: Vec<f32> = (0..40).map(|i| i as f32 / 8.0).collect();
+    let df = DataFrame::new(
+        40,
+        vec![
+            Column::new("id".into(), ids),
+            Column::new("x".into(), x),
+            Column::new("s".into(), s),
+            Column::new("b".into(), b),
+            Column::new("f".into(), f),
+        ],
+    )
+    .unwrap();
+    write_groups(&df, path, 10);
+    df
+}
+
+#[test]
+fn parquet_samples_are_seeded_in_file_order_with_every_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("small.parquet");
+    let df = small_file(&path);
+
+    let a = sample_parquet(&path, 10, 7).unwrap();
+    assert_eq!(a.height(), 10);
+    assert_eq!(a.schema(), df.schema(), "every column, every dtype");
+    let ids = i64s(&a, "id");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "file order: {ids:?}");
+    // each sampled row is the file's row, column for column (nulls included)
+    let idx = IdxCa::from_vec("idx".into(), ids.iter().map(|&i| i as IdxSize).collect());
+    assert!(a.equals_missing(&df.take(&idx).unwrap()));
+    // same seed, same rows; another seed, other rows
+    assert!(a.equals_missing(&sample_parquet(&path, 10, 7).unwrap()));
+    assert_ne!(ids, i64s(&sample_parquet(&path, 10, 8).unwrap(), "id"));
+    // n ≥ rows: the whole file, in order
+    for n in [40, 41, 1_000] {
+        assert!(sample_parquet(&path, n, 3).unwrap().equals_missing(&df));
+    }
+    // typed errors: n = 0 names `n`; a missing file and a non-Parquet file name the path
+    let err = sample_parquet(&path, 0, 1).unwrap_err();
+    assert!(
+        matches!(&err, WideDeepError::InvalidConfig { field, .. } if field == "n"),
+        "{err}"
+    );
+    let missing = tmp.path().join("nope.parquet");
+    let err = sample_parquet(&missing, 5, 1).unwrap_err();
+    assert!(
+        matches!(&err, WideDeepError::Io { path, .. } if *path == missing),
+        "{err}"
+    );
+    let junk = tmp.path().join("junk.parquet");
+    std::fs::write(&junk, b"not parquet at all").unwrap();
+    let err = sample_parquet(&junk, 5, 1).unwrap_err();
+    assert!(
+        matches!(&err, WideDeepError::InputMismatch { input, .. } if input.contains("junk.parquet")),
+        "{err}"
+    );
+}
+
+#[test]
+fn parquet_samples_are_uniform_over_rows() {
+    // 40 rows in 4 row groups, samples of 10 under 2 000 seeds: row i is kept c_i times,
+    // c_i ~ Binomial(2000, p = 1/4) (mean 500, sd σ = √(2000·p·(1-p)) ≈ 19.4).
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("small.parquet");
+    small_file(&path);
+    let (rows, n, seeds) = (40usize, 10usize, 2_000u64);
+    let mut counts = vec![0u32; rows];
+    for seed in 0..seeds {
+        let ids = i64s(&sample_parquet(&path, n, seed).unwrap(), "id");
+        assert_eq!(ids.len(), n);
+        for id in ids {
+            counts[id as usize] += 1;
+        }
+    }
+    let p = n as f64 / rows as f64;
+    let mean = seeds as f64 * p;
+    let var = seeds as f64 * p * (1.0 - p);
+    // max deviation: P(|c_i - mean| > 5σ) < 5.8e-7 per row, < 2.3e-5 over 40 rows
+    // (Bonferroni); 5σ ≈ 97 counts, a frequency within 0.25 ± 0.048
+    let worst = counts
+        .iter()
+        .map(|&c| (c as f64 - mean).abs())
+        .fold(0.0, f64::max);
+    assert!(worst <= 5.0 * var.sqrt(), "{counts:?}");
+    // chi-square: a uniform k-subset has Cov(c) = var·N/(N-1)·(I - 11ᵀ/N), so
+    // Σ (c_i - mean)² / (var·N/(N-1)) is asymptotically χ² with N - 1 = 39 degrees of
+    // freedom; its 0.999 quantile is 72.05
+    let scale = var * rows as f64 / (rows - 1) as f64;
+    let chi2: f64 = counts
+        .iter()
+        .map(|&c| (c as f64 - mean).powi(2) / scale)
+        .sum();
+    eprintln!(
+        "sample inclusion over {seeds} seeds: max |c - {mean}| = {worst}, chi-square {chi2:.1}"
+    );
+    assert!(chi2 < 72.05, "chi-square {chi2:.1} over 39 dof: {counts:?}");
+    // and not suspiciously flat either (0.001 quantile 17.9): the draws are random
+    assert!(chi2 > 17.9, "chi-square {chi2:.1} over 39 dof: {counts:?}");
+}
+
+#[test]
+fn parquet_samples_span_pages_larger_than_row_groups() {
+    // 200 000 rows in 2 row groups of 100 000: pages of at most 65 536 rows split each group
+    // into 2 pages of 50 000, so the sample is gathered from 4 pages (some skipped when n is
+    // small)
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("big.parquet");
+    let rows = 200_000i64;
+    let df = DataFrame::new(
+        rows as usize,
+        vec![
+            Column::new("id".into(), (0..rows).collect::<Vec<i64>>()),
+            Column::new(
+                "y".into(),
+                (0..rows).map(|i| (i % 97) as f32).collect::<Vec<f32>>(),
+            ),
+        ],
+    )
+    .unwrap();
+    write_groups(&df, &path, 100_000);
+    let check = |n: usize, seed: u64| {
+        let s = sample_parquet(&path, n, seed).unwrap();
+        assert_eq!(s.height(), n);
+        assert_eq!(s.schema(), df.schema());
+        let ids = i64s(&s, "id");
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "file order");
+        let idx = IdxCa::from_vec("idx".into(), ids.iter().map(|&i| i as IdxSize).collect());
+        assert!(s.equals_missing(&df.take(&idx).unwrap()));
+        ids
+    };
+    for seed in 0..5 {
+        check(3, seed);
+    }
+    // 1 000 rows: each page of 50 000 holds a hypergeometric count, mean 250, sd ≈ 13.7;
+    // within 5 sd
+    let ids = check(1_000, 11);
+    for page in 0..4 {
+        let c = ids.iter().filter(|&&i| i / 50_000 == page).count() as f64;
+        assert!((c - 250.0).abs() < 5.0 * 13.7, "page {page}: {c}");
+    }
+}
+
+#[test]
+fn a_parquet_sample_is_an_explainer_background() {
+    use widedeep::explain::{Explainer, ExplainerConfig, Method};
+    let (pipeline, test_df) = binary_pipeline();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("adult.parquet");
+    write_parquet(&test_df, &path);
+    let sample = sample_parquet(&path, 200, 5).unwrap();
+    assert_eq!(sample.height(), 200);
+    assert_eq!(sample.schema(), test_df.schema());
+    let background = pipeline.preprocessors.transform(&sample).unwrap();
+    let config = ExplainerConfig::new(Method::GradientShap { samples: 20 })
+        .background_size(50)
+        .verbose(0)
+        .seed(1);
+    let explainer = Explainer::new(pipeline.trainer.model(), &background.input, &config).unwrap();
+    let rows = pipeline
+        .preprocessors
+        .transform(&test_df.head(Some(4)))
+        .unwrap();
+    let e = explainer.explain(&rows.input).unwrap();
+    assert_eq!(e.n_rows, 4);
+    let logits: Vec<f32> =
+        Vec::try_from(pipeline.trainer.predict_raw(&rows).unwrap().view([-1])).unwrap();
+    for (r, logit) in logits.iter().enumerate() {
+        assert!((e.prediction(r, 0) - *logit as f64).abs() < 1e-4);
+    }
+    assert!(e.values.iter().all(|v| v.is_finite()));
 }

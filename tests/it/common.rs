@@ -99,3 +99,28 @@ pub fn digits_preprocessors(text_col: &str, target: TargetEncoder) -> Preprocess
         )
         .target(target)
 }
+
+/// Trains `model` alone (binary objective, batch 256, seed 11) on `train` for `epochs` at `lr`;
+/// returns the test AUC on `test` and the training seconds.
+pub fn binary_auc_of(
+    model: impl Into<widedeep::models::TabModelConfig>,
+    train: &Dataset,
+    test: &Dataset,
+    epochs: usize,
+    lr: f64,
+) -> (f64, f64) {
+    let cfg = WideDeepConfig::new().deeptabular(model).seed(11);
+    let model = WideDeep::new(&cfg, Device::Cpu).unwrap();
+    let config = TrainerConfig::new(Objective::Binary)
+        .epochs(epochs)
+        .batch_size(256)
+        .lr(lr)
+        .metrics([Metric::Auc])
+        .seed(11)
+        .verbose(0);
+    let mut trainer = Trainer::new(model, config).unwrap();
+    let start = std::time::Instant::now();
+    trainer.fit(train, None).unwrap();
+    let seconds = start.elapsed().as_secs_f64();
+    (trainer.evaluate(test, None).unwrap()["auc"], seconds)
+}

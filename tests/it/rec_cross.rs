@@ -15,9 +15,9 @@
 //! cross alone reaches 0.83, it and one of the other two crosses 0.885–0.893 (measured on 400k
 //! simulated rows). The bound 0.85 thus needs the `user × item` cross and at least part of
 //! another.
+use crate::common::binary_auc_of;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::time::Instant;
 use tch::Tensor;
 use widedeep::models::TabModelConfig;
 use widedeep::prelude::*;
@@ -109,21 +109,7 @@ fn learns_the_crosses(name: &str, model: impl Into<TabModelConfig>, epochs: usiz
     let (test, truth) = clicks(4_000, 2);
     let labels = Vec::<f32>::try_from(test.target.as_ref().unwrap()).unwrap();
     let oracle = auc(&truth, &labels);
-    let cfg = WideDeepConfig::new().deeptabular(model).seed(11);
-    let model = WideDeep::new(&cfg, Device::Cpu).unwrap();
-    let config = TrainerConfig::new(Objective::Binary)
-        .epochs(epochs)
-        .batch_size(256)
-        .lr(lr)
-        .metrics([Metric::Auc])
-        .seed(11)
-        .verbose(0);
-    let mut trainer = Trainer::new(model, config).unwrap();
-    let start = Instant::now();
-    trainer.fit(&train, None).unwrap();
-    let seconds = start.elapsed().as_secs_f64();
-    let scores = trainer.evaluate(&test, None).unwrap();
-    let auc = scores["auc"];
+    let (auc, seconds) = binary_auc_of(model, &train, &test, epochs, lr);
     eprintln!("{name}: test AUC {auc:.4} (oracle {oracle:.4}), {epochs} epochs in {seconds:.1} s");
     assert!(oracle > 0.89, "oracle AUC {oracle}");
     assert!(

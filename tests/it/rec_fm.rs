@@ -10,9 +10,9 @@
 //! are clicks: no single column says anything about the label, so a model without pairwise
 //! interactions scores an AUC of about 0.5, while the labels themselves (the oracle) score 1.
 //! A rank-2 factorization machine represents the rule exactly.
+use crate::common::binary_auc_of;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::time::Instant;
 use tch::Tensor;
 use widedeep::models::TabModelConfig;
 use widedeep::prelude::*;
@@ -84,20 +84,7 @@ fn meta() -> TabMeta {
 fn learns_the_interaction(name: &str, model: impl Into<TabModelConfig>, epochs: usize, lr: f64) {
     let train = clicks(6_000, 1);
     let test = clicks(3_000, 2);
-    let cfg = WideDeepConfig::new().deeptabular(model).seed(11);
-    let model = WideDeep::new(&cfg, Device::Cpu).unwrap();
-    let config = TrainerConfig::new(Objective::Binary)
-        .epochs(epochs)
-        .batch_size(256)
-        .lr(lr)
-        .metrics([Metric::Auc])
-        .seed(11)
-        .verbose(0);
-    let mut trainer = Trainer::new(model, config).unwrap();
-    let start = Instant::now();
-    trainer.fit(&train, None).unwrap();
-    let seconds = start.elapsed().as_secs_f64();
-    let auc = trainer.evaluate(&test, None).unwrap()["auc"];
+    let (auc, seconds) = binary_auc_of(model, &train, &test, epochs, lr);
     eprintln!("{name}: test AUC {auc:.4}, {epochs} epochs in {seconds:.1} s");
     assert!(auc >= BOUND, "{name}: AUC {auc} < {BOUND}");
 }

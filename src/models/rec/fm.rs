@@ -250,18 +250,7 @@ pub(crate) fn check_token_fm<M>(name: &str, columns: &AttnColumns<M>) -> Result<
 /// `mlp`, and [`Component`] forwarded to the body.
 macro_rules! fm_token_config {
     ($config:ident, $model:ident) => {
-        impl ::std::ops::Deref for $config {
-            type Target = $crate::models::tabular::attention::AttnColumns<$config>;
-            fn deref(&self) -> &Self::Target {
-                &self.base
-            }
-        }
-
-        impl ::std::ops::DerefMut for $config {
-            fn deref_mut(&mut self) -> &mut Self::Target {
-                &mut self.base
-            }
-        }
+        $crate::models::tabular::attention::attention_config!(@deref $config, AttnColumns);
 
         impl $config {
             /// The columns and cardinalities of a fitted `TabPreprocessor`, tokens of width
@@ -273,18 +262,6 @@ macro_rules! fm_token_config {
                 config.base.cont_cols = meta.cont.clone();
                 config.base.input_dim = input_dim;
                 config
-            }
-
-            /// Sets `input_dim`: the width of every column token.
-            pub fn input_dim(mut self, v: i64) -> Self {
-                self.base.input_dim = v;
-                self
-            }
-
-            /// Sets `embed`: the embedding options of the tokens.
-            pub fn embed(mut self, v: $crate::models::tabular::attention::AttnEmbedConfig) -> Self {
-                self.base.embed = v;
-                self
             }
 
             $crate::macros::setters!(

@@ -85,6 +85,21 @@ macro_rules! attention_config {
         }
     };
     (@columns $config:ident, $part:ident) => {
+        $crate::models::tabular::attention::attention_config!(@deref $config, $part);
+
+        impl $config {
+            /// Columns and cardinalities from a fitted `TabPreprocessor`, reference defaults
+            /// otherwise.
+            pub fn from_meta(meta: &::widedeep_preprocessing::TabMeta) -> Self {
+                let mut config = Self::default();
+                config.cat_embed = meta.cat.clone();
+                config.cont_cols = meta.cont.clone();
+                config
+            }
+        }
+    };
+    // `Deref`/`DerefMut` to the shared part (field `base`) and the token setters.
+    (@deref $config:ident, $part:ident) => {
         impl ::std::ops::Deref for $config {
             type Target = $crate::models::tabular::attention::$part<$config>;
             fn deref(&self) -> &Self::Target {
@@ -99,15 +114,6 @@ macro_rules! attention_config {
         }
 
         impl $config {
-            /// Columns and cardinalities from a fitted `TabPreprocessor`, reference defaults
-            /// otherwise.
-            pub fn from_meta(meta: &::widedeep_preprocessing::TabMeta) -> Self {
-                let mut config = Self::default();
-                config.cat_embed = meta.cat.clone();
-                config.cont_cols = meta.cont.clone();
-                config
-            }
-
             $crate::macros::setters!(
                 /// Token width.
                 input_dim: i64,

@@ -10,6 +10,7 @@ use crate::training::checks::monitored;
 use crate::training::extras::RowOrder;
 use crate::training::grad::GradStep;
 use crate::training::prefetch::EpochBatches;
+use crate::training::stream::{BatchSource, Batches};
 use crate::training::Dataset;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::SeedableRng;
@@ -61,6 +62,19 @@ impl FitState {
         }
         Ok(state.stop)
     }
+}
+
+/// The training data of a run: rows in memory with their row order, or a streamed source.
+enum TrainData<'a> {
+    Rows(&'a Dataset, RowOrder),
+    Stream(&'a dyn BatchSource),
+}
+
+/// The validation data of a run.
+#[derive(Clone, Copy)]
+enum ValData<'a> {
+    Rows(&'a Dataset),
+    Stream(&'a dyn BatchSource),
 }
 
 /// What one epoch accumulates.
@@ -125,10 +139,87 @@ impl Trainer {
         // extras: row order (shuffle or weighted sampler), clipping/accumulation/AMP
         let order = self.row_order(train)?;
         let n_batches = order.rows(train.len()).div_ceil(cfg.batch_size);
+        self.fit_data(
+            &cfg,
+            rng,
+            TrainData::Rows(train, order),
+            val.map(ValData::Rows),
+            n_batches,
+        )
+    }
+
+    /// Trains for `config.epochs` epochs on data streamed batch by batch (for data larger than
+    /// memory, e.g. [`ScanDataset`](crate::pipeline::ScanDataset) over Parquet files), with
+    /// optional streamed validation data. Everything else is as in [`Trainer::fit`]: the
+    /// same steps on the same batches give the same weights (with the source's shuffling
+    /// off and the trainer's `shuffle` off, the batches of a stream over the rows of an
+    /// in-memory data set are those of `fit`).
+    ///
+    /// The source decides the row order (its own seeded shuffle; the trainer's `shuffle`
+    /// setting does not apply). Not available for streams, with an
+    /// [`InvalidConfig`](WideDeepError::InvalidConfig) error naming the setting: a weighted
+    /// sampler (`extras.sampler`: it needs every row's weight up front), the warm-up routines
+    /// (`extras.finetune`) and `val_split` without validation data (pass validation data).
+    pub fn fit_stream(
+        &mut self,
+        train: &dyn BatchSource,
+        val: Option<&dyn BatchSource>,
+    ) -> Result<&History> {
+        let cfg = self.config.clone();
+        ensure!(
+            train.rows() > 0,
+            WideDeepError::Missing("the training data has no rows".into())
+        );
+        ensure!(
+            cfg.extras.sampler.is_none(),
+            config("extras.sampler"),
+            "a weighted sampler needs every row's weight up front; it is not available for \
+             streamed data"
+        );
+        ensure!(
+            cfg.extras.finetune.is_none(),
+            config("extras.finetune"),
+            "the warm-up routines are not available for streamed data"
+        );
+        ensure!(
+            val.is_some() || cfg.val_split.is_none(),
+            config("val_split"),
+            "streamed data is not split; pass validation data instead"
+        );
+        if let Some(es) = &cfg.early_stopping {
+            ensure!(
+                val.is_some() || !es.monitor.starts_with("val_"),
+                config("early_stopping.monitor"),
+                "`{}` needs validation data",
+                es.monitor
+            );
+        }
+        self.apply_initializers_once()?;
+        let _rng_guard = crate::torch_rng_lock();
+        let rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let n_batches = train.rows().div_ceil(cfg.batch_size);
+        self.fit_data(
+            &cfg,
+            rng,
+            TrainData::Stream(train),
+            val.map(ValData::Stream),
+            n_batches,
+        )
+    }
+
+    /// The run shared by `fit` and `fit_stream`, once the data is checked.
+    fn fit_data(
+        &mut self,
+        cfg: &TrainerConfig,
+        rng: ChaCha8Rng,
+        train: TrainData<'_>,
+        val: Option<ValData<'_>>,
+        n_batches: usize,
+    ) -> Result<&History> {
         let grad = GradStep::new(cfg.extras.grad_settings(), self.model.var_store());
         let optimization = match self.optimization.take() {
             Some(o) => o,
-            None => Optimization::new(&self.model, &cfg, n_batches * cfg.epochs.max(1))?,
+            None => Optimization::new(&self.model, cfg, n_batches * cfg.epochs.max(1))?,
         };
         if !std::mem::take(&mut self.resumed) {
             self.es_state = EarlyStoppingState::new();
@@ -141,7 +232,7 @@ impl Trainer {
             callbacks: std::mem::take(&mut self.callbacks),
             n_batches,
         };
-        let result = self.fit_epochs(&cfg, &mut state, (train, &order), val);
+        let result = self.fit_epochs(cfg, &mut state, &train, val);
         let FitState {
             optimization,
             mut callbacks,
@@ -159,8 +250,8 @@ impl Trainer {
         &mut self,
         cfg: &TrainerConfig,
         state: &mut FitState,
-        train: (&Dataset, &RowOrder),
-        val: Option<&Dataset>,
+        train: &TrainData<'_>,
+        val: Option<ValData<'_>>,
     ) -> Result<()> {
         let first = self.history.len();
         state.hooks(self, first, 0, |c, s| c.on_train_begin(s))?;
@@ -198,26 +289,50 @@ impl Trainer {
         &mut self,
         cfg: &TrainerConfig,
         state: &mut FitState,
-        (train, order): (&Dataset, &RowOrder),
+        train: &TrainData<'_>,
         (epoch, total_epochs): (usize, usize),
     ) -> Result<EpochSums> {
         tch::manual_seed(torch_epoch_seed(cfg.seed, epoch));
-        // the stored order, a shuffle (the draws of `Dataset::shuffled`) or weighted draws
-        let rows = order.epoch(&mut state.rng);
+        let device = self.model.device();
+        let batches: Batches<'_> = match train {
+            TrainData::Rows(data, order) => {
+                // the stored order, a shuffle (the draws of `Dataset::shuffled`) or weighted
+                // draws
+                let rows = order.epoch(&mut state.rng);
+                let prefetch = cfg.extras.prefetch_on(device);
+                let batches =
+                    EpochBatches::new(data, rows.as_ref(), cfg.batch_size, device, prefetch);
+                // lazy image columns: each batch's images are decoded when it comes up
+                Box::new(batches.map(move |batch| {
+                    if batch.is_lazy() {
+                        Ok(batch.materialize()?.to_device(device))
+                    } else {
+                        Ok(batch)
+                    }
+                }))
+            }
+            TrainData::Stream(source) => {
+                let batches = source.batches(epoch, cfg.batch_size, cfg.seed)?;
+                let this: &Trainer = self;
+                Box::new(batches.map(move |batch| {
+                    let batch = batch?;
+                    this.check_data(&batch, "training")?;
+                    Ok(batch.to_device(device))
+                }))
+            }
+        };
         let mut sums = EpochSums {
             stop: state.hooks(self, epoch, 0, |c, s| c.on_epoch_begin(s))?,
             ..Default::default()
         };
         let bar = progress_bar(cfg.verbose, state.n_batches, epoch, total_epochs);
-        let device = self.model.device();
-        let prefetch = cfg.extras.prefetch_on(device);
-        let batches = EpochBatches::new(train, rows.as_ref(), cfg.batch_size, device, prefetch);
         for (b, batch) in batches.enumerate() {
-            // lazy image columns: this batch's images are decoded now
-            let batch = if batch.is_lazy() {
-                batch.materialize()?.to_device(device)
-            } else {
-                batch
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(e) => {
+                    bar.abandon();
+                    return Err(e);
+                }
             };
             sums.stop |= state.hooks(self, epoch, b, |c, s| c.on_batch_begin(s))?;
             let (lv, out) = match self.train_step(cfg, state, &batch, epoch, b) {
@@ -298,7 +413,7 @@ impl Trainer {
         &self,
         cfg: &TrainerConfig,
         sums: &mut EpochSums,
-        val: Option<&Dataset>,
+        val: Option<ValData<'_>>,
     ) -> Result<BTreeMap<String, f64>> {
         let mut record = BTreeMap::new();
         let loss = if sums.seen > 0 {
@@ -316,15 +431,16 @@ impl Trainer {
             self.add_metrics(&mut record, "", &scores, &target)?;
         }
         if let Some(v) = val {
-            let pass = self.run(v, true)?;
+            let (pass, target) = match v {
+                ValData::Rows(v) => (
+                    self.run(v, true)?,
+                    v.target.as_ref().expect("checked").shallow_clone(),
+                ),
+                ValData::Stream(v) => self.run_stream(v, "validation")?,
+            };
             record.insert("val_loss".to_string(), pass.loss);
             let scores = cfg.objective.scores(&pass.outputs);
-            self.add_metrics(
-                &mut record,
-                "val_",
-                &scores,
-                v.target.as_ref().expect("checked"),
-            )?;
+            self.add_metrics(&mut record, "val_", &scores, &target)?;
         }
         if let Some((bar, epoch, total)) = sums.bar.take() {
             finish_bar(&bar, cfg.verbose, epoch, total, &summarize(&record));

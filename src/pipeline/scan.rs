@@ -151,6 +151,11 @@ impl ParquetScan {
         self.sources.iter().map(|s| s.pages.len()).sum()
     }
 
+    /// The opened files.
+    pub(super) fn sources(&self) -> &[Source] {
+        &self.sources
+    }
+
     /// Every page, file by file.
     fn page_refs(&self) -> Vec<PageRef> {
         self.sources
@@ -209,21 +214,22 @@ impl<P: FitChunks> ScanFit for Job<'_, P> {
 }
 
 impl Preprocessors {
-    /// Fits the wide, tabular and target preprocessors from every row of `scan`, page by page,
-    /// in bounded memory: what is kept between pages is listed in
-    /// [`widedeep_preprocessing::stream`] (distinct values of key columns, exact moments, and
-    /// a bounded sample for medians and quantiles). On data with at most 262,144 non-null
-    /// values per continuous column the result equals [`Preprocessors::fit`] on all rows in
-    /// memory; beyond, medians and quantile edges come from a uniform sample with the rank
-    /// error bound stated there. Pages are read on a worker thread while the previous one
-    /// is processed. A wide preprocessor that quantizes a column into quantile bins reads
-    /// the data twice (the edges first).
+    /// Fits every preprocessor from every row of `scan`, page by page, in bounded memory:
+    /// what is kept between pages is listed in [`widedeep_preprocessing::stream`] (distinct
+    /// values of key columns, exact moments, a bounded sample for medians and quantiles,
+    /// word counts, pixel sums). On data with at most 262,144 non-null values per continuous
+    /// column the result equals [`Preprocessors::fit`] on all rows in memory; beyond, medians
+    /// and quantile edges come from a uniform sample with the rank error bound stated there.
+    /// Pages are read on a worker thread while the previous one is processed. A wide
+    /// preprocessor that quantizes a column into quantile bins reads the data twice (the
+    /// edges first).
     ///
     /// # Errors
-    /// - [`WideDeepError::InvalidConfig`]: a text, image or sequence preprocessor is set
-    ///   (`preprocessors.text`, `.image`, `.seq`: not fitted from a scan yet — fit them on a
+    /// - [`WideDeepError::InvalidConfig`]: a sequence preprocessor is set
+    ///   (`preprocessors.seq`: its samples span pages), a text preprocessor has a WordPiece or
+    ///   BPE vocabulary (`vocab`: their trainers need all texts at once — fit it on a
     ///   sample, see [`sample_parquet`](crate::pipeline::sample_parquet)), or both `target`
-    ///   and `multi_target`;
+    ///   and `multi_target` are set;
     /// - those of each preprocessor's `fit`, and bad pages, as
     ///   [`WideDeepError::InputMismatch`] naming the column, the file, the page and the row
     ///   of the file.
@@ -232,18 +238,6 @@ impl Preprocessors {
             self.seq.is_none(),
             config("preprocessors.seq"),
             "a sequence preprocessor is not fitted from a scan (its samples span pages)"
-        );
-        ensure!(
-            self.text.is_empty(),
-            config("preprocessors.text"),
-            "text preprocessors are not fitted from a scan yet; fit them on a sample \
-             (`sample_parquet`)"
-        );
-        ensure!(
-            self.image.is_empty(),
-            config("preprocessors.image"),
-            "image preprocessors are not fitted from a scan yet; fit them on a sample \
-             (`sample_parquet`)"
         );
         ensure!(
             self.target.is_none() || self.multi_target.is_empty(),
@@ -261,6 +255,12 @@ impl Preprocessors {
             jobs.push(Job::boxed(p)?);
         }
         for p in &mut self.multi_target {
+            jobs.push(Job::boxed(p)?);
+        }
+        for p in &mut self.text {
+            jobs.push(Job::boxed(p)?);
+        }
+        for p in &mut self.image {
             jobs.push(Job::boxed(p)?);
         }
         let passes = jobs.iter().map(|j| j.passes()).max().unwrap_or(0);

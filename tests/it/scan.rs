@@ -249,3 +249,25 @@ fn bad_files_are_named_with_the_row() {
         WideDeepError::Missing(_)
     ));
 }
+
+/// Text (word counts) and image (pixel sums) preprocessors fitted from a scan equal the
+/// in-memory fit; batches streamed from it carry the decoded images.
+#[test]
+fn fit_scan_covers_text_and_images() {
+    let df = digits_frame(120, "note");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = folder(&df, tmp.path(), 2);
+    let prep = || digits_preprocessors("note", TargetEncoder::new("y", TargetKind::Binary));
+    let mut whole = prep();
+    whole.fit(&df).unwrap();
+    let mut streamed = prep();
+    streamed
+        .fit_scan(&ParquetScan::open(&dir, 50).unwrap())
+        .unwrap();
+    assert_eq!(json(&streamed), json(&whole));
+    let scan = Dataset::scan(&dir, &streamed, ScanOptions::default().shuffle(false)).unwrap();
+    let batch = scan.batches(0, 120, 0).unwrap().next().unwrap().unwrap();
+    let memory = whole.transform(&df).unwrap();
+    assert!(batch.input.image[0].equal(&memory.input.image[0]));
+    assert!(batch.input.text[0].equal(&memory.input.text[0]));
+}

@@ -1,6 +1,8 @@
 //! Fitting in bounded memory from a stream of chunks (the pages of Parquet files larger than
 //! memory): [`FitChunks`], implemented by [`TabPreprocessor`](crate::TabPreprocessor),
-//! [`WidePreprocessor`](crate::WidePreprocessor) and [`TargetEncoder`](crate::TargetEncoder).
+//! [`WidePreprocessor`](crate::WidePreprocessor), [`TargetEncoder`](crate::TargetEncoder),
+//! [`TextPreprocessor`](crate::TextPreprocessor) (word-level and pretrained vocabularies) and
+//! [`ImagePreprocessor`](crate::ImagePreprocessor).
 //!
 //! What each statistic costs and how exact it is:
 //!
@@ -8,6 +10,8 @@
 //! |---|---|---|
 //! | categories, wide vocabularies, crossed combinations, classes | the distinct values | exact |
 //! | mean and standard deviation of a continuous column or a regression target | count, mean and squared deviations, merged chunk by chunk (Chan et al.) | exact up to rounding (relative 1e-12) |
+//! | word-level text vocabulary (`min_freq`, `max_vocab`) | the count of every distinct word | exact |
+//! | image normalisation statistics | per-channel sums of the decoded pixels and of their squares | exact |
 //! | median (imputation), quantile bin edges, robust target scaling | a [`ValueSketch`]: every value while there are at most `capacity` of them, then a uniform reservoir sample of `capacity` values | exact up to `capacity` values; beyond, the quantiles of a uniform sample of `capacity` values, whose rank error is at most `ε = sqrt(ln(2/δ) / (2·capacity))` with probability `1 − δ` (Dvoretzky–Kiefer–Wolfowitz): `ε < 0.0085` for the default capacity 2^18 and δ = 10⁻⁹ |
 //!
 //! So on data with at most [`DEFAULT_SKETCH_CAPACITY`] non-null values per continuous column,
@@ -15,8 +19,12 @@
 //! (means and standard deviations included: they are then computed from the kept values by
 //! `fit`'s own code).
 //!
-//! Memory: the distinct values of every key column (bounded by the cardinality, not by the
-//! rows) plus `capacity` `f64` values per continuous column (2 MiB at the default).
+//! WordPiece and BPE vocabularies are not fitted chunk by chunk (their trainers need every
+//! text at once): fit them on a sample.
+//!
+//! Memory: the distinct values of every key column and the distinct words of a text column
+//! (bounded by the cardinality, not by the rows) plus `capacity` `f64` values per continuous
+//! column (2 MiB at the default).
 mod sketch;
 
 pub use sketch::{ValueSketch, DEFAULT_SKETCH_CAPACITY};

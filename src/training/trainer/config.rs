@@ -1,5 +1,6 @@
 //! [`TrainerConfig`]: the settings of a [`Trainer`](super::Trainer), their builder setters and
 //! their validation, and the per-group settings resolved from them.
+use crate::distributed::Distributed;
 use crate::error::Result;
 use crate::macros::{ensure, setters};
 use crate::training::callbacks::EarlyStopping;
@@ -68,6 +69,10 @@ pub struct TrainerConfig {
     /// precision and prefetching (see `training::extras`; flattened in the JSON).
     #[serde(flatten)]
     pub extras: TrainingExtras,
+    /// Data-parallel training over a process group (PyTorch DDP semantics; see
+    /// [`crate::distributed`]); `None`: this process alone. Not saved with the config.
+    #[serde(skip)]
+    pub distributed: Option<Distributed>,
 }
 
 impl Default for TrainerConfig {
@@ -93,6 +98,7 @@ impl Default for TrainerConfig {
             component_lr_scheduler: BTreeMap::new(),
             skip_nonfinite_batches: false,
             extras: TrainingExtras::default(),
+            distributed: None,
         }
     }
 }
@@ -172,8 +178,19 @@ impl TrainerConfig {
         self
     }
 
+    /// Trains data-parallel in the group `d` (one line turns a program into a distributed
+    /// one; a group of one trains as before). Warm-up routines (`finetune`) and
+    /// `skip_nonfinite_batches` are not supported distributed: `validate` rejects them.
+    pub fn distributed(mut self, d: Distributed) -> Self {
+        self.distributed = Some(d);
+        self
+    }
+
     /// Checks every field; errors name the field.
     pub fn validate(&self) -> Result<()> {
+        if self.distributed.is_some() {
+            super::data_parallel::check_supported(self)?;
+        }
         ensure!(
             positive(self.lr),
             config("lr"),

@@ -1,5 +1,6 @@
 //! The training loop: [`Trainer::fit`], its epochs and batches, early stopping and the progress
 //! display.
+use super::data_parallel;
 use super::optimization::Optimization;
 use super::{Trainer, TrainerConfig};
 use crate::error::{Result, WideDeepError};
@@ -55,6 +56,11 @@ impl FitState {
             n_batches: self.n_batches,
             optimizers: &self.optimization.optimizers,
             stop: false,
+            is_main: trainer
+                .config
+                .distributed
+                .as_ref()
+                .is_none_or(|d| d.is_main()),
         };
         for c in self.callbacks.iter_mut() {
             f(c.as_mut(), &mut state)?;
@@ -65,12 +71,12 @@ impl FitState {
 
 /// What one epoch accumulates.
 #[derive(Default)]
-struct EpochSums {
-    loss_sum: f64,
-    seen: i64,
-    skipped: usize,
-    outs: Vec<Tensor>,
-    targets: Vec<Tensor>,
+pub(super) struct EpochSums {
+    pub(super) loss_sum: f64,
+    pub(super) seen: i64,
+    pub(super) skipped: usize,
+    pub(super) outs: Vec<Tensor>,
+    pub(super) targets: Vec<Tensor>,
     stop: bool,
     /// The progress bar, the epoch and the last epoch of this `fit` (for the summary line).
     bar: Option<(ProgressBar, usize, usize)>,
@@ -98,6 +104,9 @@ impl Trainer {
         }
         self.before_fit(train, val)?; // extras: initializers, warm-up
         let cfg = self.config.clone();
+        if let Some(d) = &cfg.distributed {
+            data_parallel::start(d, &self.model, train, val)?; // same data, rank 0's weights
+        }
         let _rng_guard = crate::torch_rng_lock();
         // one generator splits, then shuffles epoch after epoch; it continues across `fit` calls
         // and resumes (its position is saved in checkpoints)
@@ -124,8 +133,12 @@ impl Trainer {
         }
         // extras: row order (shuffle or weighted sampler), clipping/accumulation/AMP
         let order = self.row_order(train)?;
-        let n_batches = order.rows(train.len()).div_ceil(cfg.batch_size);
-        let grad = GradStep::new(cfg.extras.grad_settings(), self.model.var_store());
+        let n_rows = data_parallel::rows_of_rank(&cfg, order.rows(train.len()));
+        let n_batches = n_rows.div_ceil(cfg.batch_size);
+        let mut grad = GradStep::new(cfg.extras.grad_settings(), self.model.var_store());
+        if let Some(d) = &cfg.distributed {
+            grad.distributed(d, self.model.var_store()); // averaged gradients
+        }
         let optimization = match self.optimization.take() {
             Some(o) => o,
             None => Optimization::new(&self.model, &cfg, n_batches * cfg.epochs.max(1))?,
@@ -181,7 +194,7 @@ impl Trainer {
                     self.es_state.best_epoch + 1
                 );
             }
-            if es_stop || cb_stop || sums.stop {
+            if data_parallel::any(cfg, es_stop || cb_stop || sums.stop)? {
                 break;
             }
         }
@@ -204,6 +217,8 @@ impl Trainer {
         tch::manual_seed(torch_epoch_seed(cfg.seed, epoch));
         // the stored order, a shuffle (the draws of `Dataset::shuffled`) or weighted draws
         let rows = order.epoch(&mut state.rng);
+        // distributed: this rank's shard, the first `real` of its rows not padding
+        let (rows, real) = data_parallel::shard(cfg, rows, order.rows(train.len()));
         let mut sums = EpochSums {
             stop: state.hooks(self, epoch, 0, |c, s| c.on_epoch_begin(s))?,
             ..Default::default()
@@ -228,12 +243,15 @@ impl Trainer {
                 }
             };
             if lv.is_finite() {
-                sums.loss_sum += lv * batch.len() as f64;
-                sums.seen += batch.len();
+                let target = batch.target.as_ref().expect("checked");
+                let real = real.saturating_sub(b * cfg.batch_size);
+                let (loss_sum, n, out, target) =
+                    data_parallel::unpadded(cfg, lv, &out, target, real);
+                sums.loss_sum += loss_sum;
+                sums.seen += n;
                 if !cfg.metrics.is_empty() {
                     sums.outs.push(out.detach());
-                    sums.targets
-                        .push(batch.target.as_ref().expect("checked").shallow_clone());
+                    sums.targets.push(target);
                 }
             } else {
                 sums.skipped += 1;
@@ -300,6 +318,9 @@ impl Trainer {
         sums: &mut EpochSums,
         val: Option<&Dataset>,
     ) -> Result<BTreeMap<String, f64>> {
+        if let Some(d) = &cfg.distributed {
+            data_parallel::gather(d, sums)?; // the sums of all ranks
+        }
         let mut record = BTreeMap::new();
         let loss = if sums.seen > 0 {
             sums.loss_sum / sums.seen as f64

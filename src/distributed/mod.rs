@@ -27,6 +27,7 @@
 //! metrics are computed over the rows of all ranks. Failures: a lost rank makes the others stop
 //! with [`WideDeepError::Distributed`] naming it, within [`DistributedConfig::timeout`].
 use crate::error::{Result, WideDeepError};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tch::{Device, Tensor};
@@ -186,6 +187,21 @@ struct Inner {
     cfg: DistributedConfig,
     /// The joined group; `None` for a group of one.
     group: Option<ffi::Group>,
+    /// Collectives run, bytes they carried (this rank's side) and nanoseconds spent in them.
+    calls: AtomicU64,
+    bytes: AtomicU64,
+    nanos: AtomicU64,
+}
+
+/// Communication of one rank so far: what [`Distributed::comm_stats`] returns.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CommStats {
+    /// Collective calls (one call may carry several buckets).
+    pub calls: u64,
+    /// Bytes handed to the collectives by this rank (all-reduced, broadcast or gathered).
+    pub bytes: u64,
+    /// Seconds spent waiting for the collectives (communication and synchronisation).
+    pub seconds: f64,
 }
 
 impl std::fmt::Debug for Distributed {
@@ -240,7 +256,13 @@ impl Distributed {
             None
         };
         Ok(Self {
-            inner: Arc::new(Inner { cfg, group }),
+            inner: Arc::new(Inner {
+                cfg,
+                group,
+                calls: AtomicU64::new(0),
+                bytes: AtomicU64::new(0),
+                nanos: AtomicU64::new(0),
+            }),
         })
     }
 
@@ -265,6 +287,16 @@ impl Distributed {
     pub fn is_main(&self) -> bool {
         self.rank() == 0
     }
+    /// The collectives run by this rank so far (calls, bytes, seconds).
+    pub fn comm_stats(&self) -> CommStats {
+        let i = &self.inner;
+        CommStats {
+            calls: i.calls.load(Ordering::Relaxed),
+            bytes: i.bytes.load(Ordering::Relaxed),
+            seconds: i.nanos.load(Ordering::Relaxed) as f64 * 1e-9,
+        }
+    }
+
     /// The settings the group was joined with.
     pub fn config(&self) -> &DistributedConfig {
         &self.inner.cfg
@@ -306,12 +338,24 @@ impl Distributed {
     fn collective(
         &self,
         what: &str,
+        tensors: &[Tensor],
         f: impl FnOnce(&ffi::Group) -> std::result::Result<(), String>,
     ) -> Result<()> {
-        match &self.inner.group {
-            None => Ok(()),
-            Some(g) => f(g).map_err(|m| self.failure(what, m)),
-        }
+        let Some(g) = &self.inner.group else {
+            return Ok(());
+        };
+        let t0 = std::time::Instant::now();
+        let result = f(g);
+        let i = &self.inner;
+        i.nanos
+            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        i.calls.fetch_add(1, Ordering::Relaxed);
+        let bytes: usize = tensors
+            .iter()
+            .map(|t| t.numel() * t.kind().elt_size_in_bytes())
+            .sum();
+        i.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        result.map_err(|m| self.failure(what, m))
     }
 
     /// Sums each tensor over the ranks, in place. The tensors are copied through the host when
@@ -333,7 +377,7 @@ impl Distributed {
 
     fn reduce(&self, tensors: &[Tensor], op: ffi::Op) -> Result<()> {
         let host = on_host(tensors);
-        self.collective("all-reduce", |g| g.all_reduce(&host, op))?;
+        self.collective("all-reduce", &host, |g| g.all_reduce(&host, op))?;
         copy_back(tensors, &host);
         Ok(())
     }
@@ -344,7 +388,7 @@ impl Distributed {
     /// - `tensors`: any shapes, the same on every rank (kept)
     pub fn broadcast(&self, tensors: &[Tensor], root: usize) -> Result<()> {
         let host = on_host(tensors);
-        self.collective("broadcast", |g| g.broadcast(&host, root))?;
+        self.collective("broadcast", &host, |g| g.broadcast(&host, root))?;
         copy_back(tensors, &host);
         Ok(())
     }
@@ -356,7 +400,7 @@ impl Distributed {
     pub fn all_gather(&self, t: &Tensor) -> Result<Tensor> {
         let host = t.to_device(Device::Cpu).contiguous();
         let mut out = None;
-        self.collective("all-gather", |g| {
+        self.collective("all-gather", std::slice::from_ref(&host), |g| {
             out = Some(g.all_gather(&host)?);
             Ok(())
         })?;

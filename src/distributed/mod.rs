@@ -27,6 +27,7 @@
 //! metrics are computed over the rows of all ranks. Failures: a lost rank makes the others stop
 //! with [`WideDeepError::Distributed`] naming it, within [`DistributedConfig::timeout`].
 use crate::error::{Result, WideDeepError};
+use serde::{de::DeserializeOwned, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -423,6 +424,42 @@ impl Distributed {
         let all = self.all_gather(&Tensor::from_slice(v))?;
         let flat = Vec::<i64>::try_from(&all)?;
         Ok(flat.chunks(v.len().max(1)).map(<[i64]>::to_vec).collect())
+    }
+
+    /// Runs `f` on rank 0 only and gives every rank its result (sent as JSON): preprocessors
+    /// fitted once and shared, for example. An error of `f` on rank 0 is returned there, and the
+    /// other ranks get an error saying rank 0 failed.
+    pub fn on_main_shared<T: Serialize + DeserializeOwned>(
+        &self,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        if self.world_size() == 1 {
+            return f();
+        }
+        let (value, bytes) = if self.is_main() {
+            match f().and_then(|v| Ok((serde_json::to_vec(&v)?, v))) {
+                Ok((bytes, v)) => (Some(Ok(v)), bytes),
+                Err(e) => (Some(Err(e)), Vec::new()),
+            }
+        } else {
+            (None, Vec::new())
+        };
+        let failed = matches!(value, Some(Err(_)));
+        let len = Tensor::from_slice(&[if failed { -1 } else { bytes.len() as i64 }]);
+        self.broadcast(std::slice::from_ref(&len), 0)?;
+        let len = len.int64_value(&[0]);
+        if let Some(v) = value {
+            if len >= 0 {
+                self.broadcast(&[Tensor::from_slice(&bytes)], 0)?;
+            }
+            return v;
+        }
+        if len < 0 {
+            return Err(self.error("rank 0 failed to compute the shared value".into()));
+        }
+        let buf = Tensor::zeros([len], (tch::Kind::Uint8, Device::Cpu));
+        self.broadcast(std::slice::from_ref(&buf), 0)?;
+        Ok(serde_json::from_slice(&Vec::<u8>::try_from(&buf)?)?)
     }
 
     /// A typed error from this rank (not a communication failure).

@@ -41,6 +41,9 @@ fn a_group_of_one_is_the_identity() {
     );
     assert!(d.any(true).unwrap() && !d.any(false).unwrap());
     assert_eq!(d.gather_values(&[3, 4]).unwrap(), vec![vec![3, 4]]);
+    let shared: Vec<String> = d.on_main_shared(|| Ok(vec!["a".to_string()])).unwrap();
+    assert_eq!(shared, ["a"]);
+    assert_eq!(d.comm_stats(), CommStats::default(), "nothing communicated");
 }
 
 #[test]

@@ -168,6 +168,9 @@ impl Callback for Fault {
 
 fn run_worker(kind: &str, out: &Path) -> widedeep::Result<()> {
     let d = Distributed::from_env()?;
+    // rank 0's value reaches every rank
+    let shared: Vec<i64> = d.on_main_shared(|| Ok(vec![d.rank() as i64, 42]))?;
+    assert_eq!(shared, [0, 42], "rank {}", d.rank());
     let epochs = if std::env::var(FAULT).is_ok() { 3 } else { 1 };
     let (mut trainer, data) = trainer_for(kind, B, epochs, Some(d.clone()));
     if let Ok(spec) = std::env::var(FAULT) {

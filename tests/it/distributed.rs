@@ -20,6 +20,7 @@ use widedeep::training::TrainState;
 const WORKER: &str = "WIDEDEEP_TEST_DIST_WORKER";
 const OUT: &str = "WIDEDEEP_TEST_DIST_OUT";
 const FAULT: &str = "WIDEDEEP_TEST_DIST_FAULT";
+const CKPT: &str = "WIDEDEEP_TEST_DIST_CHECKPOINT";
 /// Rows per rank per step.
 const B: usize = 16;
 const STEPS: usize = 20;
@@ -150,12 +151,14 @@ fn worker() {
     }
 }
 
-/// Kills or freezes this process at batch 5 of the first epoch.
-struct Fault(String);
+/// Kills or freezes this process (the signal) at batch 5 of an epoch, in the first attempt of a
+/// torchrun job.
+struct Fault(String, usize);
 
 impl Callback for Fault {
     fn on_batch_begin(&mut self, state: &mut TrainState) -> widedeep::Result<()> {
-        if state.batch == 5 {
+        let first_attempt = std::env::var("TORCHELASTIC_RESTART_COUNT").map_or(true, |c| c == "0");
+        if state.batch == 5 && state.epoch == self.1 && first_attempt {
             let pid = std::process::id().to_string();
             let _ = Command::new("kill")
                 .args([&format!("-{}", self.0), &pid])
@@ -166,20 +169,46 @@ impl Callback for Fault {
     }
 }
 
+/// Counts the epochs this process trains, into a shared cell.
+struct CountEpochs(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Callback for CountEpochs {
+    fn on_epoch_begin(&mut self, _state: &mut TrainState) -> widedeep::Result<()> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
 fn run_worker(kind: &str, out: &Path) -> widedeep::Result<()> {
     let d = Distributed::from_env()?;
     // rank 0's value reaches every rank
     let shared: Vec<i64> = d.on_main_shared(|| Ok(vec![d.rank() as i64, 42]))?;
     assert_eq!(shared, [0, 42], "rank {}", d.rank());
-    let epochs = if std::env::var(FAULT).is_ok() { 3 } else { 1 };
+    let long = std::env::var(FAULT).is_ok() || std::env::var(CKPT).is_ok();
+    let epochs = if long { 3 } else { 1 };
     let (mut trainer, data) = trainer_for(kind, B, epochs, Some(d.clone()));
+    if let Ok(path) = std::env::var(CKPT) {
+        let cfg = trainer.config().clone().resume_file(path);
+        let model = WideDeep::new(trainer.model().config().unwrap(), Device::Cpu)?;
+        trainer = Trainer::new(model, cfg)?;
+    }
     if let Ok(spec) = std::env::var(FAULT) {
-        let (rank, signal) = spec.split_once(':').unwrap();
-        if d.rank().to_string() == rank {
-            trainer.add_callback(Box::new(Fault(signal.to_string())));
+        // rank:signal:epoch
+        let parts: Vec<&str> = spec.split(':').collect();
+        if d.rank().to_string() == parts[0] {
+            let epoch = parts[2].parse().unwrap();
+            trainer.add_callback(Box::new(Fault(parts[1].to_string(), epoch)));
         }
     }
+    let epochs_run = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    trainer.add_callback(Box::new(CountEpochs(epochs_run.clone())));
     trainer.fit(&data, None)?;
+    let n = epochs_run.load(std::sync::atomic::Ordering::SeqCst);
+    std::fs::write(
+        out.join(format!("epochs_run{}.txt", d.rank())),
+        n.to_string(),
+    )
+    .unwrap();
     let vs = trainer.model().var_store();
     vs.save(out.join(format!("rank{}.safetensors", d.rank())))?;
     let rec = &trainer.history().epochs[0];
@@ -348,7 +377,7 @@ fn two_ranks_equal_one_process_text() {
 /// Rank 1 gets `signal` mid-epoch; rank 0 must stop with an error naming it within `timeout`.
 fn lost_rank_is_named(signal: &str, timeout_s: u64, bound_s: f64) {
     let dir = tempfile::tempdir().unwrap();
-    let fault = format!("1:{signal}");
+    let fault = format!("1:{signal}:0");
     let timeout = timeout_s.to_string();
     let mut ranks = Ranks::start(
         "wide_tabmlp",
@@ -379,4 +408,137 @@ fn a_killed_rank_stops_the_others_with_an_error_naming_it() {
 #[test]
 fn a_frozen_rank_is_named_after_the_timeout() {
     lost_rank_is_named("STOP", 4, 30.0);
+}
+
+/// Under `torchrun --max-restarts=1` with a checkpoint file, a job whose rank 1 is killed in
+/// its second epoch is restarted, resumes from the checkpoint of the first epoch and ends with
+/// the weights of an uninterrupted run.
+#[test]
+fn torchrun_restart_resumes_to_the_weights_of_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, restarted) = (dir.path().join("plain"), dir.path().join("restarted"));
+    std::fs::create_dir_all(&plain).unwrap();
+    std::fs::create_dir_all(&restarted).unwrap();
+    // uninterrupted, 3 epochs with a checkpoint file
+    let ckpt = plain.join("run.ckpt");
+    let ckpt = ckpt.to_str().unwrap();
+    let mut ranks = Ranks::start("wide_tabmlp", 2, &plain, &[(CKPT, ckpt)]);
+    for r in 0..2 {
+        assert_eq!(ranks.wait(r, Duration::from_secs(240)), Some(0), "rank {r}");
+    }
+    // the same job through torchrun, rank 1 killed in epoch 2 of the first attempt
+    let log = std::fs::File::create(dir.path().join("torchrun.log")).unwrap();
+    let ckpt = restarted.join("run.ckpt");
+    let mut job = Command::new("torchrun")
+        .args([
+            "--no-python",
+            "--standalone",
+            "--nproc-per-node=2",
+            "--max-restarts=1",
+        ])
+        .arg(std::env::current_exe().unwrap())
+        .args(["distributed::worker", "--exact", "--ignored", "--nocapture"])
+        .env(WORKER, "wide_tabmlp")
+        .env(OUT, &restarted)
+        .env(CKPT, &ckpt)
+        .env(FAULT, "1:KILL:1")
+        .env("WIDEDEEP_DIST_TIMEOUT_S", "60")
+        .env("OMP_NUM_THREADS", "1")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("torchrun on PATH (the libtorch venv's bin/)");
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = job.try_wait().unwrap() {
+            break Some(s);
+        }
+        if t0.elapsed() > Duration::from_secs(300) {
+            let _ = job.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let log = std::fs::read_to_string(dir.path().join("torchrun.log")).unwrap();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "torchrun: {status:?}\n{log}"
+    );
+    assert!(
+        log.contains("exitcode: -9"),
+        "rank 1 was killed, then restarted:\n{log}"
+    );
+    for r in 0..2 {
+        let a = params(&plain.join(format!("rank{r}.safetensors")));
+        let b = params(&restarted.join(format!("rank{r}.safetensors")));
+        let diff = max_diff(&a, &b);
+        println!("rank {r}: max |restarted - uninterrupted| = {diff:.2e}");
+        // the restarted attempt resumed after epoch 1 instead of training again from scratch
+        let run = |d: &Path| std::fs::read_to_string(d.join(format!("epochs_run{r}.txt")));
+        assert_eq!(run(&plain).unwrap(), "3");
+        assert_eq!(
+            run(&restarted).unwrap(),
+            "2",
+            "rank {r} trained the last 2 epochs"
+        );
+        assert!(diff < 1e-6, "rank {r}: {diff}");
+    }
+}
+
+/// One process: a run with a checkpoint file stopped after 2 of 3 epochs and started again
+/// trains only the third epoch and ends where the uninterrupted run does.
+#[test]
+fn a_resume_file_continues_a_stopped_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("run.ckpt");
+    let run = |epochs: usize, resume: Option<&Path>| {
+        let (t, data) = trainer_for("wide_tabmlp", 2 * B, epochs, None);
+        let mut cfg = t.config().clone().epochs(3);
+        if let Some(p) = resume {
+            cfg = cfg.resume_file(p);
+        }
+        let model = WideDeep::new(t.model().config().unwrap(), Device::Cpu).unwrap();
+        let mut t = Trainer::new(model, cfg).unwrap();
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        t.add_callback(Box::new(CountEpochs(count.clone())));
+        // stop after `epochs` epochs, as a killed job would
+        t.add_callback(Box::new(StopAfter(epochs)));
+        t.fit(&data, None).unwrap();
+        (t, count.load(std::sync::atomic::Ordering::SeqCst))
+    };
+    let (full, n) = run(3, None);
+    assert_eq!(n, 3);
+    let (_, n) = run(2, Some(&ckpt));
+    assert_eq!(n, 2);
+    let (resumed, n) = run(3, Some(&ckpt));
+    assert_eq!(n, 1, "only the missing epoch");
+    assert_eq!(resumed.history().len(), 3);
+    let save = |t: &Trainer, name: &str| {
+        let p = dir.path().join(name);
+        t.model().var_store().save(&p).unwrap();
+        params(&p)
+    };
+    assert_eq!(
+        max_diff(
+            &save(&full, "a.safetensors"),
+            &save(&resumed, "b.safetensors")
+        ),
+        0.0
+    );
+}
+
+/// Requests a stop once `.0` epochs are done.
+struct StopAfter(usize);
+
+impl Callback for StopAfter {
+    fn on_epoch_end(
+        &mut self,
+        state: &mut TrainState,
+        _record: &std::collections::BTreeMap<String, f64>,
+    ) -> widedeep::Result<()> {
+        if state.epoch + 1 >= self.0 {
+            state.request_stop();
+        }
+        Ok(())
+    }
 }

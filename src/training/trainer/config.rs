@@ -73,6 +73,12 @@ pub struct TrainerConfig {
     /// [`crate::distributed`]); `None`: this process alone. Not saved with the config.
     #[serde(skip)]
     pub distributed: Option<Distributed>,
+    /// The checkpoint of a restartable run (e.g. under `torchrun --max-restarts`): `fit`
+    /// resumes from it when it exists, runs only the epochs still missing to reach `epochs`, and
+    /// rewrites it (atomically; rank 0 only when distributed) after every epoch. Not saved with
+    /// the config.
+    #[serde(skip)]
+    pub resume_file: Option<std::path::PathBuf>,
 }
 
 impl Default for TrainerConfig {
@@ -99,6 +105,7 @@ impl Default for TrainerConfig {
             skip_nonfinite_batches: false,
             extras: TrainingExtras::default(),
             distributed: None,
+            resume_file: None,
         }
     }
 }
@@ -183,6 +190,13 @@ impl TrainerConfig {
     /// `skip_nonfinite_batches` are not supported distributed: `validate` rejects them.
     pub fn distributed(mut self, d: Distributed) -> Self {
         self.distributed = Some(d);
+        self
+    }
+
+    /// Makes the run restartable from the checkpoint `path` (see
+    /// [`TrainerConfig::resume_file`]).
+    pub fn resume_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.resume_file = Some(path.into());
         self
     }
 

@@ -1,6 +1,7 @@
 //! The trainer's side of data-parallel training (see [`crate::distributed`]): what `fit` checks
 //! and broadcasts when it starts, each rank's shard of an epoch, and the epoch's sums gathered
-//! over the ranks so that every rank computes the same record from all rows.
+//! over the ranks so that every rank computes the same record from all rows; and restartable
+//! runs (`TrainerConfig::resume_file`: resume at start, checkpoint after every epoch).
 use super::fit::EpochSums;
 use super::TrainerConfig;
 use crate::distributed::{broadcast_state, shard_rows, Distributed};
@@ -8,7 +9,28 @@ use crate::error::Result;
 use crate::macros::ensure;
 use crate::models::WideDeep;
 use crate::training::Dataset;
+use std::path::Path;
 use tch::Tensor;
+
+/// The checkpoint to resume from as `fit` starts: the config's `resume_file`, when it exists.
+pub(super) fn resume_from(cfg: &TrainerConfig) -> Option<&Path> {
+    cfg.resume_file.as_deref().filter(|p| p.is_file())
+}
+
+/// Epochs this `fit` runs after `done` epochs: `epochs`, or with a `resume_file` those still
+/// missing to reach `epochs`.
+pub(super) fn epochs_to_run(cfg: &TrainerConfig, done: usize) -> usize {
+    match cfg.resume_file {
+        Some(_) => cfg.epochs.saturating_sub(done),
+        None => cfg.epochs,
+    }
+}
+
+/// Where this process writes the checkpoint after each epoch: the `resume_file`, on rank 0.
+pub(super) fn checkpoint_to(cfg: &TrainerConfig) -> Option<&Path> {
+    let main = cfg.distributed.as_ref().is_none_or(Distributed::is_main);
+    cfg.resume_file.as_deref().filter(|_| main)
+}
 
 /// The settings that cannot run distributed, rejected up front.
 pub(super) fn check_supported(cfg: &TrainerConfig) -> Result<()> {

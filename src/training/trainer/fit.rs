@@ -17,6 +17,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
+use std::path::Path;
 use tch::{nn, Tensor};
 
 /// Everything a running `fit` works with besides the trainer's model, history and
@@ -102,6 +103,9 @@ impl Trainer {
         if let Some(v) = val {
             self.check_data(v, "validation")?;
         }
+        if let Some(path) = data_parallel::resume_from(&self.config).map(Path::to_path_buf) {
+            self.resume(&path)?; // a restarted run continues from its last epoch
+        }
         self.before_fit(train, val)?; // extras: initializers, warm-up
         let cfg = self.config.clone();
         if let Some(d) = &cfg.distributed {
@@ -177,9 +181,10 @@ impl Trainer {
     ) -> Result<()> {
         let first = self.history.len();
         state.hooks(self, first, 0, |c, s| c.on_train_begin(s))?;
-        for _ in 0..cfg.epochs {
+        let epochs = data_parallel::epochs_to_run(cfg, first);
+        for _ in 0..epochs {
             let epoch = self.history.len();
-            let total = first + cfg.epochs;
+            let total = first + epochs;
             let mut sums = self.train_epoch(cfg, state, train, (epoch, total))?;
             self.shuffle_pos = Some(state.rng.get_word_pos());
             let record = self.epoch_record(cfg, &mut sums, val)?;
@@ -187,6 +192,9 @@ impl Trainer {
             self.history.epochs.push(record.clone());
             state.optimization.on_epoch_end(&record)?;
             let cb_stop = state.hooks(self, epoch, 0, |c, s| c.on_epoch_end(s, &record))?;
+            if let Some(path) = data_parallel::checkpoint_to(cfg) {
+                self.write_checkpoint(Some(&state.optimization), path)?;
+            }
             if es_stop && cfg.verbose > 0 {
                 eprintln!(
                     "early stopping after epoch {} (best: epoch {})",

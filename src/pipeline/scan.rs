@@ -170,6 +170,11 @@ impl ParquetScan {
         self.sources[p.file].read(p.page)
     }
 
+    /// The rows of page `p`.
+    fn page_len(&self, p: PageRef) -> usize {
+        self.sources[p.file].pages[p.page].1
+    }
+
     /// `e`, raised on page `p`, naming the file, the page and the row of the file.
     fn error(&self, p: PageRef, e: WideDeepError) -> WideDeepError {
         self.sources[p.file].page_error(p.page, e)
@@ -480,6 +485,48 @@ impl ScanDataset {
     }
 }
 
+impl ScanDataset {
+    /// The pages of epoch `epoch` in reading order (shuffled from `seed` and the epoch when
+    /// shuffling is on) and the generator of the row shuffle.
+    fn epoch_order(&self, epoch: usize, seed: u64) -> (Vec<PageRef>, Option<ChaCha8Rng>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(1 + epoch as u64);
+        let mut order = self.scan.page_refs();
+        if self.options.shuffle {
+            order.shuffle(&mut rng);
+        }
+        (order, self.options.shuffle.then_some(rng))
+    }
+
+    /// Batches of `batch_size` rows over `pages`, then `pad` rows of padding.
+    fn rebatch(
+        &self,
+        pages: Vec<PageRef>,
+        batch_size: usize,
+        rng: Option<ChaCha8Rng>,
+        pad: usize,
+    ) -> Rebatch<'_> {
+        let window = if rng.is_some() {
+            self.options.shuffle_buffer.max(batch_size)
+        } else {
+            batch_size
+        };
+        Rebatch {
+            pages: Box::new(self.pages(pages)),
+            held: Vec::new(),
+            held_rows: 0,
+            ready: VecDeque::new(),
+            rng,
+            window,
+            batch_size: batch_size as i64,
+            state: State::Reading,
+            pad,
+            pad_source: Vec::new(),
+            pad_kept: 0,
+        }
+    }
+}
+
 impl BatchSource for ScanDataset {
     fn rows(&self) -> usize {
         self.scan.rows()
@@ -487,27 +534,47 @@ impl BatchSource for ScanDataset {
 
     fn batches(&self, epoch: usize, batch_size: usize, seed: u64) -> Result<Batches<'_>> {
         ensure!(batch_size > 0, config("batch_size"), "must be at least 1");
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(1 + epoch as u64);
-        let mut order = self.scan.page_refs();
-        if self.options.shuffle {
-            order.shuffle(&mut rng);
-        }
-        let window = if self.options.shuffle {
-            self.options.shuffle_buffer.max(batch_size)
-        } else {
-            batch_size
-        };
-        Ok(Box::new(Rebatch {
-            pages: Box::new(self.pages(order)),
-            held: Vec::new(),
-            held_rows: 0,
-            ready: VecDeque::new(),
-            rng: self.options.shuffle.then_some(rng),
-            window,
-            batch_size: batch_size as i64,
-            state: State::Reading,
-        }))
+        let (order, rng) = self.epoch_order(epoch, seed);
+        Ok(Box::new(self.rebatch(order, batch_size, rng, 0)))
+    }
+
+    /// Rank `rank` reads the pages at positions `rank`, `rank + world`, … of the epoch's page
+    /// order (disjoint row groups on every rank), shuffled as in [`batches`](Self::batches),
+    /// then repeats its first rows up to [`shard_rows`](Self::shard_rows).
+    fn shard(
+        &self,
+        epoch: usize,
+        batch_size: usize,
+        seed: u64,
+        rank: usize,
+        world: usize,
+    ) -> Result<(Batches<'_>, usize)> {
+        ensure!(batch_size > 0, config("batch_size"), "must be at least 1");
+        let (order, rng) = self.epoch_order(epoch, seed);
+        ensure!(
+            order.len() >= world && rank < world,
+            config("page_rows"),
+            "{} pages for {world} ranks: every rank needs a page of its own; use smaller pages",
+            order.len()
+        );
+        let mine: Vec<PageRef> = order.iter().skip(rank).step_by(world).copied().collect();
+        let real: usize = mine.iter().map(|&p| self.scan.page_len(p)).sum();
+        let pad = self.shard_rows(world) - real;
+        Ok((Box::new(self.rebatch(mine, batch_size, rng, pad)), real))
+    }
+
+    /// The rows of the `ceil(pages / world)` largest pages: no rank's share is larger, so
+    /// every rank pads to it (at most about one page of padding per rank; smaller pages pad
+    /// less).
+    fn shard_rows(&self, world: usize) -> usize {
+        let mut sizes: Vec<usize> = self
+            .scan
+            .page_refs()
+            .into_iter()
+            .map(|p| self.scan.page_len(p))
+            .collect();
+        sizes.sort_unstable_by(|a, b| b.cmp(a));
+        sizes.iter().take(sizes.len().div_ceil(world.max(1))).sum()
     }
 }
 
@@ -529,6 +596,11 @@ struct Rebatch<'a> {
     window: usize,
     batch_size: i64,
     state: State,
+    /// Rows of padding still to add after the last page (distributed shards).
+    pad: usize,
+    /// The first rows read, kept (up to `pad` of them) to pad with.
+    pad_source: Vec<Dataset>,
+    pad_kept: usize,
 }
 
 impl Rebatch<'_> {
@@ -538,6 +610,11 @@ impl Rebatch<'_> {
             match self.pages.next() {
                 Some(page) => {
                     let page = page?;
+                    if self.pad_kept < self.pad {
+                        let keep = (self.pad - self.pad_kept).min(page.len() as usize);
+                        self.pad_source.push(page.slice(0, keep as i64));
+                        self.pad_kept += keep;
+                    }
                     self.held_rows += page.len() as usize;
                     self.held.push(page);
                 }
@@ -546,6 +623,11 @@ impl Rebatch<'_> {
                     break;
                 }
             }
+        }
+        if self.held.is_empty() && self.state == State::Exhausted && self.pad > 0 {
+            // the real rows ended with a full batch: the padding alone is left
+            self.held.push(self.padding()?);
+            self.pad = 0;
         }
         if self.held.is_empty() {
             return Ok(());
@@ -556,6 +638,11 @@ impl Rebatch<'_> {
             let mut perm: Vec<i64> = (0..all.len()).collect();
             perm.shuffle(rng);
             all = all.select(&Tensor::from_slice(&perm));
+        }
+        if self.state == State::Exhausted && self.pad > 0 {
+            // the padding goes last, after the (shuffled) real rows
+            all = Dataset::concat(&[all, self.padding()?])?;
+            self.pad = 0;
         }
         let n = all.len();
         let full = n / self.batch_size * self.batch_size;
@@ -572,6 +659,28 @@ impl Rebatch<'_> {
             }
         }
         Ok(())
+    }
+}
+
+impl Rebatch<'_> {
+    /// `pad` rows: the kept first rows, repeated as often as needed.
+    fn padding(&self) -> Result<Dataset> {
+        ensure!(
+            self.pad_kept > 0,
+            WideDeepError::Missing("no rows to pad a shard with".into())
+        );
+        let mut parts = Vec::new();
+        let mut left = self.pad;
+        while left > 0 {
+            for piece in &self.pad_source {
+                let take = left.min(piece.len() as usize);
+                if take > 0 {
+                    parts.push(piece.slice(0, take as i64));
+                    left -= take;
+                }
+            }
+        }
+        Dataset::concat(&parts)
     }
 }
 

@@ -51,6 +51,8 @@ pub(crate) struct GradStep {
     vars: Vec<Tensor>,
     /// Optimizer steps taken and skipped (fp16 overflow).
     pub steps: usize,
+    /// Data-parallel training: gradients averaged over the ranks before each step.
+    pub(crate) sync: Option<crate::distributed::GradSync>,
 }
 
 impl GradStep {
@@ -61,11 +63,18 @@ impl GradStep {
             pending: 0,
             vars: vs.trainable_variables(),
             steps: 0,
+            sync: None,
             cfg: GradSettings {
                 accumulate: cfg.accumulate.max(1),
                 ..cfg
             },
         }
+    }
+
+    /// Averages the gradients over the ranks of `d` before every step and takes rank 0's
+    /// buffers after it (data-parallel training).
+    pub(crate) fn distributed(&mut self, d: &crate::distributed::Distributed, vs: &nn::VarStore) {
+        self.sync = Some(crate::distributed::GradSync::new(d.clone(), vs, &self.vars));
     }
 
     /// Runs the forward pass `f` (under autocast with mixed precision).
@@ -125,6 +134,9 @@ impl GradStep {
 
     fn apply(&mut self, opt: &mut impl OptimizerStep) -> Result<bool> {
         self.pending = 0;
+        if let Some(sync) = &self.sync {
+            sync.average(&self.vars)?;
+        }
         let needs_grads = self.amp.scaler.is_some()
             || self.cfg.clip_value.is_some()
             || self.cfg.clip_norm.is_some();
@@ -149,6 +161,9 @@ impl GradStep {
         }
         opt.step();
         self.steps += 1;
+        if let Some(sync) = &self.sync {
+            sync.after_step()?;
+        }
         Ok(true)
     }
 }

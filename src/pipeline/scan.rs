@@ -222,7 +222,8 @@ impl Preprocessors {
     /// Fits every preprocessor from every row of `scan`, page by page, in bounded memory:
     /// what is kept between pages is listed in [`widedeep_preprocessing::stream`] (distinct
     /// values of key columns, exact moments, a bounded sample for medians and quantiles,
-    /// word counts, pixel sums). On data with at most 262,144 non-null values per continuous
+    /// word counts, pixel sums; a WordPiece or BPE vocabulary is trained in one more pass,
+    /// fed the texts page by page). On data with at most 262,144 non-null values per continuous
     /// column the result equals [`Preprocessors::fit`] on all rows in memory; beyond, medians
     /// and quantile edges come from a uniform sample with the rank error bound stated there.
     /// Pages are read on a worker thread while the previous one is processed. A wide
@@ -231,10 +232,8 @@ impl Preprocessors {
     ///
     /// # Errors
     /// - [`WideDeepError::InvalidConfig`]: a sequence preprocessor is set
-    ///   (`preprocessors.seq`: its samples span pages), a text preprocessor has a WordPiece or
-    ///   BPE vocabulary (`vocab`: their trainers need all texts at once — fit it on a
-    ///   sample, see [`sample_parquet`](crate::pipeline::sample_parquet)), or both `target`
-    ///   and `multi_target` are set;
+    ///   (`preprocessors.seq`: its samples span pages), or both `target` and `multi_target`
+    ///   are set;
     /// - those of each preprocessor's `fit`, and bad pages, as
     ///   [`WideDeepError::InputMismatch`] naming the column, the file, the page and the row
     ///   of the file.
@@ -262,7 +261,8 @@ impl Preprocessors {
         for p in &mut self.multi_target {
             jobs.push(Job::boxed(p)?);
         }
-        for p in &mut self.text {
+        // sub-word vocabularies are trained in one call on the texts as they are read, below
+        for p in self.text.iter_mut().filter(|p| !p.trains_subwords()) {
             jobs.push(Job::boxed(p)?);
         }
         for p in &mut self.image {
@@ -308,7 +308,59 @@ impl Preprocessors {
         for job in jobs {
             job.finish()?;
         }
+        for p in self.text.iter_mut().filter(|p| p.trains_subwords()) {
+            let failed = std::sync::Mutex::new(None);
+            let texts = PageTexts {
+                scan,
+                prep: p.clone(),
+                pages: pages.clone().into_iter(),
+                buf: Vec::new().into_iter(),
+                failed: &failed,
+            };
+            let fitted = p.fit_texts(texts);
+            if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+                return Err(e);
+            }
+            fitted?;
+        }
         Ok(())
+    }
+}
+
+/// The non-null texts of a text preprocessor's column, page after page; a page that cannot be
+/// read ends the texts and leaves its error in `failed`.
+struct PageTexts<'a> {
+    scan: &'a ParquetScan,
+    prep: widedeep_preprocessing::TextPreprocessor,
+    pages: std::vec::IntoIter<PageRef>,
+    buf: std::vec::IntoIter<String>,
+    failed: &'a std::sync::Mutex<Option<WideDeepError>>,
+}
+
+impl Iterator for PageTexts<'_> {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        loop {
+            if let Some(t) = self.buf.next() {
+                return Some(t);
+            }
+            let p = self.pages.next()?;
+            let texts = self.scan.read(p).and_then(|df| {
+                self.prep
+                    .texts_of(&df)
+                    .map_err(|e| self.scan.error(p, e.into()))
+            });
+            match texts {
+                Ok(texts) => self.buf = texts.into_iter(),
+                Err(e) => {
+                    if let Ok(mut f) = self.failed.lock() {
+                        f.get_or_insert(e);
+                    }
+                    return None;
+                }
+            }
+        }
     }
 }
 
@@ -654,6 +706,9 @@ impl Rebatch<'_> {
             if self.state == State::Exhausted {
                 self.ready.push_back(rest);
             } else {
+                // a copy, so that this window's memory is freed before the next one is read
+                let index = Tensor::arange_start(0, n - full, (tch::Kind::Int64, rest.device()));
+                let rest = rest.select(&index);
                 self.held_rows = rest.len() as usize;
                 self.held.push(rest);
             }

@@ -5,6 +5,7 @@ use crate::common::*;
 use crate::parquet_stream::{adult_frames, write_groups};
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
+use widedeep::datasets;
 use widedeep::pipeline::{ParquetScan, ScanOptions};
 use widedeep::prelude::*;
 use widedeep::training::BatchSource;
@@ -320,4 +321,30 @@ fn shards_are_disjoint_cover_the_rows_and_pad_to_one_length() {
         scan.shard(0, 64, 4, 0, 5).is_err(),
         "fewer pages than ranks"
     );
+}
+
+/// A BPE vocabulary is trained from the texts of every page (one more pass): the same
+/// tokenizer as `fit` on the collected rows.
+#[test]
+fn fit_scan_trains_subword_vocabularies_on_every_page() {
+    let df = datasets::womens_ecommerce_reviews()
+        .unwrap()
+        .head(Some(600));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = folder(&df, tmp.path(), 3);
+    let prep = || {
+        Preprocessors::new()
+            .text(TextPreprocessor::new("Review Text").vocab(Vocab::Bpe {
+                min_freq: 2,
+                vocab_size: 300,
+            }))
+            .target(TargetEncoder::new("Recommended IND", TargetKind::Binary).positive_class("1"))
+    };
+    let mut whole = prep();
+    whole.fit(&df).unwrap();
+    let mut streamed = prep();
+    streamed
+        .fit_scan(&ParquetScan::open(&dir, 64).unwrap())
+        .unwrap();
+    assert_eq!(json(&streamed), json(&whole));
 }

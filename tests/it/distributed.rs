@@ -48,9 +48,13 @@ fn no_dropout(cfg: &WideDeepConfig) -> WideDeepConfig {
     serde_json::from_value(v).unwrap()
 }
 
-/// The data and model of case `kind`: `STEPS · 2B` training rows.
+/// Validation rows: an odd count, shared unevenly between the ranks.
+const N_VAL: i64 = 161;
+
+/// The data and model of case `kind`: `STEPS · 2B` training rows followed by `N_VAL`
+/// validation rows (see [`split`]).
 fn case(kind: &str) -> (Dataset, WideDeepConfig) {
-    let n = STEPS * 2 * B;
+    let n = STEPS * 2 * B + N_VAL as usize;
     let (df, mut prep): (DataFrame, Preprocessors) = match kind {
         "text" => {
             let df = datasets::womens_ecommerce_reviews().unwrap().head(Some(n));
@@ -142,6 +146,12 @@ fn make_trainer(
     Trainer::new(model, config).unwrap()
 }
 
+/// The training and validation rows of a case's data.
+fn split(data: &Dataset) -> (Dataset, Dataset) {
+    let n = data.len() - N_VAL;
+    (data.slice(0, n), data.slice(n, N_VAL))
+}
+
 /// A rank, started by the tests below with `RANK`, `WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT`
 /// and the case in the environment; a no-op otherwise.
 #[test]
@@ -215,7 +225,8 @@ fn run_worker(kind: &str, out: &Path) -> widedeep::Result<()> {
     }
     let epochs_run = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     trainer.add_callback(Box::new(CountEpochs(epochs_run.clone())));
-    trainer.fit(&data, None)?;
+    let (train, val) = split(&data);
+    trainer.fit(&train, Some(&val))?;
     let n = epochs_run.load(std::sync::atomic::Ordering::SeqCst);
     std::fs::write(
         out.join(format!("epochs_run{}.txt", d.rank())),
@@ -227,7 +238,10 @@ fn run_worker(kind: &str, out: &Path) -> widedeep::Result<()> {
     let rec = &trainer.history().epochs[0];
     std::fs::write(
         out.join(format!("record{}.txt", d.rank())),
-        format!("{} {}", rec["loss"], rec["auc"]),
+        format!(
+            "{} {} {} {}",
+            rec["loss"], rec["auc"], rec["val_loss"], rec["val_auc"]
+        ),
     )
     .unwrap();
     Ok(())
@@ -318,7 +332,8 @@ fn two_ranks_equal_one_process(kind: &str, compare: bool) {
     let mut ranks = Ranks::start(kind, 2, dir.path(), &[]);
     // the reference meanwhile, in this process
     let (mut single, data) = trainer_for(kind, 2 * B, 1, None);
-    single.fit(&data, None).unwrap();
+    let (train, val) = split(&data);
+    single.fit(&train, Some(&val)).unwrap();
     for r in 0..2 {
         let code = ranks.wait(r, Duration::from_secs(240));
         let err = std::fs::read_to_string(dir.path().join(format!("error{r}.txt")));
@@ -352,6 +367,14 @@ fn two_ranks_equal_one_process(kind: &str, compare: bool) {
     assert!(
         (got[1] - rec["auc"]).abs() < 1e-6,
         "{kind}: auc {got:?} vs {rec:?}"
+    );
+    assert!(
+        (got[2] - rec["val_loss"]).abs() < 1e-5,
+        "{kind}: {got:?} vs {rec:?}"
+    );
+    assert!(
+        (got[3] - rec["val_auc"]).abs() < 1e-6,
+        "{kind}: {got:?} vs {rec:?}"
     );
 }
 
@@ -516,7 +539,8 @@ fn a_resume_file_continues_a_stopped_run() {
         t.add_callback(Box::new(CountEpochs(count.clone())));
         // stop after `epochs` epochs, as a killed job would
         t.add_callback(Box::new(StopAfter(epochs)));
-        t.fit(&data, None).unwrap();
+        let (train, val) = split(&data);
+        t.fit(&train, Some(&val)).unwrap();
         (t, count.load(std::sync::atomic::Ordering::SeqCst))
     };
     let (full, n) = run(3, None);

@@ -345,7 +345,7 @@ impl Trainer {
             self.add_metrics(&mut record, "", &scores, &target)?;
         }
         if let Some(v) = val {
-            let pass = self.run(v, true)?;
+            let pass = data_parallel::validation_pass(self, v)?; // distributed: shared out
             record.insert("val_loss".to_string(), pass.loss);
             let scores = cfg.objective.scores(&pass.outputs);
             self.add_metrics(

@@ -225,7 +225,10 @@ fn run_worker(kind: &str, out: &Path) -> widedeep::Result<()> {
     }
     let epochs_run = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     trainer.add_callback(Box::new(CountEpochs(epochs_run.clone())));
-    let (train, val) = split(&data);
+    let (mut train, val) = split(&data);
+    if std::env::var("WIDEDEEP_TEST_DIST_FEWER_ROWS").is_ok_and(|r| r == d.rank().to_string()) {
+        train = train.slice(0, train.len() - 1);
+    }
     trainer.fit(&train, Some(&val))?;
     let n = epochs_run.load(std::sync::atomic::Ordering::SeqCst);
     std::fs::write(
@@ -577,5 +580,64 @@ impl Callback for StopAfter {
             state.request_stop();
         }
         Ok(())
+    }
+}
+
+/// Ranks that pass different data to `fit` stop with a typed error, before training.
+#[test]
+fn ranks_with_different_data_are_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("WIDEDEEP_TEST_DIST_FEWER_ROWS", "1")];
+    let mut ranks = Ranks::start("wide_tabmlp", 2, dir.path(), &env);
+    for r in 0..2 {
+        assert_eq!(
+            ranks.wait(r, Duration::from_secs(120)),
+            Some(3),
+            "rank {r} must fail"
+        );
+        let err = std::fs::read_to_string(dir.path().join(format!("error{r}.txt"))).unwrap();
+        assert!(err.contains("every rank must pass the same data"), "{err}");
+    }
+}
+
+/// A group of one trains exactly as no group; settings that cannot run distributed are
+/// rejected up front, naming the field.
+#[test]
+fn a_group_of_one_trains_like_no_group_and_unsupported_settings_are_rejected() {
+    let (mut plain, data) = trainer_for("wide_tabmlp", 2 * B, 1, None);
+    let one = Distributed::new(DistributedConfig::default()).unwrap();
+    let (mut grouped, _) = trainer_for("wide_tabmlp", 2 * B, 1, Some(one.clone()));
+    let (train, val) = split(&data);
+    plain.fit(&train, Some(&val)).unwrap();
+    grouped.fit(&train, Some(&val)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let save = |t: &Trainer, name: &str| {
+        let p = dir.path().join(name);
+        t.model().var_store().save(&p).unwrap();
+        params(&p)
+    };
+    let (a, b) = (
+        save(&plain, "a.safetensors"),
+        save(&grouped, "b.safetensors"),
+    );
+    assert_eq!(max_diff(&a, &b), 0.0);
+    assert_eq!(plain.history().epochs, grouped.history().epochs);
+    for (cfg, field) in [
+        (
+            TrainerConfig::default().finetune(FinetuneConfig::default()),
+            "finetune",
+        ),
+        (
+            TrainerConfig::default().skip_nonfinite_batches(true),
+            "skip_nonfinite_batches",
+        ),
+    ] {
+        assert!(cfg.validate().is_ok());
+        let err = cfg
+            .distributed(one.clone())
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(field) && err.contains("distributed"), "{err}");
     }
 }

@@ -236,6 +236,12 @@ fn run_worker(kind: &str, out: &Path) -> widedeep::Result<()> {
         n.to_string(),
     )
     .unwrap();
+    let stats = d.comm_stats();
+    std::fs::write(
+        out.join(format!("overlapped{}.txt", d.rank())),
+        stats.overlapped_buckets.to_string(),
+    )
+    .unwrap();
     let vs = trainer.model().var_store();
     vs.save(out.join(format!("rank{}.safetensors", d.rank())))?;
     let rec = &trainer.history().epochs[0];
@@ -332,7 +338,12 @@ fn max_diff(a: &[(String, Tensor)], b: &[(String, Tensor)]) -> f64 {
 /// whose batch statistics depend on the batch size).
 fn two_ranks_equal_one_process(kind: &str, compare: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let mut ranks = Ranks::start(kind, 2, dir.path(), &[]);
+    // the extras case cuts the gradients into ~2 KB buckets, all-reduced as backward fills them
+    let env: &[(&str, &str)] = match kind {
+        "extras" => &[("WIDEDEEP_DIST_BUCKET_MB", "0.002")],
+        _ => &[],
+    };
+    let mut ranks = Ranks::start(kind, 2, dir.path(), env);
     // the reference meanwhile, in this process
     let (mut single, data) = trainer_for(kind, 2 * B, 1, None);
     let (train, val) = split(&data);
@@ -348,6 +359,17 @@ fn two_ranks_equal_one_process(kind: &str, compare: bool) {
     let rank0 = params(&dir.path().join("rank0.safetensors"));
     let rank1 = params(&dir.path().join("rank1.safetensors"));
     assert_eq!(max_diff(&rank0, &rank1), 0.0, "{kind}: ranks differ");
+    let overlapped: u64 = std::fs::read_to_string(dir.path().join("overlapped0.txt"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    println!("{kind}: {overlapped} gradient buckets all-reduced during the backward pass");
+    if kind == "extras" {
+        assert!(
+            overlapped > STEPS as u64,
+            "{overlapped}: several buckets per step"
+        );
+    }
     if !compare {
         return;
     }

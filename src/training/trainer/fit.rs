@@ -141,7 +141,7 @@ impl Trainer {
         let n_batches = n_rows.div_ceil(cfg.batch_size);
         let mut grad = GradStep::new(cfg.extras.grad_settings(), self.model.var_store());
         if let Some(d) = &cfg.distributed {
-            grad.distributed(d, self.model.var_store()); // averaged gradients
+            grad.distributed(d, self.model.var_store())?; // averaged gradients
         }
         let optimization = match self.optimization.take() {
             Some(o) => o,

@@ -167,6 +167,7 @@ impl GradSync {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Kind;
 
     #[test]
     fn buckets_respect_the_cap_and_the_kinds() {

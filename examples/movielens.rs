@@ -1,5 +1,6 @@
 //! Recommenders on MovieLens 100k (`datasets::movielens100k()`, fetched on first use), one
-//! markdown table per task:
+//! markdown table with a row per model of both tasks (a task's row leaves the other task's
+//! columns empty), then one explained recommendation:
 //!
 //! 1. **CTR** (the reference's `movielens_fm.py`): every rating with its user's age, gender and
 //!    occupation and its movie's genres, label = rating ≥ 4; each user's last interaction by
@@ -50,12 +51,26 @@ fn main() -> Result<()> {
     tch::manual_seed(movielens::SEED as i64);
     let ml = datasets::movielens100k()?;
 
-    // 1. CTR
     let df = movielens::ctr_frame(&ml)?;
     let (split, report) = movielens::ctr_split(&df)?;
-    println!("## CTR: MovieLens 100k, rating ≥ 4 ({report})\n");
-    println!("| model | test AUC | test log-loss | s/epoch |");
-    println!("|---|---:|---:|---:|");
+    let next = NextItem::new(&ml.ratings, &ml.items)?;
+    println!("## Recommenders on MovieLens 100k\n");
+    println!("- CTR: rating ≥ 4 ({report}); test AUC and log-loss, seconds per epoch.");
+    println!(
+        "- Next item: {} users, {} movies, {} training interactions, each user's last movie \
+         held out; HR@{K}, NDCG@{K} and MRR under full ranking over all movies (training \
+         movies excluded), HR@{K} under the sampled protocol (1 held-out + 99 negatives), \
+         training seconds.\n",
+        next.users.len(),
+        next.items.len(),
+        next.train_pairs.len()
+    );
+    println!(
+        "| task | model | AUC | log-loss | HR@{K} | NDCG@{K} | MRR | HR@{K} sampled (1 + 99) | s |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+
+    // 1. CTR
     for (name, label) in [
         ("wide", "Wide"),
         ("deepfm", "Wide + DeepFM"),
@@ -68,22 +83,12 @@ fn main() -> Result<()> {
     ] {
         let run = movielens::train_ctr(name, &split, CTR_EPOCHS, Precision::Fp32)?;
         println!(
-            "| {label} | {:.4} | {:.4} | {:.2} |",
+            "| CTR | {label} | {:.4} | {:.4} | | | | | {:.2}/epoch |",
             run.auc, run.logloss, run.epoch_s
         );
     }
 
     // 2. next item
-    let next = NextItem::new(&ml.ratings, &ml.items)?;
-    println!(
-        "\n## Next item: {} users, {} movies, {} training interactions, each user's last \
-         movie held out\n",
-        next.users.len(),
-        next.items.len(),
-        next.train_pairs.len()
-    );
-    println!("| model | HR@{K} | NDCG@{K} | MRR | HR@{K} sampled (1 + 99) | train s |");
-    println!("|---|---:|---:|---:|---:|---:|");
     let popularity = Popularity::new(&next.train_pairs);
     let pop = next.row("Popularity", &popularity, 0.0)?;
 
@@ -219,7 +224,7 @@ impl NextItem {
             .task
             .evaluate(scorer, Protocol::sampled(movielens::SEED), K)?;
         println!(
-            "| {name} | {:.4} | {:.4} | {:.4} | {:.4} | {seconds:.0} |",
+            "| next item | {name} | | | {:.4} | {:.4} | {:.4} | {:.4} | {seconds:.0} in all |",
             full.hit_rate, full.ndcg, full.mrr, sampled.hit_rate
         );
         Ok(full)

@@ -76,11 +76,12 @@ pub mod prelude {
     pub use crate::models::{DeepFfmConfig, DeepFmConfig, RecMlpConfig, XDeepFmConfig};
     pub use crate::models::{DinConfig, SeqInput, SeqTransformerConfig, UnitActivation};
     pub use crate::pipeline::{ParquetPredict, ParquetPredictReport};
+    pub use crate::pipeline::{ParquetScan, ScanDataset, ScanOptions};
     pub use crate::pipeline::{Pipeline, Preprocessors};
     pub use crate::training::{Average, CustomLoss, PositiveActivation, TargetSpec};
     pub use crate::training::{
-        Callback, Dataset, EarlyStopping, History, LrHistory, LrScheduler, Metric, ModelCheckpoint,
-        Objective, Optimizer, Trainer, TrainerConfig,
+        BatchSource, Callback, Dataset, EarlyStopping, History, LrHistory, LrScheduler, Metric,
+        ModelCheckpoint, Objective, Optimizer, Trainer, TrainerConfig,
     };
     pub use crate::training::{
         FinetuneConfig, InitSpec, Initializer, Precision, Routine, Uncertainty, WeightedSampler,

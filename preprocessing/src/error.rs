@@ -172,6 +172,26 @@ pub enum PreprocessingError {
 pub type Result<T> = std::result::Result<T, PreprocessingError>;
 
 impl PreprocessingError {
+    /// The same error with its row number, if it has one, moved `offset` rows down: for an
+    /// error found in a chunk that starts at row `offset` of a file or stream.
+    ///
+    /// ```
+    /// use widedeep_preprocessing::PreprocessingError;
+    /// let e = PreprocessingError::NullValue { column: "y".into(), row: 3 };
+    /// assert_eq!(e.offset_rows(100).to_string(), "column `y` has a null at row 103");
+    /// ```
+    pub fn offset_rows(mut self, offset: usize) -> Self {
+        match &mut self {
+            Self::NonFinite { row, .. }
+            | Self::OutOfRange { row, .. }
+            | Self::InvalidUtf8 { row, .. }
+            | Self::NullValue { row, .. }
+            | Self::BadImage { row, .. } => *row += offset,
+            _ => {}
+        }
+        self
+    }
+
     pub(crate) fn missing(column: &str) -> Self {
         Self::MissingColumn {
             column: column.to_owned(),

@@ -59,6 +59,7 @@ pub mod image;
 pub mod interactions;
 pub mod quantize;
 pub mod sequence;
+pub mod stream;
 pub mod tab;
 pub mod target;
 pub mod text;

@@ -8,10 +8,12 @@
 //! `pipeline.json`).
 mod parquet;
 mod sample;
+mod scan;
 mod tab2vec;
 
 pub use parquet::{ParquetPredict, ParquetPredictReport};
 pub use sample::sample_parquet;
+pub use scan::{ParquetScan, ScanDataset, ScanOptions};
 pub use tab2vec::Tab2Vec;
 
 use crate::error::{Result, WideDeepError};

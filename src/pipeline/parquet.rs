@@ -84,7 +84,9 @@ pub struct ParquetPredictReport {
 pub(super) struct Source {
     path: PathBuf,
     metadata: FileMetadataRef,
-    columns: Vec<String>,
+    pub(super) columns: Vec<String>,
+    /// The Arrow type of each column, in `columns` order (to compare files' schemas).
+    pub(super) types: Vec<String>,
     /// `(first row, rows)` of each page.
     pub(super) pages: Vec<(usize, usize)>,
 }
@@ -130,11 +132,11 @@ pub(super) fn open(path: &Path, batch_rows: usize) -> Result<Source> {
         reason: format!("not a readable Parquet file: {e}"),
     };
     let mut reader = ParquetReader::new(file);
-    let columns = reader
-        .schema()
-        .map_err(unreadable)?
-        .iter_names()
-        .map(|n| n.to_string())
+    let schema = reader.schema().map_err(unreadable)?;
+    let columns = schema.iter_names().map(|n| n.to_string()).collect();
+    let types = schema
+        .iter_values()
+        .map(|f| format!("{:?}", f.dtype()))
         .collect();
     let metadata = reader.get_metadata().map_err(unreadable)?.clone();
     let groups: Vec<usize> = metadata.row_groups.iter().map(|g| g.num_rows()).collect();
@@ -149,29 +151,35 @@ pub(super) fn open(path: &Path, batch_rows: usize) -> Result<Source> {
         path: path.to_path_buf(),
         metadata,
         columns,
+        types,
         pages,
     })
 }
 
-/// The column a preprocessing error names, and whether it counts a row.
-fn column_of(e: &PreprocessingError) -> (Option<&str>, bool) {
+/// The column a preprocessing error names.
+fn column_of(e: &PreprocessingError) -> Option<&str> {
     use PreprocessingError as P;
     match e {
         P::NonFinite { column, .. }
         | P::OutOfRange { column, .. }
         | P::InvalidUtf8 { column, .. }
         | P::NullValue { column, .. }
-        | P::BadImage { column, .. } => (Some(column), true),
-        P::MissingColumn { column }
+        | P::BadImage { column, .. }
+        | P::MissingColumn { column }
         | P::WrongType { column, .. }
         | P::AllNull { column }
         | P::DtypeChanged { column, .. }
-        | P::UnknownClass { column, .. } => (Some(column), false),
-        _ => (None, false),
+        | P::UnknownClass { column, .. } => Some(column),
+        _ => None,
     }
 }
 
 impl Source {
+    /// The file.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Where page `i` is: file, page number and row range.
     fn at(&self, i: usize) -> String {
         let (start, len) = self.pages[i];
@@ -185,22 +193,18 @@ impl Source {
     }
 
     /// `e`, raised on page `i`, with the file, the page and its row range: data errors become
-    /// [`WideDeepError::InputMismatch`] naming the column (row numbers in the message count
-    /// from the page's first row); a non-finite model output stays
+    /// [`WideDeepError::InputMismatch`] naming the column (a row number in the message is the
+    /// row of the file, counted from 0); a non-finite model output stays
     /// [`WideDeepError::NonFiniteResult`].
     pub(super) fn page_error(&self, i: usize, e: WideDeepError) -> WideDeepError {
         let at = self.at(i);
         match e {
             WideDeepError::Preprocessing(p) => {
-                let (column, row) = column_of(&p);
-                let note = if row {
-                    " (the row counts from the page's first row)"
-                } else {
-                    ""
-                };
+                let p = p.offset_rows(self.pages[i].0);
+                let column = column_of(&p);
                 WideDeepError::InputMismatch {
                     input: column.map_or_else(|| self.path.display().to_string(), String::from),
-                    reason: format!("{at}: {p}{note}"),
+                    reason: format!("{at}: {p} (row of the file)"),
                 }
             }
             WideDeepError::Polars(p) => WideDeepError::InputMismatch {

@@ -1,7 +1,8 @@
-//! A seeded uniform sample of the rows of a Parquet file, drawn in bounded memory
+//! A seeded uniform sample of the rows of Parquet data (a file, a folder or a pattern), drawn
+//! in bounded memory
 //! ([`sample_parquet`]), e.g. as the background of an
 //! [`Explainer`](crate::explain::Explainer) or a quick fit on a file larger than memory.
-use super::parquet::open;
+use super::ParquetScan;
 use crate::error::{Result, WideDeepError};
 use crate::macros::ensure;
 use polars::prelude::{DataFrame, IdxCa, IdxSize};
@@ -40,9 +41,10 @@ fn reservoir(total: usize, k: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
     kept
 }
 
-/// A uniform random sample of `min(n, rows)` rows of the Parquet file `path`, reproducible
-/// from `seed`, drawn without loading the file: memory is bounded by the `n` sampled rows
-/// plus one page of at most 65 536 rows.
+/// A uniform random sample of `min(n, rows)` rows of the Parquet data `path` — a file, or a
+/// folder or pattern of files with one schema (see [`ParquetScan`]; rows are numbered across
+/// the files in reading order) — reproducible from `seed`, drawn without loading the data:
+/// memory is bounded by the `n` sampled rows plus one page of at most 65 536 rows.
 ///
 /// The row numbers are drawn first, from the row counts in the file's metadata, by
 /// reservoir sampling (Li's Algorithm L) with a ChaCha8 generator seeded with `seed`: every
@@ -52,8 +54,8 @@ fn reservoir(total: usize, k: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
 /// holding no sampled row are skipped, and the sampled rows of each page are kept.
 ///
 /// The sampled rows are returned **in file order** (not in the order they were drawn), with
-/// every column of the file and its dtype. With `n ≥ rows` the result is the whole file.
-/// The same file, `n` and `seed` always give the same rows.
+/// every column of the file and its dtype. With `n ≥ rows` the result is the whole data.
+/// The same files, `n` and `seed` always give the same rows.
 ///
 /// ```no_run
 /// use widedeep::pipeline::sample_parquet;
@@ -65,9 +67,10 @@ fn reservoir(total: usize, k: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
 /// # Errors
 /// - [`WideDeepError::InvalidConfig`]: `n` is 0 (`n`);
 /// - [`WideDeepError::Io`]: `path` cannot be opened (naming the path);
-/// - [`WideDeepError::InputMismatch`]: `path` is not readable Parquet, or a page cannot be
-///   decoded or has fewer rows than its metadata says (naming the file and the page);
-/// - [`WideDeepError::Missing`]: the file has no rows.
+/// - [`WideDeepError::InputMismatch`]: a file is not readable Parquet or has another schema
+///   than the first, or a page cannot be decoded or has fewer rows than its metadata says
+///   (naming the file and the page);
+/// - [`WideDeepError::Missing`]: no file matches, or a file has no rows.
 pub fn sample_parquet(path: impl AsRef<Path>, n: usize, seed: u64) -> Result<DataFrame> {
     let path = path.as_ref();
     ensure!(
@@ -75,8 +78,8 @@ pub fn sample_parquet(path: impl AsRef<Path>, n: usize, seed: u64) -> Result<Dat
         config("n"),
         "the sample size must be at least 1 (got 0)"
     );
-    let source = open(path, PAGE_ROWS)?;
-    let total: usize = source.pages.iter().map(|&(_, len)| len).sum();
+    let scan = ParquetScan::open(path, PAGE_ROWS)?;
+    let total = scan.rows();
     let k = n.min(total);
     let rows = if k == total {
         (0..total).collect()
@@ -85,39 +88,49 @@ pub fn sample_parquet(path: impl AsRef<Path>, n: usize, seed: u64) -> Result<Dat
     };
     let mut sample: Option<DataFrame> = None;
     let mut next = 0;
-    for (i, &(start, len)) in source.pages.iter().enumerate() {
-        let end = next + rows[next..].partition_point(|&r| r < start + len);
-        if end == next {
-            continue;
-        }
-        let page = source.read(i)?;
-        ensure!(
-            page.height() == len,
-            input(path.display().to_string()),
-            "page {} of {} (rows {start}..{}) has {} rows, its metadata {len}",
-            i + 1,
-            source.pages.len(),
-            start + len,
-            page.height()
-        );
-        let local: Vec<IdxSize> = rows[next..end]
-            .iter()
-            .map(|&r| (r - start) as IdxSize)
-            .collect();
-        let taken = page
-            .take(&IdxCa::from_vec("row".into(), local))
-            .map_err(|e| source.page_error(i, WideDeepError::Polars(e)))?;
-        drop(page);
-        match sample.as_mut() {
-            None => sample = Some(taken),
-            Some(s) => {
-                s.vstack_mut(&taken)
-                    .map_err(|e| source.page_error(i, WideDeepError::Polars(e)))?;
+    // the first row of the current file among all files' rows
+    let mut offset = 0;
+    for source in scan.sources() {
+        for (i, &(start, len)) in source.pages.iter().enumerate() {
+            let first = offset + start;
+            let end = next + rows[next..].partition_point(|&r| r < first + len);
+            if end == next {
+                continue;
             }
+            let page = source.read(i)?;
+            ensure!(
+                page.height() == len,
+                input(source.path().display().to_string()),
+                "page {} of {} (rows {start}..{}) has {} rows, its metadata {len}",
+                i + 1,
+                source.pages.len(),
+                start + len,
+                page.height()
+            );
+            let local: Vec<IdxSize> = rows[next..end]
+                .iter()
+                .map(|&r| (r - first) as IdxSize)
+                .collect();
+            let taken = page
+                .take(&IdxCa::from_vec("row".into(), local))
+                .map_err(|e| source.page_error(i, WideDeepError::Polars(e)))?;
+            drop(page);
+            match sample.as_mut() {
+                None => sample = Some(taken),
+                Some(s) => {
+                    s.vstack_mut(&taken)
+                        .map_err(|e| source.page_error(i, WideDeepError::Polars(e)))?;
+                }
+            }
+            next = end;
         }
-        next = end;
+        offset += source.pages.iter().map(|p| p.1).sum::<usize>();
     }
-    let mut sample = sample.expect("a sample of at least one row reads at least one page");
+    let Some(mut sample) = sample else {
+        return Err(WideDeepError::Missing(
+            "the Parquet data has no rows".into(),
+        ));
+    };
     sample.align_chunks_par();
     Ok(sample)
 }

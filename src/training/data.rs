@@ -359,6 +359,62 @@ impl Dataset {
         )
     }
 
+    /// The rows of `parts` one after the other (copied), for data sets with the same inputs
+    /// (e.g. the transformed pages of one file).
+    ///
+    /// Errors: [`WideDeepError::Missing`] for no part; [`WideDeepError::InputMismatch`] when
+    /// the parts' inputs or targets differ in kind or shape, or a part has lazy image
+    /// columns.
+    pub fn concat(parts: &[Dataset]) -> Result<Dataset> {
+        let Some(first) = parts.first() else {
+            bail!(WideDeepError::Missing("no data set to concatenate".into()));
+        };
+        if parts.len() == 1 {
+            return Ok(first.slice(0, first.len));
+        }
+        ensure!(
+            !parts.iter().any(Dataset::is_lazy),
+            input("image"),
+            "data sets with lazy image columns cannot be concatenated"
+        );
+        let columns: Vec<Vec<&Tensor>> =
+            parts.iter().map(|d| d.input.tensors().collect()).collect();
+        ensure!(
+            columns.iter().all(|c| c.len() == columns[0].len())
+                && parts
+                    .iter()
+                    .all(|d| d.target.is_some() == first.target.is_some()),
+            input("input"),
+            "the data sets to concatenate have different inputs"
+        );
+        let (next, failed) = (std::cell::Cell::new(0), std::cell::RefCell::new(None));
+        let input = first.input.map(|t| {
+            let j = next.get();
+            next.set(j + 1);
+            let column: Vec<&Tensor> = columns.iter().map(|c| c[j]).collect();
+            Tensor::f_cat(&column, 0).unwrap_or_else(|e| {
+                failed.borrow_mut().get_or_insert(e);
+                t.shallow_clone()
+            })
+        });
+        let target = match &first.target {
+            Some(_) => {
+                let ts: Vec<&Tensor> = parts.iter().filter_map(|d| d.target.as_ref()).collect();
+                Some(
+                    Tensor::f_cat(&ts, 0).map_err(|e| WideDeepError::InputMismatch {
+                        input: "target".into(),
+                        reason: format!("cannot concatenate: {e}"),
+                    })?,
+                )
+            }
+            None => None,
+        };
+        if let Some(e) = failed.into_inner() {
+            bail!(input("input"), "cannot concatenate: {e}");
+        }
+        Dataset::new(input, target)
+    }
+
     /// Rows `start..start + len` (cut at the end) without copying.
     pub fn slice(&self, start: i64, len: i64) -> Dataset {
         let len = len.min(self.len - start);

@@ -201,7 +201,18 @@ impl Trainer {
     /// Runs before each `fit`: applies the initializers (before the first epoch only) and the
     /// warm-up (the caller must not hold the RNG lock).
     pub(crate) fn before_fit(&mut self, train: &Dataset, val: Option<&Dataset>) -> Result<()> {
+        self.apply_initializers_once()?;
         let cfg = self.config().clone();
+        if let Some(ft) = &cfg.extras.finetune {
+            self.warm_up(ft, train, val)?;
+        }
+        Ok(())
+    }
+
+    /// Applies the configured initializers before the first epoch of a run (not when
+    /// training continues or resumes).
+    pub(crate) fn apply_initializers_once(&mut self) -> Result<()> {
+        let cfg = self.config();
         if self.history().is_empty() && !cfg.extras.initializers.is_empty() {
             let seed = self.model().config().map_or(cfg.seed, |c| c.seed);
             crate::training::init::apply_initializers(
@@ -209,9 +220,6 @@ impl Trainer {
                 &cfg.extras.initializers,
                 seed,
             )?;
-        }
-        if let Some(ft) = &cfg.extras.finetune {
-            self.warm_up(ft, train, val)?;
         }
         Ok(())
     }

@@ -18,6 +18,7 @@ pub mod prefetch;
 pub mod retrieval;
 pub mod sampler;
 pub mod schedulers;
+pub mod stream;
 pub mod trainer;
 pub mod uncertainty;
 
@@ -40,5 +41,6 @@ pub use optim::{
 };
 pub use sampler::{SampleWeights, WeightedSampler};
 pub use schedulers::{Anneal, CyclicMode, LrScheduler, Scheduler, ThresholdMode};
+pub use stream::BatchSource;
 pub use trainer::{Trainer, TrainerConfig};
 pub use uncertainty::Uncertainty;

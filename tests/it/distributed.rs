@@ -21,6 +21,7 @@ const WORKER: &str = "WIDEDEEP_TEST_DIST_WORKER";
 const OUT: &str = "WIDEDEEP_TEST_DIST_OUT";
 const FAULT: &str = "WIDEDEEP_TEST_DIST_FAULT";
 const CKPT: &str = "WIDEDEEP_TEST_DIST_CHECKPOINT";
+const SCAN: &str = "WIDEDEEP_TEST_DIST_SCAN";
 /// Rows per rank per step.
 const B: usize = 16;
 const STEPS: usize = 20;
@@ -201,6 +202,9 @@ impl Callback for CountEpochs {
 }
 
 fn run_worker(kind: &str, out: &Path) -> widedeep::Result<()> {
+    if kind == "stream" {
+        return run_stream_worker(out);
+    }
     // the data first (the slow part), so that the ranks join at nearly the same time
     let (data, cfg) = case(kind);
     let d = Distributed::from_env()?;
@@ -251,6 +255,41 @@ fn run_worker(kind: &str, out: &Path) -> widedeep::Result<()> {
             "{} {} {} {}",
             rec["loss"], rec["auc"], rec["val_loss"], rec["val_auc"]
         ),
+    )
+    .unwrap();
+    Ok(())
+}
+
+/// A rank of the streamed case: the preprocessors fitted from the Parquet folder named by
+/// `SCAN` (the same on every rank), then two epochs of `fit_stream` on the rank's pages, with
+/// the whole folder as validation data.
+fn run_stream_worker(out: &Path) -> widedeep::Result<()> {
+    use widedeep::pipeline::{ParquetScan, ScanOptions};
+    let dir = PathBuf::from(std::env::var(SCAN).unwrap());
+    let mut prep = adult_preprocessors();
+    prep.fit_scan(&ParquetScan::open(&dir, 100)?)?;
+    let options = ScanOptions::default().page_rows(100).shuffle_buffer(250);
+    let train = Dataset::scan(&dir, &prep, options.clone())?;
+    let val = Dataset::scan(&dir, &prep, options.shuffle(false))?;
+    let d = Distributed::from_env()?;
+    let model = WideDeep::new(&no_dropout(&wide_tabmlp_config(&prep, 3)), Device::Cpu)?;
+    let config = TrainerConfig::new(prep.objective()?)
+        .batch_size(B)
+        .epochs(2)
+        .metrics([Metric::Auc])
+        .seed(5)
+        .verbose(0)
+        .distributed(d.clone());
+    let mut trainer = Trainer::new(model, config)?;
+    trainer.fit_stream(&train, Some(&val))?;
+    trainer
+        .model()
+        .var_store()
+        .save(out.join(format!("rank{}.safetensors", d.rank())))?;
+    let rec = &trainer.history().epochs[1];
+    std::fs::write(
+        out.join(format!("record{}.txt", d.rank())),
+        format!("{} {} {}", rec["loss"], rec["auc"], rec["val_loss"]),
     )
     .unwrap();
     Ok(())
@@ -433,6 +472,64 @@ fn two_ranks_equal_one_process_ft_transformer() {
 #[test]
 fn two_ranks_equal_one_process_text() {
     two_ranks_equal_one_process("text", true);
+}
+
+/// Two ranks stream disjoint pages of one Parquet folder (`fit_stream`, shuffled): they end
+/// with the same weights, and both evaluate the whole validation folder to the same record;
+/// that record is what one process computes from rank 0's final weights.
+#[test]
+fn two_ranks_stream_disjoint_pages_of_a_parquet_folder() {
+    use widedeep::pipeline::{ParquetScan, ScanOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let (df, _) = adult_split(1_000, 0);
+    for k in 0..2 {
+        let mut part = df.slice(k * 500, 500);
+        polars::prelude::ParquetWriter::new(
+            std::fs::File::create(data.join(format!("part-{k}.parquet"))).unwrap(),
+        )
+        .with_row_group_size(Some(100))
+        .finish(&mut part)
+        .unwrap();
+    }
+    let data_s = data.to_string_lossy().into_owned();
+    let mut ranks = Ranks::start("stream", 2, dir.path(), &[(SCAN, &data_s)]);
+    for r in 0..2 {
+        let code = ranks.wait(r, Duration::from_secs(240));
+        let err = std::fs::read_to_string(dir.path().join(format!("error{r}.txt")));
+        assert_eq!(code, Some(0), "rank {r}: {err:?}");
+    }
+    let rank0 = params(&dir.path().join("rank0.safetensors"));
+    let rank1 = params(&dir.path().join("rank1.safetensors"));
+    assert_eq!(max_diff(&rank0, &rank1), 0.0, "ranks differ");
+    let records: Vec<Vec<f64>> = (0..2)
+        .map(|r| {
+            std::fs::read_to_string(dir.path().join(format!("record{r}.txt")))
+                .unwrap()
+                .split(' ')
+                .map(|x| x.parse().unwrap())
+                .collect()
+        })
+        .collect();
+    assert_eq!(records[0], records[1]);
+    // the validation loss is that of rank 0's weights on every row
+    let mut prep = adult_preprocessors();
+    prep.fit_scan(&ParquetScan::open(&data, 100).unwrap())
+        .unwrap();
+    let mut model = WideDeep::new(&no_dropout(&wide_tabmlp_config(&prep, 3)), Device::Cpu).unwrap();
+    model
+        .var_store_mut()
+        .load(dir.path().join("rank0.safetensors"))
+        .unwrap();
+    let trainer = Trainer::new(model, TrainerConfig::new(Objective::Binary).verbose(0)).unwrap();
+    let val = Dataset::scan(&data, &prep, ScanOptions::default().page_rows(100)).unwrap();
+    let loss = trainer.evaluate_stream(&val, Some(&[])).unwrap()["loss"];
+    assert!(
+        (loss - records[0][2]).abs() < 1e-6,
+        "{loss} vs {:?}",
+        records[0]
+    );
 }
 
 /// Rank 1 gets `signal` mid-epoch; rank 0 must stop with an error naming it within `timeout`.

@@ -15,6 +15,7 @@ mod rec_retrieval;
 mod rec_seq;
 mod reproducibility;
 mod robustness;
+mod scan;
 mod text_image;
 mod trainer_core;
 mod trainer_extras;

@@ -3,6 +3,7 @@
 //! model's device).
 
 mod decode;
+mod fit_chunks;
 mod resize;
 mod stream;
 #[cfg(test)]
@@ -272,6 +273,29 @@ impl ImagePreprocessor {
         contract::fitted_state(self.fitted.as_ref(), "ImagePreprocessor", |_| true)
     }
 
+    /// Per-channel mean and standard deviation (of pixel values in `[0, 1]`) of `ok`
+    /// decoded images whose byte values sum to `sum` and their squares to `sq`;
+    /// [`AllNull`](PreprocessingError::AllNull) without any.
+    fn fitted_stats(
+        &self,
+        ok: usize,
+        sum: &[u64; 3],
+        sq: &[u64; 3],
+    ) -> Result<([f32; 3], [f32; 3])> {
+        ensure!(ok > 0, PreprocessingError::all_null(&self.img_col));
+        let n = (ok * (self.width * self.height) as usize) as f64 * 255.0;
+        let mut mean = [0f32; 3];
+        let mut std = [0f32; 3];
+        for c in 0..3 {
+            let m = sum[c] as f64 / n;
+            let sq = sq[c] as f64 / (n * 255.0);
+            mean[c] = m as f32;
+            let s = (sq - m * m).max(0.0).sqrt();
+            std[c] = if s > 1e-6 { s as f32 } else { 1.0 };
+        }
+        Ok((mean, std))
+    }
+
     fn fit_inner(&mut self, df: &DataFrame, keep: bool) -> Result<Option<ImageData>> {
         self.validate()?;
         ensure!(df.height() > 0, PreprocessingError::EmptyFrame);
@@ -298,17 +322,7 @@ impl ImagePreprocessor {
                         kept = Some(batch);
                     }
                 }
-                ensure!(ok > 0, PreprocessingError::all_null(&self.img_col));
-                let n = (ok * (self.width * self.height) as usize) as f64 * 255.0;
-                let mut mean = [0f32; 3];
-                let mut std = [0f32; 3];
-                for c in 0..3 {
-                    let m = sum[c] as f64 / n;
-                    let sq = sq[c] as f64 / (n * 255.0);
-                    mean[c] = m as f32;
-                    let s = (sq - m * m).max(0.0).sqrt();
-                    std[c] = if s > 1e-6 { s as f32 } else { 1.0 };
-                }
+                let (mean, std) = self.fitted_stats(ok, &sum, &sq)?;
                 (mean, std, kept)
             }
         };

@@ -178,3 +178,30 @@ fn batches_equal_the_full_transform() {
     assert!(it.next().is_some());
     drop(it);
 }
+
+#[test]
+fn chunked_fit_equals_fit() {
+    use crate::stream::FitChunks;
+    let df = gray_frame(9, 25);
+    let mut whole = ImagePreprocessor::from_bytes("img")
+        .size(5, 5)
+        .normalization(Normalization::Fitted);
+    whole.fit(&df).unwrap();
+    let mut chunked = whole.clone();
+    chunked.fitted = None;
+    chunked
+        .fit_chunks(&[df.slice(0, 4), df.slice(4, 0), df.slice(4, 5)])
+        .unwrap();
+    assert_eq!(chunked, whole);
+    // a corrupt image in the second chunk is named at its row of the stream
+    let mut bad: Vec<Option<Vec<u8>>> = (0..6).map(|i| Some(gray(5, 5, i * 10))).collect();
+    bad[4] = Some(vec![1, 2, 3]);
+    let bad = bytes_frame(bad);
+    let err = chunked
+        .fit_chunks(&[bad.slice(0, 3), bad.slice(3, 3)])
+        .unwrap_err();
+    assert!(
+        matches!(err, PreprocessingError::BadImage { row: 4, .. }),
+        "{err}"
+    );
+}

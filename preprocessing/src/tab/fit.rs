@@ -10,6 +10,7 @@ use crate::embed::embed_dim;
 use crate::error::{PreprocessingError, Result};
 use crate::macros::{bail, ensure};
 use crate::quantize;
+use crate::stream::{FitChunks, KeyUnion, ValueSketch, DEFAULT_SKETCH_CAPACITY};
 
 /// What `fit` learned (saved under `fitted` in the JSON).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -200,5 +201,134 @@ fn median(values: &mut [f64]) -> f64 {
         } else {
             lower / 2.0 + upper / 2.0
         }
+    }
+}
+
+/// What [`FitChunks`] accumulates for a [`TabPreprocessor`].
+#[derive(Debug)]
+pub struct TabPartial {
+    /// Per categorical column: its distinct keys and its dtype class in the first chunk.
+    cat: Vec<(KeyUnion, Option<Option<DtypeClass>>)>,
+    /// Per plain continuous column.
+    cont: Vec<ValueSketch>,
+    /// Per quantized column.
+    quant: Vec<ValueSketch>,
+    rows: usize,
+}
+
+impl TabPreprocessor {
+    /// [`FittedCont`] from a sketch that no longer holds every value: the median of its sample,
+    /// the exact mean and standard deviation of the observed values combined with the
+    /// missing ones imputed by that median.
+    fn fit_continuous_sketch(&self, s: &ValueSketch, name: &str) -> Result<FittedCont> {
+        ensure!(s.observed() > 0, PreprocessingError::all_null(name));
+        let median = median(&mut s.kept().to_vec());
+        let n_missing = s.rows() - s.observed();
+        let (mut mean, mut std) = (0.0, 1.0);
+        if self.scaling.applies_to(name) {
+            let (na, nb) = (s.observed() as f64, n_missing as f64);
+            let n = na + nb;
+            let delta = median - s.mean();
+            mean = s.mean() + delta * nb / n;
+            std = ((s.variance() * na + delta * delta * na * nb / n) / n).sqrt();
+            if !std.is_finite() || std <= 10.0 * f64::EPSILON * mean.abs() {
+                std = 1.0;
+            }
+            ensure!(
+                mean.is_finite(),
+                PreprocessingError::OutOfRange {
+                    column: name.to_owned(),
+                    row: 0,
+                    value: s.mean(),
+                    reason: "the column's mean overflows".into(),
+                }
+            );
+        }
+        Ok(FittedCont {
+            median,
+            mean,
+            std,
+            indicator: self.missing_indicator && n_missing > 0,
+        })
+    }
+}
+
+impl FitChunks for TabPreprocessor {
+    type Partial = TabPartial;
+
+    fn begin(&self) -> Result<TabPartial> {
+        self.validate_config()?;
+        let sketch = |k: usize| ValueSketch::new(DEFAULT_SKETCH_CAPACITY, k as u64);
+        Ok(TabPartial {
+            cat: vec![(KeyUnion::default(), None); self.cat_cols.len()],
+            cont: (0..self.plain_cols().count()).map(sketch).collect(),
+            quant: (0..self.quant_cols().count())
+                .map(|k| sketch(1000 + k))
+                .collect(),
+            rows: 0,
+        })
+    }
+
+    /// Errors: those of [`fit`](Fit::fit) for the chunk, rows counted from the stream's start.
+    fn update(
+        &self,
+        p: &mut TabPartial,
+        _pass: usize,
+        chunk: &DataFrame,
+        offset: usize,
+    ) -> Result<()> {
+        if chunk.height() == 0 {
+            return Ok(());
+        }
+        self.check_columns(chunk)?;
+        for (name, (keys, dtype)) in self.cat_cols.iter().zip(&mut p.cat) {
+            let col = column::get(chunk, name)?;
+            keys.add(col)?;
+            dtype.get_or_insert_with(|| DtypeClass::of(col.dtype()));
+        }
+        for (name, s) in self.plain_cols().zip(&mut p.cont) {
+            s.add(column::get(chunk, name)?, name, offset)?;
+        }
+        for (name, s) in self.quant_cols().zip(&mut p.quant) {
+            s.add(column::get(chunk, name)?, name, offset)?;
+        }
+        p.rows += chunk.height();
+        Ok(())
+    }
+
+    fn finish(&mut self, p: TabPartial) -> Result<()> {
+        ensure!(p.rows > 0, PreprocessingError::EmptyFrame);
+        let cat = self
+            .cat_cols
+            .iter()
+            .zip(p.cat)
+            .map(|(name, (keys, dtype))| {
+                let categories = keys.into_sorted();
+                ensure!(!categories.is_empty(), PreprocessingError::all_null(name));
+                Ok(FittedCat {
+                    embed_dim: self.embed_dim_of(name, categories.len() + 1),
+                    categories,
+                    dtype: dtype.flatten(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let cont = self
+            .plain_cols()
+            .zip(&p.cont)
+            .map(|(name, s)| {
+                if s.is_exact() {
+                    self.fit_continuous(&s.to_column(name), name)
+                } else {
+                    self.fit_continuous_sketch(s, name)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let quant = self
+            .quant_cols()
+            .zip(&p.quant)
+            .map(|(name, s)| self.fit_quantized(&s.to_column(name), name))
+            .collect::<Result<Vec<_>>>()?;
+        self.fitted = Some(TabFitted { cat, cont, quant });
+        Ok(())
     }
 }

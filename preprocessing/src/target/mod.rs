@@ -2,6 +2,7 @@
 
 mod classes;
 mod scale;
+mod stream;
 #[cfg(test)]
 mod tests;
 

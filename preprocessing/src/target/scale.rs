@@ -32,8 +32,8 @@ pub enum TargetScaling {
 /// for [`TargetScaling::Log`], whose center is 0 and scale 1).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub(super) struct FittedScale {
-    center: f64,
-    scale: f64,
+    pub(super) center: f64,
+    pub(super) scale: f64,
 }
 
 impl TargetEncoder {

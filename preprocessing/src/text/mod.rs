@@ -1,6 +1,7 @@
 //! Tokenization of a text column into padded `i64` id sequences for the deep text component.
 
 mod encode;
+mod stream;
 #[cfg(test)]
 mod tests;
 mod train;
@@ -330,14 +331,10 @@ impl TextPreprocessor {
     }
 }
 
-impl Fit for TextPreprocessor {
-    /// Learns the vocabulary from the non-null texts of `df` (or reads the pretrained
-    /// tokenizer), and the embedding matrix when word vectors are set.
-    fn fit(&mut self, df: &DataFrame) -> Result<()> {
-        self.validate()?;
-        ensure!(df.height() > 0, PreprocessingError::EmptyFrame);
-        let texts = read_texts(df, &self.text_col)?;
-        let mut tokenizer = self.learn_tokenizer(&texts)?;
+impl TextPreprocessor {
+    /// Stores the fitted state around a learned `tokenizer`: truncation, the pad id, the
+    /// vocabulary size and the embedding matrix when word vectors are set.
+    fn set_tokenizer(&mut self, mut tokenizer: Tokenizer) -> Result<()> {
         tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams {
@@ -372,6 +369,18 @@ impl Fit for TextPreprocessor {
             word_ids: Default::default(),
         });
         Ok(())
+    }
+}
+
+impl Fit for TextPreprocessor {
+    /// Learns the vocabulary from the non-null texts of `df` (or reads the pretrained
+    /// tokenizer), and the embedding matrix when word vectors are set.
+    fn fit(&mut self, df: &DataFrame) -> Result<()> {
+        self.validate()?;
+        ensure!(df.height() > 0, PreprocessingError::EmptyFrame);
+        let texts = read_texts(df, &self.text_col)?;
+        let tokenizer = self.learn_tokenizer(&texts)?;
+        self.set_tokenizer(tokenizer)
     }
 
     fn is_fitted(&self) -> bool {

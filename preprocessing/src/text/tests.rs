@@ -201,3 +201,36 @@ fn bad_inputs_are_typed_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn chunked_word_fit_equals_fit_and_subwords_are_refused() {
+    use crate::stream::FitChunks;
+    let df = frame();
+    for min_freq in [1, 2] {
+        let mut whole = word(min_freq);
+        whole.fit(&df).unwrap();
+        let mut chunked = word(min_freq);
+        chunked
+            .fit_chunks(&[df.slice(0, 2), df.slice(2, 1), df.slice(3, 2)])
+            .unwrap();
+        assert_eq!(
+            serde_json::to_value(&chunked).unwrap(),
+            serde_json::to_value(&whole).unwrap()
+        );
+        assert_eq!(
+            chunked.transform(&df).unwrap(),
+            whole.transform(&df).unwrap()
+        );
+    }
+    let err = TextPreprocessor::new("t")
+        .vocab(Vocab::Bpe {
+            min_freq: 1,
+            vocab_size: 50,
+        })
+        .fit_chunks(&[df])
+        .unwrap_err();
+    assert!(
+        matches!(&err, PreprocessingError::InvalidConfig { field, .. } if field == "vocab"),
+        "{err}"
+    );
+}

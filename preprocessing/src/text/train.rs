@@ -124,8 +124,15 @@ impl TextPreprocessor {
         min_freq: u64,
         max_vocab: usize,
     ) -> Result<Tokenizer> {
+        let counts = self.count_words(texts)?;
+        self.word_tokenizer_from_counts(&counts, min_freq, max_vocab)
+    }
+
+    /// How often each word (after normalisation and whitespace pre-tokenization) occurs in
+    /// the non-null `texts`.
+    pub(super) fn count_words(&self, texts: &[Option<&str>]) -> Result<HashMap<String, u64>> {
         let normalizer = self.normalizer();
-        let counts: HashMap<String, u64> = texts
+        texts
             .par_iter()
             .flatten()
             .try_fold(HashMap::new, |mut m: HashMap<String, u64>, t| {
@@ -159,7 +166,16 @@ impl TextPreprocessor {
                     *a.entry(k).or_default() += v;
                 }
                 Ok(a)
-            })?;
+            })
+    }
+
+    /// The word-level tokenizer of `counts` (see [`word_tokenizer`](Self::word_tokenizer)).
+    pub(super) fn word_tokenizer_from_counts(
+        &self,
+        counts: &HashMap<String, u64>,
+        min_freq: u64,
+        max_vocab: usize,
+    ) -> Result<Tokenizer> {
         let mut ordered: Vec<(&String, &u64)> =
             counts.iter().filter(|(_, &c)| c >= min_freq).collect();
         ordered.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));

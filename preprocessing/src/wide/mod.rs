@@ -1,6 +1,7 @@
 //! Global index encoding for the wide (linear) component.
 
 mod crossed;
+mod stream;
 #[cfg(test)]
 mod tests;
 

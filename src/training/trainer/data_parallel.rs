@@ -70,6 +70,26 @@ pub(super) fn start(
     broadcast_state(d, model.var_store())
 }
 
+/// When `fit_stream` starts: checks that every rank streams the same number of training and
+/// validation rows, then gives every rank rank 0's parameters and buffers.
+pub(super) fn start_stream(
+    d: &Distributed,
+    model: &WideDeep,
+    train_rows: usize,
+    val_rows: Option<usize>,
+) -> Result<()> {
+    let mine = [train_rows as i64, val_rows.map_or(-1, |v| v as i64)];
+    let all = d.gather_values(&mine)?;
+    if let Some((r, v)) = all.iter().enumerate().find(|(_, v)| v.as_slice() != mine) {
+        return Err(d.error(format!(
+            "rank {r} streams {} training and {} validation rows, this rank {} and {}: every \
+             rank must pass the same data to fit_stream",
+            v[0], v[1], mine[0], mine[1]
+        )));
+    }
+    broadcast_state(d, model.var_store())
+}
+
 /// Rows one rank trains on per epoch, for `n` rows in the epoch.
 pub(super) fn rows_of_rank(cfg: &TrainerConfig, n: usize) -> usize {
     match &cfg.distributed {

@@ -11,6 +11,7 @@ use crate::training::checks::monitored;
 use crate::training::extras::RowOrder;
 use crate::training::grad::GradStep;
 use crate::training::prefetch::EpochBatches;
+use crate::training::stream::{BatchSource, Batches};
 use crate::training::Dataset;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::SeedableRng;
@@ -68,6 +69,19 @@ impl FitState {
         }
         Ok(state.stop)
     }
+}
+
+/// The training data of a run: rows in memory with their row order, or a streamed source.
+enum TrainData<'a> {
+    Rows(&'a Dataset, RowOrder),
+    Stream(&'a dyn BatchSource),
+}
+
+/// The validation data of a run.
+#[derive(Clone, Copy)]
+enum ValData<'a> {
+    Rows(&'a Dataset),
+    Stream(&'a dyn BatchSource),
 }
 
 /// What one epoch accumulates.
@@ -139,13 +153,107 @@ impl Trainer {
         let order = self.row_order(train)?;
         let n_rows = data_parallel::rows_of_rank(&cfg, order.rows(train.len()));
         let n_batches = n_rows.div_ceil(cfg.batch_size);
+        self.fit_data(
+            &cfg,
+            rng,
+            TrainData::Rows(train, order),
+            val.map(ValData::Rows),
+            n_batches,
+        )
+    }
+
+    /// Trains for `config.epochs` epochs on data streamed batch by batch (for data larger than
+    /// memory, e.g. [`ScanDataset`](crate::pipeline::ScanDataset) over Parquet files), with
+    /// optional streamed validation data. Everything else is as in [`Trainer::fit`]: the
+    /// same steps on the same batches give the same weights (with the source's shuffling
+    /// off and the trainer's `shuffle` off, the batches of a stream over the rows of an
+    /// in-memory data set are those of `fit`).
+    ///
+    /// The source decides the row order (its own seeded shuffle; the trainer's `shuffle`
+    /// setting does not apply). Not available for streams, with an
+    /// [`InvalidConfig`](WideDeepError::InvalidConfig) error naming the setting: a weighted
+    /// sampler (`extras.sampler`: it needs every row's weight up front), the warm-up routines
+    /// (`extras.finetune`) and `val_split` without validation data (pass validation data).
+    ///
+    /// Distributed ([`TrainerConfig::distributed`]): every rank passes the same source; each
+    /// trains on its share of it ([`BatchSource::shard`]: for a [`ScanDataset`], its own pages
+    /// of each epoch's shuffled page order, padded to the same number of steps), with the
+    /// gradients averaged as in [`Trainer::fit`]; validation data is evaluated whole on every
+    /// rank, so that every rank's record is the same.
+    ///
+    /// [`ScanDataset`]: crate::pipeline::ScanDataset
+    pub fn fit_stream(
+        &mut self,
+        train: &dyn BatchSource,
+        val: Option<&dyn BatchSource>,
+    ) -> Result<&History> {
+        let cfg = self.config.clone();
+        ensure!(
+            train.rows() > 0,
+            WideDeepError::Missing("the training data has no rows".into())
+        );
+        ensure!(
+            cfg.extras.sampler.is_none(),
+            config("extras.sampler"),
+            "a weighted sampler needs every row's weight up front; it is not available for \
+             streamed data"
+        );
+        ensure!(
+            cfg.extras.finetune.is_none(),
+            config("extras.finetune"),
+            "the warm-up routines are not available for streamed data"
+        );
+        ensure!(
+            val.is_some() || cfg.val_split.is_none(),
+            config("val_split"),
+            "streamed data is not split; pass validation data instead"
+        );
+        if let Some(es) = &cfg.early_stopping {
+            ensure!(
+                val.is_some() || !es.monitor.starts_with("val_"),
+                config("early_stopping.monitor"),
+                "`{}` needs validation data",
+                es.monitor
+            );
+        }
+        if let Some(path) = data_parallel::resume_from(&self.config).map(Path::to_path_buf) {
+            self.resume(&path)?; // a restarted run continues from its last epoch
+        }
+        self.apply_initializers_once()?;
+        let mut n_rows = train.rows();
+        if let Some(d) = &cfg.distributed {
+            // same data on every rank, rank 0's weights; each rank a padded share of the rows
+            data_parallel::start_stream(d, &self.model, train.rows(), val.map(|v| v.rows()))?;
+            n_rows = train.shard_rows(d.world_size());
+        }
+        let _rng_guard = crate::torch_rng_lock();
+        let rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let n_batches = n_rows.div_ceil(cfg.batch_size);
+        self.fit_data(
+            &cfg,
+            rng,
+            TrainData::Stream(train),
+            val.map(ValData::Stream),
+            n_batches,
+        )
+    }
+
+    /// The run shared by `fit` and `fit_stream`, once the data is checked.
+    fn fit_data(
+        &mut self,
+        cfg: &TrainerConfig,
+        rng: ChaCha8Rng,
+        train: TrainData<'_>,
+        val: Option<ValData<'_>>,
+        n_batches: usize,
+    ) -> Result<&History> {
         let mut grad = GradStep::new(cfg.extras.grad_settings(), self.model.var_store());
         if let Some(d) = &cfg.distributed {
             grad.distributed(d, self.model.var_store())?; // averaged gradients
         }
         let optimization = match self.optimization.take() {
             Some(o) => o,
-            None => Optimization::new(&self.model, &cfg, n_batches * cfg.epochs.max(1))?,
+            None => Optimization::new(&self.model, cfg, n_batches * cfg.epochs.max(1))?,
         };
         if !std::mem::take(&mut self.resumed) {
             self.es_state = EarlyStoppingState::new();
@@ -158,7 +266,7 @@ impl Trainer {
             callbacks: std::mem::take(&mut self.callbacks),
             n_batches,
         };
-        let result = self.fit_epochs(&cfg, &mut state, (train, &order), val);
+        let result = self.fit_epochs(cfg, &mut state, &train, val);
         let FitState {
             optimization,
             mut callbacks,
@@ -176,8 +284,8 @@ impl Trainer {
         &mut self,
         cfg: &TrainerConfig,
         state: &mut FitState,
-        train: (&Dataset, &RowOrder),
-        val: Option<&Dataset>,
+        train: &TrainData<'_>,
+        val: Option<ValData<'_>>,
     ) -> Result<()> {
         let first = self.history.len();
         state.hooks(self, first, 0, |c, s| c.on_train_begin(s))?;
@@ -219,28 +327,59 @@ impl Trainer {
         &mut self,
         cfg: &TrainerConfig,
         state: &mut FitState,
-        (train, order): (&Dataset, &RowOrder),
+        train: &TrainData<'_>,
         (epoch, total_epochs): (usize, usize),
     ) -> Result<EpochSums> {
         tch::manual_seed(torch_epoch_seed(cfg.seed, epoch));
-        // the stored order, a shuffle (the draws of `Dataset::shuffled`) or weighted draws
-        let rows = order.epoch(&mut state.rng);
+        let device = self.model.device();
         // distributed: this rank's shard, the first `real` of its rows not padding
-        let (rows, real) = data_parallel::shard(cfg, rows, order.rows(train.len()));
+        let (batches, real): (Batches<'_>, usize) = match train {
+            TrainData::Rows(data, order) => {
+                // the stored order, a shuffle (the draws of `Dataset::shuffled`) or weighted
+                // draws
+                let rows = order.epoch(&mut state.rng);
+                let (rows, real) = data_parallel::shard(cfg, rows, order.rows(data.len()));
+                let prefetch = cfg.extras.prefetch_on(device);
+                let batches =
+                    EpochBatches::new(data, rows.as_ref(), cfg.batch_size, device, prefetch);
+                // lazy image columns: each batch's images are decoded when it comes up
+                let batches = batches.map(move |batch| {
+                    if batch.is_lazy() {
+                        Ok(batch.materialize()?.to_device(device))
+                    } else {
+                        Ok(batch)
+                    }
+                });
+                (Box::new(batches), real)
+            }
+            TrainData::Stream(source) => {
+                let (batches, real) = match &cfg.distributed {
+                    Some(d) if d.world_size() > 1 => {
+                        source.shard(epoch, cfg.batch_size, cfg.seed, d.rank(), d.world_size())?
+                    }
+                    _ => (source.batches(epoch, cfg.batch_size, cfg.seed)?, usize::MAX),
+                };
+                let this: &Trainer = self;
+                let batches = batches.map(move |batch| {
+                    let batch = batch?;
+                    this.check_data(&batch, "training")?;
+                    Ok(batch.to_device(device))
+                });
+                (Box::new(batches), real)
+            }
+        };
         let mut sums = EpochSums {
             stop: state.hooks(self, epoch, 0, |c, s| c.on_epoch_begin(s))?,
             ..Default::default()
         };
         let bar = progress_bar(cfg.verbose, state.n_batches, epoch, total_epochs);
-        let device = self.model.device();
-        let prefetch = cfg.extras.prefetch_on(device);
-        let batches = EpochBatches::new(train, rows.as_ref(), cfg.batch_size, device, prefetch);
         for (b, batch) in batches.enumerate() {
-            // lazy image columns: this batch's images are decoded now
-            let batch = if batch.is_lazy() {
-                batch.materialize()?.to_device(device)
-            } else {
-                batch
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(e) => {
+                    bar.abandon();
+                    return Err(e);
+                }
             };
             sums.stop |= state.hooks(self, epoch, b, |c, s| c.on_batch_begin(s))?;
             let (lv, out) = match self.train_step(cfg, state, &batch, epoch, b) {
@@ -324,7 +463,7 @@ impl Trainer {
         &self,
         cfg: &TrainerConfig,
         sums: &mut EpochSums,
-        val: Option<&Dataset>,
+        val: Option<ValData<'_>>,
     ) -> Result<BTreeMap<String, f64>> {
         if let Some(d) = &cfg.distributed {
             data_parallel::gather(d, sums)?; // the sums of all ranks
@@ -345,15 +484,16 @@ impl Trainer {
             self.add_metrics(&mut record, "", &scores, &target)?;
         }
         if let Some(v) = val {
-            let pass = data_parallel::validation_pass(self, v)?; // distributed: shared out
+            let (pass, target) = match v {
+                ValData::Rows(v) => (
+                    data_parallel::validation_pass(self, v)?, // distributed: shared out
+                    v.target.as_ref().expect("checked").shallow_clone(),
+                ),
+                ValData::Stream(v) => self.run_stream(v, "validation")?,
+            };
             record.insert("val_loss".to_string(), pass.loss);
             let scores = cfg.objective.scores(&pass.outputs);
-            self.add_metrics(
-                &mut record,
-                "val_",
-                &scores,
-                v.target.as_ref().expect("checked"),
-            )?;
+            self.add_metrics(&mut record, "val_", &scores, &target)?;
         }
         if let Some((bar, epoch, total)) = sums.bar.take() {
             finish_bar(&bar, cfg.verbose, epoch, total, &summarize(&record));

@@ -3,7 +3,7 @@
 use super::Trainer;
 use crate::error::{Result, WideDeepError};
 use crate::macros::{bail, ensure};
-use crate::training::{Dataset, Metric};
+use crate::training::{BatchSource, Dataset, Metric};
 use std::collections::BTreeMap;
 use tch::{Kind, Tensor};
 
@@ -118,6 +118,48 @@ impl Trainer {
         }
         check_finite_record(&record)?;
         Ok(record)
+    }
+
+    /// Loss and every configured metric (or `metrics` when given) on data streamed batch by
+    /// batch (e.g. a [`ScanDataset`](crate::pipeline::ScanDataset)): the same record as
+    /// [`Trainer::evaluate`] on the same rows in memory. Holds the outputs and targets of all
+    /// rows (a few numbers per row), never their inputs.
+    pub fn evaluate_stream(
+        &self,
+        data: &dyn BatchSource,
+        metrics: Option<&[Metric]>,
+    ) -> Result<BTreeMap<String, f64>> {
+        let (pass, target) = self.run_stream(data, "evaluation")?;
+        check_finite_rows(&pass.outputs)?;
+        let mut record = BTreeMap::from([("loss".to_string(), pass.loss)]);
+        let scores = self.config.objective.scores(&pass.outputs);
+        for m in metrics.unwrap_or(&self.config.metrics) {
+            record.extend(m.compute_named(&self.config.objective, &scores, &target)?);
+        }
+        check_finite_record(&record)?;
+        Ok(record)
+    }
+
+    /// [`run`](Self::run) with the loss over every batch of `data` (epoch 0, in
+    /// `eval_batch_size` batches); also returns the targets `[N]` (or `[N, T]`) in row order.
+    pub(super) fn run_stream(&self, data: &dyn BatchSource, what: &str) -> Result<(Pass, Tensor)> {
+        ensure!(data.rows() > 0, missing(), "the {what} data has no rows");
+        let (mut outs, mut targets, mut loss_sum, mut rows) = (Vec::new(), Vec::new(), 0f64, 0i64);
+        for batch in data.batches(0, self.config.eval_batch_size, self.config.seed)? {
+            let batch = batch?;
+            self.check_data(&batch, what)?;
+            let pass = self.run(&batch, true)?;
+            loss_sum += pass.loss * batch.len() as f64;
+            rows += batch.len();
+            outs.push(pass.outputs);
+            targets.push(batch.target.expect("checked").to_device(tch::Device::Cpu));
+        }
+        ensure!(rows > 0, missing(), "the {what} data has no rows");
+        let pass = Pass {
+            outputs: Tensor::cat(&outs, 0),
+            loss: loss_sum / rows as f64,
+        };
+        Ok((pass, Tensor::cat(&targets, 0)))
     }
 
     /// A forward pass in eval mode over `data` in batches; the loss when `with_loss`.

@@ -93,17 +93,19 @@ fn main() -> Result<()> {
     println!("test accuracy: {acc:.4}");
     println!(
         "{world} process(es): {steps} steps in {seconds:.2} s = {:.1} steps/s, {:.0} rows/s; \
-         per step {:.2} MB all-reduced/broadcast, {:.2} ms in communication",
+         per step {:.3} MB communicated, {:.2} ms waiting for communication, {:.1} gradient \
+         buckets overlapped with the backward pass",
         steps as f64 / seconds,
         (train.len() as usize * epochs) as f64 / seconds,
         comm.bytes as f64 / steps as f64 / 1e6,
-        comm.seconds * 1e3 / steps as f64
+        comm.seconds * 1e3 / steps as f64,
+        comm.overlapped_buckets as f64 / steps as f64
     );
 
     // the same steps in one process: batch world × 256 on the same rows in the same order,
-    // on all the cores (each rank had one: torchrun sets OMP_NUM_THREADS=1)
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    widedeep::tch::set_num_threads(cores as i32);
+    // with the threads of one rank (torchrun sets OMP_NUM_THREADS=1; on this 2-core machine
+    // two threads were slower for this small model)
+    let threads = widedeep::tch::get_num_threads();
     let single_cfg = trainer_config(&prep, BATCH_PER_RANK * world, epochs)?;
     let mut single = Trainer::new(
         WideDeep::new(&model_config(&prep)?, Device::Cpu)?,
@@ -113,10 +115,11 @@ fn main() -> Result<()> {
     single.fit(&train, None)?;
     let single_s = t0.elapsed().as_secs_f64();
     println!(
-        "1 process ({cores} threads), batch {}: {steps} steps in {single_s:.2} s = {:.1} steps/s; test accuracy \
-         {:.4}",
+        "1 process ({threads} thread(s)), batch {}: {steps} steps in {single_s:.2} s = {:.1} \
+         steps/s, {:.0} rows/s; test accuracy {:.4}",
         BATCH_PER_RANK * world,
         steps as f64 / single_s,
+        (train.len() as usize * epochs) as f64 / single_s,
         single.evaluate(&test, None)?["accuracy"]
     );
     let theirs = single.model().var_store().variables();

@@ -4,6 +4,8 @@
 // waited for with the group's timeout. Also a heartbeat per rank in the store, so that a failed
 // collective can name the ranks that are gone, and the one autograd detail tch lacks (setting
 // a variable's gradient). Every function catches C++ exceptions and returns their message.
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -216,9 +218,197 @@ extern "C" int64_t widedeep_c10d_lost_ranks(void* group, int64_t window_ms, int3
   }
 }
 
-// Sets the gradient of a variable (tch has no setter): what the averaged buckets give a
-// parameter that had none on this rank.
-extern "C" int widedeep_set_grad(at::Tensor* var, const at::Tensor* grad, char* err,
-                                 size_t err_len) {
-  return guarded(err, err_len, [&] { var->mutable_grad() = *grad; });
+namespace {
+
+// Gradient averaging overlapped with the backward pass (DDP's reducer, reduced to what the
+// trainer needs): the trainable variables are cut into buckets (in reverse order, as gradients
+// arrive from the last layers first), and a post-hook on each variable's gradient accumulator
+// starts a bucket's all-reduce as soon as all its gradients of the armed backward pass are
+// accumulated, buckets always started in index order so that every rank issues the same
+// sequence of collectives. `finish` starts what is left (variables without a gradient in this
+// pass), waits, and writes the means back. Each bucket carries one defined-flag per variable,
+// so a gradient missing on some ranks counts as zeros and one missing on all stays missing.
+struct Overlap {
+  Group* g;
+  std::vector<at::Tensor> vars;
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;
+  std::vector<uintptr_t> hook_keys;
+  std::vector<std::vector<size_t>> buckets;
+  std::vector<size_t> bucket_of;
+  std::vector<size_t> pending;
+  std::vector<char> seen;
+  std::vector<at::Tensor> flats;
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  size_t next = 0;
+  bool armed = false;
+  std::string error;
+  std::mutex mu;
+  int64_t launched_in_backward = 0;
+
+  void reset() {
+    next = 0;
+    armed = false;
+    for (size_t b = 0; b < buckets.size(); ++b) {
+      pending[b] = 0;
+      for (size_t i : buckets[b]) pending[b] += vars[i].requires_grad() ? 1 : 0;
+    }
+    std::fill(seen.begin(), seen.end(), 0);
+    flats.assign(buckets.size(), at::Tensor());
+    works.assign(buckets.size(), c10::intrusive_ptr<c10d::Work>());
+  }
+
+  void launch(size_t b) {
+    std::vector<at::Tensor> parts;
+    std::vector<double> flags;
+    auto kind = vars[buckets[b][0]].scalar_type();
+    for (size_t i : buckets[b]) {
+      at::Tensor grad = vars[i].grad();
+      if (grad.defined()) {
+        parts.push_back(grad.detach().reshape({-1}).to(at::kCPU, kind));
+      } else {
+        parts.push_back(at::zeros({vars[i].numel()}, at::TensorOptions().dtype(kind)));
+      }
+      flags.push_back(grad.defined() ? 1.0 : 0.0);
+    }
+    parts.push_back(at::tensor(flags, at::TensorOptions().dtype(at::kDouble)).to(kind));
+    flats[b] = at::cat(parts, 0);
+    c10d::AllreduceOptions opts;
+    opts.timeout = g->timeout;
+    std::vector<at::Tensor> one{flats[b]};
+    works[b] = g->pg->allreduce(one, opts);
+  }
+
+  // Called by the hook of variable `i` after its gradient was accumulated.
+  void on_grad(size_t i) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!armed || seen[i] || !error.empty()) return;
+    seen[i] = 1;
+    size_t b = bucket_of[i];
+    --pending[b];
+    try {
+      while (next < buckets.size() && pending[next] == 0) {
+        launch(next++);
+        ++launched_in_backward;
+      }
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+
+  // Returns the buckets started during the backward pass since the last call.
+  int64_t finish() {
+    std::lock_guard<std::mutex> lock(mu);
+    int64_t early = launched_in_backward;
+    launched_in_backward = 0;
+    if (!error.empty()) {
+      std::string e = error;
+      error.clear();
+      reset();
+      throw std::runtime_error(e);
+    }
+    try {
+      while (next < buckets.size()) launch(next++);
+      wait_all(works, g->timeout);
+    } catch (...) {
+      reset();
+      throw;
+    }
+    double w = static_cast<double>(g->world);
+    for (size_t b = 0; b < buckets.size(); ++b) {
+      at::Tensor mean = flats[b].div(w);
+      int64_t at = 0;
+      int64_t n_vars = static_cast<int64_t>(buckets[b].size());
+      int64_t total = mean.numel();
+      at::Tensor flags = mean.narrow(0, total - n_vars, n_vars).to(at::kDouble);
+      for (size_t k = 0; k < buckets[b].size(); ++k) {
+        at::Tensor& var = vars[buckets[b][k]];
+        int64_t n = var.numel();
+        at::Tensor part = mean.narrow(0, at, n).view(var.sizes());
+        at += n;
+        at::Tensor grad = var.grad();
+        if (grad.defined()) {
+          at::NoGradGuard no_grad;
+          grad.copy_(part);
+        } else if (flags[k].item<double>() > 0) {
+          var.mutable_grad() = part.to(var.device()).clone();
+        }
+      }
+    }
+    reset();
+    return early;
+  }
+
+  ~Overlap() {
+    for (size_t i = 0; i < accumulators.size(); ++i) {
+      if (accumulators[i]) accumulators[i]->del_post_hook(hook_keys[i]);
+    }
+  }
+};
+
+}  // namespace
+
+// Prepares the overlapped gradient averaging of `vars` (buckets of at most `cap_bytes`).
+extern "C" int widedeep_c10d_overlap_new(void* group, at::Tensor** vars, size_t n,
+                                         int64_t cap_bytes, void** out, char* err,
+                                         size_t err_len) {
+  return guarded(err, err_len, [&] {
+    auto ov = std::make_unique<Overlap>();
+    ov->g = static_cast<Group*>(group);
+    for (size_t i = 0; i < n; ++i) ov->vars.push_back(*vars[i]);
+    ov->bucket_of.assign(n, 0);
+    ov->seen.assign(n, 0);
+    int64_t bytes = 0;
+    for (size_t k = n; k-- > 0;) {
+      const at::Tensor& v = ov->vars[k];
+      int64_t size = v.numel() * static_cast<int64_t>(v.element_size());
+      bool fresh = ov->buckets.empty() || bytes + size > cap_bytes ||
+                   ov->vars[ov->buckets.back()[0]].scalar_type() != v.scalar_type();
+      if (fresh) {
+        ov->buckets.emplace_back();
+        bytes = 0;
+      }
+      ov->buckets.back().push_back(k);
+      ov->bucket_of[k] = ov->buckets.size() - 1;
+      bytes += size;
+    }
+    ov->pending.assign(ov->buckets.size(), 0);
+    ov->reset();
+    Overlap* raw = ov.get();
+    for (size_t i = 0; i < n; ++i) {
+      if (!ov->vars[i].requires_grad()) {
+        ov->accumulators.push_back(nullptr);
+        ov->hook_keys.push_back(0);
+        continue;
+      }
+      auto acc = torch::autograd::impl::grad_accumulator(ov->vars[i]);
+      uintptr_t key = acc->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+          [raw, i](const torch::autograd::variable_list& outputs,
+                   const torch::autograd::variable_list& /*inputs*/) {
+            raw->on_grad(i);
+            return outputs;
+          }));
+      ov->accumulators.push_back(acc);
+      ov->hook_keys.push_back(key);
+    }
+    *out = ov.release();
+  });
 }
+
+// The next backward pass starts each bucket's all-reduce as soon as its gradients are in.
+extern "C" void widedeep_c10d_overlap_arm(void* ov) {
+  auto* o = static_cast<Overlap*>(ov);
+  std::lock_guard<std::mutex> lock(o->mu);
+  o->armed = true;
+}
+
+// Starts the buckets not started yet, waits for all, and replaces the gradients by their means
+// over the ranks; `launched_early`: the buckets started during the backward pass.
+extern "C" int widedeep_c10d_overlap_finish(void* ov, int64_t* launched_early, char* err,
+                                            size_t err_len) {
+  return guarded(err, err_len, [&] {
+    auto* o = static_cast<Overlap*>(ov);
+    *launched_early = o->finish();
+  });
+}
+
+extern "C" void widedeep_c10d_overlap_free(void* ov) { delete static_cast<Overlap*>(ov); }

@@ -2,7 +2,7 @@
 //! the bucketed gradient averaging before each optimizer step (PyTorch DDP's semantics).
 use super::{ffi, Distributed};
 use crate::error::Result;
-use tch::{nn, Kind, Tensor};
+use tch::{nn, Tensor};
 
 /// Groups of consecutive tensors (same kind) whose total size stays under `cap` bytes: the
 /// flat buckets reduced or broadcast together.
@@ -77,18 +77,32 @@ fn broadcast_flat(d: &Distributed, tensors: &[Tensor]) -> Result<()> {
     Ok(())
 }
 
-/// Gradient averaging before each optimizer step, and the re-broadcast of rank 0's buffers
-/// after it.
-#[derive(Debug)]
+/// Gradient averaging before each optimizer step, overlapped with the last backward pass of
+/// each step where the gradients allow it, and the re-broadcast of rank 0's buffers after it.
 pub(crate) struct GradSync {
+    /// The shim's buckets and hooks (`None` in a group of one); dropped before `dist`, whose
+    /// process group it uses.
+    overlap: Option<ffi::Overlap>,
     dist: Distributed,
     /// The variables that are not trained (batch-norm statistics, frozen weights).
     buffers: Vec<Tensor>,
+    /// Bytes all-reduced per step: the trainable variables plus a flag per variable.
+    bytes: usize,
+}
+
+impl std::fmt::Debug for GradSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GradSync")
+            .field("dist", &self.dist)
+            .field("buffers", &self.buffers.len())
+            .finish()
+    }
 }
 
 impl GradSync {
-    /// For the trainable variables `vars` of `vs`.
-    pub(crate) fn new(dist: Distributed, vs: &nn::VarStore, vars: &[Tensor]) -> Self {
+    /// For the trainable variables `vars` of `vs`: buckets of `bucket_mb` and a hook on each
+    /// variable's gradient accumulator.
+    pub(crate) fn new(dist: Distributed, vs: &nn::VarStore, vars: &[Tensor]) -> Result<Self> {
         let mut all: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         let buffers = all
@@ -96,55 +110,49 @@ impl GradSync {
             .map(|(_, v)| v)
             .filter(|v| !vars.iter().any(|t| t.data_ptr() == v.data_ptr()))
             .collect();
-        Self { dist, buffers }
+        let cap = (dist.config().bucket_mb * 1e6) as usize;
+        let overlap = match dist.group() {
+            Some(g) if !vars.is_empty() => {
+                Some(ffi::Overlap::new(g, vars, cap).map_err(|m| dist.error(m))?)
+            }
+            _ => None,
+        };
+        let bytes = vars
+            .iter()
+            .map(|v| (v.numel() + 1) * v.kind().elt_size_in_bytes())
+            .sum();
+        Ok(Self {
+            overlap,
+            dist,
+            buffers,
+            bytes,
+        })
     }
 
-    /// Replaces the gradient of every variable in `vars` by its mean over the ranks (a rank
-    /// without a gradient for a variable contributes zeros; a variable without a gradient on
-    /// every rank keeps none). All-reduced in flat buckets of `bucket_mb`, started together.
-    pub(crate) fn average(&self, vars: &[Tensor]) -> Result<()> {
-        let d = &self.dist;
-        if d.world_size() == 1 || vars.is_empty() {
-            return Ok(());
+    /// The next backward pass is the last before a step: its buckets start all-reducing as
+    /// soon as their gradients are accumulated.
+    pub(crate) fn arm(&self) {
+        if let Some(o) = &self.overlap {
+            o.arm();
         }
-        let grads: Vec<Tensor> = vars.iter().map(Tensor::grad).collect();
-        let local: Vec<Tensor> = vars
-            .iter()
-            .zip(&grads)
-            .map(|(v, g)| {
-                if g.defined() {
-                    g.shallow_clone()
-                } else {
-                    v.zeros_like()
-                }
-            })
-            .collect();
-        let cap = (d.config().bucket_mb * 1e6) as usize;
-        let groups = buckets(&local, cap);
-        let mut flats: Vec<Tensor> = groups.iter().map(|g| flat(&local[g.clone()])).collect();
-        let mask: Vec<f32> = grads.iter().map(|g| g.defined() as i32 as f32).collect();
-        flats.push(Tensor::from_slice(&mask));
-        d.all_reduce_sum(&flats)?;
-        let mask = Vec::<f32>::try_from(flats.pop().expect("mask").to_kind(Kind::Float))?;
-        let w = d.world_size() as f64;
-        tch::no_grad(|| -> Result<()> {
-            for (g, f) in groups.iter().zip(&flats) {
-                let mean = f.f_div_scalar(w)?;
-                let mut at = 0i64;
-                for i in g.clone() {
-                    let n = local[i].numel() as i64;
-                    let part = mean.narrow(0, at, n).view_as(&local[i]);
-                    at += n;
-                    if grads[i].defined() {
-                        grads[i].shallow_clone().copy_(&part);
-                    } else if mask[i] > 0.0 {
-                        let fresh = part.to_device(vars[i].device()).copy();
-                        ffi::set_grad(&vars[i], &fresh).map_err(|m| d.error(m))?;
-                    }
-                }
-            }
-            Ok(())
-        })
+    }
+
+    /// Replaces the gradient of every trainable variable by its mean over the ranks (a rank
+    /// without a gradient for a variable contributes zeros; a variable without a gradient on
+    /// every rank keeps none): waits for the buckets started during the backward pass, starts
+    /// and waits for the others.
+    pub(crate) fn average(&self) -> Result<()> {
+        let Some(o) = &self.overlap else {
+            return Ok(());
+        };
+        let mut early = 0;
+        self.dist
+            .timed("all-reduce of the gradients", self.bytes, || {
+                early = o.finish()?;
+                Ok(())
+            })?;
+        self.dist.count_overlapped(early as u64);
+        Ok(())
     }
 
     /// After an optimizer step: every rank takes rank 0's buffers (DDP's `broadcast_buffers`).
@@ -159,6 +167,7 @@ impl GradSync {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Kind;
 
     #[test]
     fn buckets_respect_the_cap_and_the_kinds() {

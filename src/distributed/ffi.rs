@@ -61,12 +61,23 @@ mod shim {
             lost: *mut i32,
             cap: usize,
         ) -> i64;
-        pub fn widedeep_set_grad(
-            var: *mut c_void,
-            grad: *const c_void,
+        pub fn widedeep_c10d_overlap_new(
+            group: *mut c_void,
+            vars: *const *mut c_void,
+            n: usize,
+            cap_bytes: i64,
+            out: *mut *mut c_void,
             err: *mut c_char,
             err_len: usize,
         ) -> i32;
+        pub fn widedeep_c10d_overlap_arm(ov: *mut c_void);
+        pub fn widedeep_c10d_overlap_finish(
+            ov: *mut c_void,
+            launched_early: *mut i64,
+            err: *mut c_char,
+            err_len: usize,
+        ) -> i32;
+        pub fn widedeep_c10d_overlap_free(ov: *mut c_void);
     }
 }
 
@@ -190,13 +201,73 @@ impl Drop for Group {
     }
 }
 
-/// Sets the gradient of `var` to `grad` (tch has no setter).
+/// Gradient averaging overlapped with the backward pass (the shim's `Overlap`: buckets of the
+/// trainable variables, hooks on their gradient accumulators).
+pub(super) struct Overlap {
+    #[cfg(widedeep_c10d)]
+    ptr: *mut std::ffi::c_void,
+}
+
+// SAFETY: used by the one thread running the training loop; the shim locks its own state
+// against the autograd threads that run the hooks.
+unsafe impl Send for Overlap {}
+
 #[cfg(widedeep_c10d)]
-pub(super) fn set_grad(var: &Tensor, grad: &Tensor) -> Result<(), String> {
-    // SAFETY: both tensors are live; the shim assigns the variable's gradient
-    call(|err, len| unsafe {
-        shim::widedeep_set_grad(var.as_ptr() as *mut _, grad.as_ptr().cast(), err, len)
-    })
+impl Overlap {
+    /// Buckets of at most `cap_bytes` over `vars` (reverse order) and a hook on each.
+    pub(super) fn new(group: &Group, vars: &[Tensor], cap_bytes: usize) -> Result<Self, String> {
+        let ptrs = tensor_ptrs(vars);
+        let mut ptr = std::ptr::null_mut();
+        // SAFETY: live variables; the shim keeps its own references to them
+        call(|err, len| unsafe {
+            shim::widedeep_c10d_overlap_new(
+                group.ptr,
+                ptrs.as_ptr(),
+                ptrs.len(),
+                cap_bytes as i64,
+                &mut ptr,
+                err,
+                len,
+            )
+        })?;
+        Ok(Self { ptr })
+    }
+
+    /// The next backward pass starts each bucket's all-reduce as soon as it is complete.
+    pub(super) fn arm(&self) {
+        // SAFETY: a live overlap
+        unsafe { shim::widedeep_c10d_overlap_arm(self.ptr) }
+    }
+
+    /// Starts what is left, waits, writes the mean gradients back; returns the number of
+    /// buckets started during the backward pass.
+    pub(super) fn finish(&self) -> Result<i64, String> {
+        let mut early = 0i64;
+        // SAFETY: a live overlap
+        call(|err, len| unsafe {
+            shim::widedeep_c10d_overlap_finish(self.ptr, &mut early, err, len)
+        })?;
+        Ok(early)
+    }
+}
+
+#[cfg(widedeep_c10d)]
+impl Drop for Overlap {
+    fn drop(&mut self) {
+        // SAFETY: from `widedeep_c10d_overlap_new`, freed once (removes the hooks)
+        unsafe { shim::widedeep_c10d_overlap_free(self.ptr) }
+    }
+}
+
+#[cfg(not(widedeep_c10d))]
+impl Overlap {
+    pub(super) fn new(_g: &Group, _v: &[Tensor], _cap: usize) -> Result<Self, String> {
+        Err(MISSING.into())
+    }
+    pub(super) fn arm(&self) {}
+    pub(super) fn finish(&self) -> Result<i64, String> {
+        Err(MISSING.into())
+    }
 }
 
 #[cfg(not(widedeep_c10d))]
@@ -220,10 +291,4 @@ impl Group {
     pub(super) fn lost_ranks(&self, _w: std::time::Duration) -> Option<Vec<usize>> {
         Some(vec![])
     }
-}
-
-/// Without the shim no group of several ranks exists, so nothing calls this.
-#[cfg(not(widedeep_c10d))]
-pub(super) fn set_grad(_var: &Tensor, _grad: &Tensor) -> Result<(), String> {
-    Err(MISSING.into())
 }

@@ -75,7 +75,8 @@ pub struct DistributedConfig {
     pub timeout: Duration,
     /// Interval of each rank's heartbeat in the store, used to name lost ranks.
     pub heartbeat: Duration,
-    /// Size of the flat gradient buckets all-reduced together, in MB (PyTorch's default 25).
+    /// Size of the flat gradient buckets all-reduced together, in MB (PyTorch's default 25;
+    /// `WIDEDEEP_DIST_BUCKET_MB`).
     pub bucket_mb: f64,
     /// The backend.
     pub backend: Backend,
@@ -114,7 +115,8 @@ fn env_parse<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
 impl DistributedConfig {
     /// Reads torchrun's environment: `RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `MASTER_ADDR`,
     /// `MASTER_PORT`, `TORCHELASTIC_USE_AGENT_STORE`, `TORCHELASTIC_RESTART_COUNT`, plus
-    /// `WIDEDEEP_DIST_TIMEOUT_S` (seconds). Absent variables take the defaults (one process).
+    /// `WIDEDEEP_DIST_TIMEOUT_S` (seconds) and `WIDEDEEP_DIST_BUCKET_MB`. Absent variables take
+    /// the defaults (one process).
     pub fn from_env() -> Result<Self> {
         let d = Self::default();
         let timeout = env_parse::<f64>("WIDEDEEP_DIST_TIMEOUT_S")?
@@ -139,6 +141,7 @@ impl DistributedConfig {
                 .is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
             restart_count: env_parse("TORCHELASTIC_RESTART_COUNT")?.unwrap_or(0),
             timeout: timeout.unwrap_or(d.timeout),
+            bucket_mb: env_parse("WIDEDEEP_DIST_BUCKET_MB")?.unwrap_or(d.bucket_mb),
             ..d
         };
         cfg.validate()?;
@@ -192,6 +195,8 @@ struct Inner {
     calls: AtomicU64,
     bytes: AtomicU64,
     nanos: AtomicU64,
+    /// Gradient buckets whose all-reduce started during a backward pass.
+    early: AtomicU64,
 }
 
 /// Communication of one rank so far: what [`Distributed::comm_stats`] returns.
@@ -201,8 +206,11 @@ pub struct CommStats {
     pub calls: u64,
     /// Bytes handed to the collectives by this rank (all-reduced, broadcast or gathered).
     pub bytes: u64,
-    /// Seconds spent waiting for the collectives (communication and synchronisation).
+    /// Seconds spent waiting for the collectives (communication and synchronisation); for
+    /// the gradients, only the wait left after the backward pass.
     pub seconds: f64,
+    /// Gradient buckets whose all-reduce started during the backward pass (overlapped with it).
+    pub overlapped_buckets: u64,
 }
 
 impl std::fmt::Debug for Distributed {
@@ -263,6 +271,7 @@ impl Distributed {
                 calls: AtomicU64::new(0),
                 bytes: AtomicU64::new(0),
                 nanos: AtomicU64::new(0),
+                early: AtomicU64::new(0),
             }),
         })
     }
@@ -295,6 +304,7 @@ impl Distributed {
             calls: i.calls.load(Ordering::Relaxed),
             bytes: i.bytes.load(Ordering::Relaxed),
             seconds: i.nanos.load(Ordering::Relaxed) as f64 * 1e-9,
+            overlapped_buckets: i.early.load(Ordering::Relaxed),
         }
     }
 
@@ -335,6 +345,34 @@ impl Distributed {
         }
     }
 
+    /// The joined group (`None` for a group of one).
+    fn group(&self) -> Option<&ffi::Group> {
+        self.inner.group.as_ref()
+    }
+
+    /// Adds `n` gradient buckets started during a backward pass to the statistics.
+    fn count_overlapped(&self, n: u64) {
+        self.inner.early.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Runs the communication `f` carrying `bytes`, counted in [`Distributed::comm_stats`];
+    /// maps its failure to an error naming the lost ranks.
+    fn timed(
+        &self,
+        what: &str,
+        bytes: usize,
+        f: impl FnOnce() -> std::result::Result<(), String>,
+    ) -> Result<()> {
+        let t0 = std::time::Instant::now();
+        let result = f();
+        let i = &self.inner;
+        i.nanos
+            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        i.calls.fetch_add(1, Ordering::Relaxed);
+        i.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        result.map_err(|m| self.failure(what, m))
+    }
+
     /// Runs `f` on the group (a no-op `Ok` for a group of one), mapping failures.
     fn collective(
         &self,
@@ -345,18 +383,11 @@ impl Distributed {
         let Some(g) = &self.inner.group else {
             return Ok(());
         };
-        let t0 = std::time::Instant::now();
-        let result = f(g);
-        let i = &self.inner;
-        i.nanos
-            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        i.calls.fetch_add(1, Ordering::Relaxed);
         let bytes: usize = tensors
             .iter()
             .map(|t| t.numel() * t.kind().elt_size_in_bytes())
             .sum();
-        i.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-        result.map_err(|m| self.failure(what, m))
+        self.timed(what, bytes, || f(g))
     }
 
     /// Sums each tensor over the ranks, in place. The tensors are copied through the host when

@@ -73,8 +73,17 @@ impl GradStep {
 
     /// Averages the gradients over the ranks of `d` before every step and takes rank 0's
     /// buffers after it (data-parallel training).
-    pub(crate) fn distributed(&mut self, d: &crate::distributed::Distributed, vs: &nn::VarStore) {
-        self.sync = Some(crate::distributed::GradSync::new(d.clone(), vs, &self.vars));
+    pub(crate) fn distributed(
+        &mut self,
+        d: &crate::distributed::Distributed,
+        vs: &nn::VarStore,
+    ) -> Result<()> {
+        self.sync = Some(crate::distributed::GradSync::new(
+            d.clone(),
+            vs,
+            &self.vars,
+        )?);
+        Ok(())
     }
 
     /// Runs the forward pass `f` (under autocast with mixed precision).
@@ -95,6 +104,9 @@ impl GradStep {
         };
         if let Some(s) = &self.amp.scaler {
             l = s.scale_loss(&l);
+        }
+        if let (Some(sync), true) = (&self.sync, self.pending + 1 == self.cfg.accumulate) {
+            sync.arm(); // the step's last backward: all-reduce buckets as they fill
         }
         l.f_backward()?;
         self.pending += 1;
@@ -135,7 +147,7 @@ impl GradStep {
     fn apply(&mut self, opt: &mut impl OptimizerStep) -> Result<bool> {
         self.pending = 0;
         if let Some(sync) = &self.sync {
-            sync.average(&self.vars)?;
+            sync.average()?;
         }
         let needs_grads = self.amp.scaler.is_some()
             || self.cfg.clip_value.is_some()

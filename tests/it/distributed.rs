@@ -49,9 +49,13 @@ fn no_dropout(cfg: &WideDeepConfig) -> WideDeepConfig {
     serde_json::from_value(v).unwrap()
 }
 
-/// The data and model of case `kind`: `STEPS · 2B` training rows.
+/// Validation rows: an odd count, shared unevenly between the ranks.
+const N_VAL: i64 = 161;
+
+/// The data and model of case `kind`: `STEPS · 2B` training rows followed by `N_VAL`
+/// validation rows (see [`split`]).
 fn case(kind: &str) -> (Dataset, WideDeepConfig) {
-    let n = STEPS * 2 * B;
+    let n = STEPS * 2 * B + N_VAL as usize;
     let (df, mut prep): (DataFrame, Preprocessors) = match kind {
         "text" => {
             let df = datasets::womens_ecommerce_reviews().unwrap().head(Some(n));
@@ -143,6 +147,12 @@ fn make_trainer(
     Trainer::new(model, config).unwrap()
 }
 
+/// The training and validation rows of a case's data.
+fn split(data: &Dataset) -> (Dataset, Dataset) {
+    let n = data.len() - N_VAL;
+    (data.slice(0, n), data.slice(n, N_VAL))
+}
+
 /// A rank, started by the tests below with `RANK`, `WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT`
 /// and the case in the environment; a no-op otherwise.
 #[test]
@@ -219,11 +229,21 @@ fn run_worker(kind: &str, out: &Path) -> widedeep::Result<()> {
     }
     let epochs_run = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     trainer.add_callback(Box::new(CountEpochs(epochs_run.clone())));
-    trainer.fit(&data, None)?;
+    let (mut train, val) = split(&data);
+    if std::env::var("WIDEDEEP_TEST_DIST_FEWER_ROWS").is_ok_and(|r| r == d.rank().to_string()) {
+        train = train.slice(0, train.len() - 1);
+    }
+    trainer.fit(&train, Some(&val))?;
     let n = epochs_run.load(std::sync::atomic::Ordering::SeqCst);
     std::fs::write(
         out.join(format!("epochs_run{}.txt", d.rank())),
         n.to_string(),
+    )
+    .unwrap();
+    let stats = d.comm_stats();
+    std::fs::write(
+        out.join(format!("overlapped{}.txt", d.rank())),
+        stats.overlapped_buckets.to_string(),
     )
     .unwrap();
     let vs = trainer.model().var_store();
@@ -231,7 +251,10 @@ fn run_worker(kind: &str, out: &Path) -> widedeep::Result<()> {
     let rec = &trainer.history().epochs[0];
     std::fs::write(
         out.join(format!("record{}.txt", d.rank())),
-        format!("{} {}", rec["loss"], rec["auc"]),
+        format!(
+            "{} {} {} {}",
+            rec["loss"], rec["auc"], rec["val_loss"], rec["val_auc"]
+        ),
     )
     .unwrap();
     Ok(())
@@ -354,10 +377,16 @@ fn max_diff(a: &[(String, Tensor)], b: &[(String, Tensor)]) -> f64 {
 /// whose batch statistics depend on the batch size).
 fn two_ranks_equal_one_process(kind: &str, compare: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let mut ranks = Ranks::start(kind, 2, dir.path(), &[]);
+    // the extras case cuts the gradients into ~2 KB buckets, all-reduced as backward fills them
+    let env: &[(&str, &str)] = match kind {
+        "extras" => &[("WIDEDEEP_DIST_BUCKET_MB", "0.002")],
+        _ => &[],
+    };
+    let mut ranks = Ranks::start(kind, 2, dir.path(), env);
     // the reference meanwhile, in this process
     let (mut single, data) = trainer_for(kind, 2 * B, 1, None);
-    single.fit(&data, None).unwrap();
+    let (train, val) = split(&data);
+    single.fit(&train, Some(&val)).unwrap();
     for r in 0..2 {
         let code = ranks.wait(r, Duration::from_secs(240));
         let err = std::fs::read_to_string(dir.path().join(format!("error{r}.txt")));
@@ -369,6 +398,17 @@ fn two_ranks_equal_one_process(kind: &str, compare: bool) {
     let rank0 = params(&dir.path().join("rank0.safetensors"));
     let rank1 = params(&dir.path().join("rank1.safetensors"));
     assert_eq!(max_diff(&rank0, &rank1), 0.0, "{kind}: ranks differ");
+    let overlapped: u64 = std::fs::read_to_string(dir.path().join("overlapped0.txt"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    println!("{kind}: {overlapped} gradient buckets all-reduced during the backward pass");
+    if kind == "extras" {
+        assert!(
+            overlapped > STEPS as u64,
+            "{overlapped}: several buckets per step"
+        );
+    }
     if !compare {
         return;
     }
@@ -391,6 +431,14 @@ fn two_ranks_equal_one_process(kind: &str, compare: bool) {
     assert!(
         (got[1] - rec["auc"]).abs() < 1e-6,
         "{kind}: auc {got:?} vs {rec:?}"
+    );
+    assert!(
+        (got[2] - rec["val_loss"]).abs() < 1e-5,
+        "{kind}: {got:?} vs {rec:?}"
+    );
+    assert!(
+        (got[3] - rec["val_auc"]).abs() < 1e-6,
+        "{kind}: {got:?} vs {rec:?}"
     );
 }
 
@@ -613,7 +661,8 @@ fn a_resume_file_continues_a_stopped_run() {
         t.add_callback(Box::new(CountEpochs(count.clone())));
         // stop after `epochs` epochs, as a killed job would
         t.add_callback(Box::new(StopAfter(epochs)));
-        t.fit(&data, None).unwrap();
+        let (train, val) = split(&data);
+        t.fit(&train, Some(&val)).unwrap();
         (t, count.load(std::sync::atomic::Ordering::SeqCst))
     };
     let (full, n) = run(3, None);
@@ -650,5 +699,64 @@ impl Callback for StopAfter {
             state.request_stop();
         }
         Ok(())
+    }
+}
+
+/// Ranks that pass different data to `fit` stop with a typed error, before training.
+#[test]
+fn ranks_with_different_data_are_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("WIDEDEEP_TEST_DIST_FEWER_ROWS", "1")];
+    let mut ranks = Ranks::start("wide_tabmlp", 2, dir.path(), &env);
+    for r in 0..2 {
+        assert_eq!(
+            ranks.wait(r, Duration::from_secs(120)),
+            Some(3),
+            "rank {r} must fail"
+        );
+        let err = std::fs::read_to_string(dir.path().join(format!("error{r}.txt"))).unwrap();
+        assert!(err.contains("every rank must pass the same data"), "{err}");
+    }
+}
+
+/// A group of one trains exactly as no group; settings that cannot run distributed are
+/// rejected up front, naming the field.
+#[test]
+fn a_group_of_one_trains_like_no_group_and_unsupported_settings_are_rejected() {
+    let (mut plain, data) = trainer_for("wide_tabmlp", 2 * B, 1, None);
+    let one = Distributed::new(DistributedConfig::default()).unwrap();
+    let (mut grouped, _) = trainer_for("wide_tabmlp", 2 * B, 1, Some(one.clone()));
+    let (train, val) = split(&data);
+    plain.fit(&train, Some(&val)).unwrap();
+    grouped.fit(&train, Some(&val)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let save = |t: &Trainer, name: &str| {
+        let p = dir.path().join(name);
+        t.model().var_store().save(&p).unwrap();
+        params(&p)
+    };
+    let (a, b) = (
+        save(&plain, "a.safetensors"),
+        save(&grouped, "b.safetensors"),
+    );
+    assert_eq!(max_diff(&a, &b), 0.0);
+    assert_eq!(plain.history().epochs, grouped.history().epochs);
+    for (cfg, field) in [
+        (
+            TrainerConfig::default().finetune(FinetuneConfig::default()),
+            "finetune",
+        ),
+        (
+            TrainerConfig::default().skip_nonfinite_batches(true),
+            "skip_nonfinite_batches",
+        ),
+    ] {
+        assert!(cfg.validate().is_ok());
+        let err = cfg
+            .distributed(one.clone())
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(field) && err.contains("distributed"), "{err}");
     }
 }

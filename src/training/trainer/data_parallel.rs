@@ -3,7 +3,8 @@
 //! over the ranks so that every rank computes the same record from all rows; and restartable
 //! runs (`TrainerConfig::resume_file`: resume at start, checkpoint after every epoch).
 use super::fit::EpochSums;
-use super::TrainerConfig;
+use super::predict::Pass;
+use super::{Trainer, TrainerConfig};
 use crate::distributed::{broadcast_state, shard_rows, Distributed};
 use crate::error::Result;
 use crate::macros::ensure;
@@ -200,4 +201,26 @@ pub(super) fn any(cfg: &TrainerConfig, flag: bool) -> Result<bool> {
         Some(d) => d.any(flag),
         None => Ok(flag),
     }
+}
+
+/// The validation pass of an epoch: distributed, each rank runs its contiguous share of the
+/// rows (`ceil(n / W)`, the last ranks fewer or none) and the outputs are all-gathered in rank
+/// order, so every rank gets the outputs of all rows in their order and the same loss.
+pub(super) fn validation_pass(trainer: &Trainer, val: &Dataset) -> Result<Pass> {
+    let d = match &trainer.config.distributed {
+        Some(d) if d.world_size() > 1 => d,
+        _ => return trainer.run(val, true),
+    };
+    let n = val.len();
+    let w = d.world_size() as i64;
+    let per = (n + w - 1) / w;
+    let start = (d.rank() as i64 * per).min(n);
+    let len = per.min(n - start);
+    let pass = trainer.run(&val.slice(start, len), true)?;
+    let loss = Tensor::from_slice(&[pass.loss * len as f64]);
+    d.all_reduce_sum(std::slice::from_ref(&loss))?;
+    Ok(Pass {
+        outputs: gather_rows(d, &pass.outputs)?,
+        loss: loss.double_value(&[0]) / n.max(1) as f64,
+    })
 }

@@ -249,7 +249,7 @@ impl Trainer {
     ) -> Result<&History> {
         let mut grad = GradStep::new(cfg.extras.grad_settings(), self.model.var_store());
         if let Some(d) = &cfg.distributed {
-            grad.distributed(d, self.model.var_store()); // averaged gradients
+            grad.distributed(d, self.model.var_store())?; // averaged gradients
         }
         let optimization = match self.optimization.take() {
             Some(o) => o,
@@ -486,7 +486,7 @@ impl Trainer {
         if let Some(v) = val {
             let (pass, target) = match v {
                 ValData::Rows(v) => (
-                    self.run(v, true)?,
+                    data_parallel::validation_pass(self, v)?, // distributed: shared out
                     v.target.as_ref().expect("checked").shallow_clone(),
                 ),
                 ValData::Stream(v) => self.run_stream(v, "validation")?,

@@ -538,6 +538,52 @@ impl ScanDataset {
 }
 
 impl ScanDataset {
+    /// Piecewise-linear embedding edges for the attention models
+    /// ([`ContEmbed::piecewise_quantiles`](crate::models::ContEmbed::piecewise_quantiles)),
+    /// fitted on the transformed continuous columns of every row in bounded memory: one
+    /// [`ValueSketch`](widedeep_preprocessing::stream::ValueSketch) per column, so the edges
+    /// equal those of the in-memory data set up to 262,144 rows, and beyond are quantiles of a
+    /// uniform sample with the rank error bound of [`widedeep_preprocessing::stream`].
+    ///
+    /// Errors: no continuous column (`InputMismatch`, `cont`), `n_bins` 0 or a non-finite
+    /// value (`InputMismatch` naming `cont[j]`), and those of reading the pages.
+    pub fn piecewise_quantiles(&self, n_bins: usize) -> Result<crate::models::ContEmbed> {
+        use widedeep_preprocessing::stream::{ValueSketch, DEFAULT_SKETCH_CAPACITY};
+        let mut sketches: Vec<ValueSketch> = Vec::new();
+        for page in self.pages(self.scan.page_refs()) {
+            let page = page?;
+            let Some(cont) = &page.input.cont else {
+                bail!(input("cont"), "the preprocessors give no continuous column");
+            };
+            let cont = cont.to_kind(tch::Kind::Float);
+            let k = cont.size()[1];
+            if sketches.is_empty() {
+                sketches = (0..k)
+                    .map(|j| ValueSketch::new(DEFAULT_SKETCH_CAPACITY, 4000 + j as u64))
+                    .collect();
+            }
+            for (j, s) in sketches.iter_mut().enumerate() {
+                let col = Vec::<f32>::try_from(cont.select(1, j as i64).contiguous())?;
+                let col: Vec<f64> = col.into_iter().map(f64::from).collect();
+                s.add_values(&col);
+            }
+        }
+        let edges = sketches
+            .iter()
+            .enumerate()
+            .map(|(j, s)| {
+                let kept: Vec<f32> = s.kept().iter().map(|&v| v as f32).collect();
+                crate::models::tabular::attention_embeddings::quantile_edges(&kept, n_bins).map_err(
+                    |reason| WideDeepError::InputMismatch {
+                        input: format!("cont[{j}]"),
+                        reason,
+                    },
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(crate::models::ContEmbed::Piecewise { edges })
+    }
+
     /// The pages of epoch `epoch` in reading order (shuffled from `seed` and the epoch when
     /// shuffling is on) and the generator of the row shuffle.
     fn epoch_order(&self, epoch: usize, seed: u64) -> (Vec<PageRef>, Option<ChaCha8Rng>) {
@@ -715,9 +761,7 @@ impl Rebatch<'_> {
         }
         Ok(())
     }
-}
 
-impl Rebatch<'_> {
     /// `pad` rows: the kept first rows, repeated as often as needed.
     fn padding(&self) -> Result<Dataset> {
         ensure!(

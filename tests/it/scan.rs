@@ -348,3 +348,17 @@ fn fit_scan_trains_subword_vocabularies_on_every_page() {
         .unwrap();
     assert_eq!(json(&streamed), json(&whole));
 }
+
+/// Piecewise-linear embedding edges fitted from a scan equal those of the in-memory rows.
+#[test]
+fn piecewise_edges_from_a_scan_equal_the_in_memory_ones() {
+    let (df, _) = adult_frames(1_500, 10);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = folder(&df, tmp.path(), 3);
+    let mut prep = adult_preprocessors();
+    prep.fit(&df).unwrap();
+    let data = prep.transform(&df).unwrap();
+    let memory = ContEmbed::piecewise_quantiles(data.input.cont.as_ref().unwrap(), 8).unwrap();
+    let scan = Dataset::scan(&dir, &prep, ScanOptions::default().page_rows(200)).unwrap();
+    assert_eq!(scan.piecewise_quantiles(8).unwrap(), memory);
+}

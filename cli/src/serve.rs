@@ -1,0 +1,1 @@
+//! `widedeep serve` (to come).

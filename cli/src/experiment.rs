@@ -219,7 +219,16 @@ fn target_table(t: &toml::Value) -> toml::Value {
 impl Loaded {
     /// Reads and checks `file`: syntax, the fixed part, and every preprocessor section.
     pub fn read(file: &Path) -> Result<Self> {
-        let (source, table) = crate::overlay::read_toml(file)?;
+        Self::read_with(file, &[])
+    }
+
+    /// As [`Loaded::read`], with `overrides` (`training.epochs=1`, `data.rows=500`: a dotted
+    /// key and a TOML value, a bare word being a string) applied over the file.
+    pub fn read_with(file: &Path, overrides: &[String]) -> Result<Self> {
+        let (source, mut table) = crate::overlay::read_toml(file)?;
+        for o in overrides {
+            crate::overlay::set_override(&mut table, o)?;
+        }
         let experiment: Experiment = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|e| {
                 let path = e.path().to_string();

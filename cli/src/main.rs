@@ -30,7 +30,14 @@ fn cli() -> Command {
             Command::new("train")
                 .about("Train the experiment of a TOML file; writes a run directory")
                 .arg(path_arg("config", "the experiment file").required(true))
-                .arg(path_arg("output", "the run directory (default runs/<config name>)")),
+                .arg(path_arg("output", "the run directory (default runs/<config name>)"))
+                .arg(
+                    Arg::new("set")
+                        .long("set")
+                        .value_name("KEY=VALUE")
+                        .action(ArgAction::Append)
+                        .help("override a setting of the file, e.g. training.epochs=1 (repeatable)"),
+                ),
         )
         .subcommand(
             Command::new("evaluate")
@@ -112,7 +119,11 @@ fn print_json(value: &impl serde::Serialize, output: Option<&Path>) -> Result<()
 fn run(matches: &ArgMatches) -> Result<()> {
     match matches.subcommand() {
         Some(("train", m)) => {
-            let out = train::train(required(m, "config")?, path(m, "output"))?;
+            let overrides: Vec<String> = m
+                .get_many::<String>("set")
+                .map(|v| v.cloned().collect())
+                .unwrap_or_default();
+            let out = train::train(required(m, "config")?, path(m, "output"), &overrides)?;
             println!("{}", out.run_dir.display());
         }
         Some(("evaluate", m)) => {

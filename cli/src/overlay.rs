@@ -149,6 +149,14 @@ pub fn merge(base: &mut Value, user: &Value) {
                 }
             }
         }
+        // `kind = "fitted"` for `{ kind = "fitted" }`: a bare string where the default is a
+        // tagged enum names the variant
+        (Value::Object(b), Value::String(name)) if tag_of(b).is_some() => {
+            let tag = tag_of(b).map(|(t, _)| t.to_string()).unwrap_or_default();
+            let mut o = Map::new();
+            o.insert(tag, Value::String(name.clone()));
+            *b = o;
+        }
         (b, u) => *b = u.clone(),
     }
 }
@@ -163,7 +171,7 @@ pub fn missing_key(user: &Value, resolved: &Value, path: &str) -> Option<String>
                 Some(rv) => missing_key(v, rv, &p),
             }
         }),
-        (Value::Object(_), _) => None,
+        (Value::Object(_), _) | (Value::String(_), Value::Object(_)) => None,
         (Value::Array(u), Value::Array(r)) => u
             .iter()
             .zip(r)
@@ -258,4 +266,28 @@ pub fn read_toml(file: &Path) -> Result<(Source, toml::Table)> {
         }
     })?;
     Ok((Source::new(file, text), table))
+}
+
+/// Applies `key.path=value` to `table` (the value parsed as TOML, else taken as a string).
+pub fn set_override(table: &mut toml::Table, o: &str) -> Result<()> {
+    let bad = |why: &str| CliError::Usage(format!("--set {o}: {why}"));
+    let (key, value) = o.split_once('=').ok_or_else(|| bad("expected KEY=VALUE"))?;
+    let value = format!("v = {}", value.trim())
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.trim().to_string()));
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    let (last, parents) = parts.split_last().ok_or_else(|| bad("empty key"))?;
+    let mut cur = table;
+    for p in parents {
+        let entry = cur
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+        cur = entry
+            .as_table_mut()
+            .ok_or_else(|| bad(&format!("`{p}` is not a table")))?;
+    }
+    cur.insert(last.to_string(), value);
+    Ok(())
 }

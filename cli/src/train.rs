@@ -75,8 +75,10 @@ fn run_dir(config: &Path, output: Option<&Path>) -> Result<PathBuf> {
 }
 
 /// Trains the experiment of `config` and writes the run directory (see the module docs).
-pub fn train(config: &Path, output: Option<&Path>) -> Result<TrainOutcome> {
-    let loaded = Loaded::read(config)?;
+///
+/// `overrides` are `--set KEY=VALUE` settings laid over the file (see [`Loaded::read_with`]).
+pub fn train(config: &Path, output: Option<&Path>, overrides: &[String]) -> Result<TrainOutcome> {
+    let loaded = Loaded::read_with(config, overrides)?;
     let dir = run_dir(config, output)?;
     let e = &loaded.experiment;
     let device = device_of(&e.device)?;

@@ -223,8 +223,13 @@ pub fn find_line(text: &str, path: &str) -> Option<usize> {
     best.map(|(_, line)| line)
 }
 
+/// How many leading segments of a key in the file (`a`) match the path (`b`); a key without
+/// an index matches the path's `key[i]` (an item of an inline array).
 fn common_prefix(a: &[String], b: &[String]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+    a.iter()
+        .zip(b)
+        .take_while(|(x, y)| x == y || y.split('[').next() == Some(x.as_str()))
+        .count()
 }
 
 fn strip_comment(line: &str) -> &str {
@@ -281,9 +286,27 @@ pub fn set_override(table: &mut toml::Table, o: &str) -> Result<()> {
     let (last, parents) = parts.split_last().ok_or_else(|| bad("empty key"))?;
     let mut cur = table;
     for p in parents {
+        // `text[0]`: an item of an array of tables
+        let (name, index) = match p.split_once('[') {
+            Some((n, i)) => {
+                let i = i
+                    .trim_end_matches(']')
+                    .parse::<usize>()
+                    .map_err(|_| bad(&format!("bad index in `{p}`")))?;
+                (n, Some(i))
+            }
+            None => (*p, None),
+        };
         let entry = cur
-            .entry(p.to_string())
+            .entry(name.to_string())
             .or_insert_with(|| toml::Value::Table(Default::default()));
+        let entry = match index {
+            Some(i) => entry
+                .as_array_mut()
+                .and_then(|a| a.get_mut(i))
+                .ok_or_else(|| bad(&format!("no item {i} in `{name}`")))?,
+            None => entry,
+        };
         cur = entry
             .as_table_mut()
             .ok_or_else(|| bad(&format!("`{p}` is not a table")))?;

@@ -3,7 +3,7 @@
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use widedeep_cli::{predict, train, CliError, Result};
+use widedeep_cli::{predict, serve, train, CliError, Result};
 
 fn path_arg(name: &'static str, help: &'static str) -> Arg {
     Arg::new(name)
@@ -90,6 +90,55 @@ fn cli() -> Command {
                 )
                 .arg(device_arg()),
         )
+        .subcommand(
+            Command::new("serve")
+                .about("HTTP server: POST /predict, POST /explain, GET /health, GET /metadata")
+                .arg(path_arg("pipeline", "the pipeline directory").required(true))
+                .arg(path_arg(
+                    "background",
+                    "background rows for /explain (default: the run's background.parquet)",
+                ))
+                .arg(
+                    Arg::new("host")
+                        .long("host")
+                        .default_value("127.0.0.1")
+                        .help("address to bind"),
+                )
+                .arg(
+                    Arg::new("port")
+                        .long("port")
+                        .value_parser(clap::value_parser!(u16))
+                        .default_value("8080")
+                        .help("port (0: any free port, printed)"),
+                )
+                .arg(
+                    Arg::new("max-batch")
+                        .long("max-batch")
+                        .value_parser(clap::value_parser!(usize))
+                        .default_value("1024")
+                        .help("the most rows joined into one forward pass"),
+                )
+                .arg(
+                    Arg::new("max-wait-ms")
+                        .long("max-wait-ms")
+                        .value_parser(clap::value_parser!(u64))
+                        .default_value("2")
+                        .help("how long a request waits for others to batch with"),
+                )
+                .arg(
+                    Arg::new("body-limit")
+                        .long("body-limit")
+                        .value_parser(clap::value_parser!(usize))
+                        .default_value("4194304")
+                        .help("the largest request body in bytes"),
+                )
+                .arg(
+                    Arg::new("device")
+                        .long("device")
+                        .default_value("cpu")
+                        .help("auto, cpu, cuda or cuda:N"),
+                ),
+        )
 }
 
 fn path<'a>(m: &'a ArgMatches, name: &str) -> Option<&'a Path> {
@@ -163,6 +212,21 @@ fn run(matches: &ArgMatches) -> Result<()> {
                 println!("{name:<32} {v:.4}");
             }
             eprintln!("plots written to {}", plots.display());
+        }
+        Some(("serve", m)) => {
+            let mut o = serve::options_from(
+                required(m, "pipeline")?,
+                *m.get_one::<u16>("port").unwrap_or(&8080),
+                *m.get_one::<usize>("max-batch").unwrap_or(&1024),
+                *m.get_one::<u64>("max-wait-ms").unwrap_or(&2),
+                *m.get_one::<usize>("body-limit").unwrap_or(&(4 << 20)),
+                device(m)?,
+                path(m, "background"),
+            );
+            if let Some(h) = m.get_one::<String>("host") {
+                o.host = h.clone();
+            }
+            serve::serve(o)?;
         }
         _ => unreachable!("subcommand_required"),
     }

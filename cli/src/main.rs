@@ -133,6 +133,12 @@ fn cli() -> Command {
                         .help("the largest request body in bytes"),
                 )
                 .arg(
+                    Arg::new("allow-unseen")
+                        .long("allow-unseen")
+                        .action(ArgAction::SetTrue)
+                        .help("accept categories not seen in training (else 422)"),
+                )
+                .arg(
                     Arg::new("device")
                         .long("device")
                         .default_value("cpu")
@@ -223,6 +229,7 @@ fn run(matches: &ArgMatches) -> Result<()> {
                 device(m)?,
                 path(m, "background"),
             );
+            o.allow_unseen = m.get_flag("allow-unseen");
             if let Some(h) = m.get_one::<String>("host") {
                 o.host = h.clone();
             }

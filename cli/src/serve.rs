@@ -50,6 +50,9 @@ pub struct ServeOptions {
     pub body_limit: usize,
     /// The device of the model.
     pub device: Device,
+    /// Accept categories the pipeline did not see in training (they take the unseen index, as
+    /// in `Pipeline::predict`) instead of answering 422.
+    pub allow_unseen: bool,
 }
 
 impl ServeOptions {
@@ -65,6 +68,7 @@ impl ServeOptions {
             max_wait: Duration::from_millis(2),
             body_limit: 4 << 20,
             device: Device::Cpu,
+            allow_unseen: false,
         }
     }
 }
@@ -133,10 +137,11 @@ struct Expected {
 #[derive(Clone, Debug)]
 struct Schema {
     columns: Vec<Expected>,
+    check_categories: bool,
     metadata: Value,
 }
 
-fn schema_of(pipeline: &Pipeline, background: Option<&DataFrame>) -> Schema {
+fn schema_of(pipeline: &Pipeline, background: Option<&DataFrame>, allow_unseen: bool) -> Schema {
     let p = &pipeline.preprocessors;
     let mut roles: Vec<(String, &'static str)> = Vec::new();
     let mut add = |name: &str, role: &'static str| {
@@ -213,7 +218,11 @@ fn schema_of(pipeline: &Pipeline, background: Option<&DataFrame>) -> Schema {
         "objective": pipeline.trainer.config().objective,
         "history_epochs": pipeline.history().len(),
     });
-    Schema { columns, metadata }
+    Schema {
+        columns,
+        check_categories: !allow_unseen,
+        metadata,
+    }
 }
 
 /// Parses the body as records and builds the DataFrame the pipeline expects.
@@ -266,7 +275,7 @@ fn records_frame(schema: &Schema, body: &[u8]) -> std::result::Result<DataFrame,
                 (Kind::Bool, Value::Bool(b)) => bools.push(Some(*b)),
                 _ => return Err(wrong()),
             }
-            if let Some(cats) = &c.categories {
+            if let Some(cats) = c.categories.as_ref().filter(|_| schema.check_categories) {
                 let text = match v {
                     Value::String(s) => Some(s.clone()),
                     Value::Null => None,
@@ -508,6 +517,7 @@ pub fn start(options: ServeOptions) -> Result<ServerHandle> {
     let dir = options.pipeline.clone();
     let device = options.device;
     let (max_batch, max_wait) = (options.max_batch.max(1), options.max_wait);
+    let allow_unseen = options.allow_unseen;
     std::thread::Builder::new()
         .name("widedeep-model".into())
         .spawn(move || {
@@ -518,7 +528,8 @@ pub fn start(options: ServeOptions) -> Result<ServerHandle> {
                     return;
                 }
             };
-            let _ = schema_tx.send(Ok(schema_of(&pipeline, background.as_ref())));
+            let schema = schema_of(&pipeline, background.as_ref(), allow_unseen);
+            let _ = schema_tx.send(Ok(schema));
             model_loop(pipeline, background, jobs_rx, max_batch, max_wait);
         })
         .map_err(|e| CliError::io(&options.pipeline, e))?;

@@ -3,11 +3,15 @@
 SHELL := /bin/bash
 TORCH_ENV = VENV="$$(bash scripts/setup-libtorch.sh | tail -n 1)" && export PATH="$$VENV/bin:$$PATH" LIBTORCH_USE_PYTORCH=1
 
-.PHONY: demo test lint bench bench-micro bench-scan
+.PHONY: demo test lint bench bench-micro bench-scan cli
 
 ## Train Wide + TabMlp on Adult, evaluate on a held-out 20%, explain.
 demo:
 	@$(TORCH_ENV) && cargo run --release --example adult
+
+## The `widedeep` command (crate cli/): target/release/widedeep.
+cli:
+	@$(TORCH_ENV) && cargo build --release -p widedeep-cli
 
 ## The whole test suite (unit, integration, doc tests) of the workspace, in the release profile
 ## so that it shares the dependencies' build with `make demo` (one cold build, not two).

@@ -8,6 +8,7 @@ pub mod error;
 pub mod experiment;
 pub mod overlay;
 pub mod predict;
+pub mod report;
 pub mod serve;
 pub mod train;
 

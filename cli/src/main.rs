@@ -3,7 +3,7 @@
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use widedeep_cli::{predict, serve, train, CliError, Result};
+use widedeep_cli::{predict, report, serve, train, CliError, Result};
 
 fn path_arg(name: &'static str, help: &'static str) -> Arg {
     Arg::new(name)
@@ -89,6 +89,12 @@ fn cli() -> Command {
                         .help("the most rows explained"),
                 )
                 .arg(device_arg()),
+        )
+        .subcommand(
+            Command::new("report")
+                .about("A self-contained HTML page about a training run (curves, charts, attributions)")
+                .arg(path_arg("run", "the run directory written by `train`").required(true))
+                .arg(path_arg("output", "the HTML file (default RUN/report.html)")),
         )
         .subcommand(
             Command::new("serve")
@@ -218,6 +224,10 @@ fn run(matches: &ArgMatches) -> Result<()> {
                 println!("{name:<32} {v:.4}");
             }
             eprintln!("plots written to {}", plots.display());
+        }
+        Some(("report", m)) => {
+            let r = report::report(required(m, "run")?, path(m, "output"))?;
+            println!("{}", r.html.display());
         }
         Some(("serve", m)) => {
             let mut o = serve::options_from(

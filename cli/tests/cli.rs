@@ -576,3 +576,88 @@ fn serve_stops_on_sigterm() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+// ---------------------------------------------------------------- the report
+
+/// Opens `page` in headless Chromium: the DOM after load (and the page's own image check)
+/// and the browser's log.
+fn chromium(page: &Path) -> (String, String) {
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+        ])
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium (Debian package `chromium`; .ci/run installs it) must be installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn report_renders_in_a_headless_browser() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = [
+        ("adult.toml", 1500, 3, 8), // 3 learning curves, ROC, PR, calibration, bar, beeswarm
+        ("california_housing.toml", 800, 3, 7), // 3 curves, 2 regression charts, bar, beeswarm
+    ];
+    for (file, rows, epochs, images) in runs {
+        let run = train(
+            &config(file),
+            Some(&tmp.path().join(file)),
+            &quick(rows, epochs),
+        )
+        .unwrap();
+        let o = bin()
+            .args(["report", "--run"])
+            .arg(&run.run_dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let page = run.run_dir.join("report.html");
+        let html = std::fs::read_to_string(&page).unwrap();
+        assert_eq!(html.matches("<img src=\"data:").count(), images, "{file}");
+        assert!(!html.contains("src=\"http") && !html.contains("src=\"file"));
+        assert_eq!(
+            std::fs::read_dir(run.run_dir.join("report"))
+                .unwrap()
+                .count(),
+            images
+        );
+        if file == "adult.toml" {
+            assert!(html.contains("Confusion matrix") && html.contains("ROC AUC (&gt;50K)"));
+            // the report's AUC is the trainer's
+            let auc = format!("{:.4}", run.test_metrics["auc"]);
+            assert!(
+                html.matches(&auc).count() >= 2,
+                "AUC {auc} twice in the report"
+            );
+        } else {
+            assert!(html.contains("predicted vs actual") || html.contains("predicted_vs_actual"));
+        }
+        let (dom, log) = chromium(&page);
+        assert!(
+            dom.contains(&format!("data-images-loaded=\"{images}/{images}\"")),
+            "{file}: images did not all load: {}",
+            dom.lines().find(|l| l.contains("<body")).unwrap_or("")
+        );
+        let console_errors: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("CONSOLE") && (l.contains("ERROR") || l.contains("Uncaught")))
+            .collect();
+        assert!(console_errors.is_empty(), "{file}: {console_errors:?}");
+        assert!(!log.contains("Uncaught"), "{file}: {log}");
+    }
+}

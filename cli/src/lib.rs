@@ -6,6 +6,7 @@
 pub mod data;
 pub mod error;
 pub mod experiment;
+pub mod loadtest;
 pub mod overlay;
 pub mod predict;
 pub mod report;

@@ -3,7 +3,7 @@
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use widedeep_cli::{predict, report, serve, train, CliError, Result};
+use widedeep_cli::{loadtest, predict, report, serve, train, CliError, Result};
 
 fn path_arg(name: &'static str, help: &'static str) -> Arg {
     Arg::new(name)
@@ -95,6 +95,31 @@ fn cli() -> Command {
                 .about("A self-contained HTML page about a training run (curves, charts, attributions)")
                 .arg(path_arg("run", "the run directory written by `train`").required(true))
                 .arg(path_arg("output", "the HTML file (default RUN/report.html)")),
+        )
+        .subcommand(
+            Command::new("load-test")
+                .about("Concurrent keep-alive clients posting one JSON body; requests/s, p50/p99, errors")
+                .arg(
+                    Arg::new("addr")
+                        .long("addr")
+                        .default_value("127.0.0.1:8080")
+                        .value_parser(clap::value_parser!(std::net::SocketAddr))
+                        .help("the server"),
+                )
+                .arg(Arg::new("path").long("path").default_value("/predict"))
+                .arg(path_arg("body", "a file with the JSON body").required(true))
+                .arg(
+                    Arg::new("clients")
+                        .long("clients")
+                        .value_parser(clap::value_parser!(usize))
+                        .default_value("64"),
+                )
+                .arg(
+                    Arg::new("seconds")
+                        .long("seconds")
+                        .value_parser(clap::value_parser!(f64))
+                        .default_value("20"),
+                ),
         )
         .subcommand(
             Command::new("serve")
@@ -228,6 +253,29 @@ fn run(matches: &ArgMatches) -> Result<()> {
         Some(("report", m)) => {
             let r = report::report(required(m, "run")?, path(m, "output"))?;
             println!("{}", r.html.display());
+        }
+        Some(("load-test", m)) => {
+            let body_path = required(m, "body")?;
+            let body =
+                std::fs::read_to_string(body_path).map_err(|e| CliError::io(body_path, e))?;
+            let seconds = *m.get_one::<f64>("seconds").unwrap_or(&20.0);
+            if !(seconds > 0.0 && seconds <= 3600.0) {
+                return Err(CliError::Usage(format!(
+                    "--seconds {seconds}: expected (0, 3600]"
+                )));
+            }
+            let addr = *m
+                .get_one::<std::net::SocketAddr>("addr")
+                .ok_or_else(|| CliError::Usage("--addr is required".into()))?;
+            let report = loadtest::load_test(
+                addr,
+                m.get_one::<String>("path")
+                    .map_or("/predict", String::as_str),
+                &body,
+                *m.get_one::<usize>("clients").unwrap_or(&64),
+                std::time::Duration::from_secs_f64(seconds),
+            )?;
+            print_json(&report, None)?;
         }
         Some(("serve", m)) => {
             let mut o = serve::options_from(

@@ -269,6 +269,10 @@ fn records_frame(schema: &Schema, body: &[u8]) -> std::result::Result<DataFrame,
                 (Kind::Int, Value::Number(n)) => ints.push(Some(n.as_i64().ok_or_else(wrong)?)),
                 (Kind::Float, Value::Null) => floats.push(None),
                 (Kind::Float, Value::Number(n)) => floats.push(n.as_f64()),
+                // JSON has no NaN: "NaN" is accepted and follows the pipeline's null handling
+                (Kind::Float, Value::String(s)) if s.eq_ignore_ascii_case("nan") => {
+                    floats.push(Some(f64::NAN))
+                }
                 (Kind::Str, Value::Null) => strs.push(None),
                 (Kind::Str, Value::String(s)) => strs.push(Some(s.clone())),
                 (Kind::Bool, Value::Null) => bools.push(None),

@@ -508,6 +508,19 @@ fn server_answers_predictions_and_survives_malformed_requests() {
         }
     }
     health(addr);
+
+    // a short load test: concurrent keep-alive clients, no errors
+    let one = serde_json::to_string(&[&records[0]]).unwrap();
+    let load = widedeep_cli::loadtest::load_test(
+        addr,
+        "/predict",
+        &one,
+        8,
+        std::time::Duration::from_millis(1500),
+    )
+    .unwrap();
+    assert_eq!(load.errors, 0, "{load:?}");
+    assert!(load.requests > 20 && load.p99_ms >= load.p50_ms, "{load:?}");
     server.shutdown();
 
     // with unseen categories allowed, they follow the pipeline's handling (index 0)

@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 TORCH_ENV = VENV="$$(bash scripts/setup-libtorch.sh | tail -n 1)" && export PATH="$$VENV/bin:$$PATH" LIBTORCH_USE_PYTORCH=1
 
-.PHONY: demo test lint bench bench-micro bench-scan cli
+.PHONY: demo test lint bench bench-micro bench-scan distributed-demo cli
 
 ## Train Wide + TabMlp on Adult, evaluate on a held-out 20%, explain.
 demo:
@@ -12,6 +12,14 @@ demo:
 ## The `widedeep` command (crate cli/): target/release/widedeep.
 cli:
 	@$(TORCH_ENV) && cargo build --release -p widedeep-cli
+
+## Data-parallel Adult on 2 processes (c10d/Gloo over 127.0.0.1), launched by PyTorch's torchrun
+## from the libtorch venv: test accuracy, steps/s, communication, and the weight difference
+## against one process with twice the batch.
+distributed-demo:
+	@$(TORCH_ENV) && cargo build --release --example adult_distributed && \
+	  OMP_NUM_THREADS=1 torchrun --no-python --standalone --nproc-per-node=2 \
+	  "$${CARGO_TARGET_DIR:-target}/release/examples/adult_distributed"
 
 ## The whole test suite (unit, integration, doc tests) of the workspace, in the release profile
 ## so that it shares the dependencies' build with `make demo` (one cold build, not two).

@@ -7,7 +7,10 @@
 //! on PATH (the Makefile puts the cached venv from `scripts/setup-libtorch.sh` first on PATH).
 //!
 //! It also compiles the one C++ file of the crate, the autograd shim of the fused attention
-//! kernels (`src/models/tabular/fused_attention.cpp`), against the headers of that libtorch.
+//! kernels (`src/models/tabular/fused_attention.cpp`), against the headers of that libtorch,
+//! and the c10d shim of `src/distributed/` (`c10d.cpp`) when the Gloo headers that libtorch's
+//! `ProcessGroupGloo.hpp` includes are found (see [`gloo_include`]); then it sets
+//! `cfg(widedeep_c10d)`, else distributed training reports itself not built.
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -63,8 +66,48 @@ fn compile_shim(lib: &std::path::Path) {
         .compile("widedeep_fused_attention");
 }
 
+/// The directory holding `gloo/config.h`: `WIDEDEEP_GLOO_INCLUDE`, else the copy that
+/// `scripts/setup-libtorch.sh` unpacks next to the torch venv (`<venv>/gloo/include`, the venv
+/// being the `sys.prefix` of the Python that finds libtorch), else the system's `/usr/include`
+/// (Debian's `libgloo-dev`).
+fn gloo_include() -> Option<PathBuf> {
+    let has = |d: &PathBuf| d.join("gloo/config.h").is_file();
+    if let Ok(dir) = std::env::var("WIDEDEEP_GLOO_INCLUDE") {
+        return Some(PathBuf::from(dir)).filter(has);
+    }
+    let venv = python_output("import sys; print(sys.prefix)")
+        .map(|p| PathBuf::from(p).join("gloo/include"));
+    venv.into_iter()
+        .chain([PathBuf::from("/usr/include")])
+        .find(has)
+}
+
+/// Compiles the c10d shim of `src/distributed/` (TCPStore, ProcessGroupGloo and the
+/// collectives the trainer calls) against libtorch's headers and the Gloo headers in `gloo`.
+fn compile_c10d_shim(lib: &std::path::Path, gloo: &std::path::Path) {
+    let src = "src/distributed/c10d.cpp";
+    println!("cargo:rerun-if-changed={src}");
+    let include = lib.parent().unwrap_or(lib).join("include");
+    cc::Build::new()
+        .cpp(true)
+        .file(src)
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .include(gloo)
+        .define("USE_C10D_GLOO", None)
+        .flag("-std=c++17")
+        .define("_GLIBCXX_USE_CXX11_ABI", cxx11_abi())
+        .flag_if_supported("-Wno-unused-parameter")
+        .flag_if_supported("-Wno-deprecated-declarations")
+        .opt_level(2)
+        .compile("widedeep_c10d");
+    println!("cargo:rustc-cfg=widedeep_c10d");
+}
+
 fn main() {
+    println!("cargo::rustc-check-cfg=cfg(widedeep_c10d)");
     for var in [
+        "WIDEDEEP_GLOO_INCLUDE",
         "LIBTORCH",
         "LIBTORCH_LIB",
         "LIBTORCH_PYTHON",
@@ -77,6 +120,15 @@ fn main() {
     match torch_lib_dir() {
         Some(lib) => {
             compile_shim(&lib);
+            match gloo_include() {
+                Some(gloo) => {
+                    println!("cargo:rerun-if-changed={}", gloo.join("gloo/config.h").display());
+                    compile_c10d_shim(&lib, &gloo)
+                }
+                None => println!(
+                    "cargo:warning=Gloo headers not found: distributed training is not built (run scripts/setup-libtorch.sh or set WIDEDEEP_GLOO_INCLUDE)"
+                ),
+            }
             let dir = lib.display();
             println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
             println!("cargo:rustc-link-arg=-L{dir}");

@@ -94,19 +94,17 @@ fn generate(dir: &Path, copies: usize) -> Result<()> {
 fn child(mode: &str, dir: &Path, batch: usize) -> Result<()> {
     let t = Instant::now();
     let mut prep = preprocessors();
+    let mut fit_rss = f64::NAN;
     let (fit_s, epoch_s, rows) = match mode {
         "stream" => {
             prep.fit_scan(&ParquetScan::open(dir, 65_536)?)?;
             let fit_s = t.elapsed().as_secs_f64();
+            fit_rss = peak_rss_mib();
             let data = Dataset::scan(dir, &prep, ScanOptions::default())?;
             let mut trainer = trainer(&prep, batch)?;
             let t = Instant::now();
             trainer.fit_stream(&data, None)?;
             (fit_s, t.elapsed().as_secs_f64(), data.scan().rows())
-        }
-        "fit" => {
-            prep.fit_scan(&ParquetScan::open(dir, 65_536)?)?;
-            (t.elapsed().as_secs_f64(), f64::NAN, 0)
         }
         "memory" => {
             let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
@@ -152,7 +150,8 @@ fn child(mode: &str, dir: &Path, batch: usize) -> Result<()> {
     println!(
         "{}",
         serde_json::json!({
-            "rows": rows, "fit_s": fit_s, "epoch_s": epoch_s, "rss_mib": peak_rss_mib()
+            "rows": rows, "fit_s": fit_s, "epoch_s": epoch_s, "rss_mib": peak_rss_mib(),
+            "fit_rss_mib": fit_rss
         })
     );
     Ok(())
@@ -238,62 +237,74 @@ fn main() -> Result<()> {
     println!(
         "| data | rows | way | fit s | epoch s | epoch rows/s | peak RSS MiB |\n|---|---:|---|---:|---:|---:|---:|"
     );
-    let mut rates = Vec::new();
+    let reference = !args.iter().any(|a| a == "--no-reference");
+    // (copies, mode) → the child's JSON
+    let mut runs = Vec::new();
     for (copies, dir) in &dirs {
         for (mode, way) in [
-            ("stream", "streamed (fit_scan + fit_stream)"),
-            ("memory", "in memory (fit + fit)"),
+            ("stream", "streamed (`fit_scan` + `fit_stream`)"),
+            ("memory", "in memory (`fit` + `fit`)"),
         ] {
             let m = measure(mode, dir, batch, threads)?;
             let rows = m["rows"].as_f64().unwrap_or(f64::NAN);
             let epoch = m["epoch_s"].as_f64().unwrap_or(f64::NAN);
-            rates.push(((copies, mode), rows / epoch));
             println!(
                 "| Adult ×{copies} | {rows:.0} | {way} | {:.1} | {epoch:.1} | {:.0} | {:.0} |",
                 m["fit_s"].as_f64().unwrap_or(f64::NAN),
                 rows / epoch,
                 m["rss_mib"].as_f64().unwrap_or(f64::NAN),
             );
+            runs.push(((*copies, mode), m));
+        }
+        if reference && *copies == small {
+            // the reference's chunked fit on the same rows as CSV
+            let venv = common::bench_venv()?;
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/scan_reference.py");
+            let r = common::reference_json(
+                Command::new(venv.join("bin/python"))
+                    .arg(script)
+                    .arg(dir)
+                    .arg(root.join(format!("adult-x{copies}.csv"))),
+                "chunked fit",
+            )?;
+            println!(
+                "| Adult ×{copies} | {} | pytorch-widedeep: `ChunkWidePreprocessor` + `ChunkTabPreprocessor` `partial_fit` over CSV chunks of {} rows | {:.1} | | | |",
+                r["rows"],
+                r["chunk_rows"],
+                r["fit_s"].as_f64().unwrap_or(f64::NAN)
+            );
+            runs.push(((*copies, "reference"), r));
         }
     }
+    let get = |copies: usize, mode: &str, key: &str| {
+        runs.iter()
+            .find(|((c, m), _)| *c == copies && *m == mode)
+            .and_then(|(_, v)| v[key].as_f64())
+            .unwrap_or(f64::NAN)
+    };
+    println!();
     for (copies, _) in &dirs {
-        let rate = |mode: &str| {
-            rates
-                .iter()
-                .find(|((c, m), _)| *c == copies && *m == mode)
-                .map_or(f64::NAN, |r| r.1)
-        };
+        let rate = |mode: &str| get(*copies, mode, "rows") / get(*copies, mode, "epoch_s");
         println!(
-            "\nAdult ×{copies}: streamed epoch at {:.0}% of the in-memory rows/s",
-            100.0 * rate("stream") / rate("memory")
+            "- Adult ×{copies}: streamed epoch at {:.0}% of the in-memory rows/s; in-memory peak \
+             RSS {:.1}× the streamed one",
+            100.0 * rate("stream") / rate("memory"),
+            get(*copies, "memory", "rss_mib") / get(*copies, "stream", "rss_mib")
         );
     }
-
-    // the reference's chunked fit on the same rows as CSV, beside ours
-    let (copies, dir) = &dirs[0];
-    if args.iter().any(|a| a == "--no-reference") {
-        println!("\n(reference skipped: --no-reference)");
-    } else {
-        let ours = measure("fit", dir, batch, threads)?;
-        let venv = common::bench_venv()?;
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/scan_reference.py");
-        let reference = common::reference_json(
-            Command::new(venv.join("bin/python"))
-                .arg(script)
-                .arg(dir)
-                .arg(root.join(format!("adult-x{copies}.csv"))),
-            "chunked fit",
-        )?;
-        let (ours_s, ref_s) = (
-            ours["fit_s"].as_f64().unwrap_or(f64::NAN),
-            reference["fit_s"].as_f64().unwrap_or(f64::NAN),
-        );
-        println!(
-        "\n| preprocessing fit, Adult ×{copies} ({} rows) | seconds |\n|---|---:|\n| widedeep `fit_scan` (Parquet pages) | {ours_s:.1} |\n| pytorch-widedeep `ChunkWidePreprocessor` + `ChunkTabPreprocessor` `partial_fit` over CSV chunks of {} rows | {ref_s:.1} |\n| speed-up | {:.0}× |",
-        reference["rows"],
-        reference["chunk_rows"],
-        ref_s / ours_s
+    println!(
+        "- streamed peak RSS, Adult ×{large} vs ×{small}: {:+.1}% (after `fit_scan`: {:.0} and \
+         {:.0} MiB)",
+        100.0 * (get(large, "stream", "rss_mib") / get(small, "stream", "rss_mib") - 1.0),
+        get(large, "stream", "fit_rss_mib"),
+        get(small, "stream", "fit_rss_mib")
     );
+    if reference {
+        println!(
+            "- preprocessing fit, Adult ×{small}: `fit_scan` {:.0}× faster than the reference's \
+             chunked fit",
+            get(small, "reference", "fit_s") / get(small, "stream", "fit_s")
+        );
     }
 
     // bad data at row 7,000,000 of the large set (at 70% of its rows when it is smaller)

@@ -80,6 +80,20 @@ pub enum WideDeepError {
         /// Why it cannot be allocated.
         reason: String,
     },
+    /// Distributed training failed: the group could not be joined, a collective failed or
+    /// timed out, or the ranks disagree (different data or models). `lost_ranks` names the
+    /// ranks found gone (their heartbeat stopped, or the store's host is unreachable).
+    #[error("distributed training, rank {rank} of {world_size}: {reason}")]
+    Distributed {
+        /// This process's rank.
+        rank: usize,
+        /// The number of processes.
+        world_size: usize,
+        /// The ranks found lost (empty when none was).
+        lost_ranks: Vec<usize>,
+        /// What failed.
+        reason: String,
+    },
     /// An error raised by libtorch, its C++ backtrace removed (only the lines before `Exception raised from …`).
     #[error(transparent)]
     Tch(tch::TchError),

@@ -33,6 +33,7 @@
 //! ```
 pub mod datasets;
 pub mod device;
+pub mod distributed;
 pub mod error;
 pub mod explain;
 mod macros;
@@ -49,6 +50,7 @@ pub use widedeep_preprocessing as preprocessing;
 /// The types most programs need.
 pub mod prelude {
     pub use crate::device::{default_device, parse_device};
+    pub use crate::distributed::{Distributed, DistributedConfig};
     pub use crate::explain::{
         plots, Background, BackgroundKind, Explainer, ExplainerConfig, Explanation,
         GlobalImportance, Method, Output,

@@ -170,6 +170,11 @@ impl ParquetScan {
         self.sources[p.file].read(p.page)
     }
 
+    /// The rows of page `p`.
+    fn page_len(&self, p: PageRef) -> usize {
+        self.sources[p.file].pages[p.page].1
+    }
+
     /// `e`, raised on page `p`, naming the file, the page and the row of the file.
     fn error(&self, p: PageRef, e: WideDeepError) -> WideDeepError {
         self.sources[p.file].page_error(p.page, e)
@@ -217,7 +222,8 @@ impl Preprocessors {
     /// Fits every preprocessor from every row of `scan`, page by page, in bounded memory:
     /// what is kept between pages is listed in [`widedeep_preprocessing::stream`] (distinct
     /// values of key columns, exact moments, a bounded sample for medians and quantiles,
-    /// word counts, pixel sums). On data with at most 262,144 non-null values per continuous
+    /// word counts, pixel sums; a WordPiece or BPE vocabulary is trained in one more pass,
+    /// fed the texts page by page). On data with at most 262,144 non-null values per continuous
     /// column the result equals [`Preprocessors::fit`] on all rows in memory; beyond, medians
     /// and quantile edges come from a uniform sample with the rank error bound stated there.
     /// Pages are read on a worker thread while the previous one is processed. A wide
@@ -226,10 +232,8 @@ impl Preprocessors {
     ///
     /// # Errors
     /// - [`WideDeepError::InvalidConfig`]: a sequence preprocessor is set
-    ///   (`preprocessors.seq`: its samples span pages), a text preprocessor has a WordPiece or
-    ///   BPE vocabulary (`vocab`: their trainers need all texts at once — fit it on a
-    ///   sample, see [`sample_parquet`](crate::pipeline::sample_parquet)), or both `target`
-    ///   and `multi_target` are set;
+    ///   (`preprocessors.seq`: its samples span pages), or both `target` and `multi_target`
+    ///   are set;
     /// - those of each preprocessor's `fit`, and bad pages, as
     ///   [`WideDeepError::InputMismatch`] naming the column, the file, the page and the row
     ///   of the file.
@@ -257,7 +261,8 @@ impl Preprocessors {
         for p in &mut self.multi_target {
             jobs.push(Job::boxed(p)?);
         }
-        for p in &mut self.text {
+        // sub-word vocabularies are trained in one call on the texts as they are read, below
+        for p in self.text.iter_mut().filter(|p| !p.trains_subwords()) {
             jobs.push(Job::boxed(p)?);
         }
         for p in &mut self.image {
@@ -303,7 +308,59 @@ impl Preprocessors {
         for job in jobs {
             job.finish()?;
         }
+        for p in self.text.iter_mut().filter(|p| p.trains_subwords()) {
+            let failed = std::sync::Mutex::new(None);
+            let texts = PageTexts {
+                scan,
+                prep: p.clone(),
+                pages: pages.clone().into_iter(),
+                buf: Vec::new().into_iter(),
+                failed: &failed,
+            };
+            let fitted = p.fit_texts(texts);
+            if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+                return Err(e);
+            }
+            fitted?;
+        }
         Ok(())
+    }
+}
+
+/// The non-null texts of a text preprocessor's column, page after page; a page that cannot be
+/// read ends the texts and leaves its error in `failed`.
+struct PageTexts<'a> {
+    scan: &'a ParquetScan,
+    prep: widedeep_preprocessing::TextPreprocessor,
+    pages: std::vec::IntoIter<PageRef>,
+    buf: std::vec::IntoIter<String>,
+    failed: &'a std::sync::Mutex<Option<WideDeepError>>,
+}
+
+impl Iterator for PageTexts<'_> {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        loop {
+            if let Some(t) = self.buf.next() {
+                return Some(t);
+            }
+            let p = self.pages.next()?;
+            let texts = self.scan.read(p).and_then(|df| {
+                self.prep
+                    .texts_of(&df)
+                    .map_err(|e| self.scan.error(p, e.into()))
+            });
+            match texts {
+                Ok(texts) => self.buf = texts.into_iter(),
+                Err(e) => {
+                    if let Ok(mut f) = self.failed.lock() {
+                        f.get_or_insert(e);
+                    }
+                    return None;
+                }
+            }
+        }
     }
 }
 
@@ -480,6 +537,48 @@ impl ScanDataset {
     }
 }
 
+impl ScanDataset {
+    /// The pages of epoch `epoch` in reading order (shuffled from `seed` and the epoch when
+    /// shuffling is on) and the generator of the row shuffle.
+    fn epoch_order(&self, epoch: usize, seed: u64) -> (Vec<PageRef>, Option<ChaCha8Rng>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(1 + epoch as u64);
+        let mut order = self.scan.page_refs();
+        if self.options.shuffle {
+            order.shuffle(&mut rng);
+        }
+        (order, self.options.shuffle.then_some(rng))
+    }
+
+    /// Batches of `batch_size` rows over `pages`, then `pad` rows of padding.
+    fn rebatch(
+        &self,
+        pages: Vec<PageRef>,
+        batch_size: usize,
+        rng: Option<ChaCha8Rng>,
+        pad: usize,
+    ) -> Rebatch<'_> {
+        let window = if rng.is_some() {
+            self.options.shuffle_buffer.max(batch_size)
+        } else {
+            batch_size
+        };
+        Rebatch {
+            pages: Box::new(self.pages(pages)),
+            held: Vec::new(),
+            held_rows: 0,
+            ready: VecDeque::new(),
+            rng,
+            window,
+            batch_size: batch_size as i64,
+            state: State::Reading,
+            pad,
+            pad_source: Vec::new(),
+            pad_kept: 0,
+        }
+    }
+}
+
 impl BatchSource for ScanDataset {
     fn rows(&self) -> usize {
         self.scan.rows()
@@ -487,27 +586,47 @@ impl BatchSource for ScanDataset {
 
     fn batches(&self, epoch: usize, batch_size: usize, seed: u64) -> Result<Batches<'_>> {
         ensure!(batch_size > 0, config("batch_size"), "must be at least 1");
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(1 + epoch as u64);
-        let mut order = self.scan.page_refs();
-        if self.options.shuffle {
-            order.shuffle(&mut rng);
-        }
-        let window = if self.options.shuffle {
-            self.options.shuffle_buffer.max(batch_size)
-        } else {
-            batch_size
-        };
-        Ok(Box::new(Rebatch {
-            pages: Box::new(self.pages(order)),
-            held: Vec::new(),
-            held_rows: 0,
-            ready: VecDeque::new(),
-            rng: self.options.shuffle.then_some(rng),
-            window,
-            batch_size: batch_size as i64,
-            state: State::Reading,
-        }))
+        let (order, rng) = self.epoch_order(epoch, seed);
+        Ok(Box::new(self.rebatch(order, batch_size, rng, 0)))
+    }
+
+    /// Rank `rank` reads the pages at positions `rank`, `rank + world`, … of the epoch's page
+    /// order (disjoint row groups on every rank), shuffled as in [`batches`](Self::batches),
+    /// then repeats its first rows up to [`shard_rows`](Self::shard_rows).
+    fn shard(
+        &self,
+        epoch: usize,
+        batch_size: usize,
+        seed: u64,
+        rank: usize,
+        world: usize,
+    ) -> Result<(Batches<'_>, usize)> {
+        ensure!(batch_size > 0, config("batch_size"), "must be at least 1");
+        let (order, rng) = self.epoch_order(epoch, seed);
+        ensure!(
+            order.len() >= world && rank < world,
+            config("page_rows"),
+            "{} pages for {world} ranks: every rank needs a page of its own; use smaller pages",
+            order.len()
+        );
+        let mine: Vec<PageRef> = order.iter().skip(rank).step_by(world).copied().collect();
+        let real: usize = mine.iter().map(|&p| self.scan.page_len(p)).sum();
+        let pad = self.shard_rows(world) - real;
+        Ok((Box::new(self.rebatch(mine, batch_size, rng, pad)), real))
+    }
+
+    /// The rows of the `ceil(pages / world)` largest pages: no rank's share is larger, so
+    /// every rank pads to it (at most about one page of padding per rank; smaller pages pad
+    /// less).
+    fn shard_rows(&self, world: usize) -> usize {
+        let mut sizes: Vec<usize> = self
+            .scan
+            .page_refs()
+            .into_iter()
+            .map(|p| self.scan.page_len(p))
+            .collect();
+        sizes.sort_unstable_by(|a, b| b.cmp(a));
+        sizes.iter().take(sizes.len().div_ceil(world.max(1))).sum()
     }
 }
 
@@ -529,6 +648,11 @@ struct Rebatch<'a> {
     window: usize,
     batch_size: i64,
     state: State,
+    /// Rows of padding still to add after the last page (distributed shards).
+    pad: usize,
+    /// The first rows read, kept (up to `pad` of them) to pad with.
+    pad_source: Vec<Dataset>,
+    pad_kept: usize,
 }
 
 impl Rebatch<'_> {
@@ -538,6 +662,11 @@ impl Rebatch<'_> {
             match self.pages.next() {
                 Some(page) => {
                     let page = page?;
+                    if self.pad_kept < self.pad {
+                        let keep = (self.pad - self.pad_kept).min(page.len() as usize);
+                        self.pad_source.push(page.slice(0, keep as i64));
+                        self.pad_kept += keep;
+                    }
                     self.held_rows += page.len() as usize;
                     self.held.push(page);
                 }
@@ -546,6 +675,11 @@ impl Rebatch<'_> {
                     break;
                 }
             }
+        }
+        if self.held.is_empty() && self.state == State::Exhausted && self.pad > 0 {
+            // the real rows ended with a full batch: the padding alone is left
+            self.held.push(self.padding()?);
+            self.pad = 0;
         }
         if self.held.is_empty() {
             return Ok(());
@@ -557,6 +691,11 @@ impl Rebatch<'_> {
             perm.shuffle(rng);
             all = all.select(&Tensor::from_slice(&perm));
         }
+        if self.state == State::Exhausted && self.pad > 0 {
+            // the padding goes last, after the (shuffled) real rows
+            all = Dataset::concat(&[all, self.padding()?])?;
+            self.pad = 0;
+        }
         let n = all.len();
         let full = n / self.batch_size * self.batch_size;
         for start in (0..full).step_by(self.batch_size as usize) {
@@ -567,11 +706,36 @@ impl Rebatch<'_> {
             if self.state == State::Exhausted {
                 self.ready.push_back(rest);
             } else {
+                // a copy, so that this window's memory is freed before the next one is read
+                let index = Tensor::arange_start(0, n - full, (tch::Kind::Int64, rest.device()));
+                let rest = rest.select(&index);
                 self.held_rows = rest.len() as usize;
                 self.held.push(rest);
             }
         }
         Ok(())
+    }
+}
+
+impl Rebatch<'_> {
+    /// `pad` rows: the kept first rows, repeated as often as needed.
+    fn padding(&self) -> Result<Dataset> {
+        ensure!(
+            self.pad_kept > 0,
+            WideDeepError::Missing("no rows to pad a shard with".into())
+        );
+        let mut parts = Vec::new();
+        let mut left = self.pad;
+        while left > 0 {
+            for piece in &self.pad_source {
+                let take = left.min(piece.len() as usize);
+                if take > 0 {
+                    parts.push(piece.slice(0, take as i64));
+                    left -= take;
+                }
+            }
+        }
+        Dataset::concat(&parts)
     }
 }
 

@@ -184,9 +184,16 @@ pub struct TrainState<'a> {
     pub n_batches: usize,
     pub(crate) optimizers: &'a Optimizers,
     pub(crate) stop: bool,
+    /// Not a distributed run, or its rank 0: the process that writes files.
+    pub(crate) is_main: bool,
 }
 
 impl TrainState<'_> {
+    /// Whether this process writes files: always, except in distributed training where only
+    /// rank 0 does (checkpoints, plots).
+    pub fn is_main(&self) -> bool {
+        self.is_main
+    }
     /// The current learning rate of every parameter group (`wide`, `deeptabular`, …).
     pub fn lrs(&self) -> BTreeMap<String, f64> {
         self.optimizers.lrs()
@@ -435,8 +442,11 @@ impl ModelCheckpoint {
 }
 
 impl Callback for ModelCheckpoint {
-    fn on_train_begin(&mut self, _state: &mut TrainState) -> Result<()> {
+    fn on_train_begin(&mut self, state: &mut TrainState) -> Result<()> {
         self.validate()?;
+        if !state.is_main() {
+            return Ok(());
+        }
         std::fs::create_dir_all(&self.dir).map_err(|e| WideDeepError::io(&self.dir, e))
     }
 
@@ -445,7 +455,7 @@ impl Callback for ModelCheckpoint {
         state: &mut TrainState,
         record: &BTreeMap<String, f64>,
     ) -> Result<()> {
-        if (state.epoch + 1) % self.every_n_epochs != 0 {
+        if (state.epoch + 1) % self.every_n_epochs != 0 || !state.is_main() {
             return Ok(());
         }
         if self.save_best_only {

@@ -51,6 +51,8 @@ pub(crate) struct GradStep {
     vars: Vec<Tensor>,
     /// Optimizer steps taken and skipped (fp16 overflow).
     pub steps: usize,
+    /// Data-parallel training: gradients averaged over the ranks before each step.
+    pub(crate) sync: Option<crate::distributed::GradSync>,
 }
 
 impl GradStep {
@@ -61,11 +63,27 @@ impl GradStep {
             pending: 0,
             vars: vs.trainable_variables(),
             steps: 0,
+            sync: None,
             cfg: GradSettings {
                 accumulate: cfg.accumulate.max(1),
                 ..cfg
             },
         }
+    }
+
+    /// Averages the gradients over the ranks of `d` before every step and takes rank 0's
+    /// buffers after it (data-parallel training).
+    pub(crate) fn distributed(
+        &mut self,
+        d: &crate::distributed::Distributed,
+        vs: &nn::VarStore,
+    ) -> Result<()> {
+        self.sync = Some(crate::distributed::GradSync::new(
+            d.clone(),
+            vs,
+            &self.vars,
+        )?);
+        Ok(())
     }
 
     /// Runs the forward pass `f` (under autocast with mixed precision).
@@ -86,6 +104,9 @@ impl GradStep {
         };
         if let Some(s) = &self.amp.scaler {
             l = s.scale_loss(&l);
+        }
+        if let (Some(sync), true) = (&self.sync, self.pending + 1 == self.cfg.accumulate) {
+            sync.arm(); // the step's last backward: all-reduce buckets as they fill
         }
         l.f_backward()?;
         self.pending += 1;
@@ -125,6 +146,9 @@ impl GradStep {
 
     fn apply(&mut self, opt: &mut impl OptimizerStep) -> Result<bool> {
         self.pending = 0;
+        if let Some(sync) = &self.sync {
+            sync.average()?;
+        }
         let needs_grads = self.amp.scaler.is_some()
             || self.cfg.clip_value.is_some()
             || self.cfg.clip_norm.is_some();
@@ -149,6 +173,9 @@ impl GradStep {
         }
         opt.step();
         self.steps += 1;
+        if let Some(sync) = &self.sync {
+            sync.after_step()?;
+        }
         Ok(true)
     }
 }

@@ -22,6 +22,7 @@ pub mod stream;
 pub mod trainer;
 pub mod uncertainty;
 
+pub use crate::distributed::{Distributed, DistributedConfig};
 pub use amp::{GradScalerConfig, Precision};
 pub use callbacks::{
     Callback, EarlyStopping, History, LrHistory, LrLog, Mode, ModelCheckpoint, TrainState,

@@ -2,6 +2,7 @@
 mod bad_input;
 mod common;
 mod crosscheck;
+mod distributed;
 mod explain;
 mod learning;
 mod objectives;

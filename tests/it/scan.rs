@@ -5,6 +5,7 @@ use crate::common::*;
 use crate::parquet_stream::{adult_frames, write_groups};
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
+use widedeep::datasets;
 use widedeep::pipeline::{ParquetScan, ScanOptions};
 use widedeep::prelude::*;
 use widedeep::training::BatchSource;
@@ -270,4 +271,80 @@ fn fit_scan_covers_text_and_images() {
     let memory = whole.transform(&df).unwrap();
     assert!(batch.input.image[0].equal(&memory.input.image[0]));
     assert!(batch.input.text[0].equal(&memory.input.text[0]));
+}
+
+/// For data-parallel training each rank streams its own pages: the ranks' real rows are
+/// disjoint and cover the data, and every rank is padded to the same number of rows.
+#[test]
+fn shards_are_disjoint_cover_the_rows_and_pad_to_one_length() {
+    let n: usize = 1_030;
+    let ids: Vec<f64> = (0..n).map(|i| i as f64).collect();
+    let y: Vec<i64> = (0..n).map(|i| i64::from(i % 2 == 0)).collect();
+    let df = df!("id" => ids, "y" => y).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = folder(&df, tmp.path(), 3);
+    let mut prep = Preprocessors::new()
+        .tab(TabPreprocessor::new(&[], &["id"]).scaling(Scaling::None))
+        .target(TargetEncoder::new("y", TargetKind::Binary));
+    prep.fit(&df).unwrap();
+    for shuffle in [false, true] {
+        let options = ScanOptions::default()
+            .page_rows(100)
+            .shuffle(shuffle)
+            .shuffle_buffer(300);
+        let scan = Dataset::scan(&dir, &prep, options).unwrap();
+        let world = 3;
+        let padded = scan.shard_rows(world);
+        let mut all = Vec::new();
+        for rank in 0..world {
+            let (batches, real) = scan.shard(1, 64, 4, rank, world).unwrap();
+            let mut ids = Vec::new();
+            for b in batches {
+                let cont = b.unwrap().input.cont.unwrap().view([-1]);
+                ids.extend(
+                    Vec::<f32>::try_from(cont)
+                        .unwrap()
+                        .iter()
+                        .map(|v| *v as i64),
+                );
+            }
+            assert_eq!(ids.len(), padded, "rank {rank}");
+            // the padding repeats rows of this rank
+            assert!(ids[real..].iter().all(|i| ids[..real].contains(i)));
+            all.extend_from_slice(&ids[..real]);
+        }
+        all.sort_unstable();
+        assert_eq!(all, (0..n as i64).collect::<Vec<_>>(), "shuffle {shuffle}");
+    }
+    let scan = Dataset::scan(&dir, &prep, ScanOptions::default().page_rows(1_000)).unwrap();
+    assert!(
+        scan.shard(0, 64, 4, 0, 5).is_err(),
+        "fewer pages than ranks"
+    );
+}
+
+/// A BPE vocabulary is trained from the texts of every page (one more pass): the same
+/// tokenizer as `fit` on the collected rows.
+#[test]
+fn fit_scan_trains_subword_vocabularies_on_every_page() {
+    let df = datasets::womens_ecommerce_reviews()
+        .unwrap()
+        .head(Some(600));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = folder(&df, tmp.path(), 3);
+    let prep = || {
+        Preprocessors::new()
+            .text(TextPreprocessor::new("Review Text").vocab(Vocab::Bpe {
+                min_freq: 2,
+                vocab_size: 300,
+            }))
+            .target(TargetEncoder::new("Recommended IND", TargetKind::Binary).positive_class("1"))
+    };
+    let mut whole = prep();
+    whole.fit(&df).unwrap();
+    let mut streamed = prep();
+    streamed
+        .fit_scan(&ParquetScan::open(&dir, 64).unwrap())
+        .unwrap();
+    assert_eq!(json(&streamed), json(&whole));
 }

@@ -19,8 +19,9 @@
 //! (means and standard deviations included: they are then computed from the kept values by
 //! `fit`'s own code).
 //!
-//! WordPiece and BPE vocabularies are not fitted chunk by chunk (their trainers need every
-//! text at once): fit them on a sample.
+//! WordPiece and BPE vocabularies are not fitted chunk by chunk (their trainers take every
+//! text in one call): [`TextPreprocessor::fit_texts`](crate::TextPreprocessor::fit_texts)
+//! trains them on the texts as they arrive, keeping word counts only.
 //!
 //! Memory: the distinct values of every key column and the distinct words of a text column
 //! (bounded by the cardinality, not by the rows) plus `capacity` `f64` values per continuous

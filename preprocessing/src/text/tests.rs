@@ -234,3 +234,56 @@ fn chunked_word_fit_equals_fit_and_subwords_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn fit_texts_from_an_iterator_equals_fit() {
+    let df = frame();
+    for vocab in [
+        Vocab::Word {
+            min_freq: 1,
+            max_vocab: 100,
+        },
+        Vocab::WordPiece {
+            min_freq: 1,
+            vocab_size: 60,
+        },
+        Vocab::Bpe {
+            min_freq: 1,
+            vocab_size: 60,
+        },
+    ] {
+        let mut whole = TextPreprocessor::new("t").vocab(vocab.clone());
+        whole.fit(&df).unwrap();
+        let mut streamed = TextPreprocessor::new("t").vocab(vocab.clone());
+        let texts: Vec<String> = [df.slice(0, 2), df.slice(2, 3)]
+            .iter()
+            .flat_map(|part| streamed.texts_of(part).unwrap())
+            .collect();
+        assert_eq!(texts.len(), 4);
+        assert!(streamed.trains_subwords() == !matches!(vocab, Vocab::Word { .. }));
+        streamed.fit_texts(texts.into_iter()).unwrap();
+        // the same tokens (the tokenizers crate numbers WordPiece's continuation tokens in
+        // hash order, so ids may differ even between two `fit`s)
+        let tokens = |p: &TextPreprocessor| {
+            let mut v: Vec<String> = p
+                .fitted()
+                .unwrap()
+                .tokenizer
+                .get_vocab(true)
+                .into_keys()
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(tokens(&streamed), tokens(&whole), "{vocab:?}");
+        assert_eq!(streamed.meta().unwrap(), whole.meta().unwrap());
+    }
+    let err = TextPreprocessor::new("t")
+        .vocab(Vocab::Bpe {
+            min_freq: 1,
+            vocab_size: 50,
+        })
+        .fit_texts(std::iter::empty::<String>())
+        .unwrap_err();
+    assert!(matches!(err, PreprocessingError::AllNull { .. }), "{err}");
+}

@@ -114,6 +114,37 @@ impl TextPreprocessor {
         Ok(tokenizer)
     }
 
+    /// The tokenizer of the configured sub-word vocabulary (WordPiece or BPE) trained on
+    /// `texts` as they arrive: the trainer keeps word counts, not the texts. The same
+    /// tokenizer as [`learn_tokenizer`](Self::learn_tokenizer) on the same texts in the same
+    /// order. Errors with [`InvalidConfig`](PreprocessingError::InvalidConfig) for other
+    /// vocabularies.
+    pub(super) fn learn_subword<I, S>(&self, texts: I) -> Result<Tokenizer>
+    where
+        I: Iterator<Item = S> + Send,
+        S: AsRef<str> + Send,
+    {
+        let (model, mut trainer) = match self.vocab {
+            Vocab::WordPiece {
+                min_freq,
+                vocab_size,
+            } => subword!(WordPiece, WordPieceTrainer, min_freq, vocab_size),
+            Vocab::Bpe {
+                min_freq,
+                vocab_size,
+            } => subword!(BPE, BpeTrainer, min_freq, vocab_size),
+            _ => {
+                return Err(PreprocessingError::InvalidConfig {
+                    field: "vocab".into(),
+                    reason: "not a sub-word vocabulary".into(),
+                })
+            }
+        };
+        let mut tokenizer = self.with_pipeline(model);
+        tokenizer.train(&mut trainer, texts).map_err(tok_err)?;
+        Ok(tokenizer)
+    }
+
     /// A word-level tokenizer whose vocabulary is counted here (in parallel; plain-ASCII
     /// texts by a direct split) with the rules of the tokenizers crate's `WordLevelTrainer`:
     /// `[PAD]`, `[UNK]`, then the words seen at least `min_freq` times by decreasing count

@@ -58,12 +58,21 @@ impl Trainer {
     /// cannot be read through tch, so every epoch re-seeds it from `(seed, epoch)` instead. With
     /// both, a resumed CPU run reproduces the uninterrupted one exactly.
     pub fn save_checkpoint(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
+        self.write_checkpoint(self.optimization.as_ref(), path.as_ref())
+    }
+
+    /// [`Trainer::save_checkpoint`] with the optimizers and schedules `optimization` (those of
+    /// a running `fit`, which holds them).
+    pub(super) fn write_checkpoint(
+        &self,
+        optimization: Option<&Optimization>,
+        path: &Path,
+    ) -> Result<()> {
         let mut tensors: Vec<(String, Tensor)> = weights_cpu(&self.model)
             .into_iter()
             .map(|(k, t)| (format!("model/{k}"), t))
             .collect();
-        let optimizer = self.optimization.as_ref().map(|o| {
+        let optimizer = optimization.map(|o| {
             let (meta, bufs) = o.optimizers.state();
             tensors.extend(bufs.into_iter().map(|(k, t)| (format!("optim/{k}"), t)));
             meta
@@ -83,8 +92,7 @@ impl Trainer {
             epoch: self.history.len(),
             history: self.history.clone(),
             optimizer,
-            schedulers: self
-                .optimization
+            schedulers: optimization
                 .iter()
                 .flat_map(|o| &o.schedulers)
                 .map(|(k, (_, s))| (k.clone(), s.clone()))

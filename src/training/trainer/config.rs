@@ -1,5 +1,6 @@
 //! [`TrainerConfig`]: the settings of a [`Trainer`](super::Trainer), their builder setters and
 //! their validation, and the per-group settings resolved from them.
+use crate::distributed::Distributed;
 use crate::error::Result;
 use crate::macros::{ensure, setters};
 use crate::training::callbacks::EarlyStopping;
@@ -68,6 +69,16 @@ pub struct TrainerConfig {
     /// precision and prefetching (see `training::extras`; flattened in the JSON).
     #[serde(flatten)]
     pub extras: TrainingExtras,
+    /// Data-parallel training over a process group (PyTorch DDP semantics; see
+    /// [`crate::distributed`]); `None`: this process alone. Not saved with the config.
+    #[serde(skip)]
+    pub distributed: Option<Distributed>,
+    /// The checkpoint of a restartable run (e.g. under `torchrun --max-restarts`): `fit`
+    /// resumes from it when it exists, runs only the epochs still missing to reach `epochs`, and
+    /// rewrites it (atomically; rank 0 only when distributed) after every epoch. Not saved with
+    /// the config.
+    #[serde(skip)]
+    pub resume_file: Option<std::path::PathBuf>,
 }
 
 impl Default for TrainerConfig {
@@ -93,6 +104,8 @@ impl Default for TrainerConfig {
             component_lr_scheduler: BTreeMap::new(),
             skip_nonfinite_batches: false,
             extras: TrainingExtras::default(),
+            distributed: None,
+            resume_file: None,
         }
     }
 }
@@ -172,8 +185,26 @@ impl TrainerConfig {
         self
     }
 
+    /// Trains data-parallel in the group `d` (one line turns a program into a distributed
+    /// one; a group of one trains as before). Warm-up routines (`finetune`) and
+    /// `skip_nonfinite_batches` are not supported distributed: `validate` rejects them.
+    pub fn distributed(mut self, d: Distributed) -> Self {
+        self.distributed = Some(d);
+        self
+    }
+
+    /// Makes the run restartable from the checkpoint `path` (see
+    /// [`TrainerConfig::resume_file`]).
+    pub fn resume_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.resume_file = Some(path.into());
+        self
+    }
+
     /// Checks every field; errors name the field.
     pub fn validate(&self) -> Result<()> {
+        if self.distributed.is_some() {
+            super::data_parallel::check_supported(self)?;
+        }
         ensure!(
             positive(self.lr),
             config("lr"),

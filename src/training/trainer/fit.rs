@@ -1,5 +1,6 @@
 //! The training loop: [`Trainer::fit`], its epochs and batches, early stopping and the progress
 //! display.
+use super::data_parallel;
 use super::optimization::Optimization;
 use super::{Trainer, TrainerConfig};
 use crate::error::{Result, WideDeepError};
@@ -17,6 +18,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
+use std::path::Path;
 use tch::{nn, Tensor};
 
 /// Everything a running `fit` works with besides the trainer's model, history and
@@ -56,6 +58,11 @@ impl FitState {
             n_batches: self.n_batches,
             optimizers: &self.optimization.optimizers,
             stop: false,
+            is_main: trainer
+                .config
+                .distributed
+                .as_ref()
+                .is_none_or(|d| d.is_main()),
         };
         for c in self.callbacks.iter_mut() {
             f(c.as_mut(), &mut state)?;
@@ -79,12 +86,12 @@ enum ValData<'a> {
 
 /// What one epoch accumulates.
 #[derive(Default)]
-struct EpochSums {
-    loss_sum: f64,
-    seen: i64,
-    skipped: usize,
-    outs: Vec<Tensor>,
-    targets: Vec<Tensor>,
+pub(super) struct EpochSums {
+    pub(super) loss_sum: f64,
+    pub(super) seen: i64,
+    pub(super) skipped: usize,
+    pub(super) outs: Vec<Tensor>,
+    pub(super) targets: Vec<Tensor>,
     stop: bool,
     /// The progress bar, the epoch and the last epoch of this `fit` (for the summary line).
     bar: Option<(ProgressBar, usize, usize)>,
@@ -110,8 +117,14 @@ impl Trainer {
         if let Some(v) = val {
             self.check_data(v, "validation")?;
         }
+        if let Some(path) = data_parallel::resume_from(&self.config).map(Path::to_path_buf) {
+            self.resume(&path)?; // a restarted run continues from its last epoch
+        }
         self.before_fit(train, val)?; // extras: initializers, warm-up
         let cfg = self.config.clone();
+        if let Some(d) = &cfg.distributed {
+            data_parallel::start(d, &self.model, train, val)?; // same data, rank 0's weights
+        }
         let _rng_guard = crate::torch_rng_lock();
         // one generator splits, then shuffles epoch after epoch; it continues across `fit` calls
         // and resumes (its position is saved in checkpoints)
@@ -138,7 +151,8 @@ impl Trainer {
         }
         // extras: row order (shuffle or weighted sampler), clipping/accumulation/AMP
         let order = self.row_order(train)?;
-        let n_batches = order.rows(train.len()).div_ceil(cfg.batch_size);
+        let n_rows = data_parallel::rows_of_rank(&cfg, order.rows(train.len()));
+        let n_batches = n_rows.div_ceil(cfg.batch_size);
         self.fit_data(
             &cfg,
             rng,
@@ -160,6 +174,14 @@ impl Trainer {
     /// [`InvalidConfig`](WideDeepError::InvalidConfig) error naming the setting: a weighted
     /// sampler (`extras.sampler`: it needs every row's weight up front), the warm-up routines
     /// (`extras.finetune`) and `val_split` without validation data (pass validation data).
+    ///
+    /// Distributed ([`TrainerConfig::distributed`]): every rank passes the same source; each
+    /// trains on its share of it ([`BatchSource::shard`]: for a [`ScanDataset`], its own pages
+    /// of each epoch's shuffled page order, padded to the same number of steps), with the
+    /// gradients averaged as in [`Trainer::fit`]; validation data is evaluated whole on every
+    /// rank, so that every rank's record is the same.
+    ///
+    /// [`ScanDataset`]: crate::pipeline::ScanDataset
     pub fn fit_stream(
         &mut self,
         train: &dyn BatchSource,
@@ -194,10 +216,19 @@ impl Trainer {
                 es.monitor
             );
         }
+        if let Some(path) = data_parallel::resume_from(&self.config).map(Path::to_path_buf) {
+            self.resume(&path)?; // a restarted run continues from its last epoch
+        }
         self.apply_initializers_once()?;
+        let mut n_rows = train.rows();
+        if let Some(d) = &cfg.distributed {
+            // same data on every rank, rank 0's weights; each rank a padded share of the rows
+            data_parallel::start_stream(d, &self.model, train.rows(), val.map(|v| v.rows()))?;
+            n_rows = train.shard_rows(d.world_size());
+        }
         let _rng_guard = crate::torch_rng_lock();
         let rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-        let n_batches = train.rows().div_ceil(cfg.batch_size);
+        let n_batches = n_rows.div_ceil(cfg.batch_size);
         self.fit_data(
             &cfg,
             rng,
@@ -216,7 +247,10 @@ impl Trainer {
         val: Option<ValData<'_>>,
         n_batches: usize,
     ) -> Result<&History> {
-        let grad = GradStep::new(cfg.extras.grad_settings(), self.model.var_store());
+        let mut grad = GradStep::new(cfg.extras.grad_settings(), self.model.var_store());
+        if let Some(d) = &cfg.distributed {
+            grad.distributed(d, self.model.var_store())?; // averaged gradients
+        }
         let optimization = match self.optimization.take() {
             Some(o) => o,
             None => Optimization::new(&self.model, cfg, n_batches * cfg.epochs.max(1))?,
@@ -255,9 +289,10 @@ impl Trainer {
     ) -> Result<()> {
         let first = self.history.len();
         state.hooks(self, first, 0, |c, s| c.on_train_begin(s))?;
-        for _ in 0..cfg.epochs {
+        let epochs = data_parallel::epochs_to_run(cfg, first);
+        for _ in 0..epochs {
             let epoch = self.history.len();
-            let total = first + cfg.epochs;
+            let total = first + epochs;
             let mut sums = self.train_epoch(cfg, state, train, (epoch, total))?;
             self.shuffle_pos = Some(state.rng.get_word_pos());
             let record = self.epoch_record(cfg, &mut sums, val)?;
@@ -265,6 +300,9 @@ impl Trainer {
             self.history.epochs.push(record.clone());
             state.optimization.on_epoch_end(&record)?;
             let cb_stop = state.hooks(self, epoch, 0, |c, s| c.on_epoch_end(s, &record))?;
+            if let Some(path) = data_parallel::checkpoint_to(cfg) {
+                self.write_checkpoint(Some(&state.optimization), path)?;
+            }
             if es_stop && cfg.verbose > 0 {
                 eprintln!(
                     "early stopping after epoch {} (best: epoch {})",
@@ -272,7 +310,7 @@ impl Trainer {
                     self.es_state.best_epoch + 1
                 );
             }
-            if es_stop || cb_stop || sums.stop {
+            if data_parallel::any(cfg, es_stop || cb_stop || sums.stop)? {
                 break;
             }
         }
@@ -294,31 +332,40 @@ impl Trainer {
     ) -> Result<EpochSums> {
         tch::manual_seed(torch_epoch_seed(cfg.seed, epoch));
         let device = self.model.device();
-        let batches: Batches<'_> = match train {
+        // distributed: this rank's shard, the first `real` of its rows not padding
+        let (batches, real): (Batches<'_>, usize) = match train {
             TrainData::Rows(data, order) => {
                 // the stored order, a shuffle (the draws of `Dataset::shuffled`) or weighted
                 // draws
                 let rows = order.epoch(&mut state.rng);
+                let (rows, real) = data_parallel::shard(cfg, rows, order.rows(data.len()));
                 let prefetch = cfg.extras.prefetch_on(device);
                 let batches =
                     EpochBatches::new(data, rows.as_ref(), cfg.batch_size, device, prefetch);
                 // lazy image columns: each batch's images are decoded when it comes up
-                Box::new(batches.map(move |batch| {
+                let batches = batches.map(move |batch| {
                     if batch.is_lazy() {
                         Ok(batch.materialize()?.to_device(device))
                     } else {
                         Ok(batch)
                     }
-                }))
+                });
+                (Box::new(batches), real)
             }
             TrainData::Stream(source) => {
-                let batches = source.batches(epoch, cfg.batch_size, cfg.seed)?;
+                let (batches, real) = match &cfg.distributed {
+                    Some(d) if d.world_size() > 1 => {
+                        source.shard(epoch, cfg.batch_size, cfg.seed, d.rank(), d.world_size())?
+                    }
+                    _ => (source.batches(epoch, cfg.batch_size, cfg.seed)?, usize::MAX),
+                };
                 let this: &Trainer = self;
-                Box::new(batches.map(move |batch| {
+                let batches = batches.map(move |batch| {
                     let batch = batch?;
                     this.check_data(&batch, "training")?;
                     Ok(batch.to_device(device))
-                }))
+                });
+                (Box::new(batches), real)
             }
         };
         let mut sums = EpochSums {
@@ -343,12 +390,15 @@ impl Trainer {
                 }
             };
             if lv.is_finite() {
-                sums.loss_sum += lv * batch.len() as f64;
-                sums.seen += batch.len();
+                let target = batch.target.as_ref().expect("checked");
+                let real = real.saturating_sub(b * cfg.batch_size);
+                let (loss_sum, n, out, target) =
+                    data_parallel::unpadded(cfg, lv, &out, target, real);
+                sums.loss_sum += loss_sum;
+                sums.seen += n;
                 if !cfg.metrics.is_empty() {
                     sums.outs.push(out.detach());
-                    sums.targets
-                        .push(batch.target.as_ref().expect("checked").shallow_clone());
+                    sums.targets.push(target);
                 }
             } else {
                 sums.skipped += 1;
@@ -415,6 +465,9 @@ impl Trainer {
         sums: &mut EpochSums,
         val: Option<ValData<'_>>,
     ) -> Result<BTreeMap<String, f64>> {
+        if let Some(d) = &cfg.distributed {
+            data_parallel::gather(d, sums)?; // the sums of all ranks
+        }
         let mut record = BTreeMap::new();
         let loss = if sums.seen > 0 {
             sums.loss_sum / sums.seen as f64
@@ -433,7 +486,7 @@ impl Trainer {
         if let Some(v) = val {
             let (pass, target) = match v {
                 ValData::Rows(v) => (
-                    self.run(v, true)?,
+                    data_parallel::validation_pass(self, v)?, // distributed: shared out
                     v.target.as_ref().expect("checked").shallow_clone(),
                 ),
                 ValData::Stream(v) => self.run_stream(v, "validation")?,

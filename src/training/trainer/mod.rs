@@ -15,6 +15,7 @@ use tch::Tensor;
 
 mod checkpoint;
 mod config;
+mod data_parallel;
 mod fit;
 mod optimization;
 mod predict;

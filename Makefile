@@ -3,11 +3,15 @@
 SHELL := /bin/bash
 TORCH_ENV = VENV="$$(bash scripts/setup-libtorch.sh | tail -n 1)" && export PATH="$$VENV/bin:$$PATH" LIBTORCH_USE_PYTORCH=1
 
-.PHONY: demo test lint bench bench-micro bench-scan distributed-demo
+.PHONY: demo test lint bench bench-micro bench-scan distributed-demo cli
 
 ## Train Wide + TabMlp on Adult, evaluate on a held-out 20%, explain.
 demo:
 	@$(TORCH_ENV) && cargo run --release --example adult
+
+## The `widedeep` command (crate cli/): target/release/widedeep.
+cli:
+	@$(TORCH_ENV) && cargo build --release -p widedeep-cli
 
 ## Data-parallel Adult on 2 processes (c10d/Gloo over 127.0.0.1), launched by PyTorch's torchrun
 ## from the libtorch venv: test accuracy, steps/s, communication, and the weight difference

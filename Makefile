@@ -24,7 +24,7 @@ distributed-demo:
 ## The whole test suite (unit, integration, doc tests) of the workspace, in the release profile
 ## so that it shares the dependencies' build with `make demo` (one cold build, not two).
 test:
-	@$(TORCH_ENV) && cargo test --release --workspace
+	@$(TORCH_ENV) && bash scripts/setup-chromium.sh && cargo test --release --workspace
 
 ## rustfmt + clippy (warnings are errors), release profile like the rest.
 lint:

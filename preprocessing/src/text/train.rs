@@ -92,32 +92,18 @@ impl TextPreprocessor {
             texts.iter().any(Option::is_some),
             PreprocessingError::all_null(&self.text_col)
         );
-        let (model, mut trainer) = match self.vocab {
+        match self.vocab {
             Vocab::Word {
                 min_freq,
                 max_vocab,
-            } => return self.word_tokenizer(texts, min_freq, max_vocab),
-            Vocab::WordPiece {
-                min_freq,
-                vocab_size,
-            } => subword!(WordPiece, WordPieceTrainer, min_freq, vocab_size),
-            Vocab::Bpe {
-                min_freq,
-                vocab_size,
-            } => subword!(BPE, BpeTrainer, min_freq, vocab_size),
-            Vocab::Pretrained { .. } => unreachable!("read above"),
-        };
-        let mut tokenizer = self.with_pipeline(model);
-        tokenizer
-            .train(&mut trainer, texts.iter().flatten())
-            .map_err(tok_err)?;
-        Ok(tokenizer)
+            } => self.word_tokenizer(texts, min_freq, max_vocab),
+            _ => self.learn_subword(texts.iter().flatten()),
+        }
     }
 
     /// The tokenizer of the configured sub-word vocabulary (WordPiece or BPE) trained on
-    /// `texts` as they arrive: the trainer keeps word counts, not the texts. The same
-    /// tokenizer as [`learn_tokenizer`](Self::learn_tokenizer) on the same texts in the same
-    /// order. Errors with [`InvalidConfig`](PreprocessingError::InvalidConfig) for other
+    /// `texts` as they arrive: the trainer keeps word counts, not the texts (what
+    /// [`learn_tokenizer`](Self::learn_tokenizer) uses for these vocabularies). Errors with [`InvalidConfig`](PreprocessingError::InvalidConfig) for other
     /// vocabularies.
     pub(super) fn learn_subword<I, S>(&self, texts: I) -> Result<Tokenizer>
     where

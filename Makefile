@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 TORCH_ENV = VENV="$$(bash scripts/setup-libtorch.sh | tail -n 1)" && export PATH="$$VENV/bin:$$PATH" LIBTORCH_USE_PYTORCH=1
 
-.PHONY: demo test lint bench bench-micro bench-scan distributed-demo cli
+.PHONY: demo test lint bench bench-micro bench-scan bench-serve distributed-demo cli
 
 ## Train Wide + TabMlp on Adult, evaluate on a held-out 20%, explain.
 demo:
@@ -43,3 +43,10 @@ bench-micro:
 ## fit beside ours, and bad data at row 7,000,000; one set of tables.
 bench-scan:
 	@$(TORCH_ENV) && bash scripts/setup-bench-env.sh >/dev/null && cargo bench --bench scan
+
+## The `widedeep` command: `widedeep train` on the Adult config against the `adult` example, then
+## `widedeep serve` load-tested on 127.0.0.1 beside pytorch-widedeep behind FastAPI + uvicorn.
+bench-serve:
+	@$(TORCH_ENV) && bash scripts/setup-bench-env.sh >/dev/null && \
+	  cargo build --release -p widedeep-cli --bin widedeep && cargo build --release --example adult && \
+	  bash benches/serve.sh

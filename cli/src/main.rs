@@ -164,6 +164,13 @@ fn cli() -> Command {
                         .help("the largest request body in bytes"),
                 )
                 .arg(
+                    Arg::new("threads")
+                        .long("threads")
+                        .value_parser(clap::value_parser!(usize))
+                        .default_value("1")
+                        .help("libtorch intra-op threads of the model thread"),
+                )
+                .arg(
                     Arg::new("allow-unseen")
                         .long("allow-unseen")
                         .action(ArgAction::SetTrue)
@@ -288,6 +295,7 @@ fn run(matches: &ArgMatches) -> Result<()> {
                 path(m, "background"),
             );
             o.allow_unseen = m.get_flag("allow-unseen");
+            o.threads = *m.get_one::<usize>("threads").unwrap_or(&1);
             if let Some(h) = m.get_one::<String>("host") {
                 o.host = h.clone();
             }

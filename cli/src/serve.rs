@@ -53,11 +53,16 @@ pub struct ServeOptions {
     /// Accept categories the pipeline did not see in training (they take the unseen index, as
     /// in `Pipeline::predict`) instead of answering 422.
     pub allow_unseen: bool,
+    /// libtorch intra-op threads of the model thread (default 1). The HTTP runtime's two
+    /// threads parse JSON and build the frames while the model thread runs the forward pass, so
+    /// parallelism comes from the pipelining of requests; more intra-op threads compete with
+    /// them for the cores (measured in the README's `make bench-serve` section).
+    pub threads: usize,
 }
 
 impl ServeOptions {
     /// Defaults for the pipeline in `dir`: 127.0.0.1:8080, batches of up to 1,024 rows
-    /// gathered for at most 2 ms, bodies up to 4 MiB, CPU.
+    /// gathered for at most 2 ms, bodies up to 4 MiB, CPU, one intra-op thread.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             pipeline: dir.into(),
@@ -69,6 +74,7 @@ impl ServeOptions {
             body_limit: 4 << 20,
             device: Device::Cpu,
             allow_unseen: false,
+            threads: 1,
         }
     }
 }
@@ -522,9 +528,15 @@ pub fn start(options: ServeOptions) -> Result<ServerHandle> {
     let device = options.device;
     let (max_batch, max_wait) = (options.max_batch.max(1), options.max_wait);
     let allow_unseen = options.allow_unseen;
+    if options.threads == 0 {
+        return Err(CliError::Usage("--threads must be ≥ 1".into()));
+    }
+    let threads = i32::try_from(options.threads).unwrap_or(i32::MAX);
     std::thread::Builder::new()
         .name("widedeep-model".into())
         .spawn(move || {
+            // only this thread runs libtorch operators
+            tch::set_num_threads(threads);
             let pipeline = match Pipeline::load(&dir, device) {
                 Ok(p) => p,
                 Err(e) => {

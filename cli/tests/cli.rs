@@ -523,10 +523,19 @@ fn server_answers_predictions_and_survives_malformed_requests() {
     assert!(load.requests > 20 && load.p99_ms >= load.p50_ms, "{load:?}");
     server.shutdown();
 
-    // with unseen categories allowed, they follow the pipeline's handling (index 0)
+    // zero intra-op threads is refused before anything starts
+    let mut options = ServeOptions::new(run.run_dir.join("pipeline"));
+    options.port = 0;
+    options.threads = 0;
+    let err = start(options).err().expect("threads = 0 must be refused");
+    assert!(err.to_string().contains("--threads"), "{err}");
+
+    // with unseen categories allowed, they follow the pipeline's handling (index 0); two
+    // intra-op threads on the model thread
     let mut options = ServeOptions::new(run.run_dir.join("pipeline"));
     options.port = 0;
     options.allow_unseen = true;
+    options.threads = 2;
     let server = start(options).unwrap();
     let (status, answer) = post(
         server.addr,

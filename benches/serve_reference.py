@@ -12,7 +12,7 @@ The endpoint is a plain `def`, so FastAPI runs it on its thread pool; the prepro
 `transform` and `Trainer.predict_proba` do the work (the latter under a lock, see `app_for`, and
 with `num_workers=0`: a DataLoader worker process per request would only be slower). Served by uvicorn with uvloop and httptools (the
 `uvicorn[standard]` extras) on 127.0.0.1 only, with `--workers` processes (the model is fitted
-once and loaded by each worker).
+once and loaded by each worker, which gets its share of the cores as libtorch threads).
 
 Run by benches/serve.sh with the bench venv's python (scripts/setup-bench-env.sh).
 """
@@ -85,6 +85,11 @@ def load_saved(path):
 
     import torch
 
+    # Several workers share the cores: each gets its share of intra-op threads, or their
+    # OpenMP threads oversubscribe the cores (at 2 workers × 2 threads on 2 cores, 1,000-row
+    # requests time out).
+    workers = int(os.environ.get("WIDEDEEP_SERVE_REF_WORKERS", "1"))
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
     with open(os.path.join(path, "preprocessors.pkl"), "rb") as f:
         preps = pickle.load(f)
     model = torch.load(os.path.join(path, "model.pt"), weights_only=False)
@@ -122,6 +127,7 @@ def main():
     # The usual multi-process deployment, `uvicorn module:app --workers N`, in place of this
     # process; each worker loads the saved model when it imports this module.
     os.environ["WIDEDEEP_SERVE_REF_DIR"] = args.model_dir
+    os.environ["WIDEDEEP_SERVE_REF_WORKERS"] = str(args.workers)
     os.execv(sys.executable, [
         sys.executable, "-m", "uvicorn", "serve_reference:APP", "--host", "127.0.0.1",
         "--port", str(args.port), "--workers", str(args.workers), "--log-level", "warning",

@@ -84,6 +84,9 @@ pub mod prelude {
         ModelCheckpoint, Objective, Optimizer, Trainer, TrainerConfig,
     };
     pub use crate::training::{
+        CdLossType, ContrastiveDenoisingConfig, ContrastiveDenoisingTrainer, DenoiseMlpType,
+    };
+    pub use crate::training::{
         FinetuneConfig, InitSpec, Initializer, Precision, Routine, Uncertainty, WeightedSampler,
     };
     pub use crate::{Result, WideDeepError};

@@ -96,6 +96,7 @@ impl ContrastiveDenoisingTrainer {
     ) -> Result<Self> {
         let tab = model.into();
         config.validate()?;
+        crate::device::keep_freed_host_memory();
         let vs = nn::VarStore::new(device);
         let model = {
             let _rng = crate::torch_rng_lock();

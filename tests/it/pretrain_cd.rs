@@ -6,19 +6,19 @@ use widedeep::training::{ContrastiveDenoisingConfig, ContrastiveDenoisingTrainer
 
 #[test]
 fn pretraining_loss_falls_on_adult_and_the_encoder_fine_tunes() {
-    let (train_df, test_df) = adult_split(1500, 500);
+    let (train_df, test_df) = adult_split(800, 400);
     let mut prep = Preprocessors::new()
         .tab(TabPreprocessor::new(&CAT, &CONT))
         .target(TargetEncoder::new("income", TargetKind::Binary).positive_class(">50K"));
     let train = prep.fit_transform(&train_df).unwrap();
     let test = prep.transform(&test_df).unwrap();
     let tab = FtTransformerConfig::from_meta(&prep.tab_meta().unwrap())
-        .input_dim(16)
+        .input_dim(8)
         .n_heads(2)
-        .n_blocks(2);
+        .n_blocks(1);
     let cfg = ContrastiveDenoisingConfig::new()
         .epochs(4)
-        .batch_size(64)
+        .batch_size(32)
         .verbose(0)
         .seed(3);
     let mut pre = ContrastiveDenoisingTrainer::new(tab, cfg, Device::Cpu).unwrap();
@@ -29,8 +29,8 @@ fn pretraining_loss_falls_on_adult_and_the_encoder_fine_tunes() {
 
     let model = pre.widedeep(WideDeepConfig::new().seed(3)).unwrap();
     let config = TrainerConfig::new(prep.objective().unwrap())
-        .epochs(3)
-        .batch_size(64)
+        .epochs(8)
+        .batch_size(32)
         .metrics([Metric::Auc])
         .verbose(0)
         .seed(3);

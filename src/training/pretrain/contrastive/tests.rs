@@ -30,8 +30,11 @@ fn info_nce_matches_the_reference() {
     close(&info_nce_loss(&w, &w_, 0.1), 5.054865837);
 }
 
+/// (target, prediction) pairs, one per column.
+type Pairs = Vec<(Tensor, Tensor)>;
+
 /// The per-column pairs of the reference script.
-fn pairs() -> (Vec<(Tensor, Tensor)>, Vec<(Tensor, Tensor)>) {
+fn pairs() -> (Pairs, Pairs) {
     let cat = vec![
         (
             Tensor::from_slice(&[0i64, 2, 1, 2]),

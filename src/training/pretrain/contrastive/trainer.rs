@@ -158,7 +158,7 @@ impl ContrastiveDenoisingTrainer {
     /// Checks that `data` carries the columns the encoder reads; `what` names the data set.
     fn check_data(&self, data: &Dataset, what: &str) -> Result<()> {
         ensure!(
-            data.len() >= 1,
+            !data.is_empty(),
             input(what.to_string()),
             "no rows to pretrain on"
         );

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod objectives;
 pub mod optim;
 pub mod prefetch;
+pub mod pretrain;
 pub mod retrieval;
 pub mod sampler;
 pub mod schedulers;

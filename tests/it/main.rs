@@ -6,6 +6,7 @@ mod distributed;
 mod explain;
 mod learning;
 mod objectives;
+mod pretrain;
 mod parquet_stream;
 mod pipeline_io;
 mod readme;

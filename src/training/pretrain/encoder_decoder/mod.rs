@@ -249,12 +249,11 @@ impl EncoderDecoder {
     /// - `like`: `[batch, embed_dim]`
     /// - returns `[batch, embed_dim]` f32 of 0 and 1
     pub fn draw_mask(&self, like: &Tensor) -> Tensor {
-        Tensor::full(
-            like.size(),
-            self.config.masked_prob,
-            (Kind::Float, like.device()),
-        )
-        .bernoulli()
+        // uniform draws below p: the same distribution as `bernoulli`, whose CPU kernel is a
+        // serial loop
+        Tensor::rand(like.size(), (Kind::Float, like.device()))
+            .lt(self.config.masked_prob)
+            .to_kind(Kind::Float)
     }
 
     /// The combined embeddings, their reconstruction and the mask of the loss. In training
@@ -325,9 +324,17 @@ impl PretrainModel for EncoderDecoder {
 /// - returns a scalar
 pub fn reconstruction_loss(x_true: &Tensor, x_pred: &Tensor, mask: &Tensor) -> Tensor {
     let errors = (x_pred - x_true) * mask;
-    let means = x_true.mean_dim(0, false, Kind::Float);
+    let rows = x_true.size()[0];
+    let means = x_true.mean_dim(0, true, Kind::Float);
+    // the unbiased variance from the values shifted by the first row: a feature constant over
+    // the batch gets exactly 0, as from libtorch's `var` (a slower double-precision Welford
+    // reduction), so that the fall-back below applies to the same features
+    let shifted = x_true - x_true.narrow(0, 0, 1);
+    let s1 = shifted.sum_dim_intlist(0, false, Kind::Float);
+    let s2 = shifted.square().sum_dim_intlist(0, false, Kind::Float);
+    let var = (s2 - s1.square() / rows as f64) / (rows - 1).max(1) as f64;
+    let means = means.squeeze_dim(0);
     let means = means.where_self(&means.ne(0.0), &means.ones_like());
-    let var = x_true.var_dim(0, true, false);
     let var = var.where_self(&var.ne(0.0), &means.abs());
     let per_row = errors.square().matmul(&var.reciprocal());
     let n_masked = mask.sum_dim_intlist(1, false, Kind::Float);

@@ -49,6 +49,8 @@ def train_and_score(model, x, y, x_test, y_test, settings, seed):
 
 
 def main():
+    # one intra-op thread (libtorch's default of one per core crawls on a shared 2-core machine)
+    torch.set_num_threads(int(os.environ.get("LOW_LABELS_THREADS", "1")))
     with open(os.path.join(OUT, "splits.json")) as f:
         splits = json.load(f)
     df = pd.read_parquet(os.path.join(ROOT, "datasets", "adult.parquet"))

@@ -78,7 +78,9 @@ fn encoder_decoder(encoder: &TabModelConfig, rows: &Dataset, seed: u64) -> Resul
         .verbose(0);
     let mut pretrainer = EncoderDecoderTrainer::new(model, cfg)?;
     pretrainer.fit(rows, None)?;
-    Ok(Box::new(move |config| pretrainer.wide_deep(config, Device::Cpu)))
+    Ok(Box::new(move |config| {
+        pretrainer.wide_deep(config, Device::Cpu)
+    }))
 }
 
 /// Trains `model` on `labelled` and returns its test AUC.
@@ -117,6 +119,13 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
 
 fn main() -> Result<()> {
     let start = Instant::now();
+    // one intra-op thread on each side (`LOW_LABELS_THREADS`): the models are small, and on a
+    // shared 2-core machine more threads only wait for each other
+    let threads = std::env::var("LOW_LABELS_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    widedeep::tch::set_num_threads(threads);
     let df = datasets::adult()?.with_row_index("row".into(), None)?;
     let (train_df, test_df) = datasets::train_test_split(&df, 0.2, 42)?;
     let rows_of = |d: &DataFrame| -> Result<Vec<u32>> {
@@ -168,7 +177,9 @@ fn main() -> Result<()> {
         let encoder = (case.encoder)(&meta);
         let mut per_fraction = vec![Vec::new(); FRACTIONS.len()];
         for &seed in &SEEDS {
-            let config = WideDeepConfig::new().deeptabular(encoder.clone()).seed(seed);
+            let config = WideDeepConfig::new()
+                .deeptabular(encoder.clone())
+                .seed(seed);
             let t = Instant::now();
             // pretrained once per seed on every training row, fine-tuned per fraction
             let pretrained_model = (case.pretrain)(&encoder, &train, seed)?;
@@ -206,7 +217,8 @@ fn main() -> Result<()> {
             let scratch: Vec<f64> = runs.iter().map(|r| r.0).collect();
             let pre: Vec<f64> = runs.iter().map(|r| r.1).collect();
             let delta: Vec<f64> = runs.iter().map(|r| r.1 - r.0).collect();
-            let ((sm, ss), (pm, ps), (dm, ds)) = (mean_sd(&scratch), mean_sd(&pre), mean_sd(&delta));
+            let ((sm, ss), (pm, ps), (dm, ds)) =
+                (mean_sd(&scratch), mean_sd(&pre), mean_sd(&delta));
             println!(
                 "| {} | {} | {}% | {sm:.4} ± {ss:.4} | {pm:.4} ± {ps:.4} | {dm:+.4} ± {ds:.4} |",
                 case.model,

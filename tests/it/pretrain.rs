@@ -103,7 +103,10 @@ fn the_pretrained_encoder_is_fine_tuned_in_a_wide_deep() {
     let model = p.wide_deep(&config, Device::Cpu).unwrap();
     let theirs = p.model().var_store().variables();
     let ours = model.var_store().variables();
-    let copied = ours.keys().filter(|k| k.starts_with("deeptabular.")).count();
+    let copied = ours
+        .keys()
+        .filter(|k| k.starts_with("deeptabular."))
+        .count();
     assert!(copied > 0);
     for (k, v) in ours.iter().filter(|(k, _)| k.starts_with("deeptabular.")) {
         assert!(v.equal(&theirs[k]), "{k} was not handed over");

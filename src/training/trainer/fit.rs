@@ -569,7 +569,13 @@ pub(crate) fn progress_bar(verbose: u8, n: usize, epoch: usize, epochs: usize) -
     bar
 }
 
-pub(crate) fn finish_bar(bar: &ProgressBar, verbose: u8, epoch: usize, epochs: usize, summary: &str) {
+pub(crate) fn finish_bar(
+    bar: &ProgressBar,
+    verbose: u8,
+    epoch: usize,
+    epochs: usize,
+    summary: &str,
+) {
     if verbose == 0 {
         return;
     }

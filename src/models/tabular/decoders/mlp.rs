@@ -29,7 +29,10 @@ impl TabMlpDecoderConfig {
         Self {
             input_dim,
             embed_dim,
-            mlp: encoder.mlp.clone().hidden_dims(dims.get(1..).unwrap_or(&[])),
+            mlp: encoder
+                .mlp
+                .clone()
+                .hidden_dims(dims.get(1..).unwrap_or(&[])),
         }
     }
 

@@ -68,7 +68,7 @@ impl TabDecoderConfig {
     pub fn build(&self, path: &nn::Path) -> Result<TabDecoder> {
         Ok(match self {
             Self::TabMlp(c) => TabDecoder::TabMlp(c.build(path)?),
-            Self::TabResnet(c) => TabDecoder::TabResnet(c.build(path)?),
+            Self::TabResnet(c) => TabDecoder::TabResnet(Box::new(c.build(path)?)),
             Self::TabNet(c) => TabDecoder::TabNet(c.build(path)?),
         })
     }
@@ -80,7 +80,7 @@ pub enum TabDecoder {
     /// [`TabMlpDecoder`].
     TabMlp(TabMlpDecoder),
     /// [`TabResnetDecoder`].
-    TabResnet(TabResnetDecoder),
+    TabResnet(Box<TabResnetDecoder>),
     /// [`TabNetDecoder`].
     TabNet(TabNetDecoder),
 }

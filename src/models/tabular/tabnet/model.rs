@@ -176,8 +176,15 @@ impl TabNet {
     /// - returns the aggregate `[batch, n_columns]` and one mask `[batch, n_columns]` per step
     pub fn explain(&self, input: &ModelInput) -> Result<(Tensor, Vec<Tensor>)> {
         self.embed.check_input(input)?;
-        let enc =
-            tch::no_grad(|| self.encode(&self.embed.forward_t(input, false), None, false, false, true));
+        let enc = tch::no_grad(|| {
+            self.encode(
+                &self.embed.forward_t(input, false),
+                None,
+                false,
+                false,
+                true,
+            )
+        });
         let agg = self.to_columns(&enc.explain.expect("asked for"));
         let total = agg.sum_dim_intlist(1, true, Kind::Float);
         let norm = agg / total.clamp_min(f64::MIN_POSITIVE);
@@ -196,7 +203,13 @@ impl TabNet {
             while start < n {
                 let len = chunk.min(n - start);
                 let part = input.map(|t| t.narrow(0, start, len));
-                let enc = self.encode(&self.embed.forward_t(&part, false), None, false, false, true);
+                let enc = self.encode(
+                    &self.embed.forward_t(&part, false),
+                    None,
+                    false,
+                    false,
+                    true,
+                );
                 let s = self
                     .to_columns(&enc.explain.expect("asked for"))
                     .sum_dim_intlist(0, false, Kind::Double);

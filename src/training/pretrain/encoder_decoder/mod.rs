@@ -18,9 +18,7 @@ use crate::models::tabular::decoders::{
     TabDecoder, TabDecoderConfig, TabMlpDecoderConfig, TabNetDecoderConfig, TabResnetDecoderConfig,
 };
 use crate::models::tabular::embeddings::TabEmbeddings;
-use crate::models::{
-    ComponentConfig, ModelInput, TabMlp, TabModelConfig, TabNet, TabResnet,
-};
+use crate::models::{ComponentConfig, ModelInput, TabMlp, TabModelConfig, TabNet, TabResnet};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 

@@ -3,8 +3,10 @@ on the same rows. Reads the split and the labelled rows the example wrote to
 target/low_labels/splits.json (row indices of datasets/adult.parquet), pretrains TabMlp with
 EncoderDecoderTrainer (mirror-image decoder, masked_prob 0.2, AdamW at 1e-3: its defaults) on
 every training row, fine-tunes it on 1% and 5% of the labels (Adam at 1e-3, shuffled batches) and
-trains the same model from scratch on the same rows; three seeds. Prints its table, and when the
-example's results (target/low_labels/widedeep.json) are there, both side by side.
+trains the same model from scratch on the same rows; three seeds. Prints its table and writes it
+to target/low_labels/reference.json (the example prints both side by side when it finds it);
+when the example's results (target/low_labels/widedeep.json) are there, prints both side by side
+too.
 
 Run: ~/.cache/widedeep/bench-venv/bin/python benches/low_labels_reference.py
 """
@@ -100,6 +102,11 @@ def main():
         print(f"| TabMlp | encoder–decoder | {frac * 100:g}% | {sm:.4f} ± {ss:.4f} | "
               f"{pm:.4f} ± {ps:.4f} | {dm:+.4f} ± {ds:.4f} |")
     print(f"\n({time.perf_counter() - start:.0f}s in all)")
+    rows = [{"model": "TabMlp", "route": "encoder–decoder", "fraction": frac,
+             "scratch": s, "pretrained": p} for frac, (s, p) in ref.items()]
+    settings = {k: splits[k] for k in ("pretrain", "train", "seeds", "fractions")}
+    with open(os.path.join(OUT, "reference.json"), "w") as f:
+        json.dump({"settings": settings, "rows": rows}, f, indent=1)
 
     ours_path = os.path.join(OUT, "widedeep.json")
     if not os.path.exists(ours_path):

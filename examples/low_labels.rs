@@ -8,7 +8,9 @@
 //! encoder–decoder route here). The labelled rows and the split are written to
 //! `target/low_labels/splits.json` (row indices of `datasets/adult.parquet`), our results to
 //! `target/low_labels/widedeep.json`; `benches/low_labels_reference.py` runs pytorch-widedeep's
-//! same procedure on the same rows and prints both tables side by side:
+//! same procedure on the same rows and writes `target/low_labels/reference.json`, which the
+//! next run of this example prints side by side with its own results (when the settings
+//! match):
 //!
 //! ```text
 //! cargo run --release --example low_labels
@@ -24,7 +26,7 @@ use std::time::Instant;
 use widedeep::datasets;
 use widedeep::models::TabModelConfig;
 use widedeep::prelude::*;
-use widedeep::preprocessing::TabMeta;
+use widedeep::preprocessing::{embed_dim, TabMeta};
 use widedeep::tch::Tensor;
 
 /// Shares of the training rows whose labels are used.
@@ -57,12 +59,23 @@ fn cases() -> Vec<Case> {
         model: "TabMlp",
         route: "encoder–decoder",
         encoder: |meta| {
-            TabMlpConfig::from_meta(meta)
+            TabMlpConfig::from_meta(&reference_widths(meta))
                 .mlp(MlpConfig::default().hidden_dims([64, 32]).dropout(0.1))
                 .into()
         },
         pretrain: encoder_decoder,
     }]
+}
+
+/// The columns with the reference's embedding widths: fastai's rule on the number of
+/// categories (our `TabPreprocessor` counts the unseen/null slot too, which gives some columns
+/// one more dimension), so that both sides train the same model.
+fn reference_widths(meta: &TabMeta) -> TabMeta {
+    let mut meta = meta.clone();
+    for c in &mut meta.cat {
+        c.embed_dim = embed_dim(c.cardinality.saturating_sub(1).max(1), EmbeddingRule::FastaiNew);
+    }
+    meta
 }
 
 /// The encoder–decoder route (mirror-image decoder, the reference's defaults).
@@ -115,6 +128,75 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
     let m = v.iter().sum::<f64>() / v.len() as f64;
     let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() as f64 - 1.0).max(1.0);
     (m, var.sqrt())
+}
+
+/// Prints our rows beside pytorch-widedeep's from `reference.json` (written by
+/// `benches/low_labels_reference.py` for the same settings), with the difference of the means
+/// and whether it lies within the larger of the two standard deviations.
+fn side_by_side(
+    dir: &std::path::Path,
+    splits: &serde_json::Value,
+    ours: &[serde_json::Value],
+) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(dir.join("reference.json")) else {
+        return Ok(());
+    };
+    let reference: serde_json::Value = serde_json::from_str(&text)?;
+    let same = ["pretrain", "train", "seeds", "fractions"]
+        .iter()
+        .all(|k| reference["settings"][k] == splits[k]);
+    if !same {
+        println!("(reference.json was written for other settings: rerun the reference script)");
+        return Ok(());
+    }
+    let values = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+            .unwrap_or_default()
+    };
+    println!(
+        "\nSide by side with pytorch-widedeep 1.7.0 (same rows, seeds and settings; test AUC, \
+         mean ± standard deviation):\n"
+    );
+    println!(
+        "| model | route | labels | widedeep scratch | reference scratch | widedeep pretrained | \
+         reference pretrained | pretrained: ours − reference |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    for row in ours {
+        let theirs = reference["rows"].as_array().and_then(|rows| {
+            rows.iter().find(|r| {
+                r["model"] == row["model"]
+                    && r["route"] == row["route"]
+                    && r["fraction"].as_f64() == row["fraction"].as_f64()
+            })
+        });
+        let Some(theirs) = theirs else { continue };
+        let cells: Vec<(f64, f64)> = [
+            &row["scratch"],
+            &theirs["scratch"],
+            &row["pretrained"],
+            &theirs["pretrained"],
+        ]
+        .iter()
+        .map(|v| mean_sd(&values(v)))
+        .collect();
+        let diff = cells[2].0 - cells[3].0;
+        let spread = cells[2].1.max(cells[3].1);
+        println!(
+            "| {} | {} | {}% | {} | {diff:+.4} ({} the seeds' spread {spread:.4}) |",
+            row["model"].as_str().unwrap_or(""),
+            row["route"].as_str().unwrap_or(""),
+            row["fraction"].as_f64().unwrap_or(0.0) * 100.0,
+            cells
+                .iter()
+                .map(|(m, s)| format!("{m:.4} ± {s:.4}"))
+                .collect::<Vec<_>>()
+                .join(" | "),
+            if diff.abs() <= spread { "within" } else { "outside" }
+        );
+    }
+    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -237,6 +319,7 @@ fn main() -> Result<()> {
          batch {BATCH}; {:.0}s in all)",
         start.elapsed().as_secs_f64()
     );
+    side_by_side(&out_dir, &splits, &json_rows)?;
     std::fs::write(
         out_dir.join("widedeep.json"),
         serde_json::to_vec_pretty(&json!({ "rows": json_rows }))?,

@@ -73,7 +73,10 @@ fn cases() -> Vec<Case> {
 fn reference_widths(meta: &TabMeta) -> TabMeta {
     let mut meta = meta.clone();
     for c in &mut meta.cat {
-        c.embed_dim = embed_dim(c.cardinality.saturating_sub(1).max(1), EmbeddingRule::FastaiNew);
+        c.embed_dim = embed_dim(
+            c.cardinality.saturating_sub(1).max(1),
+            EmbeddingRule::FastaiNew,
+        );
     }
     meta
 }
@@ -193,7 +196,11 @@ fn side_by_side(
                 .map(|(m, s)| format!("{m:.4} ± {s:.4}"))
                 .collect::<Vec<_>>()
                 .join(" | "),
-            if diff.abs() <= spread { "within" } else { "outside" }
+            if diff.abs() <= spread {
+                "within"
+            } else {
+                "outside"
+            }
         );
     }
     Ok(())

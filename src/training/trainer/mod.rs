@@ -16,7 +16,7 @@ use tch::Tensor;
 mod checkpoint;
 mod config;
 mod data_parallel;
-mod fit;
+pub(crate) mod fit;
 mod optimization;
 mod predict;
 

@@ -187,10 +187,16 @@ fn supported() -> Vec<(TabModelConfig, CdLossType)> {
     ]
 }
 
-fn data(n: i64) -> Dataset {
+/// `input(n)` drawn under the generator's lock (draws outside it would change other tests'
+/// seeded runs).
+fn locked_input(n: i64) -> crate::models::ModelInput {
     let _rng = crate::torch_rng_lock();
     tch::manual_seed(11);
-    Dataset::new(input(n), None).unwrap()
+    input(n)
+}
+
+fn data(n: i64) -> Dataset {
+    Dataset::new(locked_input(n), None).unwrap()
 }
 
 fn quiet() -> ContrastiveDenoisingConfig {
@@ -282,7 +288,7 @@ fn bad_configurations_name_the_field() {
 fn bad_data_is_an_input_error() {
     let mut t =
         ContrastiveDenoisingTrainer::new(supported()[1].0.clone(), quiet(), Device::Cpu).unwrap();
-    let mut x = input(8);
+    let mut x = locked_input(8);
     x.cat = Some(Tensor::from_slice(&[9i64; 16]).view([8, 2]));
     let bad = Dataset::new(x, None).unwrap();
     let err = t.pretrain(&bad, None).unwrap_err().to_string();
@@ -346,7 +352,7 @@ fn fine_tuning_starts_from_the_pretrained_encoder() {
         crate::models::WideDeep::new(&WideDeepConfig::new().deeptabular(tab).seed(9), Device::Cpu)
             .unwrap();
     let y = Tensor::from_slice(&(0..64).map(|i| (i % 2) as f32).collect::<Vec<_>>());
-    let labelled = Dataset::new(input(64), Some(y)).unwrap();
+    let labelled = Dataset::new(locked_input(64), Some(y)).unwrap();
     let cfg = TrainerConfig::new(Objective::Binary)
         .verbose(0)
         .epochs(1)

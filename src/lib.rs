@@ -78,10 +78,16 @@ pub mod prelude {
     pub use crate::pipeline::{ParquetPredict, ParquetPredictReport};
     pub use crate::pipeline::{ParquetScan, ScanDataset, ScanOptions};
     pub use crate::pipeline::{Pipeline, Preprocessors};
+    pub use crate::training::pretrain::{
+        EncoderDecoder, EncoderDecoderConfig, EncoderDecoderTrainer, PretrainConfig,
+    };
     pub use crate::training::{Average, CustomLoss, PositiveActivation, TargetSpec};
     pub use crate::training::{
         BatchSource, Callback, Dataset, EarlyStopping, History, LrHistory, LrScheduler, Metric,
         ModelCheckpoint, Objective, Optimizer, Trainer, TrainerConfig,
+    };
+    pub use crate::training::{
+        CdLossType, ContrastiveDenoisingConfig, ContrastiveDenoisingTrainer, DenoiseMlpType,
     };
     pub use crate::training::{
         FinetuneConfig, InitSpec, Initializer, Precision, Routine, Uncertainty, WeightedSampler,

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod objectives;
 pub mod optim;
 pub mod prefetch;
+pub mod pretrain;
 pub mod retrieval;
 pub mod sampler;
 pub mod schedulers;
@@ -38,6 +39,9 @@ pub use objectives::{
 };
 pub use optim::{
     AdagradConfig, AdamConfig, Optimizer, Optimizers, ParamGroup, RmsPropConfig, SgdConfig,
+};
+pub use pretrain::contrastive::{
+    CdLossType, ContrastiveDenoisingConfig, ContrastiveDenoisingTrainer, DenoiseMlpType,
 };
 pub use sampler::{SampleWeights, WeightedSampler};
 pub use schedulers::{Anneal, CyclicMode, LrScheduler, Scheduler, ThresholdMode};

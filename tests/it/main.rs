@@ -8,6 +8,8 @@ mod learning;
 mod objectives;
 mod parquet_stream;
 mod pipeline_io;
+mod pretrain;
+mod pretrain_cd;
 mod readme;
 mod rec_cross;
 mod rec_fm;

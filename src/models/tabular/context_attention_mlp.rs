@@ -63,7 +63,7 @@ impl ComponentConfig for ContextAttentionMlpConfig {
 #[derive(Debug)]
 pub struct ContextAttentionMlp(TokenModel<AttnMlpBlock<ContextAttention>>);
 
-token_model_component!(ContextAttentionMlp);
+token_model_component!(ContextAttentionMlp, encoder);
 
 #[cfg(test)]
 mod tests {

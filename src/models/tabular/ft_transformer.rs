@@ -203,7 +203,7 @@ impl TokenMixer for FtBlock {
 #[derive(Debug)]
 pub struct FtTransformer(TokenModel<FtBlock>);
 
-token_model_component!(FtTransformer);
+token_model_component!(FtTransformer, encoder);
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
 //! Deep models over the tabular input (categorical indices + continuous values).
 pub mod attention;
 pub mod context_attention_mlp;
+pub mod decoders;
 pub mod embeddings;
 pub mod ft_transformer;
 pub(crate) mod fused_attention;
@@ -17,6 +18,10 @@ pub use attention::{
     AttnEmbedConfig, AttnEmbeddings, ContEmbed, SharedEmbed, TransformerActivation,
 };
 pub use context_attention_mlp::{ContextAttentionMlp, ContextAttentionMlpConfig};
+pub use decoders::{
+    TabDecoder, TabDecoderConfig, TabMlpDecoder, TabMlpDecoderConfig, TabNetDecoder,
+    TabNetDecoderConfig, TabResnetDecoder, TabResnetDecoderConfig,
+};
 pub use embeddings::{ContNorm, TabEmbedConfig, TabEmbeddings};
 pub use ft_transformer::{FtTransformer, FtTransformerConfig};
 pub use saint::{Saint, SaintConfig};

@@ -10,7 +10,8 @@ use crate::macros::setters;
 use crate::models::tabular::attention::{
     apply_top_mlp, attention_component_methods, attention_config, key_mass, pool_tokens,
     pooled_width, tokens_to_columns, AttentionStore, AttnDefaults, AttnEmbeddings, Embedded,
-    TokenMixer, TransformerActivation, TransformerBase, TransformerBlock, TransformerDefaults,
+    TokenEncoder, TokenMixer, TransformerActivation, TransformerBase, TransformerBlock,
+    TransformerDefaults,
 };
 use crate::models::{Component, ComponentConfig, Mlp};
 use serde::{Deserialize, Serialize};
@@ -115,7 +116,23 @@ impl Saint {
     /// - `e.tokens`: `[batch, n_tokens, input_dim]`
     /// - returns `[batch, output_dim]`
     fn forward_embedded_inner(&self, e: Embedded, train: bool) -> Tensor {
-        let mut x = e.tokens;
+        let (x, weights) = self.blocks_over(e.tokens, train);
+        self.attention.set(weights);
+        apply_top_mlp(
+            self.mlp.as_ref(),
+            pool_tokens(&x, self.embed.has_cls()),
+            train,
+        )
+    }
+}
+
+impl Saint {
+    /// Column, then row attention in every block; returns the tokens and the attention
+    /// weights (column and row attention of each block in turn).
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, n_tokens, input_dim]`; returns the same shape
+    fn blocks_over(&self, mut x: Tensor, train: bool) -> (Tensor, Vec<Tensor>) {
         let (b, n, d) = x.size3().expect("3-d tokens");
         let mut weights = Vec::with_capacity(2 * self.blocks.len());
         for blk in &self.blocks {
@@ -125,12 +142,17 @@ impl Saint {
             weights.push(wc);
             weights.push(wr);
         }
-        self.attention.set(weights);
-        apply_top_mlp(
-            self.mlp.as_ref(),
-            pool_tokens(&x, self.embed.has_cls()),
-            train,
-        )
+        (x, weights)
+    }
+}
+
+impl TokenEncoder for Saint {
+    fn embeddings(&self) -> &AttnEmbeddings {
+        &self.embed
+    }
+
+    fn encode_tokens(&self, tokens: Tensor, train: bool) -> Tensor {
+        self.blocks_over(tokens, train).0
     }
 }
 

@@ -88,7 +88,7 @@ impl ComponentConfig for SelfAttentionMlpConfig {
 #[derive(Debug)]
 pub struct SelfAttentionMlp(TokenModel<AttnMlpBlock<QueryKeySelfAttention>>);
 
-token_model_component!(SelfAttentionMlp);
+token_model_component!(SelfAttentionMlp, encoder);
 
 #[cfg(test)]
 mod tests {

@@ -96,7 +96,7 @@ impl ComponentConfig for TabFastFormerConfig {
 #[derive(Debug)]
 pub struct TabFastFormer(TokenModel<TransformerBlock<AdditiveAttention>>);
 
-token_model_component!(TabFastFormer);
+token_model_component!(TabFastFormer, encoder);
 
 #[cfg(test)]
 mod tests {

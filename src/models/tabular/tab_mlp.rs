@@ -57,13 +57,13 @@ impl ComponentConfig for TabMlpConfig {
 /// TabMlp: `cat [batch, n_cat]` + `cont [batch, n_cont]` → `[batch, mlp.hidden_dims.last()]`.
 #[derive(Debug)]
 pub struct TabMlp {
-    embed: TabEmbeddings,
+    pub(crate) embed: TabEmbeddings,
     mlp: Mlp,
 }
 
 impl TabMlp {
     /// The MLP on the combined embeddings `[batch, Σ embed_dim + n_cont]`.
-    fn forward_combined(&self, x: &Tensor, train: bool) -> Tensor {
+    pub(crate) fn forward_combined(&self, x: &Tensor, train: bool) -> Tensor {
         self.mlp.forward_t(x, train)
     }
 }

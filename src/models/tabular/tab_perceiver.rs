@@ -10,7 +10,7 @@ use crate::models::init::trunc_normal;
 use crate::models::tabular::attention::{
     apply_top_mlp, attention_component_methods, attention_config, build_top_mlp, key_mass,
     layer_norm, tokens_to_columns, AttentionStore, AttnColumns, AttnDefaults, AttnEmbeddings,
-    Embedded, FeedForward, MultiHeadAttention, TransformerActivation,
+    Embedded, FeedForward, MultiHeadAttention, TokenEncoder, TransformerActivation,
 };
 use crate::models::{Component, ComponentConfig, Mlp, MlpConfig};
 use serde::{Deserialize, Serialize};
@@ -288,7 +288,18 @@ impl TabPerceiver {
     /// - `e.tokens`: `[batch, n_tokens, input_dim]`
     /// - returns `[batch, output_dim]`
     fn forward_embedded_inner(&self, e: Embedded, train: bool) -> Tensor {
-        let x = e.tokens;
+        let (z, weights) = self.latents_over(&e.tokens, train);
+        self.attention.set(weights);
+        let out = z.mean_dim(1, false, tch::Kind::Float);
+        apply_top_mlp(self.mlp.as_ref(), out, train)
+    }
+
+    /// The latents after every block, and the attention weights of each layer in turn.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, n_tokens, input_dim]`
+    /// - returns `[batch, n_latents, latent_dim]`
+    fn latents_over(&self, x: &Tensor, train: bool) -> (Tensor, Vec<Tensor>) {
         let b = x.size()[0];
         let (l, ld) = self.latents.size2().expect("2-d latents");
         let mut z = self.latents.unsqueeze(0).expand([b, l, ld], false);
@@ -296,7 +307,7 @@ impl TabPerceiver {
         for i in 0..self.n_perceiver_blocks as usize {
             let block = &self.blocks[i.min(self.blocks.len() - 1)];
             for layer in &block.cross {
-                let (y, w) = layer.forward_t(&z, Some(&x), train);
+                let (y, w) = layer.forward_t(&z, Some(x), train);
                 z = y;
                 weights.push(w);
             }
@@ -306,9 +317,7 @@ impl TabPerceiver {
                 weights.push(w);
             }
         }
-        self.attention.set(weights);
-        let out = z.mean_dim(1, false, tch::Kind::Float);
-        apply_top_mlp(self.mlp.as_ref(), out, train)
+        (z, weights)
     }
 
     /// Whether entry `i` of the attention weights is a cross-attention.
@@ -316,6 +325,25 @@ impl TabPerceiver {
         let block = &self.blocks[0];
         let per_block = block.cross.len() + block.latent.len();
         i % per_block < block.cross.len()
+    }
+}
+
+impl TokenEncoder for TabPerceiver {
+    fn embeddings(&self) -> &AttnEmbeddings {
+        &self.embed
+    }
+
+    /// The latents `[batch, n_latents, latent_dim]`.
+    fn encode_tokens(&self, tokens: Tensor, train: bool) -> Tensor {
+        self.latents_over(&tokens, train).0
+    }
+
+    fn outputs_are_tokens(&self) -> bool {
+        false
+    }
+
+    fn out_dim(&self) -> i64 {
+        self.latents.size()[1]
     }
 }
 

@@ -118,37 +118,13 @@ impl ComponentConfig for TabResnetConfig {
         self.validate()?;
         let embed = self.build_embeddings(path)?;
         let dims = &self.blocks_dims;
-        let input = (embed.output_dim() != dims[0]).then(|| {
-            let p = path / "input";
-            (
-                linear_no_bias(&(&p / "linear"), embed.output_dim(), dims[0]),
-                batch_norm(&(&p / "bn"), dims[0]),
-            )
-        });
-        let blocks = dims
-            .windows(2)
-            .enumerate()
-            .map(|(i, w)| {
-                let p = path / format!("block_{i}");
-                let (inp, out) = (w[0], w[1]);
-                ResBlock {
-                    lin1: linear_no_bias(&(&p / "lin1"), inp, out),
-                    bn1: batch_norm(&(&p / "bn1"), out),
-                    second: (!self.simplify_blocks).then(|| {
-                        (
-                            linear_no_bias(&(&p / "lin2"), out, out),
-                            batch_norm(&(&p / "bn2"), out),
-                        )
-                    }),
-                    resize: (inp != out).then(|| {
-                        (
-                            linear_no_bias(&(&p / "resize_linear"), inp, out),
-                            batch_norm(&(&p / "resize_bn"), out),
-                        )
-                    }),
-                }
-            })
-            .collect();
+        let body = DenseResnet::new(
+            path,
+            embed.output_dim(),
+            dims,
+            self.simplify_blocks,
+            self.blocks_dropout,
+        );
         let last = *dims.last().expect("validated");
         let mlp = self
             .mlp
@@ -157,9 +133,7 @@ impl ComponentConfig for TabResnetConfig {
             .transpose()?;
         Ok(TabResnet {
             embed,
-            input,
-            blocks,
-            dropout: self.blocks_dropout,
+            body,
             mlp,
             output_dim: last,
         })
@@ -218,21 +192,68 @@ impl ResBlock {
     }
 }
 
-/// TabResnet: `cat [batch, n_cat]` + `cont [batch, n_cont]` → `[batch, output_dim()]`, where
-/// `output_dim()` is `blocks_dims.last()` or the MLP's last width.
+/// The residual part of [`TabResnet`] (and of its decoder): an input projection (linear
+/// without bias + batch norm, `input`) when the input width differs from `blocks_dims[0]`,
+/// then one [`ResBlock`] per consecutive pair of `blocks_dims` (`block_{i}`).
 #[derive(Debug)]
-pub struct TabResnet {
-    embed: TabEmbeddings,
+pub(crate) struct DenseResnet {
     input: Option<(nn::Linear, nn::BatchNorm)>,
     blocks: Vec<ResBlock>,
     dropout: f64,
-    mlp: Option<Mlp>,
-    output_dim: i64,
 }
 
-impl TabResnet {
-    /// The blocks (and MLP) on the combined embeddings `[batch, Σ embed_dim + n_cont]`.
-    fn forward_combined(&self, x: &Tensor, train: bool) -> Tensor {
+impl DenseResnet {
+    /// The layers under `path` (`input`, then `block_{i}`, in this order), for inputs of width
+    /// `input_dim`; `dims` has at least two entries (checked by the callers).
+    pub(crate) fn new(
+        path: &nn::Path,
+        input_dim: i64,
+        dims: &[i64],
+        simplify: bool,
+        dropout: f64,
+    ) -> Self {
+        let input = (input_dim != dims[0]).then(|| {
+            let p = path / "input";
+            (
+                linear_no_bias(&(&p / "linear"), input_dim, dims[0]),
+                batch_norm(&(&p / "bn"), dims[0]),
+            )
+        });
+        let blocks = dims
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| {
+                let p = path / format!("block_{i}");
+                let (inp, out) = (w[0], w[1]);
+                ResBlock {
+                    lin1: linear_no_bias(&(&p / "lin1"), inp, out),
+                    bn1: batch_norm(&(&p / "bn1"), out),
+                    second: (!simplify).then(|| {
+                        (
+                            linear_no_bias(&(&p / "lin2"), out, out),
+                            batch_norm(&(&p / "bn2"), out),
+                        )
+                    }),
+                    resize: (inp != out).then(|| {
+                        (
+                            linear_no_bias(&(&p / "resize_linear"), inp, out),
+                            batch_norm(&(&p / "resize_bn"), out),
+                        )
+                    }),
+                }
+            })
+            .collect();
+        Self {
+            input,
+            blocks,
+            dropout,
+        }
+    }
+
+    /// # Shapes
+    /// - `x`: `[batch, input_dim]`
+    /// - returns `[batch, dims.last()]`
+    pub(crate) fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let mut h = match &self.input {
             Some((lin, bn)) => bn_t(bn, &x.apply(lin), train),
             None => x.shallow_clone(),
@@ -240,6 +261,24 @@ impl TabResnet {
         for block in &self.blocks {
             h = block.forward_t(&h, self.dropout, train);
         }
+        h
+    }
+}
+
+/// TabResnet: `cat [batch, n_cat]` + `cont [batch, n_cont]` → `[batch, output_dim()]`, where
+/// `output_dim()` is `blocks_dims.last()` or the MLP's last width.
+#[derive(Debug)]
+pub struct TabResnet {
+    pub(crate) embed: TabEmbeddings,
+    body: DenseResnet,
+    mlp: Option<Mlp>,
+    output_dim: i64,
+}
+
+impl TabResnet {
+    /// The blocks (and MLP) on the combined embeddings `[batch, Σ embed_dim + n_cont]`.
+    pub(crate) fn forward_combined(&self, x: &Tensor, train: bool) -> Tensor {
+        let h = self.body.forward_t(x, train);
         match &self.mlp {
             Some(mlp) => mlp.forward_t(&h, train),
             None => h,

@@ -97,7 +97,7 @@ impl ComponentConfig for TabTransformerConfig {
 #[derive(Debug)]
 pub struct TabTransformer(TokenModel<TransformerBlock>);
 
-token_model_component!(TabTransformer);
+token_model_component!(TabTransformer, encoder);
 
 #[cfg(test)]
 mod tests {

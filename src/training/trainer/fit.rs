@@ -99,7 +99,7 @@ pub(super) struct EpochSums {
 
 /// libtorch's seed for epoch `epoch` (dropout masks): `seed` for the first epoch, then a value
 /// derived from `(seed, epoch)` only, so resumed runs draw what uninterrupted ones do.
-fn torch_epoch_seed(seed: u64, epoch: usize) -> i64 {
+pub(crate) fn torch_epoch_seed(seed: u64, epoch: usize) -> i64 {
     if epoch == 0 {
         return seed as i64;
     }
@@ -555,7 +555,9 @@ fn summarize(record: &BTreeMap<String, f64>) -> String {
         .join("  ")
 }
 
-fn progress_bar(verbose: u8, n: usize, epoch: usize, epochs: usize) -> ProgressBar {
+/// A progress bar over `n` batches of epoch `epoch` of `epochs` (hidden when `verbose` is 0 or
+/// stderr is not a terminal).
+pub(crate) fn progress_bar(verbose: u8, n: usize, epoch: usize, epochs: usize) -> ProgressBar {
     if verbose == 0 || !std::io::stderr().is_terminal() {
         return ProgressBar::with_draw_target(Some(n as u64), ProgressDrawTarget::hidden());
     }
@@ -569,7 +571,14 @@ fn progress_bar(verbose: u8, n: usize, epoch: usize, epochs: usize) -> ProgressB
     bar
 }
 
-fn finish_bar(bar: &ProgressBar, verbose: u8, epoch: usize, epochs: usize, summary: &str) {
+/// Ends an epoch's bar with `summary` (a line on stderr when the bar is hidden and `verbose`).
+pub(crate) fn finish_bar(
+    bar: &ProgressBar,
+    verbose: u8,
+    epoch: usize,
+    epochs: usize,
+    summary: &str,
+) {
     if verbose == 0 {
         return;
     }

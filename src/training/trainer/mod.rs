@@ -16,12 +16,13 @@ use tch::Tensor;
 mod checkpoint;
 mod config;
 mod data_parallel;
-mod fit;
+pub(crate) mod fit;
 mod optimization;
 mod predict;
 
 pub use crate::training::optim::Optimizer;
 pub use config::TrainerConfig;
+pub(crate) use fit::{finish_bar, progress_bar, torch_epoch_seed};
 use optimization::Optimization;
 pub(crate) use predict::{check_finite_record, check_finite_rows};
 

@@ -11,6 +11,8 @@
 //!   ([`TransformerActivation`]);
 //! * `importance`: the stored attention weights, the pooling of tokens into the output, column
 //!   importances from attention, and the `Component` methods every attention model shares;
+//! * `encoder`: the models as token encoders (embeddings, then blocks, no pooling) for
+//!   contrastive–denoising pretraining;
 //! * `model`: the body of the models whose blocks map tokens to tokens (all but SAINT and
 //!   TabPerceiver).
 //!
@@ -22,6 +24,7 @@ mod attn_mlp;
 mod block;
 mod config;
 pub mod embeddings;
+mod encoder;
 mod importance;
 mod linformer;
 mod model;
@@ -37,6 +40,7 @@ pub(crate) use additive::AdditiveAttention;
 pub(crate) use attn_mlp::{AttnMlpBlock, ContextAttention, QueryKeySelfAttention};
 pub(crate) use block::{layer_norm, FeedForward, TokenMixer, TransformerBlock};
 pub(crate) use config::{attention_config, build_top_mlp};
+pub(crate) use encoder::{build_token_encoder, TokenEncoder};
 pub(crate) use importance::{
     apply_top_mlp, attention_component_methods, importance_over_rows, key_mass, pool_tokens,
     pooled_width, tokens_to_columns, AttentionStore,

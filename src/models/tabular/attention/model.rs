@@ -14,7 +14,8 @@ use crate::models::{Component, Mlp, ModelInput};
 use tch::Tensor;
 
 /// Implements [`Component`] for a newtype over a [`TokenModel`] (`struct Model(TokenModel<B>)`)
-/// by forwarding every method to it.
+/// by forwarding every method to it; `token_model_component!(Model, encoder)` implements
+/// [`TokenEncoder`](super::TokenEncoder) too.
 macro_rules! token_model_component {
     ($model:ident) => {
         impl $crate::models::Component for $model {
@@ -63,6 +64,20 @@ macro_rules! token_model_component {
                 train: bool,
             ) -> Option<::tch::Tensor> {
                 self.0.forward_embedded(parts, train)
+            }
+        }
+    };
+    // ... and `TokenEncoder` (the newtype's field is a `TokenModel`)
+    ($model:ident, encoder) => {
+        $crate::models::tabular::attention::token_model_component!($model);
+
+        impl $crate::models::tabular::attention::TokenEncoder for $model {
+            fn embeddings(&self) -> &$crate::models::tabular::attention::AttnEmbeddings {
+                self.0.embeddings()
+            }
+
+            fn encode_tokens(&self, tokens: ::tch::Tensor, train: bool) -> ::tch::Tensor {
+                self.0.encode_tokens(tokens, train)
             }
         }
     };
@@ -119,9 +134,16 @@ impl<B: TokenBlock> TokenModel<B> {
     }
 
     /// The token embeddings.
-    #[cfg(test)]
     pub fn embeddings(&self) -> &AttnEmbeddings {
         &self.embed
+    }
+
+    /// The blocks over the tokens, without pooling, MLP or stored attention weights.
+    ///
+    /// # Shapes
+    /// - `tokens`: `[batch, n_tokens, input_dim]`; returns the same shape
+    pub fn encode_tokens(&self, tokens: Tensor, train: bool) -> Tensor {
+        run_blocks(self.applied(), tokens, train).0
     }
 
     /// The blocks in the order they are applied.

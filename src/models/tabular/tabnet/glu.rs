@@ -5,7 +5,7 @@ use tch::{nn, Tensor};
 
 /// A linear map `inp → out` without bias, its weights drawn from `N(0, std²)` (the reference's
 /// xavier-normal initialisations).
-pub(super) fn normal_linear(path: &nn::Path, inp: i64, out: i64, std: f64) -> nn::Linear {
+pub(crate) fn normal_linear(path: &nn::Path, inp: i64, out: i64, std: f64) -> nn::Linear {
     nn::linear(
         path,
         inp,
@@ -23,7 +23,7 @@ pub(super) fn normal_linear(path: &nn::Path, inp: i64, out: i64, std: f64) -> nn
 
 /// A GLU layer's linear map `inp → 2 · out` without bias, initialised as the reference's
 /// (xavier normal with gain `sqrt((in + 2 out) / sqrt(in))`, i.e. std `sqrt(2 / sqrt(in))`).
-pub(super) fn glu_linear(path: &nn::Path, inp: i64, out: i64) -> nn::Linear {
+pub(crate) fn glu_linear(path: &nn::Path, inp: i64, out: i64) -> nn::Linear {
     normal_linear(path, inp, 2 * out, (2.0 / (inp as f64).sqrt()).sqrt())
 }
 
@@ -33,7 +33,7 @@ pub(super) fn glu_linear(path: &nn::Path, inp: i64, out: i64) -> nn::Linear {
 /// chunks of `ceil(batch / n_chunks)` rows (the last one may be smaller). Evaluation uses the
 /// running statistics, as plain batch norm.
 #[derive(Debug)]
-pub(super) struct GhostBatchNorm {
+pub(crate) struct GhostBatchNorm {
     weight: Tensor,
     bias: Tensor,
     pub(super) running_mean: Tensor,
@@ -45,7 +45,7 @@ pub(super) struct GhostBatchNorm {
 impl GhostBatchNorm {
     /// `weight`, `bias`, `running_mean` and `running_var` of width `dim` under `path`;
     /// `virtual_batch_size: None` is ordinary batch normalisation.
-    pub(super) fn new(
+    pub(crate) fn new(
         path: &nn::Path,
         dim: i64,
         momentum: f64,
@@ -64,7 +64,7 @@ impl GhostBatchNorm {
     /// # Shapes
     /// - `x`: `[batch, dim]`
     /// - returns `[batch, dim]`
-    pub(super) fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+    pub(crate) fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let n = x.size()[0];
         match self.virtual_batch_size {
             Some(vbs) if train && n > vbs => {
@@ -102,7 +102,7 @@ struct GluLayer {
 /// GLU layers: the first maps the input, each further one is added as a residual scaled by
 /// `sqrt(0.5)`. `[batch, in]` → `[batch, step_dim + attn_dim]`.
 #[derive(Debug)]
-pub(super) struct FeatTransformer {
+pub(crate) struct FeatTransformer {
     layers: Vec<GluLayer>,
     dropout: f64,
 }
@@ -112,7 +112,7 @@ impl FeatTransformer {
     /// norm of its own, `shared_bn_{i}`), then `n_step_dependent` layers of its own (`fc_{i}`,
     /// `bn_{i}`). The first layer reads `input_dim` columns; every layer outputs `hidden`.
     /// `bn(path, dim)` makes the batch norms.
-    pub(super) fn new(
+    pub(crate) fn new(
         path: &nn::Path,
         shared: &[nn::Linear],
         n_step_dependent: usize,
@@ -143,7 +143,7 @@ impl FeatTransformer {
     /// # Shapes
     /// - `x`: `[batch, in]` (the masked embeddings)
     /// - returns `[batch, step_dim + attn_dim]`
-    pub(super) fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+    pub(crate) fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let glu = |l: &GluLayer, h: &Tensor| {
             l.bn.forward_t(&h.apply(&l.fc), train)
                 .glu(-1)

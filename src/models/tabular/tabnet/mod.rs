@@ -13,7 +13,7 @@
 //! attentive transformer, and the model ([`TabNet`]).
 mod attentive;
 mod config;
-mod glu;
+pub(crate) mod glu;
 mod model;
 mod sparsemax;
 #[cfg(test)]

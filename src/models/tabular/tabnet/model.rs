@@ -17,11 +17,13 @@ pub(super) struct Step {
 }
 
 /// What one encoder pass returns besides the output.
-pub(super) struct Encoded {
+pub(crate) struct Encoded {
     /// `Σ_i ReLU(d[i])`, `[batch, step_dim]`.
     out: Tensor,
     /// Mean over steps of the masks' mean negative entropy `Σ_j M log(M + ε)` (≤ 0), a scalar.
     m_loss: Option<Tensor>,
+    /// Each step's decision output `ReLU(d[i])`, `[batch, step_dim]` each.
+    pub(crate) steps: Vec<Tensor>,
     /// Per-step masks over the embedded input, `[batch, input_dim]` each.
     pub(super) masks: Vec<Tensor>,
     /// `Σ_i M[i] · Σ_k ReLU(d[i])_k`, `[batch, input_dim]`.
@@ -35,7 +37,7 @@ pub(super) struct Encoded {
 /// dimensions, `[batch, n_columns]` (rows sum to 1).
 #[derive(Debug)]
 pub struct TabNet {
-    pub(super) embed: TabEmbeddings,
+    pub(crate) embed: TabEmbeddings,
     /// Batch norm of the embedded input.
     pub(super) initial_bn: nn::BatchNorm,
     /// The feature transformer before the first step (its attention features start the masks).
@@ -53,19 +55,21 @@ pub struct TabNet {
 }
 
 impl TabNet {
-    /// The decision steps over the combined embeddings `x` `[batch, input_dim]`; the sparsity
-    /// loss and the explanation aggregate are computed only when asked.
-    pub(super) fn encode(
+    /// The decision steps over the combined embeddings `x` `[batch, input_dim]`, starting from
+    /// the prior `prior0` (`None`: ones; the encoder–decoder pretraining passes `1 - mask`);
+    /// the sparsity loss and the explanation aggregate are computed only when asked.
+    pub(crate) fn encode(
         &self,
         x: &Tensor,
+        prior0: Option<&Tensor>,
         train: bool,
         with_loss: bool,
         with_explain: bool,
     ) -> Encoded {
         let x = bn_t(&self.initial_bn, x, train);
         let n_steps = self.steps.len();
-        // The prior starts as ones: the first step skips multiplying by it.
-        let mut prior: Option<Tensor> = None;
+        // The prior starts as ones (then the first step skips multiplying by it) or `prior0`.
+        let mut prior: Option<Tensor> = prior0.map(Tensor::shallow_clone);
         let mut attn = self
             .splitter
             .forward_t(&x, train)
@@ -74,6 +78,7 @@ impl TabNet {
         let mut neg_entropy: Option<Tensor> = None;
         let mut explain: Option<Tensor> = None;
         let mut masks = Vec::with_capacity(n_steps);
+        let mut steps = Vec::with_capacity(n_steps);
         for (i, step) in self.steps.iter().enumerate() {
             let last = i + 1 == n_steps;
             let m = step.attentive.mask(&attn, prior.as_ref(), train);
@@ -106,14 +111,16 @@ impl TabNet {
             }
             masks.push(m.detach());
             out = Some(match out {
-                Some(o) => o + d,
-                None => d,
+                Some(o) => o + &d,
+                None => d.shallow_clone(),
             });
+            steps.push(d);
         }
         let rows = x.size()[0].max(1) as f64;
         Encoded {
             out: out.expect("n_steps ≥ 1"),
             m_loss: neg_entropy.map(|l| l / (rows * n_steps as f64)),
+            steps,
             masks,
             explain,
         }
@@ -127,7 +134,7 @@ impl TabNet {
     /// Forward from the combined embeddings, keeping the masks; returns the output and the
     /// weighted sparsity loss when asked.
     fn run(&self, emb: &Tensor, train: bool, with_loss: bool) -> (Tensor, Option<Tensor>) {
-        let enc = self.encode(emb, train, with_loss, false);
+        let enc = self.encode(emb, None, train, with_loss, false);
         *self.last_masks.lock().unwrap_or_else(|e| e.into_inner()) = Some(enc.masks);
         let aux = enc.m_loss.map(|l| l * -self.lambda_sparse);
         (enc.out, aux)
@@ -169,8 +176,15 @@ impl TabNet {
     /// - returns the aggregate `[batch, n_columns]` and one mask `[batch, n_columns]` per step
     pub fn explain(&self, input: &ModelInput) -> Result<(Tensor, Vec<Tensor>)> {
         self.embed.check_input(input)?;
-        let enc =
-            tch::no_grad(|| self.encode(&self.embed.forward_t(input, false), false, false, true));
+        let enc = tch::no_grad(|| {
+            self.encode(
+                &self.embed.forward_t(input, false),
+                None,
+                false,
+                false,
+                true,
+            )
+        });
         let agg = self.to_columns(&enc.explain.expect("asked for"));
         let total = agg.sum_dim_intlist(1, true, Kind::Float);
         let norm = agg / total.clamp_min(f64::MIN_POSITIVE);
@@ -189,7 +203,13 @@ impl TabNet {
             while start < n {
                 let len = chunk.min(n - start);
                 let part = input.map(|t| t.narrow(0, start, len));
-                let enc = self.encode(&self.embed.forward_t(&part, false), false, false, true);
+                let enc = self.encode(
+                    &self.embed.forward_t(&part, false),
+                    None,
+                    false,
+                    false,
+                    true,
+                );
                 let s = self
                     .to_columns(&enc.explain.expect("asked for"))
                     .sum_dim_intlist(0, false, Kind::Double);

@@ -306,7 +306,7 @@ fn importance_sums_to_one_and_explain_matches() {
     // The global importance is the normalised column sum of the unnormalised per-row
     // aggregate; rebuild it from the masks and decision outputs by hand.
     let emb = m.embed.forward_t(&x, false);
-    let enc = m.encode(&emb, false, false, true);
+    let enc = m.encode(&emb, None, false, false, true);
     let agg = m
         .to_columns(&enc.explain.unwrap())
         .sum_dim_intlist(0, false, Kind::Double);

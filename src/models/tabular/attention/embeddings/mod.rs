@@ -122,6 +122,11 @@ impl AttnEmbeddings {
         self.input_dim
     }
 
+    /// The categorical columns (names and cardinalities), in input order.
+    pub fn cat_meta(&self) -> &[CatColumnMeta] {
+        &self.cat_meta
+    }
+
     /// Number of categorical columns.
     pub fn n_cat(&self) -> i64 {
         self.cat_meta.len() as i64

@@ -1,0 +1,545 @@
+//! Self-supervised pretraining of the deep tabular component on unlabelled rows, before
+//! it is fine-tuned with the [`Trainer`](crate::training::Trainer) (the reference's
+//! `self_supervised_training`).
+//!
+//! The parts every route shares live here: the loop settings ([`PretrainConfig`]), the loop
+//! itself with its progress bar and history ([`Pretrainer`]), checkpoints that save and resume
+//! a run exactly ([`Pretrainer::save_checkpoint`], [`Pretrainer::resume`]), and the hand-over
+//! of the pretrained encoder to a [`WideDeep`] as its `deeptabular` component
+//! ([`Pretrainer::transfer_to`], [`Pretrainer::wide_deep`]). A route is a
+//! [`PretrainModel`]: an encoder (built under the variable prefix `deeptabular`, as in a
+//! `WideDeep`) plus whatever the route adds, and the loss of a batch.
+//!
+//! Routes: [`encoder_decoder`] (masked reconstruction, the reference's
+//! `EncoderDecoderTrainer`, for TabMlp, TabResnet and TabNet) and [`contrastive`]
+//! (contrastive–denoising, the reference's `ContrastiveDenoisingTrainer`, for the attention
+//! models; its own loop for now: `ContrastiveDenoisingTrainer`).
+pub mod contrastive;
+pub mod encoder_decoder;
+
+pub use encoder_decoder::{EncoderDecoder, EncoderDecoderConfig, EncoderDecoderTrainer};
+
+use crate::error::{Result, WideDeepError};
+use crate::macros::{bail, ensure, setters};
+use crate::models::{ModelInput, TabModelConfig, WideDeep, WideDeepConfig};
+use crate::training::callbacks::write_atomic;
+use crate::training::optim::{OptimizerStateMeta, Optimizers, ParamGroup};
+use crate::training::trainer::fit::{finish_bar, progress_bar, torch_epoch_seed};
+use crate::training::{Dataset, Optimizer};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use tch::{nn, Device, Tensor};
+
+/// The variable prefix of the encoder in every [`PretrainModel`]: the `deeptabular`
+/// component's prefix in a [`WideDeep`], so that the weights carry over by name.
+pub const ENCODER_PREFIX: &str = "deeptabular";
+
+/// Settings of the pretraining loop. Defaults: the reference's optimizer (AdamW, learning rate
+/// 1e-3, weight decay 0.01) and batch size (32), one epoch; unlike the reference, rows are
+/// shuffled every epoch (`shuffle`) and runs are reproducible from `seed`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PretrainConfig {
+    /// Epochs per [`Pretrainer::fit`] call (≥ 1).
+    pub epochs: usize,
+    /// Rows per batch (≥ 2: the losses need statistics over the rows of a batch). A last
+    /// batch of one row is skipped.
+    pub batch_size: usize,
+    /// Learning rate (> 0).
+    pub lr: f64,
+    /// Weight decay (decoupled for AdamW, an L2 penalty for the others; ≥ 0).
+    pub weight_decay: f64,
+    /// The update rule of every parameter.
+    pub optimizer: Optimizer,
+    /// A fresh order of the rows every epoch (drawn from `seed` and the epoch).
+    pub shuffle: bool,
+    /// Seeds the row order and libtorch's draws (masks, dropout) of each epoch.
+    pub seed: u64,
+    /// 0: silent; 1: a progress bar (or a line per epoch when stderr is not a terminal).
+    pub verbose: u8,
+}
+
+impl Default for PretrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 1,
+            batch_size: 32,
+            lr: 1e-3,
+            weight_decay: 0.01,
+            optimizer: Optimizer::adamw(),
+            shuffle: true,
+            seed: 1,
+            verbose: 1,
+        }
+    }
+}
+
+impl PretrainConfig {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    setters!(
+        epochs: usize,
+        batch_size: usize,
+        lr: f64,
+        weight_decay: f64,
+        optimizer: Optimizer,
+        shuffle: bool,
+        seed: u64,
+        verbose: u8,
+    );
+
+    /// Checks every field; errors name it (`pretrain.batch_size`).
+    pub fn validate(&self) -> Result<()> {
+        ensure!(
+            self.epochs >= 1,
+            config("pretrain.epochs"),
+            "must be ≥ 1, got 0"
+        );
+        ensure!(
+            self.batch_size >= 2,
+            config("pretrain.batch_size"),
+            "must be ≥ 2 (the losses use statistics over the rows of a batch), got {}",
+            self.batch_size
+        );
+        ensure!(
+            self.lr > 0.0 && self.lr.is_finite(),
+            config("pretrain.lr"),
+            "must be finite and > 0, got {}",
+            self.lr
+        );
+        ensure!(
+            self.weight_decay >= 0.0 && self.weight_decay.is_finite(),
+            config("pretrain.weight_decay"),
+            "must be finite and ≥ 0, got {}",
+            self.weight_decay
+        );
+        self.optimizer.validate("pretrain.optimizer")
+    }
+}
+
+/// A pretraining route: an encoder whose variables live under [`ENCODER_PREFIX`] in
+/// [`PretrainModel::var_store`], what the route adds to it (a decoder, projection heads), and
+/// the self-supervised loss of a batch.
+pub trait PretrainModel {
+    /// The route's name, in checkpoints and errors (`encoder_decoder`).
+    const NAME: &'static str;
+    /// Every variable: the encoder's under [`ENCODER_PREFIX`], the route's own elsewhere.
+    fn var_store(&self) -> &nn::VarStore;
+    /// The encoder's configuration: what a [`WideDeepConfig::deeptabular`] must hold to take
+    /// the pretrained weights.
+    fn encoder_config(&self) -> &TabModelConfig;
+    /// The route's whole configuration as JSON (a resumed run must match it).
+    fn config_json(&self) -> Result<serde_json::Value>;
+    /// Checks that `input` carries the encoder's columns.
+    fn check_input(&self, input: &ModelInput) -> Result<()>;
+    /// The loss of one batch; `train` switches masking, dropout and batch norm to training
+    /// behaviour.
+    ///
+    /// # Shapes
+    /// - `input`: the encoder's input, `[batch, …]`
+    /// - returns a scalar
+    fn loss(&self, input: &ModelInput, train: bool) -> Tensor;
+}
+
+/// One epoch of a pretraining run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PretrainRecord {
+    /// Mean training loss over the epoch's rows.
+    pub loss: f64,
+    /// Loss on the validation rows (evaluation mode), when given.
+    pub val_loss: Option<f64>,
+}
+
+/// Runs a [`PretrainModel`]'s self-supervised training: AdamW (by default) over every
+/// variable, the epochs of [`PretrainConfig`], checkpoints, and the hand-over of the encoder.
+pub struct Pretrainer<M: PretrainModel> {
+    model: M,
+    config: PretrainConfig,
+    optimizers: Optimizers,
+    history: Vec<PretrainRecord>,
+}
+
+impl<M: PretrainModel> std::fmt::Debug for Pretrainer<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pretrainer")
+            .field("route", &M::NAME)
+            .field("config", &self.config)
+            .field("epochs_done", &self.history.len())
+            .finish()
+    }
+}
+
+/// Format tag of pretraining checkpoints.
+const CHECKPOINT_FORMAT: &str = "widedeep-pretrain-checkpoint";
+const CHECKPOINT_VERSION: u32 = 1;
+const META_KEY: &str = "__meta__";
+
+/// The JSON part of a pretraining checkpoint.
+#[derive(Serialize, Deserialize)]
+struct CheckpointMeta {
+    format: String,
+    version: u32,
+    route: String,
+    model: serde_json::Value,
+    config: PretrainConfig,
+    history: Vec<PretrainRecord>,
+    optimizer: OptimizerStateMeta,
+}
+
+impl<M: PretrainModel> Pretrainer<M> {
+    /// Checks `config` and sets up the optimizer over every trainable variable of `model`.
+    pub fn new(model: M, config: PretrainConfig) -> Result<Self> {
+        config.validate()?;
+        let optimizers = Self::build_optimizers(&model, &config);
+        Ok(Self {
+            model,
+            config,
+            optimizers,
+            history: Vec::new(),
+        })
+    }
+
+    fn build_optimizers(model: &M, config: &PretrainConfig) -> Optimizers {
+        let vs = model.var_store();
+        let mut params: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        Optimizers::new(vec![ParamGroup::new(
+            M::NAME,
+            config.optimizer,
+            config.lr,
+            config.weight_decay,
+            params,
+        )])
+    }
+
+    /// The route's model (encoder and the rest).
+    pub fn model(&self) -> &M {
+        &self.model
+    }
+
+    /// The loop settings.
+    pub fn config(&self) -> &PretrainConfig {
+        &self.config
+    }
+
+    /// One record per epoch run so far (resumed epochs included).
+    pub fn history(&self) -> &[PretrainRecord] {
+        &self.history
+    }
+
+    /// Runs `config.epochs` more epochs over the rows of `data` (its target, if any, is
+    /// ignored), evaluating on `val` after each. Epoch `e`'s row order and random draws come
+    /// from `(seed, e)` alone, so a run resumed from a checkpoint continues exactly as the
+    /// uninterrupted one. A non-finite batch loss stops with [`WideDeepError::NonFiniteLoss`].
+    pub fn fit(&mut self, data: &Dataset, val: Option<&Dataset>) -> Result<&[PretrainRecord]> {
+        self.check_data(data, "data")?;
+        if let Some(v) = val {
+            self.check_data(v, "val")?;
+        }
+        let device = self.device();
+        let cfg = self.config.clone();
+        let first = self.history.len();
+        let last = first + cfg.epochs;
+        let n = data.len();
+        let bs = cfg.batch_size as i64;
+        let n_batches = (n as usize).div_ceil(cfg.batch_size);
+        for epoch in first..last {
+            let rows = {
+                let _rng = crate::torch_rng_lock();
+                tch::manual_seed(torch_epoch_seed(cfg.seed, epoch));
+                let shuffled;
+                let rows = if cfg.shuffle {
+                    let mut order: Vec<i64> = (0..n).collect();
+                    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+                    rng.set_stream(epoch as u64 + 1);
+                    order.shuffle(&mut rng);
+                    shuffled = data.select(&Tensor::from_slice(&order));
+                    &shuffled
+                } else {
+                    data
+                };
+                let bar = progress_bar(cfg.verbose, n_batches, epoch, last);
+                let (mut sum, mut seen) = (0.0, 0i64);
+                for (b, batch) in rows.batches(bs).enumerate() {
+                    let rows_b = batch.len();
+                    if rows_b < 2 {
+                        continue;
+                    }
+                    let input = batch.input.to_device(device);
+                    self.optimizers.zero_grad();
+                    let loss = self.model.loss(&input, true);
+                    let value = loss.double_value(&[]);
+                    if !value.is_finite() {
+                        bar.abandon();
+                        bail!(WideDeepError::NonFiniteLoss {
+                            epoch: epoch + 1,
+                            batch: b + 1,
+                            value,
+                        });
+                    }
+                    loss.backward();
+                    self.optimizers.step();
+                    sum += value * rows_b as f64;
+                    seen += rows_b;
+                    bar.inc(1);
+                    if cfg.verbose > 0 && b % 16 == 0 {
+                        bar.set_message(format!("loss {:.4}", sum / seen.max(1) as f64));
+                    }
+                }
+                (bar, sum / seen.max(1) as f64)
+            };
+            let (bar, loss) = rows;
+            let val_loss = val.map(|v| self.evaluate(v)).transpose()?;
+            let summary = match val_loss {
+                Some(v) => format!("loss {loss:.4}  val_loss {v:.4}"),
+                None => format!("loss {loss:.4}"),
+            };
+            finish_bar(&bar, cfg.verbose, epoch, last, &summary);
+            self.history.push(PretrainRecord { loss, val_loss });
+        }
+        Ok(&self.history)
+    }
+
+    /// The mean loss over the rows of `data` in evaluation mode (no masking or dropout), in
+    /// batches of `batch_size` rows (a last batch of one row is left out).
+    pub fn evaluate(&self, data: &Dataset) -> Result<f64> {
+        self.check_data(data, "data")?;
+        let device = self.device();
+        let (mut sum, mut seen) = (0.0, 0i64);
+        tch::no_grad(|| {
+            for batch in data.batches(self.config.batch_size as i64) {
+                if batch.len() < 2 {
+                    continue;
+                }
+                let loss = self.model.loss(&batch.input.to_device(device), false);
+                sum += loss.double_value(&[]) * batch.len() as f64;
+                seen += batch.len();
+            }
+        });
+        ensure!(
+            seen > 0,
+            input("data"),
+            "needs at least two rows to evaluate the pretraining loss"
+        );
+        Ok(sum / seen as f64)
+    }
+
+    fn device(&self) -> Device {
+        self.model.var_store().device()
+    }
+
+    fn check_data(&self, data: &Dataset, name: &str) -> Result<()> {
+        ensure!(
+            data.len() >= 2,
+            input(name),
+            "pretraining needs at least two rows, got {}",
+            data.len()
+        );
+        ensure!(
+            !data.is_lazy(),
+            input(name),
+            "pretraining reads tabular columns only; lazy image columns are not supported"
+        );
+        self.model.check_input(&data.input)
+    }
+
+    /// Saves everything needed to continue the run to one `.safetensors` file, written
+    /// atomically: the weights (`model/<var>`), the optimizer's buffers (`optim/<var>/<buf>`),
+    /// and as JSON the route's configuration, the loop settings, the history and the
+    /// optimizer's step counts.
+    pub fn save_checkpoint(&self, path: impl AsRef<Path>) -> Result<()> {
+        let mut tensors: Vec<(String, Tensor)> = self
+            .model
+            .var_store()
+            .variables()
+            .into_iter()
+            .map(|(k, t)| (format!("model/{k}"), t.detach().to_device(Device::Cpu)))
+            .collect();
+        let (optimizer, bufs) = self.optimizers.state();
+        tensors.extend(bufs.into_iter().map(|(k, t)| (format!("optim/{k}"), t)));
+        let meta = CheckpointMeta {
+            format: CHECKPOINT_FORMAT.into(),
+            version: CHECKPOINT_VERSION,
+            route: M::NAME.into(),
+            model: self.model.config_json()?,
+            config: self.config.clone(),
+            history: self.history.clone(),
+            optimizer,
+        };
+        let json = serde_json::to_vec(&meta)?;
+        tensors.push((META_KEY.into(), Tensor::from_slice(&json)));
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        write_atomic(path.as_ref(), |tmp| {
+            Tensor::write_safetensors(&tensors, tmp).map_err(Into::into)
+        })
+    }
+
+    /// Restores a checkpoint written by [`Pretrainer::save_checkpoint`] of the same route,
+    /// model configuration and seed: weights, optimizer state and history. The next
+    /// [`Pretrainer::fit`] on the same data continues the run. A missing file is an
+    /// [`WideDeepError::Io`] error, a corrupt or mismatching one
+    /// [`WideDeepError::BadCheckpoint`], both naming the file.
+    pub fn resume(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let bad = |reason: String| WideDeepError::BadCheckpoint {
+            path: path.to_path_buf(),
+            reason,
+        };
+        std::fs::metadata(path).map_err(|e| WideDeepError::io(path, e))?;
+        let tensors = Tensor::read_safetensors(path).map_err(|e| bad(e.to_string()))?;
+        let (mut meta, mut weights, mut optim) = (None, BTreeMap::new(), Vec::new());
+        for (k, t) in tensors {
+            if k == META_KEY {
+                meta = Some(t);
+            } else if let Some(n) = k.strip_prefix("model/") {
+                weights.insert(n.to_string(), t);
+            } else if let Some(n) = k.strip_prefix("optim/") {
+                optim.push((n.to_string(), t));
+            } else {
+                bail!(bad(format!("unexpected tensor `{k}`")));
+            }
+        }
+        let meta = meta.ok_or_else(|| bad("no metadata; not a pretraining checkpoint".into()))?;
+        let bytes = Vec::<u8>::try_from(&meta).map_err(|e| bad(e.to_string()))?;
+        let meta: CheckpointMeta =
+            serde_json::from_slice(&bytes).map_err(|e| bad(format!("bad metadata: {e}")))?;
+        ensure!(
+            meta.format == CHECKPOINT_FORMAT && meta.version == CHECKPOINT_VERSION,
+            bad(format!(
+                "format {} v{}, expected {CHECKPOINT_FORMAT} v{CHECKPOINT_VERSION}",
+                meta.format, meta.version
+            ))
+        );
+        ensure!(
+            meta.route == M::NAME,
+            bad(format!(
+                "a `{}` checkpoint, this is `{}`",
+                meta.route,
+                M::NAME
+            ))
+        );
+        ensure!(
+            meta.model == self.model.config_json()?,
+            bad(format!(
+                "written for another `{}` configuration than this one",
+                M::NAME
+            ))
+        );
+        ensure!(
+            meta.config.seed == self.config.seed,
+            bad(format!(
+                "run with seed {}, this configuration has seed {}",
+                meta.config.seed, self.config.seed
+            ))
+        );
+        let vars = self.model.var_store().variables();
+        ensure!(
+            vars.len() == weights.len(),
+            bad(format!(
+                "holds {} variables, the model has {}",
+                weights.len(),
+                vars.len()
+            ))
+        );
+        for (k, v) in &vars {
+            let Some(t) = weights.get(k) else {
+                bail!(bad(format!("no weights for variable `{k}`")));
+            };
+            ensure!(
+                t.size() == v.size(),
+                bad(format!(
+                    "`{k}` has shape {:?}, the model {:?}",
+                    t.size(),
+                    v.size()
+                ))
+            );
+        }
+        let mut optimizers = Self::build_optimizers(&self.model, &self.config);
+        optimizers
+            .load_state(&meta.optimizer, &optim)
+            .map_err(|e| bad(e.to_string()))?;
+        tch::no_grad(|| {
+            for (k, v) in &vars {
+                v.shallow_clone()
+                    .copy_(&weights[k].to_device(v.device()).to_kind(v.kind()));
+            }
+        });
+        self.optimizers = optimizers;
+        self.history = meta.history;
+        Ok(())
+    }
+
+    /// Copies the pretrained encoder into `model`'s `deeptabular` component (batch-norm
+    /// statistics included). `model` must have been built from a [`WideDeepConfig`] whose
+    /// `deeptabular` is [`PretrainModel::encoder_config`]; otherwise an
+    /// [`WideDeepError::InvalidConfig`] naming `deeptabular`.
+    pub fn transfer_to(&self, model: &mut WideDeep) -> Result<()> {
+        let bad = |reason: String| WideDeepError::config("deeptabular", reason);
+        let wanted = self.model.encoder_config();
+        match model.config().and_then(|c| c.deeptabular.as_ref()) {
+            Some(tab) if tab == wanted => {}
+            Some(tab) => bail!(bad(format!(
+                "the model's `{}` configuration differs from the pretrained `{}` encoder's",
+                tab.name(),
+                wanted.name()
+            ))),
+            None => bail!(bad(
+                "the model has no deeptabular component built from a configuration".into()
+            )),
+        }
+        let head = format!("{ENCODER_PREFIX}.");
+        let src: BTreeMap<String, Tensor> = self
+            .model
+            .var_store()
+            .variables()
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(&head))
+            .collect();
+        let dst = model.var_store_mut().variables();
+        let own = dst.keys().filter(|k| k.starts_with(&head)).count();
+        ensure!(
+            own == src.len(),
+            bad(format!(
+                "the model's deeptabular component has {own} variables, the encoder {}",
+                src.len()
+            ))
+        );
+        tch::no_grad(|| -> Result<()> {
+            for (k, t) in &src {
+                let Some(d) = dst.get(k) else {
+                    bail!(bad(format!("the model has no variable `{k}`")));
+                };
+                ensure!(
+                    d.size() == t.size(),
+                    bad(format!(
+                        "`{k}` has shape {:?} in the model and {:?} in the encoder",
+                        d.size(),
+                        t.size()
+                    ))
+                );
+                d.shallow_clone()
+                    .copy_(&t.to_device(d.device()).to_kind(d.kind()));
+            }
+            Ok(())
+        })
+    }
+
+    /// Builds the [`WideDeep`] of `config` on `device` and copies the pretrained encoder into
+    /// its `deeptabular` component (see [`Pretrainer::transfer_to`]); the rest of the model
+    /// (wide part, other components, prediction layer) starts from `config.seed` as usual.
+    pub fn wide_deep(&self, config: &WideDeepConfig, device: Device) -> Result<WideDeep> {
+        let mut model = WideDeep::new(config, device)?;
+        self.transfer_to(&mut model)?;
+        Ok(model)
+    }
+}

@@ -75,6 +75,11 @@ pub mod prelude {
     };
     pub use crate::models::{DeepFfmConfig, DeepFmConfig, RecMlpConfig, XDeepFmConfig};
     pub use crate::models::{DinConfig, SeqInput, SeqTransformerConfig, UnitActivation};
+    pub use crate::models::{
+        BayesianModel, BayesianModelConfig, BayesianPrior, BayesianTabMlpConfig, BayesianWideConfig,
+    };
+    pub use crate::pipeline::BayesianPipeline;
+    pub use crate::training::{BayesianTrainer, BayesianTrainerConfig};
     pub use crate::pipeline::{ParquetPredict, ParquetPredictReport};
     pub use crate::pipeline::{ParquetScan, ScanDataset, ScanOptions};
     pub use crate::pipeline::{Pipeline, Preprocessors};

@@ -22,6 +22,7 @@ use std::time::Instant;
 use widedeep::datasets;
 use widedeep::datasets::adult_columns::{CATEGORICAL, CONTINUOUS};
 use widedeep::prelude::*;
+use widedeep::tch::{Kind, Tensor};
 
 const EPOCHS: usize = 5;
 const BATCH: usize = 256;
@@ -53,13 +54,15 @@ fn scores(p: &Tensor, y: &Tensor) -> Result<(f64, f64, f64)> {
     let objective = Objective::Binary;
     let acc = Metric::Accuracy.compute(&objective, p, y)?;
     let auc = Metric::Auc.compute(&objective, p, y)?;
-    let pv = Vec::<f32>::try_from(p.to_kind(tch::Kind::Float).contiguous())?;
-    let yv = Vec::<f32>::try_from(y.to_kind(tch::Kind::Float).contiguous())?;
+    let pv = Vec::<f32>::try_from(p.to_kind(Kind::Float).contiguous())?;
+    let yv = Vec::<f32>::try_from(y.to_kind(Kind::Float).contiguous())?;
     Ok((acc, auc, ece(&pv, &yv, 15)))
 }
 
 fn main() -> Result<()> {
     let start = Instant::now();
+    // one intra-op thread: the fastest setting for models this small (as in the benchmarks)
+    widedeep::tch::set_num_threads(1);
     let device = default_device()?;
     let df = datasets::adult()?.with_row_index("row".into(), None)?;
     let (train_df, test_df) = datasets::train_test_split(&df, 0.2, 42)?;
@@ -143,7 +146,7 @@ fn main() -> Result<()> {
     let mean_w = Objective::Binary.scores(&bayes.predict_raw_mean_weights(&test)?);
     let u = bayes.predict_uncertainty(&test, SAMPLES)?;
     let sampled = u.mean.select(1, 1);
-    let spread = u.std.select(1, 1).mean(tch::Kind::Double).double_value(&[]);
+    let spread = u.std.select(1, 1).mean(Kind::Double).double_value(&[]);
 
     println!("\n| model | accuracy | ROC AUC | ECE (15 bins) | mean per-row std of p | fit s |");
     println!("|---|---:|---:|---:|---:|---:|");

@@ -792,8 +792,8 @@ pub(crate) fn read_manifest(dir: &Path) -> Result<serde_json::Value> {
         path: dir.to_path_buf(),
         reason,
     };
-    let text = std::fs::read_to_string(dir.join(MANIFEST))
-        .map_err(|e| bad(format!("{MANIFEST}: {e}")))?;
+    let text =
+        std::fs::read_to_string(dir.join(MANIFEST)).map_err(|e| bad(format!("{MANIFEST}: {e}")))?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| bad(format!("{MANIFEST}: {e}")))?;
     let version = value.get("format_version").and_then(|v| v.as_u64());
@@ -813,8 +813,7 @@ pub(crate) fn read_manifest(dir: &Path) -> Result<serde_json::Value> {
                  `checksums` field to load a deliberately edited file)"
             ))
         );
-        let bytes =
-            std::fs::read(dir.join(WEIGHTS)).map_err(|e| bad(format!("{WEIGHTS}: {e}")))?;
+        let bytes = std::fs::read(dir.join(WEIGHTS)).map_err(|e| bad(format!("{WEIGHTS}: {e}")))?;
         if checksum(&bytes) != sums.weights {
             bail!(bad(format!(
                 "{WEIGHTS} does not match the checksum recorded in {MANIFEST} (corrupted or \

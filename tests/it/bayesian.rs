@@ -5,7 +5,10 @@ use widedeep::datasets;
 use widedeep::prelude::*;
 use widedeep::WideDeepError;
 
-fn adult_bayesian(hidden: [i64; 2], epochs: usize) -> (BayesianPipeline, polars::prelude::DataFrame) {
+fn adult_bayesian(
+    hidden: [i64; 2],
+    epochs: usize,
+) -> (BayesianPipeline, polars::prelude::DataFrame) {
     let (train_df, test_df) = adult_split(3000, 1000);
     let mut prep = Preprocessors::new()
         .tab(TabPreprocessor::new(&CAT, &CONT))
@@ -102,7 +105,11 @@ fn bayesian_wide_and_multiclass_learn() {
             .verbose(0),
     )
     .unwrap();
-    assert_eq!(t.model().pred_dim(), 8, "the width comes from the objective");
+    assert_eq!(
+        t.model().pred_dim(),
+        8,
+        "the width comes from the objective"
+    );
     t.fit(&data, None).unwrap();
     let r = t.evaluate(&data, 10, Some(&[Metric::Accuracy])).unwrap();
     assert!(r["accuracy"] > 0.75, "{r:?}");

@@ -151,8 +151,18 @@ pub enum WeightMode {
 pub struct KlSum {
     /// Terms added as they are.
     total: Option<Tensor>,
-    /// Draws per prior: the flattened samples `w`, posterior deviations `σ` and noises `ε`.
-    groups: Vec<(BayesianPrior, Vec<Tensor>, Vec<Tensor>, Vec<Tensor>)>,
+    /// The draws, per prior.
+    groups: Vec<KlGroup>,
+}
+
+/// The draws under one prior: the flattened samples `w`, posterior deviations `σ` and noises
+/// `ε`.
+#[derive(Debug)]
+struct KlGroup {
+    prior: BayesianPrior,
+    w: Vec<Tensor>,
+    sigma: Vec<Tensor>,
+    eps: Vec<Tensor>,
 }
 
 impl KlSum {
@@ -174,22 +184,31 @@ impl KlSum {
     /// - `w`, `sigma`, `eps`: one shape (any)
     pub fn add_draw(&mut self, prior: &BayesianPrior, w: &Tensor, sigma: &Tensor, eps: &Tensor) {
         let flat = |t: &Tensor| t.reshape([-1]);
-        match self.groups.iter_mut().find(|g| g.0 == *prior) {
+        match self.groups.iter_mut().find(|g| g.prior == *prior) {
             Some(g) => {
-                g.1.push(flat(w));
-                g.2.push(flat(sigma));
-                g.3.push(flat(eps));
+                g.w.push(flat(w));
+                g.sigma.push(flat(sigma));
+                g.eps.push(flat(eps));
             }
-            None => self
-                .groups
-                .push((*prior, vec![flat(w)], vec![flat(sigma)], vec![flat(eps)])),
+            None => self.groups.push(KlGroup {
+                prior: *prior,
+                w: vec![flat(w)],
+                sigma: vec![flat(sigma)],
+                eps: vec![flat(eps)],
+            }),
         }
     }
     /// The sum (`[]`), `None` when nothing was added: for the draws,
     /// `Σ (−½ log 2π − log σ − ε²/2) − Σ log p(w)`.
     pub fn total(self) -> Option<Tensor> {
         let mut total = self.total;
-        for (prior, w, sigma, eps) in self.groups {
+        for KlGroup {
+            prior,
+            w,
+            sigma,
+            eps,
+        } in self.groups
+        {
             let cat = |v: Vec<Tensor>| {
                 if v.len() == 1 {
                     v.into_iter().next().expect("one")

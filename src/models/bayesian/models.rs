@@ -113,7 +113,11 @@ impl BayesianTabMlpConfig {
     }
 
     fn input_dim(&self) -> i64 {
-        self.cat_embed.iter().map(|c| c.embed_dim as i64).sum::<i64>() + self.cont_cols.len() as i64
+        self.cat_embed
+            .iter()
+            .map(|c| c.embed_dim as i64)
+            .sum::<i64>()
+            + self.cont_cols.len() as i64
     }
 }
 
@@ -460,9 +464,12 @@ impl BayesianModel {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let net = match &config.net {
-            BayesianNetConfig::BayesianWide(c) => crate::models::alloc::guarded("bayesian_wide", || {
-                BayesianWide::new(&(&root / "bayesian_wide"), c, pred_dim).map(BayesianNet::Wide)
-            })?,
+            BayesianNetConfig::BayesianWide(c) => {
+                crate::models::alloc::guarded("bayesian_wide", || {
+                    BayesianWide::new(&(&root / "bayesian_wide"), c, pred_dim)
+                        .map(BayesianNet::Wide)
+                })?
+            }
             BayesianNetConfig::BayesianTabMlp(c) => {
                 crate::models::alloc::guarded("bayesian_tab_mlp", || {
                     BayesianTabMlp::new(&(&root / "bayesian_tab_mlp"), c, pred_dim)
@@ -538,7 +545,11 @@ impl BayesianModel {
     }
     /// Number of trainable scalars (a Gaussian weight counts twice: `μ` and `ρ`).
     pub fn n_parameters(&self) -> i64 {
-        self.vs.trainable_variables().iter().map(Tensor::numel).sum::<usize>() as i64
+        self.vs
+            .trainable_variables()
+            .iter()
+            .map(Tensor::numel)
+            .sum::<usize>() as i64
     }
 
     /// This model when its width is `wanted`; else, when its config leaves `pred_dim` unset,

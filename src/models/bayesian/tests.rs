@@ -43,7 +43,10 @@ fn kl_of_a_fixed_layer_matches_the_hand_computed_estimate() {
     tch::manual_seed(3);
     let mut kl = KlSum::new();
     let w = layer.weight().draw(WeightMode::SampleWithKl, &mut kl);
-    let b = layer.bias().unwrap().draw(WeightMode::SampleWithKl, &mut kl);
+    let b = layer
+        .bias()
+        .unwrap()
+        .draw(WeightMode::SampleWithKl, &mut kl);
     let got = kl.total().unwrap().double_value(&[]);
     // by hand, from the sampled values: Σ log N(w; μ, σ²) − log(π N(w; 0, σ₁²) + (1 − π) N(w; 0, σ₂²))
     let mut want = 0.0;
@@ -58,7 +61,10 @@ fn kl_of_a_fixed_layer_matches_the_hand_computed_estimate() {
             want += log_q - log_p;
         }
     }
-    assert!((got - want).abs() < 1e-4 * want.abs().max(1.0), "{got} vs {want}");
+    assert!(
+        (got - want).abs() < 1e-4 * want.abs().max(1.0),
+        "{got} vs {want}"
+    );
     // log_posterior agrees with the fused log q of the estimate
     let lq: f64 = vec(&w)
         .iter()
@@ -154,7 +160,11 @@ fn padding_row_gets_no_data_gradient() {
     let emb =
         BayesianEmbedding::new(&vs.root(), 3, 2, Some(0), &BayesianPrior::default(), "e").unwrap();
     let mut kl = KlSum::new();
-    let y = emb.forward(&Tensor::from_slice(&[0i64, 2, 2]), WeightMode::Sample, &mut kl);
+    let y = emb.forward(
+        &Tensor::from_slice(&[0i64, 2, 2]),
+        WeightMode::Sample,
+        &mut kl,
+    );
     assert_eq!(y.size(), [3, 2]);
     y.sum(Kind::Float).backward();
     let g = emb.weight().mu().grad();
@@ -184,12 +194,19 @@ fn models_have_the_reference_shapes() {
     let input: i64 = m.cat.iter().map(|c| c.embed_dim as i64).sum::<i64>() + m.cont.len() as i64;
     assert_eq!(widths, [(input, 8), (8, 4), (4, 3)]);
     // every Gaussian weight has μ and ρ: 2 × (Σ tables + dense weights and biases)
-    let tables: i64 = m.cat.iter().map(|c| (c.cardinality * c.embed_dim) as i64).sum();
+    let tables: i64 = m
+        .cat
+        .iter()
+        .map(|c| (c.cardinality * c.embed_dim) as i64)
+        .sum();
     let dense = input * 8 + 8 + 8 * 4 + 4 + 4 * 3 + 3;
     assert_eq!(model.n_parameters(), 2 * (tables + dense));
 
-    let wide = BayesianModel::new(&BayesianModelConfig::new(BayesianWideConfig::new(6)), Device::Cpu)
-        .unwrap();
+    let wide = BayesianModel::new(
+        &BayesianModelConfig::new(BayesianWideConfig::new(6)),
+        Device::Cpu,
+    )
+    .unwrap();
     let input = ModelInput {
         wide: Some(Tensor::from_slice(&[1i64, 6, 0, 3]).view([2, 2])),
         ..Default::default()
@@ -258,10 +275,7 @@ fn bad_configs_are_typed_errors_naming_the_field() {
             BayesianModelConfig::new(BayesianWideConfig::new(0)),
             "bayesian_wide.wide_dim",
         ),
-        (
-            BayesianModelConfig::new(tab()).pred_dim(0),
-            "pred_dim",
-        ),
+        (BayesianModelConfig::new(tab()).pred_dim(0), "pred_dim"),
     ];
     for (cfg, want) in cases {
         assert_eq!(field(build(cfg)), want);

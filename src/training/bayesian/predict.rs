@@ -64,7 +64,11 @@ impl BayesianTrainer {
             "must be ≥ 1 (the number of sampled networks); for the posterior-mean network use \
              predict_raw_mean_weights"
         );
-        ensure!(!data.is_empty(), missing(), "the prediction data has no rows");
+        ensure!(
+            !data.is_empty(),
+            missing(),
+            "the prediction data has no rows"
+        );
         self.model.check_input(&data.input)
     }
 
@@ -164,7 +168,11 @@ impl BayesianTrainer {
     /// # Shapes
     /// - returns `[N, pred_dim]` f32 on the CPU (logits for classification)
     pub fn predict_raw_mean_weights(&self, data: &Dataset) -> Result<Tensor> {
-        ensure!(!data.is_empty(), missing(), "the prediction data has no rows");
+        ensure!(
+            !data.is_empty(),
+            missing(),
+            "the prediction data has no rows"
+        );
         self.model.check_input(&data.input)?;
         self.raw_pass(data, WeightMode::Mean, 0)
     }

@@ -17,9 +17,11 @@ fn wide_data(n: i64) -> Dataset {
 }
 
 fn wide_trainer(config: BayesianTrainerConfig) -> BayesianTrainer {
-    let model =
-        BayesianModel::new(&BayesianModelConfig::new(BayesianWideConfig::new(6)), Device::Cpu)
-            .unwrap();
+    let model = BayesianModel::new(
+        &BayesianModelConfig::new(BayesianWideConfig::new(6)),
+        Device::Cpu,
+    )
+    .unwrap();
     BayesianTrainer::new(model, config).unwrap()
 }
 
@@ -81,7 +83,9 @@ fn predictions_are_reproducible_and_independent_of_the_batch_size() {
     t.config.eval_batch_size = 3;
     assert!(a.equal(&t.predict_samples(&data, 4).unwrap()));
     let u = t.predict_uncertainty(&data, 4).unwrap();
-    assert!(u.mean.allclose(&a.mean_dim(0, false, Kind::Float), 1e-5, 1e-6, false));
+    assert!(u
+        .mean
+        .allclose(&a.mean_dim(0, false, Kind::Float), 1e-5, 1e-6, false));
     assert!(u.std.min().double_value(&[]) >= 0.0);
     let err = t.predict_uncertainty(&data, 0).unwrap_err();
     assert!(err.to_string().contains("n_samples"), "{err}");

@@ -5,17 +5,22 @@
 //! standard deviation over the seeds).
 //!
 //! Each row of the table is a `Case`: a model and its pretraining route (TabMlp with the
-//! encoder–decoder route here). The labelled rows and the split are written to
+//! encoder–decoder route, FT-Transformer with the contrastive–denoising route, the settings of
+//! `examples/common/low_labels_cd.rs`). The labelled rows and the split are written to
 //! `target/low_labels/splits.json` (row indices of `datasets/adult.parquet`), our results to
 //! `target/low_labels/widedeep.json`; `benches/low_labels_reference.py` runs pytorch-widedeep's
 //! same procedure on the same rows and writes `target/low_labels/reference.json`, which the
 //! next run of this example prints side by side with its own results (when the settings
-//! match):
+//! match; the reference script covers the TabMlp rows — the FT-Transformer rows' reference
+//! side is `cargo bench --bench low_labels_cd`, on the suite's split):
 //!
 //! ```text
 //! cargo run --release --example low_labels
 //! ~/.cache/widedeep/bench-venv/bin/python benches/low_labels_reference.py
 //! ```
+#[path = "common/low_labels_cd.rs"]
+mod low_labels_cd;
+
 use anyhow::{Context, Result};
 use polars::prelude::*;
 use rand::seq::SliceRandom;
@@ -55,16 +60,51 @@ struct Case {
 type Pretrained = Box<dyn Fn(&WideDeepConfig) -> widedeep::Result<WideDeep>>;
 
 fn cases() -> Vec<Case> {
-    vec![Case {
-        model: "TabMlp",
-        route: "encoder–decoder",
-        encoder: |meta| {
-            TabMlpConfig::from_meta(&reference_widths(meta))
-                .mlp(MlpConfig::default().hidden_dims([64, 32]).dropout(0.1))
-                .into()
+    vec![
+        Case {
+            model: "TabMlp",
+            route: "encoder–decoder",
+            encoder: |meta| {
+                TabMlpConfig::from_meta(&reference_widths(meta))
+                    .mlp(MlpConfig::default().hidden_dims([64, 32]).dropout(0.1))
+                    .into()
+            },
+            pretrain: encoder_decoder,
         },
-        pretrain: encoder_decoder,
-    }]
+        Case {
+            model: "FT-Transformer",
+            route: "contrastive–denoising",
+            encoder: |meta| {
+                let (d, h, b) = low_labels_cd::FT_DIMS;
+                // the reference's "reglu" computes a GeGLU: name what both sides compute
+                FtTransformerConfig::from_meta(meta)
+                    .input_dim(d)
+                    .n_heads(h)
+                    .n_blocks(b)
+                    .transformer_activation(TransformerActivation::Geglu)
+                    .into()
+            },
+            pretrain: contrastive_denoising,
+        },
+    ]
+}
+
+/// Contrastive–denoising pretraining (the settings of `examples/common/low_labels_cd.rs`:
+/// both losses, CutMix and MixUp, AdamW at 1e-3, the reference's defaults).
+fn contrastive_denoising(
+    encoder: &TabModelConfig,
+    rows: &Dataset,
+    seed: u64,
+) -> Result<Pretrained> {
+    let (epochs, batch_size) = low_labels_cd::PRETRAIN;
+    let cfg = ContrastiveDenoisingConfig::new()
+        .epochs(epochs)
+        .batch_size(batch_size)
+        .seed(seed)
+        .verbose(0);
+    let mut pre = ContrastiveDenoisingTrainer::new(encoder.clone(), cfg, Device::Cpu)?;
+    pre.pretrain(rows, None)?;
+    Ok(Box::new(move |config| pre.widedeep(config.clone())))
 }
 
 /// The columns with the reference's embedding widths: fastai's rule on the number of

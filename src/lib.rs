@@ -73,8 +73,12 @@ pub mod prelude {
     pub use crate::models::{
         AutoIntConfig, AutoIntPlusConfig, DcnConfig, DcnV2Config, GdcnConfig, Structure,
     };
+    pub use crate::models::{
+        BayesianModel, BayesianModelConfig, BayesianPrior, BayesianTabMlpConfig, BayesianWideConfig,
+    };
     pub use crate::models::{DeepFfmConfig, DeepFmConfig, RecMlpConfig, XDeepFmConfig};
     pub use crate::models::{DinConfig, SeqInput, SeqTransformerConfig, UnitActivation};
+    pub use crate::pipeline::BayesianPipeline;
     pub use crate::pipeline::{ParquetPredict, ParquetPredictReport};
     pub use crate::pipeline::{ParquetScan, ScanDataset, ScanOptions};
     pub use crate::pipeline::{Pipeline, Preprocessors};
@@ -86,6 +90,7 @@ pub mod prelude {
         BatchSource, Callback, Dataset, EarlyStopping, History, LrHistory, LrScheduler, Metric,
         ModelCheckpoint, Objective, Optimizer, Trainer, TrainerConfig,
     };
+    pub use crate::training::{BayesianTrainer, BayesianTrainerConfig};
     pub use crate::training::{
         CdLossType, ContrastiveDenoisingConfig, ContrastiveDenoisingTrainer, DenoiseMlpType,
     };

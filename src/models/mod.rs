@@ -3,6 +3,7 @@
 //! Every deep component implements [`Component`], so users can plug in their own next to the
 //! built-in ones; the trainer only ever sees a [`WideDeep`].
 pub(crate) mod alloc;
+pub mod bayesian;
 pub(crate) mod checks;
 pub(crate) mod dropout;
 #[macro_use]
@@ -19,6 +20,10 @@ pub(crate) mod weights;
 pub mod wide;
 pub mod wide_deep;
 
+pub use bayesian::{
+    BayesianEmbedding, BayesianLinear, BayesianModel, BayesianModelConfig, BayesianPrior,
+    BayesianTabMlpConfig, BayesianWideConfig,
+};
 pub use fusion::AttentionFusionConfig;
 pub use image::{
     Backbone, BackboneConfig, ImageBackbone, ImageInput, ImageModelConfig, SmallCnn, SmallCnnConfig,

@@ -6,11 +6,13 @@
 //! BERT / ResNet weights included), `history.json`, and for each text column a copy of its
 //! tokenizer as a Hugging Face `text_{i}_tokenizer.json` (for other tools; loading reads
 //! `pipeline.json`).
+mod bayesian;
 mod parquet;
 mod sample;
 mod scan;
 mod tab2vec;
 
+pub use bayesian::BayesianPipeline;
 pub use parquet::{ParquetPredict, ParquetPredictReport};
 pub use sample::sample_parquet;
 pub use scan::{ParquetScan, ScanDataset, ScanOptions};
@@ -478,7 +480,7 @@ struct Manifest {
 /// byte or a changed number in either file is an error on load instead of NaN or silently
 /// different predictions.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct Checksums {
+pub(crate) struct Checksums {
     weights: String,
     manifest: String,
 }
@@ -636,51 +638,14 @@ impl Pipeline {
     /// `pipeline.json` records checksums of itself and of the weights, verified by
     /// [`Pipeline::load`].
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
-        let dir = dir.as_ref();
         let model = self.trainer.model().config().ok_or_else(|| {
             WideDeepError::Missing(
                 "a model built from custom components has no config to save".into(),
             )
         })?;
-        let name = dir
-            .file_name()
-            .ok_or_else(|| {
-                WideDeepError::config("dir", format!("{} has no final component", dir.display()))
-            })?
-            .to_string_lossy()
-            .into_owned();
-        let parent = match dir.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let replace = match std::fs::symlink_metadata(dir) {
-            Ok(m) if m.is_dir() => {
-                check_replaceable(dir)?;
-                true
-            }
-            Ok(m) => {
-                let what = if m.file_type().is_symlink() {
-                    "is a symbolic link"
-                } else {
-                    "is a file, not a directory"
-                };
-                bail!(
-                    config("dir"),
-                    "{} {what}; refusing to replace it",
-                    dir.display()
-                );
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-            Err(e) => bail!(WideDeepError::io(dir, e)),
-        };
-        std::fs::create_dir_all(&parent).map_err(|e| WideDeepError::io(&parent, e))?;
-        let tmp = unused_sibling(&parent, &name, "tmp");
-        let result = (|| -> Result<()> {
-            std::fs::create_dir(&tmp).map_err(|e| WideDeepError::io(&tmp, e))?;
+        save_atomically(dir.as_ref(), |tmp| {
             self.trainer.model().var_store().save(tmp.join(WEIGHTS))?;
-            let weights = std::fs::read(tmp.join(WEIGHTS))
-                .map_err(|e| WideDeepError::io(tmp.join(WEIGHTS), e))?;
-            let mut manifest = Manifest {
+            let manifest = Manifest {
                 format_version: FORMAT_VERSION,
                 widedeep_version: env!("CARGO_PKG_VERSION").into(),
                 preprocessors: self.preprocessors.clone(),
@@ -688,38 +653,15 @@ impl Pipeline {
                 trainer: self.trainer.config().clone(),
                 checksums: None,
             };
-            // the checksum of the JSON text as written and read back (f32 fields print
-            // shorter than their f64 value, so `to_value` would not match the file)
-            let value: serde_json::Value =
-                serde_json::from_str(&serde_json::to_string(&manifest)?)?;
-            manifest.checksums = Some(Checksums {
-                weights: checksum(&weights),
-                manifest: manifest_checksum(&value)?,
-            });
-            write_json(&tmp.join(MANIFEST), &manifest)?;
+            write_manifest(tmp, manifest, |m, sums| m.checksums = Some(sums))?;
             write_json(&tmp.join(HISTORY), self.trainer.history())?;
             for (i, p) in self.preprocessors.text.iter().enumerate() {
                 if p.is_fitted() {
                     p.save_tokenizer(tmp.join(format!("text_{i}_tokenizer.json")))?;
                 }
             }
-            if !replace {
-                return std::fs::rename(&tmp, dir).map_err(|e| WideDeepError::io(dir, e));
-            }
-            // Move the old pipeline aside, the new one in, then delete the old one; if the
-            // second move fails, the old one goes back.
-            let old = unused_sibling(&parent, &name, "old");
-            std::fs::rename(dir, &old).map_err(|e| WideDeepError::io(dir, e))?;
-            if let Err(e) = std::fs::rename(&tmp, dir) {
-                let _ = std::fs::rename(&old, dir);
-                bail!(WideDeepError::io(dir, e));
-            }
-            std::fs::remove_dir_all(&old).map_err(|e| WideDeepError::io(&old, e))
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-        result
+            Ok(())
+        })
     }
 
     /// Loads a pipeline saved by [`Pipeline::save`] onto `device`.
@@ -735,37 +677,19 @@ impl Pipeline {
             path: dir.to_path_buf(),
             reason,
         };
+        let value = read_manifest(dir)?;
+        if value.get("kind").and_then(|k| k.as_str()) == Some(bayesian::KIND) {
+            bail!(bad(format!(
+                "{MANIFEST} holds a Bayesian pipeline; load it with BayesianPipeline::load"
+            )));
+        }
+        let manifest: Manifest =
+            serde_json::from_value(value).map_err(|e| bad(format!("{MANIFEST}: {e}")))?;
+        let weights_path = dir.join(WEIGHTS);
         let read = |file: &str| {
             let path = dir.join(file);
             std::fs::read_to_string(&path).map_err(|e| bad(format!("{file}: {e}")))
         };
-        let value: serde_json::Value =
-            serde_json::from_str(&read(MANIFEST)?).map_err(|e| bad(format!("{MANIFEST}: {e}")))?;
-        let manifest: Manifest =
-            serde_json::from_value(value.clone()).map_err(|e| bad(format!("{MANIFEST}: {e}")))?;
-        if manifest.format_version != FORMAT_VERSION {
-            bail!(bad(format!(
-                "format version {} (this build reads {FORMAT_VERSION})",
-                manifest.format_version
-            )));
-        }
-        let weights_path = dir.join(WEIGHTS);
-        if let Some(sums) = &manifest.checksums {
-            ensure!(
-                manifest_checksum(&value)? == sums.manifest,
-                bad(format!(
-                    "{MANIFEST} does not match its checksum (edited or corrupted; remove its \
-                     `checksums` field to load a deliberately edited file)"
-                ))
-            );
-            let bytes = std::fs::read(&weights_path).map_err(|e| bad(format!("{WEIGHTS}: {e}")))?;
-            if checksum(&bytes) != sums.weights {
-                bail!(bad(format!(
-                    "{WEIGHTS} does not match the checksum recorded in {MANIFEST} (corrupted or \
-                     replaced)"
-                )));
-            }
-        }
         let history: History =
             serde_json::from_str(&read(HISTORY)?).map_err(|e| bad(format!("{HISTORY}: {e}")))?;
         let model = WideDeep::new(&manifest.model, device)?;
@@ -778,6 +702,126 @@ impl Pipeline {
             trainer,
         })
     }
+}
+
+/// Writes a pipeline directory `dir` atomically: `write` fills a temporary sibling
+/// directory, which then replaces `dir` (see [`Pipeline::save`] for the rules: `dir` may be
+/// new, empty or a pipeline saved earlier; a failed save leaves nothing behind).
+pub(crate) fn save_atomically(dir: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let name = dir
+        .file_name()
+        .ok_or_else(|| {
+            WideDeepError::config("dir", format!("{} has no final component", dir.display()))
+        })?
+        .to_string_lossy()
+        .into_owned();
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let replace = match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => {
+            check_replaceable(dir)?;
+            true
+        }
+        Ok(m) => {
+            let what = if m.file_type().is_symlink() {
+                "is a symbolic link"
+            } else {
+                "is a file, not a directory"
+            };
+            bail!(
+                config("dir"),
+                "{} {what}; refusing to replace it",
+                dir.display()
+            );
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => bail!(WideDeepError::io(dir, e)),
+    };
+    std::fs::create_dir_all(&parent).map_err(|e| WideDeepError::io(&parent, e))?;
+    let tmp = unused_sibling(&parent, &name, "tmp");
+    let result = (|| -> Result<()> {
+        std::fs::create_dir(&tmp).map_err(|e| WideDeepError::io(&tmp, e))?;
+        write(&tmp)?;
+        if !replace {
+            return std::fs::rename(&tmp, dir).map_err(|e| WideDeepError::io(dir, e));
+        }
+        // Move the old pipeline aside, the new one in, then delete the old one; if the
+        // second move fails, the old one goes back.
+        let old = unused_sibling(&parent, &name, "old");
+        std::fs::rename(dir, &old).map_err(|e| WideDeepError::io(dir, e))?;
+        if let Err(e) = std::fs::rename(&tmp, dir) {
+            let _ = std::fs::rename(&old, dir);
+            bail!(WideDeepError::io(dir, e));
+        }
+        std::fs::remove_dir_all(&old).map_err(|e| WideDeepError::io(&old, e))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result
+}
+
+/// Writes `manifest` to `tmp/pipeline.json` with the checksums of itself and of
+/// `tmp/model.safetensors` (set on it by `set`).
+pub(crate) fn write_manifest<M: Serialize>(
+    tmp: &Path,
+    mut manifest: M,
+    set: impl FnOnce(&mut M, Checksums),
+) -> Result<()> {
+    let weights =
+        std::fs::read(tmp.join(WEIGHTS)).map_err(|e| WideDeepError::io(tmp.join(WEIGHTS), e))?;
+    // the checksum of the JSON text as written and read back (f32 fields print shorter than
+    // their f64 value, so `to_value` would not match the file)
+    let value: serde_json::Value = serde_json::from_str(&serde_json::to_string(&manifest)?)?;
+    set(
+        &mut manifest,
+        Checksums {
+            weights: checksum(&weights),
+            manifest: manifest_checksum(&value)?,
+        },
+    );
+    write_json(&tmp.join(MANIFEST), &manifest)
+}
+
+/// Reads `dir/pipeline.json` and verifies its checksums (when recorded) and the format
+/// version; returns its JSON value. Errors are [`WideDeepError::BadPipeline`] naming the file.
+pub(crate) fn read_manifest(dir: &Path) -> Result<serde_json::Value> {
+    let bad = |reason: String| WideDeepError::BadPipeline {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    let text =
+        std::fs::read_to_string(dir.join(MANIFEST)).map_err(|e| bad(format!("{MANIFEST}: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("{MANIFEST}: {e}")))?;
+    let version = value.get("format_version").and_then(|v| v.as_u64());
+    if version != Some(FORMAT_VERSION as u64) {
+        bail!(bad(format!(
+            "format version {} (this build reads {FORMAT_VERSION})",
+            version.map_or("missing".to_string(), |v| v.to_string())
+        )));
+    }
+    if let Some(sums) = value.get("checksums").filter(|v| !v.is_null()) {
+        let sums: Checksums = serde_json::from_value(sums.clone())
+            .map_err(|e| bad(format!("{MANIFEST}: checksums: {e}")))?;
+        ensure!(
+            manifest_checksum(&value)? == sums.manifest,
+            bad(format!(
+                "{MANIFEST} does not match its checksum (edited or corrupted; remove its \
+                 `checksums` field to load a deliberately edited file)"
+            ))
+        );
+        let bytes = std::fs::read(dir.join(WEIGHTS)).map_err(|e| bad(format!("{WEIGHTS}: {e}")))?;
+        if checksum(&bytes) != sums.weights {
+            bail!(bad(format!(
+                "{WEIGHTS} does not match the checksum recorded in {MANIFEST} (corrupted or \
+                 replaced)"
+            )));
+        }
+    }
+    Ok(value)
 }
 
 /// A path `parent/.{name}.{what}-{pid}-{n}` that does not exist yet.

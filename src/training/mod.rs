@@ -3,6 +3,7 @@
 //! (initializers, clipping, accumulation, warm-up, sampling, mixed precision, prefetch) and the
 //! [`Trainer`].
 pub mod amp;
+pub mod bayesian;
 pub mod callbacks;
 pub(crate) mod checks;
 pub mod data;
@@ -25,6 +26,7 @@ pub mod uncertainty;
 
 pub use crate::distributed::{Distributed, DistributedConfig};
 pub use amp::{GradScalerConfig, Precision};
+pub use bayesian::{BayesianTrainer, BayesianTrainerConfig};
 pub use callbacks::{
     Callback, EarlyStopping, History, LrHistory, LrLog, Mode, ModelCheckpoint, TrainState,
 };

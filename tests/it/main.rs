@@ -1,5 +1,6 @@
 //! The one integration-test binary (each extra binary would re-link libtorch).
 mod bad_input;
+mod bayesian;
 mod common;
 mod crosscheck;
 mod distributed;

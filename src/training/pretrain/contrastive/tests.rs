@@ -296,38 +296,6 @@ fn bad_data_is_an_input_error() {
 }
 
 #[test]
-fn resumed_pretraining_equals_uninterrupted() {
-    let d = data(40);
-    let tab = supported()[2].0.clone();
-    let cfg = quiet().epochs(3).seed(5);
-    let mut full = ContrastiveDenoisingTrainer::new(tab.clone(), cfg.clone(), Device::Cpu).unwrap();
-    full.pretrain(&d, None).unwrap();
-
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cd.safetensors");
-    let mut first =
-        ContrastiveDenoisingTrainer::new(tab.clone(), cfg.clone().epochs(2), Device::Cpu).unwrap();
-    first.pretrain(&d, None).unwrap();
-    first.save_checkpoint(&path).unwrap();
-    // a fresh trainer with another seed cannot resume it
-    let mut other =
-        ContrastiveDenoisingTrainer::new(tab.clone(), cfg.clone().seed(6), Device::Cpu).unwrap();
-    assert!(matches!(
-        other.resume(&path),
-        Err(crate::WideDeepError::BadCheckpoint { .. })
-    ));
-    let mut second =
-        ContrastiveDenoisingTrainer::new(tab, cfg.clone().epochs(1), Device::Cpu).unwrap();
-    second.resume(&path).unwrap();
-    second.pretrain(&d, None).unwrap();
-    assert_eq!(second.history(), full.history());
-    for ((ka, a), (kb, b)) in second.encoder_weights().iter().zip(full.encoder_weights()) {
-        assert_eq!(ka, &kb);
-        assert!(a.equal(&b), "{ka} differs");
-    }
-}
-
-#[test]
 fn fine_tuning_starts_from_the_pretrained_encoder() {
     let d = data(64);
     let tab = supported()[2].0.clone();

@@ -80,12 +80,14 @@ fn the_mask_hides_the_asked_share_of_entries_from_the_encoder() {
         Device::Cpu,
     )
     .unwrap();
+    // every draw under the generator lock, so that seeded tests running beside this one
+    // (the pretraining resume tests) see the generator only they move
+    let _rng = crate::torch_rng_lock();
     let like = Tensor::zeros([2000, 50], (Kind::Float, Device::Cpu));
     let share = model.draw_mask(&like).mean(Kind::Float).double_value(&[]);
     // 100 000 Bernoulli(0.3) draws: standard error 0.0015
     assert!((share - 0.3).abs() < 0.01, "{share}");
     // training: the loss counts the masked entries only; evaluation: all of them
-    let _rng = crate::torch_rng_lock();
     let (x, rec, mask) = model.forward_t(&input(64), true);
     assert_eq!(x.size(), [64, 7]);
     assert_eq!(rec.size(), [64, 7]);
@@ -111,10 +113,11 @@ fn every_encoder_gets_its_mirror_decoder() {
     ] {
         let name = enc.name();
         let model = EncoderDecoder::new(&EncoderDecoderConfig::new(enc), Device::Cpu).unwrap();
+        // the mask is drawn under the generator lock (see the test above)
+        let _rng = crate::torch_rng_lock();
         let loss = model.loss(&input(16), true);
         assert!(loss.double_value(&[]).is_finite(), "{name}");
         loss.backward();
-        let _rng = crate::torch_rng_lock();
         let (x, rec, _) = model.forward_t(&input(5), false);
         assert_eq!((x.size(), rec.size()), (vec![5, 7], vec![5, 7]), "{name}");
         // encoder variables under `deeptabular.`, the decoder's under `decoder.`

@@ -361,9 +361,12 @@ fn main() -> Result<()> {
         }
     }
     println!(
-        "\n(test AUC, mean ± standard deviation over seeds {SEEDS:?}; pretraining {PRETRAIN_EPOCHS} \
-         epochs × batch {PRETRAIN_BATCH} on all {n} training rows; supervised {EPOCHS} epochs × \
-         batch {BATCH}; {:.0}s in all)",
+        "\n(test AUC, mean ± standard deviation over seeds {SEEDS:?}; pretraining on all {n} \
+         training rows: encoder–decoder {PRETRAIN_EPOCHS} epochs × batch {PRETRAIN_BATCH}, \
+         contrastive–denoising {} epochs × batch {}; supervised {EPOCHS} epochs × batch {BATCH}; \
+         {:.0}s in all)",
+        low_labels_cd::PRETRAIN.0,
+        low_labels_cd::PRETRAIN.1,
         start.elapsed().as_secs_f64()
     );
     side_by_side(&out_dir, &splits, &json_rows)?;

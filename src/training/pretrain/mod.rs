@@ -254,7 +254,8 @@ impl<M: PretrainModel> Pretrainer<M> {
         let bs = cfg.batch_size as i64;
         let n_batches = (n as usize).div_ceil(cfg.batch_size);
         for epoch in first..last {
-            let rows = {
+            // the epoch's training pass, holding libtorch's generator (masks, dropout)
+            let (bar, loss) = {
                 let _rng = crate::torch_rng_lock();
                 tch::manual_seed(torch_epoch_seed(cfg.seed, epoch));
                 let shuffled;
@@ -298,7 +299,6 @@ impl<M: PretrainModel> Pretrainer<M> {
                 }
                 (bar, sum / seen.max(1) as f64)
             };
-            let (bar, loss) = rows;
             let val_loss = val.map(|v| self.evaluate(v)).transpose()?;
             let summary = match val_loss {
                 Some(v) => format!("loss {loss:.4}  val_loss {v:.4}"),

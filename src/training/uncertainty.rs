@@ -30,15 +30,39 @@ impl Trainer {
         let _rng = crate::torch_rng_lock();
         tch::manual_seed(self.config().seed as i64);
         let _mc = McDropoutGuard::new();
-        let (mut sum, mut sum_sq): (Option<Tensor>, Option<Tensor>) = (None, None);
-        for _ in 0..passes {
-            let raw = self.predict_raw(data)?;
-            let p = if objective.is_classification() {
-                objective.predict_proba(&raw)?
-            } else {
-                raw
-            }
-            .to_kind(Kind::Double);
+        let classification = objective.is_classification();
+        Uncertainty::from_passes(
+            (0..passes).map(|_| {
+                let raw = self.predict_raw(data)?;
+                if classification {
+                    objective.predict_proba(&raw)
+                } else {
+                    Ok(raw)
+                }
+            }),
+            classification,
+            self.model().pred_dim(),
+        )
+    }
+}
+
+impl Uncertainty {
+    /// Mean and spread (population, ddof 0) over `passes` predictions, accumulated in `f64`;
+    /// `classification` with `pred_dim` 1 takes class 1 where the mean probability is over 0.5,
+    /// with more classes the most probable one. Shared by Monte-Carlo dropout and the Bayesian
+    /// models' sampled networks.
+    ///
+    /// # Shapes
+    /// - each pass: `[N, k]` (probabilities, or values with `k` = 1)
+    /// - returns `mean` and `std` `[N, k]` f32 and `class` `[N]` i64
+    pub(crate) fn from_passes(
+        passes: impl Iterator<Item = Result<Tensor>>,
+        classification: bool,
+        pred_dim: i64,
+    ) -> Result<Uncertainty> {
+        let (mut sum, mut sum_sq, mut n): (Option<Tensor>, Option<Tensor>, usize) = (None, None, 0);
+        for p in passes {
+            let p = p?.to_kind(Kind::Double);
             sum_sq = Some(match sum_sq.take() {
                 Some(s) => s + p.square(),
                 None => p.square(),
@@ -47,11 +71,14 @@ impl Trainer {
                 Some(s) => s + p,
                 None => p,
             });
+            n += 1;
         }
-        let n = passes as f64;
-        let mean = sum.expect("passes ≥ 1") / n;
-        let var = (sum_sq.expect("passes ≥ 1") / n - mean.square()).clamp_min(0.0);
-        let class = match (objective.is_classification(), self.model().pred_dim()) {
+        let (Some(sum), Some(sum_sq)) = (sum, sum_sq) else {
+            crate::macros::bail!(config("passes"), "must be ≥ 1");
+        };
+        let mean = sum / n as f64;
+        let var = (sum_sq / n as f64 - mean.square()).clamp_min(0.0);
+        let class = match (classification, pred_dim) {
             (false, _) => None,
             (true, 1) => Some(mean.select(1, 1).gt(0.5).to_kind(Kind::Int64)),
             (true, _) => Some(mean.argmax(1, false)),

@@ -102,36 +102,11 @@ impl BayesianTrainer {
     }
 
     fn uncertainty_locked(&self, data: &Dataset, n_samples: usize) -> Result<Uncertainty> {
-        let (mut sum, mut sum_sq): (Option<Tensor>, Option<Tensor>) = (None, None);
-        for s in 0..n_samples {
-            let p = self
-                .per_sample(&self.raw_pass(data, WeightMode::Sample, s)?)?
-                .to_kind(Kind::Double);
-            sum_sq = Some(match sum_sq.take() {
-                Some(t) => t + p.square(),
-                None => p.square(),
-            });
-            sum = Some(match sum.take() {
-                Some(t) => t + p,
-                None => p,
-            });
-        }
-        let n = n_samples as f64;
-        let mean = sum.expect("n_samples ≥ 1") / n;
-        let var = (sum_sq.expect("n_samples ≥ 1") / n - mean.square()).clamp_min(0.0);
-        let class = match (
+        Uncertainty::from_passes(
+            (0..n_samples).map(|s| self.per_sample(&self.raw_pass(data, WeightMode::Sample, s)?)),
             self.config.objective.is_classification(),
             self.model.pred_dim(),
-        ) {
-            (false, _) => None,
-            (true, 1) => Some(mean.select(1, 1).gt(0.5).to_kind(Kind::Int64)),
-            (true, _) => Some(mean.argmax(1, false)),
-        };
-        Ok(Uncertainty {
-            mean: mean.to_kind(Kind::Float),
-            std: var.sqrt().to_kind(Kind::Float),
-            class,
-        })
+        )
     }
 
     /// Predictions from the predictive mean of `n_samples` sampled networks: class indices

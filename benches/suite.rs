@@ -861,7 +861,7 @@ fn print_table(rows: &[(Config, Figures, Option<Figures>)]) {
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
     for (cfg, o, r) in rows {
         let metric = |f: &Figures| {
-            if f.metric.is_empty() {
+            if f.metric.is_empty() || !f.value.is_finite() {
                 "–".to_string()
             } else {
                 format!("{} {:.4}", f.metric, f.value)
@@ -882,9 +882,10 @@ fn print_table(rows: &[(Config, Figures, Option<Figures>)]) {
         line("widedeep", o);
         if let Some(r) = r {
             line(reference_name(cfg), r);
-            let diff = match cfg.train {
+            let diff = match cfg.train && (o.value - r.value).is_finite() {
                 // accuracy: higher is better; RMSE and reconstruction loss: lower is better —
-                // print ours − theirs
+                // print ours − theirs (not when a side could not evaluate: the reference's
+                // TabNet encoder–decoder)
                 true => format!("{} {:+.4}", o.metric, o.value - r.value),
                 false => "–".into(),
             };

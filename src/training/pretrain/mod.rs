@@ -10,13 +10,18 @@
 //! [`PretrainModel`]: an encoder (built under the variable prefix `deeptabular`, as in a
 //! `WideDeep`) plus whatever the route adds, and the loss of a batch.
 //!
-//! Routes: [`encoder_decoder`] (masked reconstruction, the reference's
-//! `EncoderDecoderTrainer`, for TabMlp, TabResnet and TabNet) and [`contrastive`]
+//! Routes, each a [`PretrainModel`] run by the same [`Pretrainer`]: [`encoder_decoder`]
+//! (masked reconstruction, the reference's `EncoderDecoderTrainer`, for TabMlp, TabResnet and
+//! TabNet: [`EncoderDecoderTrainer`] = `Pretrainer<EncoderDecoder>`) and [`contrastive`]
 //! (contrastive–denoising, the reference's `ContrastiveDenoisingTrainer`, for the attention
-//! models; its own loop for now: `ContrastiveDenoisingTrainer`).
+//! models: [`ContrastiveDenoisingTrainer`] = `Pretrainer<ContrastiveDenoising>`).
 pub mod contrastive;
 pub mod encoder_decoder;
 
+pub use contrastive::{
+    CdLossType, ContrastiveDenoising, ContrastiveDenoisingConfig, ContrastiveDenoisingTrainer,
+    DenoiseMlpType,
+};
 pub use encoder_decoder::{EncoderDecoder, EncoderDecoderConfig, EncoderDecoderTrainer};
 
 use crate::error::{Result, WideDeepError};
@@ -38,9 +43,11 @@ use tch::{nn, Device, Tensor};
 /// component's prefix in a [`WideDeep`], so that the weights carry over by name.
 pub const ENCODER_PREFIX: &str = "deeptabular";
 
-/// Settings of the pretraining loop. Defaults: the reference's optimizer (AdamW, learning rate
-/// 1e-3, weight decay 0.01) and batch size (32), one epoch; unlike the reference, rows are
-/// shuffled every epoch (`shuffle`) and runs are reproducible from `seed`.
+/// Settings of the pretraining loop, shared by every route. Defaults: the reference's optimizer
+/// (AdamW, learning rate 1e-3, weight decay 0.01) and batch size (32), one epoch, the
+/// evaluation in batches of the training batch size (the defaults of both the reference's
+/// `EncoderDecoderTrainer` and its `ContrastiveDenoisingTrainer`); unlike the reference, rows
+/// are shuffled every epoch (`shuffle`) and runs are reproducible from `seed`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PretrainConfig {
@@ -49,6 +56,10 @@ pub struct PretrainConfig {
     /// Rows per batch (≥ 2: the losses need statistics over the rows of a batch). A last
     /// batch of one row is skipped.
     pub batch_size: usize,
+    /// Rows per batch of [`Pretrainer::evaluate`] and of the validation loss (≥ 2); `None`:
+    /// `batch_size`. It matters where the loss depends on the batch (contrastive–denoising: the
+    /// InfoNCE loss contrasts the rows of a batch, and SAINT attends across them).
+    pub eval_batch_size: Option<usize>,
     /// Learning rate (> 0).
     pub lr: f64,
     /// Weight decay (decoupled for AdamW, an L2 penalty for the others; ≥ 0).
@@ -68,6 +79,7 @@ impl Default for PretrainConfig {
         Self {
             epochs: 1,
             batch_size: 32,
+            eval_batch_size: None,
             lr: 1e-3,
             weight_decay: 0.01,
             optimizer: Optimizer::adamw(),
@@ -94,6 +106,17 @@ impl PretrainConfig {
         verbose: u8,
     );
 
+    /// Sets `eval_batch_size`.
+    pub fn eval_batch_size(mut self, rows: usize) -> Self {
+        self.eval_batch_size = Some(rows);
+        self
+    }
+
+    /// The rows per evaluation batch: `eval_batch_size`, or `batch_size`.
+    pub fn resolved_eval_batch_size(&self) -> usize {
+        self.eval_batch_size.unwrap_or(self.batch_size)
+    }
+
     /// Checks every field; errors name it (`pretrain.batch_size`).
     pub fn validate(&self) -> Result<()> {
         ensure!(
@@ -107,6 +130,13 @@ impl PretrainConfig {
             "must be ≥ 2 (the losses use statistics over the rows of a batch), got {}",
             self.batch_size
         );
+        if let Some(rows) = self.eval_batch_size {
+            ensure!(
+                rows >= 2,
+                config("pretrain.eval_batch_size"),
+                "must be ≥ 2 (the losses use statistics over the rows of a batch), got {rows}"
+            );
+        }
         ensure!(
             self.lr > 0.0 && self.lr.is_finite(),
             config("pretrain.lr"),
@@ -192,10 +222,23 @@ struct CheckpointMeta {
     optimizer: OptimizerStateMeta,
 }
 
+/// The categorical and continuous columns of `input` (all that pretraining reads) on `device`.
+///
+/// # Shapes
+/// - `input.cat`: `[n, n_cat]` i64, `input.cont`: `[n, n_cont]` f32; the result holds them alone
+fn tab_input(input: &ModelInput, device: Device) -> ModelInput {
+    ModelInput {
+        cat: input.cat.as_ref().map(|t| t.to_device(device)),
+        cont: input.cont.as_ref().map(|t| t.to_device(device)),
+        ..Default::default()
+    }
+}
+
 impl<M: PretrainModel> Pretrainer<M> {
     /// Checks `config` and sets up the optimizer over every trainable variable of `model`.
     pub fn new(model: M, config: PretrainConfig) -> Result<Self> {
         config.validate()?;
+        crate::device::keep_freed_host_memory();
         let optimizers = Self::build_optimizers(&model, &config);
         Ok(Self {
             model,
@@ -237,10 +280,35 @@ impl<M: PretrainModel> Pretrainer<M> {
         &self.history
     }
 
-    /// Runs `config.epochs` more epochs over the rows of `data` (its target, if any, is
-    /// ignored), evaluating on `val` after each. Epoch `e`'s row order and random draws come
-    /// from `(seed, e)` alone, so a run resumed from a checkpoint continues exactly as the
-    /// uninterrupted one. A non-finite batch loss stops with [`WideDeepError::NonFiniteLoss`].
+    /// The encoder's weights as `(name, tensor)` pairs, named as in a [`WideDeep`]
+    /// (`deeptabular.…`), sorted by name.
+    ///
+    /// # Shapes
+    /// - each tensor has its variable's shape
+    pub fn encoder_weights(&self) -> Vec<(String, Tensor)> {
+        let head = format!("{ENCODER_PREFIX}.");
+        let mut v: Vec<(String, Tensor)> = self
+            .model
+            .var_store()
+            .variables()
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(&head))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// The device of the weights.
+    pub fn device(&self) -> Device {
+        self.model.var_store().device()
+    }
+
+    /// Runs `config.epochs` more epochs over the rows of `data` (only its categorical and
+    /// continuous columns are read; its target, if any, is ignored), evaluating on `val` after
+    /// each. Epoch `e`'s row order and random draws (masks, corruptions, dropout) come from
+    /// `(seed, e)` alone, so a run resumed from a checkpoint continues exactly as the
+    /// uninterrupted one. A last batch of one row is skipped. A non-finite batch loss stops
+    /// with [`WideDeepError::NonFiniteLoss`].
     pub fn fit(&mut self, data: &Dataset, val: Option<&Dataset>) -> Result<&[PretrainRecord]> {
         self.check_data(data, "data")?;
         if let Some(v) = val {
@@ -248,6 +316,7 @@ impl<M: PretrainModel> Pretrainer<M> {
         }
         let device = self.device();
         let cfg = self.config.clone();
+        let x = tab_input(&data.input, device);
         let first = self.history.len();
         let last = first + cfg.epochs;
         let n = data.len();
@@ -258,25 +327,27 @@ impl<M: PretrainModel> Pretrainer<M> {
             let (bar, loss) = {
                 let _rng = crate::torch_rng_lock();
                 tch::manual_seed(torch_epoch_seed(cfg.seed, epoch));
-                let shuffled;
-                let rows = if cfg.shuffle {
+                let order = cfg.shuffle.then(|| {
                     let mut order: Vec<i64> = (0..n).collect();
                     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
                     rng.set_stream(epoch as u64 + 1);
                     order.shuffle(&mut rng);
-                    shuffled = data.select(&Tensor::from_slice(&order));
-                    &shuffled
-                } else {
-                    data
-                };
+                    Tensor::from_slice(&order).to_device(device)
+                });
                 let bar = progress_bar(cfg.verbose, n_batches, epoch, last);
                 let (mut sum, mut seen) = (0.0, 0i64);
-                for (b, batch) in rows.batches(bs).enumerate() {
-                    let rows_b = batch.len();
+                for b in 0..n_batches as i64 {
+                    let rows_b = bs.min(n - b * bs);
                     if rows_b < 2 {
                         continue;
                     }
-                    let input = batch.input.to_device(device);
+                    let input = match &order {
+                        Some(o) => {
+                            let idx = o.narrow(0, b * bs, rows_b);
+                            x.map(|t| t.index_select(0, &idx))
+                        }
+                        None => x.map(|t| t.narrow(0, b * bs, rows_b)),
+                    };
                     self.optimizers.zero_grad();
                     let loss = self.model.loss(&input, true);
                     let value = loss.double_value(&[]);
@@ -284,7 +355,7 @@ impl<M: PretrainModel> Pretrainer<M> {
                         bar.abandon();
                         bail!(WideDeepError::NonFiniteLoss {
                             epoch: epoch + 1,
-                            batch: b + 1,
+                            batch: b as usize + 1,
                             value,
                         });
                     }
@@ -310,20 +381,24 @@ impl<M: PretrainModel> Pretrainer<M> {
         Ok(&self.history)
     }
 
-    /// The mean loss over the rows of `data` in evaluation mode (no masking or dropout), in
-    /// batches of `batch_size` rows (a last batch of one row is left out).
+    /// The mean loss over the rows of `data` in evaluation mode (no masking, corruption or
+    /// dropout), in batches of [`PretrainConfig::eval_batch_size`] rows (a last batch of one
+    /// row is left out), each batch weighted by its rows. A non-finite mean is a
+    /// [`WideDeepError::NonFiniteResult`].
     pub fn evaluate(&self, data: &Dataset) -> Result<f64> {
         self.check_data(data, "data")?;
-        let device = self.device();
+        let x = tab_input(&data.input, self.device());
+        let (n, bs) = (data.len(), self.config.resolved_eval_batch_size() as i64);
         let (mut sum, mut seen) = (0.0, 0i64);
         tch::no_grad(|| {
-            for batch in data.batches(self.config.batch_size as i64) {
-                if batch.len() < 2 {
+            for start in (0..n).step_by(bs as usize) {
+                let rows = bs.min(n - start);
+                if rows < 2 {
                     continue;
                 }
-                let loss = self.model.loss(&batch.input.to_device(device), false);
-                sum += loss.double_value(&[]) * batch.len() as f64;
-                seen += batch.len();
+                let loss = self.model.loss(&x.map(|t| t.narrow(0, start, rows)), false);
+                sum += loss.double_value(&[]) * rows as f64;
+                seen += rows;
             }
         });
         ensure!(
@@ -331,13 +406,20 @@ impl<M: PretrainModel> Pretrainer<M> {
             input("data"),
             "needs at least two rows to evaluate the pretraining loss"
         );
-        Ok(sum / seen as f64)
+        let mean = sum / seen as f64;
+        ensure!(
+            mean.is_finite(),
+            WideDeepError::NonFiniteResult {
+                what: format!("{} evaluation loss", M::NAME),
+                value: mean,
+                reason: "the model overflowed on the evaluated rows".into(),
+            }
+        );
+        Ok(mean)
     }
 
-    fn device(&self) -> Device {
-        self.model.var_store().device()
-    }
-
+    /// Checks that `data` has at least two rows and the encoder's columns; errors name the
+    /// data set (`val.cat`).
     fn check_data(&self, data: &Dataset, name: &str) -> Result<()> {
         ensure!(
             data.len() >= 2,
@@ -350,7 +432,15 @@ impl<M: PretrainModel> Pretrainer<M> {
             input(name),
             "pretraining reads tabular columns only; lazy image columns are not supported"
         );
-        self.model.check_input(&data.input)
+        self.model
+            .check_input(&tab_input(&data.input, Device::Cpu))
+            .map_err(|e| match e {
+                WideDeepError::InputMismatch { input, reason } => WideDeepError::InputMismatch {
+                    input: format!("{name}.{input}"),
+                    reason,
+                },
+                e => e,
+            })
     }
 
     /// Saves everything needed to continue the run to one `.safetensors` file, written
@@ -498,13 +588,7 @@ impl<M: PretrainModel> Pretrainer<M> {
             )),
         }
         let head = format!("{ENCODER_PREFIX}.");
-        let src: BTreeMap<String, Tensor> = self
-            .model
-            .var_store()
-            .variables()
-            .into_iter()
-            .filter(|(k, _)| k.starts_with(&head))
-            .collect();
+        let src: BTreeMap<String, Tensor> = self.encoder_weights().into_iter().collect();
         let dst = model.var_store_mut().variables();
         let own = dst.keys().filter(|k| k.starts_with(&head)).count();
         ensure!(

@@ -6,8 +6,8 @@ use super::losses::{denoising_loss, info_nce_loss};
 use crate::error::Result;
 use crate::macros::{bail, ensure};
 use crate::models::tabular::attention::{build_token_encoder, TokenEncoder};
-use crate::models::tabular::TabModelConfig;
 use crate::models::{Activation, Mlp, MlpConfig, ModelInput};
+use crate::training::pretrain::ENCODER_PREFIX;
 use tch::{nn, Kind, Tensor};
 
 /// A reference-style MLP (`Linear → activation` per layer, the last one included; no dropout
@@ -51,15 +51,13 @@ pub(super) struct CdModel {
 }
 
 impl CdModel {
-    /// Builds the encoder of `tab` under `root / "deeptabular"` (the path a `WideDeep` gives its
-    /// tabular component) and the heads under `root / "cd"`.
-    pub fn new(
-        root: &nn::Path,
-        tab: &TabModelConfig,
-        cfg: &ContrastiveDenoisingConfig,
-    ) -> Result<Self> {
+    /// Builds the encoder of `cfg.encoder` under `root / "deeptabular"` (the path a `WideDeep`
+    /// gives its tabular component) and the heads under `root / "cd"`.
+    pub fn new(root: &nn::Path, cfg: &ContrastiveDenoisingConfig) -> Result<Self> {
         cfg.validate()?;
-        let encoder = build_token_encoder(tab, &(root / "deeptabular"), &format!("{FIELD}.model"))?;
+        let tab = &cfg.encoder;
+        let encoder =
+            build_token_encoder(tab, &(root / ENCODER_PREFIX), &format!("{FIELD}.encoder"))?;
         let name = tab.name();
         let emb = encoder.embeddings();
         let width = encoder.out_dim();

@@ -19,7 +19,8 @@
 //! - `SUITE_REPEATS`: run each side this many times, alternating, and keep the fastest (default 1);
 //! - `SUITE_DEVICE`: `cpu` (default) or `cuda` / `cuda:N`, for both sides;
 //! - `SUITE_PRECISION`: `fp32` (default) or `bf16`: our training forward pass under bf16
-//!   autocast (`TrainerConfig::precision(Precision::Bf16)`). The reference stays in f32: it has
+//!   autocast (`TrainerConfig::precision(Precision::Bf16)`, and `PretrainConfig::precision` for
+//!   the pretraining configurations `adult_ed_*` and `adult_*_cd`). The reference stays in f32: it has
 //!   no mixed-precision option, and `torch.autocast` around its `fit` stops it learning (Adult
 //!   accuracy 0.760, the majority class);
 //! - `WIDEDEEP_BENCH_VENV`: the reference's venv (default `~/.cache/widedeep/bench-venv`); without
@@ -520,6 +521,7 @@ fn ours_pretrain(cfg: &Config) -> Result<Figures> {
         .batch_size(cfg.batch_size)
         .lr(LR)
         .seed(SEED)
+        .precision(suite_precision()?)
         .verbose(0);
     let mut pretrainer = EncoderDecoderTrainer::new(model, config)?;
     let t = Instant::now();
@@ -616,11 +618,7 @@ fn ours(cfg: &Config) -> Result<Figures> {
         .eval_batch_size(cfg.eval_batch_size)
         .lr(LR)
         .seed(SEED)
-        .precision(if suite_bf16()? {
-            Precision::Bf16
-        } else {
-            Precision::Fp32
-        })
+        .precision(suite_precision()?)
         .verbose(0);
     let mut trainer = Trainer::new(model, config)?;
     let mut figures = Figures {
@@ -681,6 +679,7 @@ fn ours_cd_pretrain(
         .seed(SEED)
         // the reference does not shuffle its pretraining rows
         .shuffle(false)
+        .precision(suite_precision()?)
         .verbose(0);
     let mut pre = ContrastiveDenoisingTrainer::new(model, settings)?;
     let t = Instant::now();
@@ -710,11 +709,12 @@ fn ours_cd_pretrain(
     })
 }
 
-/// Whether our side trains with bf16 autocast (`SUITE_PRECISION=bf16`; default f32).
-fn suite_bf16() -> Result<bool> {
+/// The precision of our side's training forward pass, supervised and pretraining alike
+/// (`SUITE_PRECISION=bf16`: bf16 autocast; default f32).
+fn suite_precision() -> Result<Precision> {
     match std::env::var("SUITE_PRECISION").as_deref() {
-        Err(_) | Ok("fp32") | Ok("") => Ok(false),
-        Ok("bf16") => Ok(true),
+        Err(_) | Ok("fp32") | Ok("") => Ok(Precision::Fp32),
+        Ok("bf16") => Ok(Precision::Bf16),
         Ok(other) => bail!("SUITE_PRECISION must be fp32 or bf16, got {other}"),
     }
 }
@@ -992,7 +992,7 @@ fn main() -> Result<()> {
          num_workers=0 and shuffle=True; training forward pass in {}; fastest of {repeats} \
          alternating run(s).\n",
         machine(),
-        if suite_bf16()? {
+        if suite_precision()? == Precision::Bf16 {
             "bf16 autocast on our side, f32 on the reference's"
         } else {
             "f32"

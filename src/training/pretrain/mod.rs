@@ -3,12 +3,13 @@
 //! `self_supervised_training`).
 //!
 //! The parts every route shares live here: the loop settings ([`PretrainConfig`]), the loop
-//! itself with its progress bar and history ([`Pretrainer`]), checkpoints that save and resume
+//! itself with its progress bar, history and mixed precision ([`Pretrainer`]; the trainer's
+//! autocast and loss scaling, see [`PretrainConfig::precision`]), checkpoints that save and resume
 //! a run exactly ([`Pretrainer::save_checkpoint`], [`Pretrainer::resume`]), and the hand-over
 //! of the pretrained encoder to a [`WideDeep`] as its `deeptabular` component
 //! ([`Pretrainer::transfer_to`], [`Pretrainer::wide_deep`]). A route is a
 //! [`PretrainModel`]: an encoder (built under the variable prefix `deeptabular`, as in a
-//! `WideDeep`) plus whatever the route adds, and the loss of a batch.
+//! `WideDeep`) plus whatever the route adds, its forward pass and the loss of its output.
 //!
 //! Routes, each a [`PretrainModel`] run by the same [`Pretrainer`]: [`encoder_decoder`]
 //! (masked reconstruction, the reference's `EncoderDecoderTrainer`, for TabMlp, TabResnet and
@@ -27,7 +28,9 @@ pub use encoder_decoder::{EncoderDecoder, EncoderDecoderConfig, EncoderDecoderTr
 use crate::error::{Result, WideDeepError};
 use crate::macros::{bail, ensure, setters};
 use crate::models::{ModelInput, TabModelConfig, WideDeep, WideDeepConfig};
+use crate::training::amp::Precision;
 use crate::training::callbacks::write_atomic;
+use crate::training::grad::{GradSettings, GradStep};
 use crate::training::optim::{OptimizerStateMeta, Optimizers, ParamGroup};
 use crate::training::trainer::fit::{finish_bar, progress_bar, torch_epoch_seed};
 use crate::training::{Dataset, Optimizer};
@@ -72,6 +75,12 @@ pub struct PretrainConfig {
     pub seed: u64,
     /// 0: silent; 1: a progress bar (or a line per epoch when stderr is not a terminal).
     pub verbose: u8,
+    /// Precision of the training forward pass, as the [`Trainer`](crate::training::Trainer)'s
+    /// (`TrainerConfig::precision`): bf16 autocast on the CPU or CUDA, fp16 autocast with
+    /// dynamic loss scaling (the default `GradScalerConfig`, restarted by every `fit`) on CUDA
+    /// only (on the CPU a warning and f32). The loss is computed in f32, evaluation runs in
+    /// f32.
+    pub precision: Precision,
 }
 
 impl Default for PretrainConfig {
@@ -86,6 +95,7 @@ impl Default for PretrainConfig {
             shuffle: true,
             seed: 1,
             verbose: 1,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -104,6 +114,7 @@ impl PretrainConfig {
         shuffle: bool,
         seed: u64,
         verbose: u8,
+        precision: Precision,
     );
 
     /// Sets `eval_batch_size`.
@@ -154,11 +165,15 @@ impl PretrainConfig {
 }
 
 /// A pretraining route: an encoder whose variables live under [`ENCODER_PREFIX`] in
-/// [`PretrainModel::var_store`], what the route adds to it (a decoder, projection heads), and
-/// the self-supervised loss of a batch.
+/// [`PretrainModel::var_store`], what the route adds to it (a decoder, projection heads), the
+/// forward pass of a batch and the self-supervised loss of its output. The two are apart so that
+/// with mixed precision ([`PretrainConfig::precision`]) the forward pass runs under autocast and
+/// the loss in f32.
 pub trait PretrainModel {
     /// The route's name, in checkpoints and errors (`encoder_decoder`).
     const NAME: &'static str;
+    /// What the forward pass gives the loss.
+    type Output;
     /// Every variable: the encoder's under [`ENCODER_PREFIX`], the route's own elsewhere.
     fn var_store(&self) -> &nn::VarStore;
     /// The encoder's configuration: what a [`WideDeepConfig::deeptabular`] must hold to take
@@ -168,13 +183,18 @@ pub trait PretrainModel {
     fn config_json(&self) -> Result<serde_json::Value>;
     /// Checks that `input` carries the encoder's columns.
     fn check_input(&self, input: &ModelInput) -> Result<()>;
-    /// The loss of one batch; `train` switches masking, dropout and batch norm to training
-    /// behaviour.
+    /// The forward pass of one batch; `train` switches masking, corruptions, dropout and batch
+    /// norm to training behaviour. Under autocast its tensors may come out in f16 / bf16.
     ///
     /// # Shapes
     /// - `input`: the encoder's input, `[batch, …]`
+    fn forward(&self, input: &ModelInput, train: bool) -> Self::Output;
+    /// The loss of a forward pass's output, computed in f32 (outputs in f16 / bf16 are cast to
+    /// f32 first).
+    ///
+    /// # Shapes
     /// - returns a scalar
-    fn loss(&self, input: &ModelInput, train: bool) -> Tensor;
+    fn loss(&self, output: Self::Output) -> Tensor;
 }
 
 /// One epoch of a pretraining run.
@@ -322,6 +342,12 @@ impl<M: PretrainModel> Pretrainer<M> {
         let n = data.len();
         let bs = cfg.batch_size as i64;
         let n_batches = (n as usize).div_ceil(cfg.batch_size);
+        // mixed precision: autocast around the forward pass, fp16 loss scaling around the step
+        let settings = GradSettings {
+            precision: cfg.precision,
+            ..GradSettings::default()
+        };
+        let mut grad = GradStep::new(settings, self.model.var_store());
         for epoch in first..last {
             // the epoch's training pass, holding libtorch's generator (masks, dropout)
             let (bar, loss) = {
@@ -348,8 +374,8 @@ impl<M: PretrainModel> Pretrainer<M> {
                         }
                         None => x.map(|t| t.narrow(0, b * bs, rows_b)),
                     };
-                    self.optimizers.zero_grad();
-                    let loss = self.model.loss(&input, true);
+                    let output = grad.forward(|| self.model.forward(&input, true));
+                    let loss = self.model.loss(output);
                     let value = loss.double_value(&[]);
                     if !value.is_finite() {
                         bar.abandon();
@@ -359,8 +385,7 @@ impl<M: PretrainModel> Pretrainer<M> {
                             value,
                         });
                     }
-                    loss.backward();
-                    self.optimizers.step();
+                    grad.backward(&loss, &mut self.optimizers)?;
                     sum += value * rows_b as f64;
                     seen += rows_b;
                     bar.inc(1);
@@ -396,7 +421,8 @@ impl<M: PretrainModel> Pretrainer<M> {
                 if rows < 2 {
                     continue;
                 }
-                let loss = self.model.loss(&x.map(|t| t.narrow(0, start, rows)), false);
+                let batch = x.map(|t| t.narrow(0, start, rows));
+                let loss = self.model.loss(self.model.forward(&batch, false));
                 sum += loss.double_value(&[]) * rows as f64;
                 seen += rows;
             }
@@ -625,5 +651,56 @@ impl<M: PretrainModel> Pretrainer<M> {
         let mut model = WideDeep::new(config, device)?;
         self.transfer_to(&mut model)?;
         Ok(model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loop_settings_round_trip_through_json() {
+        let cfg = PretrainConfig::new()
+            .eval_batch_size(256)
+            .precision(Precision::Bf16)
+            .seed(3);
+        let json = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(json["precision"], "bf16");
+        assert_eq!(json["eval_batch_size"], 256);
+        let back: PretrainConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(back, cfg);
+        assert_eq!(back.resolved_eval_batch_size(), 256);
+        // settings written before these fields existed read with their defaults
+        let old: PretrainConfig =
+            serde_json::from_str(r#"{"epochs": 2, "batch_size": 64, "seed": 5}"#).unwrap();
+        assert_eq!(old, PretrainConfig::new().epochs(2).batch_size(64).seed(5));
+        assert_eq!(
+            (old.precision, old.eval_batch_size),
+            (Precision::Fp32, None)
+        );
+        assert_eq!(old.resolved_eval_batch_size(), 64);
+    }
+
+    #[test]
+    fn bad_loop_settings_name_the_field() {
+        for (cfg, field) in [
+            (PretrainConfig::new().epochs(0), "pretrain.epochs"),
+            (PretrainConfig::new().batch_size(1), "pretrain.batch_size"),
+            (
+                PretrainConfig::new().eval_batch_size(1),
+                "pretrain.eval_batch_size",
+            ),
+            (PretrainConfig::new().lr(f64::NAN), "pretrain.lr"),
+            (
+                PretrainConfig::new().weight_decay(-0.1),
+                "pretrain.weight_decay",
+            ),
+        ] {
+            match cfg.validate() {
+                Err(WideDeepError::InvalidConfig { field: f, .. }) => assert_eq!(f, field),
+                r => panic!("expected InvalidConfig for {field}, got {r:?}"),
+            }
+        }
+        PretrainConfig::new().eval_batch_size(2).validate().unwrap();
     }
 }

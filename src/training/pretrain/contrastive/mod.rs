@@ -18,6 +18,7 @@ mod tests;
 pub use augment::{cut_mix, mix_up};
 pub use config::{CdLossType, ContrastiveDenoisingConfig, DenoiseMlpType};
 pub use losses::{denoising_loss, info_nce_loss};
+pub use model::CdOutput;
 
 use super::{PretrainModel, Pretrainer};
 use crate::error::Result;
@@ -85,6 +86,8 @@ impl ContrastiveDenoising {
 
 impl PretrainModel for ContrastiveDenoising {
     const NAME: &'static str = "contrastive_denoising";
+    /// The projections of both views and the denoising predictions.
+    type Output = CdOutput;
 
     fn var_store(&self) -> &nn::VarStore {
         &self.vs
@@ -102,7 +105,11 @@ impl PretrainModel for ContrastiveDenoising {
         self.model.encoder.check_input(input)
     }
 
-    fn loss(&self, input: &ModelInput, train: bool) -> Tensor {
-        self.model.loss(input, train)
+    fn forward(&self, input: &ModelInput, train: bool) -> Self::Output {
+        self.model.forward(input, train)
+    }
+
+    fn loss(&self, output: Self::Output) -> Tensor {
+        self.model.loss(output)
     }
 }

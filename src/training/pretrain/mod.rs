@@ -385,7 +385,10 @@ impl<M: PretrainModel> Pretrainer<M> {
                             value,
                         });
                     }
-                    grad.backward(&loss, &mut self.optimizers)?;
+                    if let Err(e) = grad.backward(&loss, &mut self.optimizers) {
+                        bar.abandon();
+                        return Err(e);
+                    }
                     sum += value * rows_b as f64;
                     seen += rows_b;
                     bar.inc(1);

@@ -19,7 +19,8 @@
 //! - `SUITE_REPEATS`: run each side this many times, alternating, and keep the fastest (default 1);
 //! - `SUITE_DEVICE`: `cpu` (default) or `cuda` / `cuda:N`, for both sides;
 //! - `SUITE_PRECISION`: `fp32` (default) or `bf16`: our training forward pass under bf16
-//!   autocast (`TrainerConfig::precision(Precision::Bf16)`). The reference stays in f32: it has
+//!   autocast (`TrainerConfig::precision(Precision::Bf16)`, and `PretrainConfig::precision` for
+//!   the pretraining configurations `adult_ed_*` and `adult_*_cd`). The reference stays in f32: it has
 //!   no mixed-precision option, and `torch.autocast` around its `fit` stops it learning (Adult
 //!   accuracy 0.760, the majority class);
 //! - `WIDEDEEP_BENCH_VENV`: the reference's venv (default `~/.cache/widedeep/bench-venv`); without
@@ -520,6 +521,7 @@ fn ours_pretrain(cfg: &Config) -> Result<Figures> {
         .batch_size(cfg.batch_size)
         .lr(LR)
         .seed(SEED)
+        .precision(suite_precision()?)
         .verbose(0);
     let mut pretrainer = EncoderDecoderTrainer::new(model, config)?;
     let t = Instant::now();
@@ -616,11 +618,7 @@ fn ours(cfg: &Config) -> Result<Figures> {
         .eval_batch_size(cfg.eval_batch_size)
         .lr(LR)
         .seed(SEED)
-        .precision(if suite_bf16()? {
-            Precision::Bf16
-        } else {
-            Precision::Fp32
-        })
+        .precision(suite_precision()?)
         .verbose(0);
     let mut trainer = Trainer::new(model, config)?;
     let mut figures = Figures {
@@ -669,7 +667,11 @@ fn ours_cd_pretrain(
         .as_ref()
         .context("pretraining needs an attention model")?;
     let tab = attention_model(cfg, a, &prep.tab_meta()?);
-    let settings = ContrastiveDenoisingConfig::new()
+    let model = ContrastiveDenoising::new(
+        &ContrastiveDenoisingConfig::new(tab).seed(SEED),
+        suite_device()?,
+    )?;
+    let settings = PretrainConfig::new()
         .epochs(cfg.epochs)
         .batch_size(cfg.batch_size)
         .eval_batch_size(cfg.eval_batch_size)
@@ -677,29 +679,42 @@ fn ours_cd_pretrain(
         .seed(SEED)
         // the reference does not shuffle its pretraining rows
         .shuffle(false)
+        .precision(suite_precision()?)
         .verbose(0);
-    let mut pre = ContrastiveDenoisingTrainer::new(tab, settings, suite_device()?)?;
+    let mut pre = ContrastiveDenoisingTrainer::new(model, settings)?;
     let t = Instant::now();
-    pre.pretrain(train, None)?;
+    pre.fit(train, None)?;
     let epoch_s = t.elapsed().as_secs_f64() / cfg.epochs as f64;
+    // the reference cannot score rows with categories unseen in training (its class targets go
+    // negative): both sides score the first 5000 training rows, and as the reference the mean
+    // of the losses of its evaluation batches (not weighted by their rows: the InfoNCE term
+    // grows with a batch's rows)
+    let rows = 5000.min(train.len());
+    let eval_bs = cfg.eval_batch_size as i64;
+    let mut losses = Vec::new();
+    for start in (0..rows).step_by(cfg.eval_batch_size) {
+        let len = eval_bs.min(rows - start);
+        if len >= 2 {
+            losses.push(pre.evaluate(&train.slice(start, len))?);
+        }
+    }
     Ok(Figures {
         prep_s,
         epoch_s,
         infer_rows_s: f64::NAN,
         metric: "cd_loss".into(),
-        // the reference cannot score rows with categories unseen in training (its class targets
-        // go negative): both sides score the first 5000 training rows
-        value: pre.evaluate(&train.slice(0, 5000.min(train.len())))?,
+        value: losses.iter().sum::<f64>() / losses.len().max(1) as f64,
         peak_mb: peak_rss_mb(),
         ..Default::default()
     })
 }
 
-/// Whether our side trains with bf16 autocast (`SUITE_PRECISION=bf16`; default f32).
-fn suite_bf16() -> Result<bool> {
+/// The precision of our side's training forward pass, supervised and pretraining alike
+/// (`SUITE_PRECISION=bf16`: bf16 autocast; default f32).
+fn suite_precision() -> Result<Precision> {
     match std::env::var("SUITE_PRECISION").as_deref() {
-        Err(_) | Ok("fp32") | Ok("") => Ok(false),
-        Ok("bf16") => Ok(true),
+        Err(_) | Ok("fp32") | Ok("") => Ok(Precision::Fp32),
+        Ok("bf16") => Ok(Precision::Bf16),
         Ok(other) => bail!("SUITE_PRECISION must be fp32 or bf16, got {other}"),
     }
 }
@@ -978,7 +993,7 @@ fn main() -> Result<()> {
          num_workers=0 and shuffle=True; training forward pass in {}; fastest of {repeats} \
          alternating run(s).\n",
         machine(),
-        if suite_bf16()? {
+        if suite_precision()? == Precision::Bf16 {
             "bf16 autocast on our side, f32 on the reference's"
         } else {
             "f32"

@@ -97,14 +97,20 @@ fn contrastive_denoising(
     seed: u64,
 ) -> Result<Pretrained> {
     let (epochs, batch_size) = low_labels_cd::PRETRAIN;
-    let cfg = ContrastiveDenoisingConfig::new()
+    let model = ContrastiveDenoising::new(
+        &ContrastiveDenoisingConfig::new(encoder.clone()).seed(seed),
+        Device::Cpu,
+    )?;
+    let cfg = PretrainConfig::new()
         .epochs(epochs)
         .batch_size(batch_size)
         .seed(seed)
         .verbose(0);
-    let mut pre = ContrastiveDenoisingTrainer::new(encoder.clone(), cfg, Device::Cpu)?;
-    pre.pretrain(rows, None)?;
-    Ok(Box::new(move |config| pre.widedeep(config.clone())))
+    let mut pretrainer = ContrastiveDenoisingTrainer::new(model, cfg)?;
+    pretrainer.fit(rows, None)?;
+    Ok(Box::new(move |config| {
+        pretrainer.wide_deep(config, Device::Cpu)
+    }))
 }
 
 /// The columns with the reference's embedding widths: fastai's rule on the number of

@@ -92,7 +92,8 @@ pub mod prelude {
     };
     pub use crate::training::{BayesianTrainer, BayesianTrainerConfig};
     pub use crate::training::{
-        CdLossType, ContrastiveDenoisingConfig, ContrastiveDenoisingTrainer, DenoiseMlpType,
+        CdLossType, ContrastiveDenoising, ContrastiveDenoisingConfig, ContrastiveDenoisingTrainer,
+        DenoiseMlpType,
     };
     pub use crate::training::{
         FinetuneConfig, InitSpec, Initializer, Precision, Routine, Uncertainty, WeightedSampler,

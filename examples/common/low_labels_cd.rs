@@ -50,13 +50,17 @@ pub fn pretrain(
     device: Device,
 ) -> Result<ContrastiveDenoisingTrainer> {
     let (epochs, batch_size) = PRETRAIN;
-    let cfg = ContrastiveDenoisingConfig::new()
+    let model = ContrastiveDenoising::new(
+        &ContrastiveDenoisingConfig::new(ft_config(prep)?).seed(seed),
+        device,
+    )?;
+    let cfg = PretrainConfig::new()
         .epochs(epochs)
         .batch_size(batch_size)
         .seed(seed)
         .verbose(0);
-    let mut pre = ContrastiveDenoisingTrainer::new(ft_config(prep)?, cfg, device)?;
-    pre.pretrain(train, None)?;
+    let mut pre = ContrastiveDenoisingTrainer::new(model, cfg)?;
+    pre.fit(train, None)?;
     Ok(pre)
 }
 
@@ -100,7 +104,12 @@ pub fn compare_with(
         device,
     )?;
     let scratch_auc = fine_tune_auc(prep, scratch, &rows, test, seed)?;
-    let pretrained = pre.widedeep(WideDeepConfig::new().seed(seed))?;
+    let pretrained = pre.wide_deep(
+        &WideDeepConfig::new()
+            .deeptabular(ft_config(prep)?)
+            .seed(seed),
+        device,
+    )?;
     let pretrained_auc = fine_tune_auc(prep, pretrained, &rows, test, seed)?;
     Ok((scratch_auc, pretrained_auc))
 }

@@ -43,7 +43,8 @@ pub use optim::{
     AdagradConfig, AdamConfig, Optimizer, Optimizers, ParamGroup, RmsPropConfig, SgdConfig,
 };
 pub use pretrain::contrastive::{
-    CdLossType, ContrastiveDenoisingConfig, ContrastiveDenoisingTrainer, DenoiseMlpType,
+    CdLossType, ContrastiveDenoising, ContrastiveDenoisingConfig, ContrastiveDenoisingTrainer,
+    DenoiseMlpType,
 };
 pub use sampler::{SampleWeights, WeightedSampler};
 pub use schedulers::{Anneal, CyclicMode, LrScheduler, Scheduler, ThresholdMode};

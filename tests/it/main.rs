@@ -10,6 +10,7 @@ mod objectives;
 mod parquet_stream;
 mod pipeline_io;
 mod pretrain;
+mod pretrain_amp;
 mod pretrain_cd;
 mod readme;
 mod rec_cross;

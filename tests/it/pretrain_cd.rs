@@ -2,7 +2,16 @@
 //! fine-tunes in a `WideDeep`.
 use crate::common::{adult_split, CAT, CONT};
 use widedeep::prelude::*;
-use widedeep::training::{ContrastiveDenoisingConfig, ContrastiveDenoisingTrainer};
+
+/// The contrastive–denoising route for `tab` under the loop settings `cfg`.
+fn trainer(tab: &FtTransformerConfig, cfg: PretrainConfig) -> ContrastiveDenoisingTrainer {
+    let model = ContrastiveDenoising::new(
+        &ContrastiveDenoisingConfig::new(tab.clone()).seed(cfg.seed),
+        Device::Cpu,
+    )
+    .unwrap();
+    ContrastiveDenoisingTrainer::new(model, cfg).unwrap()
+}
 
 #[test]
 fn pretraining_loss_falls_on_adult_and_the_encoder_fine_tunes() {
@@ -16,18 +25,24 @@ fn pretraining_loss_falls_on_adult_and_the_encoder_fine_tunes() {
         .input_dim(8)
         .n_heads(2)
         .n_blocks(1);
-    let cfg = ContrastiveDenoisingConfig::new()
+    let cfg = PretrainConfig::new()
         .epochs(4)
         .batch_size(32)
         .verbose(0)
         .seed(3);
-    let mut pre = ContrastiveDenoisingTrainer::new(tab, cfg, Device::Cpu).unwrap();
-    let h = pre.pretrain(&train, Some(&test)).unwrap();
-    let (loss, val) = (h.series("loss"), h.series("val_loss"));
+    let mut pre = trainer(&tab, cfg);
+    let h = pre.fit(&train, Some(&test)).unwrap();
+    let loss: Vec<f64> = h.iter().map(|r| r.loss).collect();
+    let val: Vec<f64> = h.iter().map(|r| r.val_loss.unwrap()).collect();
     assert!(loss[3] < 0.8 * loss[0], "training loss {loss:?}");
     assert!(val[3] < val[0], "validation loss {val:?}");
 
-    let model = pre.widedeep(WideDeepConfig::new().seed(3)).unwrap();
+    let model = pre
+        .wide_deep(
+            &WideDeepConfig::new().deeptabular(tab.clone()).seed(3),
+            Device::Cpu,
+        )
+        .unwrap();
     let config = TrainerConfig::new(prep.objective().unwrap())
         .epochs(8)
         .batch_size(32)
@@ -53,30 +68,42 @@ fn resumed_pretraining_equals_uninterrupted() {
         .input_dim(8)
         .n_heads(2)
         .n_blocks(1);
-    let cfg = ContrastiveDenoisingConfig::new()
+    let cfg = PretrainConfig::new()
         .epochs(3)
         .batch_size(16)
         .verbose(0)
         .seed(5);
-    let mut full = ContrastiveDenoisingTrainer::new(tab.clone(), cfg.clone(), Device::Cpu).unwrap();
-    full.pretrain(&d, None).unwrap();
+    let mut full = trainer(&tab, cfg.clone());
+    full.fit(&d, None).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cd.safetensors");
-    let mut first =
-        ContrastiveDenoisingTrainer::new(tab.clone(), cfg.clone().epochs(2), Device::Cpu).unwrap();
-    first.pretrain(&d, None).unwrap();
+    let mut first = trainer(&tab, cfg.clone().epochs(2));
+    first.fit(&d, None).unwrap();
     first.save_checkpoint(&path).unwrap();
     // a trainer with another seed cannot resume it
-    let mut other =
-        ContrastiveDenoisingTrainer::new(tab.clone(), cfg.clone().seed(6), Device::Cpu).unwrap();
+    let mut other = trainer(&tab, cfg.clone().seed(6));
     assert!(matches!(
         other.resume(&path),
         Err(WideDeepError::BadCheckpoint { .. })
     ));
-    let mut second = ContrastiveDenoisingTrainer::new(tab, cfg.epochs(1), Device::Cpu).unwrap();
+    // nor one with the same seeds but other contrastive–denoising settings
+    let model = ContrastiveDenoising::new(
+        &ContrastiveDenoisingConfig::new(tab.clone())
+            .seed(5)
+            .temperature(0.5),
+        Device::Cpu,
+    )
+    .unwrap();
+    let mut other = ContrastiveDenoisingTrainer::new(model, cfg.clone()).unwrap();
+    match other.resume(&path) {
+        Err(WideDeepError::BadCheckpoint { path: p, .. }) => assert_eq!(p, path),
+        r => panic!("expected BadCheckpoint, got {r:?}"),
+    }
+    let mut second = trainer(&tab, cfg.epochs(1));
     second.resume(&path).unwrap();
-    second.pretrain(&d, None).unwrap();
+    assert_eq!(second.history().len(), 2);
+    second.fit(&d, None).unwrap();
     assert_eq!(second.history(), full.history());
     for ((ka, a), (kb, b)) in second.encoder_weights().iter().zip(full.encoder_weights()) {
         assert_eq!(ka, &kb);

@@ -22,7 +22,6 @@ mod predict;
 
 pub use crate::training::optim::Optimizer;
 pub use config::TrainerConfig;
-pub(crate) use fit::{finish_bar, progress_bar, torch_epoch_seed};
 use optimization::Optimization;
 pub(crate) use predict::{check_finite_record, check_finite_rows};
 

@@ -1,9 +1,9 @@
 //! The settings of contrastive–denoising pretraining and their checks.
 use crate::error::Result;
 use crate::macros::{ensure, setters};
+use crate::models::tabular::TabModelConfig;
 use crate::models::Activation;
 use crate::training::checks::positive;
-use crate::training::optim::{AdamConfig, Optimizer};
 use serde::{Deserialize, Serialize};
 
 /// Which loss pretraining minimises (the reference's `loss_type`).
@@ -42,68 +42,102 @@ pub enum DenoiseMlpType {
     Multiple,
 }
 
-/// Settings of [`ContrastiveDenoisingTrainer`](super::ContrastiveDenoisingTrainer). Defaults
-/// follow pytorch-widedeep 1.7.0's `ContrastiveDenoisingTrainer`: both losses, no projection
-/// heads (identity), ReLU, one denoising MLP per column, temperature 0.1, `lambda_cat` =
-/// `lambda_cont` = 1, CutMix keeping each entry with probability 0.8 and MixUp with λ = 0.8,
-/// AdamW (PyTorch defaults: lr 1e-3, weight decay 0.01), batch size 32, one epoch. Unlike the
-/// reference the rows are shuffled every epoch (`shuffle`) and the run is seeded.
+fn default_temperature() -> f64 {
+    0.1
+}
+
+fn default_one() -> f64 {
+    1.0
+}
+
+fn default_corruption() -> f64 {
+    0.8
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+/// Configuration of the contrastive–denoising route (the model side of
+/// [`ContrastiveDenoisingTrainer`](super::ContrastiveDenoisingTrainer)): the encoder (the same
+/// configuration the fine-tuned
+/// [`WideDeepConfig::deeptabular`](crate::models::WideDeepConfig::deeptabular) must hold), the
+/// losses, the projection heads, the denoising MLPs, the corruptions and the seed of the initial
+/// weights. Defaults follow pytorch-widedeep 1.7.0's `ContrastiveDenoisingTrainer`: both losses,
+/// no projection heads (identity), ReLU, one denoising MLP per column, temperature 0.1,
+/// `lambda_cat` = `lambda_cont` = 1, CutMix keeping each entry with probability 0.8 and MixUp
+/// with λ = 0.8.
+///
+/// The loop settings live in the shared
+/// [`PretrainConfig`](crate::training::pretrain::PretrainConfig), whose defaults are the
+/// reference trainer's too: AdamW (PyTorch's defaults: lr 1e-3, weight decay 0.01), batch size
+/// 32, one epoch, the validation loss in batches of the training batch size. Unlike the
+/// reference the rows are shuffled every epoch (`PretrainConfig::shuffle`) and the run is
+/// seeded: the weights from `seed` here, the row order and the corruptions from
+/// `PretrainConfig::seed`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct ContrastiveDenoisingConfig {
+    /// The encoder to pretrain: TabTransformer (with `embed_continuous`), SAINT,
+    /// FT-Transformer, TabFastFormer, ContextAttentionMlp, SelfAttentionMlp, or TabPerceiver
+    /// (contrastive loss only).
+    pub encoder: TabModelConfig,
     /// The loss: contrastive, denoising or both.
+    #[serde(default)]
     pub loss_type: CdLossType,
     /// Widths of the first projection head, input first (it must equal the encoder's token
     /// width, `input_dim`; TabPerceiver: `latent_dim`); `None`: identity.
+    #[serde(default)]
     pub projection_head1_dims: Option<Vec<i64>>,
     /// Widths of the second projection head (on the corrupted branch); `None`: the first
     /// head is applied to both branches.
+    #[serde(default)]
     pub projection_head2_dims: Option<Vec<i64>>,
     /// Activation after every layer of the projection heads (the last one included, as the
     /// reference's MLPs).
+    #[serde(default)]
     pub projection_heads_activation: Activation,
     /// One denoising MLP for all categorical columns or one per column.
+    #[serde(default)]
     pub cat_mlp_type: DenoiseMlpType,
     /// One denoising MLP for all continuous columns or one per column.
+    #[serde(default)]
     pub cont_mlp_type: DenoiseMlpType,
     /// Activation after every layer of the denoising MLPs (the last one included, as the
     /// reference's MLPs).
+    #[serde(default)]
     pub denoise_mlps_activation: Activation,
     /// Temperature of the InfoNCE loss (> 0).
+    #[serde(default = "default_temperature")]
     pub temperature: f64,
     /// Weight of the categorical denoising loss (≥ 0).
+    #[serde(default = "default_one")]
     pub lambda_cat: f64,
     /// Weight of the continuous denoising loss (≥ 0).
+    #[serde(default = "default_one")]
     pub lambda_cont: f64,
     /// CutMix in input space: each entry of a row is kept with this probability and otherwise
     /// taken from another row of the batch (in [0, 1]; 1 turns CutMix off).
+    #[serde(default = "default_corruption")]
     pub cutmix_lambda: f64,
     /// MixUp in embedding space: `λ · tokens + (1 − λ) · tokens of another row` (in [0, 1];
     /// 1 turns MixUp off).
+    #[serde(default = "default_corruption")]
     pub mixup_lambda: f64,
-    /// The optimizer of every parameter (encoder, heads, denoising MLPs).
-    pub optimizer: Optimizer,
-    /// Learning rate (> 0).
-    pub lr: f64,
-    /// Weight decay (decoupled for AdamW; ≥ 0).
-    pub weight_decay: f64,
-    /// Rows per batch (≥ 2: the contrastive loss contrasts the rows of a batch).
-    pub batch_size: usize,
-    /// Batch size of the validation loss.
-    pub eval_batch_size: usize,
-    /// Epochs run by each call of `pretrain` (after a resume: the epochs still to run).
-    pub epochs: usize,
-    /// Reshuffle the rows every epoch (the reference does not).
-    pub shuffle: bool,
-    /// Seeds the weights, the shuffling, dropout and the augmentations.
+    /// Seed of the initial weights (encoder first, then the projection heads and the denoising
+    /// MLPs).
+    #[serde(default = "default_seed")]
     pub seed: u64,
-    /// 0: silent; 1: a progress bar per epoch (a summary line when stderr is not a terminal).
-    pub verbose: u8,
 }
 
-impl Default for ContrastiveDenoisingConfig {
-    fn default() -> Self {
+/// The prefix of the fields named in errors.
+pub(crate) const FIELD: &str = "contrastive_denoising";
+
+impl ContrastiveDenoisingConfig {
+    /// The route for `encoder` with the reference's defaults (see the type's documentation)
+    /// and seed 1.
+    pub fn new(encoder: impl Into<TabModelConfig>) -> Self {
         Self {
+            encoder: encoder.into(),
             loss_type: CdLossType::Both,
             projection_head1_dims: None,
             projection_head2_dims: None,
@@ -111,31 +145,13 @@ impl Default for ContrastiveDenoisingConfig {
             cat_mlp_type: DenoiseMlpType::Multiple,
             cont_mlp_type: DenoiseMlpType::Multiple,
             denoise_mlps_activation: Activation::Relu,
-            temperature: 0.1,
-            lambda_cat: 1.0,
-            lambda_cont: 1.0,
-            cutmix_lambda: 0.8,
-            mixup_lambda: 0.8,
-            optimizer: Optimizer::AdamW(AdamConfig::default()),
-            lr: 1e-3,
-            weight_decay: 0.01,
-            batch_size: 32,
-            eval_batch_size: 256,
-            epochs: 1,
-            shuffle: true,
-            seed: 1,
-            verbose: 1,
+            temperature: default_temperature(),
+            lambda_cat: default_one(),
+            lambda_cont: default_one(),
+            cutmix_lambda: default_corruption(),
+            mixup_lambda: default_corruption(),
+            seed: default_seed(),
         }
-    }
-}
-
-/// The prefix of the fields named in errors.
-pub(crate) const FIELD: &str = "contrastive_denoising";
-
-impl ContrastiveDenoisingConfig {
-    /// The defaults (see the type's documentation).
-    pub fn new() -> Self {
-        Self::default()
     }
 
     setters!(
@@ -149,15 +165,7 @@ impl ContrastiveDenoisingConfig {
         lambda_cont: f64,
         cutmix_lambda: f64,
         mixup_lambda: f64,
-        optimizer: Optimizer,
-        lr: f64,
-        weight_decay: f64,
-        batch_size: usize,
-        eval_batch_size: usize,
-        epochs: usize,
-        shuffle: bool,
         seed: u64,
-        verbose: u8,
     );
 
     /// Sets `projection_head1_dims` (input width first).
@@ -172,9 +180,9 @@ impl ContrastiveDenoisingConfig {
         self
     }
 
-    /// Checks every field on its own; errors name it (`contrastive_denoising.temperature`).
-    /// The projection heads' input widths are checked against the encoder when the trainer is
-    /// built.
+    /// Checks every setting on its own; errors name it (`contrastive_denoising.temperature`).
+    /// The encoder (`contrastive_denoising.encoder`, then its own fields) and the projection
+    /// heads' input widths are checked when the model is built.
     pub fn validate(&self) -> Result<()> {
         let f = |name: &str| format!("{FIELD}.{name}");
         ensure!(
@@ -186,7 +194,6 @@ impl ContrastiveDenoisingConfig {
         for (name, v) in [
             ("lambda_cat", self.lambda_cat),
             ("lambda_cont", self.lambda_cont),
-            ("weight_decay", self.weight_decay),
         ] {
             ensure!(
                 v.is_finite() && v >= 0.0,
@@ -204,24 +211,6 @@ impl ContrastiveDenoisingConfig {
                 "must be in [0, 1], got {v}"
             );
         }
-        ensure!(
-            positive(self.lr),
-            config(f("lr")),
-            "must be finite and > 0, got {}",
-            self.lr
-        );
-        ensure!(
-            self.batch_size >= 2,
-            config(f("batch_size")),
-            "must be ≥ 2 (the contrastive loss contrasts the rows of a batch), got {}",
-            self.batch_size
-        );
-        ensure!(
-            self.eval_batch_size >= 1,
-            config(f("eval_batch_size")),
-            "must be ≥ 1, got 0"
-        );
-        self.optimizer.validate(&f("optimizer"))?;
         for (name, dims) in [
             ("projection_head1_dims", &self.projection_head1_dims),
             ("projection_head2_dims", &self.projection_head2_dims),

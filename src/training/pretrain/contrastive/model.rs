@@ -6,8 +6,9 @@ use super::losses::{denoising_loss, info_nce_loss};
 use crate::error::Result;
 use crate::macros::{bail, ensure};
 use crate::models::tabular::attention::{build_token_encoder, TokenEncoder};
-use crate::models::tabular::TabModelConfig;
 use crate::models::{Activation, Mlp, MlpConfig, ModelInput};
+use crate::training::amp::to_f32;
+use crate::training::pretrain::ENCODER_PREFIX;
 use tch::{nn, Kind, Tensor};
 
 /// A reference-style MLP (`Linear → activation` per layer, the last one included; no dropout
@@ -27,8 +28,11 @@ enum Denoise {
     Shared(Mlp),
 }
 
-/// What one forward pass gives for the losses.
-pub(super) struct CdOutput {
+/// What one forward pass gives for the losses (the route's [`PretrainModel::Output`]).
+///
+/// [`PretrainModel::Output`]: crate::training::pretrain::PretrainModel::Output
+#[derive(Debug)]
+pub struct CdOutput {
     /// The projections of the clean and the corrupted encodings.
     pub projections: Option<(Tensor, Tensor)>,
     /// `(classes, logits)` pairs of the categorical columns.
@@ -51,15 +55,13 @@ pub(super) struct CdModel {
 }
 
 impl CdModel {
-    /// Builds the encoder of `tab` under `root / "deeptabular"` (the path a `WideDeep` gives its
-    /// tabular component) and the heads under `root / "cd"`.
-    pub fn new(
-        root: &nn::Path,
-        tab: &TabModelConfig,
-        cfg: &ContrastiveDenoisingConfig,
-    ) -> Result<Self> {
+    /// Builds the encoder of `cfg.encoder` under `root / "deeptabular"` (the path a `WideDeep`
+    /// gives its tabular component) and the heads under `root / "cd"`.
+    pub fn new(root: &nn::Path, cfg: &ContrastiveDenoisingConfig) -> Result<Self> {
         cfg.validate()?;
-        let encoder = build_token_encoder(tab, &(root / "deeptabular"), &format!("{FIELD}.model"))?;
+        let tab = &cfg.encoder;
+        let encoder =
+            build_token_encoder(tab, &(root / ENCODER_PREFIX), &format!("{FIELD}.encoder"))?;
         let name = tab.name();
         let emb = encoder.embeddings();
         let width = encoder.out_dim();
@@ -273,18 +275,22 @@ impl CdModel {
         }
     }
 
-    /// The loss of one batch: contrastive + denoising, as configured.
+    /// The loss of a forward pass's output: contrastive + denoising, as configured, in f32
+    /// (outputs computed under autocast are cast first).
     ///
     /// # Shapes
-    /// - `input` as in [`CdModel::forward`]; returns a scalar
-    pub fn loss(&self, input: &ModelInput, train: bool) -> Tensor {
-        let out = self.forward(input, train);
+    /// - `out` of [`CdModel::forward`]; returns a scalar
+    pub fn loss(&self, out: CdOutput) -> Tensor {
         let c = &self.cfg;
+        let pairs = |v: Vec<(Tensor, Tensor)>| -> Vec<(Tensor, Tensor)> {
+            v.into_iter().map(|(t, p)| (t, to_f32(p))).collect()
+        };
         let mut loss = out
             .projections
-            .map(|(a, b)| info_nce_loss(&a, &b, c.temperature));
+            .map(|(a, b)| info_nce_loss(&to_f32(a), &to_f32(b), c.temperature));
         if c.loss_type.denoising() {
-            let d = denoising_loss(&out.cat, &out.cont, c.lambda_cat, c.lambda_cont);
+            let (cat, cont) = (pairs(out.cat), pairs(out.cont));
+            let d = denoising_loss(&cat, &cont, c.lambda_cat, c.lambda_cont);
             loss = Some(match loss {
                 Some(l) => l + d,
                 None => d,

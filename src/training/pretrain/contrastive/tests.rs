@@ -6,6 +6,7 @@ use crate::models::tabular::{
     TabTransformerConfig,
 };
 use crate::models::WideDeepConfig;
+use crate::training::pretrain::PretrainConfig;
 use crate::training::{Dataset, FinetuneConfig, Objective, Trainer, TrainerConfig};
 use tch::{Device, Kind, Tensor};
 
@@ -199,8 +200,17 @@ fn data(n: i64) -> Dataset {
     Dataset::new(locked_input(n), None).unwrap()
 }
 
-fn quiet() -> ContrastiveDenoisingConfig {
-    ContrastiveDenoisingConfig::new().verbose(0).batch_size(16)
+/// The loop settings of these tests: silent, batches of 16.
+fn quiet() -> PretrainConfig {
+    PretrainConfig::new().verbose(0).batch_size(16)
+}
+
+/// The route for `tab` with `cfg` and the loop settings `loop_cfg`.
+fn trainer(
+    cfg: &ContrastiveDenoisingConfig,
+    loop_cfg: PretrainConfig,
+) -> crate::Result<ContrastiveDenoisingTrainer> {
+    ContrastiveDenoisingTrainer::new(ContrastiveDenoising::new(cfg, Device::Cpu)?, loop_cfg)
 }
 
 #[test]
@@ -208,13 +218,13 @@ fn every_supported_encoder_runs_a_step_and_learns() {
     let d = data(48);
     for (tab, loss) in supported() {
         let name = tab.name();
-        let mut t =
-            ContrastiveDenoisingTrainer::new(tab, quiet().loss_type(loss).seed(2), Device::Cpu)
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let cfg = ContrastiveDenoisingConfig::new(tab).loss_type(loss).seed(2);
+        let mut t = trainer(&cfg, quiet().seed(2)).unwrap_or_else(|e| panic!("{name}: {e}"));
         let before: Vec<Tensor> = t.encoder_weights().iter().map(|w| w.1.copy()).collect();
-        let h = t.pretrain(&d, Some(&d)).unwrap();
-        assert!(h.last("loss").unwrap().is_finite(), "{name}");
-        assert!(h.last("val_loss").unwrap().is_finite(), "{name}");
+        let h = t.fit(&d, Some(&d)).unwrap();
+        let last = h.last().unwrap();
+        assert!(last.loss.is_finite(), "{name}");
+        assert!(last.val_loss.unwrap().is_finite(), "{name}");
         let moved = t
             .encoder_weights()
             .iter()
@@ -229,50 +239,83 @@ fn every_supported_encoder_runs_a_step_and_learns() {
 fn projection_heads_and_single_denoising_mlps_train() {
     let d = data(48);
     let tab = supported()[1].0.clone();
-    let cfg = quiet()
+    let cfg = ContrastiveDenoisingConfig::new(tab)
         .projection_head1_dims([8, 16, 4])
         .projection_head2_dims([8, 4])
         .cat_mlp_type(DenoiseMlpType::Single)
-        .cont_mlp_type(DenoiseMlpType::Single)
-        .epochs(2);
-    let mut t = ContrastiveDenoisingTrainer::new(tab, cfg, Device::Cpu).unwrap();
-    let h = t.pretrain(&d, None).unwrap();
+        .cont_mlp_type(DenoiseMlpType::Single);
+    let mut t = trainer(&cfg, quiet().epochs(2)).unwrap();
+    let h = t.fit(&d, None).unwrap();
     assert_eq!(h.len(), 2);
-    assert!(h.series("loss").iter().all(|v| v.is_finite()));
+    assert!(h.iter().all(|r| r.loss.is_finite() && r.val_loss.is_none()));
+}
+
+#[test]
+fn the_evaluation_batch_size_is_used_and_checked() {
+    let d = data(48);
+    let cfg = ContrastiveDenoisingConfig::new(supported()[1].0.clone());
+    // the InfoNCE loss contrasts the rows of a batch: its value depends on the batch size
+    let whole = trainer(&cfg, quiet().eval_batch_size(48)).unwrap();
+    let halves = trainer(&cfg, quiet().eval_batch_size(24)).unwrap();
+    let default = trainer(&cfg, quiet()).unwrap();
+    let (w, h, b) = (
+        whole.evaluate(&d).unwrap(),
+        halves.evaluate(&d).unwrap(),
+        default.evaluate(&d).unwrap(),
+    );
+    assert!((w - h).abs() > 1e-4, "{w} vs {h}");
+    // two halves of 24 rows weigh the same: the mean of their losses, evaluated one by one
+    let first = whole.evaluate(&d.slice(0, 24)).unwrap();
+    let second = whole.evaluate(&d.slice(24, 24)).unwrap();
+    assert!((h - (first + second) / 2.0).abs() < 1e-6, "{h}");
+    // by default, batches of `batch_size` (16) rows
+    let thirds: f64 = (0..3)
+        .map(|i| whole.evaluate(&d.slice(16 * i, 16)).unwrap())
+        .sum::<f64>()
+        / 3.0;
+    assert!((b - thirds).abs() < 1e-6, "{b} vs {thirds}");
+    assert_config_error(
+        trainer(&cfg, quiet().eval_batch_size(1)),
+        "pretrain.eval_batch_size",
+    );
 }
 
 #[test]
 fn bad_configurations_name_the_field() {
     let tab = || supported()[2].0.clone();
-    let new = |tab: TabModelConfig, c: ContrastiveDenoisingConfig| {
-        ContrastiveDenoisingTrainer::new(tab, c, Device::Cpu)
-    };
+    let new = |c: ContrastiveDenoisingConfig| trainer(&c, quiet());
+    let cd = |tab: TabModelConfig| ContrastiveDenoisingConfig::new(tab);
     let f = |n: &str| format!("contrastive_denoising.{n}");
-    assert_config_error(new(tab(), quiet().temperature(0.0)), &f("temperature"));
-    assert_config_error(new(tab(), quiet().cutmix_lambda(1.5)), &f("cutmix_lambda"));
-    assert_config_error(new(tab(), quiet().mixup_lambda(-0.1)), &f("mixup_lambda"));
-    assert_config_error(new(tab(), quiet().lambda_cat(f64::NAN)), &f("lambda_cat"));
-    assert_config_error(new(tab(), quiet().batch_size(1)), &f("batch_size"));
-    assert_config_error(new(tab(), quiet().lr(0.0)), &f("lr"));
+    assert_config_error(new(cd(tab()).temperature(0.0)), &f("temperature"));
+    assert_config_error(new(cd(tab()).cutmix_lambda(1.5)), &f("cutmix_lambda"));
+    assert_config_error(new(cd(tab()).mixup_lambda(-0.1)), &f("mixup_lambda"));
+    assert_config_error(new(cd(tab()).lambda_cat(f64::NAN)), &f("lambda_cat"));
+    // the loop's settings are the shared ones
+    let loop_error = |l: PretrainConfig, field: &str| {
+        assert_config_error(trainer(&cd(tab()), l), field);
+    };
+    loop_error(quiet().batch_size(1), "pretrain.batch_size");
+    loop_error(quiet().lr(0.0), "pretrain.lr");
+    loop_error(quiet().weight_decay(-1.0), "pretrain.weight_decay");
     assert_config_error(
-        new(tab(), quiet().projection_head1_dims([16, 4])),
+        new(cd(tab()).projection_head1_dims([16, 4])),
         &f("projection_head1"),
     );
     assert_config_error(
-        new(tab(), quiet().projection_head1_dims([8])),
+        new(cd(tab()).projection_head1_dims([8])),
         &f("projection_head1_dims"),
     );
     assert_config_error(
-        new(tab(), quiet().projection_head2_dims([8, 4])),
+        new(cd(tab()).projection_head2_dims([8, 4])),
         &f("projection_head2_dims"),
     );
     let mlp: TabModelConfig = TabMlpConfig::from_meta(&meta()).into();
-    assert_config_error(new(mlp, quiet()), &f("model"));
+    assert_config_error(new(cd(mlp)), &f("encoder"));
     let tt: TabModelConfig = TabTransformerConfig::from_meta(&meta()).input_dim(8).into();
-    assert_config_error(new(tt, quiet()), &f("model.embed_continuous"));
+    assert_config_error(new(cd(tt)), &f("encoder.embed_continuous"));
     // TabPerceiver: contrastive only
     let perceiver = supported()[6].0.clone();
-    match new(perceiver, quiet()) {
+    match new(cd(perceiver)) {
         Err(crate::WideDeepError::InvalidConfig { field, reason }) => {
             assert_eq!(field, f("loss_type"));
             assert!(reason.contains("tab_perceiver"), "{reason}");
@@ -281,28 +324,43 @@ fn bad_configurations_name_the_field() {
     }
     // the model's own checks name its fields
     let bad: TabModelConfig = FtTransformerConfig::from_meta(&meta()).n_heads(5).into();
-    assert_config_error(new(bad, quiet()), "ft_transformer.n_heads");
+    assert_config_error(new(cd(bad)), "ft_transformer.n_heads");
 }
 
 #[test]
 fn bad_data_is_an_input_error() {
-    let mut t =
-        ContrastiveDenoisingTrainer::new(supported()[1].0.clone(), quiet(), Device::Cpu).unwrap();
+    let cfg = ContrastiveDenoisingConfig::new(supported()[1].0.clone());
+    let mut t = trainer(&cfg, quiet()).unwrap();
     let mut x = locked_input(8);
     x.cat = Some(Tensor::from_slice(&[9i64; 16]).view([8, 2]));
     let bad = Dataset::new(x, None).unwrap();
-    let err = t.pretrain(&bad, None).unwrap_err().to_string();
-    assert!(err.contains("train") && err.contains('a'), "{err}");
+    // the error names the data set and the column
+    let good = data(8);
+    match t.fit(&good, Some(&bad)) {
+        Err(crate::WideDeepError::InputMismatch { input, .. }) => {
+            assert!(input.starts_with("val."), "{input}")
+        }
+        other => panic!("expected an input error, got {other:?}"),
+    }
+    match t.fit(&bad, None) {
+        Err(crate::WideDeepError::InputMismatch { input, reason }) => {
+            assert!(input.starts_with("data."), "{input}: {reason}")
+        }
+        other => panic!("expected an input error, got {other:?}"),
+    }
+    assert!(t.history().is_empty());
 }
 
 #[test]
 fn fine_tuning_starts_from_the_pretrained_encoder() {
     let d = data(64);
     let tab = supported()[2].0.clone();
-    let mut pre = ContrastiveDenoisingTrainer::new(tab.clone(), quiet(), Device::Cpu).unwrap();
-    pre.pretrain(&d, None).unwrap();
-    let model = pre.widedeep(WideDeepConfig::new().seed(9)).unwrap();
+    let mut pre = trainer(&ContrastiveDenoisingConfig::new(tab.clone()), quiet()).unwrap();
+    pre.fit(&d, None).unwrap();
+    let wd_config = WideDeepConfig::new().deeptabular(tab.clone()).seed(9);
+    let model = pre.wide_deep(&wd_config, Device::Cpu).unwrap();
     let pretrained = pre.encoder_weights();
+    assert!(!pretrained.is_empty());
     let vars = model.var_store().variables();
     for (k, w) in &pretrained {
         assert!(vars[k].equal(w), "{k} not transferred");
@@ -316,9 +374,7 @@ fn fine_tuning_starts_from_the_pretrained_encoder() {
     assert_config_error(pre.transfer_to(&mut other), "deeptabular");
     // fine-tuning with a warm-up: the weights move a little from the pretrained ones, far less
     // than a fresh initialisation differs from them
-    let fresh =
-        crate::models::WideDeep::new(&WideDeepConfig::new().deeptabular(tab).seed(9), Device::Cpu)
-            .unwrap();
+    let fresh = crate::models::WideDeep::new(&wd_config, Device::Cpu).unwrap();
     let y = Tensor::from_slice(&(0..64).map(|i| (i % 2) as f32).collect::<Vec<_>>());
     let labelled = Dataset::new(locked_input(64), Some(y)).unwrap();
     let cfg = TrainerConfig::new(Objective::Binary)

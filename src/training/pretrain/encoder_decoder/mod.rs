@@ -19,6 +19,7 @@ use crate::models::tabular::decoders::{
 };
 use crate::models::tabular::embeddings::TabEmbeddings;
 use crate::models::{ComponentConfig, ModelInput, TabMlp, TabModelConfig, TabNet, TabResnet};
+use crate::training::amp::to_f32;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -288,6 +289,8 @@ impl EncoderDecoder {
 
 impl PretrainModel for EncoderDecoder {
     const NAME: &'static str = "encoder_decoder";
+    /// `(x_embed, x_rec, mask)` of [`EncoderDecoder::forward_t`].
+    type Output = (Tensor, Tensor, Tensor);
 
     fn var_store(&self) -> &nn::VarStore {
         &self.vs
@@ -305,9 +308,12 @@ impl PretrainModel for EncoderDecoder {
         self.encoder.embeddings().check_input(input)
     }
 
-    fn loss(&self, input: &ModelInput, train: bool) -> Tensor {
-        let (x, rec, mask) = self.forward_t(input, train);
-        reconstruction_loss(&x, &rec, &mask)
+    fn forward(&self, input: &ModelInput, train: bool) -> Self::Output {
+        self.forward_t(input, train)
+    }
+
+    fn loss(&self, (x, rec, mask): Self::Output) -> Tensor {
+        reconstruction_loss(&to_f32(x), &to_f32(rec), &to_f32(mask))
     }
 }
 

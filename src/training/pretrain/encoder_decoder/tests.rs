@@ -115,7 +115,7 @@ fn every_encoder_gets_its_mirror_decoder() {
         let model = EncoderDecoder::new(&EncoderDecoderConfig::new(enc), Device::Cpu).unwrap();
         // the mask is drawn under the generator lock (see the test above)
         let _rng = crate::torch_rng_lock();
-        let loss = model.loss(&input(16), true);
+        let loss = model.loss(PretrainModel::forward(&model, &input(16), true));
         assert!(loss.double_value(&[]).is_finite(), "{name}");
         loss.backward();
         let (x, rec, _) = model.forward_t(&input(5), false);

@@ -11,6 +11,9 @@ Run: ~/.cache/widedeep/bench-venv/bin/python benches/low_labels_cd_reference.py 
 The JSON file holds `train_rows` and `test_rows` (row indices into adult.parquet),
 `labelled` ({fraction: positions in the training rows}) and `seed`. Prints one JSON object
 {fraction: [scratch AUC, pretrained AUC]}.
+
+`low_labels_cd` is also the FT-Transformer side of benches/low_labels_reference.py (the
+example's split), which passes the settings the example wrote to its splits.json.
 """
 import argparse
 import json
@@ -38,17 +41,17 @@ def seed_all(seed):
     np.random.seed(seed)
 
 
-def ft_transformer(tab):
-    d, h, b = FT_DIMS
+def ft_transformer(tab, dims=FT_DIMS):
+    d, h, b = dims
     return FTTransformer(column_idx=tab.column_idx, cat_embed_input=tab.cat_embed_input,
                          continuous_cols=ADULT_CONT, input_dim=d, n_heads=h, n_blocks=b)
 
 
-def fine_tune_auc(model, x, y, x_test, y_test, seed):
-    epochs, batch_size = FINETUNE
+def fine_tune_auc(model, x, y, x_test, y_test, seed, finetune=FINETUNE, lr=1e-3):
+    epochs, batch_size = finetune
     wd = WideDeep(deeptabular=model)
     trainer = Trainer(wd, objective="binary",
-                      optimizers=torch.optim.Adam(wd.parameters(), lr=1e-3),
+                      optimizers=torch.optim.Adam(wd.parameters(), lr=lr),
                       num_workers=0, verbose=0, seed=seed)
     trainer.fit(X_tab=x, target=y, n_epochs=epochs, batch_size=batch_size, shuffle=True)
     trainer.batch_size = 1024
@@ -56,8 +59,12 @@ def fine_tune_auc(model, x, y, x_test, y_test, seed):
     return float(roc_auc_score(y_test, proba))
 
 
-def low_labels_cd(df, train_rows, test_rows, labelled, seed):
-    """{fraction: (scratch AUC, pretrained AUC)} for the labelled positions of each fraction."""
+def low_labels_cd(df, train_rows, test_rows, labelled, seed, dims=FT_DIMS, pretrain=PRETRAIN,
+                  finetune=FINETUNE, lr=1e-3):
+    """{fraction: (scratch AUC, pretrained AUC)} for the labelled positions of each fraction.
+
+    `dims` (input_dim, n_heads, n_blocks), `pretrain` and `finetune` (epochs, batch size) and
+    the fine-tuning `lr` default to the settings of examples/common/low_labels_cd.rs."""
     train, test = df.iloc[train_rows], df.iloc[test_rows]
     y = (train["income"] == ">50K").astype(np.float32).values
     y_test = (test["income"] == ">50K").astype(np.float32).values
@@ -66,8 +73,8 @@ def low_labels_cd(df, train_rows, test_rows, labelled, seed):
     x = tab.fit_transform(train)
     x_test = tab.transform(test)
     seed_all(seed)
-    encoder = ft_transformer(tab)
-    epochs, batch_size = PRETRAIN
+    encoder = ft_transformer(tab, dims)
+    epochs, batch_size = pretrain
     cd = ContrastiveDenoisingTrainer(encoder, tab, verbose=0, seed=seed, num_workers=0)
     cd.pretrain(x, n_epochs=epochs, batch_size=batch_size)
     pretrained_state = {k: v.clone() for k, v in encoder.state_dict().items()}
@@ -75,11 +82,12 @@ def low_labels_cd(df, train_rows, test_rows, labelled, seed):
     for frac, pos in labelled.items():
         pos = np.asarray(pos)
         seed_all(seed)
-        scratch = fine_tune_auc(ft_transformer(tab), x[pos], y[pos], x_test, y_test, seed)
+        scratch = fine_tune_auc(ft_transformer(tab, dims), x[pos], y[pos], x_test, y_test, seed,
+                                finetune, lr)
         seed_all(seed)
-        model = ft_transformer(tab)
+        model = ft_transformer(tab, dims)
         model.load_state_dict(pretrained_state)
-        pretrained = fine_tune_auc(model, x[pos], y[pos], x_test, y_test, seed)
+        pretrained = fine_tune_auc(model, x[pos], y[pos], x_test, y_test, seed, finetune, lr)
         out[frac] = (scratch, pretrained)
     return out
 

@@ -10,9 +10,12 @@
 //! `target/low_labels/splits.json` (row indices of `datasets/adult.parquet`), our results to
 //! `target/low_labels/widedeep.json`; `benches/low_labels_reference.py` runs pytorch-widedeep's
 //! same procedure on the same rows and writes `target/low_labels/reference.json`, which the
-//! next run of this example prints side by side with its own results (when the settings
-//! match; the reference script covers the TabMlp rows — the FT-Transformer rows' reference
-//! side is `cargo bench --bench low_labels_cd`, on the suite's split):
+//! next run of this example prints side by side with its own results, every row with the
+//! difference of the pretrained means and whether it lies within the seeds' spread (when the
+//! settings match: `splits.json` carries them, the FT-Transformer's dimensions and its
+//! contrastive–denoising pretraining included, and the reference script reads them from it).
+//! `cargo bench --bench low_labels_cd` runs the FT-Transformer rows on another split (the
+//! suite's), per seed, both sides:
 //!
 //! ```text
 //! cargo run --release --example low_labels
@@ -44,6 +47,9 @@ const PRETRAIN_BATCH: usize = 128;
 /// Supervised training on the labelled rows: epochs and batch size (Adam at 1e-3).
 const EPOCHS: usize = 20;
 const BATCH: usize = 32;
+// the FT-Transformer rows are fine-tuned with these settings too: the same as
+// `examples/common/low_labels_cd.rs`'s (`cargo bench --bench low_labels_cd`)
+const _: () = assert!(low_labels_cd::FINETUNE.0 == EPOCHS && low_labels_cd::FINETUNE.1 == BATCH);
 
 /// One model and its pretraining route: a row group of the table.
 struct Case {
@@ -179,6 +185,15 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
     (m, var.sqrt())
 }
 
+/// The keys of `splits.json` that `reference.json` must have been written for.
+const SETTINGS: [&str; 5] = [
+    "pretrain",
+    "train",
+    "seeds",
+    "fractions",
+    "contrastive_denoising",
+];
+
 /// Prints our rows beside pytorch-widedeep's from `reference.json` (written by
 /// `benches/low_labels_reference.py` for the same settings), with the difference of the means
 /// and whether it lies within the larger of the two standard deviations.
@@ -191,7 +206,7 @@ fn side_by_side(
         return Ok(());
     };
     let reference: serde_json::Value = serde_json::from_str(&text)?;
-    let same = ["pretrain", "train", "seeds", "fractions"]
+    let same = SETTINGS
         .iter()
         .all(|k| reference["settings"][k] == splits[k]);
     if !same {
@@ -220,7 +235,15 @@ fn side_by_side(
                     && r["fraction"].as_f64() == row["fraction"].as_f64()
             })
         });
-        let Some(theirs) = theirs else { continue };
+        let Some(theirs) = theirs else {
+            println!(
+                "| {} | {} | {}% | (no reference rows: rerun the reference script) |||||",
+                row["model"].as_str().unwrap_or(""),
+                row["route"].as_str().unwrap_or(""),
+                row["fraction"].as_f64().unwrap_or(0.0) * 100.0,
+            );
+            continue;
+        };
         let cells: Vec<(f64, f64)> = [
             &row["scratch"],
             &theirs["scratch"],
@@ -302,6 +325,17 @@ fn main() -> Result<()> {
         "seeds": SEEDS,
         "pretrain": {"epochs": PRETRAIN_EPOCHS, "batch_size": PRETRAIN_BATCH, "masked_prob": 0.2},
         "train": {"epochs": EPOCHS, "batch_size": BATCH, "lr": 1e-3},
+        // the FT-Transformer rows: its dimensions and its pretraining (its supervised training
+        // is "train", as TabMlp's)
+        "contrastive_denoising": {
+            "input_dim": low_labels_cd::FT_DIMS.0,
+            "n_heads": low_labels_cd::FT_DIMS.1,
+            "n_blocks": low_labels_cd::FT_DIMS.2,
+            "pretrain": {
+                "epochs": low_labels_cd::PRETRAIN.0,
+                "batch_size": low_labels_cd::PRETRAIN.1,
+            },
+        },
     });
     std::fs::write(out_dir.join("splits.json"), serde_json::to_vec(&splits)?)?;
 

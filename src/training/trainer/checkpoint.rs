@@ -15,7 +15,8 @@ use tch::Tensor;
 /// Format tag of checkpoint files.
 const CHECKPOINT_FORMAT: &str = "widedeep-trainer-checkpoint";
 const CHECKPOINT_VERSION: u32 = 1;
-const META_KEY: &str = "__meta__";
+/// The name of the JSON metadata tensor in every checkpoint file (trainer and pretraining).
+pub(crate) const META_KEY: &str = "__meta__";
 
 /// The JSON part of a trainer checkpoint (stored as a `u8` tensor in the `.safetensors` file).
 #[derive(Serialize, Deserialize)]
@@ -37,15 +38,57 @@ struct CheckpointMeta {
 
 /// The tensors of a checkpoint file, by prefix.
 #[derive(Default)]
-struct CheckpointTensors {
+pub(crate) struct CheckpointTensors {
     /// `model/<var>`, by variable name.
-    model: BTreeMap<String, Tensor>,
+    pub(crate) model: BTreeMap<String, Tensor>,
     /// `optim/<var>/<buffer>`.
-    optim: Vec<(String, Tensor)>,
+    pub(crate) optim: Vec<(String, Tensor)>,
     /// `es_best/<var>`: early stopping's best weights.
-    best: Vec<(String, Tensor)>,
+    pub(crate) best: Vec<(String, Tensor)>,
     /// The JSON metadata as a `u8` tensor.
     meta: Option<Tensor>,
+}
+
+impl CheckpointTensors {
+    /// Reads the checkpoint file `path` and sorts its tensors by prefix (`es_best/` only
+    /// `with_best`). A missing file is a [`WideDeepError::Io`] error; an unreadable one, or one
+    /// holding a tensor of another name, a [`WideDeepError::BadCheckpoint`] naming it.
+    pub(crate) fn read(path: &Path, with_best: bool) -> Result<Self> {
+        let bad = |reason: String| bad_checkpoint(path, reason);
+        std::fs::metadata(path).map_err(|e| WideDeepError::io(path, e))?;
+        let tensors = Tensor::read_safetensors(path).map_err(|e| bad(e.to_string()))?;
+        let mut parts = Self::default();
+        for (k, t) in tensors {
+            if k == META_KEY {
+                parts.meta = Some(t);
+            } else if let Some(n) = k.strip_prefix("model/") {
+                parts.model.insert(n.to_string(), t);
+            } else if let Some(n) = k.strip_prefix("optim/") {
+                parts.optim.push((n.to_string(), t));
+            } else if let Some(n) = k.strip_prefix("es_best/").filter(|_| with_best) {
+                parts.best.push((n.to_string(), t));
+            } else {
+                bail!(bad(format!("unexpected tensor `{k}`")));
+            }
+        }
+        Ok(parts)
+    }
+
+    /// The JSON metadata of the file `path`, decoded; `what` names the kind of checkpoint
+    /// expected (`trainer`) in the [`WideDeepError::BadCheckpoint`] of a file without it.
+    pub(crate) fn meta<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &Path,
+        what: &str,
+    ) -> Result<T> {
+        let bad = |reason: String| bad_checkpoint(path, reason);
+        let meta = self
+            .meta
+            .as_ref()
+            .ok_or_else(|| bad(format!("no metadata; not a {what} checkpoint")))?;
+        let bytes = Vec::<u8>::try_from(meta).map_err(|e| bad(e.to_string()))?;
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("bad metadata: {e}")))
+    }
 }
 
 impl Trainer {
@@ -118,29 +161,8 @@ impl Trainer {
     pub fn resume(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let bad = |reason: String| bad_checkpoint(path, reason);
-        std::fs::metadata(path).map_err(|e| WideDeepError::io(path, e))?;
-        let tensors = Tensor::read_safetensors(path).map_err(|e| bad(e.to_string()))?;
-        let mut parts = CheckpointTensors::default();
-        for (k, t) in tensors {
-            if k == META_KEY {
-                parts.meta = Some(t);
-            } else if let Some(n) = k.strip_prefix("model/") {
-                parts.model.insert(n.to_string(), t);
-            } else if let Some(n) = k.strip_prefix("optim/") {
-                parts.optim.push((n.to_string(), t));
-            } else if let Some(n) = k.strip_prefix("es_best/") {
-                parts.best.push((n.to_string(), t));
-            } else {
-                bail!(bad(format!("unexpected tensor `{k}`")));
-            }
-        }
-        let meta = parts
-            .meta
-            .take()
-            .ok_or_else(|| bad("no metadata; not a trainer checkpoint".into()))?;
-        let bytes = Vec::<u8>::try_from(&meta).map_err(|e| bad(e.to_string()))?;
-        let meta: CheckpointMeta =
-            serde_json::from_slice(&bytes).map_err(|e| bad(format!("bad metadata: {e}")))?;
+        let parts = CheckpointTensors::read(path, true)?;
+        let meta: CheckpointMeta = parts.meta(path, "trainer")?;
         ensure!(
             meta.format == CHECKPOINT_FORMAT && meta.version == CHECKPOINT_VERSION,
             bad(format!(
@@ -273,7 +295,7 @@ impl Trainer {
 }
 
 /// [`WideDeepError::BadCheckpoint`] for the file `path`.
-fn bad_checkpoint(path: &Path, reason: String) -> WideDeepError {
+pub(crate) fn bad_checkpoint(path: &Path, reason: String) -> WideDeepError {
     WideDeepError::BadCheckpoint {
         path: path.to_path_buf(),
         reason,

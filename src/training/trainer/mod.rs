@@ -21,6 +21,7 @@ mod optimization;
 mod predict;
 
 pub use crate::training::optim::Optimizer;
+pub(crate) use checkpoint::{bad_checkpoint, CheckpointTensors, META_KEY};
 pub use config::TrainerConfig;
 use optimization::Optimization;
 pub(crate) use predict::{check_finite_record, check_finite_rows};
